@@ -1,0 +1,50 @@
+// swift-tools-version:6.1
+// The haps-pipe package: one module per layer (docs/architecture in ../shared/DESIGN.md §1).
+//   Pipeline  generic dataflow framework (spec, store, scheduler, journals)
+//   NN        Float32 tensors on OpenBLAS
+//   LLM       model and retriever backends
+//   Stages    the HAPS domain and its stage types
+//   haps-pipe the command-line tool
+import PackageDescription
+
+let upcoming: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "haps-pipe",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "haps-pipe", targets: ["haps-pipe"]),
+        .library(name: "Pipeline", targets: ["Pipeline"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
+    targets: [
+        // System-library shims (Debian packages libopenblas-dev, libcurl4-openssl-dev, liblz4-dev).
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl",
+                       providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CLZ4", pkgConfig: "liblz4",
+                       providers: [.apt(["liblz4-dev"])]),
+
+        .target(name: "Pipeline",
+                dependencies: ["CLZ4", .product(name: "Crypto", package: "swift-crypto")],
+                swiftSettings: upcoming),
+        .target(name: "NN", dependencies: ["COpenBLAS"], swiftSettings: upcoming),
+        .target(name: "LLM", dependencies: ["NN", "CCurl"], swiftSettings: upcoming),
+        .target(name: "Stages", dependencies: ["Pipeline", "NN", "LLM"], swiftSettings: upcoming),
+        .executableTarget(
+            name: "haps-pipe",
+            dependencies: ["Pipeline", "Stages",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: upcoming),
+
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Stages"],
+                    swiftSettings: upcoming),
+        .testTarget(name: "CLITests", dependencies: ["Pipeline"], swiftSettings: upcoming),
+    ]
+)

@@ -1,0 +1,1 @@
+// LLM: model and retriever backends (issue 4).

@@ -1,0 +1,1 @@
+// NN: Float32 tensors on OpenBLAS (issue 5).

@@ -1,0 +1,269 @@
+import Foundation
+
+extension PipelineSpec {
+    static let topLevelFields = ["name", "description", "seed", "resources", "pools", "stages"]
+    static let stageFields = ["type", "inputs", "params", "pool", "cpus", "seed", "description"]
+    public static let defaultSeed = 43
+
+    /// Reads, overrides and validates a spec file. Throws `SpecError` listing every problem.
+    public static func load(path: String, registry: StageRegistry, overrides: [String] = [],
+                            baseDirectory: String = FileManager.default.currentDirectoryPath) throws -> PipelineSpec {
+        let text: String
+        do { text = try FileIO.readString(path) } catch {
+            throw SpecError(file: path, problems: [SpecProblem(.root, "cannot read the spec: \(error.reason)")])
+        }
+        return try parse(text: text, file: path, registry: registry, overrides: overrides, baseDirectory: baseDirectory)
+    }
+
+    public static func parse(text: String, file: String, registry: StageRegistry, overrides: [String] = [],
+                             baseDirectory: String = FileManager.default.currentDirectoryPath) throws -> PipelineSpec {
+        let doc: JSONParser.Document
+        do { doc = try JSONParser.parseDocument(text) } catch {
+            throw SpecError(file: file, problems: [], syntax: error)
+        }
+        var value = doc.value
+        var problems: [SpecProblem] = []
+        for o in overrides {
+            switch applyOverride(o, to: value) {
+            case .success(let v): value = v
+            case .failure(let p): problems.append(p)
+            }
+        }
+        var validator = SpecValidator(registry: registry, baseDirectory: baseDirectory)
+        let spec = validator.validate(value, sourcePath: file)
+        problems += validator.problems
+        if !problems.isEmpty || spec == nil {
+            throw SpecError(file: file, problems: problems, locations: doc.locations)
+        }
+        return spec!
+    }
+
+    /// Applies `stage.param[.sub]=value` (value as JSON when it parses, else a string).
+    static func applyOverride(_ text: String, to doc: JSONValue) -> Result<JSONValue, SpecProblem> {
+        let at = JSONPath.root.appending("--set")
+        guard let eq = text.firstIndex(of: "=") else {
+            return .failure(SpecProblem(at, "'\(text)' is not of the form stage.param=value"))
+        }
+        let lhs = String(text[..<eq]), rhs = String(text[text.index(after: eq)...])
+        let keys = lhs.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        guard keys.count >= 2, keys.allSatisfy({ !$0.isEmpty }) else {
+            return .failure(SpecProblem(at, "'\(text)' is not of the form stage.param=value"))
+        }
+        let stageNames = doc["stages"]?.objectMembers?.map(\.key) ?? []
+        guard stageNames.contains(keys[0]) else {
+            return .failure(SpecProblem(at, "'\(lhs)': unknown stage '\(keys[0])'" + NearestName.hint(keys[0], among: stageNames)))
+        }
+        let parsed = (try? JSONParser.parse(rhs)) ?? .string(rhs)
+        return .success(doc.setting(["stages", keys[0], "params"] + keys[1...], to: parsed))
+    }
+}
+
+/// Checks a spec document against the registry and builds the validated pipeline.
+struct SpecValidator {
+    let registry: StageRegistry
+    let baseDirectory: String
+    var problems: [SpecProblem] = []
+
+    init(registry: StageRegistry, baseDirectory: String) {
+        self.registry = registry; self.baseDirectory = baseDirectory
+    }
+
+    mutating func report(_ path: JSONPath, _ message: String) { problems.append(SpecProblem(path, message)) }
+
+    mutating func validate(_ doc: JSONValue, sourcePath: String) -> PipelineSpec? {
+        let root = JSONPath.root
+        guard let top = doc.objectMembers else {
+            report(root, "expected an object with 'name' and 'stages', found \(doc.typeDescription)")
+            return nil
+        }
+        for (k, _) in top where !PipelineSpec.topLevelFields.contains(k) {
+            report(root.appending(k), "unknown field '\(k)'" + NearestName.hint(k, among: PipelineSpec.topLevelFields))
+        }
+        var name = "pipeline"
+        switch doc["name"] {
+        case .string(let s)? where isValidName(s): name = s
+        case .string(let s)?: report(root.appending("name"), "'\(s)' is not a valid name (use letters, digits, '_' and '-')")
+        case nil: report(root, "missing field 'name'")
+        case let v?: report(root.appending("name"), "expected a string, found \(v.typeDescription)")
+        }
+        let seed = integer(doc["seed"], at: root.appending("seed")) ?? PipelineSpec.defaultSeed
+
+        var pools: [String: Int] = [:]
+        if let p = doc["pools"] {
+            if let members = p.objectMembers {
+                for (k, v) in members {
+                    if let n = v.intValue, n >= 1 { pools[k] = n } else {
+                        report(root.appending("pools").appending(k), "expected a positive integer, found \(v.typeDescription)")
+                    }
+                }
+            } else { report(root.appending("pools"), "expected an object of pool sizes, found \(p.typeDescription)") }
+        }
+        let resources = doc["resources"] ?? .object([])
+        if resources.objectMembers == nil { report(root.appending("resources"), "expected an object, found \(resources.typeDescription)") }
+
+        guard let stagesJSON = doc["stages"] else {
+            report(root, "missing field 'stages'")
+            return nil
+        }
+        guard let stageMembers = stagesJSON.objectMembers else {
+            report(root.appending("stages"), "expected an object of stages, found \(stagesJSON.typeDescription)")
+            return nil
+        }
+        if stageMembers.isEmpty { report(root.appending("stages"), "a pipeline needs at least one stage") }
+        let stageNames = stageMembers.map(\.key)
+
+        // Pass 1: each stage on its own.
+        var stages: [String: PlannedStageSpec] = [:]
+        var rawInputs: [String: [(String, String, JSONPath)]] = [:]
+        for (sname, sjson) in stageMembers {
+            let sp = root.appending("stages").appending(sname)
+            if !isValidName(sname) { report(sp, "'\(sname)' is not a valid stage name (use letters, digits, '_' and '-')") }
+            guard let members = sjson.objectMembers else {
+                report(sp, "expected an object with 'type', found \(sjson.typeDescription)"); continue
+            }
+            for (k, _) in members where !PipelineSpec.stageFields.contains(k) {
+                report(sp.appending(k), "unknown field '\(k)'" + NearestName.hint(k, among: PipelineSpec.stageFields))
+            }
+            guard let typeValue = sjson["type"] else { report(sp, "missing field 'type'"); continue }
+            guard let typeName = typeValue.stringValue else {
+                report(sp.appending("type"), "expected a string, found \(typeValue.typeDescription)"); continue
+            }
+            guard let def = registry[typeName] else {
+                let hint = NearestName.hint(typeName, among: registry.names)
+                report(sp.appending("type"), "unknown stage type '\(typeName)'" + (hint.isEmpty ? "; known types: \(registry.names.joined(separator: ", "))" : hint))
+                continue
+            }
+            let paramsJSON = sjson["params"] ?? .object([])
+            let params: any Sendable
+            switch def.decode(paramsJSON, sp.appending("params")) {
+            case .success(let p): params = p
+            case .failure(let f): problems += f.problems; continue
+            }
+            problems += def.validateParams(params, sp.appending("params"))
+            let ports = def.portsOf(params)
+
+            var inputs: [(String, String, JSONPath)] = []
+            if let i = sjson["inputs"] {
+                if let im = i.objectMembers {
+                    for (port, src) in im {
+                        let ip = sp.appending("inputs").appending(port)
+                        guard let s = src.stringValue else { report(ip, "expected a stage name or a file path, found \(src.typeDescription)"); continue }
+                        if ports.openInputKind == nil && !ports.inputs.contains(where: { $0.name == port }) {
+                            let names = ports.inputs.map(\.name)
+                            report(ip, "unknown input '\(port)' for stage type '\(typeName)'" +
+                                   (NearestName.hint(port, among: names).isEmpty ? "; its inputs are: \(names.isEmpty ? "(none)" : names.joined(separator: ", "))" : NearestName.hint(port, among: names)))
+                            continue
+                        }
+                        inputs.append((port, s, ip))
+                    }
+                } else { report(sp.appending("inputs"), "expected an object of inputs, found \(i.typeDescription)") }
+            }
+            for port in ports.inputs where !port.optional && !inputs.contains(where: { $0.0 == port.name }) {
+                report(sp.appending("inputs"), "missing input '\(port.name)' (kind '\(port.kind)')")
+            }
+            var resolved: [String: JSONValue] = [:]
+            for r in def.resourcesOf(params) {
+                if let v = lookupResource(r, in: resources) { resolved[r] = v } else {
+                    let known = resourceNames(resources)
+                    report(sp.appending("params"), "unknown resource '\(r)'" + NearestName.hint(r, among: known))
+                }
+            }
+            var pool: String?
+            if let pv = sjson["pool"] {
+                if let p = pv.stringValue {
+                    if pools[p] == nil { report(sp.appending("pool"), "unknown pool '\(p)'" + (NearestName.hint(p, among: pools.keys).isEmpty ? "; declare it under $.pools" : NearestName.hint(p, among: pools.keys))) }
+                    pool = p
+                } else { report(sp.appending("pool"), "expected a string, found \(pv.typeDescription)") }
+            }
+            var cpus = 1
+            if let c = sjson["cpus"] {
+                if let n = c.intValue, n >= 1 { cpus = n } else { report(sp.appending("cpus"), "expected a positive integer, found \(c.typeDescription)") }
+            }
+            let stageSeed = integer(sjson["seed"], at: sp.appending("seed")) ?? seed
+            rawInputs[sname] = inputs
+            stages[sname] = PlannedStageSpec(name: sname, definition: def, paramsJSON: paramsJSON, params: params, ports: ports,
+                                             inputs: [], resources: resolved, pool: pool, cpus: cpus, seed: stageSeed)
+        }
+
+        // Pass 2: wire inputs, check kinds.
+        for sname in stageNames {
+            guard var st = stages[sname] else { continue }
+            for (port, s, ip) in rawInputs[sname] ?? [] {
+                let kind = st.ports.inputs.first(where: { $0.name == port })?.kind ?? st.ports.openInputKind ?? .any
+                if stageNames.contains(s) {
+                    if s == sname { report(ip, "stage '\(sname)' cannot take its own output as input"); continue }
+                    if let producer = stages[s], !kind.accepts(producer.ports.output) {
+                        report(ip, "stage '\(s)' outputs '\(producer.ports.output)' but input '\(port)' of '\(st.definition.name)' expects '\(kind)'")
+                    }
+                    st.inputs.append((port, kind, .stage(s)))
+                } else {
+                    let full = s.hasPrefix("/") ? s : baseDirectory + "/" + s
+                    if FileIO.exists(full) {
+                        st.inputs.append((port, kind, .path(full)))
+                    } else {
+                        let hint = NearestName.hint(s, among: stageNames, what: "stage")
+                        report(ip, "'\(s)' is neither a stage of this pipeline nor an existing file" + hint)
+                    }
+                }
+            }
+            stages[sname] = st
+        }
+        let order = topologicalOrder(stageNames, stages)
+        if !problems.isEmpty { return nil }
+        return PipelineSpec(name: name, description: doc["description"]?.stringValue ?? "", sourcePath: sourcePath,
+                            baseDirectory: baseDirectory, seed: seed, pools: pools, stages: stages, order: order, document: doc)
+    }
+
+    /// Kahn's algorithm in spec order; reports a cycle (as a path) when one exists.
+    mutating func topologicalOrder(_ names: [String], _ stages: [String: PlannedStageSpec]) -> [String] {
+        var done = Set<String>(), order: [String] = []
+        let present = names.filter { stages[$0] != nil }
+        while order.count < present.count {
+            guard let next = present.first(where: { !done.contains($0) && stages[$0]!.dependencies.allSatisfy { done.contains($0) || stages[$0] == nil } }) else {
+                // Find one cycle to show.
+                let remaining = present.filter { !done.contains($0) }
+                var path: [String] = [remaining[0]], seen: [String: Int] = [remaining[0]: 0]
+                while true {
+                    let cur = path.last!
+                    guard let nxt = stages[cur]!.dependencies.first(where: { !done.contains($0) && stages[$0] != nil }) else { break }
+                    if let i = seen[nxt] {
+                        let cycle = Array(path[i...]).reversed() + [path[i...].last!]
+                        report(JSONPath.root.appending("stages"), "dependency cycle: " + cycle.joined(separator: " -> "))
+                        break
+                    }
+                    seen[nxt] = path.count
+                    path.append(nxt)
+                }
+                return order
+            }
+            done.insert(next); order.append(next)
+        }
+        return order
+    }
+
+    mutating func integer(_ v: JSONValue?, at path: JSONPath) -> Int? {
+        guard let v else { return nil }
+        if let n = v.intValue { return n }
+        report(path, "expected an integer, found \(v.typeDescription)")
+        return nil
+    }
+
+    func isValidName(_ s: String) -> Bool {
+        !s.isEmpty && s.unicodeScalars.allSatisfy { ($0 >= "a" && $0 <= "z") || ($0 >= "A" && $0 <= "Z") || ($0 >= "0" && $0 <= "9") || $0 == "_" || $0 == "-" }
+    }
+
+    func lookupResource(_ name: String, in resources: JSONValue) -> JSONValue? {
+        var v: JSONValue? = resources
+        for part in name.split(separator: ".") { v = v?[String(part)] }
+        return v
+    }
+
+    func resourceNames(_ resources: JSONValue) -> [String] {
+        var out: [String] = []
+        for (k, v) in resources.objectMembers ?? [] {
+            out.append(k)
+            for (k2, _) in v.objectMembers ?? [] { out.append("\(k).\(k2)") }
+        }
+        return out
+    }
+}

@@ -1,0 +1,201 @@
+import Foundation
+
+/// The generic `command` stage: runs an external program as a cached pipeline stage.
+///
+///     "train": {"type": "command",
+///               "inputs": {"data": "build_sft", "script": "scripts/train.py"},
+///               "params": {"run": "python3 {inputs.script} --data {inputs.data} --lr {params.lr} --out {outputs.model}",
+///                          "outputs": ["model"], "params": {"lr": 0.0001}}}
+///
+/// Placeholders in `run` and `env` values: `{inputs.PORT}` (path of an input: the file when
+/// the artifact is one file, else its directory), `{outputs.NAME}` (a path in the output
+/// directory), `{out}` (the output directory), `{work}` (scratch kept across interruptions,
+/// for the program's own checkpoints), `{params.NAME}`, `{seed}`; `{{` and `}}` are braces.
+/// The same values are in the environment: `HAPS_OUT`, `HAPS_WORK`, `HAPS_SEED`,
+/// `HAPS_INPUT_<PORT>`, `HAPS_PARAM_<NAME>` (upper-cased). Everything the program writes
+/// under `{out}` becomes the stage's artifact; each name in `outputs` must exist afterwards.
+public struct CommandStage: StageType {
+    public struct Params: Decodable, Sendable {
+        /// A shell command (run by `/bin/sh -c`) or an argument vector (run directly).
+        public var run: Command
+        public var outputs: [String]
+        public var kind: String
+        public var params: [String: JSONValue]
+        public var env: [String: String]
+        /// Working directory, relative to the directory haps-pipe runs in (default: that directory).
+        public var cwd: String?
+
+        enum CodingKeys: String, CodingKey { case run, outputs, kind, params, env, cwd }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            run = try c.decode(Command.self, forKey: .run)
+            outputs = try c.decodeIfPresent([String].self, forKey: .outputs) ?? []
+            kind = try c.decodeIfPresent(String.self, forKey: .kind) ?? ArtifactKind.files.name
+            params = try c.decodeIfPresent([String: JSONValue].self, forKey: .params) ?? [:]
+            env = try c.decodeIfPresent([String: String].self, forKey: .env) ?? [:]
+            cwd = try c.decodeIfPresent(String.self, forKey: .cwd)
+        }
+    }
+
+    public enum Command: Decodable, Sendable {
+        case shell(String)
+        case argv([String])
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let s = try? c.decode(String.self) { self = .shell(s); return }
+            self = .argv(try c.decode([String].self))
+        }
+        var templates: [String] {
+            switch self { case .shell(let s): return [s]; case .argv(let a): return a }
+        }
+    }
+
+    public static let name = "command"
+    public static let version = 1
+    public static let summary = "Runs an external program with declared inputs, parameters and outputs."
+    public static let parameters = [
+        ParameterInfo("run", "shell command string, or an array of arguments (no shell)"),
+        ParameterInfo("outputs", "names the program must write under {out}; each is {outputs.NAME}"),
+        ParameterInfo("kind", "artifact kind of the output (default 'files')"),
+        ParameterInfo("params", "the program's own parameters: {params.NAME} and HAPS_PARAM_NAME"),
+        ParameterInfo("env", "extra environment variables (placeholders allowed)"),
+        ParameterInfo("cwd", "working directory (default: where haps-pipe runs)"),
+    ]
+
+    public static func ports(_ p: Params) -> StagePorts {
+        StagePorts(inputs: [], output: ArtifactKind(p.kind), openInputKind: .any)
+    }
+
+    public static func validate(_ p: Params, at path: JSONPath) -> [SpecProblem] {
+        var problems: [SpecProblem] = []
+        if p.run.templates.isEmpty || p.run.templates.allSatisfy({ $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
+            problems.append(SpecProblem(path.appending("run"), "the command is empty"))
+        }
+        for o in p.outputs where o.isEmpty || o.hasPrefix("/") || o.split(separator: "/").contains("..") {
+            problems.append(SpecProblem(path.appending("outputs"), "output '\(o)' must be a relative path inside the output directory"))
+        }
+        // Every placeholder must name something that exists.
+        let templates = p.run.templates.map { (path.appending("run"), $0) } + p.env.map { (path.appending("env").appending($0.key), $0.value) }
+        for (at, t) in templates {
+            switch Template.placeholders(in: t) {
+            case .failure(let f): problems.append(SpecProblem(at, f.message))
+            case .success(let names):
+                for n in names {
+                    let parts = n.split(separator: ".", maxSplits: 1).map(String.init)
+                    switch (parts.first ?? "", parts.count) {
+                    case ("out", 1), ("work", 1), ("seed", 1), ("inputs", 2): break
+                    case ("outputs", 2):
+                        if !p.outputs.contains(parts[1]) {
+                            problems.append(SpecProblem(at, "placeholder {\(n)} names an undeclared output" + NearestName.hint(parts[1], among: p.outputs) + " (declare it in 'outputs')"))
+                        }
+                    case ("params", 2):
+                        if p.params[parts[1]] == nil {
+                            problems.append(SpecProblem(at, "placeholder {\(n)} names an undefined parameter" + NearestName.hint(parts[1], among: p.params.keys)))
+                        }
+                    default:
+                        problems.append(SpecProblem(at, "unknown placeholder {\(n)}; use {inputs.PORT}, {outputs.NAME}, {params.NAME}, {out}, {work} or {seed}"))
+                    }
+                }
+            }
+        }
+        return problems
+    }
+
+    public static func run(_ p: Params, _ context: StageContext) throws {
+        var values: [String: String] = ["out": context.outputDirectory, "work": context.workDirectory, "seed": String(context.seed)]
+        var env = ProcessInfo.processInfo.environment
+        env["HAPS_OUT"] = context.outputDirectory
+        env["HAPS_WORK"] = context.workDirectory
+        env["HAPS_SEED"] = String(context.seed)
+        env["HAPS_THREADS"] = String(context.threads)
+        for (port, a) in context.inputs {
+            values["inputs.\(port)"] = a.path
+            env["HAPS_INPUT_\(envName(port))"] = a.path
+        }
+        for o in p.outputs {
+            let full = context.outputDirectory + "/" + o
+            values["outputs.\(o)"] = full
+            try FileIO.makeDirectory((full as NSString).deletingLastPathComponent)
+        }
+        for (k, v) in p.params {
+            let s = v.stringValue ?? v.canonical
+            values["params.\(k)"] = s
+            env["HAPS_PARAM_\(envName(k))"] = s
+        }
+        for (k, v) in p.env { env[k] = try Template.render(v, values) }
+        let argv: [String]
+        switch p.run {
+        case .shell(let s): argv = ["/bin/sh", "-c", try Template.render(s, values)]
+        case .argv(let a): argv = try a.map { try Template.render($0, values) }
+        }
+        let cwd = p.cwd.map { $0.hasPrefix("/") ? $0 : context.baseDirectory + "/" + $0 } ?? context.baseDirectory
+        let logPath = context.workDirectory + "/command.log"
+        FileIO.remove(logPath)
+        context.progress.setStatus(argv.last.map { String($0.prefix(60)) } ?? "")
+        let result = try Subprocess.run(arguments: argv, environment: env, directory: cwd, logPath: logPath,
+                                        cancellation: context.cancellation)
+        if context.cancellation.isCancelled { throw CancellationError() }
+        if result.exitCode != 0 {
+            let tail = ((try? FileIO.readString(logPath)) ?? "").split(separator: "\n", omittingEmptySubsequences: false).suffix(20)
+            let how = result.signal.map { "was killed by signal \($0)" } ?? "exited with status \(result.exitCode)"
+            throw CommandFailure(message: "command \(how): \(argv.joined(separator: " "))\n--- last lines of its output (\(logPath)) ---\n" + tail.joined(separator: "\n"))
+        }
+        for o in p.outputs where !FileIO.exists(context.outputDirectory + "/" + o) {
+            throw CommandFailure(message: "command finished but did not write its declared output '\(o)' (expected at {outputs.\(o)} = \(context.outputDirectory)/\(o))")
+        }
+    }
+
+    static func envName(_ s: String) -> String {
+        String(s.uppercased().map { $0.isLetter || $0.isNumber ? $0 : "_" })
+    }
+}
+
+/// A failed external command, with the tail of its output.
+public struct CommandFailure: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public var description: String { message }
+}
+
+/// `{name}` placeholders with Python `str.format` brace rules (`{{` and `}}` are literal).
+public enum Template {
+    public static func placeholders(in s: String) -> Swift.Result<[String], CommandFailure> {
+        var names: [String] = []
+        var i = s.startIndex
+        while i < s.endIndex {
+            let c = s[i]
+            if c == "{" {
+                let n = s.index(after: i)
+                if n < s.endIndex && s[n] == "{" { i = s.index(after: n); continue }
+                guard let close = s[n...].firstIndex(of: "}") else { return .failure(CommandFailure(message: "unmatched '{' in \"\(s)\"")) }
+                names.append(String(s[n..<close]))
+                i = s.index(after: close)
+            } else if c == "}" {
+                let n = s.index(after: i)
+                if n < s.endIndex && s[n] == "}" { i = s.index(after: n); continue }
+                return .failure(CommandFailure(message: "single '}' in \"\(s)\" (write '}}' for a literal brace)"))
+            } else { i = s.index(after: i) }
+        }
+        return .success(names)
+    }
+
+    public static func render(_ s: String, _ values: [String: String]) throws -> String {
+        var out = ""
+        var i = s.startIndex
+        while i < s.endIndex {
+            let c = s[i]
+            let n = s.index(after: i)
+            if c == "{" && n < s.endIndex && s[n] == "{" { out.append("{"); i = s.index(after: n); continue }
+            if c == "}" && n < s.endIndex && s[n] == "}" { out.append("}"); i = s.index(after: n); continue }
+            if c == "{", let close = s[n...].firstIndex(of: "}") {
+                let name = String(s[n..<close])
+                guard let v = values[name] else { throw CommandFailure(message: "placeholder {\(name)} has no value") }
+                out += v
+                i = s.index(after: close)
+                continue
+            }
+            out.append(c); i = n
+        }
+        return out
+    }
+}

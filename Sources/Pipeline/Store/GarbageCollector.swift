@@ -1,0 +1,68 @@
+import Foundation
+
+/// What `gc` removed (or would remove with `dryRun`).
+public struct GCReport: Sendable {
+    public var keptObjects = 0
+    public var removedObjects = 0
+    public var removedBytes: Int64 = 0
+    public var removedActions = 0
+    public var removedTrees = 0
+    public var removedWorkAreas = 0
+}
+
+extension Store {
+    /// Removes every object that no ref reaches, the action entries whose outputs are gone,
+    /// unpacked trees and abandoned work areas. Holds the store lock exclusively, so it waits
+    /// for running `haps-pipe` processes and they wait for it.
+    ///
+    /// `keepWork`: keep work areas (journals of interrupted stages), which a later run resumes.
+    public func collectGarbage(dryRun: Bool = false, keepWork: Bool = true, extraRoots: [Digest] = []) throws -> GCReport {
+        let lock = try lockStore(.exclusive)
+        defer { lock?.unlock() }
+        var report = GCReport()
+        var live = Set<Digest>()
+        var liveArtifacts = Set<Digest>(extraRoots)
+        for r in allRefs() { liveArtifacts.insert(r.ref.output) }
+        for a in liveArtifacts {
+            live.insert(a)
+            if let m = try? manifest(a) { for f in m.files.values { live.insert(f.digest) } }
+        }
+        let fm = FileManager.default
+        let objects = "\(root)/objects"
+        for prefix in (try? fm.contentsOfDirectory(atPath: objects)) ?? [] {
+            for rest in (try? fm.contentsOfDirectory(atPath: "\(objects)/\(prefix)")) ?? [] {
+                guard let d = Digest(hex: prefix + rest) else { continue }
+                if live.contains(d) { report.keptObjects += 1; continue }
+                let p = "\(objects)/\(prefix)/\(rest)"
+                report.removedObjects += 1
+                report.removedBytes += FileIO.status(p)?.size ?? 0
+                if !dryRun { unlink(p) }
+            }
+        }
+        let actions = "\(root)/actions"
+        for prefix in (try? fm.contentsOfDirectory(atPath: actions)) ?? [] {
+            for f in (try? fm.contentsOfDirectory(atPath: "\(actions)/\(prefix)")) ?? [] {
+                let p = "\(actions)/\(prefix)/\(f)"
+                guard let bytes = try? FileIO.read(p), let json = try? JSONParser.parse(bytes: bytes),
+                      let e = ActionEntry(json: json) else { if !dryRun { unlink(p) }; continue }
+                if !liveArtifacts.contains(e.output) {
+                    report.removedActions += 1
+                    if !dryRun { unlink(p) }
+                }
+            }
+        }
+        for t in (try? fm.contentsOfDirectory(atPath: "\(root)/trees")) ?? [] {
+            if let d = Digest(hex: t), liveArtifacts.contains(d) { continue }
+            report.removedTrees += 1
+            if !dryRun { FileIO.remove("\(root)/trees/\(t)") }
+        }
+        if !keepWork {
+            for w in (try? fm.contentsOfDirectory(atPath: "\(root)/work")) ?? [] {
+                report.removedWorkAreas += 1
+                if !dryRun { FileIO.remove("\(root)/work/\(w)") }
+            }
+        }
+        if !dryRun { FileIO.remove("\(root)/corrupt"); FileIO.remove("\(root)/filestat") }
+        return report
+    }
+}

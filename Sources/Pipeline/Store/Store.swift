@@ -1,0 +1,230 @@
+import Foundation
+
+/// The on-disk store: content-addressed objects, the action cache, refs and run records.
+///
+///     let store = try Store(root: "artifacts")
+///     let d = try store.putObject(Array("hi".utf8))
+///     try store.object(d)            // verified on every read
+///
+/// Layout (all writes atomic: temporary file, fsync, rename):
+///
+///     objects/ab/cdef…        LZ4 frames of file contents and manifests, named by SHA-256
+///     actions/ab/<key>.json   action cache: stage key → output artifact digest (+ provenance)
+///     refs/<pipeline>/<stage>.json   the latest result of each stage of each pipeline
+///     runs/<time>-<pid>.json  one record per `haps-pipe run`
+///     work/<key>/             journals, checkpoints and scratch of a stage that has not finished
+///     trees/<digest>/         read-only unpacked copies of artifacts that stages read
+///     filestat/               cache of the digests of users' input files by (size, mtime, inode)
+///     locks/                  flock files: one per key being computed, one for the whole store
+public final class Store: @unchecked Sendable {
+    public let root: String
+
+    public init(root: String) throws(FileError) {
+        var r = root
+        while r.count > 1 && r.hasSuffix("/") { r.removeLast() }
+        if !r.hasPrefix("/") { r = FileManager.default.currentDirectoryPath + "/" + r }
+        self.root = r
+        try FileIO.makeDirectory(r)
+    }
+
+    // MARK: Objects
+
+    func objectPath(_ d: Digest) -> String {
+        let h = d.hex
+        return "\(root)/objects/\(h.prefix(2))/\(h.dropFirst(2))"
+    }
+
+    public func hasObject(_ d: Digest) -> Bool { FileIO.exists(objectPath(d)) }
+
+    /// Stores bytes (LZ4-compressed) under their digest; a no-op when already present.
+    @discardableResult
+    public func putObject(_ bytes: [UInt8]) throws -> Digest {
+        let d = Digest.of(bytes)
+        try putObject(bytes, digest: d)
+        return d
+    }
+
+    func putObject(_ bytes: [UInt8], digest d: Digest) throws {
+        let path = objectPath(d)
+        if FileIO.exists(path) { return }
+        try FileIO.writeAtomically(try LZ4Frame.compress(bytes), to: path, mode: 0o444)
+    }
+
+    /// Reads and verifies an object. A damaged object is reported, deleted, and never returned.
+    public func object(_ d: Digest) throws(StoreError) -> [UInt8] {
+        let path = objectPath(d)
+        let compressed: [UInt8]
+        do { compressed = try FileIO.read(path) } catch {
+            throw StoreError(.missingObject, "object \(d.short) is missing from the store (\(path))", digest: d)
+        }
+        let bytes: [UInt8]
+        do { bytes = try LZ4Frame.decompress(compressed) } catch {
+            quarantine(path)
+            throw StoreError(.corruptObject, "object \(d.short) is corrupt (\(error)); it was removed and will be recomputed", digest: d)
+        }
+        guard Digest.of(bytes) == d else {
+            quarantine(path)
+            throw StoreError(.corruptObject, "object \(d.short) is corrupt (its content no longer matches its digest); it was removed and will be recomputed", digest: d)
+        }
+        return bytes
+    }
+
+    /// Moves a damaged object aside (kept for inspection under `corrupt/`, never read again).
+    private func quarantine(_ path: String) {
+        let dest = "\(root)/corrupt/\((path as NSString).lastPathComponent)-\(Int(Date().timeIntervalSince1970))"
+        try? FileIO.makeDirectory("\(root)/corrupt")
+        if rename(path, dest) != 0 { unlink(path) }
+    }
+
+    // MARK: Artifacts
+
+    /// Stores every file under `directory` and the manifest that lists them.
+    public func ingest(directory: String, kind: ArtifactKind) throws -> Digest {
+        var files: [String: ArtifactManifest.Entry] = [:]
+        for rel in try FileIO.listFiles(under: directory) {
+            let full = directory + "/" + rel
+            let bytes = try FileIO.read(full)
+            let d = try putObject(bytes)
+            files[rel] = .init(digest: d, size: Int64(bytes.count), executable: FileIO.status(full)?.isExecutable ?? false)
+        }
+        let manifest = ArtifactManifest(kind: kind, files: files)
+        try putObject(manifest.bytes, digest: manifest.digest)
+        return manifest.digest
+    }
+
+    public func manifest(_ d: Digest) throws(StoreError) -> ArtifactManifest {
+        let bytes = try object(d)
+        let json: JSONValue
+        do { json = try JSONParser.parse(bytes: bytes) } catch {
+            throw StoreError(.badMetadata, "object \(d.short) is not an artifact manifest", digest: d)
+        }
+        return try ArtifactManifest(json: json)
+    }
+
+    /// Every object an artifact consists of (its manifest and its files).
+    public func objects(ofArtifact d: Digest) throws(StoreError) -> [Digest] {
+        [d] + (try manifest(d)).files.values.map(\.digest)
+    }
+
+    /// Unpacks an artifact to `trees/<digest>/` (verifying every object) and returns the path.
+    /// A tree already unpacked is reused.
+    public func materialize(_ d: Digest) throws -> String {
+        let dest = "\(root)/trees/\(d.hex)"
+        if FileIO.isDirectory(dest) { return dest }
+        let m = try manifest(d)
+        let tmp = "\(root)/trees/.tmp-\(d.short)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileIO.makeDirectory(tmp)
+        defer { FileIO.remove(tmp) }
+        for (rel, entry) in m.files {
+            let bytes = try object(entry.digest)
+            try FileIO.writeAtomically(bytes, to: tmp + "/" + rel, mode: entry.executable ? 0o555 : 0o444, sync: false)
+        }
+        if rename(tmp, dest) != 0 && !FileIO.isDirectory(dest) {
+            throw FileError(path: dest, operation: "create", errno: errno)
+        }
+        return dest
+    }
+
+    // MARK: Action cache
+
+    func actionPath(_ key: Digest) -> String { "\(root)/actions/\(key.hex.prefix(2))/\(key.hex).json" }
+
+    public func action(_ key: Digest) -> ActionEntry? {
+        guard let bytes = try? FileIO.read(actionPath(key)),
+              let json = try? JSONParser.parse(bytes: bytes) else { return nil }
+        return ActionEntry(json: json)
+    }
+
+    public func recordAction(_ entry: ActionEntry) throws {
+        try FileIO.writeAtomically(entry.json.canonical, to: actionPath(entry.key))
+    }
+
+    public func removeAction(_ key: Digest) { unlink(actionPath(key)) }
+
+    /// Stat fingerprints of an artifact's object files, recorded with the action so that a
+    /// cache hit can be checked cheaply; see `checkIntact`.
+    public func objectFingerprints(ofArtifact d: Digest) throws -> [Digest: FileIO.Stat] {
+        var out: [Digest: FileIO.Stat] = [:]
+        for o in try objects(ofArtifact: d) {
+            if let st = FileIO.status(objectPath(o)) { out[o] = st }
+        }
+        return out
+    }
+
+    /// Whether a cached output can be trusted. Objects whose files still have the size, mtime
+    /// and inode recorded when they were stored are trusted without reading them; any other
+    /// object is read and verified in full (a damaged one is removed and reported).
+    public func checkIntact(_ entry: ActionEntry, verifyAll: Bool = false) -> Result<Void, StoreError> {
+        for (d, recorded) in entry.objectStats {
+            let current = FileIO.status(objectPath(d))
+            if current == nil {
+                return .failure(StoreError(.missingObject, "object \(d.short) of the cached output is missing", digest: d))
+            }
+            if verifyAll || current != recorded {
+                do { _ = try object(d) } catch { return .failure(error) }
+            }
+        }
+        return .success(())
+    }
+
+    // MARK: Locks
+
+    /// The lock that makes one process compute a key while others wait for its result.
+    public func lockKey(_ key: Digest) throws(FileError) -> FileLock {
+        try FileLock(path: "\(root)/locks/\(key.hex.prefix(2))/\(key.hex).lock")
+    }
+
+    /// Shared by runs, exclusive for `gc`, so that gc never deletes what a run is writing.
+    public func lockStore(_ mode: FileLock.Mode, wait: Bool = true) throws(FileError) -> FileLock? {
+        let path = "\(root)/locks/store.lock"
+        if wait { return try FileLock(path: path, mode: mode) }
+        return try FileLock.tryLock(path: path, mode: mode)
+    }
+
+    // MARK: Work areas
+
+    /// The directory where a stage keeps journals, checkpoints and scratch until it succeeds.
+    public func workDirectory(_ key: Digest) -> String { "\(root)/work/\(key.hex)" }
+
+    // MARK: Refs and run records
+
+    func refPath(pipeline: String, stage: String) -> String { "\(root)/refs/\(pipeline)/\(stage).json" }
+
+    public func ref(pipeline: String, stage: String) -> StageRef? {
+        guard let bytes = try? FileIO.read(refPath(pipeline: pipeline, stage: stage)),
+              let json = try? JSONParser.parse(bytes: bytes) else { return nil }
+        return StageRef(json: json)
+    }
+
+    public func writeRef(_ ref: StageRef, pipeline: String, stage: String) throws {
+        try FileIO.writeAtomically(ref.json.canonical, to: refPath(pipeline: pipeline, stage: stage), sync: false)
+    }
+
+    /// All refs, as (pipeline, stage, ref).
+    public func allRefs() -> [(pipeline: String, stage: String, ref: StageRef)] {
+        var out: [(String, String, StageRef)] = []
+        let base = "\(root)/refs"
+        for p in ((try? FileManager.default.contentsOfDirectory(atPath: base)) ?? []).sorted() {
+            for f in ((try? FileManager.default.contentsOfDirectory(atPath: "\(base)/\(p)")) ?? []).sorted() where f.hasSuffix(".json") {
+                let stage = String(f.dropLast(5))
+                if let r = ref(pipeline: p, stage: stage) { out.append((p, stage, r)) }
+            }
+        }
+        return out.map { (pipeline: $0.0, stage: $0.1, ref: $0.2) }
+    }
+
+    public func writeRunRecord(_ record: JSONValue, id: String) throws {
+        try FileIO.writeAtomically(record.pretty + "\n", to: "\(root)/runs/\(id).json", sync: false)
+    }
+
+    /// Run records, newest first.
+    public func runRecordIDs() -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "\(root)/runs")) ?? []
+        return names.filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.sorted(by: >)
+    }
+
+    public func runRecord(id: String) -> JSONValue? {
+        guard let bytes = try? FileIO.read("\(root)/runs/\(id).json") else { return nil }
+        return try? JSONParser.parse(bytes: bytes)
+    }
+}

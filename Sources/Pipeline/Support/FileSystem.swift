@@ -1,0 +1,167 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An I/O failure with the path and the operation, as users need to act on it.
+public struct FileError: Error, CustomStringConvertible, Sendable {
+    public var path: String
+    public var operation: String
+    public var reason: String
+    public init(path: String, operation: String, reason: String) {
+        self.path = path; self.operation = operation; self.reason = reason
+    }
+    public init(path: String, operation: String, errno code: Int32) {
+        self.init(path: path, operation: operation, reason: String(cString: strerror(code)))
+    }
+    public var description: String { "cannot \(operation) \(path): \(reason)" }
+}
+
+/// Small, fast POSIX file helpers used by the store: whole-file reads, atomic writes, stat.
+public enum FileIO {
+    public static func read(_ path: String) throws(FileError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw FileError(path: path, operation: "open", errno: errno) }
+        defer { close(fd) }
+        var st = Glibc.stat()
+        guard fstat(fd, &st) == 0 else { throw FileError(path: path, operation: "stat", errno: errno) }
+        var out = [UInt8](repeating: 0, count: Int(st.st_size))
+        var done = 0
+        while done < out.count {
+            let n = out.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + done, $0.count - done) }
+            if n < 0 { if errno == EINTR { continue }; throw FileError(path: path, operation: "read", errno: errno) }
+            if n == 0 { out.removeSubrange(done...); break }
+            done += n
+        }
+        return out
+    }
+
+    public static func readString(_ path: String) throws(FileError) -> String {
+        String(decoding: try read(path), as: UTF8.self)
+    }
+
+    public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    public static func isDirectory(_ path: String) -> Bool {
+        var st = Glibc.stat()
+        return fstatat(AT_FDCWD, path, &st, 0) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// Writes through a temporary file in the same directory, fsyncs it and renames it into
+    /// place, so a reader (or a crash) sees either the old file or the whole new one.
+    public static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644, sync: Bool = true) throws(FileError) {
+        let dir = (path as NSString).deletingLastPathComponent
+        try makeDirectory(dir)
+        let tmp = "\(path).tmp-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        if fd < 0 { throw FileError(path: tmp, operation: "create", errno: errno) }
+        var ok = false
+        defer { if !ok { unlink(tmp) } }
+        do {
+            defer { close(fd) }
+            try writeAll(fd, bytes, path: tmp)
+            if sync && fsync(fd) != 0 { throw FileError(path: tmp, operation: "fsync", errno: errno) }
+        }
+        if rename(tmp, path) != 0 { throw FileError(path: path, operation: "rename into", errno: errno) }
+        ok = true
+    }
+
+    public static func writeAtomically(_ text: String, to path: String, sync: Bool = true) throws(FileError) {
+        try writeAtomically(Array(text.utf8), to: path, sync: sync)
+    }
+
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(FileError) {
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
+            if n < 0 { if errno == EINTR { continue }; throw FileError(path: path, operation: "write", errno: errno) }
+            done += n
+        }
+    }
+
+    public static func makeDirectory(_ path: String) throws(FileError) {
+        if path.isEmpty || isDirectory(path) { return }
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        } catch {
+            if !isDirectory(path) { throw FileError(path: path, operation: "create directory", reason: "\(error)") }
+        }
+    }
+
+    public static func remove(_ path: String) {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    /// The identity fields of a file that change when it is rewritten (used by stat caches).
+    public struct Stat: Equatable, Sendable, Codable {
+        public var size: Int64
+        public var mtimeNanos: Int64
+        public var inode: UInt64
+        public var isDirectory: Bool
+        public var isExecutable: Bool
+    }
+
+    public static func status(_ path: String) -> Stat? {
+        var st = Glibc.stat()
+        guard fstatat(AT_FDCWD, path, &st, 0) == 0 else { return nil }
+        return Stat(size: Int64(st.st_size),
+                    mtimeNanos: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec),
+                    inode: UInt64(st.st_ino),
+                    isDirectory: (st.st_mode & S_IFMT) == S_IFDIR,
+                    isExecutable: (st.st_mode & S_IXUSR) != 0)
+    }
+
+    /// Regular files under `root`, as sorted relative paths (symbolic links are followed).
+    public static func listFiles(under root: String) throws(FileError) -> [String] {
+        guard let e = FileManager.default.enumerator(atPath: root) else {
+            throw FileError(path: root, operation: "list", reason: "not a readable directory")
+        }
+        var out: [String] = []
+        while let rel = e.nextObject() as? String {
+            if let st = status(root + "/" + rel), !st.isDirectory { out.append(rel) }
+        }
+        return out.sorted()
+    }
+}
+
+/// An advisory whole-file lock (flock) held by this process; the kernel drops it when the
+/// process dies, so a `kill -9` never leaves a stale lock behind.
+public final class FileLock: @unchecked Sendable {
+    public let path: String
+    private var fd: Int32
+
+    public enum Mode { case shared, exclusive }
+
+    /// Blocks until the lock is granted.
+    public init(path: String, mode: Mode = .exclusive) throws(FileError) {
+        self.path = path
+        try FileIO.makeDirectory((path as NSString).deletingLastPathComponent)
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        if fd < 0 { throw FileError(path: path, operation: "open lock", errno: errno) }
+        while flock(fd, mode == .exclusive ? LOCK_EX : LOCK_SH) != 0 {
+            if errno == EINTR { continue }
+            let code = errno
+            close(fd)
+            throw FileError(path: path, operation: "lock", errno: code)
+        }
+    }
+
+    /// Returns nil at once when another process holds a conflicting lock.
+    public static func tryLock(path: String, mode: Mode = .exclusive) throws(FileError) -> FileLock? {
+        try FileIO.makeDirectory((path as NSString).deletingLastPathComponent)
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        if fd < 0 { throw FileError(path: path, operation: "open lock", errno: errno) }
+        if flock(fd, (mode == .exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0 { close(fd); return nil }
+        return FileLock(path: path, fd: fd)
+    }
+
+    private init(path: String, fd: Int32) { self.path = path; self.fd = fd }
+
+    public func unlock() {
+        if fd >= 0 { flock(fd, LOCK_UN); close(fd); fd = -1 }
+    }
+
+    deinit { unlock() }
+}

@@ -1,0 +1,1 @@
+// Stages: HAPS domain.
