@@ -228,3 +228,16 @@ public final class Store: @unchecked Sendable {
         return try? JSONParser.parse(bytes: bytes)
     }
 }
+
+extension Store {
+    /// The artifact or object whose digest starts with `prefix` (at least 6 hex digits).
+    public func resolveDigestPrefix(_ prefix: String) throws(StoreError) -> Digest? {
+        let p = prefix.lowercased()
+        guard p.count >= 6, p.allSatisfy({ $0.isHexDigit }) else { return nil }
+        if let d = Digest(hex: p) { return hasObject(d) ? d : nil }
+        let dir = "\(root)/objects/\(p.prefix(2))"
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasPrefix(String(p.dropFirst(2))) }
+        if names.count > 1 { throw StoreError(.ambiguous, "digest prefix '\(prefix)' matches \(names.count) objects; give more digits") }
+        return names.first.flatMap { Digest(hex: String(p.prefix(2)) + $0) }
+    }
+}

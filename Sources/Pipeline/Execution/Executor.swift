@@ -1,0 +1,297 @@
+import Foundation
+
+/// Options of one run.
+public struct RunOptions: Sendable {
+    /// CPU slots shared by running stages (`-j`).
+    public var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+    /// Run every stage whose inputs succeeded, then report all failures (`--keep-going`).
+    public var keepGoing = false
+    /// Stages to recompute even when cached (`--force`).
+    public var force: Set<String> = []
+    /// Run only these stages and what they need (`--until`).
+    public var until: [String] = []
+    /// Read and verify every cached object instead of trusting unchanged files (`--verify`).
+    public var verify = false
+    public init() {}
+}
+
+/// Runs a validated pipeline on a store: the Dispatch-based DAG executor.
+///
+/// Ready stages run concurrently on Dispatch's global queue, bounded by `jobs` CPU slots and
+/// the spec's named pools. Each stage: resolve input digests → key → action cache hit (cheap
+/// integrity check) or, under the key's file lock, run → ingest output → record. Equal
+/// outputs stop a cascade (early cutoff) because downstream keys use output digests.
+public final class Executor: @unchecked Sendable {
+    public let spec: PipelineSpec
+    public let store: Store
+    public let options: RunOptions
+    public let cancellation: CancellationToken
+    private let observer: (any RunObserver)?
+
+    private let lock = NSLock()
+    private enum State { case waiting, active, done }
+    private var states: [String: State] = [:]
+    private var results: [String: StageResult] = [:]
+    private var recomputed = Set<String>()
+    private var stopping = false
+    private let allDone = DispatchSemaphore(value: 0)
+    private let slots: SlotPool
+    private let selection: Set<String>
+    private let runID: String
+
+    public init(spec: PipelineSpec, store: Store, options: RunOptions, cancellation: CancellationToken = CancellationToken(),
+                observer: (any RunObserver)? = nil) {
+        self.spec = spec; self.store = store; self.options = options
+        self.cancellation = cancellation; self.observer = observer
+        slots = SlotPool(slots: options.jobs, pools: spec.pools)
+        selection = Planner.selection(spec, until: options.until)
+        let f = DateFormatter()
+        f.dateFormat = "yyyyMMdd'T'HHmmss"
+        f.timeZone = TimeZone(identifier: "UTC")
+        runID = "\(f.string(from: Date()))-\(spec.name)-\(getpid())"
+    }
+
+    /// Runs the selected stages and returns when all have finished, failed or been skipped.
+    public func run() throws -> RunSummary {
+        let started = Date()
+        let storeLock = try store.lockStore(.shared)
+        defer { storeLock?.unlock() }
+        cancellation.onCancel { [weak self] in self?.stop() }
+        lock.withLock {
+            for s in spec.order where selection.contains(s) { states[s] = .waiting }
+        }
+        if states.isEmpty { allDone.signal() } else { scheduleReady() }
+        allDone.wait()
+        observer?.runFinished()
+        let summary = RunSummary(pipeline: spec.name,
+                                 results: spec.order.compactMap { results[$0] },
+                                 interrupted: cancellation.isCancelled,
+                                 seconds: Date().timeIntervalSince(started), runID: runID)
+        try? store.writeRunRecord(runRecord(summary, started: started), id: runID)
+        return summary
+    }
+
+    private func stop() {
+        lock.withLock { stopping = true }
+        slots.stop()
+        scheduleReady()
+    }
+
+    /// Launches every waiting stage whose inputs are done; skips those whose inputs failed.
+    private func scheduleReady() {
+        var launch: [String] = []
+        var finished = false
+        lock.withLock {
+            var changed = true
+            while changed {
+                changed = false
+                for name in spec.order where states[name] == .waiting {
+                    let deps = spec.stages[name]!.dependencies
+                    if let bad = deps.first(where: { results[$0].map { !$0.outcome.succeeded } ?? false }) {
+                        let why = "input stage '\(bad)' \(results[bad]!.outcome.label)"
+                        finish(name, StageResult(stage: name, outcome: .skipped(why), seconds: 0, reasons: [why]))
+                        changed = true
+                    } else if stopping {
+                        finish(name, StageResult(stage: name, outcome: .skipped("run stopped before it started"), seconds: 0, reasons: []))
+                        changed = true
+                    } else if deps.allSatisfy({ results[$0]?.outcome.succeeded ?? false }) {
+                        states[name] = .active
+                        launch.append(name)
+                    }
+                }
+            }
+            finished = !states.isEmpty && states.values.allSatisfy { $0 == .done }
+        }
+        for name in launch {
+            DispatchQueue.global().async { self.process(name) }
+        }
+        if finished { allDone.signal() }
+    }
+
+    /// Must hold `lock`.
+    private func finish(_ name: String, _ result: StageResult) {
+        states[name] = .done
+        results[name] = result
+        observer?.stageFinished(result)
+    }
+
+    private func complete(_ result: StageResult) {
+        var failFast = false
+        lock.withLock {
+            finish(result.stage, result)
+            if case .failed = result.outcome, !options.keepGoing, !stopping { stopping = true; failFast = true }
+        }
+        if failFast {
+            slots.stop()
+            observer?.message(nil, "stage '\(result.stage)' failed; not starting further stages (use --keep-going to run everything that does not depend on it)")
+        }
+        scheduleReady()
+    }
+
+    /// An input artifact of `name` (from `producer`) is damaged: recompute the producer, then `name`.
+    private func recompute(_ producer: String, for name: String, because error: StoreError) -> Bool {
+        lock.withLock {
+            guard !recomputed.contains(producer), let old = results[producer], let key = old.key else { return false }
+            recomputed.insert(producer)
+            store.removeAction(key)
+            states[producer] = .waiting
+            results[producer] = nil
+            states[name] = .waiting
+            return true
+        }
+    }
+
+    private func process(_ name: String) {
+        let st = spec.stages[name]!
+        let t0 = Date()
+        do {
+            // 1. Input digests and the key.
+            var digests: [String: Digest] = [:]
+            var sources: [String: InputSource] = [:]
+            for input in st.inputs {
+                sources[input.port] = input.source
+                switch input.source {
+                case .stage(let s): digests[input.port] = lock.withLock { results[s]!.output! }
+                case .path(let p): digests[input.port] = try store.importExternal(path: p, kind: input.kind)
+                }
+            }
+            let key = StageKey(stage: st, inputs: digests)
+            let previous = store.ref(pipeline: spec.name, stage: name)
+            var reasons: [String] = []
+
+            // 2. Cache hit?
+            let forced = options.force.contains(name)
+            if !forced, let hit = checkedHit(key.digest, reasons: &reasons) {
+                return finishCached(name, key: key, hit: hit, previous: previous, started: t0)
+            }
+            if forced { reasons.append("forced (--force)") }
+            reasons += StageKey.differences(from: previous?.payload, to: key.payload, sources: sources)
+            if reasons.isEmpty { reasons = ["no cached result for this key"] }
+
+            // 3. Slots, then the key's lock (another process may be computing it).
+            guard slots.acquire(cpus: st.cpus, pool: st.pool) else {
+                return complete(StageResult(stage: name, outcome: .skipped("run stopped before it started"), key: key.digest, seconds: 0, reasons: reasons))
+            }
+            defer { slots.release(cpus: st.cpus, pool: st.pool) }
+            var keyLock = try FileLock.tryLock(path: lockPath(key.digest))
+            if keyLock == nil {
+                observer?.message(name, "waiting for another haps-pipe process that is computing this stage (key \(key.digest.short))")
+                keyLock = try store.lockKey(key.digest)
+                if !forced, let hit = checkedHit(key.digest, reasons: &reasons) {
+                    return finishCached(name, key: key, hit: hit, previous: previous, started: t0)
+                }
+            }
+            defer { keyLock?.unlock() }
+            if cancellation.isCancelled {
+                return complete(StageResult(stage: name, outcome: .skipped("run stopped before it started"), key: key.digest, seconds: 0, reasons: reasons))
+            }
+
+            // 4. Inputs on disk (verified), then run.
+            var inputs: [String: InputArtifact] = [:]
+            for input in st.inputs {
+                let d = digests[input.port]!
+                switch input.source {
+                case .path(let p):
+                    let m = try store.manifest(d)
+                    inputs[input.port] = InputArtifact(digest: d, manifest: m, directory: p, externalPath: p)
+                case .stage(let producer):
+                    do {
+                        let dir = try store.materialize(d)
+                        inputs[input.port] = InputArtifact(digest: d, manifest: try store.manifest(d), directory: dir)
+                    } catch let e as StoreError where e.code == .corruptObject || e.code == .missingObject {
+                        observer?.message(name, "input '\(input.port)' from '\(producer)' is damaged (\(e.message)); recomputing '\(producer)'")
+                        if recompute(producer, for: name, because: e) {
+                            keyLock?.unlock()
+                            return scheduleReady()
+                        }
+                        throw e
+                    }
+                }
+            }
+            let progress = ProgressReporter()
+            observer?.stageStarted(name, reasons: reasons, progress: progress)
+            let work = store.workDirectory(key.digest)
+            let out = work + "/out"
+            FileIO.remove(out)
+            try FileIO.makeDirectory(out)
+            let context = StageContext(
+                pipeline: spec.name, stage: name, key: key.digest, inputs: inputs, outputDirectory: out,
+                workDirectory: work, resources: st.resources, progress: progress, cancellation: cancellation,
+                seed: UInt64(bitPattern: Int64(st.seed)), baseDirectory: spec.baseDirectory,
+                threads: min(max(1, st.cpus), options.jobs),
+                log: { [weak self] line in self?.observer?.message(name, line) })
+            let runStart = Date()
+            do {
+                try st.definition.runner(st.params, context)
+            } catch is CancellationError {
+                return complete(StageResult(stage: name, outcome: .cancelled, key: key.digest, seconds: Date().timeIntervalSince(t0), reasons: reasons))
+            }
+            if cancellation.isCancelled {
+                return complete(StageResult(stage: name, outcome: .cancelled, key: key.digest, seconds: Date().timeIntervalSince(t0), reasons: reasons))
+            }
+            let output = try store.ingest(directory: out, kind: st.ports.output)
+            let seconds = Date().timeIntervalSince(runStart)
+            let entry = ActionEntry(key: key.digest, output: output, kind: st.ports.output, payload: key.payload,
+                                    createdAt: Date(), seconds: seconds, objectStats: try store.objectFingerprints(ofArtifact: output))
+            try store.recordAction(entry)
+            FileIO.remove(work)
+            let cutoff = previous.map { $0.output == output && $0.key != key.digest } ?? false
+            try store.writeRef(StageRef(key: key.digest, output: output, kind: st.ports.output, payload: key.payload,
+                                        updatedAt: Date(), reason: reasons, ranAt: Date(), seconds: seconds),
+                               pipeline: spec.name, stage: name)
+            if cutoff { observer?.message(name, "output unchanged (\(output.short)): dependents stay cached") }
+            complete(StageResult(stage: name, outcome: .ran, key: key.digest, output: output, kind: st.ports.output,
+                                 seconds: Date().timeIntervalSince(t0), reasons: reasons))
+        } catch {
+            complete(StageResult(stage: name, outcome: .failed(Executor.describe(error)), seconds: Date().timeIntervalSince(t0), reasons: []))
+        }
+    }
+
+    private func lockPath(_ key: Digest) -> String { "\(store.root)/locks/\(key.hex.prefix(2))/\(key.hex).lock" }
+
+    /// A cache entry whose objects are intact, or nil (a damaged one is dropped, with a reason).
+    private func checkedHit(_ key: Digest, reasons: inout [String]) -> ActionEntry? {
+        guard let hit = store.action(key) else { return nil }
+        switch store.checkIntact(hit, verifyAll: options.verify) {
+        case .success: return hit
+        case .failure(let e):
+            store.removeAction(key)
+            reasons.append("cached output was damaged: \(e.message)")
+            return nil
+        }
+    }
+
+    private func finishCached(_ name: String, key: StageKey, hit: ActionEntry, previous: StageRef?, started: Date) {
+        if previous?.key != key.digest || previous?.output != hit.output {
+            try? store.writeRef(StageRef(key: key.digest, output: hit.output, kind: hit.kind, payload: key.payload, updatedAt: Date(),
+                                         reason: ["reused the cached result of an earlier run with the same key"],
+                                         ranAt: hit.createdAt, seconds: hit.seconds),
+                                pipeline: spec.name, stage: name)
+        }
+        complete(StageResult(stage: name, outcome: .cached, key: key.digest, output: hit.output, kind: hit.kind,
+                             seconds: Date().timeIntervalSince(started), reasons: []))
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let e = error as? any CustomStringConvertible { return e.description }
+        return "\(error)"
+    }
+
+    private func runRecord(_ s: RunSummary, started: Date) -> JSONValue {
+        .object([
+            "id": .string(s.runID), "pipeline": .string(s.pipeline), "spec": .string(spec.sourcePath),
+            "started": .number(started.timeIntervalSince1970), "seconds": .number(s.seconds),
+            "interrupted": .bool(s.interrupted), "arguments": .array(CommandLine.arguments.map(JSONValue.string)),
+            "stages": .array(s.results.map { r in
+                var o: [String: JSONValue] = ["stage": .string(r.stage), "outcome": .string(r.outcome.label),
+                                              "seconds": .number((r.seconds * 1000).rounded() / 1000),
+                                              "reasons": .array(r.reasons.map(JSONValue.string))]
+                if let k = r.key { o["key"] = .string(k.hex) }
+                if let d = r.output { o["output"] = .string(d.hex) }
+                if case .failed(let m) = r.outcome { o["error"] = .string(m) }
+                if case .skipped(let m) = r.outcome { o["error"] = .string(m) }
+                return .object(o)
+            }),
+        ])
+    }
+}

@@ -1,0 +1,93 @@
+/// What `plan` predicts for one stage.
+public struct PlanEntry: Sendable {
+    public enum Action: Sendable, Equatable {
+        /// The cached result will be reused.
+        case cached
+        /// The stage will run; the reasons say what differs from its last result.
+        case run
+        /// It depends on a stage that will run: it runs unless that output comes out the same.
+        case dependsOnRun
+        /// Not part of this run (`--until`).
+        case excluded
+    }
+    public var stage: String
+    public var action: Action
+    public var key: Digest?
+    public var reasons: [String]
+}
+
+/// The planner: a pure function from the spec and what the store knows to the plan.
+/// It does no I/O itself; the caller passes lookups (so it is tested without a store).
+public enum Planner {
+    public struct Lookups {
+        public var inputDigest: (String, ArtifactKind) throws -> Digest
+        public var action: (Digest) -> ActionEntry?
+        public var previous: (String) -> StageRef?
+        public init(inputDigest: @escaping (String, ArtifactKind) throws -> Digest, action: @escaping (Digest) -> ActionEntry?,
+                    previous: @escaping (String) -> StageRef?) {
+            self.inputDigest = inputDigest; self.action = action; self.previous = previous
+        }
+    }
+
+    /// The stages a run covers: everything, or `until` and its ancestors.
+    public static func selection(_ spec: PipelineSpec, until: [String]) -> Set<String> {
+        if until.isEmpty { return Set(spec.order) }
+        return until.reduce(into: Set<String>()) { $0.formUnion(spec.ancestors(of: $1)) }
+    }
+
+    public static func plan(_ spec: PipelineSpec, selection: Set<String>, forced: Set<String>, lookups: Lookups) throws -> [PlanEntry] {
+        var outputs: [String: Digest] = [:]
+        var entries: [PlanEntry] = []
+        var willRun = Set<String>()
+        for name in spec.order {
+            let st = spec.stages[name]!
+            guard selection.contains(name) else {
+                entries.append(PlanEntry(stage: name, action: .excluded, key: nil, reasons: ["not needed for --until"]))
+                continue
+            }
+            var digests: [String: Digest] = [:]
+            var upstream: [String] = []
+            var sources: [String: InputSource] = [:]
+            for input in st.inputs {
+                sources[input.port] = input.source
+                switch input.source {
+                case .path(let p): digests[input.port] = try lookups.inputDigest(p, input.kind)
+                case .stage(let s):
+                    if let d = outputs[s] { digests[input.port] = d } else { upstream.append(s) }
+                }
+            }
+            if !upstream.isEmpty {
+                willRun.insert(name)
+                entries.append(PlanEntry(stage: name, action: .dependsOnRun, key: nil,
+                                         reasons: upstream.map { "input from '\($0)', which will run" }))
+                continue
+            }
+            let key = StageKey(stage: st, inputs: digests)
+            if forced.contains(name) {
+                willRun.insert(name)
+                entries.append(PlanEntry(stage: name, action: .run, key: key.digest, reasons: ["forced (--force)"]))
+                continue
+            }
+            if let hit = lookups.action(key.digest) {
+                outputs[name] = hit.output
+                entries.append(PlanEntry(stage: name, action: .cached, key: key.digest, reasons: []))
+                continue
+            }
+            willRun.insert(name)
+            let reasons = StageKey.differences(from: lookups.previous(name)?.payload, to: key.payload, sources: sources)
+            entries.append(PlanEntry(stage: name, action: .run, key: key.digest,
+                                     reasons: reasons.isEmpty ? ["no cached result for this key"] : reasons))
+        }
+        return entries
+    }
+}
+
+extension Planner.Lookups {
+    /// Lookups backed by a store (file digests through its stat cache).
+    public static func store(_ store: Store, pipeline: String) -> Planner.Lookups {
+        Planner.Lookups(
+            inputDigest: { try store.importExternal(path: $0, kind: $1) },
+            action: { store.action($0) },
+            previous: { store.ref(pipeline: pipeline, stage: $0) })
+    }
+}

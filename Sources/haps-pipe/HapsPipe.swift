@@ -1,0 +1,59 @@
+import ArgumentParser
+import Foundation
+import Pipeline
+import Stages
+
+@main
+struct HapsPipe: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "haps-pipe",
+        abstract: "Run HAPS hierarchical-routing experiments as cached, resumable pipelines.",
+        discussion: """
+            A pipeline spec (JSON) names resources and stages; `run` executes the stages whose \
+            results are not already in the store, in parallel, and resumes interrupted work.
+
+            Examples:
+              haps-pipe run pipelines/quickstart.json
+              haps-pipe plan pipelines/quickstart.json --set train.params.lr=0.01
+              haps-pipe explain score_valid
+              haps-pipe show score_valid
+            """,
+        subcommands: [Run.self, Plan.self, Explain.self, Status.self, Show.self, GC.self])
+}
+
+/// Options every command that reads a store takes.
+struct StoreOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Directory of the artifact store.", valueName: "dir"))
+    var store: String = "artifacts"
+
+    func open() throws -> Store { try Store(root: store) }
+}
+
+/// A spec path plus `--set` overrides.
+struct SpecOptions: ParsableArguments {
+    @Argument(help: ArgumentHelp("The pipeline spec (JSON).", valueName: "spec"))
+    var spec: String
+
+    @Option(name: .customLong("set"), parsing: .singleValue,
+            help: ArgumentHelp("Override a stage parameter: stage.param=value (value parsed as JSON when it can be; repeatable).",
+                               valueName: "stage.param=value"))
+    var overrides: [String] = []
+
+    func load() throws -> PipelineSpec {
+        try PipelineSpec.load(path: spec, registry: HAPSStages.registry, overrides: overrides)
+    }
+}
+
+/// Prints an error the way users see every error: one renderer for all.
+enum ErrorOutput {
+    static func fail(_ error: any Error) -> ExitCode {
+        let text: String
+        switch error {
+        case let e as SpecError: text = "error: " + e.description
+        case let e as any CustomStringConvertible: text = "error: \(e.description)"
+        default: text = "error: \(error)"
+        }
+        FileHandle.standardError.write(Data((text + "\n").utf8))
+        return error is SpecError ? ExitCode(2) : ExitCode.failure
+    }
+}

@@ -1,0 +1,240 @@
+import ArgumentParser
+import Foundation
+import Pipeline
+import Stages
+
+struct Plan: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show which stages a run would execute, and why (no stage runs).",
+        discussion: "A stage runs when no cached result has its key; the reasons say which parameter, input or version differs from its last result.")
+
+    @OptionGroup var specOptions: SpecOptions
+    @OptionGroup var storeOptions: StoreOptions
+    @Option(parsing: .singleValue, help: ArgumentHelp("Treat this stage as forced (repeatable).", valueName: "stage")) var force: [String] = []
+    @Option(parsing: .singleValue, help: ArgumentHelp("Plan only this stage and what it needs (repeatable).", valueName: "stage")) var until: [String] = []
+    @Flag(help: "Print the plan as JSON.") var json = false
+
+    func run() throws {
+        do {
+            let spec = try specOptions.load()
+            let store = try storeOptions.open()
+            let plan = try Planner.plan(spec, selection: Planner.selection(spec, until: until), forced: Set(force),
+                                        lookups: .store(store, pipeline: spec.name))
+            if json {
+                print(JSONValue.array(plan.map { e in
+                    var o: [String: JSONValue] = ["stage": .string(e.stage), "action": .string(Plan.label(e.action)),
+                                                  "reasons": .array(e.reasons.map(JSONValue.string))]
+                    if let k = e.key { o["key"] = .string(k.hex) }
+                    return .object(o)
+                }).pretty)
+                return
+            }
+            let running = plan.filter { $0.action == .run || $0.action == .dependsOnRun }.count
+            print("\(spec.name): \(running) of \(plan.filter { $0.action != .excluded }.count) stages to run")
+            for e in plan {
+                print("  \(Plan.symbol(e.action)) \(e.stage.padding(toLength: max(16, e.stage.count), withPad: " ", startingAt: 0)) \(Plan.label(e.action))")
+                for r in e.reasons where e.action != .excluded { print("        - \(r)") }
+            }
+        } catch { throw ErrorOutput.fail(error) }
+    }
+
+    static func label(_ a: PlanEntry.Action) -> String {
+        switch a {
+        case .cached: return "cached"
+        case .run: return "will run"
+        case .dependsOnRun: return "will run unless its inputs come out unchanged"
+        case .excluded: return "excluded"
+        }
+    }
+    static func symbol(_ a: PlanEntry.Action) -> String {
+        switch a { case .cached: return "✓"; case .run: return "▸"; case .dependsOnRun: return "?"; case .excluded: return " " }
+    }
+}
+
+/// Finds a stage's ref by `stage`, `pipeline/stage`, or with a spec's pipeline name.
+enum RefLookup {
+    static func find(_ target: String, pipeline: String?, in store: Store) throws -> (pipeline: String, stage: String, ref: StageRef)? {
+        let refs = store.allRefs()
+        var pipe = pipeline, stage = target
+        if pipe == nil, let slash = target.firstIndex(of: "/") {
+            pipe = String(target[..<slash]); stage = String(target[target.index(after: slash)...])
+        }
+        let matches = refs.filter { $0.stage == stage && (pipe == nil || $0.pipeline == pipe) }
+        if matches.count > 1 {
+            throw ValidationError("stage '\(stage)' exists in several pipelines (\(matches.map(\.pipeline).joined(separator: ", "))); write PIPELINE/\(stage)")
+        }
+        return matches.first
+    }
+}
+
+struct Explain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Say why a stage ran (or would run): which parameter, input or version differs.",
+        discussion: "Without --spec: the reasons recorded when the stage last ran. With --spec: also what the current spec would do.")
+
+    @Argument(help: ArgumentHelp("The stage (or PIPELINE/STAGE).", valueName: "stage")) var stage: String
+    @Option(help: ArgumentHelp("A spec to compare the stored result with.", valueName: "spec")) var spec: String?
+    @Option(name: .customLong("set"), parsing: .singleValue, help: ArgumentHelp("Overrides for --spec.", valueName: "stage.param=value")) var overrides: [String] = []
+    @OptionGroup var storeOptions: StoreOptions
+
+    func run() throws {
+        do {
+            let store = try storeOptions.open()
+            var pipelineName: String?
+            var stageName = stage
+            var plan: PlanEntry?
+            if let spec {
+                let s = try PipelineSpec.load(path: spec, registry: HAPSStages.registry, overrides: overrides)
+                guard s.stages[stage] != nil else {
+                    throw ValidationError("unknown stage '\(stage)' in \(spec)" + NearestName.hint(stage, among: s.order))
+                }
+                pipelineName = s.name
+                plan = try Planner.plan(s, selection: s.ancestors(of: stage), forced: [], lookups: .store(store, pipeline: s.name))
+                    .first { $0.stage == stage }
+            }
+            let found = try RefLookup.find(stage, pipeline: pipelineName, in: store)
+            if let found {
+                stageName = found.stage
+                let r = found.ref
+                let when = r.ranAt.map { ISO8601DateFormatter().string(from: $0) } ?? "?"
+                print("\(found.pipeline)/\(found.stage): last result \(r.output.short) (key \(r.key.short)), computed \(when) in \(String(format: "%.2f", r.seconds))s")
+                print("it ran because:")
+                for reason in r.reason { print("  - \(reason)") }
+            } else if plan == nil {
+                throw ValidationError("no stored result for stage '\(stage)' in \(store.root); run the pipeline first, or pass --spec")
+            } else {
+                print("\(stageName): no stored result yet")
+            }
+            if let plan {
+                switch plan.action {
+                case .cached: print("now: up to date (key \(plan.key!.short) is cached)")
+                case .excluded: break
+                case .run, .dependsOnRun:
+                    print("now: \(Plan.label(plan.action)) because:")
+                    for reason in plan.reasons { print("  - \(reason)") }
+                }
+            }
+        } catch let e as ValidationError { throw e } catch { throw ErrorOutput.fail(error) }
+    }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show the state of a pipeline's stages, or of the store and its recent runs.")
+
+    @Argument(help: ArgumentHelp("A pipeline spec; without it, list the store's pipelines and runs.", valueName: "spec")) var spec: String?
+    @Option(name: .customLong("set"), parsing: .singleValue, help: ArgumentHelp("Overrides for the spec.", valueName: "stage.param=value")) var overrides: [String] = []
+    @OptionGroup var storeOptions: StoreOptions
+
+    func run() throws {
+        do {
+            let store = try storeOptions.open()
+            if let spec {
+                let s = try PipelineSpec.load(path: spec, registry: HAPSStages.registry, overrides: overrides)
+                let plan = try Planner.plan(s, selection: Set(s.order), forced: [], lookups: .store(store, pipeline: s.name))
+                print("\(s.name) (\(spec)), store \(store.root)")
+                for e in plan {
+                    let ref = store.ref(pipeline: s.name, stage: e.stage)
+                    let state: String
+                    switch e.action {
+                    case .cached: state = "up to date"
+                    case .run: state = ref == nil ? "never run" : "out of date"
+                    case .dependsOnRun: state = "waits on upstream"
+                    case .excluded: state = "-"
+                    }
+                    let out = e.action == .cached ? (store.action(e.key!)?.output.short ?? "") : (ref.map { "(last \($0.output.short))" } ?? "")
+                    print("  \(e.stage.padding(toLength: max(16, e.stage.count), withPad: " ", startingAt: 0)) \(state.padding(toLength: 18, withPad: " ", startingAt: 0)) \(out)")
+                }
+                return
+            }
+            let refs = store.allRefs()
+            print("store \(store.root): \(Set(refs.map(\.pipeline)).count) pipelines, \(refs.count) stage results")
+            for p in Set(refs.map(\.pipeline)).sorted() {
+                print("  \(p): \(refs.filter { $0.pipeline == p }.map(\.stage).joined(separator: ", "))")
+            }
+            let runs = store.runRecordIDs().prefix(5)
+            if !runs.isEmpty { print("recent runs:") }
+            for id in runs {
+                guard let r = store.runRecord(id: id) else { continue }
+                let stages = r["stages"]?.arrayValue ?? []
+                let counts = Dictionary(grouping: stages, by: { $0["outcome"]?.stringValue ?? "?" }).mapValues(\.count)
+                let summary = counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+                print("  \(id)  \(summary)\(r["interrupted"]?.boolValue == true ? "  (interrupted)" : "")")
+            }
+        } catch { throw ErrorOutput.fail(error) }
+    }
+}
+
+struct Show: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show an artifact: a stage's latest output, or any artifact by digest (prefix).")
+
+    @Argument(help: ArgumentHelp("STAGE, PIPELINE/STAGE, or an artifact digest (at least 6 hex digits).", valueName: "target")) var target: String
+    @Option(help: ArgumentHelp("Only look in this pipeline's results.", valueName: "name")) var pipeline: String?
+    @Flag(help: "Print JSON (manifest and provenance) instead of text.") var json = false
+    @Option(help: "Lines of each text file to preview.") var lines = 10
+    @OptionGroup var storeOptions: StoreOptions
+
+    func run() throws {
+        do {
+            let store = try storeOptions.open()
+            var digest: Digest?
+            var ref: (pipeline: String, stage: String, ref: StageRef)?
+            if let found = try RefLookup.find(target, pipeline: pipeline, in: store) {
+                ref = found; digest = found.ref.output
+            } else {
+                digest = try store.resolveDigestPrefix(target)
+            }
+            guard let digest else {
+                throw ValidationError("'\(target)' is neither a stage with a stored result nor an artifact digest in \(store.root)")
+            }
+            let m = try store.manifest(digest)
+            if json {
+                var o: [String: JSONValue] = ["digest": .string(digest.hex), "manifest": m.json]
+                if let ref {
+                    o["pipeline"] = .string(ref.pipeline); o["stage"] = .string(ref.stage)
+                    o["key"] = .string(ref.ref.key.hex); o["payload"] = ref.ref.payload
+                    o["reason"] = .array(ref.ref.reason.map(JSONValue.string))
+                }
+                print(JSONValue.object(o).pretty)
+                return
+            }
+            if let ref { print("\(ref.pipeline)/\(ref.stage)") }
+            print("artifact \(digest.hex)")
+            print("kind     \(m.kind)")
+            if let ref { print("key      \(ref.ref.key.hex)") }
+            print("files    \(m.files.count), \(m.totalSize) bytes")
+            for name in m.files.keys.sorted() {
+                let e = m.files[name]!
+                print("  \(name)  \(e.size) bytes  \(e.digest.short)")
+            }
+            for name in m.files.keys.sorted() {
+                let bytes = try store.object(m.files[name]!.digest)
+                guard let text = String(validating: bytes, as: UTF8.self), !bytes.contains(0) else { continue }
+                let all = text.split(separator: "\n", omittingEmptySubsequences: false)
+                print("--- \(name)\(all.count > lines ? " (first \(lines) of \(all.count) lines)" : "")")
+                for l in all.prefix(lines) { print(l.count > 200 ? l.prefix(200) + "…" : l) }
+            }
+        } catch let e as ValidationError { throw e } catch { throw ErrorOutput.fail(error) }
+    }
+}
+
+struct GC: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gc",
+        abstract: "Delete what no pipeline's latest results need: unreferenced objects, cache entries, unpacked trees.",
+        discussion: "Keeps every stage's latest result (the refs). Waits for running haps-pipe processes on the store to finish.")
+
+    @OptionGroup var storeOptions: StoreOptions
+    @Flag(help: "Only report what would be deleted.") var dryRun = false
+    @Flag(help: "Also delete work areas of interrupted stages (their journals and checkpoints: resumable work is lost).") var cleanWork = false
+
+    func run() throws {
+        do {
+            let store = try storeOptions.open()
+            let r = try store.collectGarbage(dryRun: dryRun, keepWork: !cleanWork)
+            let verb = dryRun ? "would remove" : "removed"
+            print("\(verb) \(r.removedObjects) objects (\(r.removedBytes) bytes), \(r.removedActions) cache entries, \(r.removedTrees) unpacked trees\(cleanWork ? ", \(r.removedWorkAreas) work areas" : ""); kept \(r.keptObjects) objects")
+        } catch { throw ErrorOutput.fail(error) }
+    }
+}

@@ -1,0 +1,104 @@
+import ArgumentParser
+import Foundation
+import Pipeline
+import Stages
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a pipeline: every stage whose result is not cached, in parallel.",
+        discussion: """
+            Stages are keyed by their type and version, parameters, resources and input \
+            contents; a stage whose key is in the store is not run again. Independent stages \
+            run at once within -j CPU slots and the spec's pools. Ctrl-C stops cleanly \
+            (finished items are kept and resumed by the next run); a second Ctrl-C aborts.
+
+            Exit status: 0 success, 1 a stage failed, 2 the spec is invalid, 130 interrupted.
+            """)
+
+    @OptionGroup var specOptions: SpecOptions
+    @OptionGroup var storeOptions: StoreOptions
+
+    @Option(name: [.short, .customLong("jobs")], help: "CPU slots for concurrently running stages (default: number of cores).")
+    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Flag(help: "Keep running every stage whose inputs succeeded after a failure; report all failures at the end.")
+    var keepGoing = false
+
+    @Option(parsing: .singleValue, help: ArgumentHelp("Recompute this stage even if cached (repeatable).", valueName: "stage"))
+    var force: [String] = []
+
+    @Option(parsing: .singleValue, help: ArgumentHelp("Run only this stage and what it needs (repeatable).", valueName: "stage"))
+    var until: [String] = []
+
+    @Flag(help: "Read and verify every cached object used, not only those whose files changed.")
+    var verify = false
+
+    @Flag(help: "Plain log lines even on a terminal.")
+    var plain = false
+
+    func run() throws {
+        let spec: PipelineSpec
+        do { spec = try specOptions.load() } catch { throw ErrorOutput.fail(error) }
+        for s in force + until where spec.stages[s] == nil {
+            throw ErrorOutput.fail(ValidationError("unknown stage '\(s)'" + NearestName.hint(s, among: spec.order)))
+        }
+        var options = RunOptions()
+        options.jobs = max(1, jobs)
+        options.keepGoing = keepGoing
+        options.force = Set(force)
+        options.until = until
+        options.verify = verify
+        let store: Store
+        do { store = try storeOptions.open() } catch { throw ErrorOutput.fail(error) }
+        let display = ProgressDisplay(interactive: plain ? false : nil)
+        let cancellation = CancellationToken()
+        let interrupts = InterruptHandler(cancellation: cancellation, display: display)
+        let summary: RunSummary
+        do {
+            summary = try Executor(spec: spec, store: store, options: options, cancellation: cancellation, observer: display).run()
+        } catch { throw ErrorOutput.fail(error) }
+        interrupts.disarm()
+        let counts = Dictionary(grouping: summary.results, by: { $0.outcome.label }).mapValues(\.count)
+        let parts = ["ran", "cached", "failed", "skipped", "cancelled"].compactMap { k in counts[k].map { "\($0) \(k)" } }
+        let line = "\(spec.name): \(parts.joined(separator: ", ")) in \(String(format: "%.2f", summary.seconds))s (store \(store.root), run \(summary.runID))"
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+        if summary.interrupted { throw ExitCode(130) }
+        if !summary.failures.isEmpty {
+            let names = summary.failures.map(\.stage).joined(separator: ", ")
+            FileHandle.standardError.write(Data("failed: \(names)\n".utf8))
+            throw ExitCode.failure
+        }
+    }
+}
+
+/// First Ctrl-C: stop cleanly (cancel running stages, keep journals). Second: exit at once.
+final class InterruptHandler: @unchecked Sendable {
+    private var sources: [any DispatchSourceSignal] = []
+    private var count = 0
+    private let lock = NSLock()
+
+    init(cancellation: CancellationToken, display: ProgressDisplay) {
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            s.setEventHandler { [weak self] in
+                guard let self else { return }
+                let n = self.lock.withLock { self.count += 1; return self.count }
+                if n == 1 {
+                    display.message(nil, "interrupted: stopping running stages and keeping finished work (press Ctrl-C again to abort at once)")
+                    cancellation.cancel()
+                } else {
+                    FileHandle.standardError.write(Data("aborted\n".utf8))
+                    _exit(130)
+                }
+            }
+            s.resume()
+            sources.append(s)
+        }
+    }
+
+    func disarm() {
+        for s in sources { s.cancel() }
+        signal(SIGINT, SIG_DFL); signal(SIGTERM, SIG_DFL)
+    }
+}
