@@ -24,8 +24,12 @@ public struct CommandStage: StageType {
         public var env: [String: String]
         /// Working directory, relative to the directory haps-pipe runs in (default: that directory).
         public var cwd: String?
+        /// Item mode: the input port whose JSONL file holds one item per line.
+        public var foreach: String?
+        /// Item mode: items run at once.
+        public var workers: Int
 
-        enum CodingKeys: String, CodingKey { case run, outputs, kind, params, env, cwd }
+        enum CodingKeys: String, CodingKey { case run, outputs, kind, params, env, cwd, foreach, workers }
 
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -35,6 +39,8 @@ public struct CommandStage: StageType {
             params = try c.decodeIfPresent([String: JSONValue].self, forKey: .params) ?? [:]
             env = try c.decodeIfPresent([String: String].self, forKey: .env) ?? [:]
             cwd = try c.decodeIfPresent(String.self, forKey: .cwd)
+            foreach = try c.decodeIfPresent(String.self, forKey: .foreach)
+            workers = try c.decodeIfPresent(Int.self, forKey: .workers) ?? 1
         }
     }
 
@@ -61,6 +67,8 @@ public struct CommandStage: StageType {
         ParameterInfo("params", "the program's own parameters: {params.NAME} and HAPS_PARAM_NAME"),
         ParameterInfo("env", "extra environment variables (placeholders allowed)"),
         ParameterInfo("cwd", "working directory (default: where haps-pipe runs)"),
+        ParameterInfo("foreach", "item mode: run once per line of this input's JSONL file, journaled, resumable"),
+        ParameterInfo("workers", "item mode: items run at once (default 1)"),
     ]
 
     public static func ports(_ p: Params) -> StagePorts {
@@ -85,6 +93,7 @@ public struct CommandStage: StageType {
                     let parts = n.split(separator: ".", maxSplits: 1).map(String.init)
                     switch (parts.first ?? "", parts.count) {
                     case ("out", 1), ("work", 1), ("seed", 1), ("inputs", 2): break
+                    case ("item_index", 1), ("item_file", 1) where p.foreach != nil: break
                     case ("outputs", 2):
                         if !p.outputs.contains(parts[1]) {
                             problems.append(SpecProblem(at, "placeholder {\(n)} names an undeclared output" + NearestName.hint(parts[1], among: p.outputs) + " (declare it in 'outputs')"))
@@ -94,10 +103,14 @@ public struct CommandStage: StageType {
                             problems.append(SpecProblem(at, "placeholder {\(n)} names an undefined parameter" + NearestName.hint(parts[1], among: p.params.keys)))
                         }
                     default:
-                        problems.append(SpecProblem(at, "unknown placeholder {\(n)}; use {inputs.PORT}, {outputs.NAME}, {params.NAME}, {out}, {work} or {seed}"))
+                        problems.append(SpecProblem(at, "unknown placeholder {\(n)}; use {inputs.PORT}, {outputs.NAME}, {params.NAME}, {out}, {work} or {seed}" + (p.foreach == nil ? "" : ", {item_index}, {item_file}")))
                     }
                 }
             }
+        }
+        if p.workers < 1 { problems.append(SpecProblem(path.appending("workers"), "expected a positive integer, found \(p.workers)")) }
+        if p.foreach != nil && !p.outputs.isEmpty {
+            problems.append(SpecProblem(path.appending("outputs"), "item mode ('foreach') writes results.jsonl itself; remove 'outputs'"))
         }
         return problems
     }
@@ -124,27 +137,87 @@ public struct CommandStage: StageType {
             env["HAPS_PARAM_\(envName(k))"] = s
         }
         for (k, v) in p.env { env[k] = try Template.render(v, values) }
-        let argv: [String]
-        switch p.run {
-        case .shell(let s): argv = ["/bin/sh", "-c", try Template.render(s, values)]
-        case .argv(let a): argv = try a.map { try Template.render($0, values) }
-        }
         let cwd = p.cwd.map { $0.hasPrefix("/") ? $0 : context.baseDirectory + "/" + $0 } ?? context.baseDirectory
+        if let port = p.foreach {
+            return try runItems(p, port: port, values: values, env: env, cwd: cwd, context)
+        }
+        let argv = try arguments(p, values)
         let logPath = context.workDirectory + "/command.log"
         FileIO.remove(logPath)
         context.progress.setStatus(argv.last.map { String($0.prefix(60)) } ?? "")
         let result = try Subprocess.run(arguments: argv, environment: env, directory: cwd, logPath: logPath,
                                         cancellation: context.cancellation)
-        if context.cancellation.isCancelled { throw CancellationError() }
-        if result.exitCode != 0 {
-            let tail = ((try? FileIO.readString(logPath)) ?? "").split(separator: "\n", omittingEmptySubsequences: false).suffix(20)
-            let how = result.signal.map { "was killed by signal \($0)" } ?? "exited with status \(result.exitCode)"
-            throw CommandFailure(message: "command \(how): \(argv.joined(separator: " "))\n--- last lines of its output (\(logPath)) ---\n" + tail.joined(separator: "\n"))
-        }
+        try check(result, argv: argv, logPath: logPath, context)
         for o in p.outputs where !FileIO.exists(context.outputDirectory + "/" + o) {
             throw CommandFailure(message: "command finished but did not write its declared output '\(o)' (expected at {outputs.\(o)} = \(context.outputDirectory)/\(o))")
         }
     }
+
+    static func arguments(_ p: Params, _ values: [String: String]) throws -> [String] {
+        switch p.run {
+        case .shell(let s): return ["/bin/sh", "-c", try Template.render(s, values)]
+        case .argv(let a): return try a.map { try Template.render($0, values) }
+        }
+    }
+
+    static func check(_ result: Subprocess.Result, argv: [String], logPath: String, _ context: StageContext) throws {
+        if context.cancellation.isCancelled { throw CancellationError() }
+        guard result.exitCode != 0 else { return }
+        let tail = ((try? FileIO.readString(logPath)) ?? "").split(separator: "\n", omittingEmptySubsequences: false).suffix(20)
+        let how = result.signal.map { "was killed by signal \($0)" } ?? "exited with status \(result.exitCode)"
+        throw CommandFailure(message: "command \(how): \(argv.joined(separator: " "))\n--- last lines of its output (\(logPath)) ---\n" + tail.joined(separator: "\n"))
+    }
+
+    /// Item mode: one run per line of the `foreach` input; each finished item goes to the
+    /// journal, so an interrupted stage resumes with the items it has not finished. The output
+    /// is `results.jsonl`, one `{"index": i, "output": ...}` per item in input order, where
+    /// output is the program's standard output (as JSON when it parses, else as a string).
+    static func runItems(_ p: Params, port: String, values: [String: String], env: [String: String], cwd: String,
+                         _ context: StageContext) throws {
+        guard let input = context.inputs[port] else {
+            throw CommandFailure(message: "'foreach' names input '\(port)', which this stage does not have; inputs: \(context.inputs.keys.sorted().joined(separator: ", "))")
+        }
+        let text = try FileIO.readString(input.path)
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        if lines.last == "" { lines.removeLast() }
+        let journal = try context.journal("items")
+        context.progress.setTotal(lines.count)
+        context.progress.resume(completed: lines.indices.filter { journal.contains(itemKey($0, lines[$0])) }.count)
+        let itemsDir = context.workDirectory + "/items"
+        try FileIO.makeDirectory(itemsDir)
+        let pending = lines.indices.filter { !journal.contains(itemKey($0, lines[$0])) }
+        let items = lines
+        let failures = ItemWorkers.run(pending, workers: p.workers, cancellation: context.cancellation) { i in
+            let itemFile = "\(itemsDir)/\(i).json", outFile = "\(itemsDir)/\(i).out", logFile = "\(itemsDir)/\(i).log"
+            try FileIO.writeAtomically(items[i], to: itemFile, sync: false)
+            var v = values; v["item_index"] = String(i); v["item_file"] = itemFile
+            var e = env; e["HAPS_ITEM_INDEX"] = String(i); e["HAPS_ITEM_FILE"] = itemFile
+            let argv = try arguments(p, v)
+            FileIO.remove(logFile)
+            let r = try Subprocess.run(arguments: argv, environment: e, directory: cwd, logPath: logFile,
+                                       stdoutPath: outFile, cancellation: context.cancellation)
+            do { try check(r, argv: argv, logPath: logFile, context) } catch {
+                context.log("item \(i) failed: \(String(describing: error).split(separator: "\n").first ?? "")")
+                throw error
+            }
+            var out = try FileIO.readString(outFile)
+            while out.hasSuffix("\n") { out.removeLast() }
+            try journal.append(key: itemKey(i, items[i]), json: (try? JSONParser.parse(out)) ?? .string(out))
+            context.progress.advance()
+        }
+        if context.cancellation.isCancelled { throw CancellationError() }
+        if let first = failures.first {
+            throw CommandFailure(message: "\(failures.count) of \(lines.count) items failed (\(lines.count - failures.count) are done and kept; a rerun retries only the failed ones). First failure, item \(first.item):\n\(first.error)")
+        }
+        var out = ""
+        for (i, line) in lines.enumerated() {
+            let v = journal.json(itemKey(i, line)) ?? .null
+            out += JSONValue.object(["index": .number(Double(i)), "output": v]).canonical + "\n"
+        }
+        try FileIO.writeAtomically(out, to: context.outputDirectory + "/results.jsonl")
+    }
+
+    static func itemKey(_ index: Int, _ line: String) -> String { "\(index):\(Digest.of(string: line).short)" }
 
     static func envName(_ s: String) -> String {
         String(s.uppercased().map { $0.isLetter || $0.isNumber ? $0 : "_" })

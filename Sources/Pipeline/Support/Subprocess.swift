@@ -12,15 +12,21 @@ public enum Subprocess {
         public var signal: Int32?
     }
 
+    /// Output and errors go to `logPath`; with `stdoutPath`, standard output goes there instead.
     public static func run(arguments: [String], environment: [String: String], directory: String, logPath: String,
-                           cancellation: CancellationToken, graceSeconds: Double = 5) throws -> Result {
+                           stdoutPath: String? = nil, cancellation: CancellationToken, graceSeconds: Double = 5) throws -> Result {
         precondition(!arguments.isEmpty, "Subprocess.run needs a program")
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        if let stdoutPath {
+            posix_spawn_file_actions_addopen(&actions, 1, stdoutPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            posix_spawn_file_actions_addopen(&actions, 2, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        }
 
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)

@@ -1,0 +1,38 @@
+import Foundation
+
+/// Runs a stage's items on a fixed number of worker threads, stopping at cancellation, and
+/// collects every item's failure instead of stopping at the first (finished items are kept).
+///
+///     let failures = ItemWorkers.run(pending, workers: 4, cancellation: ctx.cancellation) { i in
+///         try journal.append(key: "\(i)", json: try work(i))
+///     }
+public enum ItemWorkers {
+    public struct Failure: Sendable {
+        public var item: Int
+        public var error: String
+    }
+
+    public static func run(_ items: [Int], workers: Int, cancellation: CancellationToken,
+                           body: @escaping @Sendable (Int) throws -> Void) -> [Failure] {
+        final class State: @unchecked Sendable {
+            let lock = NSLock()
+            var cursor = 0
+            var failures: [Failure] = []
+        }
+        let state = State()
+        let n = min(max(1, workers), max(1, items.count))
+        DispatchQueue.concurrentPerform(iterations: n) { _ in
+            while !cancellation.isCancelled {
+                let next: Int? = state.lock.withLock {
+                    defer { state.cursor += 1 }
+                    return state.cursor < items.count ? items[state.cursor] : nil
+                }
+                guard let item = next else { return }
+                do { try body(item) } catch is CancellationError { return } catch {
+                    state.lock.withLock { state.failures.append(Failure(item: item, error: String(describing: error))) }
+                }
+            }
+        }
+        return state.failures.sorted { $0.item < $1.item }
+    }
+}

@@ -1,0 +1,35 @@
+import XCTest
+@testable import Pipeline
+
+final class SupportTests: XCTestCase {
+    func testDigestMatchesPythonHashlib() throws {
+        for n in [0, 1, 55, 56, 64, 1000, 100_000] {
+            let bytes = (0..<n).map { UInt8(($0 * 31 + 7) % 251) }
+            let py = try python(["-c", "import hashlib,sys; print(hashlib.sha256(bytes((i*31+7)%251 for i in range(int(sys.argv[1])))).hexdigest())", "\(n)"])
+            XCTAssertEqual(Digest.of(bytes).hex, py.trimmingCharacters(in: .newlines), "n=\(n)")
+        }
+    }
+
+    func testNearestNameSuggestsPlausibleTypos() {
+        XCTAssertEqual(NearestName.suggest("comand", among: ["command", "score"]), "command")
+        XCTAssertEqual(NearestName.suggest("budgte", among: ["budget", "workers"]), "budget")
+        XCTAssertEqual(NearestName.suggest("zzz", among: ["budget", "workers"]), nil)
+        XCTAssertEqual(NearestName.distance("ab", "ba"), 1)
+    }
+
+    func testTemplatesFollowPythonFormatBraces() throws {
+        XCTAssertEqual(try Template.render("a {x} {{y}} }}", ["x": "1"]), "a 1 {y} }")
+        XCTAssertEqual(try Template.placeholders(in: "{a} {{b}} {c.d}").get(), ["a", "c.d"])
+        XCTAssertThrowsError(try Template.placeholders(in: "x } y").get())
+        XCTAssertThrowsError(try Template.placeholders(in: "x { y").get())
+    }
+
+    func testFileLockExcludesOtherHolders() throws {
+        let dir = try makeTempDir(self)
+        let a = try FileLock(path: dir + "/l")
+        // flock locks belong to open file descriptions, so a second open in this process conflicts too.
+        XCTAssertNil(try FileLock.tryLock(path: dir + "/l"))
+        a.unlock()
+        XCTAssertNotNil(try FileLock.tryLock(path: dir + "/l"))
+    }
+}

@@ -1,0 +1,108 @@
+import Foundation
+import XCTest
+@testable import Pipeline
+
+/// A fresh temporary directory, removed when the test ends.
+func makeTempDir(_ test: XCTestCase, _ name: String = #function) throws -> String {
+    let clean = name.filter { $0.isLetter || $0.isNumber }
+    let dir = NSTemporaryDirectory() + "haps-\(clean)-\(UUID().uuidString.prefix(8))"
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    test.addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
+    return dir
+}
+
+func write(_ text: String, to path: String) throws {
+    try FileIO.writeAtomically(text, to: path, sync: false)
+}
+
+func read(_ path: String) throws -> String { try FileIO.readString(path) }
+
+/// Test stage types with typed ports (the framework itself ships only `command`).
+struct TextSource: StageType {
+    struct Params: Decodable, Sendable { var text: String }
+    static let name = "text-source"
+    static let version = 1
+    static let parameters = [ParameterInfo("text")]
+    static func ports(_ p: Params) -> StagePorts { StagePorts(inputs: [], output: "text") }
+    static func run(_ p: Params, _ c: StageContext) throws {
+        try write(p.text, to: c.outputDirectory + "/text.txt")
+    }
+}
+
+struct Upper: StageType {
+    struct Params: Decodable, Sendable { var suffix: String?; var count: Int? }
+    static let name = "upper"
+    static let version = 1
+    static let parameters = [ParameterInfo("suffix"), ParameterInfo("count")]
+    static func ports(_ p: Params) -> StagePorts { StagePorts(inputs: [InputPort("text", kind: "text")], output: "text") }
+    static func run(_ p: Params, _ c: StageContext) throws {
+        let t = try read(c.inputs["text"]!.path)
+        try write(t.uppercased() + (p.suffix ?? ""), to: c.outputDirectory + "/text.txt")
+    }
+}
+
+struct WordCount: StageType {
+    struct Params: Decodable, Sendable {}
+    static let name = "word-count"
+    static let version = 1
+    static let parameters: [ParameterInfo] = []
+    static func ports(_ p: Params) -> StagePorts {
+        StagePorts(inputs: [InputPort("text", kind: "text"), InputPort("extra", kind: "text", optional: true)], output: "counts")
+    }
+    static func run(_ p: Params, _ c: StageContext) throws {
+        let t = try read(c.inputs["text"]!.path)
+        try write("\(t.split(separator: " ").count)\n", to: c.outputDirectory + "/count.txt")
+    }
+}
+
+/// Processes `n` items through a journal, sleeping per item; for cancellation and resume tests.
+struct SlowItems: StageType {
+    struct Params: Decodable, Sendable { var n: Int; var sleep_ms: Int }
+    static let name = "slow-items"
+    static let version = 1
+    static let parameters = [ParameterInfo("n"), ParameterInfo("sleep_ms")]
+    static func ports(_ p: Params) -> StagePorts { StagePorts(inputs: [], output: "text") }
+    static func run(_ p: Params, _ c: StageContext) throws {
+        let j = try c.journal()
+        c.progress.setTotal(p.n)
+        for i in 0..<p.n where !j.contains("\(i)") {
+            try c.checkCancellation()
+            usleep(UInt32(p.sleep_ms * 1000))
+            try j.append(key: "\(i)", json: .number(Double(i * i)))
+        }
+        try write(j.entries.map { "\($0.key)=\(String(decoding: $0.value, as: UTF8.self))" }.joined(separator: "\n"),
+                  to: c.outputDirectory + "/items.txt")
+    }
+}
+
+let testRegistry = StageRegistry([CommandStage.self, TextSource.self, Upper.self, WordCount.self, SlowItems.self])
+
+/// Collects results in memory for assertions.
+final class RecordingObserver: RunObserver, @unchecked Sendable {
+    let lock = NSLock()
+    var started: [String] = []
+    var finished: [StageResult] = []
+    var messages: [String] = []
+    func stageStarted(_ stage: String, reasons: [String], progress: ProgressReporter) { lock.withLock { started.append(stage) } }
+    func stageFinished(_ result: StageResult) { lock.withLock { finished.append(result) } }
+    func message(_ stage: String?, _ text: String) { lock.withLock { messages.append(text) } }
+    func runFinished() {}
+}
+
+extension XCTestCase {
+    func load(_ json: String, dir: String, overrides: [String] = [], registry: StageRegistry = testRegistry) throws -> PipelineSpec {
+        try PipelineSpec.parse(text: json, file: "spec.json", registry: registry, overrides: overrides, baseDirectory: dir)
+    }
+
+    @discardableResult
+    func runPipeline(_ spec: PipelineSpec, store: Store, options: RunOptions = RunOptions(),
+                     cancellation: CancellationToken = CancellationToken(), observer: RecordingObserver = RecordingObserver()) throws -> RunSummary {
+        try Executor(spec: spec, store: store, options: options, cancellation: cancellation, observer: observer).run()
+    }
+}
+
+extension RunSummary {
+    func outcomes() -> [String: String] {
+        Dictionary(uniqueKeysWithValues: results.map { ($0.stage, $0.outcome.label) })
+    }
+}
