@@ -1,4 +1,5 @@
-/// A strict JSON (RFC 8259) parser that remembers where every value starts.
+/// A strict JSON (RFC 8259) parser that remembers where every value starts (for an object
+/// member: where its key starts, which is where a reader looks for it).
 ///
 ///     let doc = try JSONParser.parseDocument(text)
 ///     doc.value["stages"]
@@ -84,9 +85,10 @@ public struct JSONParser {
         }
     }
 
-    private mutating func parseValue(path: JSONPath) throws(SyntaxError) -> JSONValue {
+    /// `at`: where the member that holds this value starts (its key), if it is a member.
+    private mutating func parseValue(path: JSONPath, at memberStart: SourceLocation? = nil) throws(SyntaxError) -> JSONValue {
         guard pos < bytes.count else { throw error("unexpected end of input, expected a value") }
-        if recordLocations { locations[path] = location }
+        if recordLocations { locations[path] = memberStart ?? location }
         switch bytes[pos] {
         case UInt8(ascii: "{"): return try parseObject(path: path)
         case UInt8(ascii: "["): return try parseArray(path: path)
@@ -123,6 +125,7 @@ public struct JSONParser {
             guard pos < bytes.count, bytes[pos] == UInt8(ascii: "\"") else {
                 throw error("unexpected \(describeHere()), expected a member name in double quotes")
             }
+            let keyStart = recordLocations ? location : nil
             let key = try parseString()
             skipWhitespace()
             guard pos < bytes.count, bytes[pos] == UInt8(ascii: ":") else {
@@ -130,7 +133,7 @@ public struct JSONParser {
             }
             pos += 1
             skipWhitespace()
-            let value = try parseValue(path: path.appending(key))
+            let value = try parseValue(path: path.appending(key), at: keyStart)
             members.append((key: key, value: value))
             skipWhitespace()
             guard pos < bytes.count else { throw error("unexpected end of input, expected ',' or '}'") }

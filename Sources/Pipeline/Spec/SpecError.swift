@@ -15,6 +15,7 @@ public struct SpecError: Error, Sendable, CustomStringConvertible {
     public var lines: [String] {
         if let syntax { return ["\(file):\(syntax.location): invalid JSON: \(syntax.message)"] }
         return problems.map { p in
+            if p.path == SpecProblem.commandLine { return "--set \(p.message)" }
             var path: JSONPath? = p.path
             while let q = path, locations[q] == nil { path = q.parent }
             let loc = path.flatMap { locations[$0] }.map { ":\($0)" } ?? ""

@@ -40,7 +40,7 @@ extension PipelineSpec {
 
     /// Applies `stage.param[.sub]=value` (value as JSON when it parses, else a string).
     static func applyOverride(_ text: String, to doc: JSONValue) -> Result<JSONValue, SpecProblem> {
-        let at = JSONPath.root.appending("--set")
+        let at = SpecProblem.commandLine
         guard let eq = text.firstIndex(of: "=") else {
             return .failure(SpecProblem(at, "'\(text)' is not of the form stage.param=value"))
         }
@@ -143,10 +143,12 @@ struct SpecValidator {
             let ports = def.portsOf(params)
 
             var inputs: [(String, String, JSONPath)] = []
+            var named = Set<String>()
             if let i = sjson["inputs"] {
                 if let im = i.objectMembers {
                     for (port, src) in im {
                         let ip = sp.appending("inputs").appending(port)
+                        named.insert(port)
                         guard let s = src.stringValue else { report(ip, "expected a stage name or a file path, found \(src.typeDescription)"); continue }
                         if ports.openInputKind == nil && !ports.inputs.contains(where: { $0.name == port }) {
                             let names = ports.inputs.map(\.name)
@@ -158,7 +160,7 @@ struct SpecValidator {
                     }
                 } else { report(sp.appending("inputs"), "expected an object of inputs, found \(i.typeDescription)") }
             }
-            for port in ports.inputs where !port.optional && !inputs.contains(where: { $0.0 == port.name }) {
+            for port in ports.inputs where !port.optional && !named.contains(port.name) {
                 report(sp.appending("inputs"), "missing input '\(port.name)' (kind '\(port.kind)')")
             }
             var resolved: [String: JSONValue] = [:]
@@ -227,8 +229,11 @@ struct SpecValidator {
                     let cur = path.last!
                     guard let nxt = stages[cur]!.dependencies.first(where: { !done.contains($0) && stages[$0] != nil }) else { break }
                     if let i = seen[nxt] {
-                        let cycle = Array(path[i...]).reversed() + [path[i...].last!]
-                        report(JSONPath.root.appending("stages"), "dependency cycle: " + cycle.joined(separator: " -> "))
+                        // Data flows against the walk; start the cycle at its first stage in spec order.
+                        var cycle = Array(path[i...].reversed())
+                        let first = cycle.indices.min { names.firstIndex(of: cycle[$0])! < names.firstIndex(of: cycle[$1])! }!
+                        cycle = Array(cycle[first...] + cycle[..<first])
+                        report(JSONPath.root.appending("stages"), "dependency cycle: " + (cycle + [cycle[0]]).joined(separator: " -> "))
                         break
                     }
                     seen[nxt] = path.count

@@ -34,7 +34,9 @@ public struct SpecProblem: Error, Sendable, Equatable, CustomStringConvertible {
     public var path: JSONPath
     public var message: String
     public init(_ path: JSONPath, _ message: String) { self.path = path; self.message = message }
-    public var description: String { "\(path): \(message)" }
+    public var description: String { path == SpecProblem.commandLine ? message : "\(path): \(message)" }
+    /// The path of problems in `--set` overrides, which are not in the file.
+    public static let commandLine = JSONPath([.key("--set")])
 }
 
 /// A stage type: what it consumes and produces, its parameters and how to run it.
