@@ -6,9 +6,9 @@ final class JSONTests: XCTestCase {
         let doc = try JSONParser.parseDocument("{\n  \"a\": [1, -2.5e3, true, null],\n  \"b\": {\"c\": \"x\\u00e9\\n\"}\n}")
         XCTAssertEqual(doc.value["a"], [1, -2500.0, true, nil])
         XCTAssertEqual(doc.value["b"]?["c"], "xé\n")
-        XCTAssertEqual(doc.locations[JSONPath.root.appending("a")], SourceLocation(line: 2, column: 8))
+        XCTAssertEqual(doc.locations[JSONPath.root.appending("a")], SourceLocation(line: 2, column: 3), "members are located at their key")
         XCTAssertEqual(doc.locations[JSONPath.root.appending("a").appending(index: 2)], SourceLocation(line: 2, column: 20))
-        XCTAssertEqual(doc.locations[JSONPath.root.appending("b").appending("c")], SourceLocation(line: 3, column: 14))
+        XCTAssertEqual(doc.locations[JSONPath.root.appending("b").appending("c")], SourceLocation(line: 3, column: 9))
     }
 
     func testSurrogatePairsAndUnicodeColumns() throws {
