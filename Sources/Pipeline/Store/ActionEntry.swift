@@ -19,7 +19,9 @@ public struct ActionEntry: Sendable {
     var json: JSONValue {
         var stats: [String: JSONValue] = [:]
         for (d, s) in objectStats {
-            stats[d.hex] = [.number(Double(s.size)), .number(Double(s.mtimeNanos)), .number(Double(s.inode))]
+            // Seconds and nanoseconds apart: nanoseconds since 1970 do not fit a double exactly.
+            stats[d.hex] = [.number(Double(s.size)), .number(Double(s.mtimeNanos / 1_000_000_000)),
+                            .number(Double(s.mtimeNanos % 1_000_000_000)), .number(Double(s.inode))]
         }
         return .object([
             "key": .string(key.hex), "output": .string(output.hex), "kind": .string(kind.name),
@@ -34,9 +36,10 @@ public struct ActionEntry: Sendable {
               let kind = json["kind"]?.stringValue, let payload = json["payload"] else { return nil }
         var stats: [Digest: FileIO.Stat] = [:]
         for (hex, v) in json["objects"]?.objectMembers ?? [] {
-            guard let d = Digest(hex: hex), let a = v.arrayValue, a.count == 3,
-                  let size = a[0].doubleValue, let mtime = a[1].doubleValue, let ino = a[2].doubleValue else { return nil }
-            stats[d] = FileIO.Stat(size: Int64(size), mtimeNanos: Int64(mtime), inode: UInt64(ino), isDirectory: false, isExecutable: false)
+            guard let d = Digest(hex: hex), let a = v.arrayValue, a.count == 4,
+                  let size = a[0].intValue, let sec = a[1].intValue, let nsec = a[2].intValue, let ino = a[3].doubleValue else { return nil }
+            stats[d] = FileIO.Stat(size: Int64(size), mtimeNanos: Int64(sec) * 1_000_000_000 + Int64(nsec), inode: UInt64(ino),
+                                   isDirectory: false, isExecutable: false)
         }
         self.init(key: k, output: o, kind: ArtifactKind(kind), payload: payload,
                   createdAt: Date(timeIntervalSince1970: json["created"]?.doubleValue ?? 0),

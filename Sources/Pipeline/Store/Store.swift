@@ -160,7 +160,7 @@ public final class Store: @unchecked Sendable {
             if current == nil {
                 return .failure(StoreError(.missingObject, "object \(d.short) of the cached output is missing", digest: d))
             }
-            if verifyAll || current != recorded {
+            if verifyAll || current!.size != recorded.size || current!.mtimeNanos != recorded.mtimeNanos || current!.inode != recorded.inode {
                 do { _ = try object(d) } catch { return .failure(error) }
             }
         }

@@ -1,0 +1,177 @@
+import XCTest
+@testable import Pipeline
+
+final class ExecutorTests: XCTestCase {
+    var dir = ""
+    var store: Store!
+
+    override func setUpWithError() throws {
+        dir = try makeTempDir(self)
+        store = try Store(root: dir + "/store")
+    }
+
+    /// A command stage that records each execution in `runs.log` (one line per run).
+    func cmd(_ name: String, inputs: [String: String] = [:], script: String, params: String = "{}") -> String {
+        let ins = inputs.map { "\"\($0.key)\": \"\($0.value)\"" }.joined(separator: ", ")
+        return #""\#(name)": {"type": "command", "inputs": {\#(ins)}, "params": {"run": "echo \#(name) >> \#(dir)/runs.log; \#(script)", "outputs": ["out.txt"], "params": \#(params)}}"#
+    }
+
+    func executions() -> [String] {
+        ((try? read(dir + "/runs.log")) ?? "").split(separator: "\n").map(String.init)
+    }
+
+    func testIndependentStagesRunInParallelWithinJobs() throws {
+        let spec = try load(#"{"name": "p", "stages": {\#(cmd("a", script: "sleep 1; echo a > {outputs.out.txt}")), \#(cmd("b", script: "sleep 1; echo b > {outputs.out.txt}"))}}"#, dir: dir)
+        var options = RunOptions()
+        options.jobs = 2
+        let t0 = Date()
+        let s = try runPipeline(spec, store: store, options: options)
+        let parallel = Date().timeIntervalSince(t0)
+        XCTAssertTrue(s.succeeded)
+        XCTAssertLessThan(parallel, 1.8, "two 1 s stages with -j 2 take about 1 s")
+
+        options.jobs = 1
+        options.force = ["a", "b"]
+        let t1 = Date()
+        try runPipeline(spec, store: store, options: options)
+        XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(t1), 2.0, "with -j 1 they run one after the other")
+    }
+
+    func testNamedPoolsBoundConcurrency() throws {
+        let spec = try load(#"{"name": "p", "pools": {"gpu": 1}, "stages": {"a": {"type": "command", "pool": "gpu", "params": {"run": "sleep 0.6; echo a > {out}/x"}}, "b": {"type": "command", "pool": "gpu", "params": {"run": "sleep 0.6; echo b > {out}/x"}}}}"#, dir: dir)
+        var options = RunOptions()
+        options.jobs = 4
+        let t0 = Date()
+        XCTAssertTrue(try runPipeline(spec, store: store, options: options).succeeded)
+        XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(t0), 1.2, "a pool of size 1 serialises its stages")
+    }
+
+    func chain(_ cParam: Int) -> String {
+        #"{"name": "p", "stages": {\#(cmd("a", script: "echo A > {outputs.out.txt}")), \#(cmd("b", inputs: ["in": "a"], script: "cat {inputs.in} > {outputs.out.txt}; echo B >> {outputs.out.txt}")), \#(cmd("c", inputs: ["in": "b"], script: "cat {inputs.in} > {outputs.out.txt}; echo C{params.k} >> {outputs.out.txt}", params: "{\"k\": \(cParam)}")), \#(cmd("d", inputs: ["in": "c"], script: "cat {inputs.in} > {outputs.out.txt}; echo D >> {outputs.out.txt}")), \#(cmd("e", script: "echo E > {outputs.out.txt}"))}}"#
+    }
+
+    func testEditingAParameterRerunsOnlyThatStageAndItsDependentsAndRevertingIsACacheHit() throws {
+        let s1 = try runPipeline(try load(chain(1), dir: dir), store: store)
+        XCTAssertEqual(s1.outcomes(), ["a": "ran", "b": "ran", "c": "ran", "d": "ran", "e": "ran"])
+        try FileManager.default.removeItem(atPath: dir + "/runs.log")
+
+        let s2 = try runPipeline(try load(chain(2), dir: dir), store: store)
+        XCTAssertEqual(s2.outcomes(), ["a": "cached", "b": "cached", "c": "ran", "d": "ran", "e": "cached"])
+        XCTAssertEqual(executions().sorted(), ["c", "d"])
+        XCTAssertEqual(s2.result("c")!.reasons, ["params.params.k changed: 1 → 2"])
+        XCTAssertEqual(try read(try store.materialize(s2.result("d")!.output!) + "/out.txt"), "A\nB\nC2\nD\n")
+
+        let s3 = try runPipeline(try load(chain(1), dir: dir), store: store)
+        XCTAssertEqual(Set(s3.outcomes().values), ["cached"], "reverting the edit is a pure cache hit")
+        XCTAssertEqual(executions().sorted(), ["c", "d"], "nothing ran")
+        XCTAssertEqual(s3.result("d")!.output, s1.result("d")!.output)
+    }
+
+    func testEarlyCutoffStopsACascade() throws {
+        func spec(_ text: String) throws -> PipelineSpec {
+            try load(#"{"name": "p", "stages": {"src": {"type": "text-source", "params": {"text": "\#(text)"}}, "count": {"type": "word-count", "inputs": {"text": "src"}}, \#(cmd("report", inputs: ["n": "count"], script: "cat {inputs.n} > {outputs.out.txt}"))}}"#, dir: dir)
+        }
+        try runPipeline(try spec("one two three"), store: store)
+        let s = try runPipeline(try spec("four five six"), store: store)
+        XCTAssertEqual(s.outcomes(), ["src": "ran", "count": "ran", "report": "cached"],
+                       "the count is the same, so the report is not recomputed")
+        XCTAssertEqual(executions(), ["report"])
+    }
+
+    func testFailFastStopsSchedulingAndKeepGoingRunsTheRest() throws {
+        let json = #"{"name": "p", "stages": {\#(cmd("bad", script: "echo oops >&2; exit 3")), \#(cmd("after", inputs: ["in": "bad"], script: "cat {inputs.in} > {outputs.out.txt}")), \#(cmd("slow", script: "sleep 0.5; echo ok > {outputs.out.txt}")), \#(cmd("next", inputs: ["in": "slow"], script: "cat {inputs.in} > {outputs.out.txt}"))}}"#
+        var options = RunOptions()
+        options.jobs = 2
+        let s1 = try runPipeline(try load(json, dir: dir), store: store, options: options)
+        XCTAssertEqual(s1.outcomes(), ["bad": "failed", "after": "skipped", "slow": "ran", "next": "skipped"],
+                       "a running stage finishes, but nothing new starts after a failure")
+        guard case .failed(let message) = s1.result("bad")!.outcome else { return XCTFail() }
+        XCTAssertTrue(message.hasPrefix("command exited with status 3: /bin/sh -c echo bad >> "), message)
+        XCTAssertTrue(message.hasSuffix("---\noops\n"), message)
+        XCTAssertEqual(s1.result("after")!.outcome, .skipped("input stage 'bad' failed"))
+        XCTAssertEqual(s1.result("next")!.outcome, .skipped("run stopped before it started"))
+
+        options.keepGoing = true
+        let s2 = try runPipeline(try load(json, dir: dir), store: store, options: options)
+        XCTAssertEqual(s2.outcomes(), ["bad": "failed", "after": "skipped", "slow": "cached", "next": "ran"])
+    }
+
+    func testUntilRunsOnlyAStageAndItsAncestors() throws {
+        var options = RunOptions()
+        options.until = ["b"]
+        let s = try runPipeline(try load(chain(1), dir: dir), store: store, options: options)
+        XCTAssertEqual(s.outcomes(), ["a": "ran", "b": "ran"])
+        XCTAssertEqual(executions().sorted(), ["a", "b"])
+    }
+
+    func testForceRecomputesAStageAndEarlyCutoffProtectsItsDependents() throws {
+        try runPipeline(try load(chain(1), dir: dir), store: store)
+        var options = RunOptions()
+        options.force = ["b"]
+        let s = try runPipeline(try load(chain(1), dir: dir), store: store, options: options)
+        XCTAssertEqual(s.outcomes(), ["a": "cached", "b": "ran", "c": "cached", "d": "cached", "e": "cached"])
+        XCTAssertEqual(s.result("b")!.reasons.first, "forced (--force)")
+    }
+
+    func testAFlippedByteInACachedOutputIsDetectedAndRecomputed() throws {
+        let s1 = try runPipeline(try load(chain(1), dir: dir), store: store)
+        let manifest = try store.manifest(s1.result("b")!.output!)
+        let object = store.objectPath(manifest.files["out.txt"]!.digest)
+        try flipByte(in: object, at: 15)
+        try FileManager.default.removeItem(atPath: dir + "/runs.log")
+
+        let s2 = try runPipeline(try load(chain(1), dir: dir), store: store)
+        XCTAssertEqual(s2.outcomes()["b"], "ran")
+        XCTAssertTrue(s2.result("b")!.reasons[0].hasPrefix("cached output was damaged: object "), "\(s2.result("b")!.reasons)")
+        XCTAssertEqual(executions(), ["b"], "the recomputed output is identical, so c and d stay cached")
+        XCTAssertEqual(try store.object(manifest.files["out.txt"]!.digest), Array("A\nB\n".utf8))
+    }
+
+    func testADamagedInputFoundWhileRunningIsRecomputedFirst() throws {
+        let s1 = try runPipeline(try load(chain(1), dir: dir), store: store)
+        // Damage b's output file object but keep its size and mtime, so only a full read notices.
+        let entry = try store.manifest(s1.result("b")!.output!).files["out.txt"]!
+        let object = store.objectPath(entry.digest)
+        let before = FileIO.status(object)!
+        try flipByte(in: object, at: 15)
+        var times = [timespec(tv_sec: Int(before.mtimeNanos / 1_000_000_000), tv_nsec: Int(before.mtimeNanos % 1_000_000_000)),
+                     timespec(tv_sec: Int(before.mtimeNanos / 1_000_000_000), tv_nsec: Int(before.mtimeNanos % 1_000_000_000))]
+        XCTAssertEqual(utimensat(AT_FDCWD, object, &times, 0), 0)
+        FileIO.remove(store.root + "/trees")
+        try FileManager.default.removeItem(atPath: dir + "/runs.log")
+
+        let observer = RecordingObserver()
+        let s2 = try runPipeline(try load(chain(2), dir: dir), store: store, observer: observer)
+        XCTAssertTrue(s2.succeeded, "\(s2.results)")
+        XCTAssertEqual(executions(), ["b", "c", "d"])
+        XCTAssertTrue(observer.messages.contains { $0.hasPrefix("input 'in' from 'b' is damaged") }, "\(observer.messages) \(s2.results.map(\.reasons))")
+        XCTAssertEqual(try read(try store.materialize(s2.result("d")!.output!) + "/out.txt"), "A\nB\nC2\nD\n")
+    }
+
+    func testCancellationKeepsFinishedItemsAndARerunCompletesThem() throws {
+        let spec = try load(#"{"name": "p", "stages": {"items": {"type": "slow-items", "params": {"n": 40, "sleep_ms": 25}}}}"#, dir: dir)
+        let token = CancellationToken()
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.4) { token.cancel() }
+        let s1 = try runPipeline(spec, store: store, cancellation: token)
+        XCTAssertTrue(s1.interrupted)
+        XCTAssertEqual(s1.outcomes(), ["items": "cancelled"])
+        let journal = try Journal(path: store.workDirectory(s1.result("items")!.key!) + "/journal/items.log")
+        XCTAssertGreaterThan(journal.count, 3)
+        XCTAssertLessThan(journal.count, 40)
+
+        let s2 = try runPipeline(spec, store: store)
+        XCTAssertEqual(s2.outcomes(), ["items": "ran"])
+        let lines = try read(try store.materialize(s2.result("items")!.output!) + "/items.txt").split(separator: "\n")
+        XCTAssertEqual(lines.count, 40)
+        XCTAssertEqual(Set(lines).count, 40)
+        XCTAssertFalse(FileIO.exists(store.workDirectory(s2.result("items")!.key!)), "the work area goes once the stage succeeds")
+    }
+
+    func testRunRecordsAndRefsAreWritten() throws {
+        let s = try runPipeline(try load(chain(1), dir: dir), store: store)
+        let record = try XCTUnwrap(store.runRecord(id: s.runID))
+        XCTAssertEqual(record["stages"]?.arrayValue?.count, 5)
+        XCTAssertEqual(store.ref(pipeline: "p", stage: "d")?.output, s.result("d")!.output)
+        XCTAssertEqual(store.ref(pipeline: "p", stage: "a")?.reason, ["no earlier run of this stage"])
+    }
+}
