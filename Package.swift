@@ -45,6 +45,6 @@ let package = Package(
 
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Stages"],
                     swiftSettings: upcoming),
-        .testTarget(name: "CLITests", dependencies: ["Pipeline"], swiftSettings: upcoming),
+        .testTarget(name: "CLITests", dependencies: ["haps-pipe"], swiftSettings: upcoming),
     ]
 )

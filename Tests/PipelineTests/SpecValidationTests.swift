@@ -112,7 +112,7 @@ final class SpecValidationTests: XCTestCase {
         XCTAssertEqual(errors(#"{"name": "p", "stages": {"a": {"type": "command", "params": {"run": "echo {params.lr} {outputs.modle} {bogus}", "outputs": ["model"], "params": {"rl": 1}}}}}"#), [
             "spec.json:1:62: $.stages.a.params.run: placeholder {params.lr} names an undefined parameter; did you mean 'rl'?",
             "spec.json:1:62: $.stages.a.params.run: placeholder {outputs.modle} names an undeclared output; did you mean 'model'? (declare it in 'outputs')",
-            "spec.json:1:62: $.stages.a.params.run: unknown placeholder {bogus}; use {inputs.PORT}, {outputs.NAME}, {params.NAME}, {out}, {work} or {seed}",
+            "spec.json:1:62: $.stages.a.params.run: unknown placeholder {bogus}; use {inputs.PORT}, {outputs.NAME}, {params.NAME}, {out}, {work} or {seed} (write {{ and }} for literal braces)",
         ])
     }
 

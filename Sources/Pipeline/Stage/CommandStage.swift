@@ -103,7 +103,9 @@ public struct CommandStage: StageType {
                             problems.append(SpecProblem(at, "placeholder {\(n)} names an undefined parameter" + NearestName.hint(parts[1], among: p.params.keys)))
                         }
                     default:
-                        problems.append(SpecProblem(at, "unknown placeholder {\(n)}; use {inputs.PORT}, {outputs.NAME}, {params.NAME}, {out}, {work} or {seed}" + (p.foreach == nil ? "" : ", {item_index}, {item_file}")))
+                        let known = ["{inputs.PORT}", "{outputs.NAME}", "{params.NAME}", "{out}", "{work}", "{seed}"]
+                            + (p.foreach == nil ? [] : ["{item_index}", "{item_file}"])
+                        problems.append(SpecProblem(at, "unknown placeholder {\(n)}; use \(known.dropLast().joined(separator: ", ")) or \(known.last!) (write {{ and }} for literal braces)"))
                     }
                 }
             }

@@ -1,0 +1,161 @@
+import Foundation
+import XCTest
+
+/// End-to-end tests of the command-line tool as users run it, in separate processes.
+final class CLITests: XCTestCase {
+    var dir = ""
+
+    override func setUpWithError() throws {
+        dir = try makeTempDirectory(self)
+        XCTAssertTrue(FileManager.default.isExecutableFile(atPath: CLI.binary), "build haps-pipe first: \(CLI.binary)")
+    }
+
+    /// A three-stage pipeline whose stages log each execution to runs.log.
+    func writeDiamondSpec(sleep: Double = 0) throws {
+        try writeFile(#"""
+        {"name": "demo",
+         "stages": {
+           "a": {"type": "command", "params": {"run": "echo a >> runs.log; sleep \#(sleep); echo A > {outputs.a.txt}", "outputs": ["a.txt"]}},
+           "b": {"type": "command", "params": {"run": "echo b >> runs.log; sleep \#(sleep); echo B {params.x} > {outputs.b.txt}", "outputs": ["b.txt"], "params": {"x": 1}}},
+           "c": {"type": "command", "inputs": {"a": "a", "b": "b"},
+                 "params": {"run": "echo c >> runs.log; cat {inputs.a} {inputs.b} > {outputs.c.txt}", "outputs": ["c.txt"]}}
+         }}
+        """#, dir + "/spec.json")
+    }
+
+    func testRunThenNoOpRerunThenEdit() throws {
+        try writeDiamondSpec()
+        let r1 = try CLI.run(["run", "spec.json"], in: dir)
+        XCTAssertEqual(r1.status, 0, r1.stderr)
+        XCTAssertTrue(r1.stderr.contains("demo: 3 ran in "), r1.stderr)
+        let r2 = try CLI.run(["run", "spec.json"], in: dir)
+        XCTAssertTrue(r2.stderr.contains("demo: 3 cached in "), r2.stderr)
+        XCTAssertEqual(lines(dir + "/runs.log").sorted(), ["a", "b", "c"])
+
+        let plan = try CLI.run(["plan", "spec.json", "--set", "b.params.x=2"], in: dir)
+        XCTAssertEqual(plan.stdout, """
+            demo: 2 of 3 stages to run
+              ✓ a                cached
+              ▸ b                will run
+                    - params.params.x changed: 1 → 2
+              ? c                will run unless its inputs come out unchanged
+                    - input from 'b', which will run
+
+            """)
+        XCTAssertEqual(try CLI.run(["run", "spec.json", "--set", "b.params.x=2"], in: dir).status, 0)
+        XCTAssertEqual(lines(dir + "/runs.log").sorted(), ["a", "b", "b", "c", "c"])
+
+        let explain = try CLI.run(["explain", "c"], in: dir)
+        XCTAssertTrue(explain.stdout.contains("it ran because:\n  - input 'b' changed (output of stage 'b'): "), explain.stdout)
+        let show = try CLI.run(["show", "c"], in: dir)
+        XCTAssertTrue(show.stdout.hasPrefix("demo/c\nartifact "), show.stdout)
+        XCTAssertTrue(show.stdout.hasSuffix("--- c.txt\nA\nB 2\n\n"), show.stdout)
+        let json = try CLI.run(["show", "c", "--json"], in: dir)
+        let obj = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        XCTAssertEqual((obj?["manifest"] as? [String: Any])?["kind"] as? String, "files")
+        let status = try CLI.run(["status", "spec.json"], in: dir)
+        XCTAssertTrue(status.stdout.contains("  a                up to date"), status.stdout)
+        let gc = try CLI.run(["gc"], in: dir)
+        XCTAssertTrue(gc.stdout.hasPrefix("removed 4 objects"), gc.stdout)
+    }
+
+    func testInvalidSpecExitsWithStatus2AndEveryProblem() throws {
+        try writeFile(#"{"name": "x", "stages": {"a": {"type": "comand"}, "b": {"type": "command", "params": {"rnu": "x"}}}}"#, dir + "/bad.json")
+        let r = try CLI.run(["run", "bad.json"], in: dir)
+        XCTAssertEqual(r.status, 2)
+        XCTAssertEqual(r.stderr, """
+            error: bad.json is not a valid pipeline spec (2 problems):
+              bad.json:1:32: $.stages.a.type: unknown stage type 'comand'; did you mean 'command'?
+              bad.json:1:87: $.stages.b.params.rnu: unknown parameter 'rnu' for stage type 'command'; did you mean 'run'?
+
+            """)
+        let missing = try CLI.run(["plan", "nope.json"], in: dir)
+        XCTAssertEqual(missing.status, 2)
+        XCTAssertEqual(missing.stderr, "error: nope.json is not a valid pipeline spec (1 problem):\n  nope.json: $: cannot read the spec: No such file or directory\n")
+    }
+
+    func testAFailingStageExitsWithStatus1AndShowsItsOutput() throws {
+        try writeFile(#"{"name": "f", "stages": {"a": {"type": "command", "params": {"run": "echo something broke >&2; exit 7"}}}}"#, dir + "/f.json")
+        let r = try CLI.run(["run", "f.json"], in: dir)
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("✗ a                failed after"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("command exited with status 7: /bin/sh -c echo something broke >&2; exit 7"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("    something broke"), r.stderr)
+        XCTAssertTrue(r.stderr.hasSuffix("failed: a\n"), r.stderr)
+    }
+
+    func testHelpExplainsEveryCommand() throws {
+        let r = try CLI.run(["--help"], in: dir)
+        for c in ["run", "plan", "explain", "status", "show", "gc"] {
+            XCTAssertTrue(r.stdout.contains("  \(c) "), "--help lists \(c)")
+        }
+        let run = try CLI.run(["run", "--help"], in: dir)
+        for flag in ["--keep-going", "--force", "--until", "--jobs", "--set", "--store"] {
+            XCTAssertTrue(run.stdout.contains(flag), "run --help explains \(flag)")
+        }
+    }
+
+    /// Item mode: 24 items of 0.1 s with 2 workers; kill -9 halfway, rerun, every item once.
+    func testKillDashNineMidStageThenRerunYieldsEveryItemExactlyOnce() throws {
+        try writeFile((0..<24).map { #"{"q": \#($0)}"# }.joined(separator: "\n") + "\n", dir + "/items.jsonl")
+        try writeFile(#"""
+        {"name": "items", "stages": {"each": {"type": "command", "inputs": {"items": "items.jsonl"},
+          "params": {"foreach": "items", "workers": 2,
+                     "run": "sleep 0.1; echo {item_index} >> executed.log; python3 -c 'import json,sys; print(json.dumps({{\"sq\": json.load(open(sys.argv[1]))[\"q\"] ** 2}}))' {item_file}"}}}}
+        """#, dir + "/spec.json")
+        let (p, out, err) = try CLI.start(["run", "spec.json"], in: dir)
+        let deadline = Date().addingTimeInterval(20)
+        while lines(dir + "/executed.log").count < 8 && Date() < deadline { usleep(20_000) }
+        kill(p.processIdentifier, SIGKILL)
+        _ = CLI.finish(p, out, err)
+        let before = lines(dir + "/executed.log").count
+        XCTAssertGreaterThanOrEqual(before, 8)
+        XCTAssertLessThan(before, 24, "killed halfway")
+
+        let r = try CLI.run(["run", "spec.json"], in: dir)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let executed = lines(dir + "/executed.log").map { Int($0)! }
+        // Items finished before the kill are not redone; at most the two in flight run again.
+        XCTAssertLessThanOrEqual(executed.count, 24 + 2)
+        XCTAssertEqual(Set(executed), Set(0..<24))
+
+        let show = try CLI.run(["show", "each", "--lines", "100"], in: dir)
+        let results = show.stdout.split(separator: "\n").filter { $0.hasPrefix("{\"index\"") }
+        XCTAssertEqual(results, (0..<24).map { #"{"index":\#($0),"output":{"sq":\#($0 * $0)}}"#[...] })
+    }
+
+    func testTwoProcessesOnOneStoreRunEachStageOnce() throws {
+        try writeDiamondSpec(sleep: 0.5)
+        let first = try CLI.start(["run", "spec.json"], in: dir)
+        let second = try CLI.start(["run", "spec.json"], in: dir)
+        let r1 = CLI.finish(first.0, first.1, first.2)
+        let r2 = CLI.finish(second.0, second.1, second.2)
+        XCTAssertEqual(r1.status, 0, r1.stderr)
+        XCTAssertEqual(r2.status, 0, r2.stderr)
+        XCTAssertEqual(lines(dir + "/runs.log").sorted(), ["a", "b", "c"], "each stage ran exactly once across both processes")
+        XCTAssertTrue((r1.stderr + r2.stderr).contains("waiting for another haps-pipe process"), r1.stderr + r2.stderr)
+    }
+
+    func testCtrlCStopsCleanlyAndTheNextRunResumes() throws {
+        try writeFile((0..<20).map { "\($0)" }.joined(separator: "\n") + "\n", dir + "/items.jsonl")
+        try writeFile(#"""
+        {"name": "slow", "stages": {"each": {"type": "command", "inputs": {"items": "items.jsonl"},
+          "params": {"foreach": "items", "run": "sleep 0.1; echo {item_index} >> executed.log; cat {item_file}"}}}}
+        """#, dir + "/spec.json")
+        let (p, out, err) = try CLI.start(["run", "spec.json"], in: dir)
+        let deadline = Date().addingTimeInterval(20)
+        while lines(dir + "/executed.log").count < 5 && Date() < deadline { usleep(20_000) }
+        kill(p.processIdentifier, SIGINT)
+        let r = CLI.finish(p, out, err)
+        XCTAssertEqual(r.status, 130, r.stderr)
+        XCTAssertTrue(r.stderr.contains("interrupted: stopping running stages and keeping finished work"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("■ each             interrupted after"), r.stderr)
+        let done = Set(lines(dir + "/executed.log"))
+        XCTAssertLessThan(done.count, 20)
+
+        let again = try CLI.run(["run", "spec.json"], in: dir)
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertEqual(Set(lines(dir + "/executed.log")).count, 20)
+        XCTAssertLessThanOrEqual(lines(dir + "/executed.log").count, 21, "finished items are not redone")
+    }
+}
