@@ -62,6 +62,12 @@ struct Run: ParsableCommand {
         let parts = ["ran", "cached", "failed", "skipped", "cancelled"].compactMap { k in counts[k].map { "\($0) \(k)" } }
         let line = "\(spec.name): \(parts.joined(separator: ", ")) in \(String(format: "%.2f", summary.seconds))s (store \(store.root), run \(summary.runID))"
         FileHandle.standardError.write(Data((line + "\n").utf8))
+        // Where the results are: the final stages' outputs.
+        let sinks = spec.order.filter { summary.result($0)?.output != nil && spec.dependents(of: $0).allSatisfy { summary.result($0) == nil } }
+        for s in sinks where summary.succeeded {
+            let storeFlag = storeOptions.store == "artifacts" ? "" : " --store \(storeOptions.store)"
+            FileHandle.standardError.write(Data("result of \(s): \(summary.result(s)!.output!.short)  (see: haps-pipe show \(s)\(storeFlag))\n".utf8))
+        }
         if summary.interrupted { throw ExitCode(130) }
         if !summary.failures.isEmpty {
             let names = summary.failures.map(\.stage).joined(separator: ", ")

