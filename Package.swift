@@ -24,10 +24,11 @@ let package = Package(
     ],
     targets: [
         // System-library shims (Debian packages libopenblas-dev, libcurl4-openssl-dev, liblz4-dev).
-        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
-                       providers: [.apt(["libopenblas-dev"])]),
-        .systemLibrary(name: "CCurl", pkgConfig: "libcurl",
-                       providers: [.apt(["libcurl4-openssl-dev"])]),
+        // OpenBLAS and libcurl are header-only here and loaded with dlopen on first use: linked,
+        // they cost every invocation ~8 ms of start-up (libcurl's dependency tree, OpenBLAS's
+        // thread pool), which a no-op `haps-pipe run` must not pay. LZ4 is small and linked.
+        .systemLibrary(name: "COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CCurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4",
                        providers: [.apt(["liblz4-dev"])]),
 
@@ -45,6 +46,8 @@ let package = Package(
 
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Stages"],
                     swiftSettings: upcoming),
+        .testTarget(name: "NNTests", dependencies: ["NN"], swiftSettings: upcoming),
+        .testTarget(name: "LLMTests", dependencies: ["LLM"], swiftSettings: upcoming),
         .testTarget(name: "CLITests", dependencies: ["haps-pipe"], swiftSettings: upcoming),
     ]
 )

@@ -159,3 +159,21 @@ final class CLITests: XCTestCase {
         XCTAssertLessThanOrEqual(lines(dir + "/executed.log").count, 21, "finished items are not redone")
     }
 }
+
+final class StartupTests: XCTestCase {
+    /// Orchestration commands must not pay for heavy libraries at start-up: OpenBLAS and
+    /// libcurl are loaded with dlopen when a stage first needs them.
+    func testTheToolDoesNotLinkHeavyLibrariesAtLoadTime() throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["readelf", "-d", CLI.binary]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        let needed = text.split(separator: "\n").filter { $0.contains("(NEEDED)") }
+        XCTAssertFalse(needed.isEmpty, text)
+        XCTAssertFalse(needed.contains { $0.contains("libcurl") || $0.contains("openblas") }, needed.joined(separator: "\n"))
+    }
+}

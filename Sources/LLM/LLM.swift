@@ -1,1 +1,0 @@
-// LLM: model and retriever backends (issue 4).

@@ -1,0 +1,60 @@
+import COpenBLAS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// OpenBLAS, loaded on first use, with its thread count under our control.
+///
+///     try BLAS.shared().sgemm(...)        // C = alpha·A·B + beta·C, row-major
+///
+/// Parallel stages each hold CPU slots; a stage sets OpenBLAS's threads to its slots so that
+/// concurrent stages do not oversubscribe the cores.
+public final class BLAS: @unchecked Sendable {
+    public typealias SGEMM = @convention(c) (CBLAS_ORDER, CBLAS_TRANSPOSE, CBLAS_TRANSPOSE, blasint, blasint, blasint,
+                                             Float, UnsafePointer<Float>?, blasint, UnsafePointer<Float>?, blasint,
+                                             Float, UnsafeMutablePointer<Float>?, blasint) -> Void
+
+    public let library: DynamicLibrary
+    public let sgemmFunction: SGEMM
+    private let setThreads: @convention(c) (Int32) -> Void
+    private let getThreads: @convention(c) () -> Int32
+
+    nonisolated(unsafe) private static var instance: BLAS?
+    private static let lock = SpinLock()
+
+    /// The process-wide OpenBLAS (loaded at the first call).
+    public static func shared() throws(DynamicLibrary.LoadError) -> BLAS {
+        lock.lock(); defer { lock.unlock() }
+        if let instance { return instance }
+        let b = try BLAS()
+        instance = b
+        return b
+    }
+
+    private init() throws(DynamicLibrary.LoadError) {
+        library = try DynamicLibrary(names: ["libopenblas.so.0", "libopenblas.so"], package: "libopenblas-dev")
+        sgemmFunction = try library.symbol("cblas_sgemm", as: SGEMM.self)
+        setThreads = try library.symbol("openblas_set_num_threads", as: (@convention(c) (Int32) -> Void).self)
+        getThreads = try library.symbol("openblas_get_num_threads", as: (@convention(c) () -> Int32).self)
+    }
+
+    public var threads: Int {
+        get { Int(getThreads()) }
+        set { setThreads(Int32(max(1, newValue))) }
+    }
+
+    /// C[m×n] = alpha · A[m×k] · B[k×n] + beta · C, all row-major and contiguous.
+    public func sgemm(m: Int, n: Int, k: Int, alpha: Float = 1, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                      beta: Float = 0, c: UnsafeMutablePointer<Float>) {
+        sgemmFunction(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(m), blasint(n), blasint(k),
+                      alpha, a, blasint(k), b, blasint(n), beta, c, blasint(n))
+    }
+}
+
+/// A minimal lock usable from a static context (NN imports no Foundation).
+package final class SpinLock: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    package init() { pthread_mutex_init(&mutex, nil) }
+    package func lock() { pthread_mutex_lock(&mutex) }
+    package func unlock() { pthread_mutex_unlock(&mutex) }
+}

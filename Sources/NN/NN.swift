@@ -1,1 +1,0 @@
-// NN: Float32 tensors on OpenBLAS (issue 5).
