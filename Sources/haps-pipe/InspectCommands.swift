@@ -96,8 +96,8 @@ struct Explain: ParsableCommand {
             if let found {
                 stageName = found.stage
                 let r = found.ref
-                let when = r.ranAt.map { ISO8601DateFormatter().string(from: $0) } ?? "?"
-                print("\(found.pipeline)/\(found.stage): last result \(r.output.short) (key \(r.key.short)), computed \(when) in \(String(format: "%.2f", r.seconds))s")
+                let when = r.ranAt.map { Format.iso8601($0) } ?? "?"
+                print("\(found.pipeline)/\(found.stage): last result \(r.output.short) (key \(r.key.short)), computed \(when) in \(Format.fixed(r.seconds, 2))s")
                 print("it ran because:")
                 for reason in r.reason { print("  - \(reason)") }
             } else if plan == nil {

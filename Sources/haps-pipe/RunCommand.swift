@@ -19,7 +19,7 @@ struct Run: ParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
 
     @Option(name: [.short, .customLong("jobs")], help: "CPU slots for concurrently running stages (default: number of cores).")
-    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+    var jobs: Int?
 
     @Flag(help: "Keep running every stage whose inputs succeeded after a failure; report all failures at the end.")
     var keepGoing = false
@@ -43,7 +43,7 @@ struct Run: ParsableCommand {
             throw ErrorOutput.fail(ValidationError("unknown stage '\(s)'" + NearestName.hint(s, among: spec.order)))
         }
         var options = RunOptions()
-        options.jobs = max(1, jobs)
+        options.jobs = max(1, jobs ?? RunOptions.cores)
         options.keepGoing = keepGoing
         options.force = Set(force)
         options.until = until
@@ -60,7 +60,7 @@ struct Run: ParsableCommand {
         interrupts.disarm()
         let counts = Dictionary(grouping: summary.results, by: { $0.outcome.label }).mapValues(\.count)
         let parts = ["ran", "cached", "failed", "skipped", "cancelled"].compactMap { k in counts[k].map { "\($0) \(k)" } }
-        let line = "\(spec.name): \(parts.joined(separator: ", ")) in \(String(format: "%.2f", summary.seconds))s (store \(store.root), run \(summary.runID))"
+        let line = "\(spec.name): \(parts.joined(separator: ", ")) in \(Format.fixed(summary.seconds, 2))s (store \(store.root), run \(summary.runID))"
         FileHandle.standardError.write(Data((line + "\n").utf8))
         // Where the results are: the final stages' outputs.
         let sinks = spec.order.filter { summary.result($0)?.output != nil && spec.dependents(of: $0).allSatisfy { summary.result($0) == nil } }

@@ -33,3 +33,20 @@ final class SupportTests: XCTestCase {
         XCTAssertNotNil(try FileLock.tryLock(path: dir + "/l"))
     }
 }
+
+final class FormatTests: XCTestCase {
+    func testFixedPointMatchesPrintf() {
+        for (x, d) in [(1.25, 1), (0.0, 2), (-0.004, 2), (12.3456, 2), (1e6 + 0.5, 0), (0.05, 1), (99.999, 2), (-3.14159, 3)] {
+            XCTAssertEqual(Format.fixed(x, d), String(format: "%.\(d)f", x), "\(x) \(d)")
+        }
+    }
+
+    func testTimestamps() {
+        let d = Date(timeIntervalSince1970: 1_795_844_598) // 2026-11-28T05:43:18Z
+        XCTAssertEqual(Format.iso8601(d), "2026-11-28T05:43:18Z")
+        XCTAssertEqual(Format.compactTimestamp(d), "20261128T054318")
+        XCTAssertEqual(Format.duration(42.4), "42s")
+        XCTAssertEqual(Format.duration(187), "3m07s")
+        XCTAssertEqual(Format.duration(7500), "2h05m")
+    }
+}

@@ -3,7 +3,9 @@ import Foundation
 /// Options of one run.
 public struct RunOptions: Sendable {
     /// CPU slots shared by running stages (`-j`).
-    public var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+    public var jobs: Int = RunOptions.cores
+    /// Cores available to this process (cgroup quotas included); read once, it costs a few file reads.
+    public static let cores = ProcessInfo.processInfo.activeProcessorCount
     /// Run every stage whose inputs succeeded, then report all failures (`--keep-going`).
     public var keepGoing = false
     /// Stages to recompute even when cached (`--force`).
@@ -45,10 +47,7 @@ public final class Executor: @unchecked Sendable {
         self.cancellation = cancellation; self.observer = observer
         slots = SlotPool(slots: options.jobs, pools: spec.pools)
         selection = Planner.selection(spec, until: options.until)
-        let f = DateFormatter()
-        f.dateFormat = "yyyyMMdd'T'HHmmss"
-        f.timeZone = TimeZone(identifier: "UTC")
-        runID = "\(f.string(from: Date()))-\(spec.name)-\(getpid())"
+        runID = "\(Format.compactTimestamp(Date()))-\(spec.name)-\(getpid())"
     }
 
     /// Runs the selected stages and returns when all have finished, failed or been skipped.

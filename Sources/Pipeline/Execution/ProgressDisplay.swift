@@ -42,11 +42,7 @@ public final class ProgressDisplay: RunObserver, @unchecked Sendable {
 
     private func write(_ s: String) { output.write(Data(s.utf8)) }
 
-    private static let clock: DateFormatter = {
-        let f = DateFormatter(); f.dateFormat = "HH:mm:ss"; return f
-    }()
-
-    private func plainLine(_ s: String) -> String { "[\(ProgressDisplay.clock.string(from: Date()))] \(s)\n" }
+    private func plainLine(_ s: String) -> String { "[\(Format.clock())] \(s)\n" }
 
     public func stageStarted(_ stage: String, reasons: [String], progress: ProgressReporter) {
         lock.withLock {
@@ -60,7 +56,7 @@ public final class ProgressDisplay: RunObserver, @unchecked Sendable {
         lock.withLock {
             active.removeAll { $0.name == r.stage }
             if quiet && r.outcome == .cached { return }
-            let secs = String(format: "%.1fs", r.seconds)
+            let secs = Format.fixed(r.seconds, 1) + "s"
             let out = r.output.map { " → \($0.short)" } ?? ""
             let line: String
             switch r.outcome {
@@ -127,16 +123,12 @@ public final class ProgressDisplay: RunObserver, @unchecked Sendable {
         } else if s.completed > 0 {
             parts.append("\(s.completed) \(s.unit)")
         }
-        if let r = s.rate { parts.append(String(format: "%.1f/s", r)) }
+        if let r = s.rate { parts.append(Format.fixed(r, 1) + "/s") }
         if let eta = s.eta { parts.append("ETA " + formatDuration(eta)) }
         parts.append(formatDuration(s.elapsed) + " elapsed")
         if !s.status.isEmpty { parts.append(String(s.status.prefix(60))) }
         return parts.joined(separator: "  ")
     }
 
-    public static func formatDuration(_ t: Double) -> String {
-        if t < 60 { return String(format: "%.0fs", t) }
-        if t < 3600 { return String(format: "%dm%02ds", Int(t) / 60, Int(t) % 60) }
-        return String(format: "%dh%02dm", Int(t) / 3600, (Int(t) % 3600) / 60)
-    }
+    public static func formatDuration(_ t: Double) -> String { Format.duration(t) }
 }
