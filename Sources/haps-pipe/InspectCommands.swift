@@ -5,6 +5,7 @@ import Stages
 
 struct Plan: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "plan",
         abstract: "Show which stages a run would execute, and why (no stage runs).",
         discussion: "A stage runs when no cached result has its key; the reasons say which parameter, input or version differs from its last result.")
 
@@ -69,6 +70,7 @@ enum RefLookup {
 
 struct Explain: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "explain",
         abstract: "Say why a stage ran (or would run): which parameter, input or version differs.",
         discussion: "Without --spec: the reasons recorded when the stage last ran. With --spec: also what the current spec would do.")
 
@@ -120,6 +122,7 @@ struct Explain: ParsableCommand {
 
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "status",
         abstract: "Show the state of a pipeline's stages, or of the store and its recent runs.")
 
     @Argument(help: ArgumentHelp("A pipeline spec; without it, list the store's pipelines and runs.", valueName: "spec")) var spec: String?
@@ -167,6 +170,7 @@ struct Status: ParsableCommand {
 
 struct Show: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "show",
         abstract: "Show an artifact: a stage's latest output, or any artifact by digest (prefix).")
 
     @Argument(help: ArgumentHelp("STAGE, PIPELINE/STAGE, or an artifact digest (at least 6 hex digits).", valueName: "target")) var target: String

@@ -5,6 +5,7 @@ import Stages
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "run",
         abstract: "Run a pipeline: every stage whose result is not cached, in parallel.",
         discussion: """
             Stages are keyed by their type and version, parameters, resources and input \

@@ -50,3 +50,25 @@ final class FormatTests: XCTestCase {
         XCTAssertEqual(Format.duration(7500), "2h05m")
     }
 }
+
+final class SubprocessTests: XCTestCase {
+    func testRunsInTheGivenDirectoryWithTheGivenEnvironment() throws {
+        let dir = try makeTempDir(self)
+        let r = try Subprocess.run(arguments: ["/bin/sh", "-c", "pwd; echo $FOO; exit 4"], environment: ["FOO": "bar"],
+                                   directory: dir, logPath: dir + "/log", cancellation: CancellationToken())
+        XCTAssertEqual(r.exitCode, 4)
+        XCTAssertNil(r.signal)
+        XCTAssertEqual(try read(dir + "/log"), "\(URL(fileURLWithPath: dir).resolvingSymlinksInPath().path)\nbar\n")
+    }
+
+    func testCancellationStopsTheWholeProcessGroup() throws {
+        let dir = try makeTempDir(self)
+        let token = CancellationToken()
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) { token.cancel() }
+        let t0 = Date()
+        let r = try Subprocess.run(arguments: ["/bin/sh", "-c", "sleep 30 & sleep 30; wait"], environment: [:], directory: dir,
+                                   logPath: dir + "/log", cancellation: token)
+        XCTAssertLessThan(Date().timeIntervalSince(t0), 5)
+        XCTAssertEqual(r.signal, SIGTERM)
+    }
+}

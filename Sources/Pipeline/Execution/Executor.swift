@@ -76,35 +76,45 @@ public final class Executor: @unchecked Sendable {
         scheduleReady()
     }
 
-    /// Launches every waiting stage whose inputs are done; skips those whose inputs failed.
+    /// Starts every waiting stage whose inputs are done and skips those whose inputs failed.
+    /// Cache hits are settled right here, on the calling thread (a no-op run starts no
+    /// thread per stage); stages that must run go to Dispatch's global queue.
     private func scheduleReady() {
-        var launch: [String] = []
-        var finished = false
-        lock.withLock {
-            var changed = true
-            while changed {
-                changed = false
-                for name in spec.order where states[name] == .waiting {
-                    let deps = spec.stages[name]!.dependencies
-                    if let bad = deps.first(where: { results[$0].map { !$0.outcome.succeeded } ?? false }) {
-                        let why = "input stage '\(bad)' \(results[bad]!.outcome.label)"
-                        finish(name, StageResult(stage: name, outcome: .skipped(why), seconds: 0, reasons: [why]))
-                        changed = true
-                    } else if stopping {
-                        finish(name, StageResult(stage: name, outcome: .skipped("run stopped before it started"), seconds: 0, reasons: []))
-                        changed = true
-                    } else if deps.allSatisfy({ results[$0]?.outcome.succeeded ?? false }) {
-                        states[name] = .active
-                        launch.append(name)
+        while true {
+            var launch: [String] = []
+            var finished = false
+            lock.withLock {
+                var changed = true
+                while changed {
+                    changed = false
+                    for name in spec.order where states[name] == .waiting {
+                        let deps = spec.stages[name]!.dependencies
+                        if let bad = deps.first(where: { results[$0].map { !$0.outcome.succeeded } ?? false }) {
+                            let why = "input stage '\(bad)' \(results[bad]!.outcome.label)"
+                            finish(name, StageResult(stage: name, outcome: .skipped(why), seconds: 0, reasons: [why]))
+                            changed = true
+                        } else if stopping {
+                            finish(name, StageResult(stage: name, outcome: .skipped("run stopped before it started"), seconds: 0, reasons: []))
+                            changed = true
+                        } else if deps.allSatisfy({ results[$0]?.outcome.succeeded ?? false }) {
+                            states[name] = .active
+                            launch.append(name)
+                        }
                     }
                 }
+                finished = !states.isEmpty && states.values.allSatisfy { $0 == .done }
             }
-            finished = !states.isEmpty && states.values.allSatisfy { $0 == .done }
+            if launch.isEmpty {
+                if finished { allDone.signal() }
+                return
+            }
+            for name in launch {
+                switch prepare(name) {
+                case .settled(let result): record(result)
+                case .mustRun(let prepared): DispatchQueue.global().async { self.execute(prepared) }
+                }
+            }
         }
-        for name in launch {
-            DispatchQueue.global().async { self.process(name) }
-        }
-        if finished { allDone.signal() }
     }
 
     /// Must hold `lock`.
@@ -115,6 +125,12 @@ public final class Executor: @unchecked Sendable {
     }
 
     private func complete(_ result: StageResult) {
+        record(result)
+        scheduleReady()
+    }
+
+    /// Records a stage's result (and stops scheduling on a failure under fail-fast).
+    private func record(_ result: StageResult) {
         var failFast = false
         lock.withLock {
             finish(result.stage, result)
@@ -124,7 +140,6 @@ public final class Executor: @unchecked Sendable {
             slots.stop()
             observer?.message(nil, "stage '\(result.stage)' failed; not starting further stages (use --keep-going to run everything that does not depend on it)")
         }
-        scheduleReady()
     }
 
     /// An input artifact of `name` (from `producer`) is damaged: recompute the producer, then `name`.
@@ -140,11 +155,27 @@ public final class Executor: @unchecked Sendable {
         }
     }
 
-    private func process(_ name: String) {
+    /// A stage whose key is known and which must run.
+    private struct Prepared {
+        var name: String
+        var key: StageKey
+        var digests: [String: Digest]
+        var previous: StageRef?
+        var reasons: [String]
+        var forced: Bool
+        var started: Date
+    }
+
+    private enum Preparation {
+        case settled(StageResult)
+        case mustRun(Prepared)
+    }
+
+    /// Input digests, the key, and the cache: a hit settles the stage at once.
+    private func prepare(_ name: String) -> Preparation {
         let st = spec.stages[name]!
         let t0 = Date()
         do {
-            // 1. Input digests and the key.
             var digests: [String: Digest] = [:]
             var sources: [String: InputSource] = [:]
             for input in st.inputs {
@@ -157,16 +188,25 @@ public final class Executor: @unchecked Sendable {
             let key = StageKey(stage: st, inputs: digests)
             let previous = store.ref(pipeline: spec.name, stage: name)
             var reasons: [String] = []
-
-            // 2. Cache hit?
             let forced = options.force.contains(name)
             if !forced, let hit = checkedHit(key.digest, reasons: &reasons) {
-                return finishCached(name, key: key, hit: hit, previous: previous, started: t0)
+                return .settled(cachedResult(name, key: key, hit: hit, previous: previous, started: t0))
             }
             if forced { reasons.append("forced (--force)") }
             reasons += StageKey.differences(from: previous?.payload, to: key.payload, sources: sources)
             if reasons.isEmpty { reasons = ["no cached result for this key"] }
+            return .mustRun(Prepared(name: name, key: key, digests: digests, previous: previous, reasons: reasons, forced: forced, started: t0))
+        } catch {
+            return .settled(StageResult(stage: name, outcome: .failed(Executor.describe(error)), seconds: Date().timeIntervalSince(t0), reasons: []))
+        }
+    }
 
+    /// Runs a prepared stage on a worker thread: slots, the key's lock, inputs, `run`, store.
+    private func execute(_ p: Prepared) {
+        let name = p.name, key = p.key, digests = p.digests, previous = p.previous, forced = p.forced, t0 = p.started
+        var reasons = p.reasons
+        let st = spec.stages[name]!
+        do {
             // 3. Slots, then the key's lock (another process may be computing it).
             guard slots.acquire(cpus: st.cpus, pool: st.pool) else {
                 return complete(StageResult(stage: name, outcome: .skipped("run stopped before it started"), key: key.digest, seconds: 0, reasons: reasons))
@@ -177,7 +217,7 @@ public final class Executor: @unchecked Sendable {
                 observer?.message(name, "waiting for another haps-pipe process that is computing this stage (key \(key.digest.short))")
                 keyLock = try store.lockKey(key.digest)
                 if !forced, let hit = checkedHit(key.digest, reasons: &reasons) {
-                    return finishCached(name, key: key, hit: hit, previous: previous, started: t0)
+                    return complete(cachedResult(name, key: key, hit: hit, previous: previous, started: t0))
                 }
             }
             defer { keyLock?.unlock() }
@@ -260,15 +300,15 @@ public final class Executor: @unchecked Sendable {
         }
     }
 
-    private func finishCached(_ name: String, key: StageKey, hit: ActionEntry, previous: StageRef?, started: Date) {
+    private func cachedResult(_ name: String, key: StageKey, hit: ActionEntry, previous: StageRef?, started: Date) -> StageResult {
         if previous?.key != key.digest || previous?.output != hit.output {
             try? store.writeRef(StageRef(key: key.digest, output: hit.output, kind: hit.kind, payload: key.payload, updatedAt: Date(),
                                          reason: ["reused the cached result of an earlier run with the same key"],
                                          ranAt: hit.createdAt, seconds: hit.seconds),
                                 pipeline: spec.name, stage: name)
         }
-        complete(StageResult(stage: name, outcome: .cached, key: key.digest, output: hit.output, kind: hit.kind,
-                             seconds: Date().timeIntervalSince(started), reasons: []))
+        return StageResult(stage: name, outcome: .cached, key: key.digest, output: hit.output, kind: hit.kind,
+                           seconds: Date().timeIntervalSince(started), reasons: [])
     }
 
     static func describe(_ error: any Error) -> String {

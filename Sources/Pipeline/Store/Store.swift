@@ -214,7 +214,7 @@ public final class Store: @unchecked Sendable {
     }
 
     public func writeRunRecord(_ record: JSONValue, id: String) throws {
-        try FileIO.writeAtomically(record.pretty + "\n", to: "\(root)/runs/\(id).json", sync: false)
+        try FileIO.writeAtomically(record.canonical + "\n", to: "\(root)/runs/\(id).json", sync: false)
     }
 
     /// Run records, newest first.

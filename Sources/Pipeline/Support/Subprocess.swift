@@ -6,6 +6,12 @@ import Glibc
 /// Runs an external program in its own process group, with output to a log file, and
 /// stops the whole group (SIGTERM, then SIGKILL after a grace period) on cancellation.
 public enum Subprocess {
+    private typealias AddChdir = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
+    private static let addChdir: AddChdir? = {
+        guard let p = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addchdir_np") else { return nil }
+        return unsafeBitCast(p, to: AddChdir.self)
+    }()
+
     public struct Result: Sendable {
         public var exitCode: Int32
         /// Set when the program was killed by a signal.
@@ -40,8 +46,16 @@ public enum Subprocess {
         posix_spawnattr_setsigmask(&attr, &empty)
         posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
 
-        // Change directory in the child through the shell (posix_spawn's chdir action is a GNU extension).
-        let full = ["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", directory] + arguments
+        // The child's working directory: glibc's posix_spawn chdir action (2.29+, a GNU extension
+        // that Swift does not import, so looked up at run time), else through a shell.
+        var full = arguments
+        if directory != FileManager.default.currentDirectoryPath {
+            if let addChdir = Subprocess.addChdir {
+                _ = directory.withCString { addChdir(&actions, $0) }
+            } else {
+                full = ["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", directory] + arguments
+            }
+        }
         let argv = full.map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
