@@ -20,7 +20,6 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // System-library shims (Debian packages libopenblas-dev, libcurl4-openssl-dev, liblz4-dev).
@@ -33,7 +32,7 @@ let package = Package(
                        providers: [.apt(["liblz4-dev"])]),
 
         .target(name: "Pipeline",
-                dependencies: ["CLZ4", .product(name: "Crypto", package: "swift-crypto")],
+                dependencies: ["CLZ4"],
                 swiftSettings: upcoming),
         .target(name: "NN", dependencies: ["COpenBLAS"], swiftSettings: upcoming),
         .target(name: "LLM", dependencies: ["NN", "CCurl"], swiftSettings: upcoming),

@@ -1,5 +1,13 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 import Pipeline
 import Stages
 
@@ -53,7 +61,7 @@ enum ErrorOutput {
         case let e as any CustomStringConvertible: text = "error: \(e.description)"
         default: text = "error: \(error)"
         }
-        FileHandle.standardError.write(Data((text + "\n").utf8))
+        FileIO.writeStderr(text + "\n")
         return error is SpecError ? ExitCode(2) : ExitCode.failure
     }
 }

@@ -1,5 +1,13 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 import Pipeline
 import Stages
 
@@ -33,7 +41,7 @@ struct Plan: ParsableCommand {
             let running = plan.filter { $0.action == .run || $0.action == .dependsOnRun }.count
             print("\(spec.name): \(running) of \(plan.filter { $0.action != .excluded }.count) stages to run")
             for e in plan {
-                print("  \(Plan.symbol(e.action)) \(e.stage.padding(toLength: max(16, e.stage.count), withPad: " ", startingAt: 0)) \(Plan.label(e.action))")
+                print("  \(Plan.symbol(e.action)) \(pad(e.stage, max(16, e.stage.count))) \(Plan.label(e.action))")
                 for r in e.reasons where e.action != .excluded { print("        - \(r)") }
             }
         } catch { throw ErrorOutput.fail(error) }
@@ -146,7 +154,7 @@ struct Status: ParsableCommand {
                     case .excluded: state = "-"
                     }
                     let out = e.action == .cached ? (store.action(e.key!)?.output.short ?? "") : (ref.map { "(last \($0.output.short))" } ?? "")
-                    print("  \(e.stage.padding(toLength: max(16, e.stage.count), withPad: " ", startingAt: 0)) \(state.padding(toLength: 18, withPad: " ", startingAt: 0)) \(out)")
+                    print("  \(pad(e.stage, max(16, e.stage.count))) \(pad(state, 18)) \(out)")
                 }
                 return
             }
@@ -241,4 +249,9 @@ struct GC: ParsableCommand {
             print("\(verb) \(r.removedObjects) objects (\(r.removedBytes) bytes), \(r.removedActions) cache entries, \(r.removedTrees) unpacked trees\(cleanWork ? ", \(r.removedWorkAreas) work areas" : ""); kept \(r.keptObjects) objects")
         } catch { throw ErrorOutput.fail(error) }
     }
+}
+
+/// `s` padded with spaces to at least `width` characters.
+func pad(_ s: String, _ width: Int) -> String {
+    s.count >= width ? s : s + String(repeating: " ", count: width - s.count)
 }

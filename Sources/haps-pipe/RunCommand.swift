@@ -1,5 +1,13 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 import Pipeline
 import Stages
 
@@ -51,9 +59,12 @@ struct Run: ParsableCommand {
         options.verify = verify
         let store: Store
         do { store = try storeOptions.open() } catch { throw ErrorOutput.fail(error) }
-        let display = ProgressDisplay(interactive: plain ? false : nil)
         let cancellation = CancellationToken()
-        let interrupts = InterruptHandler(cancellation: cancellation, display: display)
+        let interrupts = InterruptHandler(cancellation: cancellation)
+        // Ctrl-C handling is armed when the first stage starts running; before that there is no
+        // work to keep, and a no-op run stays a few milliseconds.
+        let display = ProgressDisplay(interactive: plain ? false : nil, onFirstStart: { interrupts.arm() })
+        interrupts.display = display
         let summary: RunSummary
         do {
             summary = try Executor(spec: spec, store: store, options: options, cancellation: cancellation, observer: display).run()
@@ -62,17 +73,17 @@ struct Run: ParsableCommand {
         let counts = Dictionary(grouping: summary.results, by: { $0.outcome.label }).mapValues(\.count)
         let parts = ["ran", "cached", "failed", "skipped", "cancelled"].compactMap { k in counts[k].map { "\($0) \(k)" } }
         let line = "\(spec.name): \(parts.joined(separator: ", ")) in \(Format.fixed(summary.seconds, 2))s (store \(store.root), run \(summary.runID))"
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        FileIO.writeStderr(line + "\n")
         // Where the results are: the final stages' outputs.
         let sinks = spec.order.filter { summary.result($0)?.output != nil && spec.dependents(of: $0).allSatisfy { summary.result($0) == nil } }
         for s in sinks where summary.succeeded {
             let storeFlag = storeOptions.store == "artifacts" ? "" : " --store \(storeOptions.store)"
-            FileHandle.standardError.write(Data("result of \(s): \(summary.result(s)!.output!.short)  (see: haps-pipe show \(s)\(storeFlag))\n".utf8))
+            FileIO.writeStderr("result of \(s): \(summary.result(s)!.output!.short)  (see: haps-pipe show \(s)\(storeFlag))\n")
         }
         if summary.interrupted { throw ExitCode(130) }
         if !summary.failures.isEmpty {
             let names = summary.failures.map(\.stage).joined(separator: ", ")
-            FileHandle.standardError.write(Data("failed: \(names)\n".utf8))
+            FileIO.writeStderr("failed: \(names)\n")
             throw ExitCode.failure
         }
     }
@@ -82,9 +93,16 @@ struct Run: ParsableCommand {
 final class InterruptHandler: @unchecked Sendable {
     private var sources: [any DispatchSourceSignal] = []
     private var count = 0
-    private let lock = NSLock()
+    private let lock = Lock()
+    private let cancellation: CancellationToken
+    weak var display: ProgressDisplay?
 
-    init(cancellation: CancellationToken, display: ProgressDisplay) {
+    init(cancellation: CancellationToken) { self.cancellation = cancellation }
+
+    func arm() {
+        lock.lock(); defer { lock.unlock() }
+        guard sources.isEmpty else { return }
+        let cancellation = self.cancellation
         for sig in [SIGINT, SIGTERM] {
             signal(sig, SIG_IGN)
             let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
@@ -92,10 +110,10 @@ final class InterruptHandler: @unchecked Sendable {
                 guard let self else { return }
                 let n = self.lock.withLock { self.count += 1; return self.count }
                 if n == 1 {
-                    display.message(nil, "interrupted: stopping running stages and keeping finished work (press Ctrl-C again to abort at once)")
+                    self.display?.message(nil, "interrupted: stopping running stages and keeping finished work (press Ctrl-C again to abort at once)")
                     cancellation.cancel()
                 } else {
-                    FileHandle.standardError.write(Data("aborted\n".utf8))
+                    FileIO.writeStderr("aborted\n")
                     _exit(130)
                 }
             }
@@ -105,6 +123,7 @@ final class InterruptHandler: @unchecked Sendable {
     }
 
     func disarm() {
+        lock.lock(); defer { lock.unlock() }
         for s in sources { s.cancel() }
         signal(SIGINT, SIG_DFL); signal(SIGTERM, SIG_DFL)
     }

@@ -72,3 +72,27 @@ final class SubprocessTests: XCTestCase {
         XCTAssertEqual(r.signal, SIGTERM)
     }
 }
+
+final class SHA256Tests: XCTestCase {
+    func testFIPSVectors() {
+        XCTAssertEqual(Digest.of(string: "").hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        XCTAssertEqual(Digest.of(string: "abc").hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        XCTAssertEqual(Digest.of(string: "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq").hex,
+                       "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        XCTAssertEqual(Digest.of([UInt8](repeating: 0x61, count: 1_000_000)).hex,
+                       "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+
+    func testStreamingInAnyChunkingMatchesOneShot() throws {
+        let bytes = (0..<10_000).map { UInt8(truncatingIfNeeded: ($0 &* 7919) >> 3) }
+        let whole = Digest.of(bytes)
+        for chunk in [1, 3, 63, 64, 65, 127, 1000] {
+            var b = DigestBuilder()
+            var i = 0
+            while i < bytes.count { b.update(Array(bytes[i..<min(i + chunk, bytes.count)])); i += chunk }
+            XCTAssertEqual(b.finalize(), whole, "chunk \(chunk)")
+        }
+        let py = try python(["-c", "import hashlib; print(hashlib.sha256(bytes(((i*7919)>>3)&255 for i in range(10000))).hexdigest())"])
+        XCTAssertEqual(whole.hex, py.trimmingCharacters(in: .newlines))
+    }
+}

@@ -1,4 +1,12 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Options of one run.
 public struct RunOptions: Sendable {
@@ -30,7 +38,7 @@ public final class Executor: @unchecked Sendable {
     public let cancellation: CancellationToken
     private let observer: (any RunObserver)?
 
-    private let lock = NSLock()
+    private let lock = Lock()
     private enum State { case waiting, active, done }
     private var states: [String: State] = [:]
     private var results: [String: StageResult] = [:]

@@ -1,4 +1,12 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Draws a run's progress: live per-stage bars on a terminal, or plain timestamped lines
 /// when the output is a file or a pipe (CI logs, `| tee`).
@@ -6,23 +14,31 @@ import Foundation
 ///     ✓ sample_train   cached                      0.0s
 ///     ▸ score_valid    [#########.......]  57/100  12.3 items/s  ETA 4s
 public final class ProgressDisplay: RunObserver, @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = Lock()
     private let interactive: Bool
-    private let output: FileHandle
+    private let output: Int32
     private var active: [(name: String, progress: ProgressReporter)] = []
     private var drawnLines = 0
     private var timer: (any DispatchSourceTimer)?
     private var lastPlain: [String: Date] = [:]
     private let quiet: Bool
-    private let width: Int
+    private var firstStart: (@Sendable () -> Void)?
 
     /// `interactive` nil: decide from whether stderr is a terminal (and TERM is not "dumb").
-    public init(interactive: Bool? = nil, quiet: Bool = false, output: FileHandle = .standardError) {
-        let tty = isatty(output.fileDescriptor) != 0 && ProcessInfo.processInfo.environment["TERM"] != "dumb"
+    /// `onFirstStart` runs when the first stage starts running (not for cache hits): a no-op run
+    /// sets up no timers and no signal handling.
+    public init(interactive: Bool? = nil, quiet: Bool = false, output: Int32 = 2,
+                onFirstStart: (@Sendable () -> Void)? = nil) {
+        let tty = isatty(output) != 0 && ProcessInfo.processInfo.environment["TERM"] != "dumb"
         self.interactive = interactive ?? tty
         self.output = output
         self.quiet = quiet
-        width = max(24, 20)
+        self.firstStart = onFirstStart
+    }
+
+    /// Must hold `lock`. Starts the redraw (terminal) or progress-line (plain) timer.
+    private func startTimerLocked() {
+        guard timer == nil else { return }
         if self.interactive {
             let t = DispatchSource.makeTimerSource(queue: DispatchQueue.global())
             t.schedule(deadline: .now() + 0.2, repeating: 0.2)
@@ -40,12 +56,15 @@ public final class ProgressDisplay: RunObserver, @unchecked Sendable {
 
     deinit { timer?.cancel() }
 
-    private func write(_ s: String) { output.write(Data(s.utf8)) }
+    private func write(_ s: String) { try? FileIO.writeAll(output, Array(s.utf8), path: "output") }
 
     private func plainLine(_ s: String) -> String { "[\(Format.clock())] \(s)\n" }
 
     public func stageStarted(_ stage: String, reasons: [String], progress: ProgressReporter) {
+        let first: (@Sendable () -> Void)? = lock.withLock { defer { firstStart = nil }; return firstStart }
+        first?()
         lock.withLock {
+            startTimerLocked()
             active.append((stage, progress))
             let why = reasons.first.map { " (\($0)\(reasons.count > 1 ? "; +\(reasons.count - 1) more" : ""))" } ?? ""
             emitLocked(interactive ? "▸ \(stage) running\(why)" : "start  \(stage)\(why)")

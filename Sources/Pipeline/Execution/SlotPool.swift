@@ -1,11 +1,19 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// CPU slots and named concurrency pools that running stages hold.
 ///
 /// A stage needs `cpus` slots (at most the total) and, when it names a pool, one unit of it.
 /// `acquire` blocks until both are free, or returns false once the run is stopping.
 final class SlotPool: @unchecked Sendable {
-    private let condition = NSCondition()
+    private let condition = Condition()
     private var freeSlots: Int
     let totalSlots: Int
     private var freePools: [String: Int]

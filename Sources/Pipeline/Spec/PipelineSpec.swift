@@ -1,4 +1,12 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Where a stage input comes from: another stage's output, or a user's file or directory.
 public enum InputSource: Sendable, Equatable {

@@ -1,4 +1,12 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension PipelineSpec {
     static let topLevelFields = ["name", "description", "seed", "resources", "pools", "stages"]

@@ -1,4 +1,12 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The generic `command` stage: runs an external program as a cached pipeline stage.
 ///
@@ -77,7 +85,7 @@ public struct CommandStage: StageType {
 
     public static func validate(_ p: Params, at path: JSONPath) -> [SpecProblem] {
         var problems: [SpecProblem] = []
-        if p.run.templates.isEmpty || p.run.templates.allSatisfy({ $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
+        if p.run.templates.isEmpty || p.run.templates.allSatisfy({ $0.allSatisfy(\.isWhitespace) }) {
             problems.append(SpecProblem(path.appending("run"), "the command is empty"))
         }
         for o in p.outputs where o.isEmpty || o.hasPrefix("/") || o.split(separator: "/").contains("..") {
@@ -131,7 +139,7 @@ public struct CommandStage: StageType {
         for o in p.outputs {
             let full = context.outputDirectory + "/" + o
             values["outputs.\(o)"] = full
-            try FileIO.makeDirectory((full as NSString).deletingLastPathComponent)
+            try FileIO.makeDirectory(Path.directory(full))
         }
         for (k, v) in p.params {
             let s = v.stringValue ?? v.canonical

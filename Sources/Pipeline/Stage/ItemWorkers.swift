@@ -1,4 +1,12 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Runs a stage's items on a fixed number of worker threads, stopping at cancellation, and
 /// collects every item's failure instead of stopping at the first (finished items are kept).
@@ -15,7 +23,7 @@ public enum ItemWorkers {
     public static func run(_ items: [Int], workers: Int, cancellation: CancellationToken,
                            body: @escaping @Sendable (Int) throws -> Void) -> [Failure] {
         final class State: @unchecked Sendable {
-            let lock = NSLock()
+            let lock = Lock()
             var cursor = 0
             var failures: [Failure] = []
         }

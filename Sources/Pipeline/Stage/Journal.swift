@@ -1,4 +1,12 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// An append-only log of finished items, so that a stage interrupted at any point (Ctrl-C,
 /// a crash, `kill -9`) resumes where it stopped.
@@ -16,7 +24,7 @@ import Foundation
 /// file is truncated there: a half-written last record is dropped, never half-used.
 public final class Journal: @unchecked Sendable {
     public let path: String
-    private let lock = NSLock()
+    private let lock = Lock()
     private var fd: Int32 = -1
     private var order: [String] = []
     private var values: [String: [UInt8]] = [:]
@@ -27,7 +35,7 @@ public final class Journal: @unchecked Sendable {
 
     public init(path: String) throws {
         self.path = path
-        try FileIO.makeDirectory((path as NSString).deletingLastPathComponent)
+        try FileIO.makeDirectory(Path.directory(path))
         let existing = (try? FileIO.read(path)) ?? []
         var good = 0
         if existing.count >= Journal.magic.count && Array(existing[0..<Journal.magic.count]) == Journal.magic {

@@ -1,9 +1,17 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A stage's progress: items done out of a total (if known), and a short status line.
 /// Thread-safe; stages update it from any worker.
 public final class ProgressReporter: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = Lock()
     private var _total: Int?
     private var _completed = 0
     private var _status = ""

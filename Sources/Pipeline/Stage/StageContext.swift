@@ -1,4 +1,12 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Everything a running stage receives: resolved inputs, where to write its output, and the
 /// services for long work (journal, checkpoints, progress, cancellation, seeded randomness).
@@ -54,7 +62,7 @@ public final class StageContext: @unchecked Sendable {
 
 /// Set once when the run is asked to stop (Ctrl-C or a failure under fail-fast).
 public final class CancellationToken: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = Lock()
     private var cancelled = false
     private var handlers: [@Sendable () -> Void] = []
     public init() {}

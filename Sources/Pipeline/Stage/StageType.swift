@@ -1,4 +1,12 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One input of a stage type: its name and the artifact kind it accepts.
 public struct InputPort: Sendable, Equatable {

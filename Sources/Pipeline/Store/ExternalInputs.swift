@@ -1,4 +1,12 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension Store {
     /// Hashes a user's input file or directory where it lies (it is not copied into the
@@ -15,7 +23,7 @@ extension Store {
                 if let s = FileIO.status(full) { files[rel] = try fileEntry(full, stat: s) }
             }
         } else {
-            files[(path as NSString).lastPathComponent] = try fileEntry(path, stat: st)
+            files[Path.lastComponent(path)] = try fileEntry(path, stat: st)
         }
         let manifest = ArtifactManifest(kind: kind, files: files)
         let d = manifest.digest
@@ -43,12 +51,17 @@ extension Store {
 
     /// SHA-256 of a file, read in 4 MiB chunks.
     public func digestOfFile(_ path: String) throws -> Digest {
-        guard let h = FileHandle(forReadingAtPath: path) else {
-            throw FileError(path: path, operation: "open", reason: "cannot be read")
-        }
-        defer { try? h.close() }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw FileError(path: path, operation: "open", errno: errno) }
+        defer { close(fd) }
         var b = DigestBuilder()
-        while let chunk = try h.read(upToCount: 4 << 20), !chunk.isEmpty { b.update(chunk) }
+        var chunk = [UInt8](repeating: 0, count: 4 << 20)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }
+            if n < 0 { if errno == EINTR { continue }; throw FileError(path: path, operation: "read", errno: errno) }
+            if n == 0 { break }
+            chunk.withUnsafeBytes { b.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        }
         return b.finalize()
     }
 }

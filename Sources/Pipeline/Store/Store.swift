@@ -1,4 +1,12 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The on-disk store: content-addressed objects, the action cache, refs and run records.
 ///
@@ -71,7 +79,7 @@ public final class Store: @unchecked Sendable {
 
     /// Moves a damaged object aside (kept for inspection under `corrupt/`, never read again).
     private func quarantine(_ path: String) {
-        let dest = "\(root)/corrupt/\((path as NSString).lastPathComponent)-\(Int(Date().timeIntervalSince1970))"
+        let dest = "\(root)/corrupt/\(Path.lastComponent(path))-\(Int(Date().timeIntervalSince1970))"
         try? FileIO.makeDirectory("\(root)/corrupt")
         if rename(path, dest) != 0 { unlink(path) }
     }

@@ -1,5 +1,8 @@
-import Crypto
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// A SHA-256 content digest, written as 64 lowercase hex digits.
 ///
@@ -14,19 +17,26 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible, C
         self.hex = hex
     }
 
-    private init(unchecked hex: String) { self.hex = hex }
-
-    public static func of<D: DataProtocol>(_ bytes: D) -> Digest {
-        Digest(hashed: SHA256.hash(data: bytes))
-    }
-
-    public static func of(string: String) -> Digest { of(Array(string.utf8)) }
-
-    init(hashed: SHA256.Digest) {
+    init(bytes: [UInt8]) {
         let table = Array("0123456789abcdef".utf8)
         var out = [UInt8](); out.reserveCapacity(64)
-        for b in hashed { out.append(table[Int(b >> 4)]); out.append(table[Int(b & 15)]) }
-        self.init(unchecked: String(decoding: out, as: UTF8.self))
+        for b in bytes { out.append(table[Int(b >> 4)]); out.append(table[Int(b & 15)]) }
+        hex = String(decoding: out, as: UTF8.self)
+    }
+
+    public static func of(_ bytes: [UInt8]) -> Digest {
+        var h = SHA256()
+        bytes.withUnsafeBytes { h.update($0) }
+        return Digest(bytes: h.finalize())
+    }
+
+    public static func of(string: String) -> Digest {
+        var s = string
+        return s.withUTF8 { buffer in
+            var h = SHA256()
+            h.update(UnsafeRawBufferPointer(buffer))
+            return Digest(bytes: h.finalize())
+        }
     }
 
     /// The first 12 hex digits, for messages and tables.
@@ -50,6 +60,7 @@ public struct Digest: Hashable, Sendable, Comparable, CustomStringConvertible, C
 public struct DigestBuilder {
     private var hasher = SHA256()
     public init() {}
-    public mutating func update<D: DataProtocol>(_ bytes: D) { hasher.update(data: bytes) }
-    public func finalize() -> Digest { Digest(hashed: hasher.finalize()) }
+    public mutating func update(_ bytes: UnsafeRawBufferPointer) { hasher.update(bytes) }
+    public mutating func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { hasher.update($0) } }
+    public mutating func finalize() -> Digest { Digest(bytes: hasher.finalize()) }
 }

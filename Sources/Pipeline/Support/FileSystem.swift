@@ -1,8 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Dispatch
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// An I/O failure with the path and the operation, as users need to act on it.
@@ -17,6 +20,24 @@ public struct FileError: Error, CustomStringConvertible, Sendable {
         self.init(path: path, operation: operation, reason: String(cString: strerror(code)))
     }
     public var description: String { "cannot \(operation) \(path): \(reason)" }
+}
+
+/// Path string helpers (what NSString offers, without Foundation).
+public enum Path {
+    /// "a/b/c.txt" → "a/b"; "c.txt" → ""; "/c" → "/".
+    public static func directory(_ path: String) -> String {
+        var p = Substring(path)
+        while p.count > 1 && p.hasSuffix("/") { p = p.dropLast() }
+        guard let slash = p.lastIndex(of: "/") else { return "" }
+        return slash == p.startIndex ? "/" : String(p[..<slash])
+    }
+    /// "a/b/c.txt" → "c.txt".
+    public static func lastComponent(_ path: String) -> String {
+        var p = Substring(path)
+        while p.count > 1 && p.hasSuffix("/") { p = p.dropLast() }
+        guard let slash = p.lastIndex(of: "/") else { return String(p) }
+        return String(p[p.index(after: slash)...])
+    }
 }
 
 /// Small, fast POSIX file helpers used by the store: whole-file reads, atomic writes, stat.
@@ -52,7 +73,7 @@ public enum FileIO {
     /// Writes through a temporary file in the same directory, fsyncs it and renames it into
     /// place, so a reader (or a crash) sees either the old file or the whole new one.
     public static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644, sync: Bool = true) throws(FileError) {
-        let dir = (path as NSString).deletingLastPathComponent
+        let dir = Path.directory(path)
         try makeDirectory(dir)
         let tmp = "\(path).tmp-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
@@ -115,14 +136,27 @@ public enum FileIO {
 
     /// Regular files under `root`, as sorted relative paths (symbolic links are followed).
     public static func listFiles(under root: String) throws(FileError) -> [String] {
-        guard let e = FileManager.default.enumerator(atPath: root) else {
-            throw FileError(path: root, operation: "list", reason: "not a readable directory")
-        }
+        guard isDirectory(root) else { throw FileError(path: root, operation: "list", reason: "not a readable directory") }
         var out: [String] = []
-        while let rel = e.nextObject() as? String {
-            if let st = status(root + "/" + rel), !st.isDirectory { out.append(rel) }
+        var todo = [""]
+        while let rel = todo.popLast() {
+            let dir = rel.isEmpty ? root : root + "/" + rel
+            let names: [String]
+            do { names = try FileManager.default.contentsOfDirectory(atPath: dir) } catch {
+                throw FileError(path: dir, operation: "list", reason: "\(error)")
+            }
+            for name in names {
+                let child = rel.isEmpty ? name : rel + "/" + name
+                guard let st = status(root + "/" + child) else { continue }
+                if st.isDirectory { todo.append(child) } else { out.append(child) }
+            }
         }
         return out.sorted()
+    }
+
+    /// Writes text to standard error (unbuffered, whole).
+    public static func writeStderr(_ text: String) {
+        try? writeAll(2, Array(text.utf8), path: "standard error")
     }
 }
 
@@ -137,7 +171,7 @@ public final class FileLock: @unchecked Sendable {
     /// Blocks until the lock is granted.
     public init(path: String, mode: Mode = .exclusive) throws(FileError) {
         self.path = path
-        try FileIO.makeDirectory((path as NSString).deletingLastPathComponent)
+        try FileIO.makeDirectory(Path.directory(path))
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         if fd < 0 { throw FileError(path: path, operation: "open lock", errno: errno) }
         while flock(fd, mode == .exclusive ? LOCK_EX : LOCK_SH) != 0 {
@@ -150,7 +184,7 @@ public final class FileLock: @unchecked Sendable {
 
     /// Returns nil at once when another process holds a conflicting lock.
     public static func tryLock(path: String, mode: Mode = .exclusive) throws(FileError) -> FileLock? {
-        try FileIO.makeDirectory((path as NSString).deletingLastPathComponent)
+        try FileIO.makeDirectory(Path.directory(path))
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         if fd < 0 { throw FileError(path: path, operation: "open lock", errno: errno) }
         if flock(fd, (mode == .exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0 { close(fd); return nil }
