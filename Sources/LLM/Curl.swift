@@ -5,17 +5,10 @@ public final class Curl: @unchecked Sendable {
     public let library: DynamicLibrary
     private let versionFunction: @convention(c) () -> UnsafeMutablePointer<CChar>?
 
-    nonisolated(unsafe) private static var instance: Curl?
-    private static let lock = SpinLock()
+    private static let instance = LoadedOnce { () throws(DynamicLibrary.LoadError) in try Curl() }
 
     /// The process-wide libcurl (loaded at the first call).
-    public static func shared() throws(DynamicLibrary.LoadError) -> Curl {
-        lock.lock(); defer { lock.unlock() }
-        if let instance { return instance }
-        let c = try Curl()
-        instance = c
-        return c
-    }
+    public static func shared() throws(DynamicLibrary.LoadError) -> Curl { try instance.get() }
 
     private init() throws(DynamicLibrary.LoadError) {
         library = try DynamicLibrary(names: ["libcurl.so.4", "libcurl.so"], package: "libcurl4-openssl-dev")

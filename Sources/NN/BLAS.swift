@@ -19,17 +19,10 @@ public final class BLAS: @unchecked Sendable {
     private let setThreads: @convention(c) (Int32) -> Void
     private let getThreads: @convention(c) () -> Int32
 
-    nonisolated(unsafe) private static var instance: BLAS?
-    private static let lock = SpinLock()
+    private static let instance = LoadedOnce { () throws(DynamicLibrary.LoadError) in try BLAS() }
 
     /// The process-wide OpenBLAS (loaded at the first call).
-    public static func shared() throws(DynamicLibrary.LoadError) -> BLAS {
-        lock.lock(); defer { lock.unlock() }
-        if let instance { return instance }
-        let b = try BLAS()
-        instance = b
-        return b
-    }
+    public static func shared() throws(DynamicLibrary.LoadError) -> BLAS { try instance.get() }
 
     private init() throws(DynamicLibrary.LoadError) {
         library = try DynamicLibrary(names: ["libopenblas.so.0", "libopenblas.so"], package: "libopenblas-dev")
@@ -52,9 +45,9 @@ public final class BLAS: @unchecked Sendable {
 }
 
 /// A minimal lock usable from a static context (NN imports no Foundation).
-package final class SpinLock: @unchecked Sendable {
+final class SpinLock: @unchecked Sendable {
     private var mutex = pthread_mutex_t()
-    package init() { pthread_mutex_init(&mutex, nil) }
-    package func lock() { pthread_mutex_lock(&mutex) }
-    package func unlock() { pthread_mutex_unlock(&mutex) }
+    init() { pthread_mutex_init(&mutex, nil) }
+    func lock() { pthread_mutex_lock(&mutex) }
+    func unlock() { pthread_mutex_unlock(&mutex) }
 }

@@ -45,3 +45,21 @@ public final class DynamicLibrary: @unchecked Sendable {
         return unsafeBitCast(p, to: type)
     }
 }
+
+/// A value built once, on first use, by a loader that may fail (and is retried until it works):
+/// how the process-wide wrappers of dynamically loaded libraries are kept.
+public final class LoadedOnce<T: AnyObject>: @unchecked Sendable {
+    private let load: () throws(DynamicLibrary.LoadError) -> T
+    private var value: T?
+    private let lock = SpinLock()
+
+    public init(_ load: @escaping () throws(DynamicLibrary.LoadError) -> T) { self.load = load }
+
+    public func get() throws(DynamicLibrary.LoadError) -> T {
+        lock.lock(); defer { lock.unlock() }
+        if let value { return value }
+        let v = try load()
+        value = v
+        return v
+    }
+}
