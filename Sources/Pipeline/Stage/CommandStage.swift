@@ -101,7 +101,7 @@ public struct CommandStage: StageType {
                     let parts = n.split(separator: ".", maxSplits: 1).map(String.init)
                     switch (parts.first ?? "", parts.count) {
                     case ("out", 1), ("work", 1), ("seed", 1), ("inputs", 2): break
-                    case ("item_index", 1), ("item_file", 1) where p.foreach != nil: break
+                    case ("item_index", 1) where p.foreach != nil, ("item_file", 1) where p.foreach != nil: break
                     case ("outputs", 2):
                         if !p.outputs.contains(parts[1]) {
                             problems.append(SpecProblem(at, "placeholder {\(n)} names an undeclared output" + NearestName.hint(parts[1], among: p.outputs) + " (declare it in 'outputs')"))
