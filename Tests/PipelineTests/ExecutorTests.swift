@@ -175,3 +175,81 @@ final class ExecutorTests: XCTestCase {
         XCTAssertEqual(store.ref(pipeline: "p", stage: "a")?.reason, ["no earlier run of this stage"])
     }
 }
+
+final class ResourceTests: XCTestCase {
+    func spec(_ resource: String, dir: String) throws -> PipelineSpec {
+        try load(#"{"name": "r", "resources": {"models": {"llama": \#(resource)}}, "stages": {"ask": {"type": "command", "params": {"resources": ["models.llama"], "run": "echo $HAPS_RESOURCE_MODELS_LLAMA > {out}/r.json"}}}}"#, dir: dir)
+    }
+
+    func testAResourceIdentityIsPartOfTheKeyButItsURLIsNot() throws {
+        let dir = try makeTempDir(self)
+        let store = try Store(root: dir + "/store")
+        let s1 = try runPipeline(try spec(#"{"backend": "openai", "model": "m1", "url": "http://127.0.0.1:1/v1"}"#, dir: dir), store: store)
+        XCTAssertEqual(s1.outcomes(), ["ask": "ran"])
+        XCTAssertEqual(try read(try store.materialize(s1.result("ask")!.output!) + "/r.json"),
+                       #"{"backend":"openai","model":"m1","url":"http://127.0.0.1:1/v1"}"# + "\n")
+        let moved = try runPipeline(try spec(#"{"backend": "openai", "model": "m1", "url": "http://10.0.0.2:8000/v1"}"#, dir: dir), store: store)
+        XCTAssertEqual(moved.outcomes(), ["ask": "cached"], "moving the server does not invalidate results")
+        let other = try runPipeline(try spec(#"{"backend": "openai", "model": "m2", "url": "http://10.0.0.2:8000/v1"}"#, dir: dir), store: store)
+        XCTAssertEqual(other.outcomes(), ["ask": "ran"])
+        XCTAssertEqual(other.result("ask")!.reasons, [#"resource models.llama.model changed: "m1" → "m2""#])
+    }
+
+    func testAnUnknownResourceIsAValidationError() throws {
+        let dir = try makeTempDir(self)
+        XCTAssertThrowsError(try load(#"{"name": "r", "resources": {"models": {"llama": {}}}, "stages": {"ask": {"type": "command", "params": {"resources": ["models.lama"], "run": "true"}}}}"#, dir: dir)) { e in
+            XCTAssertEqual((e as? SpecError)?.lines, ["spec.json:1:93: $.stages.ask.params: unknown resource 'models.lama'; did you mean 'models.llama'?"])
+        }
+    }
+}
+
+/// A training-style stage: a seeded random walk of `steps` steps, checkpointed every `every`.
+struct Walk: StageType {
+    struct Params: Decodable, Sendable { var steps: Int; var every: Int; var sleep_ms: Int }
+    static let name = "walk"
+    static let version = 1
+    static let parameters = [ParameterInfo("steps"), ParameterInfo("every"), ParameterInfo("sleep_ms")]
+    static func ports(_ p: Params) -> StagePorts { StagePorts(inputs: [], output: "text") }
+    static func run(_ p: Params, _ c: StageContext) throws {
+        // State: step, position, and the generator's state, so a resumed walk continues exactly.
+        var step = 0, position: Int64 = 0
+        var rng = c.makeRandom()
+        if let (s, state) = c.checkpoints.latest() {
+            let fields = String(decoding: state, as: UTF8.self).split(separator: " ").map { UInt64($0)! }
+            step = s; position = Int64(bitPattern: fields[0]); rng = SeededRandom(state: fields[1])
+            try write("resumed at \(s)\n", to: c.workDirectory + "/resumed")
+        }
+        while step < p.steps {
+            try c.checkCancellation()
+            position += Int64(rng.next() % 7) - 3
+            step += 1
+            if step % p.every == 0 {
+                try c.checkpoints.save(step: step, state: Array("\(UInt64(bitPattern: position)) \(rng.state)".utf8))
+            }
+            usleep(UInt32(p.sleep_ms * 1000))
+        }
+        try write("\(position)\n", to: c.outputDirectory + "/position.txt")
+    }
+}
+
+final class CheckpointResumeTests: XCTestCase {
+    func testAResumedTrainingStageReachesTheSameResultAsAnUninterruptedOne() throws {
+        let dir = try makeTempDir(self)
+        let registry = StageRegistry([Walk.self])
+        let spec = try load(#"{"name": "w", "stages": {"walk": {"type": "walk", "params": {"steps": 60, "every": 5, "sleep_ms": 10}}}}"#, dir: dir, registry: registry)
+
+        let straight = try Store(root: dir + "/a")
+        let reference = try runPipeline(spec, store: straight)
+
+        let resumed = try Store(root: dir + "/b")
+        let token = CancellationToken()
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) { token.cancel() }
+        let first = try runPipeline(spec, store: resumed, cancellation: token)
+        XCTAssertEqual(first.outcomes(), ["walk": "cancelled"])
+        let work = resumed.workDirectory(first.result("walk")!.key!)
+        XCTAssertNotNil(CheckpointStore(directory: work + "/checkpoints").latest())
+        let second = try runPipeline(spec, store: resumed)
+        XCTAssertEqual(second.outcomes(), ["walk": "ran"])
+        XCTAssertEqual(second.result("walk")!.output, reference.result("walk")!.output)
+    }
+}

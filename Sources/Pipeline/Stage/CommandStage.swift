@@ -36,8 +36,11 @@ public struct CommandStage: StageType {
         public var foreach: String?
         /// Item mode: items run at once.
         public var workers: Int
+        /// Spec resources the program uses ("models.llama"): their identities join the key and
+        /// their JSON is in the environment as HAPS_RESOURCE_<NAME>.
+        public var resources: [String]
 
-        enum CodingKeys: String, CodingKey { case run, outputs, kind, params, env, cwd, foreach, workers }
+        enum CodingKeys: String, CodingKey { case run, outputs, kind, params, env, cwd, foreach, workers, resources }
 
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -49,6 +52,7 @@ public struct CommandStage: StageType {
             cwd = try c.decodeIfPresent(String.self, forKey: .cwd)
             foreach = try c.decodeIfPresent(String.self, forKey: .foreach)
             workers = try c.decodeIfPresent(Int.self, forKey: .workers) ?? 1
+            resources = try c.decodeIfPresent([String].self, forKey: .resources) ?? []
         }
     }
 
@@ -77,7 +81,10 @@ public struct CommandStage: StageType {
         ParameterInfo("cwd", "working directory (default: where haps-pipe runs)"),
         ParameterInfo("foreach", "item mode: run once per line of this input's JSONL file, journaled, resumable"),
         ParameterInfo("workers", "item mode: items run at once (default 1)"),
+        ParameterInfo("resources", "spec resources the program uses, e.g. [\"models.llama\"]: part of the key, in HAPS_RESOURCE_<NAME>"),
     ]
+
+    public static func resources(_ p: Params) -> [String] { p.resources }
 
     public static func ports(_ p: Params) -> StagePorts {
         StagePorts(inputs: [], output: ArtifactKind(p.kind), openInputKind: .any)
@@ -132,6 +139,7 @@ public struct CommandStage: StageType {
         env["HAPS_WORK"] = context.workDirectory
         env["HAPS_SEED"] = String(context.seed)
         env["HAPS_THREADS"] = String(context.threads)
+        for (name, r) in context.resources { env["HAPS_RESOURCE_\(envName(name))"] = r.canonical }
         for (port, a) in context.inputs {
             values["inputs.\(port)"] = a.path
             env["HAPS_INPUT_\(envName(port))"] = a.path

@@ -96,8 +96,10 @@ public struct CancellationError: Error, CustomStringConvertible {
 ///
 /// For the reference's own random choices use the Python-compatible generator instead.
 public struct SeededRandom: RandomNumberGenerator, Sendable {
-    private var state: UInt64
+    /// The whole state: save it in a checkpoint and restore it with `init(state:)`.
+    public private(set) var state: UInt64
     public init(seed: UInt64) { state = seed }
+    public init(state: UInt64) { self.state = state }
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
