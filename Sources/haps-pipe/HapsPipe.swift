@@ -52,9 +52,23 @@ struct SpecOptions: ParsableArguments {
     }
 }
 
-/// Prints an error the way users see every error: one renderer for all.
+/// A command line that names something the spec does not have (exit status 2, like a bad spec).
+struct UsageError: Error, CustomStringConvertible {
+    var description: String
+    init(_ message: String) { description = message }
+}
+
+/// Something asked for is not in the store (exit status 1).
+struct NotFoundError: Error, CustomStringConvertible {
+    var description: String
+    init(_ message: String) { description = message }
+}
+
+/// Prints an error the way users see every error: one renderer for all, `error: ...` on
+/// standard error. Exit status 2 for invalid specs and arguments, 1 for everything else.
 enum ErrorOutput {
     static func fail(_ error: any Error) -> ExitCode {
+        if let code = error as? ExitCode { return code }
         let text: String
         switch error {
         case let e as SpecError: text = "error: " + e.description
@@ -62,6 +76,6 @@ enum ErrorOutput {
         default: text = "error: \(error)"
         }
         FileIO.writeStderr(text + "\n")
-        return error is SpecError ? ExitCode(2) : ExitCode.failure
+        return error is SpecError || error is UsageError ? ExitCode(2) : ExitCode.failure
     }
 }

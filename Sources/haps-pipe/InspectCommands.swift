@@ -70,7 +70,7 @@ enum RefLookup {
         }
         let matches = refs.filter { $0.stage == stage && (pipe == nil || $0.pipeline == pipe) }
         if matches.count > 1 {
-            throw ValidationError("stage '\(stage)' exists in several pipelines (\(matches.map(\.pipeline).joined(separator: ", "))); write PIPELINE/\(stage)")
+            throw NotFoundError("stage '\(stage)' exists in several pipelines (\(matches.map(\.pipeline).joined(separator: ", "))); write PIPELINE/\(stage)")
         }
         return matches.first
     }
@@ -96,7 +96,7 @@ struct Explain: ParsableCommand {
             if let spec {
                 let s = try PipelineSpec.load(path: spec, registry: HAPSStages.registry, overrides: overrides)
                 guard s.stages[stage] != nil else {
-                    throw ValidationError("unknown stage '\(stage)' in \(spec)" + NearestName.hint(stage, among: s.order))
+                    throw UsageError("unknown stage '\(stage)' in \(spec)" + NearestName.hint(stage, among: s.order))
                 }
                 pipelineName = s.name
                 plan = try Planner.plan(s, selection: s.ancestors(of: stage), forced: [], lookups: .store(store, pipeline: s.name))
@@ -111,7 +111,7 @@ struct Explain: ParsableCommand {
                 print("it ran because:")
                 for reason in r.reason { print("  - \(reason)") }
             } else if plan == nil {
-                throw ValidationError("no stored result for stage '\(stage)' in \(store.root); run the pipeline first, or pass --spec")
+                throw NotFoundError("no stored result for stage '\(stage)' in \(store.root); run the pipeline first, or pass --spec")
             } else {
                 print("\(stageName): no stored result yet")
             }
@@ -124,7 +124,7 @@ struct Explain: ParsableCommand {
                     for reason in plan.reasons { print("  - \(reason)") }
                 }
             }
-        } catch let e as ValidationError { throw e } catch { throw ErrorOutput.fail(error) }
+        } catch { throw ErrorOutput.fail(error) }
     }
 }
 
@@ -198,7 +198,7 @@ struct Show: ParsableCommand {
                 digest = try store.resolveDigestPrefix(target)
             }
             guard let digest else {
-                throw ValidationError("'\(target)' is neither a stage with a stored result nor an artifact digest in \(store.root)")
+                throw NotFoundError("'\(target)' is neither a stage with a stored result nor an artifact digest in \(store.root)")
             }
             let m = try store.manifest(digest)
             if json {
@@ -227,7 +227,7 @@ struct Show: ParsableCommand {
                 print("--- \(name)\(all.count > lines ? " (first \(lines) of \(all.count) lines)" : "")")
                 for l in all.prefix(lines) { print(l.count > 200 ? l.prefix(200) + "…" : l) }
             }
-        } catch let e as ValidationError { throw e } catch { throw ErrorOutput.fail(error) }
+        } catch { throw ErrorOutput.fail(error) }
     }
 }
 

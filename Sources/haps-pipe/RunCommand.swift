@@ -49,7 +49,7 @@ struct Run: ParsableCommand {
         let spec: PipelineSpec
         do { spec = try specOptions.load() } catch { throw ErrorOutput.fail(error) }
         for s in force + until where spec.stages[s] == nil {
-            throw ErrorOutput.fail(ValidationError("unknown stage '\(s)'" + NearestName.hint(s, among: spec.order)))
+            throw ErrorOutput.fail(UsageError("unknown stage '\(s)'" + NearestName.hint(s, among: spec.order)))
         }
         var options = RunOptions()
         options.jobs = max(1, jobs ?? RunOptions.cores)

@@ -74,6 +74,19 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(missing.stderr, "error: nope.json is not a valid pipeline spec (1 problem):\n  nope.json: $: cannot read the spec: No such file or directory\n")
     }
 
+    func testUnknownNamesOnTheCommandLineAreClearErrors() throws {
+        try writeDiamondSpec()
+        let until = try CLI.run(["run", "spec.json", "--until", "d"], in: dir)
+        XCTAssertEqual(until.status, 2)
+        XCTAssertEqual(until.stderr, "error: unknown stage 'd'; did you mean 'a'?\n")
+        let explain = try CLI.run(["explain", "nope"], in: dir)
+        XCTAssertEqual(explain.status, 1)
+        XCTAssertEqual(explain.stderr, "error: no stored result for stage 'nope' in \(dir)/artifacts; run the pipeline first, or pass --spec\n")
+        let show = try CLI.run(["show", "abcdef"], in: dir)
+        XCTAssertEqual(show.status, 1)
+        XCTAssertEqual(show.stderr, "error: 'abcdef' is neither a stage with a stored result nor an artifact digest in \(dir)/artifacts\n")
+    }
+
     func testAFailingStageExitsWithStatus1AndShowsItsOutput() throws {
         try writeFile(#"{"name": "f", "stages": {"a": {"type": "command", "params": {"run": "echo something broke >&2; exit 7"}}}}"#, dir + "/f.json")
         let r = try CLI.run(["run", "f.json"], in: dir)
