@@ -21,11 +21,15 @@ struct HapsPipe: ParsableCommand {
             results are not already in the store, in parallel, and resumes interrupted work.
 
             Examples:
-              haps-pipe run pipelines/quickstart.json
-              haps-pipe plan pipelines/quickstart.json --set train.params.lr=0.01
-              haps-pipe explain score_valid
-              haps-pipe show score_valid
+              haps-pipe run pipelines/demo.json
+              haps-pipe plan pipelines/demo.json --set rl_train.params.alpha=0.1
+              haps-pipe run pipelines/demo.json --set rl_train.params.alpha=0.1 -j 2
+              haps-pipe explain rl_train
+              haps-pipe show evaluate
+
+            Docs: docs/spec.md (spec format), docs/running.md, docs/store.md.
             """,
+        version: "0.1.0",
         subcommands: [Run.self, Plan.self, Explain.self, Status.self, Show.self, GC.self])
 }
 
