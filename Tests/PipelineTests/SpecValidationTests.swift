@@ -83,6 +83,36 @@ final class SpecValidationTests: XCTestCase {
                        ["spec.json:1:60: $.stages.a.inputs.text: stage 'a' cannot take its own output as input"])
     }
 
+    func testRepeatedNamesAreReported() {
+        XCTAssertEqual(errors(#"{"name": "p", "stages": {"a": {"type": "text-source", "params": {"text": "x"}}, "a": {"type": "text-source", "params": {"text": "y", "text": "z"}}}}"#), [
+            "spec.json:1:81: $.stages.a: 'a' appears more than once in this object",
+            "spec.json:1:134: $.stages.a.params.text: 'text' appears more than once in this object",
+        ])
+    }
+
+    /// Any damage to a spec gives errors, never a crash: seeded random edits of a valid spec
+    /// (delete, duplicate or swap a character, or copy a line elsewhere).
+    func testDamagedSpecsNeverCrashTheValidator() {
+        let valid = #"{"name": "p", "pools": {"gpu": 1}, "stages": {"src": {"type": "text-source", "params": {"text": "x"}}, "up": {"type": "upper", "inputs": {"text": "src"}, "pool": "gpu"}, "wc": {"type": "word-count", "inputs": {"text": "up"}}}}"#
+        XCTAssertEqual(errors(valid), [])
+        var rng = SeededRandom(seed: 7)
+        var failures = 0
+        for _ in 0..<3000 {
+            var chars = Array(valid)
+            let i = Int(rng.next() % UInt64(chars.count)), j = Int(rng.next() % UInt64(chars.count))
+            switch rng.next() % 4 {
+            case 0: chars.remove(at: i)
+            case 1: chars.insert(chars[i], at: j)
+            case 2: chars.swapAt(i, j)
+            default: chars.insert(contentsOf: chars[min(i, j)..<max(i, j)], at: max(i, j))
+            }
+            let e = errors(String(chars))
+            XCTAssertFalse(e.contains { $0.hasPrefix("unexpected") }, "\(e)")
+            if !e.isEmpty { failures += 1 }
+        }
+        XCTAssertGreaterThan(failures, 1000, "most edits break the spec, and each is reported")
+    }
+
     func testAllProblemsAreReportedAtOnce() {
         let e = errors(#"{"name": "p", "stages": {"a": {"type": "comand"}, "b": {"type": "text-source", "params": {"text": 1}}, "c": {"type": "upper", "inputs": {"text": "nope"}}}}"#)
         XCTAssertEqual(e.count, 3, "\(e)")

@@ -84,6 +84,7 @@ struct SpecValidator {
             report(root, "expected an object with 'name' and 'stages', found \(doc.typeDescription)")
             return nil
         }
+        reportDuplicateKeys(doc, at: root)
         for (k, _) in top where !PipelineSpec.topLevelFields.contains(k) {
             report(root.appending(k), "unknown field '\(k)'" + NearestName.hint(k, among: PipelineSpec.topLevelFields))
         }
@@ -118,7 +119,8 @@ struct SpecValidator {
             return nil
         }
         if stageMembers.isEmpty { report(root.appending("stages"), "a pipeline needs at least one stage") }
-        let stageNames = stageMembers.map(\.key)
+        var stageNames: [String] = []  // unique, in spec order (repeats are reported above)
+        for (k, _) in stageMembers where !stageNames.contains(k) { stageNames.append(k) }
 
         // Pass 1: each stage on its own.
         var stages: [String: PlannedStageSpec] = [:]
@@ -228,6 +230,7 @@ struct SpecValidator {
     mutating func topologicalOrder(_ names: [String], _ stages: [String: PlannedStageSpec]) -> [String] {
         var done = Set<String>(), order: [String] = []
         let present = names.filter { stages[$0] != nil }
+        guard !present.isEmpty else { return [] }
         while order.count < present.count {
             guard let next = present.first(where: { !done.contains($0) && stages[$0]!.dependencies.allSatisfy { done.contains($0) || stages[$0] == nil } }) else {
                 // Find one cycle to show.
@@ -252,6 +255,22 @@ struct SpecValidator {
             done.insert(next); order.append(next)
         }
         return order
+    }
+
+    /// JSON allows repeated member names, and readers keep the last: in a spec that silently
+    /// drops a stage or a parameter, so every repeat is a problem.
+    mutating func reportDuplicateKeys(_ v: JSONValue, at path: JSONPath) {
+        switch v {
+        case .object(let members):
+            var seen = Set<String>()
+            for (k, child) in members {
+                if !seen.insert(k).inserted { report(path.appending(k), "'\(k)' appears more than once in this object") }
+                reportDuplicateKeys(child, at: path.appending(k))
+            }
+        case .array(let items):
+            for (i, item) in items.enumerated() { reportDuplicateKeys(item, at: path.appending(index: i)) }
+        default: break
+        }
     }
 
     mutating func integer(_ v: JSONValue?, at path: JSONPath) -> Int? {
