@@ -246,7 +246,7 @@ struct GC: ParsableCommand {
             let store = try storeOptions.open()
             let r = try store.collectGarbage(dryRun: dryRun, keepWork: !cleanWork)
             let verb = dryRun ? "would remove" : "removed"
-            print("\(verb) \(r.removedObjects) objects (\(r.removedBytes) bytes), \(r.removedActions) cache entries, \(r.removedTrees) unpacked trees\(cleanWork ? ", \(r.removedWorkAreas) work areas" : ""); kept \(r.keptObjects) objects")
+            print("\(verb) \(r.removedObjects) objects (\(r.removedBytes) bytes), \(r.removedActions) cache entries, \(r.removedTrees) unpacked trees, \(r.removedTemporaries) temporary files\(cleanWork ? ", \(r.removedWorkAreas) work areas" : ""); kept \(r.keptObjects) objects")
         } catch { throw ErrorOutput.fail(error) }
     }
 }

@@ -76,7 +76,12 @@ final class StoreTests: XCTestCase {
         let dry = try store.collectGarbage(dryRun: true)
         XCTAssertEqual(dry.removedObjects, 2, "the old output's manifest and file")
         XCTAssertEqual(dry.removedActions, 1)
+        // A half-written object left by a killed process is garbage too.
+        let leftover = store.objectPath(s2.result("a")!.output!) + ".tmp-99999-1"
+        try write("partial", to: leftover)
         let r = try store.collectGarbage()
+        XCTAssertEqual(r.removedTemporaries, 1)
+        XCTAssertFalse(FileIO.exists(leftover))
         XCTAssertEqual(r.removedObjects, 2)
         XCTAssertEqual(r.keptObjects, 2)
         XCTAssertEqual(try read(try store.materialize(s2.result("a")!.output!) + "/text.txt"), "world")

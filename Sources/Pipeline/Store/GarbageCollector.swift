@@ -16,6 +16,8 @@ public struct GCReport: Sendable {
     public var removedActions = 0
     public var removedTrees = 0
     public var removedWorkAreas = 0
+    /// Half-written files of processes that were killed mid-write.
+    public var removedTemporaries = 0
 }
 
 extension Store {
@@ -39,7 +41,11 @@ extension Store {
         let objects = "\(root)/objects"
         for prefix in (try? fm.contentsOfDirectory(atPath: objects)) ?? [] {
             for rest in (try? fm.contentsOfDirectory(atPath: "\(objects)/\(prefix)")) ?? [] {
-                guard let d = Digest(hex: prefix + rest) else { continue }
+                guard let d = Digest(hex: prefix + rest) else {
+                    // A temporary file left by a killed process (no run holds the store now).
+                    if rest.contains(".tmp-") { report.removedTemporaries += 1; if !dryRun { unlink("\(objects)/\(prefix)/\(rest)") } }
+                    continue
+                }
                 if live.contains(d) { report.keptObjects += 1; continue }
                 let p = "\(objects)/\(prefix)/\(rest)"
                 report.removedObjects += 1
@@ -51,6 +57,7 @@ extension Store {
         for prefix in (try? fm.contentsOfDirectory(atPath: actions)) ?? [] {
             for f in (try? fm.contentsOfDirectory(atPath: "\(actions)/\(prefix)")) ?? [] {
                 let p = "\(actions)/\(prefix)/\(f)"
+                if f.contains(".tmp-") { report.removedTemporaries += 1; if !dryRun { unlink(p) }; continue }
                 guard let bytes = try? FileIO.read(p), let json = try? JSONParser.parse(bytes: bytes),
                       let e = ActionEntry(json: json) else { if !dryRun { unlink(p) }; continue }
                 if !liveArtifacts.contains(e.output) {
