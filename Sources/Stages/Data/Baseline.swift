@@ -1,0 +1,124 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+public import Pipeline
+
+/// A bad line in an input file, with where it is.
+public struct DataError: Error, CustomStringConvertible, Sendable {
+    public var file: String
+    public var line: Int?
+    public var message: String
+    public init(file: String, line: Int?, _ message: String) { self.file = file; self.line = line; self.message = message }
+    public var description: String { line.map { "\(file):\($0): \(message)" } ?? "\(file): \(message)" }
+}
+
+/// Reads JSON Lines: one JSON value per non-empty line, errors with `file:line`.
+public enum JSONLines {
+    public static func read(_ path: String) throws -> [(line: Int, value: JSONValue)] {
+        let text: String
+        do { text = try FileIO.readString(path) } catch { throw DataError(file: path, line: nil, "cannot read: \(error.reason)") }
+        return try parse(text, file: path)
+    }
+
+    public static func parse(_ text: String, file: String) throws -> [(line: Int, value: JSONValue)] {
+        var out: [(Int, JSONValue)] = []
+        var lineNumber = 0
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            lineNumber += 1
+            if line.allSatisfy({ $0.isWhitespace }) { continue }
+            do { out.append((lineNumber, try JSONParser.parse(String(line)))) } catch {
+                throw DataError(file: file, line: lineNumber, "invalid JSON at column \(error.location.column): \(error.message)")
+            }
+        }
+        return out.map { (line: $0.0, value: $0.1) }
+    }
+}
+
+/// Maps model names to candidate ids: the reference's presets, or a user's mapping.
+public struct CandidateNames: Sendable, Equatable {
+    public var ids: [String: Int]
+
+    /// The reference's pairs (candidate 0, candidate 1).
+    public static let presets: [String: [String]] = [
+        "llama_qwen": ["Llama-3.1-8B-Instruct", "Qwen2.5-7B-Instruct"],
+        "mistral_qwen": ["Mistral-7B-Instruct-v0.3", "Qwen2.5-7B-Instruct"],
+        "llama_mistral": ["Llama-3.1-8B-Instruct", "Mistral-7B-Instruct-v0.3"],
+        "llama8b_qwen3b": ["Llama-3.1-8B-Instruct", "Qwen2.5-3B-Instruct"],
+        "llama8b_qwen14b": ["Llama-3.1-8B-Instruct", "Qwen2.5-14B-Instruct"],
+    ]
+
+    public init(ids: [String: Int]) { self.ids = ids }
+
+    public init(preset: String) throws {
+        guard let names = CandidateNames.presets[preset] else {
+            throw DataError(file: "--pair", line: nil, "unknown pair '\(preset)'" + NearestName.hint(preset, among: CandidateNames.presets.keys)
+                            + "; known: \(CandidateNames.presets.keys.sorted().joined(separator: ", "))")
+        }
+        ids = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
+    }
+
+    /// An id from an int, a digit string, or a model name (also as "org/name").
+    public func resolve(_ v: JSONValue?) -> Int? {
+        switch v {
+        case .number?: return v?.intValue
+        case .string(let s)?:
+            if !s.isEmpty, s.allSatisfy(\.isASCII), let n = Int(s), n >= 0 { return n }
+            if let id = ids[s] { return id }
+            if let slash = s.lastIndex(of: "/") { return ids[String(s[s.index(after: slash)...])] }
+            return nil
+        default: return nil
+        }
+    }
+}
+
+/// One row of a reference-format `baseline.jsonl` (a samples table): a question answered under
+/// one role assignment.
+public struct BaselineRow: Sendable {
+    public var line: Int
+    public var question: String
+    public var action: Int
+    public var answer: String?
+    public var groundTruth: String?
+    public var f1: Double
+    public var recorded: JSONValue
+}
+
+/// Reads baseline rows, resolving each row's action; rows that cannot be used are counted by
+/// reason (never silently dropped, never guessed).
+public enum BaselineReader {
+    public static func read(_ path: String, space: ActionSpace, names: CandidateNames?, skipped: inout [String: Int]) throws -> [BaselineRow] {
+        try rows(from: JSONLines.read(path), file: path, space: space, names: names, skipped: &skipped)
+    }
+
+    public static func rows(from lines: [(line: Int, value: JSONValue)], file: String, space: ActionSpace, names: CandidateNames?,
+                            skipped: inout [String: Int]) throws -> [BaselineRow] {
+        var out: [BaselineRow] = []
+        for (line, v) in lines {
+            guard v.objectMembers != nil else { throw DataError(file: file, line: line, "expected a JSON object, found \(v.typeDescription)") }
+            guard let question = v["question"]?.stringValue else {
+                throw DataError(file: file, line: line, "missing or non-string 'question'")
+            }
+            let action: Int
+            if let a = v["action_index"] {
+                guard let i = a.intValue, space.indices.contains(i) else {
+                    skipped["unknown action_index (not in 0..<\(space.count))", default: 0] += 1; continue
+                }
+                action = i
+            } else {
+                let ids = space.roles.map { (names ?? CandidateNames(ids: [:])).resolve(v[$0]) }
+                guard ids.allSatisfy({ $0 != nil && $0! < space.candidates }) else {
+                    skipped["roles that do not resolve to a candidate id (pass --pair or --model-name-to-id-json)", default: 0] += 1; continue
+                }
+                action = space.index(of: ids.map { $0! })
+            }
+            guard case .number(let f1)? = v["f1"], f1.isFinite else {
+                skipped["'f1' is not a number", default: 0] += 1; continue
+            }
+            out.append(BaselineRow(line: line, question: question, action: action, answer: v["answer"]?.stringValue,
+                                   groundTruth: v["ground_truth"]?.stringValue, f1: f1, recorded: v))
+        }
+        return out
+    }
+}

@@ -1,0 +1,114 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+public import Pipeline
+
+extension BuildSFT {
+    /// Reads a baseline table and builds the SFT rows: what both the stage and
+    /// `haps-pipe build-sft` do.
+    public static func build(baseline path: String, space: ActionSpace, names: CandidateNames?,
+                             options: BuildSFTOptions) throws -> (rows: [SFTRow], report: BuildSFTReport) {
+        var report = BuildSFTReport()
+        let lines = try JSONLines.read(path)
+        report.rowsRead = lines.count
+        let rows = try BaselineReader.rows(from: lines, file: path, space: space, names: names, skipped: &report.skippedRows)
+        var grouped = Grouped()
+        for r in rows { grouped.add(question: r.question, Scored(action: r.action, score: r.f1)) }
+        let out = run(grouped, space: space, options: options, report: &report)
+        return (out, report)
+    }
+
+    /// The output file: `json.dumps(rows, indent=2, ensure_ascii=False)` of `{question, reward, output}`.
+    public static func json(_ rows: [SFTRow]) -> String {
+        PythonJSON.dumps(.array(rows.map {
+            .object([("question", .string($0.question)), ("reward", .float($0.reward)), ("output", .string($0.output))])
+        }))
+    }
+}
+
+/// The `build-sft` stage: SFT data for the high-level router from a samples table
+/// (REFERENCE.md §5, exactly). Output kind `sft-data`: `sft.json` and `stats.txt`.
+public struct BuildSFTStage: StageType {
+    public struct Params: Decodable, Sendable {
+        var tie_policy: String?
+        var min_max_score: Double?
+        var balance: String?
+        var target_per_class: Int?
+        var smart_target: Int?
+        var smart_frac_of_max: Double?
+        var smart_minority_dup_factor: Double?
+        var auto_skip_if_balanced_ratio: Double?
+        var pair: String?
+        var model_name_to_id: [String: Int]?
+        var candidates: Int?
+        var roles: [String]?
+        var seed: Int?
+    }
+
+    public static let name = "build-sft"
+    public static let version = 1
+    public static let summary = "SFT data for the high-level router: best action(s) per question, tie policy, class balance."
+    public static let parameters = [
+        ParameterInfo("tie_policy", "all | random_one | deterministic_one (default)"),
+        ParameterInfo("min_max_score", "skip questions whose best score is below this (default 1e-6)"),
+        ParameterInfo("balance", "none (default) | undersample | oversample | smart_oversample"),
+        ParameterInfo("target_per_class", "undersample/oversample target (default: smallest/largest class)"),
+        ParameterInfo("smart_target", "smart_oversample: grow each class to at least this"),
+        ParameterInfo("smart_frac_of_max", "smart_oversample: grow each class to this fraction of the largest"),
+        ParameterInfo("smart_minority_dup_factor", "smart_oversample: multiply each class by this (up to the largest)"),
+        ParameterInfo("auto_skip_if_balanced_ratio", "smart_oversample: leave data alone when largest/smallest is at most this"),
+        ParameterInfo("pair", "candidate preset mapping model names to ids: " + CandidateNames.presets.keys.sorted().joined(separator: ", ")),
+        ParameterInfo("model_name_to_id", "mapping of model names to candidate ids"),
+        ParameterInfo("candidates", "number of candidates K (default 2)"),
+        ParameterInfo("roles", "role names (default [\"teacher\", \"student\"])"),
+        ParameterInfo("seed", "seed of the random choices (default: the stage's seed, 43)"),
+    ]
+
+    public static func ports(_ p: Params) -> StagePorts {
+        StagePorts(inputs: [InputPort("samples", kind: "samples", help: "baseline rows (reference baseline.jsonl format)")], output: "sft-data")
+    }
+
+    public static func validate(_ p: Params, at path: JSONPath) -> [SpecProblem] {
+        var problems: [SpecProblem] = []
+        if let t = p.tie_policy, BuildSFTOptions.TiePolicy(rawValue: t) == nil {
+            problems.append(SpecProblem(path.appending("tie_policy"), "unknown tie policy '\(t)'" + NearestName.hint(t, among: BuildSFTOptions.TiePolicy.allCases.map(\.rawValue))))
+        }
+        if let b = p.balance, BuildSFTOptions.Balance(rawValue: b) == nil {
+            problems.append(SpecProblem(path.appending("balance"), "unknown balance mode '\(b)'" + NearestName.hint(b, among: BuildSFTOptions.Balance.allCases.map(\.rawValue))))
+        }
+        if let pair = p.pair, CandidateNames.presets[pair] == nil {
+            problems.append(SpecProblem(path.appending("pair"), "unknown pair '\(pair)'" + NearestName.hint(pair, among: CandidateNames.presets.keys)))
+        }
+        if let k = p.candidates, k < 1 { problems.append(SpecProblem(path.appending("candidates"), "expected at least 1 candidate")) }
+        if let r = p.roles, r.isEmpty { problems.append(SpecProblem(path.appending("roles"), "expected at least one role")) }
+        return problems
+    }
+
+    static func options(_ p: Params, seed: Int) -> BuildSFTOptions {
+        var o = BuildSFTOptions()
+        o.seed = p.seed ?? seed
+        o.tiePolicy = p.tie_policy.flatMap(BuildSFTOptions.TiePolicy.init(rawValue:)) ?? .deterministic_one
+        o.minMaxScore = p.min_max_score ?? 1e-6
+        o.balance = p.balance.flatMap(BuildSFTOptions.Balance.init(rawValue:)) ?? BuildSFTOptions.Balance.none
+        o.targetPerClass = p.target_per_class
+        o.smartTarget = p.smart_target
+        o.smartFracOfMax = p.smart_frac_of_max
+        o.smartMinorityDupFactor = p.smart_minority_dup_factor
+        o.autoSkipIfBalancedRatio = p.auto_skip_if_balanced_ratio
+        return o
+    }
+
+    public static func run(_ p: Params, _ context: StageContext) throws {
+        let space = ActionSpace(candidates: p.candidates ?? 2, roles: p.roles ?? ActionSpace.referenceRoles)
+        var names: CandidateNames?
+        if let pair = p.pair { names = try CandidateNames(preset: pair) }
+        if let m = p.model_name_to_id { names = CandidateNames(ids: m) }
+        let (rows, report) = try BuildSFT.build(baseline: Samples.baselinePath(context.inputs["samples"]!), space: space, names: names,
+                                                options: options(p, seed: Int(truncatingIfNeeded: context.seed)))
+        for line in report.lines { context.log(line) }
+        try FileIO.writeAtomically(BuildSFT.json(rows), to: context.outputDirectory + "/sft.json")
+        try FileIO.writeAtomically(report.lines.joined(separator: "\n") + "\n", to: context.outputDirectory + "/stats.txt")
+    }
+}
