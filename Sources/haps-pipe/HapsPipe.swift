@@ -30,7 +30,8 @@ struct HapsPipe: ParsableCommand {
             Docs: docs/spec.md (spec format), docs/running.md, docs/store.md.
             """,
         version: "0.1.0",
-        subcommands: [Run.self, Plan.self, Explain.self, Status.self, Show.self, GC.self])
+        subcommands: [Run.self, Plan.self, Explain.self, Status.self, Show.self, GC.self,
+                      Metrics.self, Score.self, BuildSFTCommand.self])
 }
 
 /// Options every command that reads a store takes.

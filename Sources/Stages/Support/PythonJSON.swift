@@ -15,10 +15,43 @@ public enum PythonJSON {
         case object([(String, Value)])
     }
 
-    public static func dumps(_ v: Value, indent: Int = 2) -> String {
+    /// `indent` nil: one line with Python's default separators `", "` and `": "`.
+    public static func dumps(_ v: Value, indent: Int? = 2) -> String {
         var out = ""
-        write(v, indent: indent, level: 0, into: &out)
+        if let indent { write(v, indent: indent, level: 0, into: &out) } else { writeCompact(v, into: &out) }
         return out
+    }
+
+    /// A parsed JSON value as Python would hold it after `json.loads` (integral numbers
+    /// written without a point are ints; others floats).
+    public static func value(_ j: JSONValue) -> Value {
+        switch j {
+        case .null: return .null
+        case .bool(let b): return .bool(b)
+        case .number(let d): return d.rounded() == d && abs(d) < 1e15 ? .int(Int(d)) : .float(d)
+        case .string(let s): return .string(s)
+        case .array(let a): return .array(a.map(value))
+        case .object(let m): return .object(m.map { ($0.key, value($0.value)) })
+        }
+    }
+
+    static func writeCompact(_ v: Value, into out: inout String) {
+        switch v {
+        case .array(let items):
+            out += "["
+            for (i, item) in items.enumerated() { if i > 0 { out += ", " }; writeCompact(item, into: &out) }
+            out += "]"
+        case .object(let members):
+            out += "{"
+            for (i, (k, value)) in members.enumerated() {
+                if i > 0 { out += ", " }
+                JSONValue.writeString(k, to: &out)
+                out += ": "
+                writeCompact(value, into: &out)
+            }
+            out += "}"
+        default: write(v, indent: 0, level: 0, into: &out)
+        }
     }
 
     /// Python's float repr: shortest round-trip digits, exponent outside 1e-4 ..< 1e16.

@@ -1,0 +1,60 @@
+public import Pipeline
+
+/// The `score` stage: a samples table → a score table (`scores.jsonl`), its summary
+/// (`summary.json`) and the summary as text (`summary.txt`). Output kind `score-table`.
+public struct ScoreStage: StageType {
+    public struct Params: Decodable, Sendable {
+        var pair: String?
+        var model_name_to_id: [String: Int]?
+        var candidates: Int?
+        var roles: [String]?
+        var use_recorded: Bool?
+    }
+
+    public static let name = "score"
+    public static let version = 1
+    public static let summary = "F1/EM/P/R per question and action, with per-action means, best fixed action, oracle and random routing."
+    public static let parameters = [
+        ParameterInfo("pair", "candidate preset mapping model names to ids (for rows without action_index)"),
+        ParameterInfo("model_name_to_id", "mapping of model names to candidate ids"),
+        ParameterInfo("candidates", "number of candidates K (default 2)"),
+        ParameterInfo("roles", "role names (default [\"teacher\", \"student\"])"),
+        ParameterInfo("use_recorded", "keep the recorded metrics instead of recomputing them from answer and ground_truth"),
+    ]
+
+    public static func ports(_ p: Params) -> StagePorts {
+        StagePorts(inputs: [InputPort("samples", kind: Samples.kind, help: "baseline rows")], output: "score-table")
+    }
+
+    public static func validate(_ p: Params, at path: JSONPath) -> [SpecProblem] {
+        var problems: [SpecProblem] = []
+        if let pair = p.pair, CandidateNames.presets[pair] == nil {
+            problems.append(SpecProblem(path.appending("pair"), "unknown pair '\(pair)'" + NearestName.hint(pair, among: CandidateNames.presets.keys)))
+        }
+        if let k = p.candidates, k < 1 { problems.append(SpecProblem(path.appending("candidates"), "expected at least 1 candidate")) }
+        if let r = p.roles, r.isEmpty { problems.append(SpecProblem(path.appending("roles"), "expected at least one role")) }
+        return problems
+    }
+
+    /// Reads a samples file into a score table (also what `haps-pipe score` does).
+    public static func table(baseline path: String, space: ActionSpace, names: CandidateNames?, useRecorded: Bool = false) throws -> ScoreTable {
+        var skipped: [String: Int] = [:]
+        let rows = try BaselineReader.read(path, space: space, names: names, skipped: &skipped)
+        guard !rows.isEmpty else {
+            throw DataError(file: path, line: nil, "no usable rows" + (skipped.isEmpty ? " (the file is empty)" : ": " + skipped.map { "\($0.value) skipped, \($0.key)" }.joined(separator: "; ")))
+        }
+        return try ScoreTable(rows: rows, space: space, skipped: skipped, useRecorded: useRecorded)
+    }
+
+    public static func run(_ p: Params, _ context: StageContext) throws {
+        let space = ActionSpace(candidates: p.candidates ?? 2, roles: p.roles ?? ActionSpace.referenceRoles)
+        var names: CandidateNames?
+        if let pair = p.pair { names = try CandidateNames(preset: pair) }
+        if let m = p.model_name_to_id { names = CandidateNames(ids: m) }
+        let t = try table(baseline: Samples.baselinePath(context.inputs["samples"]!), space: space, names: names, useRecorded: p.use_recorded ?? false)
+        try FileIO.writeAtomically(t.jsonLines, to: context.outputDirectory + "/scores.jsonl")
+        try FileIO.writeAtomically(t.summaryJSON.pretty + "\n", to: context.outputDirectory + "/summary.json")
+        try FileIO.writeAtomically(t.summaryText, to: context.outputDirectory + "/summary.txt")
+        for line in t.summaryText.split(separator: "\n") where line.hasPrefix("warning") { context.log(String(line)) }
+    }
+}

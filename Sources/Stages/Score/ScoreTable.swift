@@ -1,0 +1,187 @@
+public import Pipeline
+
+/// The score table: question × action → F1, EM, precision, recall (and tokens when the
+/// samples record them), with the summary figures routing research reads first.
+///
+///     let table = try ScoreTable(rows: rows, space: ActionSpace())
+///     table.summary.oracleF1 - table.summary.bestFixedF1     // the oracle gap
+public struct ScoreTable: Sendable {
+    public struct Entry: Sendable, Equatable {
+        public var questionIndex: Int
+        public var action: Int
+        public var metrics: AnswerMetrics
+        public var tokens: Int?
+    }
+
+    public struct ActionSummary: Sendable, Equatable {
+        public var action: Int
+        public var count: Int
+        public var f1Sum: Double
+        public var emSum: Int
+        public var precisionSum: Double
+        public var recallSum: Double
+        public var meanF1: Double { count == 0 ? 0 : f1Sum / Double(count) }
+        public var meanEM: Double { count == 0 ? 0 : Double(emSum) / Double(count) }
+        public var meanPrecision: Double { count == 0 ? 0 : precisionSum / Double(count) }
+        public var meanRecall: Double { count == 0 ? 0 : recallSum / Double(count) }
+    }
+
+    public struct Summary: Sendable, Equatable {
+        public var questions: Int
+        /// Questions that have a score for every action; the comparisons below use only these.
+        public var completeQuestions: Int
+        public var rows: Int
+        public var perAction: [ActionSummary]
+        public var bestFixedAction: Int?
+        public var bestFixedF1: Double
+        public var oracleF1: Double
+        public var randomF1: Double
+        public var questionsWhereActionsDiffer: Int
+        public var recordedF1Disagreements: Int
+        public var notRecomputed: Int
+        public var duplicateRows: Int
+        public var skippedRows: [String: Int]
+    }
+
+    public var space: ActionSpace
+    public var usedRecorded = false
+    public var questions: [String]
+    public var entries: [Entry]
+    public var summary: Summary
+
+    /// Builds the table. Metrics are recomputed from `answer` and `ground_truth` when the row has
+    /// both (a recorded `f1` that disagrees is counted, and the recomputed value is used), unless
+    /// `useRecorded`, which keeps the recorded metrics (still counting disagreements).
+    public init(rows: [BaselineRow], space: ActionSpace, skipped: [String: Int] = [:], useRecorded: Bool = false) throws {
+        self.space = space
+        usedRecorded = useRecorded
+        var questionIndex: [[UInt8]: Int] = [:]
+        var questions: [String] = []
+        var seen = Set<[Int]>()
+        var entries: [Entry] = []
+        var disagreements = 0, notRecomputed = 0, duplicates = 0
+        for r in rows {
+            let key = Array(r.question.utf8)
+            let qi: Int
+            if let i = questionIndex[key] { qi = i } else { qi = questions.count; questionIndex[key] = qi; questions.append(r.question) }
+            guard seen.insert([qi, r.action]).inserted else { duplicates += 1; continue }
+            let recorded = AnswerMetrics(f1: r.f1, precision: r.recorded["precision"]?.doubleValue ?? 0,
+                                         recall: r.recorded["recall"]?.doubleValue ?? 0, em: r.recorded["em"]?.intValue ?? 0)
+            var metrics = recorded
+            if let a = r.answer, let t = r.groundTruth {
+                let recomputed = AnswerMetrics(prediction: a, groundTruth: t)
+                if abs(recomputed.f1 - r.f1) > 1e-9 { disagreements += 1 }
+                if !useRecorded { metrics = recomputed }
+            } else {
+                notRecomputed += 1
+            }
+            entries.append(Entry(questionIndex: qi, action: r.action, metrics: metrics, tokens: ScoreTable.tokens(r.recorded)))
+        }
+        entries.sort { ($0.questionIndex, $0.action) < ($1.questionIndex, $1.action) }
+        self.questions = questions
+        self.entries = entries
+
+        var perAction = space.indices.map { ActionSummary(action: $0, count: 0, f1Sum: 0, emSum: 0, precisionSum: 0, recallSum: 0) }
+        var byQuestion = [[Double?]](repeating: [Double?](repeating: nil, count: space.count), count: questions.count)
+        for e in entries { byQuestion[e.questionIndex][e.action] = e.metrics.f1 }
+        let complete = byQuestion.indices.filter { q in byQuestion[q].allSatisfy { $0 != nil } }
+        let completeSet = Set(complete)
+        for e in entries where completeSet.contains(e.questionIndex) {
+            perAction[e.action].count += 1
+            perAction[e.action].f1Sum += e.metrics.f1
+            perAction[e.action].emSum += e.metrics.em
+            perAction[e.action].precisionSum += e.metrics.precision
+            perAction[e.action].recallSum += e.metrics.recall
+        }
+        var best: Int?
+        for a in perAction where a.count > 0 && (best == nil || a.meanF1 > perAction[best!].meanF1) { best = a.action }
+        let n = Double(max(1, complete.count))
+        let oracle = complete.reduce(0.0) { $0 + byQuestion[$1].map { $0! }.max()! } / n
+        let random = complete.reduce(0.0) { acc, q in acc + byQuestion[q].reduce(0.0) { $0 + $1! } / Double(space.count) } / n
+        let differ = complete.filter { q in Set(byQuestion[q].map { $0! }).count > 1 }.count
+        summary = Summary(questions: questions.count, completeQuestions: complete.count, rows: entries.count, perAction: perAction,
+                          bestFixedAction: best, bestFixedF1: best.map { perAction[$0].meanF1 } ?? 0, oracleF1: complete.isEmpty ? 0 : oracle,
+                          randomF1: complete.isEmpty ? 0 : random, questionsWhereActionsDiffer: differ,
+                          recordedF1Disagreements: disagreements, notRecomputed: notRecomputed, duplicateRows: duplicates,
+                          skippedRows: skipped)
+    }
+
+    /// Token counts when the row records them: `tokens`, or `usage` with prompt and completion tokens.
+    static func tokens(_ v: JSONValue) -> Int? {
+        if let t = v["tokens"]?.intValue { return t }
+        if let u = v["usage"], let p = u["prompt_tokens"]?.intValue, let c = u["completion_tokens"]?.intValue { return p + c }
+        return nil
+    }
+
+    // MARK: Output
+
+    /// One line per question × action, in question then action order.
+    public var jsonLines: String {
+        entries.map { e in
+            var o: [String: JSONValue] = [
+                "question_index": .number(Double(e.questionIndex)), "question": .string(questions[e.questionIndex]),
+                "action": .number(Double(e.action)),
+                "f1": .number(e.metrics.f1), "em": .number(Double(e.metrics.em)),
+                "precision": .number(e.metrics.precision), "recall": .number(e.metrics.recall),
+            ]
+            for (role, id) in zip(space.roles, space.assignment(of: e.action)) { o[role] = .number(Double(id)) }
+            if let t = e.tokens { o["tokens"] = .number(Double(t)) }
+            return JSONValue.object(o).canonical + "\n"
+        }.joined()
+    }
+
+    public var summaryJSON: JSONValue {
+        let s = summary
+        return .object([
+            "questions": .number(Double(s.questions)), "complete_questions": .number(Double(s.completeQuestions)),
+            "rows": .number(Double(s.rows)),
+            "actions": .array(s.perAction.map { a in
+                .object(["action": .number(Double(a.action)), "assignment": .string(describe(a.action)), "n": .number(Double(a.count)),
+                         "f1_mean": .number(a.meanF1), "f1_sum": .number(a.f1Sum), "em_mean": .number(a.meanEM),
+                         "precision_mean": .number(a.meanPrecision), "recall_mean": .number(a.meanRecall)])
+            }),
+            "best_fixed_action": s.bestFixedAction.map { .number(Double($0)) } ?? .null,
+            "best_fixed_f1": .number(s.bestFixedF1), "oracle_f1": .number(s.oracleF1), "random_f1": .number(s.randomF1),
+            "oracle_gap": .number(s.oracleF1 - s.bestFixedF1),
+            "questions_where_actions_differ": .number(Double(s.questionsWhereActionsDiffer)),
+            "recorded_f1_disagreements": .number(Double(s.recordedF1Disagreements)),
+            "rows_not_recomputed": .number(Double(s.notRecomputed)), "duplicate_rows": .number(Double(s.duplicateRows)),
+            "skipped_rows": .object(s.skippedRows.mapValues { .number(Double($0)) }),
+        ])
+    }
+
+    /// "teacher 0, student 1"
+    public func describe(_ action: Int) -> String {
+        zip(space.roles, space.assignment(of: action)).map { "\($0) \($1)" }.joined(separator: ", ")
+    }
+
+    /// The summary as a table for terminals.
+    public var summaryText: String {
+        let s = summary
+        func f(_ x: Double) -> String { Format.fixed(x, 4) }
+        var lines = ["questions: \(s.questions) (\(s.completeQuestions) with every action; means below are over those), rows: \(s.rows)"]
+        let width = max(10, space.indices.map { describe($0).count }.max() ?? 10)
+        lines.append("action  " + "assignment".padding(width) + "      n  F1 mean  EM mean  P mean   R mean   F1 sum")
+        for a in s.perAction {
+            lines.append("\(String(a.action).padding(6))  \(describe(a.action).padding(width))  \(String(a.count).leftPadding(5))  \(f(a.meanF1))   \(f(a.meanEM))   \(f(a.meanPrecision))   \(f(a.meanRecall))   \(Format.fixed(a.f1Sum, 2))")
+        }
+        if let b = s.bestFixedAction {
+            lines.append("best fixed action: \(b) (\(describe(b))), mean F1 \(f(s.bestFixedF1))")
+        }
+        lines.append("oracle (best action per question): mean F1 \(f(s.oracleF1)) (gap over best fixed: \(f(s.oracleF1 - s.bestFixedF1)))")
+        lines.append("random routing (expectation): mean F1 \(f(s.randomF1))")
+        lines.append("questions where the actions differ: \(s.questionsWhereActionsDiffer) of \(s.completeQuestions)")
+        if s.recordedF1Disagreements > 0 {
+            lines.append("warning: the recorded f1 disagrees with the one recomputed from answer and ground_truth on \(s.recordedF1Disagreements) rows (\(usedRecorded ? "recorded values used" : "recomputed values used; --use-recorded keeps the recorded ones"))")
+        }
+        if s.notRecomputed > 0 { lines.append("note: \(s.notRecomputed) rows lack answer or ground_truth; their recorded metrics are used") }
+        if s.duplicateRows > 0 { lines.append("warning: \(s.duplicateRows) duplicate question × action rows ignored (the first is kept)") }
+        for (why, n) in s.skippedRows.sorted(by: { $0.key < $1.key }) { lines.append("warning: skipped \(n) rows: \(why)") }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+extension String {
+    func padding(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
+    func leftPadding(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
+}

@@ -1,0 +1,145 @@
+import ArgumentParser
+import Pipeline
+import Stages
+
+struct Metrics: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "metrics",
+        abstract: "Score answers as the reference does: F1, precision, recall and EM per line.",
+        discussion: """
+            Reads JSON Lines with `prediction` and `ground_truth` and prints each line back, in \
+            order, with `f1`, `precision`, `recall` and `em` added (REFERENCE.md §2: SQuAD-style \
+            normalisation, the yes/no/noanswer rule, and the reference's EM quirk that "not sure" \
+            matches "no").
+
+            Example:
+              echo '{"prediction": "The Las Vegas.", "ground_truth": "Las Vegas"}' > a.jsonl
+              haps-pipe metrics a.jsonl
+            """)
+
+    @Argument(help: ArgumentHelp("JSON Lines file with prediction and ground_truth.", valueName: "file.jsonl")) var file: String
+
+    func run() throws {
+        do {
+            var out = ""
+            for (line, v) in try JSONLines.read(file) {
+                guard var members = v.objectMembers else { throw DataError(file: file, line: line, "expected a JSON object, found \(v.typeDescription)") }
+                guard let p = v["prediction"]?.stringValue else { throw DataError(file: file, line: line, "missing or non-string 'prediction'") }
+                guard let t = v["ground_truth"]?.stringValue else { throw DataError(file: file, line: line, "missing or non-string 'ground_truth'") }
+                let m = AnswerMetrics(prediction: p, groundTruth: t)
+                members.removeAll { ["f1", "precision", "recall", "em"].contains($0.key) }
+                var row = members.map { ($0.key, PythonJSON.value($0.value)) }
+                row += [("f1", .float(m.f1)), ("precision", .float(m.precision)), ("recall", .float(m.recall)), ("em", .int(m.em))]
+                out += PythonJSON.dumps(.object(row), indent: nil) + "\n"
+            }
+            print(out, terminator: "")
+        } catch { throw ErrorOutput.fail(error) }
+    }
+}
+
+/// Options naming candidates, shared by `score` and `build-sft`.
+struct CandidateOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Candidate pair preset mapping model names to ids (for rows without action_index): \(CandidateNames.presets.keys.sorted().joined(separator: ", ")).", valueName: "preset"))
+    var pair: String?
+
+    @Option(name: .customLong("model-name-to-id-json"), help: ArgumentHelp("JSON file mapping model names to candidate ids.", valueName: "file"))
+    var modelNameToIDJSON: String?
+
+    @Option(help: "Number of candidates K (K^roles actions).")
+    var candidates: Int = 2
+
+    func names() throws -> CandidateNames? {
+        if let file = modelNameToIDJSON {
+            let v = try JSONParser.parse(try FileIO.readString(file))
+            guard let m = v.objectMembers else { throw DataError(file: file, line: nil, "expected an object of name: id") }
+            var ids: [String: Int] = [:]
+            for (k, id) in m {
+                guard let i = id.intValue, i >= 0 else { throw DataError(file: file, line: nil, "'\(k)' maps to \(id.canonical), not a candidate id") }
+                ids[k] = i
+            }
+            return CandidateNames(ids: ids)
+        }
+        return try pair.map { try CandidateNames(preset: $0) }
+    }
+
+    var space: ActionSpace { ActionSpace(candidates: max(1, candidates)) }
+}
+
+struct Score: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "score",
+        abstract: "Summarise a samples table (reference baseline.jsonl): per-action means, best fixed action, oracle, random.",
+        discussion: """
+            Metrics are recomputed from `answer` and `ground_truth`; rows whose recorded `f1` \
+            disagrees are counted and reported. Means are over questions that have every action.
+
+            Example:
+              haps-pipe score baseline.jsonl
+              haps-pipe score baseline.jsonl --json --scores scores.jsonl
+            """)
+
+    @Argument(help: ArgumentHelp("Samples table (JSON Lines, reference baseline format).", valueName: "baseline.jsonl")) var file: String
+    @OptionGroup var candidateOptions: CandidateOptions
+    @Flag(help: "Print the summary as JSON.") var json = false
+    @Flag(help: "Keep the recorded metrics instead of recomputing them from answer and ground_truth.") var useRecorded = false
+    @Option(help: ArgumentHelp("Also write the question × action table here (JSON Lines).", valueName: "file")) var scores: String?
+
+    func run() throws {
+        do {
+            let t = try ScoreStage.table(baseline: file, space: candidateOptions.space, names: try candidateOptions.names(), useRecorded: useRecorded)
+            if let scores { try FileIO.writeAtomically(t.jsonLines, to: scores) }
+            print(json ? t.summaryJSON.pretty : t.summaryText, terminator: json ? "\n" : "")
+        } catch { throw ErrorOutput.fail(error) }
+    }
+}
+
+struct BuildSFTCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "build-sft",
+        abstract: "Build the router's SFT data from a baseline table, exactly as the reference's build_sft.",
+        discussion: """
+            Flags mirror the reference script's (in kebab-case); the output is the same JSON array \
+            of {question, reward, output}, byte for byte, for the same input and seed.
+
+            Example:
+              haps-pipe build-sft --baseline baseline.jsonl --output sft.json --tie-policy all --balance smart_oversample --smart-target 40
+            """)
+
+    @Option(help: ArgumentHelp("Baseline rows (reference baseline.jsonl format).", valueName: "file")) var baseline: String
+    @Option(help: ArgumentHelp("Where to write the SFT JSON array.", valueName: "file")) var output: String
+    @Option(help: "Seed of the random choices.") var seed: Int = 43
+    @Option(help: "all | random_one | deterministic_one") var tiePolicy: String = "deterministic_one"
+    @Option(help: "Skip questions whose best score is below this.") var minMaxScore: Double = 1e-6
+    @Option(help: "none | undersample | oversample | smart_oversample") var balance: String = "none"
+    @Option(help: "undersample/oversample: rows per class (default: smallest/largest class).") var targetPerClass: Int?
+    @Option(help: "smart_oversample: grow each class to at least this.") var smartTarget: Int?
+    @Option(help: "smart_oversample: grow each class to this fraction of the largest.") var smartFracOfMax: Double?
+    @Option(help: "smart_oversample: multiply each class by this (at most the largest).") var smartMinorityDupFactor: Double?
+    @Option(help: "smart_oversample: leave the data alone when largest/smallest is at most this.") var autoSkipIfBalancedRatio: Double?
+    @OptionGroup var candidateOptions: CandidateOptions
+
+    func run() throws {
+        do {
+            var o = BuildSFTOptions()
+            o.seed = seed
+            guard let tie = BuildSFTOptions.TiePolicy(rawValue: tiePolicy) else {
+                throw UsageError("unknown --tie-policy '\(tiePolicy)'" + NearestName.hint(tiePolicy, among: BuildSFTOptions.TiePolicy.allCases.map(\.rawValue)))
+            }
+            guard let bal = BuildSFTOptions.Balance(rawValue: balance) else {
+                throw UsageError("unknown --balance '\(balance)'" + NearestName.hint(balance, among: BuildSFTOptions.Balance.allCases.map(\.rawValue)))
+            }
+            o.tiePolicy = tie
+            o.balance = bal
+            o.minMaxScore = minMaxScore
+            o.targetPerClass = targetPerClass
+            o.smartTarget = smartTarget
+            o.smartFracOfMax = smartFracOfMax
+            o.smartMinorityDupFactor = smartMinorityDupFactor
+            o.autoSkipIfBalancedRatio = autoSkipIfBalancedRatio
+            let (rows, report) = try BuildSFT.build(baseline: baseline, space: candidateOptions.space, names: try candidateOptions.names(), options: o)
+            for line in report.lines { print(line) }
+            try FileIO.writeAtomically(BuildSFT.json(rows), to: output)
+            print("wrote \(output)")
+        } catch { throw ErrorOutput.fail(error) }
+    }
+}
