@@ -1,0 +1,106 @@
+import Foundation
+import XCTest
+@testable import Pipeline
+@testable import Stages
+
+final class ScoreTests: XCTestCase {
+    func row(_ q: String, _ action: Int?, answer: String, truth: String, f1: JSONValue = 0, teacher: String? = nil, student: String? = nil) -> String {
+        var o: [String: JSONValue] = ["question": .string(q), "answer": .string(answer), "ground_truth": .string(truth), "f1": f1]
+        if let action { o["action_index"] = .number(Double(action)) }
+        if let teacher { o["teacher"] = .string(teacher) }
+        if let student { o["student"] = .string(student) }
+        return JSONValue.object(o).canonical
+    }
+
+    func testSummaryFiguresByHand() throws {
+        // q1: actions score 1, 0, 0.5, 0 · q2: 0, 1, 0, 0 · q3: only actions 0 and 1 (incomplete).
+        let lines = [
+            row("q1", 0, answer: "Paris", truth: "Paris", f1: 1), row("q1", 1, answer: "Rome", truth: "Paris"),
+            row("q1", 2, answer: "Paris France", truth: "Paris", f1: 0.6666666666666666), row("q1", 3, answer: "", truth: "Paris"),
+            row("q2", 0, answer: "no", truth: "yes"), row("q2", 1, answer: "yes", truth: "yes", f1: 1),
+            row("q2", 2, answer: "x", truth: "yes"), row("q2", 3, answer: "y", truth: "yes", f1: 0.5),
+            row("q3", 0, answer: "a", truth: "b"), row("q3", 1, answer: "b", truth: "b", f1: 1),
+            row("q2", 1, answer: "dup", truth: "yes"),
+        ]
+        let dir = NSTemporaryDirectory() + "score-\(UUID().uuidString)"
+        try FileIO.writeAtomically(lines.joined(separator: "\n") + "\n", to: dir + "/b.jsonl")
+        let t = try ScoreStage.table(baseline: dir + "/b.jsonl", space: ActionSpace(), names: nil)
+        let s = t.summary
+        XCTAssertEqual(s.questions, 3)
+        XCTAssertEqual(s.completeQuestions, 2)
+        XCTAssertEqual(s.duplicateRows, 1)
+        XCTAssertEqual(s.recordedF1Disagreements, 1, "q2 action 3 recorded 0.5, recomputed 0")
+        XCTAssertEqual(s.perAction.map(\.meanF1), [0.5, 0.5, 1.0 / 3.0, 0])
+        XCTAssertEqual(s.bestFixedAction, 0, "ties go to the lowest action")
+        XCTAssertEqual(s.oracleF1, 1.0)
+        let q1: Double = (1.0 + 2.0 / 3.0) / 4, q2: Double = 1.0 / 4
+        XCTAssertEqual(s.randomF1, (q1 + q2) / 2, accuracy: 1e-15)
+        XCTAssertEqual(s.questionsWhereActionsDiffer, 2)
+        XCTAssertEqual(t.jsonLines.split(separator: "\n").first,
+                       #"{"action":0,"em":1,"f1":1,"precision":1,"question":"q1","question_index":0,"recall":1,"student":0,"teacher":0}"#)
+    }
+
+    func testBadRowsAreCountedNotGuessed() throws {
+        let lines = [
+            row("q1", 0, answer: "a", truth: "a", f1: 1), row("q1", 7, answer: "a", truth: "a", f1: 1),
+            row("q1", nil, answer: "a", truth: "a", f1: "high", teacher: "Llama-3.1-8B-Instruct", student: "Qwen2.5-7B-Instruct"),
+            row("q1", nil, answer: "a", truth: "a", f1: 1, teacher: "Llama-3.1-8B-Instruct", student: "Qwen2.5-7B-Instruct"),
+            row("q1", nil, answer: "a", truth: "a", f1: 1, teacher: "gpt-9", student: "1"),
+        ]
+        let dir = NSTemporaryDirectory() + "score-\(UUID().uuidString)"
+        try FileIO.writeAtomically(lines.joined(separator: "\n") + "\n", to: dir + "/b.jsonl")
+        let t = try ScoreStage.table(baseline: dir + "/b.jsonl", space: ActionSpace(), names: try CandidateNames(preset: "llama_qwen"))
+        XCTAssertEqual(t.entries.map(\.action), [0, 1])
+        XCTAssertEqual(t.summary.skippedRows, [
+            "unknown action_index (not in 0..<4)": 1, "'f1' is not a number": 1,
+            "roles that do not resolve to a candidate id (pass --pair or --model-name-to-id-json)": 1,
+        ])
+    }
+
+    func testEmptyAndMalformedInputsAreClearErrors() throws {
+        let dir = NSTemporaryDirectory() + "score-\(UUID().uuidString)"
+        try FileIO.writeAtomically("", to: dir + "/empty.jsonl")
+        XCTAssertThrowsError(try ScoreStage.table(baseline: dir + "/empty.jsonl", space: ActionSpace(), names: nil)) { e in
+            XCTAssertEqual("\(e)", "\(dir)/empty.jsonl: no usable rows (the file is empty)")
+        }
+        try FileIO.writeAtomically(row("q", 0, answer: "a", truth: "a") + "\n{\"question\": \"q\", \"f1\": 1,}\n", to: dir + "/bad.jsonl")
+        XCTAssertThrowsError(try ScoreStage.table(baseline: dir + "/bad.jsonl", space: ActionSpace(), names: nil)) { e in
+            XCTAssertEqual("\(e)", "\(dir)/bad.jsonl:2: invalid JSON at column 27: trailing ',' before '}'")
+        }
+    }
+
+    func testActionSpaceGeneralisesAndKeepsTheReferenceIndices() {
+        let two = ActionSpace()
+        XCTAssertEqual(two.indices.map { two.assignment(of: $0) }, [[0, 0], [0, 1], [1, 0], [1, 1]])
+        XCTAssertEqual(two.output(for: [0, 1]), #"{"teacher": 0,"student": 1}"#)
+        let three = ActionSpace(candidates: 3, roles: ["planner", "teacher", "student"])
+        XCTAssertEqual(three.count, 27)
+        for i in three.indices { XCTAssertEqual(three.index(of: three.assignment(of: i)), i) }
+        XCTAssertEqual(three.assignment(of: 5), [0, 1, 2])
+    }
+
+    func testBuildSFTWithThreeCandidatesUsesNineClasses() throws {
+        var grouped = BuildSFT.Grouped()
+        grouped.add(question: "q1", .init(action: 8, score: 1))
+        grouped.add(question: "q1", .init(action: 4, score: 1))
+        grouped.add(question: "q2", .init(action: 2, score: 0.5))
+        var report = BuildSFTReport()
+        var o = BuildSFTOptions()
+        o.tiePolicy = .all
+        let rows = BuildSFT.run(grouped, space: ActionSpace(candidates: 3), options: o, report: &report)
+        XCTAssertEqual(rows.map(\.output), [#"{"teacher": 2,"student": 2}"#, #"{"teacher": 1,"student": 1}"#, #"{"teacher": 0,"student": 2}"#])
+        XCTAssertEqual(report.countsAfterTies, [0, 0, 1, 0, 1, 0, 0, 0, 1])
+    }
+
+    func testUndersampleQuirkWarns() throws {
+        var grouped = BuildSFT.Grouped()
+        grouped.add(question: "q1", .init(action: 0, score: 1))
+        var report = BuildSFTReport()
+        var o = BuildSFTOptions()
+        o.balance = .undersample
+        let rows = BuildSFT.run(grouped, space: ActionSpace(), options: o, report: &report)
+        XCTAssertEqual(rows.count, 0, "the reference's quirk: an empty class makes the target 0")
+        XCTAssertEqual(report.warnings.count, 1)
+        XCTAssertTrue(report.lines.last!.hasPrefix("warning: undersample target is 0"), report.lines.last!)
+    }
+}
