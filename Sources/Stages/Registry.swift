@@ -4,6 +4,7 @@ public import Pipeline
 public enum HAPSStages {
     public static var registry: StageRegistry {
         var r = StageRegistry.builtin
+        r.register(QuestionsStage.self)
         r.register(ScoreStage.self)
         r.register(BuildSFTStage.self)
         return r

@@ -1,0 +1,181 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+public import Pipeline
+
+/// One HotpotQA question (distractor setting).
+public struct HotpotQuestion: Sendable, Equatable {
+    public struct Paragraph: Sendable, Equatable {
+        public var title: String
+        public var sentences: [String]
+        /// What the retriever sees: the sentences joined with no separator (titles left out),
+        /// as the reference builds it.
+        public var text: String { sentences.joined() }
+    }
+    public var id: String
+    public var question: String
+    /// Absent in unlabelled test files.
+    public var answer: String?
+    public var supportingFacts: [(title: String, sentence: Int)]
+    public var context: [Paragraph]
+    public var type: String?
+    public var level: String?
+
+    public var paragraphs: [String] { context.map(\.text) }
+    /// Titles of the paragraphs that hold supporting facts, in first-mention order.
+    public var goldTitles: [String] {
+        var out: [String] = []
+        for f in supportingFacts where !out.contains(f.title) { out.append(f.title) }
+        return out
+    }
+
+    public static func == (a: HotpotQuestion, b: HotpotQuestion) -> Bool {
+        a.id == b.id && a.question == b.question && a.answer == b.answer && a.context == b.context && a.type == b.type
+            && a.level == b.level && a.supportingFacts.elementsEqual(b.supportingFacts, by: { $0.title == $1.title && $0.sentence == $1.sentence })
+    }
+
+    /// The question as one JSON object in the official field layout.
+    public var json: JSONValue {
+        var o: [(key: String, value: JSONValue)] = [("_id", .string(id))]
+        if let answer { o.append(("answer", .string(answer))) }
+        o.append(("question", .string(question)))
+        o.append(("supporting_facts", .array(supportingFacts.map { [.string($0.title), .number(Double($0.sentence))] })))
+        o.append(("context", .array(context.map { [.string($0.title), .array($0.sentences.map(JSONValue.string))] })))
+        if let type { o.append(("type", .string(type))) }
+        if let level { o.append(("level", .string(level))) }
+        return .object(o)
+    }
+}
+
+/// Reads HotpotQA files: JSON Lines (one question a line, as the reference's splits) or the
+/// official JSON arrays (`hotpot_dev_distractor_v1.json`). Every problem is reported with its
+/// `file:line` and field; nothing is skipped silently.
+public enum HotpotQA {
+    public static let kind: ArtifactKind = "questions"
+
+    /// The questions in file order. `requireAnswers`: an item without `answer` is an error
+    /// (sampling and scoring need the ground truth).
+    public static func load(_ path: String, requireAnswers: Bool = true) throws -> [HotpotQuestion] {
+        let text: String
+        do { text = try FileIO.readString(path) } catch { throw DataError(file: path, line: nil, "cannot read: \(error.reason)") }
+        return try parse(text, file: path, requireAnswers: requireAnswers)
+    }
+
+    public static func parse(_ text: String, file: String, requireAnswers: Bool = true) throws -> [HotpotQuestion] {
+        let firstSignificant = text.unicodeScalars.first { !PythonText.isSpace($0) && $0 != "\u{FEFF}" }
+        var items: [(line: Int, value: JSONValue)] = []
+        if firstSignificant == "[" {
+            let doc: JSONParser.Document
+            do { doc = try JSONParser.parseDocument(text) } catch {
+                throw DataError(file: file, line: error.location.line, "invalid JSON at column \(error.location.column): \(error.message)")
+            }
+            for (i, v) in (doc.value.arrayValue ?? []).enumerated() {
+                items.append((doc.locations[JSONPath.root.appending(index: i)]?.line ?? 1, v))
+            }
+        } else {
+            items = try JSONLines.parse(text, file: file)
+        }
+        var problems: [String] = []
+        var out: [HotpotQuestion] = []
+        var ids: [String: Int] = [:]
+        for (line, v) in items {
+            do {
+                let q = try question(v, requireAnswers: requireAnswers)
+                if let first = ids[q.id] { throw FieldError("'_id' \(q.id) repeats the question at line \(first)") }
+                ids[q.id] = line
+                out.append(q)
+            } catch let e as FieldError {
+                problems.append("\(file):\(line): \(e.message)")
+                if problems.count >= 20 { break }
+            }
+        }
+        if !problems.isEmpty {
+            throw DataError(file: file, line: nil, "\(problems.count >= 20 ? "at least 20" : String(problems.count)) invalid question\(problems.count == 1 ? "" : "s"):\n  " + problems.joined(separator: "\n  "))
+        }
+        return out
+    }
+
+    struct FieldError: Error { var message: String; init(_ m: String) { message = m } }
+
+    static func question(_ v: JSONValue, requireAnswers: Bool) throws -> HotpotQuestion {
+        guard v.objectMembers != nil else { throw FieldError("expected a question object, found \(v.typeDescription)") }
+        func string(_ key: String, required: Bool) throws -> String? {
+            guard let x = v[key] else {
+                if required { throw FieldError("missing field '\(key)'") }
+                return nil
+            }
+            guard let s = x.stringValue else { throw FieldError("'\(key)' must be a string, found \(x.typeDescription)") }
+            return s
+        }
+        let id = try string("_id", required: true)!
+        let question = try string("question", required: true)!
+        let answer = try string("answer", required: requireAnswers)
+        let type = try string("type", required: false)
+        let level = try string("level", required: false)
+        guard let ctx = v["context"] else { throw FieldError("missing field 'context'") }
+        guard let paragraphs = ctx.arrayValue else { throw FieldError("'context' must be an array of [title, [sentences]], found \(ctx.typeDescription)") }
+        var context: [HotpotQuestion.Paragraph] = []
+        for (i, p) in paragraphs.enumerated() {
+            guard let pair = p.arrayValue, pair.count == 2, let title = pair[0].stringValue, let sentences = pair[1].arrayValue,
+                  sentences.allSatisfy({ $0.stringValue != nil }) else {
+                throw FieldError("'context[\(i)]' must be [title, [sentence, ...]] of strings")
+            }
+            context.append(.init(title: title, sentences: sentences.map { $0.stringValue! }))
+        }
+        var facts: [(title: String, sentence: Int)] = []
+        if let sf = v["supporting_facts"] {
+            guard let list = sf.arrayValue else { throw FieldError("'supporting_facts' must be an array of [title, sentence index]") }
+            for (i, f) in list.enumerated() {
+                guard let pair = f.arrayValue, pair.count == 2, let title = pair[0].stringValue, let n = pair[1].intValue, n >= 0 else {
+                    throw FieldError("'supporting_facts[\(i)]' must be [title, sentence index]")
+                }
+                facts.append((title, n))
+            }
+        } else if requireAnswers {
+            throw FieldError("missing field 'supporting_facts'")
+        }
+        return HotpotQuestion(id: id, question: question, answer: answer, supportingFacts: facts, context: context, type: type, level: level)
+    }
+
+    /// Questions as JSON Lines (the `questions` artifact's `questions.jsonl`).
+    public static func jsonLines(_ questions: [HotpotQuestion]) -> String {
+        questions.map { PythonJSON.dumps(PythonJSON.value($0.json), indent: nil) + "\n" }.joined()
+    }
+}
+
+/// The `questions` stage: reads and validates a HotpotQA file (JSON Lines or the official
+/// JSON array), optionally keeps a seeded subset, and writes `questions.jsonl`.
+public struct QuestionsStage: StageType {
+    public struct Params: Decodable, Sendable {
+        var limit: Int?
+        var shuffle: Bool?
+        var require_answers: Bool?
+    }
+    public static let name = "questions"
+    public static let version = 1
+    public static let summary = "Load and validate HotpotQA questions (JSON Lines or the official JSON array)."
+    public static let parameters = [
+        ParameterInfo("limit", "keep the first N questions (after shuffling, if shuffle)"),
+        ParameterInfo("shuffle", "shuffle with the stage's seed (CPython's shuffle) before limiting"),
+        ParameterInfo("require_answers", "fail on questions without an answer (default true)"),
+    ]
+    public static func ports(_ p: Params) -> StagePorts {
+        StagePorts(inputs: [InputPort("file", kind: .any, help: "a HotpotQA file")], output: HotpotQA.kind)
+    }
+    public static func validate(_ p: Params, at path: JSONPath) -> [SpecProblem] {
+        if let l = p.limit, l < 0 { return [SpecProblem(path.appending("limit"), "expected a non-negative integer")] }
+        return []
+    }
+    public static func run(_ p: Params, _ context: StageContext) throws {
+        var qs = try HotpotQA.load(context.inputs["file"]!.path, requireAnswers: p.require_answers ?? true)
+        if p.shuffle == true {
+            var rng = PythonRandom(seed: Int(truncatingIfNeeded: context.seed))
+            rng.shuffle(&qs)
+        }
+        if let l = p.limit { qs = Array(qs.prefix(l)) }
+        context.log("\(qs.count) questions")
+        try FileIO.writeAtomically(HotpotQA.jsonLines(qs), to: context.outputDirectory + "/questions.jsonl")
+    }
+}
