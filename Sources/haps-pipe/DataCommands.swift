@@ -123,10 +123,10 @@ struct BuildSFTCommand: ParsableCommand {
             var o = BuildSFTOptions()
             o.seed = seed
             guard let tie = BuildSFTOptions.TiePolicy(rawValue: tiePolicy) else {
-                throw UsageError("unknown --tie-policy '\(tiePolicy)'" + NearestName.hint(tiePolicy, among: BuildSFTOptions.TiePolicy.allCases.map(\.rawValue)))
+                throw UsageError("unknown --tie-policy '\(tiePolicy)'" + NearestName.hintOrChoices(tiePolicy, among: BuildSFTOptions.TiePolicy.allCases.map(\.rawValue)))
             }
             guard let bal = BuildSFTOptions.Balance(rawValue: balance) else {
-                throw UsageError("unknown --balance '\(balance)'" + NearestName.hint(balance, among: BuildSFTOptions.Balance.allCases.map(\.rawValue)))
+                throw UsageError("unknown --balance '\(balance)'" + NearestName.hintOrChoices(balance, among: BuildSFTOptions.Balance.allCases.map(\.rawValue)))
             }
             o.tiePolicy = tie
             o.balance = bal

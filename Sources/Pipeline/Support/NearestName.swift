@@ -33,6 +33,12 @@ public enum NearestName {
         return d[x.count][y.count]
     }
 
+    /// "; did you mean 'x'?" when one is close, else "; one of: a, b, c" — for closed sets of values.
+    public static func hintOrChoices(_ name: String, among candidates: [String]) -> String {
+        let h = hint(name, among: candidates)
+        return h.isEmpty ? "; one of: " + candidates.joined(separator: ", ") : h
+    }
+
     /// " Did you mean 'x'?" or "" — appended to messages about unknown names.
     public static func hint(_ name: String, among candidates: some Sequence<String>, what: String = "") -> String {
         guard let s = suggest(name, among: candidates) else { return "" }

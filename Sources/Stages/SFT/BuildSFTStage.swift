@@ -73,13 +73,13 @@ public struct BuildSFTStage: StageType {
     public static func validate(_ p: Params, at path: JSONPath) -> [SpecProblem] {
         var problems: [SpecProblem] = []
         if let t = p.tie_policy, BuildSFTOptions.TiePolicy(rawValue: t) == nil {
-            problems.append(SpecProblem(path.appending("tie_policy"), "unknown tie policy '\(t)'" + NearestName.hint(t, among: BuildSFTOptions.TiePolicy.allCases.map(\.rawValue))))
+            problems.append(SpecProblem(path.appending("tie_policy"), "unknown tie policy '\(t)'" + NearestName.hintOrChoices(t, among: BuildSFTOptions.TiePolicy.allCases.map(\.rawValue))))
         }
         if let b = p.balance, BuildSFTOptions.Balance(rawValue: b) == nil {
-            problems.append(SpecProblem(path.appending("balance"), "unknown balance mode '\(b)'" + NearestName.hint(b, among: BuildSFTOptions.Balance.allCases.map(\.rawValue))))
+            problems.append(SpecProblem(path.appending("balance"), "unknown balance mode '\(b)'" + NearestName.hintOrChoices(b, among: BuildSFTOptions.Balance.allCases.map(\.rawValue))))
         }
         if let pair = p.pair, CandidateNames.presets[pair] == nil {
-            problems.append(SpecProblem(path.appending("pair"), "unknown pair '\(pair)'" + NearestName.hint(pair, among: CandidateNames.presets.keys)))
+            problems.append(SpecProblem(path.appending("pair"), "unknown pair '\(pair)'" + NearestName.hintOrChoices(pair, among: CandidateNames.presets.keys.sorted())))
         }
         if let k = p.candidates, k < 1 { problems.append(SpecProblem(path.appending("candidates"), "expected at least 1 candidate")) }
         if let r = p.roles, r.isEmpty { problems.append(SpecProblem(path.appending("roles"), "expected at least one role")) }

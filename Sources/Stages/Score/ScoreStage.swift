@@ -29,7 +29,7 @@ public struct ScoreStage: StageType {
     public static func validate(_ p: Params, at path: JSONPath) -> [SpecProblem] {
         var problems: [SpecProblem] = []
         if let pair = p.pair, CandidateNames.presets[pair] == nil {
-            problems.append(SpecProblem(path.appending("pair"), "unknown pair '\(pair)'" + NearestName.hint(pair, among: CandidateNames.presets.keys)))
+            problems.append(SpecProblem(path.appending("pair"), "unknown pair '\(pair)'" + NearestName.hintOrChoices(pair, among: CandidateNames.presets.keys.sorted())))
         }
         if let k = p.candidates, k < 1 { problems.append(SpecProblem(path.appending("candidates"), "expected at least 1 candidate")) }
         if let r = p.roles, r.isEmpty { problems.append(SpecProblem(path.appending("roles"), "expected at least one role")) }
