@@ -1,0 +1,63 @@
+import Foundation
+import XCTest
+
+/// `haps-pipe metrics`, `score` and `build-sft` as users run them, against the reference fixtures.
+final class DataCommandTests: XCTestCase {
+    let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/reference-fixtures").path
+    var dir = ""
+
+    override func setUpWithError() throws { dir = try makeTempDirectory(self) }
+
+    func testBuildSFTReproducesEveryReferenceCaseWithKebabCaseFlags() throws {
+        let cases = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: fixtures + "/build-sft/cases.json"))) as! [[String: Any]]
+        for (i, c) in cases.enumerated() {
+            // The reference's --tie_policy is our --tie-policy, and so on.
+            let args = (c["args"] as! [String]).map { $0.hasPrefix("--") ? $0.replacingOccurrences(of: "_", with: "-") : $0 }
+            let out = "\(dir)/sft-\(i).json"
+            let r = try CLI.run(["build-sft", "--baseline", fixtures + "/build-sft/baseline.jsonl", "--output", out] + args, in: dir)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(r.stdout.contains("rows written: \(c["rows"] as! Int)\n"), r.stdout)
+            XCTAssertEqual(readFile(out), readFile(fixtures + "/build-sft/" + (c["expected"] as! String)), "\(args)")
+        }
+    }
+
+    func testBuildSFTRejectsUnknownModes() throws {
+        let r = try CLI.run(["build-sft", "--baseline", fixtures + "/build-sft/baseline.jsonl", "--output", "x.json", "--balance", "oversampel"], in: dir)
+        XCTAssertEqual(r.status, 2)
+        XCTAssertEqual(r.stderr, "error: unknown --balance 'oversampel'; did you mean 'oversample'?\n")
+    }
+
+    func testMetricsPrintsEachLineBackWithItsScores() throws {
+        try writeFile("""
+            {"id": 1, "prediction": "The Las Vegas.", "ground_truth": "Las Vegas"}
+            {"id": 2, "prediction": "not sure", "ground_truth": "no", "f1": 0.3}
+            {"id": 3, "prediction": "Reginald", "ground_truth": "Reginald Martinez \\"Reggie\\" Jackson"}
+
+            """, dir + "/a.jsonl")
+        let r = try CLI.run(["metrics", "a.jsonl"], in: dir)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stdout, """
+            {"id": 1, "prediction": "The Las Vegas.", "ground_truth": "Las Vegas", "f1": 1.0, "precision": 1.0, "recall": 1.0, "em": 1}
+            {"id": 2, "prediction": "not sure", "ground_truth": "no", "f1": 0.0, "precision": 0.0, "recall": 0.0, "em": 1}
+            {"id": 3, "prediction": "Reginald", "ground_truth": "Reginald Martinez \\"Reggie\\" Jackson", "f1": 0.4, "precision": 1.0, "recall": 0.25, "em": 0}
+
+            """)
+        try writeFile("{\"prediction\": \"x\"}\n", dir + "/b.jsonl")
+        let bad = try CLI.run(["metrics", "b.jsonl"], in: dir)
+        XCTAssertEqual(bad.status, 1)
+        XCTAssertEqual(bad.stderr, "error: b.jsonl:1: missing or non-string 'ground_truth'\n")
+    }
+
+    func testScoreSummarisesABaselineTable() throws {
+        let r = try CLI.run(["score", fixtures + "/build-sft/baseline.jsonl", "--use-recorded", "--scores", "s.jsonl"], in: dir)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.hasPrefix("questions: 100 (59 with every action; means below are over those), rows: 354\n"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("best fixed action: 0 (teacher 0, student 0), mean F1 0.5000\n"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("oracle (best action per question): mean F1 0.8220 (gap over best fixed: 0.3220)\n"), r.stdout)
+        XCTAssertEqual(lines(dir + "/s.jsonl").count, 354)
+        let json = try CLI.run(["score", fixtures + "/build-sft/baseline.jsonl", "--json"], in: dir)
+        let s = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(s["recorded_f1_disagreements"] as? Int, 250, "the fixture's answers are empty; its f1 values are made up")
+    }
+}
