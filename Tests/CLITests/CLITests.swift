@@ -188,5 +188,8 @@ final class StartupTests: XCTestCase {
         let needed = text.split(separator: "\n").filter { $0.contains("(NEEDED)") }
         XCTAssertFalse(needed.isEmpty, text)
         XCTAssertFalse(needed.contains { $0.contains("libcurl") || $0.contains("openblas") }, needed.joined(separator: "\n"))
+        // FoundationEssentials only: full Foundation (with ICU) costs every invocation ~1 ms.
+        XCTAssertFalse(needed.contains { $0.contains("[libFoundation.so") || $0.contains("FoundationInternationalization") },
+                       needed.joined(separator: "\n"))
     }
 }
