@@ -69,6 +69,14 @@ final class ScoreTests: XCTestCase {
         }
     }
 
+    func testBuildSFTOnATableWithNoUsableRowsIsAnError() throws {
+        let dir = NSTemporaryDirectory() + "sft-\(UUID().uuidString)"
+        try FileIO.writeAtomically(row("q", 9, answer: "a", truth: "a", f1: 1) + "\n", to: dir + "/b.jsonl")
+        XCTAssertThrowsError(try BuildSFT.build(baseline: dir + "/b.jsonl", space: ActionSpace(), names: nil, options: BuildSFTOptions())) { e in
+            XCTAssertEqual("\(e)", "\(dir)/b.jsonl: no usable rows: 1 skipped, unknown action_index (not in 0..<4)")
+        }
+    }
+
     func testActionSpaceGeneralisesAndKeepsTheReferenceIndices() {
         let two = ActionSpace()
         XCTAssertEqual(two.indices.map { two.assignment(of: $0) }, [[0, 0], [0, 1], [1, 0], [1, 1]])

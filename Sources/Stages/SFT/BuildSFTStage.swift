@@ -14,6 +14,10 @@ extension BuildSFT {
         let lines = try JSONLines.read(path)
         report.rowsRead = lines.count
         let rows = try BaselineReader.rows(from: lines, file: path, space: space, names: names, skipped: &report.skippedRows)
+        guard !rows.isEmpty else {
+            throw DataError(file: path, line: nil, "no usable rows" + (report.skippedRows.isEmpty ? " (the file is empty)"
+                : ": " + report.skippedRows.sorted { $0.key < $1.key }.map { "\($0.value) skipped, \($0.key)" }.joined(separator: "; ")))
+        }
         var grouped = Grouped()
         for r in rows { grouped.add(question: r.question, Scored(action: r.action, score: r.f1)) }
         let out = run(grouped, space: space, options: options, report: &report)
