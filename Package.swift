@@ -31,11 +31,13 @@ let package = Package(
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4",
                        providers: [.apt(["liblz4-dev"])]),
 
+        // JSON values with source locations, canonical and pretty writers: the lowest layer.
+        .target(name: "JSON", swiftSettings: upcoming),
         .target(name: "Pipeline",
-                dependencies: ["CLZ4"],
+                dependencies: ["JSON", "CLZ4"],
                 swiftSettings: upcoming),
         .target(name: "NN", dependencies: ["COpenBLAS"], swiftSettings: upcoming),
-        .target(name: "LLM", dependencies: ["NN", "CCurl"], swiftSettings: upcoming),
+        .target(name: "LLM", dependencies: ["JSON", "NN", "CCurl"], swiftSettings: upcoming),
         .target(name: "Stages", dependencies: ["Pipeline", "NN", "LLM"], swiftSettings: upcoming),
         .executableTarget(
             name: "haps-pipe",

@@ -1,0 +1,145 @@
+import JSON
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Bounds the requests in flight to one endpoint (a vLLM replica, a retriever).
+final class ConcurrencyLimit: @unchecked Sendable {
+    private let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let c = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var free: Int
+    init(_ n: Int) { free = max(1, n); pthread_mutex_init(m, nil); pthread_cond_init(c, nil) }
+    deinit { pthread_cond_destroy(c); pthread_mutex_destroy(m); c.deallocate(); m.deallocate() }
+    func with<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(m)
+        while free == 0 { pthread_cond_wait(c, m) }
+        free -= 1
+        pthread_mutex_unlock(m)
+        defer { pthread_mutex_lock(m); free += 1; pthread_cond_signal(c); pthread_mutex_unlock(m) }
+        return try body()
+    }
+}
+
+/// A reply that is not what the protocol promises, with the start of what came back.
+public struct ProtocolError: Error, CustomStringConvertible, Sendable {
+    public var url: String
+    public var message: String
+    public var description: String { "\(url): \(message)" }
+}
+
+/// The `openai` backend: OpenAI-compatible chat completions (vLLM, SGLang, TGI, llama.cpp,
+/// Ollama, OpenAI). Several base URLs spread requests over replicas (round robin), each with
+/// its own concurrency limit.
+///
+///     let m = try OpenAIChatModel(urls: ["http://127.0.0.1:2024/v1"], model: "meta-llama/Llama-3.1-8B-Instruct")
+///     try m.chat([.user("Hi")], settings: .reference).text
+public final class OpenAIChatModel: ChatModel, @unchecked Sendable {
+    public let urls: [String]
+    public let model: String
+    public let apiKey: String?
+    public let client: HTTPClient
+    private let limits: [ConcurrencyLimit]
+    private let counter = SpinLockShim()
+    private var next = 0
+
+    public var identity: String { "openai:\(model)" }
+
+    /// `apiKey`: the bearer token (the spec names an environment variable that holds it).
+    public init(urls: [String], model: String, apiKey: String? = nil, concurrency: Int = 64, client: HTTPClient? = nil) throws {
+        precondition(!urls.isEmpty, "an openai model needs at least one URL")
+        self.urls = urls.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        self.model = model
+        self.apiKey = apiKey
+        self.client = try client ?? HTTPClient()
+        limits = urls.map { _ in ConcurrencyLimit(concurrency) }
+        if self.client.startHint == nil {
+            let m = model
+            self.client.startHint = { url in
+                "start a server for \(m), e.g. `vllm serve \(m) --port \(OpenAIChatModel.port(of: url) ?? "PORT")`"
+            }
+        }
+    }
+
+    /// "http://127.0.0.1:2024/v1" → "2024".
+    static func port(of url: String) -> String? {
+        let parts = url.split(separator: "/", omittingEmptySubsequences: true)  // ["http:", "127.0.0.1:2024", "v1"]
+        guard parts.count >= 2, let colon = parts[1].lastIndex(of: ":") else { return nil }
+        return String(parts[1][parts[1].index(after: colon)...])
+    }
+
+    public func chat(_ messages: [ChatMessage], settings: GenerationSettings) throws -> ChatReply {
+        let i: Int = counter.withLock { defer { next += 1 }; return next % urls.count }
+        var body: [String: JSONValue] = [
+            "model": .string(model),
+            "messages": .array(messages.map { ["role": .string($0.role), "content": .string($0.content)] }),
+            "temperature": .number(settings.temperature), "top_p": .number(settings.topP),
+            "max_tokens": .number(Double(settings.maxTokens)),
+        ]
+        if let seed = settings.seed { body["seed"] = .number(Double(seed)) }
+        if !settings.stop.isEmpty { body["stop"] = .array(settings.stop.map(JSONValue.string)) }
+        var headers: [String: String] = [:]
+        if let apiKey { headers["Authorization"] = "Bearer \(apiKey)" }
+        let url = urls[i] + "/chat/completions"
+        let response = try limits[i].with { try client.postJSON(url, body: Array(JSONValue.object(body).canonical.utf8), headers: headers) }
+        guard let v = try? JSONParser.parse(bytes: response.body) else {
+            throw ProtocolError(url: url, message: "the reply is not JSON: \(HTTPClient.snippet(response.text))")
+        }
+        guard let choice = v["choices"]?.arrayValue?.first, let text = choice["message"]?["content"]?.stringValue else {
+            throw ProtocolError(url: url, message: "the reply has no choices[0].message.content: \(HTTPClient.snippet(response.text))")
+        }
+        return ChatReply(text: text, promptTokens: v["usage"]?["prompt_tokens"]?.intValue ?? 0,
+                         completionTokens: v["usage"]?["completion_tokens"]?.intValue ?? 0,
+                         finishReason: choice["finish_reason"]?.stringValue)
+    }
+}
+
+/// The `haps` backend: the reference's model protocol. `POST /` with
+/// `{"messages", "config": {"temperature", "top_p", "max_tokens", "n"}}` → `{"response": [text, ...]}`;
+/// the first response, stripped. The protocol reports no token counts.
+public final class HAPSChatModel: ChatModel, @unchecked Sendable {
+    public let url: String
+    public let name: String
+    public let client: HTTPClient
+    public var identity: String { "haps:\(name)" }
+
+    public init(url: String, name: String, client: HTTPClient? = nil) throws {
+        self.url = url; self.name = name
+        self.client = try client ?? HTTPClient()
+    }
+
+    public func chat(_ messages: [ChatMessage], settings: GenerationSettings) throws -> ChatReply {
+        let body: JSONValue = [
+            "messages": .array(messages.map { ["role": .string($0.role), "content": .string($0.content)] }),
+            "config": ["temperature": .number(settings.temperature), "top_p": .number(settings.topP),
+                       "max_tokens": .number(Double(settings.maxTokens)), "n": 1],
+        ]
+        let r = try client.postJSON(url, body: Array(body.canonical.utf8))
+        guard let v = try? JSONParser.parse(bytes: r.body), let first = v["response"]?.arrayValue?.first?.stringValue else {
+            throw ProtocolError(url: url, message: "expected {\"response\": [text, ...]}, got: \(HTTPClient.snippet(r.text))")
+        }
+        return ChatReply(text: first.trimmingSpaces)
+    }
+}
+
+/// The `http` retriever: the reference's `/retrieve` protocol,
+/// `{"entity", "data": [paragraph, ...]}` → `{"response": best paragraph}`.
+public final class HTTPRetriever: Retriever, @unchecked Sendable {
+    public let url: String
+    public let client: HTTPClient
+    public let name: String
+    public var identity: String { "http-retriever:\(name)" }
+
+    public init(url: String, name: String = "reference", client: HTTPClient? = nil) throws {
+        self.url = url; self.name = name
+        self.client = try client ?? HTTPClient()
+    }
+
+    public func retrieve(entity: String, paragraphs: [String]) throws -> String {
+        let body: JSONValue = ["entity": .string(entity), "data": .array(paragraphs.map(JSONValue.string))]
+        let r = try client.postJSON(url, body: Array(body.canonical.utf8))
+        guard let v = try? JSONParser.parse(bytes: r.body), let best = v["response"]?.stringValue else {
+            throw ProtocolError(url: url, message: "expected {\"response\": paragraph}, got: \(HTTPClient.snippet(r.text))")
+        }
+        return best
+    }
+}

@@ -1,0 +1,3 @@
+// JSONValue, its parser and writers live in the JSON module, the lowest layer, so that the
+// backends in LLM (which may not import Pipeline) share them. Pipeline users see them as before.
+@_exported import JSON
