@@ -49,7 +49,7 @@ let package = Package(
                     swiftSettings: upcoming),
         .testTarget(name: "StagesTests", dependencies: ["Stages", "Pipeline", "LLM"], swiftSettings: upcoming),
         .testTarget(name: "NNTests", dependencies: ["NN"], swiftSettings: upcoming),
-        .testTarget(name: "LLMTests", dependencies: ["LLM"], swiftSettings: upcoming),
+        .testTarget(name: "LLMTests", dependencies: ["LLM", "Stages", "Pipeline"], swiftSettings: upcoming),
         .testTarget(name: "CLITests", dependencies: ["haps-pipe"], swiftSettings: upcoming),
     ]
 )

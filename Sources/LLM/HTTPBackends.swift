@@ -61,7 +61,7 @@ public final class OpenAIChatModel: ChatModel, @unchecked Sendable {
     }
 
     /// "http://127.0.0.1:2024/v1" → "2024".
-    static func port(of url: String) -> String? {
+    public static func port(of url: String) -> String? {
         let parts = url.split(separator: "/", omittingEmptySubsequences: true)  // ["http:", "127.0.0.1:2024", "v1"]
         guard parts.count >= 2, let colon = parts[1].lastIndex(of: ":") else { return nil }
         return String(parts[1][parts[1].index(after: colon)...])

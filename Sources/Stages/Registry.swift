@@ -5,6 +5,7 @@ public enum HAPSStages {
     public static var registry: StageRegistry {
         var r = StageRegistry.builtin
         r.register(QuestionsStage.self)
+        r.register(SampleStage.self)
         r.register(ScoreStage.self)
         r.register(BuildSFTStage.self)
         return r

@@ -6,6 +6,7 @@ import XCTest
 /// (Tests/LLMTests/fault_server.py) that injects 429s, 5xx, slow and torn replies.
 final class HTTPClientTests: XCTestCase {
     nonisolated(unsafe) static var server: Process?
+    nonisolated(unsafe) static var stdin: Pipe?
     nonisolated(unsafe) static var port = 0
 
     override class func setUp() {
@@ -14,6 +15,8 @@ final class HTTPClientTests: XCTestCase {
         p.arguments = ["python3", URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("fault_server.py").path]
         let out = Pipe()
         p.standardOutput = out
+        p.standardInput = Pipe()  // the server exits when this process does (see fault_server.py)
+        p.standardError = FileHandle.nullDevice
         try! p.run()
         var line = Data()
         while true {

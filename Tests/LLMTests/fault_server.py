@@ -58,6 +58,18 @@ class Handler(BaseHTTPRequestHandler):
         content = req["messages"][-1]["content"]
         ok = {"choices": [{"message": {"role": "assistant", "content": "echo: " + content}, "finish_reason": "stop"}],
               "usage": {"prompt_tokens": len(content.split()), "completion_tokens": 2}}
+        if model.split("/")[-1].startswith("react"):
+            # Follows the standard prompt set's formats: search once, then answer Paris.
+            if "Summary: <" in content:
+                text = "Summary: noted"
+            elif "no searches left" in content:
+                text = "Thought: time to answer\nAction: Finish[Paris]"
+            elif "Continue[] or Rethink[]" in content:
+                text = "Thought: go on\nAction: Continue[]"
+            else:
+                text = "Thought: look it up\nAction: Search[France]"
+            ok["choices"][0]["message"]["content"] = text
+            return self.reply(200, ok)
         if model == "echo":
             auth = self.headers.get("Authorization")
             if auth:
@@ -90,6 +102,13 @@ class Handler(BaseHTTPRequestHandler):
             return
         self.reply(400, {"error": {"message": "unknown test model " + model}})
 
+def exit_with_parent():
+    # The test process holds our stdin; when it ends (even by a crash), so do we.
+    sys.stdin.read()
+    import os
+    os._exit(0)
+
+threading.Thread(target=exit_with_parent, daemon=True).start()
 server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 server.daemon_threads = True
 print(server.server_address[1], flush=True)

@@ -265,7 +265,7 @@ public final class Executor: @unchecked Sendable {
                 pipeline: spec.name, stage: name, key: key.digest, inputs: inputs, outputDirectory: out,
                 workDirectory: work, resources: st.resources, progress: progress, cancellation: cancellation,
                 seed: UInt64(bitPattern: Int64(st.seed)), baseDirectory: spec.baseDirectory,
-                threads: min(max(1, st.cpus), options.jobs),
+                threads: min(max(1, st.cpus), options.jobs), store: store,
                 log: { [weak self] line in self?.observer?.message(name, line) })
             let runStart = Date()
             do {

@@ -30,16 +30,18 @@ public final class StageContext: @unchecked Sendable {
     public let baseDirectory: String
     /// Suggested number of threads for the stage's own parallel work (its CPU slots).
     public let threads: Int
+    /// The store, for recorded facts such as memoised model calls (`Store.memo`).
+    public let store: Store
     private let logSink: @Sendable (String) -> Void
 
     public init(pipeline: String, stage: String, key: Digest, inputs: [String: InputArtifact], outputDirectory: String,
                 workDirectory: String, resources: [String: JSONValue], progress: ProgressReporter,
-                cancellation: CancellationToken, seed: UInt64, baseDirectory: String, threads: Int,
+                cancellation: CancellationToken, seed: UInt64, baseDirectory: String, threads: Int, store: Store,
                 log: @escaping @Sendable (String) -> Void) {
         self.pipeline = pipeline; self.stage = stage; self.key = key; self.inputs = inputs
         self.outputDirectory = outputDirectory; self.workDirectory = workDirectory; self.resources = resources
         self.progress = progress; self.cancellation = cancellation; self.seed = seed
-        self.baseDirectory = baseDirectory; self.threads = threads; self.logSink = log
+        self.baseDirectory = baseDirectory; self.threads = threads; self.store = store; self.logSink = log
     }
 
     /// A fresh generator seeded from the stage seed (the same sequence on every run).

@@ -8,8 +8,10 @@ public enum Samples {
     public static let kind: ArtifactKind = "samples"
     public static let fileName = "baseline.jsonl"
 
-    /// The table's file: the artifact itself when it is one file, else its `baseline.jsonl`.
+    /// The table's file: the artifact itself when it is one file; else `samples.jsonl` (the
+    /// sample stage's rows, with token counts) or `baseline.jsonl`.
     public static func baselinePath(_ input: InputArtifact) -> String {
-        input.manifest.files.count == 1 ? input.path : input.path(of: fileName)
+        if input.manifest.files.count == 1 { return input.path }
+        return input.manifest.files["samples.jsonl"] != nil ? input.path(of: "samples.jsonl") : input.path(of: fileName)
     }
 }

@@ -1,0 +1,117 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
+public import LLM
+public import Pipeline
+
+/// Builds model and retriever backends from a spec's resources.
+///
+///     "models": {"llama": {"backend": "openai", "url": "http://127.0.0.1:2024/v1",
+///                          "model": "meta-llama/Llama-3.1-8B-Instruct", "concurrency": 32}},
+///     "retriever": {"backend": "lexical"}
+public enum Backends {
+    public struct ConfigError: Error, CustomStringConvertible, Sendable {
+        public var resource: String
+        public var message: String
+        public var description: String { "resource '\(resource)': \(message)" }
+    }
+
+    static func urls(_ r: JSONValue, _ name: String) throws -> [String] {
+        if let u = r["url"]?.stringValue { return [u] }
+        if let us = r["urls"]?.arrayValue?.compactMap(\.stringValue), !us.isEmpty { return us }
+        throw ConfigError(resource: name, message: "needs 'url' (or 'urls', a list of replicas)")
+    }
+
+    static func client(_ r: JSONValue) throws -> HTTPClient {
+        try HTTPClient(connectTimeout: r["connect_timeout_s"]?.doubleValue ?? 5, timeout: r["timeout_s"]?.doubleValue ?? 300,
+                       retry: RetryPolicy(maxAttempts: r["retries"]?.intValue.map { $0 + 1 } ?? 5))
+    }
+
+    public static func model(_ r: JSONValue, name: String) throws -> any ChatModel {
+        switch r["backend"]?.stringValue {
+        case "openai":
+            guard let model = r["model"]?.stringValue else { throw ConfigError(resource: name, message: "an openai model needs 'model'") }
+            var key: String?
+            if let env = r["api_key_env"]?.stringValue {
+                guard let v = ProcessInfo.processInfo.environment[env], !v.isEmpty else {
+                    throw ConfigError(resource: name, message: "api_key_env names \(env), which is not set")
+                }
+                key = v
+            }
+            return try OpenAIChatModel(urls: try urls(r, name), model: model, apiKey: key, concurrency: r["concurrency"]?.intValue ?? 64,
+                                       client: try client(r))
+        case "haps":
+            return try HAPSChatModel(url: try urls(r, name)[0], name: r["model"]?.stringValue ?? name, client: try client(r))
+        case let other:
+            throw ConfigError(resource: name, message: "unknown model backend \(other.map { "'\($0)'" } ?? "(none)"); use openai or haps (local comes with the engine)")
+        }
+    }
+
+    public static func retriever(_ r: JSONValue, name: String) throws -> any Retriever {
+        switch r["backend"]?.stringValue {
+        case "http": return try HTTPRetriever(url: try urls(r, name)[0], client: try client(r))
+        case "lexical": return LexicalRetriever()
+        case let other:
+            throw ConfigError(resource: name, message: "unknown retriever backend \(other.map { "'\($0)'" } ?? "(none)"); use http or lexical (dense comes with the encoder)")
+        }
+    }
+
+    /// Every URL the resources point at, checked with a TCP connect (1 s each, all at once):
+    /// the unreachable ones, each with how to start its server. Called before any work, so a
+    /// pipeline against absent servers fails in about a second and names them all.
+    public static func unreachable(_ resources: [String: JSONValue]) -> [String] {
+        var checks: [(String, String, String)] = []  // (resource, url, hint)
+        for (name, r) in resources.sorted(by: { $0.key < $1.key }) {
+            guard let backend = r["backend"]?.stringValue, backend != "lexical", let us = try? urls(r, name) else { continue }
+            for u in us {
+                let hint: String
+                if name == "retriever" || backend == "http" {
+                    hint = "start the reference's retrieval server on port \(OpenAIChatModel.port(of: u) ?? "PORT"), or use {\"backend\": \"lexical\"}"
+                } else {
+                    let m = r["model"]?.stringValue ?? name
+                    hint = "start it: vllm serve \(m) --port \(OpenAIChatModel.port(of: u) ?? "PORT")"
+                }
+                checks.append((name, u, hint))
+            }
+        }
+        final class Box: @unchecked Sendable { var bad: [Int: String] = [:]; let lock = Lock() }
+        let box = Box()
+        let all = checks
+        DispatchQueue.concurrentPerform(iterations: all.count) { i in
+            let (name, u, hint) = all[i]
+            if !reachable(u) { box.lock.withLock { box.bad[i] = "\(name): nothing answers at \(u)\n    \(hint)" } }
+        }
+        return box.bad.keys.sorted().map { box.bad[$0]! }
+    }
+
+    /// A TCP connect to the URL's host and port, within `timeout` seconds.
+    static func reachable(_ url: String, timeout: Double = 1) -> Bool {
+        let parts = url.split(separator: "/", omittingEmptySubsequences: true)
+        guard parts.count >= 2 else { return false }
+        let hostPort = String(parts[1])
+        var host = hostPort, port = url.hasPrefix("https") ? "443" : "80"
+        if let colon = hostPort.lastIndex(of: ":") { host = String(hostPort[..<colon]); port = String(hostPort[hostPort.index(after: colon)...]) }
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var res: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, port, &hints, &res) == 0, let first = res else { return false }
+        defer { freeaddrinfo(res) }
+        let fd = socket(first.pointee.ai_family, first.pointee.ai_socktype | Int32(SOCK_NONBLOCK.rawValue), first.pointee.ai_protocol)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        if connect(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) == 0 { return true }
+        guard errno == EINPROGRESS else { return false }
+        var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+        guard poll(&p, 1, Int32(timeout * 1000)) == 1 else { return false }
+        var err: Int32 = 0
+        var len = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
+        return err == 0
+    }
+}

@@ -1,0 +1,142 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+public import LLM
+public import Pipeline
+
+/// The `sample` stage (REFERENCE.md §4): the teacher/student dialogue for every question ×
+/// role assignment, against the spec's model and retriever resources. Each finished item is
+/// journaled (a killed run resumes; a failed item is recorded with its error and retried by the
+/// next run); every model call is memoised in the store, so a rerun asks no server anything it
+/// was asked before. Output kind `samples`: `samples.jsonl` (rows with token counts),
+/// `baseline.jsonl` (the reference's format), `transcripts.jsonl` (every prompt and reply).
+public struct SampleStage: StageType {
+    public struct Params: Decodable, Sendable {
+        var candidates: [String]
+        var budget: Int?
+        var retriever: String?
+        var workers: Int?
+        var temperature: Double?
+        var top_p: Double?
+        var max_tokens: Int?
+    }
+
+    public static let name = "sample"
+    public static let version = 1
+    public static let summary = "Run the teacher/student dialogue for every question and role assignment."
+    public static let parameters = [
+        ParameterInfo("candidates", "model resources (under resources.models), candidate 0 first"),
+        ParameterInfo("budget", "search steps per question (default 3)"),
+        ParameterInfo("retriever", "retriever resource (default 'retriever')"),
+        ParameterInfo("workers", "dialogues in flight (default 32)"),
+        ParameterInfo("temperature", "default 0 (greedy), as the reference"),
+        ParameterInfo("top_p", "default 1"),
+        ParameterInfo("max_tokens", "default 256"),
+    ]
+
+    public static func ports(_ p: Params) -> StagePorts {
+        StagePorts(inputs: [InputPort("questions", kind: HotpotQA.kind, help: "HotpotQA questions"),
+                            InputPort("prompts", kind: .any, optional: true, help: "a prompt-set directory (default: the standard set)")],
+                   output: Samples.kind)
+    }
+
+    public static func resources(_ p: Params) -> [String] { p.candidates.map { "models.\($0)" } + [p.retriever ?? "retriever"] }
+
+    public static func validate(_ p: Params, at path: JSONPath) -> [SpecProblem] {
+        var problems: [SpecProblem] = []
+        if p.candidates.isEmpty { problems.append(SpecProblem(path.appending("candidates"), "needs at least one candidate")) }
+        if let b = p.budget, b < 0 { problems.append(SpecProblem(path.appending("budget"), "expected a non-negative integer")) }
+        if let w = p.workers, w < 1 { problems.append(SpecProblem(path.appending("workers"), "expected a positive integer")) }
+        return problems
+    }
+
+    /// The name written in the reference's `teacher`/`student` fields: the resource's `name`, or
+    /// the last part of its `model` ("meta-llama/Llama-3.1-8B-Instruct" → "Llama-3.1-8B-Instruct").
+    static func displayName(_ r: JSONValue?, _ key: String) -> String {
+        if let n = r?["name"]?.stringValue { return n }
+        if let m = r?["model"]?.stringValue { return m.split(separator: "/").last.map(String.init) ?? m }
+        return key
+    }
+
+    public static func run(_ p: Params, _ context: StageContext) throws {
+        let questionsInput = context.inputs["questions"]!
+        let questionsPath = questionsInput.manifest.files["questions.jsonl"] != nil ? questionsInput.path(of: "questions.jsonl") : questionsInput.path
+        let questions = try HotpotQA.load(questionsPath)
+        let prompts = try context.inputs["prompts"].map { try PromptSet.load(directory: $0.directory) } ?? .standard
+        let resources = context.resources
+        let unreachable = Backends.unreachable(resources)
+        if !unreachable.isEmpty {
+            throw Backends.ConfigError(resource: "servers", message: "\(unreachable.count) endpoint\(unreachable.count == 1 ? " does" : "s do") not answer:\n  " + unreachable.joined(separator: "\n  "))
+        }
+        let counter = CallCounter()
+        let models = try p.candidates.map { c in
+            MemoizedChatModel(try Backends.model(resources["models.\(c)"]!, name: "models.\(c)"), store: context.store, counter: counter)
+        }
+        let retrieverName = p.retriever ?? "retriever"
+        let retriever = try Backends.retriever(resources[retrieverName]!, name: retrieverName)
+        let names = p.candidates.map { displayName(resources["models.\($0)"], $0) }
+        let space = ActionSpace(candidates: p.candidates.count)
+        let dialogue = Dialogue(prompts: prompts, budget: p.budget ?? 3,
+                                settings: GenerationSettings(temperature: p.temperature ?? 0, topP: p.top_p ?? 1, maxTokens: p.max_tokens ?? 256, seed: 43))
+
+        let journal = try context.journal("items")
+        let failures = try context.journal("failures")
+        let itemCount = questions.count * space.count
+        @Sendable func key(_ i: Int) -> String { "q\(i / space.count)a\(i % space.count)" }
+        let pending = (0..<itemCount).filter { !journal.contains(key($0)) }
+        context.progress.setTotal(itemCount, unit: "dialogues")
+        context.progress.resume(completed: itemCount - pending.count)
+        if pending.count < itemCount { context.log("resuming: \(itemCount - pending.count) of \(itemCount) dialogues already done") }
+        let started = Date()
+        let failed = ItemWorkers.run(pending, workers: p.workers ?? 32, cancellation: context.cancellation) { i in
+            let q = questions[i / space.count], action = i % space.count
+            let roles = space.assignment(of: action)  // [teacher, student]
+            do {
+                let r = try dialogue.run(question: q.question, paragraphs: q.paragraphs, student: models[roles[1]],
+                                         teacher: models[roles[0]], retriever: retriever)
+                let m = AnswerMetrics(prediction: r.answer, groundTruth: q.answer ?? "")
+                let row: JSONValue = .object([
+                    "qid": .number(Double(i / space.count)), "action_index": .number(Double(action)), "question": .string(q.question),
+                    "teacher": .string(names[roles[0]]), "student": .string(names[roles[1]]), "answer": .string(r.answer),
+                    "ground_truth": .string(q.answer ?? ""), "f1": .number(m.f1), "precision": .number(m.precision),
+                    "recall": .number(m.recall), "em": .number(Double(m.em)), "finished": .bool(r.finished),
+                    "calls": .number(Double(r.turns.count)), "tokens": .number(Double(r.promptTokens + r.completionTokens)),
+                    "prompt_tokens": .number(Double(r.promptTokens)), "completion_tokens": .number(Double(r.completionTokens)),
+                    "transcript": .array(r.turns.map { t in
+                        .object(["step": .number(Double(t.step)), "role": .string(t.role.rawValue), "call": .string(t.call.rawValue),
+                                 "prompt": .string(t.prompt), "reply": .string(t.reply)])
+                    }),
+                ])
+                try journal.append(key: key(i), json: row)
+            } catch {
+                try? failures.append(key: key(i), json: .string(String(describing: error)))
+                throw error
+            }
+            context.progress.advance()
+            let elapsed = Date().timeIntervalSince(started)
+            context.progress.setStatus("\(counter.made) calls made, \(counter.replayed) replayed" +
+                                       (elapsed > 1 ? ", \(Format.fixed(Double(counter.made) / elapsed, 1)) calls/s" : ""))
+        }
+        if context.cancellation.isCancelled { throw CancellationError() }
+        if let first = failed.first {
+            throw Backends.ConfigError(resource: "sample", message: "\(failed.count) of \(itemCount) dialogues failed (the rest are kept; a rerun retries only the failed ones). First, \(key(first.item)): \(first.error)")
+        }
+        var samples = "", baseline = "", transcripts = ""
+        for i in 0..<itemCount {
+            guard let row = journal.json(key(i)) else { continue }
+            samples += row.removing("transcript").canonical + "\n"
+            let ref: [(String, JSONValue)] = ["qid", "action_index", "question", "teacher", "student", "answer", "ground_truth",
+                                               "f1", "precision", "recall", "em"].map { ($0, row[$0]!) }
+            baseline += PythonJSON.dumps(.object(ref.map { ($0.0, $0.0 == "f1" || $0.0 == "precision" || $0.0 == "recall"
+                                                            ? .float($0.1.doubleValue!) : PythonJSON.value($0.1)) }), indent: nil) + "\n"
+            transcripts += JSONValue.object(["qid": row["qid"]!, "action_index": row["action_index"]!, "turns": row["transcript"]!]).canonical + "\n"
+        }
+        try FileIO.writeAtomically(samples, to: context.outputDirectory + "/samples.jsonl")
+        try FileIO.writeAtomically(baseline, to: context.outputDirectory + "/baseline.jsonl")
+        try FileIO.writeAtomically(transcripts, to: context.outputDirectory + "/transcripts.jsonl")
+        let tokens = counter.tokens
+        context.log("\(itemCount) dialogues; \(counter.made) model calls made, \(counter.replayed) replayed; \(tokens.prompt) prompt + \(tokens.completion) completion tokens")
+    }
+}

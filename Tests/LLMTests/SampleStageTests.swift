@@ -1,0 +1,81 @@
+import Foundation
+import XCTest
+@testable import LLM
+@testable import Pipeline
+@testable import Stages
+
+/// The sample stage end to end against the loopback server (models "react-*" follow the
+/// standard prompt set: search once, then answer Paris).
+final class SampleStageTests: XCTestCase {
+    var base: String { "http://127.0.0.1:\(HTTPClientTests.port)" }
+
+    override class func setUp() { HTTPClientTests.setUp() }
+    override class func tearDown() { HTTPClientTests.tearDown() }
+
+    func calls(_ model: String) throws -> Int {
+        let r = try HTTPClient().postJSON("\(base)/count/\(model)", body: Array("{}".utf8))
+        return try JSONParser.parse(bytes: r.body)["count"]!.intValue!
+    }
+
+    func spec(dir: String, models: (String, String), port: Int? = nil) throws -> PipelineSpec {
+        let url = port.map { "http://127.0.0.1:\($0)/v1" } ?? "\(base)/v1"
+        return try PipelineSpec.parse(text: """
+            {"name": "s", "resources": {
+               "models": {"a": {"backend": "openai", "url": "\(url)", "model": "org/\(models.0)"},
+                          "b": {"backend": "openai", "url": "\(url)", "model": "\(models.1)"}},
+               "retriever": {"backend": "lexical"}},
+             "stages": {"sample": {"type": "sample", "inputs": {"questions": "q.jsonl"}, "params": {"candidates": ["a", "b"], "budget": 1, "workers": 1}},
+                        "score": {"type": "score", "inputs": {"samples": "sample"}}}}
+            """, file: "s.json", registry: HAPSStages.registry, baseDirectory: dir)
+    }
+
+    func testSamplesEveryQuestionAndAssignmentThenReplaysFromTheStore() throws {
+        let dir = NSTemporaryDirectory() + "sample-\(UUID().uuidString)"
+        let q = { (id: String, answer: String) in
+            #"{"_id": "\#(id)", "answer": "\#(answer)", "question": "Capital of France?", "supporting_facts": [["France", 0]], "context": [["France", ["France's capital is Paris."]], ["Italy", ["Rome is in Italy."]]], "type": "bridge", "level": "easy"}"#
+        }
+        try FileIO.writeAtomically(q("1", "Paris") + "\n" + q("2", "Rome") + "\n", to: dir + "/q.jsonl")
+        let store = try Store(root: dir + "/store")
+        let spec = try spec(dir: dir, models: ("react-a1", "react-b1"))
+        let run = try Executor(spec: spec, store: store, options: RunOptions()).run()
+        XCTAssertTrue(run.succeeded, "\(run.results)")
+        let out = try store.materialize(try XCTUnwrap(run.result("sample")?.output))
+        let rows = try JSONLines.read(out + "/baseline.jsonl").map(\.value)
+        XCTAssertEqual(rows.map { "\($0["qid"]!.intValue!)/\($0["action_index"]!.intValue!)" }, ["0/0", "0/1", "0/2", "0/3", "1/0", "1/1", "1/2", "1/3"])
+        XCTAssertEqual(rows.map { $0["f1"]!.doubleValue! }, [1, 1, 1, 1, 0, 0, 0, 0], "\(rows.map { $0["answer"]!.canonical }) \((try? FileIO.readString(out + "/transcripts.jsonl"))?.prefix(3000) ?? "")")
+        XCTAssertEqual(rows[1]["teacher"]?.stringValue, "react-a1", "the model's last path part names it")
+        XCTAssertEqual(rows[1]["student"]?.stringValue, "react-b1")
+        XCTAssertTrue(try FileIO.readString(out + "/baseline.jsonl").hasPrefix(#"{"qid": 0, "action_index": 0, "question": "Capital of France?", "teacher": "react-a1""#))
+        let transcript = try JSONLines.read(out + "/transcripts.jsonl")[0].value
+        XCTAssertEqual(transcript["turns"]?.arrayValue?.count, 5, "think, summarize, teacher think, teacher summarize, final think")
+        let made = try calls("org/react-a1") + calls("react-b1")
+        XCTAssertGreaterThan(made, 0)
+        XCTAssertLessThan(made, 40, "identical calls across assignments are asked once")
+
+        // Recomputing the stage asks the servers nothing: every call is a recorded fact.
+        var options = RunOptions()
+        options.force = ["sample"]
+        let again = try Executor(spec: spec, store: store, options: options).run()
+        XCTAssertEqual(again.result("sample")?.outcome, .ran)
+        XCTAssertEqual(again.result("sample")?.output, run.result("sample")?.output)
+        XCTAssertEqual(try calls("org/react-a1") + calls("react-b1"), made)
+        XCTAssertEqual(again.result("score")?.outcome, .cached, "same samples, same score: early cutoff")
+    }
+
+    func testAbsentServersFailFastNamingEveryEndpoint() throws {
+        let dir = NSTemporaryDirectory() + "sample-\(UUID().uuidString)"
+        try FileIO.writeAtomically(#"{"_id": "1", "answer": "x", "question": "q", "supporting_facts": [], "context": []}"# + "\n", to: dir + "/q.jsonl")
+        let store = try Store(root: dir + "/store")
+        let t0 = Date()
+        let run = try Executor(spec: try spec(dir: dir, models: ("m1", "m2"), port: 9), store: store, options: RunOptions()).run()
+        XCTAssertLessThan(Date().timeIntervalSince(t0), 3)
+        guard case .failed(let message)? = run.result("sample")?.outcome else { return XCTFail("\(run.results)") }
+        XCTAssertEqual(message, """
+            resource 'servers': 2 endpoints do not answer:
+              models.a: nothing answers at http://127.0.0.1:9/v1
+                start it: vllm serve org/m1 --port 9
+              models.b: nothing answers at http://127.0.0.1:9/v1
+                start it: vllm serve m2 --port 9
+            """)
+    }
+}
