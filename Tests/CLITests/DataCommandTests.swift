@@ -61,3 +61,39 @@ final class DataCommandTests: XCTestCase {
         XCTAssertEqual(s["recorded_f1_disagreements"] as? Int, 250, "the fixture's answers are empty; its f1 values are made up")
     }
 }
+
+/// `haps-pipe sample` against the loopback server of the client tests.
+final class SampleCommandTests: XCTestCase {
+    func testSamplesAPresetAndWritesTheReferenceTable() throws {
+        let dir = try makeTempDirectory(self)
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("LLMTests/fault_server.py").path
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        server.arguments = ["python3", script]
+        let out = Pipe()
+        server.standardOutput = out
+        server.standardInput = Pipe()
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        defer { server.terminate() }
+        var line = Data()
+        while true {
+            let b = out.fileHandleForReading.readData(ofLength: 1)
+            if b.isEmpty || b == Data("\n".utf8) { break }
+            line += b
+        }
+        let url = "http://127.0.0.1:\(String(decoding: line, as: UTF8.self))/v1"
+        let q = #"{"_id": "1", "answer": "Paris", "question": "Capital of France?", "supporting_facts": [["France", 0]], "context": [["France", ["France's capital is Paris."]]]}"#
+        try writeFile(q + "\n", dir + "/q.jsonl")
+        let args = ["sample", "--questions", "q.jsonl", "--preset", "llama_qwen", "--model-url", "llama=\(url)", "--model-url", "qwen=\(url)",
+                    "--retriever", "lexical", "--budget", "1", "--workers", "2", "--output", "b.jsonl"]
+        let r = try CLI.run(args, in: dir)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let rows = lines(dir + "/b.jsonl")
+        XCTAssertEqual(rows.count, 4)
+        XCTAssertTrue(rows[1].hasPrefix(#"{"qid": 0, "action_index": 1, "question": "Capital of France?", "teacher": "Llama-3.1-8B-Instruct", "student": "Qwen2.5-7B-Instruct", "answer": "Paris", "ground_truth": "Paris", "f1": 1.0"#), rows[1])
+        let again = try CLI.run(args, in: dir)
+        XCTAssertTrue(again.stdout.hasPrefix("wrote b.jsonl (cached;"), again.stdout)
+    }
+}

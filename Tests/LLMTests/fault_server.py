@@ -58,7 +58,7 @@ class Handler(BaseHTTPRequestHandler):
         content = req["messages"][-1]["content"]
         ok = {"choices": [{"message": {"role": "assistant", "content": "echo: " + content}, "finish_reason": "stop"}],
               "usage": {"prompt_tokens": len(content.split()), "completion_tokens": 2}}
-        if model.split("/")[-1].startswith("react"):
+        if model.split("/")[-1].startswith("react") or model.endswith("-Instruct"):
             # Follows the standard prompt set's formats: search once, then answer Paris.
             if "Summary: <" in content:
                 text = "Summary: noted"
