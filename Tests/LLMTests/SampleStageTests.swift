@@ -17,14 +17,14 @@ final class SampleStageTests: XCTestCase {
         return try JSONParser.parse(bytes: r.body)["count"]!.intValue!
     }
 
-    func spec(dir: String, models: (String, String), port: Int? = nil) throws -> PipelineSpec {
+    func spec(dir: String, models: (String, String), port: Int? = nil, budget: Int = 1) throws -> PipelineSpec {
         let url = port.map { "http://127.0.0.1:\($0)/v1" } ?? "\(base)/v1"
         return try PipelineSpec.parse(text: """
             {"name": "s", "resources": {
                "models": {"a": {"backend": "openai", "url": "\(url)", "model": "org/\(models.0)"},
                           "b": {"backend": "openai", "url": "\(url)", "model": "\(models.1)"}},
                "retriever": {"backend": "lexical"}},
-             "stages": {"sample": {"type": "sample", "inputs": {"questions": "q.jsonl"}, "params": {"candidates": ["a", "b"], "budget": 1, "workers": 1}},
+             "stages": {"sample": {"type": "sample", "inputs": {"questions": "q.jsonl"}, "params": {"candidates": ["a", "b"], "budget": \(budget), "workers": 1}},
                         "score": {"type": "score", "inputs": {"samples": "sample"}}}}
             """, file: "s.json", registry: HAPSStages.registry, baseDirectory: dir)
     }
@@ -60,6 +60,34 @@ final class SampleStageTests: XCTestCase {
         XCTAssertEqual(again.result("sample")?.output, run.result("sample")?.output)
         XCTAssertEqual(try calls("org/react-a1") + calls("react-b1"), made)
         XCTAssertEqual(again.result("score")?.outcome, .cached, "same samples, same score: early cutoff")
+    }
+
+    final class Messages: RunObserver, @unchecked Sendable {
+        let lock = NSLock()
+        var lines: [String] = []
+        func stageStarted(_ stage: String, reasons: [String], progress: ProgressReporter) {}
+        func stageFinished(_ result: StageResult) {}
+        func message(_ stage: String?, _ text: String) { lock.withLock { lines.append(text) } }
+        func runFinished() {}
+    }
+
+    /// Raising the budget pays only for the new turns: the first turns are replayed.
+    func testRaisingTheBudgetPaysOnlyForNewTurns() throws {
+        let dir = NSTemporaryDirectory() + "sample-\(UUID().uuidString)"
+        try FileIO.writeAtomically(#"{"_id": "1", "answer": "Paris", "question": "Capital?", "supporting_facts": [], "context": [["F", ["Paris."]]]}"# + "\n", to: dir + "/q.jsonl")
+        let store = try Store(root: dir + "/store")
+        _ = try Executor(spec: try spec(dir: dir, models: ("react-c1", "react-d1"), budget: 1), store: store, options: RunOptions()).run()
+        let before = try calls("org/react-c1") + calls("react-d1")
+        let messages = Messages()
+        let run = try Executor(spec: try spec(dir: dir, models: ("react-c1", "react-d1"), budget: 2), store: store, options: RunOptions(),
+                               observer: messages).run()
+        XCTAssertTrue(run.succeeded, "\(run.results)")
+        let made = try calls("org/react-c1") + calls("react-d1") - before
+        let line = try XCTUnwrap(messages.lines.first { $0.contains("model calls made") }, "\(messages.lines)")
+        XCTAssertTrue(line.contains("; \(made) model calls made, "), line)
+        let replayed = Int(line.components(separatedBy: " made, ")[1].components(separatedBy: " replayed")[0])!
+        XCTAssertGreaterThan(replayed, 0, "the shared first turns are replayed")
+        XCTAssertGreaterThan(made, 0, "the new turns are asked")
     }
 
     func testAbsentServersFailFastNamingEveryEndpoint() throws {

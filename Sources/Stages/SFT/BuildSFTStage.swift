@@ -63,12 +63,12 @@ public struct BuildSFTStage: StageType {
         ParameterInfo("smart_frac_of_max", "smart_oversample: grow each class to this fraction of the largest"),
         ParameterInfo("smart_minority_dup_factor", "smart_oversample: multiply each class by this (up to the largest)"),
         ParameterInfo("auto_skip_if_balanced_ratio", "smart_oversample: leave data alone when largest/smallest is at most this"),
-        ParameterInfo("pair", "candidate preset mapping model names to ids: " + CandidateNames.presets.keys.sorted().joined(separator: ", ")),
-        ParameterInfo("model_name_to_id", "mapping of model names to candidate ids"),
-        ParameterInfo("candidates", "number of candidates K (default 2)"),
-        ParameterInfo("roles", "role names (default [\"teacher\", \"student\"])"),
         ParameterInfo("seed", "seed of the random choices (default: the stage's seed, 43)"),
-    ]
+    ] + CandidateParams.parameters
+
+    static func candidateParams(_ p: Params) -> CandidateParams {
+        CandidateParams(pair: p.pair, modelNameToID: p.model_name_to_id, candidates: p.candidates, roles: p.roles)
+    }
 
     public static func ports(_ p: Params) -> StagePorts {
         StagePorts(inputs: [InputPort("samples", kind: "samples", help: "baseline rows (reference baseline.jsonl format)")], output: "sft-data")
@@ -82,12 +82,7 @@ public struct BuildSFTStage: StageType {
         if let b = p.balance, BuildSFTOptions.Balance(rawValue: b) == nil {
             problems.append(SpecProblem(path.appending("balance"), "unknown balance mode '\(b)'" + NearestName.hintOrChoices(b, among: BuildSFTOptions.Balance.allCases.map(\.rawValue))))
         }
-        if let pair = p.pair, CandidateNames.presets[pair] == nil {
-            problems.append(SpecProblem(path.appending("pair"), "unknown pair '\(pair)'" + NearestName.hintOrChoices(pair, among: CandidateNames.presets.keys.sorted())))
-        }
-        if let k = p.candidates, k < 1 { problems.append(SpecProblem(path.appending("candidates"), "expected at least 1 candidate")) }
-        if let r = p.roles, r.isEmpty { problems.append(SpecProblem(path.appending("roles"), "expected at least one role")) }
-        return problems
+        return problems + candidateParams(p).validate(at: path)
     }
 
     static func options(_ p: Params, seed: Int) -> BuildSFTOptions {
@@ -105,10 +100,8 @@ public struct BuildSFTStage: StageType {
     }
 
     public static func run(_ p: Params, _ context: StageContext) throws {
-        let space = ActionSpace(candidates: p.candidates ?? 2, roles: p.roles ?? ActionSpace.referenceRoles)
-        var names: CandidateNames?
-        if let pair = p.pair { names = try CandidateNames(preset: pair) }
-        if let m = p.model_name_to_id { names = CandidateNames(ids: m) }
+        let c = candidateParams(p)
+        let space = c.space, names = try c.names()
         let (rows, report) = try BuildSFT.build(baseline: Samples.baselinePath(context.inputs["samples"]!), space: space, names: names,
                                                 options: options(p, seed: Int(truncatingIfNeeded: context.seed)))
         for line in report.lines { context.log(line) }

@@ -14,27 +14,19 @@ public struct ScoreStage: StageType {
     public static let name = "score"
     public static let version = 1
     public static let summary = "F1/EM/P/R per question and action, with per-action means, best fixed action, oracle and random routing."
-    public static let parameters = [
-        ParameterInfo("pair", "candidate preset mapping model names to ids (for rows without action_index)"),
-        ParameterInfo("model_name_to_id", "mapping of model names to candidate ids"),
-        ParameterInfo("candidates", "number of candidates K (default 2)"),
-        ParameterInfo("roles", "role names (default [\"teacher\", \"student\"])"),
+    public static let parameters = CandidateParams.parameters + [
         ParameterInfo("use_recorded", "keep the recorded metrics instead of recomputing them from answer and ground_truth"),
     ]
+
+    static func candidateParams(_ p: Params) -> CandidateParams {
+        CandidateParams(pair: p.pair, modelNameToID: p.model_name_to_id, candidates: p.candidates, roles: p.roles)
+    }
 
     public static func ports(_ p: Params) -> StagePorts {
         StagePorts(inputs: [InputPort("samples", kind: Samples.kind, help: "baseline rows")], output: "score-table")
     }
 
-    public static func validate(_ p: Params, at path: JSONPath) -> [SpecProblem] {
-        var problems: [SpecProblem] = []
-        if let pair = p.pair, CandidateNames.presets[pair] == nil {
-            problems.append(SpecProblem(path.appending("pair"), "unknown pair '\(pair)'" + NearestName.hintOrChoices(pair, among: CandidateNames.presets.keys.sorted())))
-        }
-        if let k = p.candidates, k < 1 { problems.append(SpecProblem(path.appending("candidates"), "expected at least 1 candidate")) }
-        if let r = p.roles, r.isEmpty { problems.append(SpecProblem(path.appending("roles"), "expected at least one role")) }
-        return problems
-    }
+    public static func validate(_ p: Params, at path: JSONPath) -> [SpecProblem] { candidateParams(p).validate(at: path) }
 
     /// Reads a samples file into a score table (also what `haps-pipe score` does).
     public static func table(baseline path: String, space: ActionSpace, names: CandidateNames?, useRecorded: Bool = false) throws -> ScoreTable {
@@ -47,10 +39,8 @@ public struct ScoreStage: StageType {
     }
 
     public static func run(_ p: Params, _ context: StageContext) throws {
-        let space = ActionSpace(candidates: p.candidates ?? 2, roles: p.roles ?? ActionSpace.referenceRoles)
-        var names: CandidateNames?
-        if let pair = p.pair { names = try CandidateNames(preset: pair) }
-        if let m = p.model_name_to_id { names = CandidateNames(ids: m) }
+        let c = candidateParams(p)
+        let space = c.space, names = try c.names()
         let t = try table(baseline: Samples.baselinePath(context.inputs["samples"]!), space: space, names: names, useRecorded: p.use_recorded ?? false)
         try FileIO.writeAtomically(t.jsonLines, to: context.outputDirectory + "/scores.jsonl")
         try FileIO.writeAtomically(t.summaryJSON.pretty + "\n", to: context.outputDirectory + "/summary.json")
