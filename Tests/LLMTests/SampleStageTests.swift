@@ -21,8 +21,8 @@ final class SampleStageTests: XCTestCase {
         let url = port.map { "http://127.0.0.1:\($0)/v1" } ?? "\(base)/v1"
         return try PipelineSpec.parse(text: """
             {"name": "s", "resources": {
-               "models": {"a": {"backend": "openai", "url": "\(url)", "model": "org/\(models.0)"},
-                          "b": {"backend": "openai", "url": "\(url)", "model": "\(models.1)"}},
+               "models": {"a": {"backend": "openai", "url": "\(url)", "model": "org/\(models.0)", "price": {"prompt": 1.0, "completion": 2.0}},
+                          "b": {"backend": "openai", "url": "\(url)", "model": "\(models.1)", "price": {"prompt": 3.0, "completion": 4.0}}},
                "retriever": {"backend": "lexical"}},
              "stages": {"sample": {"type": "sample", "inputs": {"questions": "q.jsonl"}, "params": {"candidates": ["a", "b"], "budget": \(budget), "workers": 1}},
                         "score": {"type": "score", "inputs": {"samples": "sample"}}}}
@@ -46,6 +46,14 @@ final class SampleStageTests: XCTestCase {
         XCTAssertEqual(rows[1]["teacher"]?.stringValue, "react-a1", "the model's last path part names it")
         XCTAssertEqual(rows[1]["student"]?.stringValue, "react-b1")
         XCTAssertTrue(try FileIO.readString(out + "/baseline.jsonl").hasPrefix(#"{"qid": 0, "action_index": 0, "question": "Capital of France?", "teacher": "react-a1""#))
+        // Token usage and the models' prices give every row a cost, and the score report a cost figure.
+        let sample0 = try JSONLines.read(out + "/samples.jsonl")[0].value
+        let t = { (k: String) in sample0[k]!.doubleValue! }
+        XCTAssertEqual(t("cost"), (t("teacher_prompt_tokens") * 1 + t("teacher_completion_tokens") * 2 + t("student_prompt_tokens") * 1
+                                   + t("student_completion_tokens") * 2) / 1e6, accuracy: 1e-15, "action 0: both roles on model a")
+        XCTAssertGreaterThan(t("cost"), 0)
+        let summary = try FileIO.readString(try store.materialize(try XCTUnwrap(run.result("score")?.output)) + "/summary.txt")
+        XCTAssertTrue(summary.contains("cost per question (USD): 0: 0.000"), summary.debugDescription)
         let transcript = try JSONLines.read(out + "/transcripts.jsonl")[0].value
         XCTAssertEqual(transcript["turns"]?.arrayValue?.count, 5, "think, summarize, teacher think, teacher summarize, final think")
         let made = try calls("org/react-a1") + calls("react-b1")

@@ -11,7 +11,7 @@ public struct StageKey: Sendable {
     /// they are left out of keys so that moving a server does not invalidate results.
     public static let volatileResourceFields: Set<String> = [
         "url", "urls", "api_key_env", "timeout", "timeout_s", "connect_timeout_s", "concurrency",
-        "max_concurrency", "workers", "retries", "price",
+        "max_concurrency", "workers", "retries",
     ]
 
     public static func identity(ofResource r: JSONValue) -> JSONValue {

@@ -77,6 +77,11 @@ public struct SampleStage: StageType {
         let retrieverName = p.retriever ?? "retriever"
         let retriever = try Backends.retriever(resources[retrieverName]!, name: retrieverName)
         let names = p.candidates.map { displayName(resources["models.\($0)"], $0) }
+        // USD per million tokens, from each model resource's optional "price": {"prompt", "completion"}.
+        let prices: [(prompt: Double, completion: Double)?] = p.candidates.map { c in
+            guard let pr = resources["models.\(c)"]?["price"], let a = pr["prompt"]?.doubleValue, let b = pr["completion"]?.doubleValue else { return nil }
+            return (a, b)
+        }
         let space = ActionSpace(candidates: p.candidates.count)
         let dialogue = Dialogue(prompts: prompts, budget: p.budget ?? 3,
                                 settings: GenerationSettings(temperature: p.temperature ?? 0, topP: p.top_p ?? 1, maxTokens: p.max_tokens ?? 256, seed: 43))
@@ -97,7 +102,17 @@ public struct SampleStage: StageType {
                 let r = try dialogue.run(question: q.question, paragraphs: q.paragraphs, student: models[roles[1]],
                                          teacher: models[roles[0]], retriever: retriever)
                 let m = AnswerMetrics(prediction: r.answer, groundTruth: q.answer ?? "")
-                let row: JSONValue = .object([
+                var usage: [String: JSONValue] = [:]
+                var cost: Double? = 0
+                for (ri, role) in [DialogueTurn.Role.teacher, .student].enumerated() {
+                    let turns = r.turns.filter { $0.role == role }
+                    let pt = turns.reduce(0) { $0 + $1.promptTokens }, ct = turns.reduce(0) { $0 + $1.completionTokens }
+                    usage["\(role.rawValue)_prompt_tokens"] = .number(Double(pt))
+                    usage["\(role.rawValue)_completion_tokens"] = .number(Double(ct))
+                    if let price = prices[roles[ri]], let c = cost { cost = c + (Double(pt) * price.prompt + Double(ct) * price.completion) / 1e6 } else { cost = nil }
+                }
+                if let cost { usage["cost"] = .number(cost) }
+                let row: JSONValue = .object(usage.merging([
                     "qid": .number(Double(i / space.count)), "action_index": .number(Double(action)), "question": .string(q.question),
                     "teacher": .string(names[roles[0]]), "student": .string(names[roles[1]]), "answer": .string(r.answer),
                     "ground_truth": .string(q.answer ?? ""), "f1": .number(m.f1), "precision": .number(m.precision),
@@ -108,7 +123,7 @@ public struct SampleStage: StageType {
                         .object(["step": .number(Double(t.step)), "role": .string(t.role.rawValue), "call": .string(t.call.rawValue),
                                  "prompt": .string(t.prompt), "reply": .string(t.reply)])
                     }),
-                ])
+                ]) { a, _ in a })
                 try journal.append(key: key(i), json: row)
             } catch {
                 try? failures.append(key: key(i), json: .string(String(describing: error)))

@@ -11,6 +11,8 @@ public struct ScoreTable: Sendable {
         public var action: Int
         public var metrics: AnswerMetrics
         public var tokens: Int?
+        /// USD, when the samples carry a cost (models with a price in the spec).
+        public var cost: Double?
     }
 
     public struct ActionSummary: Sendable, Equatable {
@@ -20,6 +22,10 @@ public struct ScoreTable: Sendable {
         public var emSum: Int
         public var precisionSum: Double
         public var recallSum: Double
+        public var tokensSum = 0
+        public var costSum = 0.0
+        public var costCount = 0
+        public var meanCost: Double? { costCount == 0 ? nil : costSum / Double(costCount) }
         public var meanF1: Double { count == 0 ? 0 : f1Sum / Double(count) }
         public var meanEM: Double { count == 0 ? 0 : Double(emSum) / Double(count) }
         public var meanPrecision: Double { count == 0 ? 0 : precisionSum / Double(count) }
@@ -75,7 +81,8 @@ public struct ScoreTable: Sendable {
             } else {
                 notRecomputed += 1
             }
-            entries.append(Entry(questionIndex: qi, action: r.action, metrics: metrics, tokens: ScoreTable.tokens(r.recorded)))
+            entries.append(Entry(questionIndex: qi, action: r.action, metrics: metrics, tokens: ScoreTable.tokens(r.recorded),
+                                 cost: r.recorded["cost"]?.doubleValue))
         }
         entries.sort { ($0.questionIndex, $0.action) < ($1.questionIndex, $1.action) }
         self.questions = questions
@@ -92,6 +99,8 @@ public struct ScoreTable: Sendable {
             perAction[e.action].emSum += e.metrics.em
             perAction[e.action].precisionSum += e.metrics.precision
             perAction[e.action].recallSum += e.metrics.recall
+            perAction[e.action].tokensSum += e.tokens ?? 0
+            if let c = e.cost { perAction[e.action].costSum += c; perAction[e.action].costCount += 1 }
         }
         var best: Int?
         for a in perAction where a.count > 0 && (best == nil || a.meanF1 > perAction[best!].meanF1) { best = a.action }
@@ -126,6 +135,7 @@ public struct ScoreTable: Sendable {
             ]
             for (role, id) in zip(space.roles, space.assignment(of: e.action)) { o[role] = .number(Double(id)) }
             if let t = e.tokens { o["tokens"] = .number(Double(t)) }
+            if let c = e.cost { o["cost"] = .number(c) }
             return JSONValue.object(o).canonical + "\n"
         }.joined()
     }
@@ -138,7 +148,8 @@ public struct ScoreTable: Sendable {
             "actions": .array(s.perAction.map { a in
                 .object(["action": .number(Double(a.action)), "assignment": .string(describe(a.action)), "n": .number(Double(a.count)),
                          "f1_mean": .number(a.meanF1), "f1_sum": .number(a.f1Sum), "em_mean": .number(a.meanEM),
-                         "precision_mean": .number(a.meanPrecision), "recall_mean": .number(a.meanRecall)])
+                         "precision_mean": .number(a.meanPrecision), "recall_mean": .number(a.meanRecall),
+                         "tokens_sum": .number(Double(a.tokensSum)), "cost_mean": a.meanCost.map { .number($0) } ?? .null])
             }),
             "best_fixed_action": s.bestFixedAction.map { .number(Double($0)) } ?? .null,
             "best_fixed_f1": .number(s.bestFixedF1), "oracle_f1": .number(s.oracleF1), "random_f1": .number(s.randomF1),
@@ -164,6 +175,9 @@ public struct ScoreTable: Sendable {
         lines.append("action  " + "assignment".padding(width) + "      n  F1 mean  EM mean  P mean   R mean   F1 sum")
         for a in s.perAction {
             lines.append("\(String(a.action).padding(6))  \(describe(a.action).padding(width))  \(String(a.count).leftPadding(5))  \(f(a.meanF1))   \(f(a.meanEM))   \(f(a.meanPrecision))   \(f(a.meanRecall))   \(Format.fixed(a.f1Sum, 2))")
+        }
+        if s.perAction.contains(where: { $0.meanCost != nil }) {
+            lines.append("cost per question (USD): " + s.perAction.map { "\($0.action): \($0.meanCost.map { Format.fixed($0, 6) } ?? "-")" }.joined(separator: ", "))
         }
         if let b = s.bestFixedAction {
             lines.append("best fixed action: \(b) (\(describe(b))), mean F1 \(f(s.bestFixedF1))")
