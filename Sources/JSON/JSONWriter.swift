@@ -61,26 +61,34 @@ extension JSONValue {
         return "\(d)"
     }
 
+    /// Appends `s` as a JSON string: runs of plain bytes are copied whole, and only `"`, `\\`
+    /// and control characters are escaped (the hot path of every canonical write).
     public static func writeString(_ s: String, to out: inout String) {
         out += "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
+        var s = s
+        s.withUTF8 { buf in
+            var start = 0
+            for i in 0..<buf.count {
+                let b = buf[i]
+                guard b == 0x22 || b == 0x5C || b < 0x20 else { continue }
+                if start < i { out += String(decoding: UnsafeBufferPointer(rebasing: buf[start..<i]), as: UTF8.self) }
+                switch b {
+                case 0x22: out += "\\\""
+                case 0x5C: out += "\\\\"
+                case 0x0A: out += "\\n"
+                case 0x0D: out += "\\r"
+                case 0x09: out += "\\t"
+                case 0x08: out += "\\b"
+                case 0x0C: out += "\\f"
+                default:
+                    let hex = String(b, radix: 16)
                     out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
                 }
+                start = i + 1
             }
+            if start < buf.count { out += String(decoding: UnsafeBufferPointer(rebasing: buf[start..<buf.count]), as: UTF8.self) }
         }
         out += "\""
     }
+
 }

@@ -61,11 +61,21 @@ public struct LexicalRetriever: Retriever {
 
     static func tokens(_ text: String) -> [String] {
         var out: [String] = []
-        var current = ""
-        for ch in text.lowercased() {
-            if ch.isLetter || ch.isNumber { current.append(ch) } else if !current.isEmpty { out.append(current); current = "" }
+        var current = String.UnicodeScalarView()
+        func flush() { if !current.isEmpty { out.append(String(current)); current = String.UnicodeScalarView() } }
+        for c in text.unicodeScalars {
+            if c.isASCII {
+                let v = c.value
+                if (v >= 0x61 && v <= 0x7A) || (v >= 0x30 && v <= 0x39) { current.append(c) }
+                else if v >= 0x41 && v <= 0x5A { current.append(Unicode.Scalar(v + 32)!) }
+                else { flush() }
+            } else if c.properties.isAlphabetic || c.properties.numericType != nil {
+                current.append(contentsOf: c.properties.lowercaseMapping.unicodeScalars)
+            } else {
+                flush()
+            }
         }
-        if !current.isEmpty { out.append(current) }
+        flush()
         return out
     }
 }

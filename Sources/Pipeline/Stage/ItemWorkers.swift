@@ -8,7 +8,8 @@ import Dispatch
 import Glibc
 #endif
 
-/// Runs a stage's items on a fixed number of worker threads, stopping at cancellation, and
+/// Runs a stage's items on `workers` threads (not bounded by the core count: items are
+/// usually waiting on a model server), stopping at cancellation, and
 /// collects every item's failure instead of stopping at the first (finished items are kept).
 ///
 ///     let failures = ItemWorkers.run(pending, workers: 4, cancellation: ctx.cancellation) { i in
@@ -29,7 +30,9 @@ public enum ItemWorkers {
         }
         let state = State()
         let n = min(max(1, workers), max(1, items.count))
-        DispatchQueue.concurrentPerform(iterations: n) { _ in
+        // Threads of our own: items are mostly waiting on servers, and Dispatch's
+        // concurrentPerform would run only as many at once as there are cores.
+        Threads.run(count: n) { _ in
             while !cancellation.isCancelled {
                 let next: Int? = state.lock.withLock {
                     defer { state.cursor += 1 }
