@@ -68,7 +68,7 @@ def main():
     finally:
         server.kill()
     print(f"{N} questions x 4 assignments, budget 3, server latency {LATENCY * 1000:.0f} ms, concurrency {CONCURRENCY}")
-    print(f"haps-pipe sample: {wall:.2f} s wall, {cpu:.2f} s CPU, {calls} HTTP calls (identical calls across assignments are asked once)")
+    print(f"haps-pipe sample: {wall:.2f} s wall, {cpu:.2f} s CPU, {calls} HTTP calls (a call another thread already made is replayed from the memo)")
     print(f"  ideal for those calls (calls x latency / {CONCURRENCY}): {ideal:.2f} s -> wall / ideal = {wall / ideal:.3f} (target <= 1.1)")
     print(f"  second run: {again} HTTP calls in {wall2:.2f} s (target 0)")
     print(f"  budget 3 -> 4: {raised} new HTTP calls, against {fresh4} for budget 4 from scratch (target: only the new turns)")
