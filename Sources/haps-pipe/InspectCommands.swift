@@ -185,6 +185,8 @@ struct Show: ParsableCommand {
     @Option(help: ArgumentHelp("Only look in this pipeline's results.", valueName: "name")) var pipeline: String?
     @Flag(help: "Print JSON (manifest and provenance) instead of text.") var json = false
     @Option(help: "Lines of each text file to preview.") var lines = 10
+    @Option(help: ArgumentHelp("For a samples artifact: print the dialogue of this question (qid).", valueName: "qid")) var question: Int?
+    @Option(help: ArgumentHelp("With --question: only this action (role assignment) index.", valueName: "index")) var action: Int?
     @OptionGroup var storeOptions: StoreOptions
 
     func run() throws {
@@ -201,6 +203,13 @@ struct Show: ParsableCommand {
                 throw NotFoundError("'\(target)' is neither a stage with a stored result nor an artifact digest in \(store.root)")
             }
             let m = try store.manifest(digest)
+            if let question {
+                guard let t = m.files["transcripts.jsonl"] else {
+                    throw UsageError("--question needs a samples artifact with transcripts; \(digest.short) is a '\(m.kind)' artifact")
+                }
+                try printTranscripts(try store.object(t.digest), question: question, action: action)
+                return
+            }
             if json {
                 var o: [String: JSONValue] = ["digest": .string(digest.hex), "manifest": m.json]
                 if let ref {
@@ -228,6 +237,27 @@ struct Show: ParsableCommand {
                 for l in all.prefix(lines) { print(l.count > 200 ? l.prefix(200) + "…" : l) }
             }
         } catch { throw ErrorOutput.fail(error) }
+    }
+}
+
+extension Show {
+    /// The dialogues of one question from a samples artifact's `transcripts.jsonl`, turn by turn.
+    func printTranscripts(_ bytes: [UInt8], question: Int, action: Int?) throws {
+        var found = 0
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
+            let v = try JSONParser.parse(String(line))
+            guard v["qid"]?.intValue == question, action == nil || v["action_index"]?.intValue == action else { continue }
+            found += 1
+            print("═══ question \(question), action \(v["action_index"]?.intValue ?? -1) ═══")
+            for turn in v["turns"]?.arrayValue ?? [] {
+                print("── step \(turn["step"]?.intValue ?? 0) · \(turn["role"]?.stringValue ?? "?") · \(turn["call"]?.stringValue ?? "?") ──")
+                print("PROMPT:\n" + (turn["prompt"]?.stringValue ?? ""))
+                print("REPLY:\n" + (turn["reply"]?.stringValue ?? "") + "\n")
+            }
+        }
+        if found == 0 {
+            throw NotFoundError("no dialogue for question \(question)\(action.map { ", action \($0)" } ?? "") in this artifact")
+        }
     }
 }
 

@@ -95,5 +95,11 @@ final class SampleCommandTests: XCTestCase {
         XCTAssertTrue(rows[1].hasPrefix(#"{"qid": 0, "action_index": 1, "question": "Capital of France?", "teacher": "Llama-3.1-8B-Instruct", "student": "Qwen2.5-7B-Instruct", "answer": "Paris", "ground_truth": "Paris", "f1": 1.0"#), rows[1])
         let again = try CLI.run(args, in: dir)
         XCTAssertTrue(again.stdout.hasPrefix("wrote b.jsonl (cached;"), again.stdout)
+        let show = try CLI.run(["show", "sample-llama_qwen/sample", "--question", "0", "--action", "1"], in: dir)
+        XCTAssertEqual(show.status, 0, show.stderr)
+        XCTAssertTrue(show.stdout.hasPrefix("═══ question 0, action 1 ═══\n── step 0 · student · think ──\nPROMPT:\nYou are a student"), show.stdout)
+        XCTAssertTrue(show.stdout.contains("REPLY:\nThought: look it up\nAction: Search[France]"), show.stdout)
+        let missing = try CLI.run(["show", "sample-llama_qwen/sample", "--question", "7"], in: dir)
+        XCTAssertEqual(missing.stderr, "error: no dialogue for question 7 in this artifact\n")
     }
 }
