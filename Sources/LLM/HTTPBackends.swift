@@ -1,4 +1,5 @@
 import JSON
+import NN
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -39,7 +40,7 @@ public final class OpenAIChatModel: ChatModel, @unchecked Sendable {
     public let apiKey: String?
     public let client: HTTPClient
     private let limits: [ConcurrencyLimit]
-    private let counter = SpinLockShim()
+    private let counter = SpinLock()
     private var next = 0
 
     public var identity: String { "openai:\(model)" }

@@ -75,7 +75,7 @@ public final class HTTPClient: @unchecked Sendable {
     public var startHint: (@Sendable (String) -> String?)?
 
     private let curl: Curl
-    private let lock = SpinLockShim()
+    private let lock = SpinLock()
     private var idle: [UnsafeMutableRawPointer] = []
 
     public init(connectTimeout: Double = 5, timeout: Double = 300, retry: RetryPolicy = RetryPolicy()) throws {
@@ -215,17 +215,6 @@ public final class HTTPClient: @unchecked Sendable {
         default:
             return HTTPError(code: .network, url: url, message: text, hint: nil, attempts: 1)
         }
-    }
-}
-
-/// A pthread mutex for LLM's own use (LLM imports no Foundation).
-final class SpinLockShim: @unchecked Sendable {
-    private let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    init() { pthread_mutex_init(m, nil) }
-    deinit { pthread_mutex_destroy(m); m.deallocate() }
-    func withLock<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_mutex_lock(m); defer { pthread_mutex_unlock(m) }
-        return try body()
     }
 }
 

@@ -151,7 +151,7 @@ public final class Executor: @unchecked Sendable {
     }
 
     /// An input artifact of `name` (from `producer`) is damaged: recompute the producer, then `name`.
-    private func recompute(_ producer: String, for name: String, because error: StoreError) -> Bool {
+    private func recompute(_ producer: String, for name: String) -> Bool {
         lock.withLock {
             guard !recomputed.contains(producer), let old = results[producer], let key = old.key else { return false }
             recomputed.insert(producer)
@@ -247,7 +247,7 @@ public final class Executor: @unchecked Sendable {
                         inputs[input.port] = InputArtifact(digest: d, manifest: try store.manifest(d), directory: dir)
                     } catch let e as StoreError where e.code == .corruptObject || e.code == .missingObject {
                         observer?.message(name, "input '\(input.port)' from '\(producer)' is damaged (\(e.message)); recomputing '\(producer)'")
-                        if recompute(producer, for: name, because: e) {
+                        if recompute(producer, for: name) {
                             keyLock?.unlock()
                             return scheduleReady()
                         }
