@@ -3,6 +3,10 @@
 # scripts/install-deps.sh) first on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ ! -d ../shared/hotpotqa ] || [ ! -d ../shared/reference-fixtures ]; then
+  echo "warning: ../shared (the HotpotQA sample and the reference fixtures) is not beside this checkout;" >&2
+  echo "         the tests that compare against them will fail. Clone next to it, as CI does." >&2
+fi
 jobs=$(nproc 2>/dev/null || echo 2)
 swift build --build-tests -j "$jobs"
 swift test --skip-build "$@"
