@@ -13,6 +13,9 @@ public struct GenerationSettings: Sendable, Equatable, Hashable {
     public var maxTokens: Int
     public var seed: Int?
     public var stop: [String]
+    /// Scheduling only: among requests waiting for the same endpoint, a higher priority goes
+    /// first. Never sent to a server and never part of a memo key.
+    public var priority: Int = 0
     public init(temperature: Double = 0, topP: Double = 1, maxTokens: Int = 256, seed: Int? = 43, stop: [String] = []) {
         self.temperature = temperature; self.topP = topP; self.maxTokens = maxTokens; self.seed = seed; self.stop = stop
     }

@@ -4,21 +4,82 @@ import NN
 import Glibc
 #endif
 
-/// Bounds the requests in flight to one endpoint (a vLLM replica, a retriever).
+/// Bounds the requests in flight to one endpoint (a vLLM replica, a retriever). A freed slot
+/// goes to the waiting request with the highest priority (the earliest among equals), handed
+/// over directly so that only that thread wakes.
 final class ConcurrencyLimit: @unchecked Sendable {
     private let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let c = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var free: Int
-    init(_ n: Int) { free = max(1, n); pthread_mutex_init(m, nil); pthread_cond_init(c, nil) }
-    deinit { pthread_cond_destroy(c); pthread_mutex_destroy(m); c.deallocate(); m.deallocate() }
-    func with<T>(_ body: () throws -> T) rethrows -> T {
+    private(set) var capacity: Int
+    private final class Waiter {
+        let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+        let priority: Int, order: Int
+        var granted = false
+        init(priority: Int, order: Int) { self.priority = priority; self.order = order; pthread_cond_init(cond, nil) }
+        deinit { pthread_cond_destroy(cond); cond.deallocate() }
+    }
+    private var waiters: [Waiter] = []
+    private var arrivals = 0
+
+    init(_ n: Int) { capacity = max(1, n); free = capacity; pthread_mutex_init(m, nil) }
+    deinit { pthread_mutex_destroy(m); m.deallocate() }
+
+    /// Lowers the limit (requests already in flight finish; no new one starts until under it).
+    func lower(to n: Int) {
         pthread_mutex_lock(m)
-        while free == 0 { pthread_cond_wait(c, m) }
-        free -= 1
+        if n >= 1 && n < capacity { free -= capacity - n; capacity = n }
         pthread_mutex_unlock(m)
-        defer { pthread_mutex_lock(m); free += 1; pthread_cond_signal(c); pthread_mutex_unlock(m) }
+    }
+
+    func with<T>(priority: Int = 0, _ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(m)
+        if free > 0 && waiters.isEmpty {
+            free -= 1
+        } else {
+            arrivals += 1
+            let w = Waiter(priority: priority, order: arrivals)
+            waiters.append(w)
+            while !w.granted { pthread_cond_wait(w.cond, m) }
+        }
+        pthread_mutex_unlock(m)
+        defer { release() }
         return try body()
     }
+
+    private func release() {
+        pthread_mutex_lock(m)
+        free += 1
+        while free > 0 && !waiters.isEmpty {
+            var best = 0
+            for i in waiters.indices.dropFirst() {
+                let a = waiters[i], b = waiters[best]
+                if a.priority > b.priority || (a.priority == b.priority && a.order < b.order) { best = i }
+            }
+            let w = waiters.remove(at: best)
+            free -= 1
+            w.granted = true
+            pthread_cond_signal(w.cond)
+        }
+        pthread_mutex_unlock(m)
+    }
+}
+
+/// The concurrency limits of one run's endpoints, by URL: models that point at the same server
+/// (two resources on one vLLM, say) share its limit, the smallest one they give.
+public final class EndpointLimits: @unchecked Sendable {
+    private let lock = SpinLock()
+    private var limits: [String: ConcurrencyLimit] = [:]
+    public init() {}
+    func limit(for url: String, _ n: Int) -> ConcurrencyLimit {
+        lock.withLock {
+            if let l = limits[url] { l.lower(to: n); return l }
+            let l = ConcurrencyLimit(n)
+            limits[url] = l
+            return l
+        }
+    }
+    /// The limit now in force for `url`, if a model uses it.
+    public func capacity(of url: String) -> Int? { lock.withLock { limits[url]?.capacity } }
 }
 
 /// A reply that is not what the protocol promises, with the start of what came back.
@@ -46,13 +107,17 @@ public final class OpenAIChatModel: ChatModel, @unchecked Sendable {
     public var identity: String { "openai:\(model)" }
 
     /// `apiKey`: the bearer token (the spec names an environment variable that holds it).
-    public init(urls: [String], model: String, apiKey: String? = nil, concurrency: Int = 64, client: HTTPClient? = nil) throws {
+    /// `concurrency`: requests in flight per URL; `shared` makes that limit shared with other
+    /// models of the run that use the same URL.
+    public init(urls: [String], model: String, apiKey: String? = nil, concurrency: Int = 64, shared: EndpointLimits? = nil,
+                client: HTTPClient? = nil) throws {
         precondition(!urls.isEmpty, "an openai model needs at least one URL")
         self.urls = urls.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
         self.model = model
         self.apiKey = apiKey
         self.client = try client ?? HTTPClient()
-        limits = urls.map { _ in ConcurrencyLimit(concurrency) }
+        let registry = shared ?? EndpointLimits()
+        limits = self.urls.map { registry.limit(for: $0, concurrency) }
         if self.client.startHint == nil {
             let m = model
             self.client.startHint = { url in
@@ -81,7 +146,7 @@ public final class OpenAIChatModel: ChatModel, @unchecked Sendable {
         var headers: [String: String] = [:]
         if let apiKey { headers["Authorization"] = "Bearer \(apiKey)" }
         let url = urls[i] + "/chat/completions"
-        let response = try limits[i].with { try client.postJSON(url, body: Array(JSONValue.object(body).canonical.utf8), headers: headers) }
+        let response = try limits[i].with(priority: settings.priority) { try client.postJSON(url, body: Array(JSONValue.object(body).canonical.utf8), headers: headers) }
         guard let v = try? JSONParser.parse(bytes: response.body) else {
             throw ProtocolError(url: url, message: "the reply is not JSON: \(HTTPClient.snippet(response.text))")
         }

@@ -1,3 +1,4 @@
+import NN
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -16,6 +17,9 @@ public struct LexicalRetriever: Retriever {
     public var k1: Double
     public var b: Double
     public var identity: String { "lexical-bm25(k1=\(k1),b=\(b))" }
+    /// Indexes of recently searched paragraph lists: a dialogue searches the same question's
+    /// paragraphs at every step and for every role assignment.
+    private let cache = IndexCache()
 
     public init(k1: Double = 1.5, b: Double = 0.75) { self.k1 = k1; self.b = b }
 
@@ -29,22 +33,50 @@ public struct LexicalRetriever: Retriever {
         return paragraphs[bestIndex(entity: entity, paragraphs: paragraphs)]
     }
 
+    /// Term counts of each paragraph and the number of paragraphs holding each term.
+    struct Index {
+        var termCounts: [[String: Int]]
+        var lengths: [Int]
+        var documentFrequency: [String: Int]
+        init(_ paragraphs: [String]) {
+            termCounts = []; lengths = []; documentFrequency = [:]
+            for p in paragraphs {
+                var tf: [String: Int] = [:]
+                let tokens = LexicalRetriever.tokens(p)
+                for t in tokens { tf[t, default: 0] += 1 }
+                for t in tf.keys { documentFrequency[t, default: 0] += 1 }
+                termCounts.append(tf); lengths.append(tokens.count)
+            }
+        }
+    }
+
+    final class IndexCache: @unchecked Sendable {
+        private let lock = SpinLock()
+        private var entries: [[String]: Index] = [:]
+        func index(_ paragraphs: [String]) -> Index {
+            if let i = lock.withLock({ entries[paragraphs] }) { return i }
+            let i = Index(paragraphs)
+            lock.withLock {
+                if entries.count >= 1024 { entries.removeAll(keepingCapacity: true) }
+                entries[paragraphs] = i
+            }
+            return i
+        }
+    }
+
     public func scores(entity: String, paragraphs: [String]) -> [Double] {
-        let docs = paragraphs.map(LexicalRetriever.tokens)
+        let index = cache.index(paragraphs)
         let query = LexicalRetriever.tokens(entity)
-        let n = Double(docs.count)
-        let avg = max(1e-9, docs.reduce(0.0) { $0 + Double($1.count) } / n)
-        var df: [String: Int] = [:]
-        for d in docs { for t in Set(d) { df[t, default: 0] += 1 } }
-        return docs.map { d in
-            var tf: [String: Int] = [:]
-            for t in d { tf[t, default: 0] += 1 }
+        let n = Double(paragraphs.count)
+        let avg = max(1e-9, Double(index.lengths.reduce(0, +)) / n)
+        return index.termCounts.indices.map { d in
+            let tf = index.termCounts[d]
             var score = 0.0
             for q in query {
                 guard let f = tf[q].map(Double.init) else { continue }
-                let nq = Double(df[q] ?? 0)
+                let nq = Double(index.documentFrequency[q] ?? 0)
                 let idf = log(1 + (n - nq + 0.5) / (nq + 0.5))
-                let lengthNorm: Double = 1 - b + b * Double(d.count) / avg
+                let lengthNorm: Double = 1 - b + b * Double(index.lengths[d]) / avg
                 let saturation: Double = f * (k1 + 1) / (f + k1 * lengthNorm)
                 score += idf * saturation
             }
@@ -59,18 +91,20 @@ public struct LexicalRetriever: Retriever {
         return best
     }
 
+    /// Maximal runs of letters and digits, lower-cased (built as UTF-8 bytes: the hot path).
     static func tokens(_ text: String) -> [String] {
         var out: [String] = []
-        var current = String.UnicodeScalarView()
-        func flush() { if !current.isEmpty { out.append(String(current)); current = String.UnicodeScalarView() } }
+        var current: [UInt8] = []
+        current.reserveCapacity(32)
+        func flush() { if !current.isEmpty { out.append(String(decoding: current, as: UTF8.self)); current.removeAll(keepingCapacity: true) } }
         for c in text.unicodeScalars {
-            if c.isASCII {
-                let v = c.value
-                if (v >= 0x61 && v <= 0x7A) || (v >= 0x30 && v <= 0x39) { current.append(c) }
-                else if v >= 0x41 && v <= 0x5A { current.append(Unicode.Scalar(v + 32)!) }
+            let v = c.value
+            if v < 0x80 {
+                if (v >= 0x61 && v <= 0x7A) || (v >= 0x30 && v <= 0x39) { current.append(UInt8(v)) }
+                else if v >= 0x41 && v <= 0x5A { current.append(UInt8(v + 32)) }
                 else { flush() }
             } else if c.properties.isAlphabetic || c.properties.numericType != nil {
-                current.append(contentsOf: c.properties.lowercaseMapping.unicodeScalars)
+                current.append(contentsOf: c.properties.lowercaseMapping.utf8)
             } else {
                 flush()
             }

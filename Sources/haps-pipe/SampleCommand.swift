@@ -24,7 +24,8 @@ struct Sample: ParsableCommand {
     @Option(parsing: .singleValue, help: ArgumentHelp("A candidate's server, as NAME=URL (NAME: llama, qwen or mistral); repeatable.", valueName: "name=url")) var modelURL: [String] = []
     @Option(help: ArgumentHelp("Retriever: 'lexical' (BM25 in process) or the URL of a /retrieve server.", valueName: "lexical|url")) var retriever: String = "http://127.0.0.1:2022/retrieve"
     @Option(help: "Search steps per question.") var budget: Int = 3
-    @Option(help: "Dialogues in flight.") var workers: Int = 32
+    @Option(help: "Dialogues in flight (more than --concurrency: dialogues wait on retrieval and on each other's identical calls).") var workers: Int = 64
+    @Option(help: "Requests in flight per server URL (the reference's 32 workers).") var concurrency: Int = 32
     @Option(help: ArgumentHelp("Where to write the baseline table (reference format).", valueName: "file")) var output: String
     @OptionGroup var storeOptions: StoreOptions
 
@@ -50,9 +51,11 @@ struct Sample: ParsableCommand {
                 guard let eq = m.firstIndex(of: "=") else { throw UsageError("--model-url '\(m)' is not NAME=URL") }
                 urls[String(m[..<eq])] = String(m[m.index(after: eq)...])
             }
+            guard workers >= 1, concurrency >= 1 else { throw UsageError("--workers and --concurrency must be at least 1") }
             var models: [String: JSONValue] = [:]
             for (name, model, port) in pair {
-                models[name] = ["backend": "openai", "url": .string(urls[name] ?? "http://127.0.0.1:\(port)/v1"), "model": .string(model)]
+                models[name] = ["backend": "openai", "url": .string(urls[name] ?? "http://127.0.0.1:\(port)/v1"), "model": .string(model),
+                                "concurrency": .number(Double(concurrency))]
             }
             let retrieverJSON: JSONValue = retriever == "lexical" ? ["backend": "lexical"] : ["backend": "http", "url": .string(retriever)]
             let doc: JSONValue = [
@@ -70,8 +73,10 @@ struct Sample: ParsableCommand {
                 // The progress display has shown why; only the exit status is left to give.
                 throw summary.interrupted ? ExitCode(130) : ExitCode.failure
             }
-            let tree = try store.materialize(out)
-            try FileIO.writeAtomically(try FileIO.read(tree + "/baseline.jsonl"), to: output)
+            guard let baseline = try store.file("baseline.jsonl", ofArtifact: out) else {
+                throw NotFoundError("the sample stage's output \(out.short) has no baseline.jsonl")
+            }
+            try FileIO.writeAtomically(baseline, to: output)
             print("wrote \(output) (\(summary.result("sample")!.outcome.label); transcripts: haps-pipe show \(spec.name)/sample)")
         } catch { throw ErrorOutput.fail(error) }
     }

@@ -115,3 +115,65 @@ final class SampleStageTests: XCTestCase {
             """)
     }
 }
+
+/// Identical calls made at the same moment by different dialogues reach the model once.
+final class MemoizedChatModelTests: XCTestCase {
+    final class SlowModel: ChatModel, @unchecked Sendable {
+        let lock = NSLock()
+        var calls = 0
+        var failFirst: Bool
+        init(failFirst: Bool) { self.failFirst = failFirst }
+        var identity: String { "slow" }
+        struct Refused: Error {}
+        func chat(_ messages: [ChatMessage], settings: GenerationSettings) throws -> ChatReply {
+            let fail: Bool = lock.withLock { calls += 1; defer { failFirst = false }; return failFirst }
+            usleep(100_000)
+            if fail { throw Refused() }
+            return ChatReply(text: "echo " + messages[0].content, promptTokens: 2, completionTokens: 1, finishReason: "stop")
+        }
+    }
+
+    func ask(_ model: MemoizedChatModel, threads: Int, text: String) -> [String?] {
+        final class Results: @unchecked Sendable { let lock = NSLock(); var texts: [String?] = [] }
+        let results = Results()
+        results.texts = Array(repeating: nil, count: threads)
+        DispatchQueue.concurrentPerform(iterations: threads) { i in
+            let r = try? model.chat([ChatMessage(role: "user", content: text)], settings: GenerationSettings())
+            results.lock.withLock { results.texts[i] = r?.text }
+        }
+        return results.texts
+    }
+
+    func testTheKeySeparatesEveryField() {
+        func key(_ m: [(String, String)], _ s: GenerationSettings = GenerationSettings(), id: String = "m") -> Digest {
+            MemoizedChatModel.key(identity: id, messages: m.map { ChatMessage(role: $0.0, content: $0.1) }, settings: s)
+        }
+        let base = key([("user", "ab"), ("assistant", "c")])
+        XCTAssertEqual(base, key([("user", "ab"), ("assistant", "c")]))
+        let others = [key([("user", "a"), ("assistant", "bc")]), key([("user", "abc")]), key([("user", "ab"), ("assistant", "c")], id: "n"),
+                      key([("user", "ab"), ("assistant", "c")], GenerationSettings(seed: 44)),
+                      key([("user", "ab"), ("assistant", "c")], GenerationSettings(temperature: 0.7)),
+                      key([("user", "ab"), ("assistant", "c")], GenerationSettings(stop: ["messages 2"]))]
+        XCTAssertEqual(Set(others + [base]).count, others.count + 1)
+    }
+
+    func testConcurrentIdenticalCallsAreMadeOnce() throws {
+        let store = try Store(root: NSTemporaryDirectory() + "memo-\(UUID().uuidString)")
+        let base = SlowModel(failFirst: false), counter = CallCounter()
+        let model = MemoizedChatModel(base, store: store, counter: counter)
+        XCTAssertEqual(ask(model, threads: 8, text: "same"), Array(repeating: "echo same", count: 8))
+        XCTAssertEqual(base.calls, 1)
+        XCTAssertEqual(counter.made, 1)
+        XCTAssertEqual(counter.replayed, 7)
+    }
+
+    func testWhenTheSharedCallFailsAWaiterMakesItAgain() throws {
+        let store = try Store(root: NSTemporaryDirectory() + "memo-\(UUID().uuidString)")
+        let base = SlowModel(failFirst: true)
+        let model = MemoizedChatModel(base, store: store, counter: CallCounter())
+        let out = ask(model, threads: 4, text: "flaky")
+        XCTAssertEqual(out.filter { $0 == nil }.count, 1, "only the thread whose call failed sees the failure")
+        XCTAssertEqual(out.filter { $0 == "echo flaky" }.count, 3)
+        XCTAssertEqual(base.calls, 2)
+    }
+}

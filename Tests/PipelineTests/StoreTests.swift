@@ -98,3 +98,42 @@ func flipByte(in path: String, at offset: Int) throws {
     try h.write(contentsOf: bytes)
     try h.close()
 }
+
+final class CallMemoTests: XCTestCase {
+    func testRecordsAreSeenByLaterProcessesAndEachWriterHasItsOwnLog() throws {
+        let dir = try makeTempDir(self)
+        let a = try Store(root: dir + "/store"), b = try Store(root: dir + "/store")
+        let k1 = Digest.of(string: "call one"), k2 = Digest.of(string: "call two")
+        XCTAssertNil(a.memo(k1))
+        try a.recordMemo(k1, ["text": "first \"quoted\"\nline", "prompt_tokens": 3])
+        XCTAssertEqual(a.memo(k1)?["text"]?.stringValue, "first \"quoted\"\nline", "the writer sees its own record")
+        try b.recordMemo(k2, ["text": "second"])
+        try b.recordMemo(k1, ["text": "a later answer to the same call"])
+        let logs = try FileIO.listFiles(under: dir + "/store/memo")
+        XCTAssertEqual(logs.count, 2, "one log per writing store: \(logs)")
+        let c = try Store(root: dir + "/store")
+        XCTAssertEqual(c.callMemo.count, 2)
+        XCTAssertEqual(c.memo(k2)?["text"]?.stringValue, "second")
+        XCTAssertEqual(c.memo(k1)?["prompt_tokens"]?.intValue, 3)
+    }
+
+    func testATornLastLineAndADamagedRecordReadAsAbsent() throws {
+        let dir = try makeTempDir(self)
+        let store = try Store(root: dir + "/store")
+        let keys = (0..<3).map { Digest.of(string: "call \($0)") }
+        for (i, k) in keys.enumerated() { try store.recordMemo(k, ["text": .string("reply \(i)")]) }
+        let log = dir + "/store/memo/" + (try FileIO.listFiles(under: dir + "/store/memo"))[0]
+        var bytes = try FileIO.read(log)
+        // Damage the first record's value, and cut the last line short (a kill -9 mid-write).
+        let firstValue = bytes.firstIndex(of: UInt8(ascii: "r"))!
+        bytes[firstValue] = UInt8(ascii: "\"")
+        bytes.removeLast(5)
+        try FileIO.writeAtomically(bytes, to: log)
+        let reopened = try Store(root: dir + "/store")
+        XCTAssertNil(reopened.memo(keys[0]), "a record that does not parse is absent")
+        XCTAssertEqual(reopened.memo(keys[1])?["text"]?.stringValue, "reply 1")
+        XCTAssertNil(reopened.memo(keys[2]), "a torn last line is ignored")
+        try reopened.recordMemo(keys[2], ["text": "reply 2 again"])
+        XCTAssertEqual(try Store(root: dir + "/store").memo(keys[2])?["text"]?.stringValue, "reply 2 again")
+    }
+}

@@ -18,7 +18,8 @@ PY = os.path.join(ROOT, "bench", ".venv", "bin", "python")
 HAPS = os.environ.get("HAPS_PIPE", "haps-pipe")
 N = int(os.environ.get("QUESTIONS", "100"))
 LATENCY = float(os.environ.get("LATENCY", "0.05"))
-CONCURRENCY = 32
+CONCURRENCY = 32  # HTTP requests in flight, both designs
+DIALOGUES = int(os.environ.get("DIALOGUES", "64"))  # haps-pipe's dialogues in flight (--workers)
 
 
 def timed(cmd, cwd):
@@ -47,7 +48,7 @@ def main():
     try:
         def sample(store, budget, out):
             return timed([HAPS, "sample", "--questions", qs, "--preset", "llama_qwen", "--model-url", f"llama={url}",
-                          "--model-url", f"qwen={url}", "--retriever", "lexical", "--workers", str(CONCURRENCY),
+                          "--model-url", f"qwen={url}", "--retriever", "lexical", "--workers", str(DIALOGUES), "--concurrency", str(CONCURRENCY),
                           "--budget", str(budget), "--output", out, "--store", store], WORK)
         c0 = count()
         wall, cpu = sample("store", 3, "b3.jsonl")

@@ -22,16 +22,20 @@ import Glibc
 ///     runs/<time>-<pid>.json  one record per `haps-pipe run`
 ///     work/<key>/             journals, checkpoints and scratch of a stage that has not finished
 ///     trees/<digest>/         read-only unpacked copies of artifacts that stages read
+///     memo/<pid>-<random>.log   recorded model calls, one append-only log per writing process
 ///     filestat/               cache of the digests of users' input files by (size, mtime, inode)
 ///     locks/                  flock files: one per key being computed, one for the whole store
 public final class Store: @unchecked Sendable {
     public let root: String
+    /// Recorded model calls (`memo/`), indexed on first use.
+    public let callMemo: CallMemo
 
     public init(root: String) throws(FileError) {
         var r = root
         while r.count > 1 && r.hasSuffix("/") { r.removeLast() }
         if !r.hasPrefix("/") { r = FileManager.default.currentDirectoryPath + "/" + r }
         self.root = r
+        callMemo = CallMemo(directory: r + "/memo")
         try FileIO.makeDirectory(r)
     }
 
@@ -107,6 +111,13 @@ public final class Store: @unchecked Sendable {
             throw StoreError(.badMetadata, "object \(d.short) is not an artifact manifest", digest: d)
         }
         return try ArtifactManifest(json: json)
+    }
+
+    /// One file of an artifact, read (and verified) straight from its object, without unpacking
+    /// the rest; nil when the artifact has no such file.
+    public func file(_ path: String, ofArtifact d: Digest) throws(StoreError) -> [UInt8]? {
+        guard let entry = try manifest(d).files[path] else { return nil }
+        return try object(entry.digest)
     }
 
     /// Every object an artifact consists of (its manifest and its files).

@@ -55,6 +55,10 @@ public struct Dialogue: Sendable {
         var turns: [DialogueTurn] = []
         func call(_ model: any ChatModel, _ role: DialogueTurn.Role, _ kind: DialogueTurn.Call, step: Int, _ prompt: String) throws -> String {
             let reply: ChatReply
+            // The dialogue with the most calls still to make goes first when requests queue for a
+            // server: dialogues then end together, and no server idles at the end of a run.
+            var settings = self.settings
+            settings.priority = -turns.count
             do { reply = try model.chat([.user(prompt)], settings: settings) } catch {
                 throw ModelCallFailed(role: role, step: step, underlying: error, turns: turns)
             }

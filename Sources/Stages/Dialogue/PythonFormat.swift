@@ -22,29 +22,42 @@ public enum PythonFormat {
         }
     }
 
+    /// Scans the template's UTF-8 (braces are ASCII, so a byte scan is exact) and appends
+    /// whole runs of literal text, not character by character: prompts are rendered per call.
     static func render(_ template: String, _ value: (String) throws(Failure) -> String) throws(Failure) -> String {
-        let s = Array(template.unicodeScalars)
-        var out = String.UnicodeScalarView()
-        var i = 0
-        while i < s.count {
-            let c = s[i]
-            if c == "{" {
-                if i + 1 < s.count && s[i + 1] == "{" { out.append("{"); i += 2; continue }
-                guard let close = s[(i + 1)...].firstIndex(of: "}") else { throw Failure(message: "single '{' encountered in format string") }
-                let name = String(String.UnicodeScalarView(s[(i + 1)..<close]))
+        let u = template.utf8
+        var out = ""
+        out.reserveCapacity(u.count + 256)
+        var literalStart = u.startIndex
+        var i = u.startIndex
+        let open = UInt8(ascii: "{"), close = UInt8(ascii: "}")
+        func flushLiteral(to end: String.Index) { if literalStart < end { out += template[literalStart..<end] } }
+        while i < u.endIndex {
+            let c = u[i]
+            let next = u.index(after: i)
+            if c == open {
+                flushLiteral(to: i)
+                if next < u.endIndex && u[next] == open { out += "{"; i = u.index(after: next); literalStart = i; continue }
+                guard let closing = u[next...].firstIndex(of: close) else { throw Failure(message: "single '{' encountered in format string") }
+                let name = String(template[next..<closing])
                 guard !name.isEmpty, name.unicodeScalars.allSatisfy({ PythonText.isWordCharacter($0) }),
                       !(name.unicodeScalars.first!.properties.numericType != nil) else {
                     throw Failure(message: "field {\(name)} is not a plain name (format specs, conversions, positions and indexing are not supported)")
                 }
-                out.append(contentsOf: try value(name).unicodeScalars)
-                i = close + 1
-            } else if c == "}" {
-                guard i + 1 < s.count && s[i + 1] == "}" else { throw Failure(message: "single '}' encountered in format string") }
-                out.append("}"); i += 2
+                out += try value(name)
+                i = u.index(after: closing)
+                literalStart = i
+            } else if c == close {
+                flushLiteral(to: i)
+                guard next < u.endIndex && u[next] == close else { throw Failure(message: "single '}' encountered in format string") }
+                out += "}"
+                i = u.index(after: next)
+                literalStart = i
             } else {
-                out.append(c); i += 1
+                i = next
             }
         }
-        return String(out)
+        flushLiteral(to: u.endIndex)
+        return out
     }
 }

@@ -33,7 +33,8 @@ public enum Backends {
                        retry: RetryPolicy(maxAttempts: r["retries"]?.intValue.map { $0 + 1 } ?? 5))
     }
 
-    public static func model(_ r: JSONValue, name: String) throws -> any ChatModel {
+    /// `limits`: the run's per-URL limits, so models on one server share its `concurrency`.
+    public static func model(_ r: JSONValue, name: String, limits: EndpointLimits = EndpointLimits()) throws -> any ChatModel {
         switch r["backend"]?.stringValue {
         case "openai":
             guard let model = r["model"]?.stringValue else { throw ConfigError(resource: name, message: "an openai model needs 'model'") }
@@ -45,7 +46,7 @@ public enum Backends {
                 key = v
             }
             return try OpenAIChatModel(urls: try urls(r, name), model: model, apiKey: key, concurrency: r["concurrency"]?.intValue ?? 64,
-                                       client: try client(r))
+                                       shared: limits, client: try client(r))
         case "haps":
             return try HAPSChatModel(url: try urls(r, name)[0], name: r["model"]?.stringValue ?? name, client: try client(r))
         case let other:

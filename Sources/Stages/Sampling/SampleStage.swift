@@ -24,13 +24,13 @@ public struct SampleStage: StageType {
     }
 
     public static let name = "sample"
-    public static let version = 1
+    public static let version = 2
     public static let summary = "Run the teacher/student dialogue for every question and role assignment."
     public static let parameters = [
         ParameterInfo("candidates", "model resources (under resources.models), candidate 0 first"),
         ParameterInfo("budget", "search steps per question (default 3)"),
         ParameterInfo("retriever", "retriever resource (default 'retriever')"),
-        ParameterInfo("workers", "dialogues in flight (default 32)"),
+        ParameterInfo("workers", "dialogues in flight (default 64); requests in flight are each model's 'concurrency'"),
         ParameterInfo("temperature", "default 0 (greedy), as the reference"),
         ParameterInfo("top_p", "default 1"),
         ParameterInfo("max_tokens", "default 256"),
@@ -60,6 +60,17 @@ public struct SampleStage: StageType {
         return key
     }
 
+    /// An item's lines of `samples.jsonl`, `baseline.jsonl` (the reference's fields, order and
+    /// float formatting) and `transcripts.jsonl`, joined by newlines (JSON text has none).
+    static func outputLines(row: JSONValue, turns: JSONValue) -> [UInt8] {
+        let ref: [(String, JSONValue)] = ["qid", "action_index", "question", "teacher", "student", "answer", "ground_truth",
+                                           "f1", "precision", "recall", "em"].map { ($0, row[$0]!) }
+        let baseline = PythonJSON.dumps(.object(ref.map { ($0.0, $0.0 == "f1" || $0.0 == "precision" || $0.0 == "recall"
+                                                          ? .float($0.1.doubleValue!) : PythonJSON.value($0.1)) }), indent: nil)
+        let transcript = JSONValue.object(["qid": row["qid"]!, "action_index": row["action_index"]!, "turns": turns]).canonical
+        return Array((row.canonical + "\n" + baseline + "\n" + transcript).utf8)
+    }
+
     public static func run(_ p: Params, _ context: StageContext) throws {
         let questionsInput = context.inputs["questions"]!
         let questionsPath = questionsInput.manifest.files["questions.jsonl"] != nil ? questionsInput.path(of: "questions.jsonl") : questionsInput.path
@@ -71,8 +82,9 @@ public struct SampleStage: StageType {
             throw Backends.ConfigError(resource: "servers", message: "\(unreachable.count) endpoint\(unreachable.count == 1 ? " does" : "s do") not answer:\n  " + unreachable.joined(separator: "\n  "))
         }
         let counter = CallCounter()
+        let limits = EndpointLimits()
         let models = try p.candidates.map { c in
-            MemoizedChatModel(try Backends.model(resources["models.\(c)"]!, name: "models.\(c)"), store: context.store, counter: counter)
+            MemoizedChatModel(try Backends.model(resources["models.\(c)"]!, name: "models.\(c)", limits: limits), store: context.store, counter: counter)
         }
         let retrieverName = p.retriever ?? "retriever"
         let retriever = try Backends.retriever(resources[retrieverName]!, name: retrieverName)
@@ -95,7 +107,7 @@ public struct SampleStage: StageType {
         context.progress.resume(completed: itemCount - pending.count)
         if pending.count < itemCount { context.log("resuming: \(itemCount - pending.count) of \(itemCount) dialogues already done") }
         let started = Date()
-        let failed = ItemWorkers.run(pending, workers: p.workers ?? 32, cancellation: context.cancellation) { i in
+        let failed = ItemWorkers.run(pending, workers: p.workers ?? 64, cancellation: context.cancellation) { i in
             let q = questions[i / space.count], action = i % space.count
             let roles = space.assignment(of: action)  // [teacher, student]
             do {
@@ -119,12 +131,12 @@ public struct SampleStage: StageType {
                     "recall": .number(m.recall), "em": .number(Double(m.em)), "finished": .bool(r.finished),
                     "calls": .number(Double(r.turns.count)), "tokens": .number(Double(r.promptTokens + r.completionTokens)),
                     "prompt_tokens": .number(Double(r.promptTokens)), "completion_tokens": .number(Double(r.completionTokens)),
-                    "transcript": .array(r.turns.map { t in
-                        .object(["step": .number(Double(t.step)), "role": .string(t.role.rawValue), "call": .string(t.call.rawValue),
-                                 "prompt": .string(t.prompt), "reply": .string(t.reply)])
-                    }),
                 ]) { a, _ in a })
-                try journal.append(key: key(i), json: row)
+                let turns: JSONValue = .array(r.turns.map { t in
+                    .object(["step": .number(Double(t.step)), "role": .string(t.role.rawValue), "call": .string(t.call.rawValue),
+                             "prompt": .string(t.prompt), "reply": .string(t.reply)])
+                })
+                try journal.append(key: key(i), value: outputLines(row: row, turns: turns))
             } catch {
                 try? failures.append(key: key(i), json: .string(String(describing: error)))
                 throw error
@@ -138,15 +150,16 @@ public struct SampleStage: StageType {
         if let first = failed.first {
             throw Backends.ConfigError(resource: "sample", message: "\(failed.count) of \(itemCount) dialogues failed (the rest are kept; a rerun retries only the failed ones). First, \(key(first.item)): \(first.error)")
         }
-        var samples = "", baseline = "", transcripts = ""
+        // Each journal record holds the item's three output lines, written when it finished:
+        // putting the tables together is concatenation, in canonical (question, action) order.
+        var samples: [UInt8] = [], baseline: [UInt8] = [], transcripts: [UInt8] = []
         for i in 0..<itemCount {
-            guard let row = journal.json(key(i)) else { continue }
-            samples += row.removing("transcript").canonical + "\n"
-            let ref: [(String, JSONValue)] = ["qid", "action_index", "question", "teacher", "student", "answer", "ground_truth",
-                                               "f1", "precision", "recall", "em"].map { ($0, row[$0]!) }
-            baseline += PythonJSON.dumps(.object(ref.map { ($0.0, $0.0 == "f1" || $0.0 == "precision" || $0.0 == "recall"
-                                                            ? .float($0.1.doubleValue!) : PythonJSON.value($0.1)) }), indent: nil) + "\n"
-            transcripts += JSONValue.object(["qid": row["qid"]!, "action_index": row["action_index"]!, "turns": row["transcript"]!]).canonical + "\n"
+            guard let record = journal.value(key(i)) else { continue }
+            let lines = record.split(separator: 0x0A, maxSplits: 2, omittingEmptySubsequences: false)
+            guard lines.count == 3 else { throw Backends.ConfigError(resource: "sample", message: "journal record \(key(i)) in \(context.workDirectory) does not hold three lines (written by another version?); delete that directory to sample again") }
+            samples += lines[0]; samples.append(0x0A)
+            baseline += lines[1]; baseline.append(0x0A)
+            transcripts += lines[2]; transcripts.append(0x0A)
         }
         try FileIO.writeAtomically(samples, to: context.outputDirectory + "/samples.jsonl")
         try FileIO.writeAtomically(baseline, to: context.outputDirectory + "/baseline.jsonl")
