@@ -24,7 +24,7 @@ struct Sample: ParsableCommand {
     @Option(parsing: .singleValue, help: ArgumentHelp("A candidate's server, as NAME=URL (NAME: llama, qwen or mistral); repeatable.", valueName: "name=url")) var modelURL: [String] = []
     @Option(help: ArgumentHelp("Retriever: 'lexical' (BM25 in process) or the URL of a /retrieve server.", valueName: "lexical|url")) var retriever: String = "http://127.0.0.1:2022/retrieve"
     @Option(help: "Search steps per question.") var budget: Int = 3
-    @Option(help: "Dialogues in flight (more than --concurrency: dialogues wait on retrieval and on each other's identical calls).") var workers: Int = 64
+    @Option(help: "Dialogues in flight (more than --concurrency: dialogues wait on retrieval and on each other's identical calls).") var workers: Int = 128
     @Option(help: "Requests in flight per server URL (the reference's 32 workers).") var concurrency: Int = 32
     @Option(help: ArgumentHelp("Where to write the baseline table (reference format).", valueName: "file")) var output: String
     @OptionGroup var storeOptions: StoreOptions

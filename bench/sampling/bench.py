@@ -18,8 +18,9 @@ PY = os.path.join(ROOT, "bench", ".venv", "bin", "python")
 HAPS = os.environ.get("HAPS_PIPE", "haps-pipe")
 N = int(os.environ.get("QUESTIONS", "100"))
 LATENCY = float(os.environ.get("LATENCY", "0.05"))
+REPEAT = int(os.environ.get("REPEAT", "3"))  # cold runs of each design; medians are reported
 CONCURRENCY = 32  # HTTP requests in flight, both designs
-DIALOGUES = int(os.environ.get("DIALOGUES", "64"))  # haps-pipe's dialogues in flight (--workers)
+DIALOGUES = int(os.environ.get("DIALOGUES", "128"))  # haps-pipe's dialogues in flight (--workers)
 
 
 def timed(cmd, cwd):
@@ -31,6 +32,13 @@ def timed(cmd, cwd):
     if r.returncode != 0:
         sys.exit(f"failed: {' '.join(cmd)}\n{r.stdout}\n{r.stderr}")
     return time.time() - t0, (after.children_user - before.children_user) + (after.children_system - before.children_system)
+
+
+def median(runs):
+    """Median wall and median CPU of (wall, cpu, calls) runs, with the calls of the median-wall run."""
+    by_wall = sorted(runs)
+    mid = by_wall[len(runs) // 2]
+    return mid[0], sorted(r[1] for r in runs)[len(runs) // 2], mid[2]
 
 
 def main():
@@ -50,9 +58,13 @@ def main():
             return timed([HAPS, "sample", "--questions", qs, "--preset", "llama_qwen", "--model-url", f"llama={url}",
                           "--model-url", f"qwen={url}", "--retriever", "lexical", "--workers", str(DIALOGUES), "--concurrency", str(CONCURRENCY),
                           "--budget", str(budget), "--output", out, "--store", store], WORK)
-        c0 = count()
-        wall, cpu = sample("store", 3, "b3.jsonl")
-        calls = count() - c0
+        runs = []
+        for r in range(REPEAT):
+            shutil.rmtree(os.path.join(WORK, "store"), ignore_errors=True)
+            c0 = count()
+            w, c = sample("store", 3, "b3.jsonl")
+            runs.append((w, c, count() - c0))
+        wall, cpu, calls = median(runs)
         ideal = calls * LATENCY / CONCURRENCY
         c1 = count()
         wall2, _ = sample("store", 3, "b3-again.jsonl")
@@ -63,12 +75,18 @@ def main():
         c3 = count()
         sample("store-fresh", 4, "b4-fresh.jsonl")
         fresh4 = count() - c3
-        c4 = count()
-        pwall, pcpu = timed([PY, os.path.join(HERE, "reference_design.py"), url, qs, str(N)], ROOT)
-        pcalls = count() - c4
+        pruns = []
+        for r in range(REPEAT):
+            c4 = count()
+            w, c = timed([PY, os.path.join(HERE, "reference_design.py"), url, qs, str(N)], ROOT)
+            pruns.append((w, c, count() - c4))
+        pwall, pcpu, pcalls = median(pruns)
     finally:
         server.kill()
-    print(f"{N} questions x 4 assignments, budget 3, server latency {LATENCY * 1000:.0f} ms, concurrency {CONCURRENCY}")
+    print(f"{N} questions x 4 assignments, budget 3, server latency {LATENCY * 1000:.0f} ms, concurrency {CONCURRENCY}, "
+          f"medians of {REPEAT} cold runs each")
+    print("haps-pipe runs (wall s, CPU s): " + ", ".join(f"({w:.2f}, {c:.2f})" for w, c, _ in runs))
+    print("Python runs (wall s, CPU s):    " + ", ".join(f"({w:.2f}, {c:.2f})" for w, c, _ in pruns))
     print(f"haps-pipe sample: {wall:.2f} s wall, {cpu:.2f} s CPU, {calls} HTTP calls (a call another thread already made is replayed from the memo)")
     print(f"  ideal for those calls (calls x latency / {CONCURRENCY}): {ideal:.2f} s -> wall / ideal = {wall / ideal:.3f} (target <= 1.1)")
     print(f"  second run: {again} HTTP calls in {wall2:.2f} s (target 0)")

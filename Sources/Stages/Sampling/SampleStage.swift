@@ -30,7 +30,7 @@ public struct SampleStage: StageType {
         ParameterInfo("candidates", "model resources (under resources.models), candidate 0 first"),
         ParameterInfo("budget", "search steps per question (default 3)"),
         ParameterInfo("retriever", "retriever resource (default 'retriever')"),
-        ParameterInfo("workers", "dialogues in flight (default 64); requests in flight are each model's 'concurrency'"),
+        ParameterInfo("workers", "dialogues in flight (default 128); requests in flight are each model's 'concurrency'"),
         ParameterInfo("temperature", "default 0 (greedy), as the reference"),
         ParameterInfo("top_p", "default 1"),
         ParameterInfo("max_tokens", "default 256"),
@@ -107,7 +107,7 @@ public struct SampleStage: StageType {
         context.progress.resume(completed: itemCount - pending.count)
         if pending.count < itemCount { context.log("resuming: \(itemCount - pending.count) of \(itemCount) dialogues already done") }
         let started = Date()
-        let failed = ItemWorkers.run(pending, workers: p.workers ?? 64, cancellation: context.cancellation) { i in
+        let failed = ItemWorkers.run(pending, workers: p.workers ?? 128, cancellation: context.cancellation) { i in
             let q = questions[i / space.count], action = i % space.count
             let roles = space.assignment(of: action)  // [teacher, student]
             do {
