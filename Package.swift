@@ -36,7 +36,7 @@ let package = Package(
         .target(name: "Pipeline",
                 dependencies: ["JSON", "CLZ4"],
                 swiftSettings: upcoming),
-        .target(name: "NN", dependencies: ["COpenBLAS"], swiftSettings: upcoming),
+        .target(name: "NN", dependencies: ["JSON", "COpenBLAS"], swiftSettings: upcoming),
         .target(name: "LLM", dependencies: ["JSON", "NN", "CCurl"], swiftSettings: upcoming),
         .target(name: "Stages", dependencies: ["Pipeline", "NN", "LLM"], swiftSettings: upcoming),
         .executableTarget(
@@ -48,8 +48,8 @@ let package = Package(
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Stages"],
                     swiftSettings: upcoming),
         .testTarget(name: "StagesTests", dependencies: ["Stages", "Pipeline", "LLM"], swiftSettings: upcoming),
-        .testTarget(name: "NNTests", dependencies: ["NN"], swiftSettings: upcoming),
-        .testTarget(name: "LLMTests", dependencies: ["LLM", "Stages", "Pipeline"], swiftSettings: upcoming),
+        .testTarget(name: "NNTests", dependencies: ["NN", "JSON"], swiftSettings: upcoming),
+        .testTarget(name: "LLMTests", dependencies: ["LLM", "NN", "JSON", "Stages", "Pipeline"], swiftSettings: upcoming),
         .testTarget(name: "CLITests", dependencies: ["haps-pipe"], swiftSettings: upcoming),
     ]
 )

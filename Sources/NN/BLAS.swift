@@ -36,6 +36,19 @@ public final class BLAS: @unchecked Sendable {
         set { setThreads(Int32(max(1, newValue))) }
     }
 
+    /// C[m×n] = alpha · op(A) · op(B) + beta · C, row-major, where op transposes when asked:
+    /// A is stored m×k (k×m when `transA`), B k×n (n×k when `transB`), with leading dimensions
+    /// given or, by default, those of contiguous storage.
+    public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
+                     a: UnsafePointer<Float>, lda: Int? = nil, b: UnsafePointer<Float>, ldb: Int? = nil,
+                     beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int? = nil) {
+        guard m > 0 && n > 0 else { return }
+        sgemmFunction(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                      blasint(m), blasint(n), blasint(k), alpha,
+                      a, blasint(lda ?? (transA ? m : k)), b, blasint(ldb ?? (transB ? k : n)),
+                      beta, c, blasint(ldc ?? n))
+    }
+
     /// C[m×n] = alpha · A[m×k] · B[k×n] + beta · C, all row-major and contiguous.
     public func sgemm(m: Int, n: Int, k: Int, alpha: Float = 1, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
                       beta: Float = 0, c: UnsafeMutablePointer<Float>) {

@@ -1,0 +1,238 @@
+import JSON
+import NN
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One decoder layer's weights, in PyTorch's layout ([out, in] matrices).
+public struct DecoderLayerWeights: Sendable {
+    public var inputNorm: Tensor
+    public var q: Tensor, k: Tensor, v: Tensor, o: Tensor
+    public var qBias: Tensor?, kBias: Tensor?, vBias: Tensor?, oBias: Tensor?
+    public var postNorm: Tensor
+    public var gate: Tensor, up: Tensor, down: Tensor
+}
+
+/// A per-sequence low-rank update of `o_proj` (REFERENCE.md §6): W ← W + alpha·A·B on the last
+/// `layers` decoder layers, A [hidden × r], B [r × hidden].
+public struct LoRAUpdate: Sendable {
+    public var a: Tensor
+    public var b: Tensor
+    public var alpha: Float
+    public var layers: Int
+    public init(a: Tensor, b: Tensor, alpha: Float, layers: Int) {
+        precondition(a.columns == b.rows, "LoRA: A is \(a.shape), B is \(b.shape)")
+        self.a = a; self.b = b; self.alpha = alpha; self.layers = layers
+    }
+    func applies(toLayer i: Int, of total: Int) -> Bool { i >= total - layers }
+}
+
+/// The keys and values a sequence has seen, per layer, so each new token costs one step.
+public final class KVCache: @unchecked Sendable {
+    var keys: [[Float]]
+    var values: [[Float]]
+    public private(set) var length = 0
+    public init(layers: Int) { keys = Array(repeating: [], count: layers); values = Array(repeating: [], count: layers) }
+    func advance(by n: Int) { length += n }
+}
+
+/// A Llama-family decoder (Llama, Qwen2, Mistral) on the NN engine: batched forward over any
+/// number of sequences, each with its own KV cache and optional LoRA update, matching Hugging
+/// Face transformers' float32 computation.
+///
+///     let model = try DecoderModel(directory: "models/tiny-llama")
+///     let cache = KVCache(layers: model.config.layers)
+///     let logits = try model.forward([Segment(tokens: [0, 17, 42], cache: cache)])
+public final class DecoderModel: @unchecked Sendable {
+    public let config: DecoderConfig
+    public let embedding: Tensor
+    public let layers: [DecoderLayerWeights]
+    public let finalNorm: Tensor
+    /// [vocab, hidden]; the embedding itself when tied.
+    public let lmHead: Tensor
+    let inverseFrequencies: [Float]
+
+    public init(config: DecoderConfig, embedding: Tensor, layers: [DecoderLayerWeights], finalNorm: Tensor, lmHead: Tensor?) {
+        self.config = config; self.embedding = embedding; self.layers = layers; self.finalNorm = finalNorm
+        self.lmHead = lmHead ?? embedding
+        inverseFrequencies = config.inverseFrequencies
+    }
+
+    /// Loads `config.json` and the weights (`model.safetensors`, or the shards listed in
+    /// `model.safetensors.index.json`) of a Hugging Face model directory.
+    public convenience init(directory: String) throws {
+        let config = try DecoderConfig.load(directory + "/config.json")
+        let files = try DecoderModel.weightFiles(directory)
+        var where_: [String: SafeTensorsFile] = [:]
+        for f in files { for n in f.entries.keys { where_[n] = f } }
+        func load(_ name: String, _ shape: [Int]) throws -> Tensor {
+            guard let f = where_[name] else { throw ModelError(directory, "the weights have no tensor \(name)") }
+            let t = try f.tensor(name)
+            guard t.shape == shape else { throw ModelError(f.path, "tensor \(name) has shape \(t.shape), config.json implies \(shape)") }
+            return t
+        }
+        func optional(_ name: String, _ shape: [Int], _ wanted: Bool) throws -> Tensor? { wanted ? try load(name, shape) : nil }
+        let h = config.hiddenSize, q = config.heads * config.headDim, kv = config.kvHeads * config.headDim, i = config.intermediateSize
+        var layers: [DecoderLayerWeights] = []
+        for l in 0..<config.layers {
+            let p = "model.layers.\(l)."
+            layers.append(DecoderLayerWeights(
+                inputNorm: try load(p + "input_layernorm.weight", [h]),
+                q: try load(p + "self_attn.q_proj.weight", [q, h]), k: try load(p + "self_attn.k_proj.weight", [kv, h]),
+                v: try load(p + "self_attn.v_proj.weight", [kv, h]), o: try load(p + "self_attn.o_proj.weight", [h, q]),
+                qBias: try optional(p + "self_attn.q_proj.bias", [q], config.qkvBias),
+                kBias: try optional(p + "self_attn.k_proj.bias", [kv], config.qkvBias),
+                vBias: try optional(p + "self_attn.v_proj.bias", [kv], config.qkvBias),
+                oBias: try optional(p + "self_attn.o_proj.bias", [h], config.outputBias),
+                postNorm: try load(p + "post_attention_layernorm.weight", [h]),
+                gate: try load(p + "mlp.gate_proj.weight", [i, h]), up: try load(p + "mlp.up_proj.weight", [i, h]),
+                down: try load(p + "mlp.down_proj.weight", [h, i])))
+        }
+        let embedding = try load("model.embed_tokens.weight", [config.vocabSize, h])
+        let head: Tensor? = config.tieEmbeddings && where_["lm_head.weight"] == nil ? nil : try load("lm_head.weight", [config.vocabSize, h])
+        self.init(config: config, embedding: embedding, layers: layers, finalNorm: try load("model.norm.weight", [h]), lmHead: head)
+    }
+
+    static func weightFiles(_ directory: String) throws -> [SafeTensorsFile] {
+        let index = directory + "/model.safetensors.index.json"
+        if access(index, F_OK) == 0 {
+            let j = try JSONParser.parse(bytes: try DecoderConfig.readFile(index))
+            guard let map = j["weight_map"]?.objectMembers else { throw ModelError(index, "no weight_map") }
+            let names = Set(map.compactMap { $0.value.stringValue }).sorted()
+            return try names.map { try SafeTensorsFile(path: directory + "/" + $0) }
+        }
+        guard access(directory + "/model.safetensors", F_OK) == 0 else {
+            throw ModelError(directory, "no model.safetensors (or model.safetensors.index.json): is this a Hugging Face model directory?")
+        }
+        return [try SafeTensorsFile(path: directory + "/model.safetensors")]
+    }
+
+    /// New tokens of one sequence, appended to its cache.
+    public struct Segment {
+        public var tokens: [Int]
+        public var cache: KVCache
+        public var lora: LoRAUpdate?
+        public init(tokens: [Int], cache: KVCache, lora: LoRAUpdate? = nil) { self.tokens = tokens; self.cache = cache; self.lora = lora }
+    }
+
+    /// Runs the new tokens of every segment through the decoder in one batch (the linear layers
+    /// as single matrix products over all rows; attention per sequence on its own cache) and
+    /// returns the logits: of every new token when `allLogits`, else of each segment's last.
+    public func forward(_ segments: [Segment], allLogits: Bool = false) throws -> Tensor {
+        let c = config
+        let hd = c.headDim, h = c.hiddenSize, groups = c.heads / c.kvHeads
+        let qWidth = c.heads * hd, kvWidth = c.kvHeads * hd
+        // Rows of the batch: segment s covers rows starts[s] ..< starts[s] + tokens.count.
+        var starts: [Int] = [], total = 0
+        for s in segments {
+            for t in s.tokens where t < 0 || t >= c.vocabSize { throw ModelError("forward", "token id \(t) is outside the vocabulary (\(c.vocabSize))") }
+            starts.append(total); total += s.tokens.count
+        }
+        var x = Tensor(zeros: [total, h])
+        for (si, s) in segments.enumerated() {
+            for (j, t) in s.tokens.enumerated() {
+                for d in 0..<h { x.data[(starts[si] + j) * h + d] = embedding.data[t * h + d] }
+            }
+        }
+        let blas = try BLAS.shared()
+        for (li, w) in layers.enumerated() {
+            let normed = Kernels.rmsNorm(x, weight: w.inputNorm, eps: c.rmsEps)
+            var q = try Kernels.linear(normed, w.q, bias: w.qBias)
+            var k = try Kernels.linear(normed, w.k, bias: w.kBias)
+            let v = try Kernels.linear(normed, w.v, bias: w.vBias)
+            var attention = Tensor(zeros: [total, qWidth])
+            for (si, s) in segments.enumerated() {
+                let n = s.tokens.count, past = s.cache.length, row0 = starts[si]
+                for j in 0..<n {
+                    rotate(&q.data, offset: (row0 + j) * qWidth, heads: c.heads, position: past + j)
+                    rotate(&k.data, offset: (row0 + j) * kvWidth, heads: c.kvHeads, position: past + j)
+                }
+                s.cache.keys[li] += k.data[(row0 * kvWidth)..<((row0 + n) * kvWidth)]
+                s.cache.values[li] += v.data[(row0 * kvWidth)..<((row0 + n) * kvWidth)]
+                let length = past + n
+                let window = c.slidingWindows[li]
+                var scores = [Float](repeating: 0, count: n * length)
+                let scale = 1 / Float(hd).squareRoot()
+                for head in 0..<c.heads {
+                    let g = head / groups
+                    q.data.withUnsafeBufferPointer { qp in
+                        s.cache.keys[li].withUnsafeBufferPointer { kp in
+                            scores.withUnsafeMutableBufferPointer { sp in
+                                // scores[n × length] = Q_head [n × hd] · K_gᵀ [hd × length]
+                                blas.gemm(transB: true, m: n, n: length, k: hd, alpha: scale,
+                                          a: qp.baseAddress! + row0 * qWidth + head * hd, lda: qWidth,
+                                          b: kp.baseAddress! + g * hd, ldb: kvWidth, c: sp.baseAddress!)
+                                for j in 0..<n {
+                                    let position = past + j
+                                    let row = sp.baseAddress! + j * length
+                                    let first = window.map { max(0, position - $0 + 1) } ?? 0
+                                    for p in 0..<length where p > position || p < first { row[p] = -.infinity }
+                                    Kernels.softmax(row, count: length)
+                                }
+                            }
+                        }
+                    }
+                    scores.withUnsafeBufferPointer { sp in
+                        s.cache.values[li].withUnsafeBufferPointer { vp in
+                            attention.data.withUnsafeMutableBufferPointer { ap in
+                                blas.gemm(m: n, n: hd, k: length, a: sp.baseAddress!, b: vp.baseAddress! + g * hd, ldb: kvWidth,
+                                          c: ap.baseAddress! + row0 * qWidth + head * hd, ldc: qWidth)
+                            }
+                        }
+                    }
+                }
+            }
+            var out = try Kernels.linear(attention, w.o, bias: w.oBias)
+            for (si, s) in segments.enumerated() {
+                guard let lora = s.lora, lora.applies(toLayer: li, of: layers.count) else { continue }
+                try addLoRA(lora, input: attention, output: &out, rows: starts[si]..<(starts[si] + s.tokens.count))
+            }
+            for i in 0..<x.count { x.data[i] += out.data[i] }
+            let normed2 = Kernels.rmsNorm(x, weight: w.postNorm, eps: c.rmsEps)
+            var gate = try Kernels.linear(normed2, w.gate)
+            let up = try Kernels.linear(normed2, w.up)
+            for i in 0..<gate.count { gate.data[i] = Kernels.silu(gate.data[i]) * up.data[i] }
+            let mlp = try Kernels.linear(gate, w.down)
+            for i in 0..<x.count { x.data[i] += mlp.data[i] }
+        }
+        for s in segments { s.cache.advance(by: s.tokens.count) }
+        let wanted: Tensor
+        if allLogits {
+            wanted = x
+        } else {
+            var last = Tensor(zeros: [segments.count, h])
+            for (si, s) in segments.enumerated() where !s.tokens.isEmpty {
+                let r = starts[si] + s.tokens.count - 1
+                for d in 0..<h { last.data[si * h + d] = x.data[r * h + d] }
+            }
+            wanted = last
+        }
+        return try Kernels.linear(Kernels.rmsNorm(wanted, weight: finalNorm, eps: c.rmsEps), lmHead)
+    }
+
+    /// Adds alpha · X Bᵀ Aᵀ (the product with the update alpha·A·B of W) to `rows` of `output`.
+    func addLoRA(_ lora: LoRAUpdate, input: Tensor, output: inout Tensor, rows: Range<Int>) throws {
+        let xb = try Kernels.linear(input.rows(rows), lora.b)        // [n × r]
+        let delta = try Kernels.linear(xb, lora.a)                   // [n × hidden]
+        let width = output.columns
+        for (j, r) in rows.enumerated() {
+            for d in 0..<width { output.data[r * width + d] += lora.alpha * delta.data[j * width + d] }
+        }
+    }
+
+    /// Rotary embedding in place on `heads` consecutive head vectors starting at `offset`
+    /// (transformers' rotate_half convention: the two halves of a head are the pair).
+    func rotate(_ data: inout [Float], offset: Int, heads: Int, position: Int) {
+        let hd = config.headDim, half = hd / 2
+        for i in 0..<half {
+            let angle = Float(position) * inverseFrequencies[i]
+            let cosA = Float(cos(Double(angle))), sinA = Float(sin(Double(angle)))
+            for head in 0..<heads {
+                let base = offset + head * hd
+                let x1 = data[base + i], x2 = data[base + i + half]
+                data[base + i] = x1 * cosA - x2 * sinA
+                data[base + i + half] = x2 * cosA + x1 * sinA
+            }
+        }
+    }
+}

@@ -1,0 +1,127 @@
+import NN
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What to generate for one sequence.
+public struct GenerationRequest: Sendable {
+    public var prompt: [Int]
+    public var maxNewTokens: Int
+    /// 0: greedy (the first of equal maxima, as torch.argmax).
+    public var temperature: Float
+    public var topP: Float
+    public var seed: UInt64
+    /// Generation ends after any of these (the model's end-of-sequence tokens, usually).
+    public var stopTokens: Set<Int>
+    public var lora: LoRAUpdate?
+    public init(prompt: [Int], maxNewTokens: Int, temperature: Float = 0, topP: Float = 1, seed: UInt64 = 0,
+                stopTokens: Set<Int> = [], lora: LoRAUpdate? = nil) {
+        self.prompt = prompt; self.maxNewTokens = maxNewTokens; self.temperature = temperature; self.topP = topP
+        self.seed = seed; self.stopTokens = stopTokens; self.lora = lora
+    }
+}
+
+/// Generated tokens with the log-probability of each: under the distribution it was drawn from
+/// (softmax at the temperature, restricted to the top-p nucleus and renormalised, as
+/// REFERENCE.md §6 defines it), or, when greedy, the model's plain log-softmax.
+public struct GenerationResult: Sendable, Equatable {
+    public var ids: [Int]
+    public var logprobs: [Float]
+    /// "stop" (a stop token was generated, and is included) or "length".
+    public var finishReason: String
+}
+
+/// xoshiro256** seeded through SplitMix64: a small, fast, reproducible generator for sampling.
+public struct SamplingRandom: RandomNumberGenerator, Sendable {
+    private var s: (UInt64, UInt64, UInt64, UInt64)
+    public init(seed: UInt64) {
+        var x = seed
+        func next() -> UInt64 {
+            x &+= 0x9E37_79B9_7F4A_7C15
+            var z = x
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        s = (next(), next(), next(), next())
+    }
+    public mutating func next() -> UInt64 {
+        let result = ((s.1 &* 5) << 7 | (s.1 &* 5) >> 57) &* 9
+        let t = s.1 << 17
+        s.2 ^= s.0; s.3 ^= s.1; s.1 ^= s.2; s.0 ^= s.3
+        s.2 ^= t
+        s.3 = s.3 << 45 | s.3 >> 19
+        return result
+    }
+    /// Uniform in [0, 1).
+    public mutating func unit() -> Float { Float(next() >> 40) * (1.0 / Float(1 << 24)) }
+}
+
+/// Token choice from one row of logits.
+public enum TokenSampler {
+    /// The nucleus of a distribution: the most probable tokens, in decreasing probability,
+    /// whose mass before each is below `topP` (so at least one token), and their total mass.
+    public static func nucleus(_ probs: [Float], topP: Float) -> (tokens: [Int], mass: Float) {
+        if topP >= 1 { return (Array(probs.indices), probs.reduce(0, +)) }
+        let order = probs.indices.sorted { probs[$0] > probs[$1] || (probs[$0] == probs[$1] && $0 < $1) }
+        var kept: [Int] = [], mass: Float = 0
+        for i in order {
+            if mass >= topP { break }
+            kept.append(i); mass += probs[i]
+        }
+        return (kept, mass)
+    }
+
+    /// Picks a token and its log-probability (see `GenerationResult`).
+    public static func choose(_ logits: UnsafeBufferPointer<Float>, temperature: Float, topP: Float,
+                              random: inout SamplingRandom) -> (token: Int, logprob: Float) {
+        let n = logits.count
+        if temperature <= 0 {
+            var best = 0
+            for i in 1..<n where logits[i] > logits[best] { best = i }
+            return (best, logits[best] - Kernels.logSumExp(logits.baseAddress!, count: n))
+        }
+        var probs = logits.map { $0 / temperature }
+        probs.withUnsafeMutableBufferPointer { Kernels.softmax($0.baseAddress!, count: n) }
+        let (tokens, mass) = nucleus(probs, topP: topP)
+        var u = random.unit() * mass
+        var pick = tokens.last!
+        for t in tokens {
+            if u < probs[t] { pick = t; break }
+            u -= probs[t]
+        }
+        return (pick, logf(probs[pick] / mass))
+    }
+}
+
+extension DecoderModel {
+    /// Generates for every request at once: one batched prefill, then one batched step per new
+    /// token over the sequences still running (each on its own KV cache and LoRA update).
+    public func generate(_ requests: [GenerationRequest]) throws -> [GenerationResult] {
+        var results = requests.map { _ in GenerationResult(ids: [], logprobs: [], finishReason: "length") }
+        var randoms = requests.map { SamplingRandom(seed: $0.seed) }
+        let caches = requests.map { _ in KVCache(layers: config.layers) }
+        var active = requests.indices.filter { requests[$0].maxNewTokens > 0 && !requests[$0].prompt.isEmpty }
+        var next: [Int: [Int]] = [:]
+        for i in active { next[i] = requests[i].prompt }
+        while !active.isEmpty {
+            let segments = active.map { Segment(tokens: next[$0]!, cache: caches[$0], lora: requests[$0].lora) }
+            let logits = try forward(segments)
+            var still: [Int] = []
+            for (row, i) in active.enumerated() {
+                let r = requests[i]
+                let (token, logprob) = logits.data.withUnsafeBufferPointer { lp in
+                    TokenSampler.choose(UnsafeBufferPointer(rebasing: lp[(row * config.vocabSize)..<((row + 1) * config.vocabSize)]),
+                                        temperature: r.temperature, topP: r.topP, random: &randoms[i])
+                }
+                results[i].ids.append(token); results[i].logprobs.append(logprob)
+                if r.stopTokens.contains(token) { results[i].finishReason = "stop"; continue }
+                if results[i].ids.count >= r.maxNewTokens { continue }
+                next[i] = [token]
+                still.append(i)
+            }
+            active = still
+        }
+        return results
+    }
+}

@@ -1,0 +1,73 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The forward kernels a Llama-family decoder needs, on contiguous Float32 rows. Backward
+/// passes live beside them in `Backward.swift`; each is checked against finite differences.
+public enum Kernels {
+    /// Y[rows×out] = X[rows×in] · Wᵀ (+ bias): a linear layer with PyTorch's weight layout [out, in].
+    public static func linear(_ x: Tensor, _ w: Tensor, bias: Tensor? = nil) throws -> Tensor {
+        precondition(x.columns == w.columns, "linear: input has \(x.columns) features, weight expects \(w.columns)")
+        let blas = try BLAS.shared()
+        var y = Tensor(zeros: [x.rows, w.rows])
+        x.data.withUnsafeBufferPointer { xp in
+            w.data.withUnsafeBufferPointer { wp in
+                y.data.withUnsafeMutableBufferPointer { yp in
+                    blas.gemm(transB: true, m: x.rows, n: w.rows, k: x.columns, a: xp.baseAddress!, b: wp.baseAddress!, c: yp.baseAddress!)
+                }
+            }
+        }
+        if let bias { addRowVector(&y, bias) }
+        return y
+    }
+
+    /// Adds `v` to every row of `x`.
+    public static func addRowVector(_ x: inout Tensor, _ v: Tensor) {
+        let c = x.columns
+        precondition(v.count == c)
+        x.data.withUnsafeMutableBufferPointer { xp in
+            v.data.withUnsafeBufferPointer { vp in
+                for r in 0..<(xp.count / c) { for j in 0..<c { xp[r * c + j] += vp[j] } }
+            }
+        }
+    }
+
+    /// RMSNorm as Hugging Face computes it: x / sqrt(mean(x²) + eps) · weight, per row.
+    public static func rmsNorm(_ x: Tensor, weight: Tensor, eps: Float) -> Tensor {
+        let c = x.columns
+        var y = x
+        y.data.withUnsafeMutableBufferPointer { yp in
+            weight.data.withUnsafeBufferPointer { wp in
+                for r in 0..<(yp.count / c) {
+                    var ss: Float = 0
+                    for j in 0..<c { ss += yp[r * c + j] * yp[r * c + j] }
+                    let inv = 1 / (ss / Float(c) + eps).squareRoot()
+                    for j in 0..<c { yp[r * c + j] = wp[j] * (yp[r * c + j] * inv) }
+                }
+            }
+        }
+        return y
+    }
+
+    public static func silu(_ v: Float) -> Float { v / (1 + expf(-v)) }
+
+    /// Softmax of `count` values in place (max-subtracted).
+    public static func softmax(_ p: UnsafeMutablePointer<Float>, count: Int) {
+        guard count > 0 else { return }
+        var m = -Float.infinity
+        for i in 0..<count { m = max(m, p[i]) }
+        var sum: Float = 0
+        for i in 0..<count { let e = expf(p[i] - m); p[i] = e; sum += e }
+        let inv = 1 / sum
+        for i in 0..<count { p[i] *= inv }
+    }
+
+    /// log Σ exp of a row (for log-softmax).
+    public static func logSumExp(_ p: UnsafePointer<Float>, count: Int) -> Float {
+        var m = -Float.infinity
+        for i in 0..<count { m = max(m, p[i]) }
+        var sum: Float = 0
+        for i in 0..<count { sum += expf(p[i] - m) }
+        return m + logf(sum)
+    }
+}
