@@ -41,7 +41,7 @@ let package = Package(
         .target(name: "Stages", dependencies: ["Pipeline", "NN", "LLM"], swiftSettings: upcoming),
         .executableTarget(
             name: "haps-pipe",
-            dependencies: ["Pipeline", "Stages",
+            dependencies: ["Pipeline", "Stages", "LLM", "NN", "JSON",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: upcoming),
 

@@ -8,6 +8,7 @@ import Dispatch
 import Glibc
 #endif
 public import LLM
+import NN
 public import Pipeline
 
 /// Builds model and retriever backends from a spec's resources.
@@ -49,8 +50,19 @@ public enum Backends {
                                        shared: limits, client: try client(r))
         case "haps":
             return try HAPSChatModel(url: try urls(r, name)[0], name: r["model"]?.stringValue ?? name, client: try client(r))
+        case "local":
+            guard let path = r["path"]?.stringValue else { throw ConfigError(resource: name, message: "a local model needs 'path' (a Hugging Face model directory)") }
+            let template = try r["chat_template"]?.stringValue.map { t in
+                guard let known = ChatTemplate(rawValue: t) else {
+                    throw ConfigError(resource: name, message: "chat_template '\(t)' is not one of llama3, qwen2, mistral")
+                }
+                return known
+            }
+            let model = try LocalChatModel(directory: path, name: r["model"]?.stringValue ?? Path.lastComponent(path), template: template)
+            if let threads = r["threads"]?.intValue { try BLAS.shared().threads = threads }
+            return model
         case let other:
-            throw ConfigError(resource: name, message: "unknown model backend \(other.map { "'\($0)'" } ?? "(none)"); use openai or haps (local comes with the engine)")
+            throw ConfigError(resource: name, message: "unknown model backend \(other.map { "'\($0)'" } ?? "(none)"); use openai, haps or local")
         }
     }
 

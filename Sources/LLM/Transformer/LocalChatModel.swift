@@ -1,0 +1,52 @@
+import NN
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The `local` model backend: a Hugging Face model directory (config.json, safetensors,
+/// tokenizer.json) run in process on the NN engine. Prompts go through the family's chat
+/// template; generation stops at the model's end-of-sequence or end-of-turn tokens.
+///
+///     let m = try LocalChatModel(directory: "models/tiny-llama", name: "tiny-llama")
+///     try m.chat([.user("Hi")], settings: .reference).text
+public final class LocalChatModel: ChatModel, @unchecked Sendable {
+    public let model: DecoderModel
+    public let tokenizer: BPETokenizer
+    public let template: ChatTemplate
+    public let name: String
+    /// Stop ids: the config's end-of-sequence ids and the template's end-of-turn tokens.
+    public let stopTokens: Set<Int>
+    private let lock = SpinLock()
+
+    public var identity: String { "local:\(name)" }
+
+    public init(directory: String, name: String, template: ChatTemplate? = nil) throws {
+        model = try DecoderModel(directory: directory)
+        let tokenizerPath = directory + "/tokenizer.json"
+        guard access(tokenizerPath, R_OK) == 0 else { throw ModelError(directory, "no tokenizer.json: the local backend needs the model's tokenizer") }
+        let tokenizer = try BPETokenizer(path: tokenizerPath)
+        let template = template ?? ChatTemplate.forFamily(model.config.family)
+        stopTokens = Set(model.config.eosTokenIDs + template.endOfTurn.compactMap { tokenizer.addedTokens[$0] })
+        self.tokenizer = tokenizer; self.template = template; self.name = name
+    }
+
+    public func chat(_ messages: [ChatMessage], settings: GenerationSettings) throws -> ChatReply {
+        let prompt = tokenizer.encode(template.render(messages))
+        let request = GenerationRequest(prompt: prompt, maxNewTokens: settings.maxTokens, temperature: Float(settings.temperature),
+                                        topP: Float(settings.topP), seed: UInt64(truncatingIfNeeded: settings.seed ?? 0),
+                                        stopTokens: stopTokens)
+        // One generation at a time per model: the engine's matrix products use the cores already.
+        let result = try lock.withLock { try model.generate([request])[0] }
+        var ids = result.ids
+        if result.finishReason == "stop" { ids.removeLast() }
+        var text = tokenizer.decode(ids, skipSpecial: true)
+        for s in settings.stop where !s.isEmpty {
+            var i = text.startIndex
+            while i < text.endIndex {
+                if text[i...].hasPrefix(s) { text = String(text[..<i]); break }
+                i = text.index(after: i)
+            }
+        }
+        return ChatReply(text: text, promptTokens: prompt.count, completionTokens: result.ids.count, finishReason: result.finishReason)
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+import XCTest
+@testable import LLM
+import NN
+
+/// The `local` backend: a random Llama-shaped model with the fixture tokenizer's vocabulary.
+final class LocalChatModelTests: XCTestCase {
+    static func makeModel(vocab: Int = 1200) throws -> String {
+        let dir = NSTemporaryDirectory() + "local-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        var rng = SamplingRandom(seed: 3)
+        func random(_ shape: [Int], scale: Float = 0.2) -> Tensor {
+            Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in (rng.unit() * 2 - 1) * scale })
+        }
+        let h = 16, inter = 32
+        var weights: [String: Tensor] = ["model.embed_tokens.weight": random([vocab, h], scale: 1), "model.norm.weight": Tensor(shape: [h], data: Array(repeating: 1, count: h)),
+                                         "lm_head.weight": random([vocab, h])]
+        for l in 0..<2 {
+            let p = "model.layers.\(l)."
+            weights[p + "input_layernorm.weight"] = Tensor(shape: [h], data: Array(repeating: 1, count: h))
+            weights[p + "post_attention_layernorm.weight"] = Tensor(shape: [h], data: Array(repeating: 1, count: h))
+            for n in ["q", "o"] { weights[p + "self_attn.\(n)_proj.weight"] = random([h, h]) }
+            for n in ["k", "v"] { weights[p + "self_attn.\(n)_proj.weight"] = random([8, h]) }
+            weights[p + "mlp.gate_proj.weight"] = random([inter, h]); weights[p + "mlp.up_proj.weight"] = random([inter, h])
+            weights[p + "mlp.down_proj.weight"] = random([h, inter])
+        }
+        try SafeTensorsFile.write(weights, to: dir + "/model.safetensors")
+        try """
+            {"model_type": "llama", "vocab_size": \(vocab), "hidden_size": \(h), "intermediate_size": \(inter), "num_hidden_layers": 2,
+             "num_attention_heads": 4, "num_key_value_heads": 2, "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "eos_token_id": 1,
+             "hidden_act": "silu", "tie_word_embeddings": false}
+            """.write(toFile: dir + "/config.json", atomically: true, encoding: .utf8)
+        try FileManager.default.copyItem(atPath: TokenizerFixtures.path + "/tokenizer-llama3.json", toPath: dir + "/tokenizer.json")
+        return dir
+    }
+
+    func testChatIsTheTemplateEncodedGeneratedAndDecoded() throws {
+        let dir = try LocalChatModelTests.makeModel()
+        let m = try LocalChatModel(directory: dir, name: "tiny")
+        XCTAssertEqual(m.identity, "local:tiny")
+        XCTAssertEqual(m.template, .llama3)
+        let messages = [ChatMessage.user("Where is the Eiffel Tower?")]
+        let settings = GenerationSettings(maxTokens: 10)
+        let reply = try m.chat(messages, settings: settings)
+        let prompt = m.tokenizer.encode(ChatTemplate.llama3.render(messages))
+        XCTAssertEqual(prompt.first, 0, "<|begin_of_text|> is the tokenizer's special token 0")
+        let direct = try m.model.generate([GenerationRequest(prompt: prompt, maxNewTokens: 10, stopTokens: [1])])[0]
+        XCTAssertEqual(reply.promptTokens, prompt.count)
+        XCTAssertEqual(reply.completionTokens, direct.ids.count)
+        XCTAssertEqual(reply.text, m.tokenizer.decode(direct.finishReason == "stop" ? Array(direct.ids.dropLast()) : direct.ids, skipSpecial: true))
+        XCTAssertEqual(try m.chat(messages, settings: settings), reply, "greedy is deterministic")
+    }
+
+    func testTemplatesOfTheThreeFamilies() {
+        let m: [ChatMessage] = [ChatMessage(role: "system", content: "Be brief."), .user(" Hi ")]
+        XCTAssertEqual(ChatTemplate.llama3.render(m),
+                       "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
+        XCTAssertEqual(ChatTemplate.qwen2.render([.user("Hi")]),
+                       "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
+        XCTAssertEqual(ChatTemplate.mistral.render(m), "<s>[INST] Be brief.\n\n Hi [/INST]")
+    }
+}
+
+enum TokenizerFixtures {
+    static let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/engine").path
+}
