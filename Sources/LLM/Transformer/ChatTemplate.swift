@@ -20,7 +20,7 @@ public enum ChatTemplate: String, Sendable, CaseIterable {
         switch self {
         case .llama3:
             var s = "<|begin_of_text|>"
-            for m in messages { s += "<|start_header_id|>\(m.role)<|end_header_id|>\n\n\(m.content.trimmingWhitespace)<|eot_id|>" }
+            for m in messages { s += "<|start_header_id|>\(m.role)<|end_header_id|>\n\n\(m.content.trimmingSpaces)<|eot_id|>" }
             return s + "<|start_header_id|>assistant<|end_header_id|>\n\n"
         case .qwen2:
             var s = ""
@@ -48,14 +48,5 @@ public enum ChatTemplate: String, Sendable, CaseIterable {
     /// The tokens that end an assistant turn, besides the model's end-of-sequence ids.
     public var endOfTurn: [String] {
         switch self { case .llama3: ["<|eot_id|>"]; case .qwen2: ["<|im_end|>"]; case .mistral: ["</s>"] }
-    }
-}
-
-extension String {
-    var trimmingWhitespace: String {
-        var s = Substring(self)
-        while let f = s.first, f.isWhitespace { s.removeFirst() }
-        while let l = s.last, l.isWhitespace { s.removeLast() }
-        return String(s)
     }
 }
