@@ -222,11 +222,11 @@ public final class DecoderModel: @unchecked Sendable {
 
     /// Rotary embedding in place on `heads` consecutive head vectors starting at `offset`
     /// (transformers' rotate_half convention: the two halves of a head are the pair).
-    func rotate(_ data: inout [Float], offset: Int, heads: Int, position: Int) {
+    func rotate(_ data: inout [Float], offset: Int, heads: Int, position: Int, inverse: Bool = false) {
         let hd = config.headDim, half = hd / 2
         for i in 0..<half {
             let angle = Float(position) * inverseFrequencies[i]
-            let cosA = Float(cos(Double(angle))), sinA = Float(sin(Double(angle)))
+            let cosA = Float(cos(Double(angle))), sinA = Float(sin(Double(angle))) * (inverse ? -1 : 1)
             for head in 0..<heads {
                 let base = offset + head * hd
                 let x1 = data[base + i], x2 = data[base + i + half]
