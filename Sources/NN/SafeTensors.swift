@@ -33,11 +33,10 @@ public final class SafeTensorsFile: @unchecked Sendable {
     public let entries: [String: Entry]
     public let metadata: [String: String]
     private let base: UnsafeRawPointer
-    private let mappedLength: Int
+    private let release: @Sendable (UnsafeRawPointer) -> Void
     private let dataStart: Int
 
-    public init(path: String) throws {
-        self.path = path
+    public convenience init(path: String) throws {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw SafeTensorsError(path: path, message: "cannot open: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
@@ -48,9 +47,21 @@ public final class SafeTensorsFile: @unchecked Sendable {
         guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
             throw SafeTensorsError(path: path, message: "cannot map: \(String(cString: strerror(errno)))")
         }
-        let base = UnsafeRawPointer(p)
+        try self.init(base: UnsafeRawPointer(p), length: size, path: path, release: { munmap(UnsafeMutableRawPointer(mutating: $0), size) })
+    }
+
+    /// Safetensors bytes held in memory (a checkpoint, say); `name` is used in errors.
+    public convenience init(bytes: [UInt8], name: String = "(memory)") throws {
+        guard bytes.count >= 8 else { throw SafeTensorsError(path: name, message: "too short to be a safetensors file (\(bytes.count) bytes)") }
+        let copy = UnsafeMutableRawPointer.allocate(byteCount: bytes.count, alignment: 16)
+        bytes.withUnsafeBytes { copy.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+        try self.init(base: UnsafeRawPointer(copy), length: bytes.count, path: name, release: { UnsafeMutableRawPointer(mutating: $0).deallocate() })
+    }
+
+    private init(base: UnsafeRawPointer, length size: Int, path: String, release: @escaping @Sendable (UnsafeRawPointer) -> Void) throws {
+        self.path = path
         var ok = false
-        defer { if !ok { munmap(p, size) } }
+        defer { if !ok { release(base) } }
         let headerLength = Int(base.loadUnaligned(as: UInt64.self).littleEndian)
         guard headerLength <= size - 8 else {
             throw SafeTensorsError(path: path, message: "header length \(headerLength) runs past the end of the file (\(size) bytes)")
@@ -87,11 +98,11 @@ public final class SafeTensorsFile: @unchecked Sendable {
             entries[name] = Entry(dtype: dtype, shape: shape, offset: offsets[0], length: length)
         }
         self.entries = entries; self.metadata = metadata
-        self.base = base; self.mappedLength = size; self.dataStart = dataStart
+        self.base = base; self.dataStart = dataStart; self.release = release
         ok = true
     }
 
-    deinit { munmap(UnsafeMutableRawPointer(mutating: base), mappedLength) }
+    deinit { release(base) }
 
     public var names: [String] { entries.keys.sorted() }
 
@@ -128,6 +139,26 @@ public final class SafeTensorsFile: @unchecked Sendable {
     /// reference library writes them), atomically through a temporary file.
     public static func write(_ tensors: [String: Tensor], dtype: SafeTensorsDType = .f32, metadata: [String: String] = [:],
                              to path: String) throws {
+        let bytes = try serialize(tensors, dtype: dtype, metadata: metadata, path: path)
+        let tmp = "\(path).tmp-\(getpid())"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        if fd < 0 { throw SafeTensorsError(path: path, message: "cannot create: \(String(cString: strerror(errno)))") }
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
+            if n < 0 { if errno == EINTR { continue }; close(fd); unlink(tmp); throw SafeTensorsError(path: path, message: "write failed") }
+            done += n
+        }
+        guard fsync(fd) == 0, close(fd) == 0, rename(tmp, path) == 0 else {
+            unlink(tmp); throw SafeTensorsError(path: path, message: "cannot complete the write: \(String(cString: strerror(errno)))")
+        }
+    }
+}
+
+extension SafeTensorsFile {
+    /// The bytes of a safetensors file holding `tensors` (for checkpoints kept elsewhere).
+    public static func serialize(_ tensors: [String: Tensor], dtype: SafeTensorsDType = .f32, metadata: [String: String] = [:],
+                                 path: String = "(memory)") throws -> [UInt8] {
         guard dtype == .f32 || dtype == .f16 || dtype == .bf16 else {
             throw SafeTensorsError(path: path, message: "can write F32, F16 or BF16 tensors, not \(dtype.rawValue)")
         }
@@ -149,26 +180,21 @@ public final class SafeTensorsFile: @unchecked Sendable {
         withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian) { bytes.append(contentsOf: $0) }
         bytes += headerBytes
         for name in names {
-            for v in tensors[name]!.data {
-                switch dtype {
-                case .f32: withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
-                case .f16: withUnsafeBytes(of: HalfFloat.floatToF16(v).littleEndian) { bytes.append(contentsOf: $0) }
-                default: withUnsafeBytes(of: HalfFloat.floatToBF16(v).littleEndian) { bytes.append(contentsOf: $0) }
-                }
+            let t = tensors[name]!
+            switch dtype {
+            case .f32: t.data.withUnsafeBytes { bytes.append(contentsOf: $0) }  // little-endian hosts (x86-64, arm64)
+            case .f16: for v in t.data { withUnsafeBytes(of: HalfFloat.floatToF16(v).littleEndian) { bytes.append(contentsOf: $0) } }
+            default: for v in t.data { withUnsafeBytes(of: HalfFloat.floatToBF16(v).littleEndian) { bytes.append(contentsOf: $0) } }
             }
         }
-        let tmp = "\(path).tmp-\(getpid())"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        if fd < 0 { throw SafeTensorsError(path: path, message: "cannot create: \(String(cString: strerror(errno)))") }
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
-            if n < 0 { if errno == EINTR { continue }; close(fd); unlink(tmp); throw SafeTensorsError(path: path, message: "write failed") }
-            done += n
-        }
-        guard fsync(fd) == 0, close(fd) == 0, rename(tmp, path) == 0 else {
-            unlink(tmp); throw SafeTensorsError(path: path, message: "cannot complete the write: \(String(cString: strerror(errno)))")
-        }
+        return bytes
+    }
+
+    /// Every tensor, as Float32.
+    public func all() throws -> [String: Tensor] {
+        var out: [String: Tensor] = [:]
+        for name in names { out[name] = try tensor(name) }
+        return out
     }
 }
 

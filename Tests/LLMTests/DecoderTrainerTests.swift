@@ -1,0 +1,50 @@
+import Foundation
+import XCTest
+@testable import LLM
+import NN
+
+final class DecoderTrainerTests: XCTestCase {
+    let config: DecoderConfig = {
+        var c = DecoderConfig(family: .qwen2, vocabSize: 24, hiddenSize: 16, intermediateSize: 32, layers: 2, heads: 4, kvHeads: 2,
+                              ropeTheta: 10000, tieEmbeddings: true, qkvBias: true, eosTokenIDs: [1])
+        c.rmsEps = 1e-6
+        return c
+    }()
+    /// Sequences with structure to learn: counting up from a start token, modulo the vocabulary.
+    func batch(_ k: Int) -> [[Int]] { (0..<4).map { i in (0..<10).map { 2 + (k + i + $0) % 22 } } }
+
+    func testTrainingFromScratchLowersTheLoss() throws {
+        let trainer = DecoderTrainer(model: try .randomlyInitialised(config, seed: 1, std: 0.1), learningRate: 0.01,
+                                     schedule: .cosine(warmup: 5, total: 80))
+        let first = try trainer.train(batch(0))
+        var last: Float = 0
+        for s in 1..<80 { last = try trainer.train(batch(s)) }
+        XCTAssertEqual(first, log(22), accuracy: 0.5, "an untrained model is near uniform")
+        XCTAssertLessThan(last, first / 3, "loss \(first) → \(last)")
+        XCTAssertEqual(trainer.step, 80)
+    }
+
+    func testACheckpointResumesToTheSameWeights() throws {
+        let straight = DecoderTrainer(model: try .randomlyInitialised(config, seed: 2, std: 0.1), learningRate: 0.01, schedule: .linear(warmup: 2, total: 10))
+        for s in 0..<6 { try straight.train(batch(s)) }
+        let saved = DecoderTrainer(model: try .randomlyInitialised(config, seed: 2, std: 0.1), learningRate: 0.01, schedule: .linear(warmup: 2, total: 10))
+        for s in 0..<3 { try saved.train(batch(s)) }
+        let state = try saved.state()
+        let resumed = DecoderTrainer(model: try .randomlyInitialised(config, seed: 99, std: 0.1), learningRate: 0.01, schedule: .linear(warmup: 2, total: 10))
+        try resumed.restore(state)
+        XCTAssertEqual(resumed.step, 3)
+        for s in 3..<6 { try resumed.train(batch(s)) }
+        XCTAssertEqual(resumed.model.namedWeights, straight.model.namedWeights)
+    }
+
+    func testASavedModelLoadsWithTheSameLogits() throws {
+        let model = try DecoderModel.randomlyInitialised(config, seed: 3, std: 0.2)
+        let dir = NSTemporaryDirectory() + "saved-\(UUID().uuidString)"
+        try model.save(directory: dir)
+        let loaded = try DecoderModel(directory: dir)
+        XCTAssertEqual(loaded.config, model.config)
+        let tokens = [0, 5, 9, 2, 7]
+        XCTAssertEqual(try loaded.forward([.init(tokens: tokens, cache: KVCache(layers: 2))], allLogits: true),
+                       try model.forward([.init(tokens: tokens, cache: KVCache(layers: 2))], allLogits: true))
+    }
+}

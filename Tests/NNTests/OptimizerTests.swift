@@ -1,0 +1,94 @@
+import Foundation
+import XCTest
+@testable import NN
+
+final class OptimizerTests: XCTestCase {
+    /// torch.optim.AdamW's update, written out in Python (double precision) as the oracle.
+    static let oracle = """
+        import json, math, sys
+        a = json.load(sys.stdin)
+        p, m, v = a['p'], [0.0] * len(a['p']), [0.0] * len(a['p'])
+        b1, b2, eps, wd = 0.9, 0.999, 1e-8, a['wd']
+        for t, (g, lr) in enumerate(zip(a['grads'], a['lrs']), 1):
+            bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
+            for i in range(len(p)):
+                p[i] *= 1 - lr * wd
+                m[i] = b1 * m[i] + (1 - b1) * g[i]
+                v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i]
+                p[i] -= (lr / bc1) * m[i] / (math.sqrt(v[i]) / math.sqrt(bc2) + eps)
+        print(json.dumps(p))
+        """
+
+    func python(_ script: String, input: Data) throws -> Data {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", script]
+        let inPipe = Pipe(), outPipe = Pipe()
+        p.standardInput = inPipe; p.standardOutput = outPipe; p.standardError = FileHandle.nullDevice
+        try p.run()
+        inPipe.fileHandleForWriting.write(input); try inPipe.fileHandleForWriting.close()
+        let out = outPipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0)
+        return out
+    }
+
+    func testAdamWMatchesTorchsUpdateOverStepsWithAChangingRate() throws {
+        var rng = SamplingRandomForTests(seed: 1)
+        let start = (0..<10).map { _ in rng.next() }
+        let grads = (0..<6).map { _ in (0..<10).map { _ in rng.next() * 3 } }
+        let lrs: [Float] = [0.1, 0.05, 0.05, 0.01, 0.2, 0.001]
+        var params = ["w": Tensor(shape: [10], data: start)]
+        var opt = AdamW(weightDecay: 0.1)
+        for (g, lr) in zip(grads, lrs) { opt.update(&params, gradients: ["w": Tensor(shape: [10], data: g)], lr: lr) }
+        let input = try JSONSerialization.data(withJSONObject: ["p": start.map(Double.init), "grads": grads.map { $0.map(Double.init) },
+                                                                  "lrs": lrs.map(Double.init), "wd": 0.1])
+        let expected = try XCTUnwrap(try JSONSerialization.jsonObject(with: try python(OptimizerTests.oracle, input: input)) as? [Double])
+        for (a, b) in zip(params["w"]!.data, expected) { XCTAssertEqual(Double(a), b, accuracy: 1e-5 * max(1, abs(b))) }
+        // A restored optimizer continues exactly where the saved one was.
+        var restored = AdamW(weightDecay: 0.1)
+        restored.restore(opt.state)
+        var p1 = params, p2 = params
+        opt.update(&p1, gradients: ["w": Tensor(shape: [10], data: grads[0])], lr: 0.05)
+        restored.update(&p2, gradients: ["w": Tensor(shape: [10], data: grads[0])], lr: 0.05)
+        XCTAssertEqual(p1, p2)
+        XCTAssertEqual(restored.step, 7)
+    }
+
+    func testClippingScalesToTheMaximumNorm() {
+        var g = ["a": Tensor(shape: [2], data: [3, 0]), "b": Tensor(shape: [1], data: [4])]
+        XCTAssertEqual(Gradients.clip(&g, maxNorm: 1), 5, accuracy: 1e-6)
+        XCTAssertEqual(g["a"]!.data[0], 0.6, accuracy: 1e-5)
+        XCTAssertEqual(g["b"]!.data[0], 0.8, accuracy: 1e-5)
+        var small = ["a": Tensor(shape: [1], data: [0.5])]
+        Gradients.clip(&small, maxNorm: 1)
+        XCTAssertEqual(small["a"]!.data, [0.5], "under the limit nothing changes")
+    }
+
+    func testSchedulesAsTransformersDefinesThem() {
+        let cosine = LearningRateSchedule.cosine(warmup: 10, total: 110)
+        XCTAssertEqual(cosine.multiplier(0), 0)
+        XCTAssertEqual(cosine.multiplier(5), 0.5)
+        XCTAssertEqual(cosine.multiplier(10), 1)
+        XCTAssertEqual(cosine.multiplier(60), 0.5, accuracy: 1e-6)
+        XCTAssertEqual(cosine.multiplier(110), 0, accuracy: 1e-6)
+        let linear = LearningRateSchedule.linear(warmup: 4, total: 12)
+        XCTAssertEqual(linear.multiplier(2), 0.5)
+        XCTAssertEqual(linear.multiplier(8), 0.5)
+        XCTAssertEqual(linear.multiplier(20), 0)
+        let decay = LearningRateSchedule.linearDecay(from: 1, to: 0.1, total: 100)
+        XCTAssertEqual(decay.multiplier(0), 1)
+        XCTAssertEqual(decay.multiplier(50), 0.55, accuracy: 1e-6)
+        XCTAssertEqual(decay.multiplier(100), 0.1, accuracy: 1e-6)
+    }
+}
+
+/// A tiny deterministic generator for test data (values in [-1, 1)).
+struct SamplingRandomForTests {
+    var state: UInt64
+    init(seed: UInt64) { state = seed &* 0x9E37_79B9_7F4A_7C15 | 1 }
+    mutating func next() -> Float {
+        state ^= state << 13; state ^= state >> 7; state ^= state << 17
+        return Float(state >> 40) / Float(1 << 23) - 1
+    }
+}
