@@ -45,6 +45,9 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: upcoming),
 
+        // bench/engine's Swift side (run by bench/engine/run.sh; not part of the tool).
+        .executableTarget(name: "engine-bench", dependencies: ["LLM", "NN"], path: "bench/engine/swift", swiftSettings: upcoming),
+
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Stages"],
                     swiftSettings: upcoming),
         .testTarget(name: "StagesTests", dependencies: ["Stages", "Pipeline", "LLM"], swiftSettings: upcoming),

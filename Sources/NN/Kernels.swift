@@ -62,6 +62,14 @@ public enum Kernels {
         for i in 0..<count { p[i] *= inv }
     }
 
+    /// A causal (and windowed) attention row: softmax over `visible` only, zero elsewhere, so
+    /// no exponential is spent on masked positions.
+    public static func maskedSoftmax(_ row: UnsafeMutablePointer<Float>, count: Int, visible: ClosedRange<Int>) {
+        for i in 0..<visible.lowerBound { row[i] = 0 }
+        softmax(row + visible.lowerBound, count: visible.count)
+        if visible.upperBound + 1 < count { for i in (visible.upperBound + 1)..<count { row[i] = 0 } }
+    }
+
     /// log Σ exp of a row (for log-softmax).
     public static func logSumExp(_ p: UnsafePointer<Float>, count: Int) -> Float {
         var m = -Float.infinity

@@ -17,22 +17,47 @@ public struct AdamW: Sendable {
         self.beta1 = beta1; self.beta2 = beta2; self.eps = eps; self.weightDecay = weightDecay
     }
 
-    /// One update of every parameter that has a gradient, at learning rate `lr`.
-    public mutating func update(_ params: inout [String: Tensor], gradients: [String: Tensor], lr: Float) {
+    /// One update of every parameter that has a gradient, at learning rate `lr`, in place
+    /// (parameters split over `threads` threads).
+    /// `gradientScale` multiplies every gradient as it is read (batch averaging and clipping
+    /// without passes of their own).
+    public mutating func update(_ params: inout [String: Tensor], gradients: [String: Tensor], lr: Float, gradientScale: Float = 1,
+                                threads: Int = 1) {
         step += 1
         let bc1 = 1 - pow(beta1, Float(step)), bc2Sqrt = (1 - pow(beta2, Float(step))).squareRoot()
-        let stepSize = lr / bc1
-        for (name, g) in gradients {
-            guard var p = params[name] else { continue }
-            var mt = m[name] ?? Tensor(zeros: p.shape), vt = v[name] ?? Tensor(zeros: p.shape)
-            for i in 0..<p.count {
-                p.data[i] *= 1 - lr * weightDecay
-                mt.data[i] = beta1 * mt.data[i] + (1 - beta1) * g.data[i]
-                vt.data[i] = beta2 * vt.data[i] + (1 - beta2) * g.data[i] * g.data[i]
-                p.data[i] -= stepSize * mt.data[i] / (vt.data[i].squareRoot() / bc2Sqrt + eps)
-            }
-            params[name] = p; m[name] = mt; v[name] = vt
+        let stepSize = lr / bc1, decay = 1 - lr * weightDecay
+        let b1 = beta1, b2 = beta2, eps = self.eps, k = gradientScale
+        let names = gradients.keys.filter { params[$0] != nil }.sorted()
+        for name in names where m[name] == nil {
+            m[name] = Tensor(zeros: params[name]!.shape); v[name] = Tensor(zeros: params[name]!.shape)
         }
+        // Each name's arrays, taken out of the dictionaries (so uniquely referenced and updated in
+        // place), are updated by one thread.
+        final class Slot: @unchecked Sendable {
+            var p: Tensor, m: Tensor, v: Tensor
+            let g: Tensor
+            init(p: Tensor, m: Tensor, v: Tensor, g: Tensor) { self.p = p; self.m = m; self.v = v; self.g = g }
+        }
+        let slots = names.map { Slot(p: params.removeValue(forKey: $0)!, m: m.removeValue(forKey: $0)!, v: v.removeValue(forKey: $0)!, g: gradients[$0]!) }
+        try? Parallel.forEach(slots.count, threads: threads) { i in
+            let s = slots[i]
+            s.g.data.withUnsafeBufferPointer { g in
+                s.p.data.withUnsafeMutableBufferPointer { p in
+                    s.m.data.withUnsafeMutableBufferPointer { m in
+                        s.v.data.withUnsafeMutableBufferPointer { v in
+                            for j in 0..<p.count {
+                                let gj = g[j] * k
+                                p[j] *= decay
+                                m[j] = b1 * m[j] + (1 - b1) * gj
+                                v[j] = b2 * v[j] + (1 - b2) * gj * gj
+                                p[j] -= stepSize * m[j] / (v[j].squareRoot() / bc2Sqrt + eps)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for (i, name) in names.enumerated() { params[name] = slots[i].p; m[name] = slots[i].m; v[name] = slots[i].v }
     }
 
     /// The moments and step, as tensors (`m.<name>`, `v.<name>`, `step`) for a checkpoint.
@@ -54,17 +79,31 @@ public struct AdamW: Sendable {
 }
 
 public enum Gradients {
+    /// The joint L2 norm of all gradients (names summed in parallel, in Double).
+    public static func norm(_ grads: [String: Tensor], threads: Int = 1) -> Float {
+        let tensors = grads.keys.sorted().map { grads[$0]! }
+        final class Sums: @unchecked Sendable { var values: [Double]; init(_ n: Int) { values = Array(repeating: 0, count: n) } }
+        let sums = Sums(tensors.count)
+        try? Parallel.forEach(tensors.count, threads: threads) { i in
+            var s: Double = 0
+            tensors[i].data.withUnsafeBufferPointer { for x in $0 { s += Double(x) * Double(x) } }
+            sums.values[i] = s
+        }
+        return Float(sums.values.reduce(0, +).squareRoot())
+    }
+
+    /// The multiplier `clip` would apply for gradients of norm `norm`.
+    public static func clipCoefficient(norm: Float, maxNorm: Float) -> Float { min(1, maxNorm / (norm + 1e-6)) }
+
     /// Scales all gradients so that their joint L2 norm is at most `maxNorm` (as
     /// `torch.nn.utils.clip_grad_norm_`: coefficient maxNorm / (norm + 1e-6), capped at 1).
     /// Returns the norm before clipping.
     @discardableResult
     public static func clip(_ grads: inout [String: Tensor], maxNorm: Float) -> Float {
-        var sum: Double = 0
-        for g in grads.values { for x in g.data { sum += Double(x) * Double(x) } }
-        let norm = Float(sum.squareRoot())
-        let coefficient = min(1, maxNorm / (norm + 1e-6))
+        let norm = norm(grads)
+        let coefficient = clipCoefficient(norm: norm, maxNorm: maxNorm)
         if coefficient < 1 {
-            for k in grads.keys { grads[k]!.data = grads[k]!.data.map { $0 * coefficient } }
+            for k in grads.keys { grads[k]!.data.withUnsafeMutableBufferPointer { for i in $0.indices { $0[i] *= coefficient } } }
         }
         return norm
     }

@@ -51,6 +51,7 @@ public final class DecoderModel: @unchecked Sendable {
     /// [vocab, hidden]; the embedding itself when tied.
     public let lmHead: Tensor
     let inverseFrequencies: [Float]
+    let rotaryTable = RotaryTable()
 
     public init(config: DecoderConfig, embedding: Tensor, layers: [DecoderLayerWeights], finalNorm: Tensor, lmHead: Tensor?) {
         self.config = config; self.embedding = embedding; self.layers = layers; self.finalNorm = finalNorm
@@ -166,8 +167,7 @@ public final class DecoderModel: @unchecked Sendable {
                                     let position = past + j
                                     let row = sp.baseAddress! + j * length
                                     let first = window.map { max(0, position - $0 + 1) } ?? 0
-                                    for p in 0..<length where p > position || p < first { row[p] = -.infinity }
-                                    Kernels.softmax(row, count: length)
+                                    Kernels.maskedSoftmax(row, count: length, visible: first...position)
                                 }
                             }
                         }
@@ -224,15 +224,33 @@ public final class DecoderModel: @unchecked Sendable {
     /// (transformers' rotate_half convention: the two halves of a head are the pair).
     func rotate(_ data: inout [Float], offset: Int, heads: Int, position: Int, inverse: Bool = false) {
         let hd = config.headDim, half = hd / 2
+        let (cosines, sines) = rotaryTable.angles(position, inverseFrequencies)
         for i in 0..<half {
-            let angle = Float(position) * inverseFrequencies[i]
-            let cosA = Float(cos(Double(angle))), sinA = Float(sin(Double(angle))) * (inverse ? -1 : 1)
+            let cosA = cosines[i], sinA = sines[i] * (inverse ? -1 : 1)
             for head in 0..<heads {
                 let base = offset + head * hd
                 let x1 = data[base + i], x2 = data[base + i + half]
                 data[base + i] = x1 * cosA - x2 * sinA
                 data[base + i + half] = x2 * cosA + x1 * sinA
             }
+        }
+    }
+}
+
+/// cos and sin of position · frequency, computed once per position (in Float32 angles, as
+/// transformers computes them) and shared by every layer and step.
+final class RotaryTable: @unchecked Sendable {
+    private let lock = SpinLock()
+    private var cosines: [[Float]] = [], sines: [[Float]] = []
+
+    func angles(_ position: Int, _ frequencies: [Float]) -> ([Float], [Float]) {
+        lock.withLock {
+            while cosines.count <= position {
+                let p = Float(cosines.count)
+                cosines.append(frequencies.map { Float(cos(Double(p * $0))) })
+                sines.append(frequencies.map { Float(sin(Double(p * $0))) })
+            }
+            return (cosines[position], sines[position])
         }
     }
 }

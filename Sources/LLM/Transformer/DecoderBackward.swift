@@ -62,8 +62,7 @@ extension DecoderModel {
                                       b: kp.baseAddress! + g * hd, ldb: kvWidth, c: pp.baseAddress!)
                             for j in 0..<n {
                                 let first = c.slidingWindows[li].map { max(0, j - $0 + 1) } ?? 0
-                                for i in 0..<n where i > j || i < first { pp[j * n + i] = -.infinity }
-                                Kernels.softmax(pp.baseAddress! + j * n, count: n)
+                                Kernels.maskedSoftmax(pp.baseAddress! + j * n, count: n, visible: first...j)
                             }
                         }
                     }
@@ -124,9 +123,10 @@ extension DecoderModel {
             var dDown = slot(w.down), dGate = slot(w.gate), dUp = slot(w.up), dPost = slot(w.postNorm)
             let dAct = try Backward.linear(dx, x: t.activation, w: w.down, dw: &dDown, db: &none)
             var dGatePre = dAct, dUpOut = dAct
-            for i in 0..<dAct.count {
-                dGatePre.data[i] = dAct.data[i] * t.up.data[i] * Backward.siluDerivative(t.gate.data[i])
-                dUpOut.data[i] = dAct.data[i] * Kernels.silu(t.gate.data[i])
+            for i in 0..<dAct.count {  // one exponential per element: silu = g·σ(g), silu' = σ(g)(1 + g(1 − σ(g)))
+                let g = t.gate.data[i], s = 1 / (1 + expf(-g))
+                dGatePre.data[i] = dAct.data[i] * t.up.data[i] * s * (1 + g * (1 - s))
+                dUpOut.data[i] = dAct.data[i] * g * s
             }
             var dNorm2 = try Backward.linear(dGatePre, x: t.norm2, w: w.gate, dw: &dGate, db: &none)
             let dNorm2Up = try Backward.linear(dUpOut, x: t.norm2, w: w.up, dw: &dUp, db: &none)
@@ -232,12 +232,19 @@ extension DecoderModel {
         var loss: Float = 0
         let scale = 1 / Float(n - 1)
         logits.data.withUnsafeBufferPointer { lp in
-            for j in 0..<(n - 1) {
-                let row = lp.baseAddress! + j * v
-                let lse = Kernels.logSumExp(row, count: v)
-                loss -= row[tokens[j + 1]] - lse
-                for i in 0..<v { d.data[j * v + i] = expf(row[i] - lse) * scale }
-                d.data[j * v + tokens[j + 1]] -= scale
+            d.data.withUnsafeMutableBufferPointer { dp in
+                for j in 0..<(n - 1) {
+                    // One pass of exponentials: d = softmax(row) / (n − 1), minus 1/(n − 1) at the target.
+                    let row = lp.baseAddress! + j * v, out = dp.baseAddress! + j * v
+                    var m = -Float.infinity
+                    for i in 0..<v { m = max(m, row[i]) }
+                    var sum: Float = 0
+                    for i in 0..<v { let e = expf(row[i] - m); out[i] = e; sum += e }
+                    loss -= row[tokens[j + 1]] - (m + logf(sum))
+                    let k = scale / sum
+                    for i in 0..<v { out[i] *= k }
+                    out[tokens[j + 1]] -= scale
+                }
             }
         }
         return (loss * scale, d)

@@ -117,33 +117,64 @@ public final class DecoderTrainer {
     public var learningRate: Float
     public var schedule: LearningRateSchedule
     public var maxGradientNorm: Float?
+    /// Threads for a step: sequences of a batch run in parallel, each with single-threaded
+    /// OpenBLAS (small products parallelise better across sequences than inside one).
+    public var threads: Int
     public var step: Int { optimizer.step }
 
     public init(model: DecoderModel, learningRate: Float, schedule: LearningRateSchedule = .constant, weightDecay: Float = 0.01,
                 maxGradientNorm: Float? = 1) {
         self.model = model; self.learningRate = learningRate; self.schedule = schedule
         self.optimizer = AdamW(weightDecay: weightDecay); self.maxGradientNorm = maxGradientNorm
+        self.threads = (try? BLAS.shared().threads) ?? 1
     }
 
     /// One optimisation step over `batch`; returns the batch's mean loss before the step.
     @discardableResult
     public func train(_ batch: [[Int]]) throws -> Float {
-        var total: [String: Tensor] = [:]
-        var loss: Float = 0
-        for tokens in batch {
-            let tape = try model.tapedForward(tokens)
-            let (l, dLogits) = DecoderModel.nextTokenLoss(logits: tape.logits, tokens: tokens)
-            loss += l
-            for (name, g) in try model.backward(tape, dLogits: dLogits, target: .weights) {
-                if var t = total[name] { for i in 0..<t.count { t.data[i] += g.data[i] }; total[name] = t } else { total[name] = g }
+        final class Results: @unchecked Sendable {
+            let lock = SpinLock()
+            var items: [(loss: Float, grads: [String: Tensor])?]
+            init(_ n: Int) { items = Array(repeating: nil, count: n) }
+        }
+        let results = Results(batch.count), model = self.model
+        let blas = try BLAS.shared(), blasThreads = blas.threads
+        let parallel = threads > 1 && batch.count > 1
+        if parallel { blas.threads = 1 }
+        defer { if parallel { blas.threads = blasThreads } }
+        try Parallel.forEach(batch.count, threads: parallel ? threads : 1) { i in
+            let tape = try model.tapedForward(batch[i])
+            let (l, dLogits) = DecoderModel.nextTokenLoss(logits: tape.logits, tokens: batch[i])
+            let grads = try model.backward(tape, dLogits: dLogits, target: .weights)
+            results.lock.withLock { results.items[i] = (l, grads) }
+        }
+        // Summed in batch order (per name, names in parallel), so the result does not depend on
+        // which thread finished first.
+        let items = results.items.compactMap { $0 }
+        let names = items.first?.grads.keys.sorted() ?? []
+        final class Sums: @unchecked Sendable { var tensors: [Tensor] = [] }
+        let sums = Sums()
+        sums.tensors = names.map { items[0].grads[$0]! }
+        try Parallel.forEach(names.count, threads: threads) { n in
+            for item in items.dropFirst() {
+                item.grads[names[n]]!.data.withUnsafeBufferPointer { g in
+                    sums.tensors[n].data.withUnsafeMutableBufferPointer { t in for i in t.indices { t[i] += g[i] } }
+                }
             }
         }
+        var total: [String: Tensor] = [:]
+        for (n, name) in names.enumerated() { total[name] = sums.tensors[n] }
+        let loss = items.reduce(0) { $0 + $1.loss }
+        // Averaging over the batch and clipping are one multiplier, applied as AdamW reads the gradients.
         let scale = 1 / Float(max(1, batch.count))
-        for name in total.keys { total[name]!.data = total[name]!.data.map { $0 * scale } }
-        if let maxGradientNorm { Gradients.clip(&total, maxNorm: maxGradientNorm) }
+        var multiplier = scale
+        if let maxGradientNorm {
+            multiplier *= Gradients.clipCoefficient(norm: Gradients.norm(total, threads: threads) * scale, maxNorm: maxGradientNorm)
+        }
         var weights = model.namedWeights
-        optimizer.update(&weights, gradients: total, lr: learningRate * schedule.multiplier(optimizer.step))
-        model = try DecoderModel(config: model.config, weights: weights)
+        optimizer.update(&weights, gradients: total, lr: learningRate * schedule.multiplier(optimizer.step), gradientScale: multiplier,
+                         threads: threads)
+        self.model = try DecoderModel(config: model.config, weights: weights)
         return loss * scale
     }
 
