@@ -8,6 +8,7 @@ public enum HAPSStages {
         r.register(SampleStage.self)
         r.register(ScoreStage.self)
         r.register(BuildSFTStage.self)
+        r.register(TrainDecoderStage.self)
         return r
     }
 }

@@ -65,3 +65,35 @@ enum TokenizerFixtures {
     static let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/engine").path
 }
+
+extension LocalChatModelTests {
+    func testALoRAReplyCarriesItsLogProbabilityAndGradient() throws {
+        let m = try LocalChatModel(directory: try LocalChatModelTests.makeModel(), name: "tiny")
+        var rng = SamplingRandom(seed: 9)
+        func random(_ shape: [Int]) -> Tensor { Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in rng.unit() - 0.5 }) }
+        let lora = LoRAUpdate(a: random([16, 4]), b: random([4, 16]), alpha: 0.5, layers: 1)
+        let settings = GenerationSettings(temperature: 1, topP: 0.9, maxTokens: 6, seed: 4)
+        let r = try m.chat([.user("Which city?")], settings: settings, lora: lora)
+        XCTAssertFalse(r.ids.isEmpty)
+        // Two code paths agree: the incremental generation's per-token log-probabilities and the
+        // taped full forward over prompt + reply.
+        let prompt = m.tokenizer.encode(ChatTemplate.llama3.render([.user("Which city?")]))
+        let generated = try m.model.generate([GenerationRequest(prompt: prompt, maxNewTokens: 6, temperature: 1, topP: 0.9, seed: 4,
+                                                                stopTokens: m.stopTokens, lora: lora)])[0]
+        XCTAssertEqual(generated.ids, r.ids)
+        XCTAssertEqual(generated.logprobs.reduce(0, +), r.logprob, accuracy: 1e-3)
+        // And the gradient is the derivative of that sum, by central differences on A and B.
+        func logprob(_ l: LoRAUpdate) throws -> Float {
+            let logits = try m.model.tapedForward(prompt + r.ids, lora: l).logits
+            return DecoderModel.sampledLogProbability(logits: logits, positions: r.ids.indices.map { (prompt.count + $0 - 1, r.ids[$0]) },
+                                                      temperature: 1, topP: 0.9).value
+        }
+        for (index, onA) in [(0, true), (17, true), (5, false), (40, false)] {
+            var plus = lora, minus = lora
+            if onA { plus.a.data[index] += 1e-2; minus.a.data[index] -= 1e-2 } else { plus.b.data[index] += 1e-2; minus.b.data[index] -= 1e-2 }
+            let numeric = (try logprob(plus) - logprob(minus)) / 2e-2
+            let analytic = onA ? r.gradientA.data[index] : r.gradientB.data[index]
+            XCTAssertEqual(analytic, numeric, accuracy: 2e-3 + 2e-2 * abs(numeric), "\(onA ? "A" : "B")[\(index)]")
+        }
+    }
+}

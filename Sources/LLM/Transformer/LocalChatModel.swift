@@ -49,4 +49,38 @@ public final class LocalChatModel: ChatModel, @unchecked Sendable {
         }
         return ChatReply(text: text, promptTokens: prompt.count, completionTokens: result.ids.count, finishReason: result.finishReason)
     }
+
+    /// A reply generated under a per-question LoRA update, with what joint RL needs: the sum of
+    /// the generated tokens' log-probabilities (top-p renormalised at the sampling temperature;
+    /// plain log-softmax when greedy) and its gradient with respect to the update's A and B.
+    public struct LoRAReply: Sendable {
+        public var reply: ChatReply
+        public var ids: [Int]
+        public var logprob: Float
+        public var gradientA: Tensor
+        public var gradientB: Tensor
+    }
+
+    public func chat(_ messages: [ChatMessage], settings: GenerationSettings, lora: LoRAUpdate) throws -> LoRAReply {
+        let prompt = tokenizer.encode(template.render(messages))
+        let temperature = Float(settings.temperature), topP = Float(settings.topP)
+        let request = GenerationRequest(prompt: prompt, maxNewTokens: settings.maxTokens, temperature: temperature, topP: topP,
+                                        seed: UInt64(truncatingIfNeeded: settings.seed ?? 0), stopTokens: stopTokens, lora: lora)
+        return try lock.withLock {
+            let result = try model.generate([request])[0]
+            let sequence = prompt + result.ids
+            let tape = try model.tapedForward(sequence, lora: lora)
+            let positions = result.ids.indices.map { (row: prompt.count + $0 - 1, token: result.ids[$0]) }
+            let greedy = temperature <= 0
+            let (logprob, dLogits) = DecoderModel.sampledLogProbability(logits: tape.logits, positions: positions,
+                                                                        temperature: greedy ? 1 : temperature, topP: greedy ? 1 : topP)
+            let grads = try model.backward(tape, dLogits: dLogits, target: .lora)
+            var ids = result.ids
+            if result.finishReason == "stop" { ids.removeLast() }
+            let reply = ChatReply(text: tokenizer.decode(ids, skipSpecial: true), promptTokens: prompt.count,
+                                  completionTokens: result.ids.count, finishReason: result.finishReason)
+            return LoRAReply(reply: reply, ids: result.ids, logprob: logprob, gradientA: grads["lora.A"] ?? Tensor(zeros: lora.a.shape),
+                             gradientB: grads["lora.B"] ?? Tensor(zeros: lora.b.shape))
+        }
+    }
 }
