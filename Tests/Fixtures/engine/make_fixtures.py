@@ -150,12 +150,12 @@ for _ in range(400):
     corpus.append(" ".join(rng.choice(pieces) for _ in range(rng.randint(1, 4))))
 LLAMA3 = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 tests = []
-for _ in range(1200):
+for _ in range(2200):
     line = rng.choice(corpus)
     if line:
         start = rng.randrange(len(line))
         tests.append(line[start:start + rng.randint(1, 120)])
-for _ in range(800):
+for _ in range(1300):
     parts = []
     for _ in range(rng.randint(1, 8)):
         r = rng.random()
