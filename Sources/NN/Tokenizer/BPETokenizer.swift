@@ -23,8 +23,7 @@ public final class BPETokenizer: @unchecked Sendable {
     private let ranks: [Pair: Int]
     private let addPrefixSpace: Bool
     private let cache = TokenizerCache()
-    private let addedByLength: [String]
-    private let addedFirstCharacters: Set<Character>
+    private let added: AddedTokens
 
     struct Pair: Hashable { var a: String; var b: String }
 
@@ -91,8 +90,7 @@ public final class BPETokenizer: @unchecked Sendable {
         for (k, v) in vocab { tokens[v] = tokens[v] ?? k }
         self.tokens = tokens
         self.addedTokens = added; self.specialIDs = special; self.ranks = ranks
-        addedByLength = added.keys.filter { !$0.isEmpty }.sorted { $0.count > $1.count || ($0.count == $1.count && $0 < $1) }
-        addedFirstCharacters = Set(addedByLength.compactMap(\.first))
+        self.added = AddedTokens(added)
         self.preTokenizer = rule; self.addPrefixSpace = prefix
         self.ignoreMerges = model["ignore_merges"]?.boolValue ?? false
     }
@@ -134,25 +132,7 @@ public final class BPETokenizer: @unchecked Sendable {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// The text cut around added tokens (longest match first at each position).
-    func splitAddedTokens(_ text: String) -> [(String, Int?)] {
-        guard !addedTokens.isEmpty, !text.isEmpty else { return text.isEmpty ? [] : [(text, nil)] }
-        var out: [(String, Int?)] = []
-        var rest = Substring(text), plain = ""
-        outer: while !rest.isEmpty {
-            if let c = rest.first, addedFirstCharacters.contains(c) {
-                for t in addedByLength where rest.hasPrefix(t) {
-                    if !plain.isEmpty { out.append((plain, nil)); plain = "" }
-                    out.append((t, addedTokens[t]))
-                    rest = rest.dropFirst(t.count)
-                    continue outer
-                }
-            }
-            plain.append(rest.removeFirst())
-        }
-        if !plain.isEmpty { out.append((plain, nil)) }
-        return out
-    }
+    func splitAddedTokens(_ text: String) -> [(String, Int?)] { added.split(text) }
 
     /// BPE over one pre-tokenized piece.
     func encodeWord(_ word: String) -> [Int] {
@@ -220,5 +200,39 @@ final class TokenizerCache: @unchecked Sendable {
             if entries.count > 50_000 { entries.removeAll(keepingCapacity: true) }
             entries[w] = ids
         }
+    }
+}
+
+/// Tokens matched in raw text before any other processing (special tokens such as
+/// `<|begin_of_text|>` or `[CLS]`), longest first at each position, as `tokenizers` does.
+struct AddedTokens: Sendable {
+    let ids: [String: Int]
+    private let byLength: [String]
+    private let firstCharacters: Set<Character>
+
+    init(_ ids: [String: Int]) {
+        self.ids = ids
+        byLength = ids.keys.filter { !$0.isEmpty }.sorted { $0.count > $1.count || ($0.count == $1.count && $0 < $1) }
+        firstCharacters = Set(byLength.compactMap(\.first))
+    }
+
+    /// The text cut into plain runs (nil) and added tokens (their ids).
+    func split(_ text: String) -> [(String, Int?)] {
+        guard !ids.isEmpty, !text.isEmpty else { return text.isEmpty ? [] : [(text, nil)] }
+        var out: [(String, Int?)] = []
+        var rest = Substring(text), plain = ""
+        outer: while !rest.isEmpty {
+            if let c = rest.first, firstCharacters.contains(c) {
+                for t in byLength where rest.hasPrefix(t) {
+                    if !plain.isEmpty { out.append((plain, nil)); plain = "" }
+                    out.append((t, ids[t]))
+                    rest = rest.dropFirst(t.count)
+                    continue outer
+                }
+            }
+            plain.append(rest.removeFirst())
+        }
+        if !plain.isEmpty { out.append((plain, nil)) }
+        return out
     }
 }

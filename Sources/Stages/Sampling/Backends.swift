@@ -35,7 +35,12 @@ public enum Backends {
     }
 
     /// `limits`: the run's per-URL limits, so models on one server share its `concurrency`.
-    public static func model(_ r: JSONValue, name: String, limits: EndpointLimits = EndpointLimits()) throws -> any ChatModel {
+    /// A relative `path` (local models, dense retrievers) is taken from `base`, the spec's directory.
+    static func resolve(_ path: String, _ base: String) -> String {
+        path.hasPrefix("/") || base.isEmpty ? path : base + "/" + path
+    }
+
+    public static func model(_ r: JSONValue, name: String, limits: EndpointLimits = EndpointLimits(), baseDirectory: String = "") throws -> any ChatModel {
         switch r["backend"]?.stringValue {
         case "openai":
             guard let model = r["model"]?.stringValue else { throw ConfigError(resource: name, message: "an openai model needs 'model'") }
@@ -51,7 +56,8 @@ public enum Backends {
         case "haps":
             return try HAPSChatModel(url: try urls(r, name)[0], name: r["model"]?.stringValue ?? name, client: try client(r))
         case "local":
-            guard let path = r["path"]?.stringValue else { throw ConfigError(resource: name, message: "a local model needs 'path' (a Hugging Face model directory)") }
+            guard let relative = r["path"]?.stringValue else { throw ConfigError(resource: name, message: "a local model needs 'path' (a Hugging Face model directory)") }
+            let path = resolve(relative, baseDirectory)
             let template = try r["chat_template"]?.stringValue.map { t in
                 guard let known = ChatTemplate(rawValue: t) else {
                     throw ConfigError(resource: name, message: "chat_template '\(t)' is not one of llama3, qwen2, mistral")
@@ -66,12 +72,32 @@ public enum Backends {
         }
     }
 
-    public static func retriever(_ r: JSONValue, name: String) throws -> any Retriever {
+    public static func retriever(_ r: JSONValue, name: String, baseDirectory: String = "") throws -> any Retriever {
         switch r["backend"]?.stringValue {
         case "http": return try HTTPRetriever(url: try urls(r, name)[0], client: try client(r))
         case "lexical": return LexicalRetriever()
+        case "dense":
+            let path = resolve(r["path"]?.stringValue ?? "models/all-MiniLM-L6-v2", baseDirectory)
+            guard FileIO.exists(path + "/config.json") else {
+                throw ConfigError(resource: name, message: "no sentence-transformers model at \(path) (scripts/fetch-models.sh puts all-MiniLM-L6-v2 in models/)")
+            }
+            return try sharedDense(path)
         case let other:
-            throw ConfigError(resource: name, message: "unknown retriever backend \(other.map { "'\($0)'" } ?? "(none)"); use http or lexical (dense comes with the encoder)")
+            throw ConfigError(resource: name, message: "unknown retriever backend \(other.map { "'\($0)'" } ?? "(none)"); use http, lexical or dense")
+        }
+    }
+
+    private static let denseLock = Lock()
+    nonisolated(unsafe) private static var dense: [String: DenseRetriever] = [:]
+
+    /// One dense retriever (and embedding cache) per model directory in a process: stages of a
+    /// run that search the same paragraphs share their embeddings.
+    static func sharedDense(_ path: String) throws -> DenseRetriever {
+        try denseLock.withLock {
+            if let r = dense[path] { return r }
+            let r = DenseRetriever(encoder: try SentenceEncoder(directory: path))
+            dense[path] = r
+            return r
         }
     }
 

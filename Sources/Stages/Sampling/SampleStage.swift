@@ -84,10 +84,10 @@ public struct SampleStage: StageType {
         let counter = CallCounter()
         let limits = EndpointLimits()
         let models = try p.candidates.map { c in
-            MemoizedChatModel(try Backends.model(resources["models.\(c)"]!, name: "models.\(c)", limits: limits), store: context.store, counter: counter)
+            MemoizedChatModel(try Backends.model(resources["models.\(c)"]!, name: "models.\(c)", limits: limits, baseDirectory: context.baseDirectory), store: context.store, counter: counter)
         }
         let retrieverName = p.retriever ?? "retriever"
-        let retriever = try Backends.retriever(resources[retrieverName]!, name: retrieverName)
+        let retriever = try Backends.retriever(resources[retrieverName]!, name: retrieverName, baseDirectory: context.baseDirectory)
         let names = p.candidates.map { displayName(resources["models.\($0)"], $0) }
         // USD per million tokens, from each model resource's optional "price": {"prompt", "completion"}.
         let prices: [(prompt: Double, completion: Double)?] = p.candidates.map { c in
