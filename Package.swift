@@ -19,10 +19,12 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "haps-pipe", targets: ["haps-pipe"]),
+        .executable(name: "haps-pipe-serve", targets: ["haps-pipe-serve"]),
         .library(name: "Pipeline", targets: ["Pipeline"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // System-library shims (Debian packages libopenblas-dev, libcurl4-openssl-dev, liblz4-dev).
@@ -45,6 +47,15 @@ let package = Package(
         .executableTarget(
             name: "haps-pipe",
             dependencies: ["Pipeline", "Stages", "LLM", "NN", "JSON",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: upcoming),
+
+        // `haps-pipe serve` runs this program (beside haps-pipe), so that the server's SwiftNIO
+        // stack is not linked into, nor loaded by, every other command (docs/serve.md).
+        .executableTarget(
+            name: "haps-pipe-serve",
+            dependencies: ["LLM", "NN", "JSON",
+                           .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: upcoming),
 

@@ -26,16 +26,19 @@ scripts/fetch-models.sh
 say "Release build"
 # The Swift runtime is linked statically: a no-op `haps-pipe run` then starts in a few
 # milliseconds instead of paying for ~50 shared-library relocations (docs/architecture.md).
-build=(swift build -c release --static-swift-stdlib --product haps-pipe)
-"${build[@]}"
+build=(swift build -c release --static-swift-stdlib)
+"${build[@]}" --product haps-pipe
+"${build[@]}" --product haps-pipe-serve   # `haps-pipe serve` runs it (docs/serve.md)
 
 PREFIX=${PREFIX:-/usr/local}
-say "Installing haps-pipe into $PREFIX/bin"
-bin=$("${build[@]}" --show-bin-path)/haps-pipe
-if [ -w "$PREFIX/bin" ] || [ ! -e "$PREFIX/bin" -a -w "$PREFIX" ]; then
-  mkdir -p "$PREFIX/bin" && install -m 755 "$bin" "$PREFIX/bin/haps-pipe"
-else
-  $SUDO install -m 755 "$bin" "$PREFIX/bin/haps-pipe"
-fi
+say "Installing haps-pipe and haps-pipe-serve into $PREFIX/bin"
+bindir=$("${build[@]}" --show-bin-path)
+for program in haps-pipe haps-pipe-serve; do
+  if [ -w "$PREFIX/bin" ] || [ ! -e "$PREFIX/bin" -a -w "$PREFIX" ]; then
+    mkdir -p "$PREFIX/bin" && install -m 755 "$bindir/$program" "$PREFIX/bin/$program"
+  else
+    $SUDO install -m 755 "$bindir/$program" "$PREFIX/bin/$program"
+  fi
+done
 case ":$PATH:" in *":$PREFIX/bin:"*) ;; *) echo "note: add $PREFIX/bin to your PATH";; esac
 echo "installed: $(command -v haps-pipe || echo "$PREFIX/bin/haps-pipe")"

@@ -88,13 +88,24 @@ public final class HTTPClient: @unchecked Sendable {
     /// POSTs a JSON body, retrying rate limits (429), server errors (5xx), broken connections
     /// and timeouts with backoff; other failures come back at once.
     public func postJSON(_ url: String, body: [UInt8], headers: [String: String] = [:]) throws(HTTPError) -> HTTPResponse {
+        try withRetries(url) { () throws(HTTPError) in
+            try perform(url: url, body: body, headers: headers.merging(["Content-Type": "application/json"]) { a, _ in a })
+        }
+    }
+
+    /// GETs a URL, with the same retries and errors as `postJSON`.
+    public func get(_ url: String, headers: [String: String] = [:]) throws(HTTPError) -> HTTPResponse {
+        try withRetries(url) { () throws(HTTPError) in try perform(url: url, body: nil, headers: headers) }
+    }
+
+    private func withRetries(_ url: String, _ attemptOnce: () throws(HTTPError) -> HTTPResponse) throws(HTTPError) -> HTTPResponse {
         var attempt = 0
         while true {
             attempt += 1
             var failure: HTTPError
             var retryAfter: Double?
             do {
-                let r = try perform(url: url, body: body, headers: headers.merging(["Content-Type": "application/json"]) { a, _ in a })
+                let r = try attemptOnce()
                 if r.status < 400 { return r }
                 failure = HTTPError(code: .status(r.status), url: url, message: "HTTP \(r.status): \(HTTPClient.serverMessage(r))", hint: nil, attempts: attempt)
                 retryAfter = r.headers["retry-after"].flatMap { Double($0) }
@@ -142,8 +153,8 @@ public final class HTTPClient: @unchecked Sendable {
         var headers: [String: String] = [:]
     }
 
-    /// One request, no retries.
-    func perform(url: String, body: [UInt8], headers: [String: String]) throws(HTTPError) -> HTTPResponse {
+    /// One request (a POST of `body`, or a GET when it is nil), no retries.
+    func perform(url: String, body: [UInt8]?, headers: [String: String]) throws(HTTPError) -> HTTPResponse {
         let h = try borrow()
         var keep = true
         defer { if keep { giveBack(h) } else { curl.easyCleanup(h) } }
@@ -176,12 +187,16 @@ public final class HTTPClient: @unchecked Sendable {
         let setLong = { (o: CURLoption, v: Int) in _ = haps_curl_setopt_long(self.curl.setopt, h, o, v) }
         let setPointer = { (o: CURLoption, v: UnsafeRawPointer?) in _ = haps_curl_setopt_pointer(self.curl.setopt, h, o, v) }
         let result: Result<HTTPResponse, HTTPError> = url.withCString { urlC in
-            body.withUnsafeBytes { bodyBytes in
+            (body ?? []).withUnsafeBytes { bodyBytes in
                 setPointer(CURLOPT_URL, urlC)
                 setLong(CURLOPT_NOSIGNAL, 1)
-                setLong(CURLOPT_POST, 1)
-                setPointer(CURLOPT_POSTFIELDS, bodyBytes.baseAddress ?? UnsafeRawPointer(urlC))
-                _ = haps_curl_setopt_offset(curl.setopt, h, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count))
+                if let body {
+                    setLong(CURLOPT_POST, 1)
+                    setPointer(CURLOPT_POSTFIELDS, bodyBytes.baseAddress ?? UnsafeRawPointer(urlC))
+                    _ = haps_curl_setopt_offset(curl.setopt, h, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count))
+                } else {
+                    setLong(CURLOPT_HTTPGET, 1)
+                }
                 setPointer(CURLOPT_HTTPHEADER, UnsafeRawPointer(list))
                 setPointer(CURLOPT_WRITEFUNCTION, unsafeBitCast(write, to: UnsafeRawPointer.self))
                 setPointer(CURLOPT_WRITEDATA, sinkPointer.toOpaque())

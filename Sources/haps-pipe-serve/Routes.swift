@@ -1,0 +1,203 @@
+import Foundation
+import Hummingbird
+import JSON
+import LLM
+import NN
+
+/// A served chat model and the batcher that feeds its engine.
+struct ServedModel: Sendable {
+    let model: LocalChatModel
+    let batcher: GenerationBatcher
+}
+
+struct Limits: Sendable {
+    var maxBodyBytes: Int
+    var maxTokens: Int
+}
+
+/// An error answered in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
+struct APIError: Error {
+    var status: HTTPResponse.Status
+    var message: String
+    var type = "invalid_request_error"
+    var code: String?
+    var param: String?
+
+    var response: Response {
+        var error: [(String, JSONValue)] = [("message", .string(message)), ("type", .string(type))]
+        error.append(("param", param.map(JSONValue.string) ?? .null))
+        error.append(("code", code.map(JSONValue.string) ?? .null))
+        return Routes.json(.object([("error", .object(error))]), status: status)
+    }
+}
+
+/// The endpoints: OpenAI (`/v1/models`, `/v1/chat/completions`), the reference's model
+/// protocol (`POST /`) and retrieval protocol (`POST /retrieve`).
+struct Routes: Sendable {
+    let model: ServedModel?
+    let retriever: (any Retriever)?
+    let limits: Limits
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.get("/v1/models") { _, _ in self.models() }
+        router.post("/v1/chat/completions") { request, _ in await self.respond { try await self.chatCompletions(request) } }
+        router.post("/") { request, _ in await self.respond { try await self.hapsProtocol(request) } }
+        router.post("/retrieve") { request, _ in await self.respond { try await self.retrieve(request) } }
+    }
+
+    static func json(_ v: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: v.canonical)))
+    }
+
+    func respond(_ body: () async throws -> Response) async -> Response {
+        do { return try await body() } catch let e as APIError { return e.response } catch {
+            return APIError(status: .internalServerError, message: "\(error)", type: "server_error").response
+        }
+    }
+
+    /// The request body as JSON, refusing bodies over the limit (413) and malformed JSON (400).
+    func body(_ request: Request) async throws -> JSONValue {
+        let buffer: ByteBuffer
+        do { buffer = try await request.body.collect(upTo: limits.maxBodyBytes) } catch {
+            throw APIError(status: .contentTooLarge, message: "the request body is larger than \(limits.maxBodyBytes) bytes")
+        }
+        do { return try JSONParser.parse(bytes: Array(buffer.readableBytesView)) } catch {
+            throw APIError(status: .badRequest, message: "the body is not valid JSON: \(error)")
+        }
+    }
+
+    func models() -> Response {
+        let data: [JSONValue] = model.map { [["id": .string($0.model.name), "object": "model", "owned_by": "haps-pipe", "created": 0]] } ?? []
+        return Routes.json(["object": "list", "data": .array(data)])
+    }
+
+    /// Messages as OpenAI sends them: a non-empty list of {role, content string}.
+    func messages(_ v: JSONValue?) throws -> [ChatMessage] {
+        guard let list = v?.arrayValue, !list.isEmpty else {
+            throw APIError(status: .badRequest, message: "'messages' must be a non-empty list", param: "messages")
+        }
+        return try list.enumerated().map { i, m in
+            guard let role = m["role"]?.stringValue, let content = m["content"]?.stringValue else {
+                throw APIError(status: .badRequest, message: "messages[\(i)] needs a string 'role' and a string 'content'", param: "messages")
+            }
+            return ChatMessage(role: role, content: content)
+        }
+    }
+
+    /// Generates through the batcher; a full queue is a 429.
+    func generate(_ served: ServedModel, _ messages: [ChatMessage], maxTokens: Int, temperature: Double, topP: Double,
+                  seed: Int?, stop: [String]) async throws -> (ChatReply, [Int]) {
+        guard maxTokens >= 1 && maxTokens <= limits.maxTokens else {
+            throw APIError(status: .badRequest, message: "max_tokens must be between 1 and \(limits.maxTokens)", param: "max_tokens")
+        }
+        guard temperature >= 0, topP > 0, topP <= 1 else {
+            throw APIError(status: .badRequest, message: "temperature must be ≥ 0 and top_p in (0, 1]", param: "temperature")
+        }
+        let m = served.model
+        let prompt = m.tokenizer.encode(m.template.render(messages))
+        let request = GenerationRequest(prompt: prompt, maxNewTokens: maxTokens, temperature: Float(temperature), topP: Float(topP),
+                                        seed: UInt64(truncatingIfNeeded: seed ?? 0), stopTokens: m.stopTokens)
+        let result: GenerationResult = try await withCheckedThrowingContinuation { continuation in
+            do {
+                try served.batcher.submit(request) { continuation.resume(with: $0) }
+            } catch {
+                continuation.resume(throwing: APIError(status: .tooManyRequests, message: "\(error); retry later",
+                                                       type: "rate_limit_error", code: "rate_limit_exceeded"))
+            }
+        }
+        var ids = result.ids
+        if result.finishReason == "stop" { ids.removeLast() }
+        var text = m.tokenizer.decode(ids, skipSpecial: true)
+        var finish = result.finishReason
+        for s in stop where !s.isEmpty {
+            if let r = text.range(of: s) { text = String(text[..<r.lowerBound]); finish = "stop" }
+        }
+        return (ChatReply(text: text, promptTokens: prompt.count, completionTokens: result.ids.count, finishReason: finish), result.ids)
+    }
+
+    func chatCompletions(_ request: Request) async throws -> Response {
+        guard let served = model else { throw APIError(status: .notFound, message: "this server serves no model (start it with --model)", code: "model_not_found") }
+        let v = try await body(request)
+        if let asked = v["model"]?.stringValue, asked != served.model.name {
+            throw APIError(status: .notFound, message: "The model '\(asked)' does not exist; this server has '\(served.model.name)'.",
+                           code: "model_not_found", param: "model")
+        }
+        if let n = v["n"]?.intValue, n != 1 { throw APIError(status: .badRequest, message: "only n = 1 is supported", param: "n") }
+        if v["stream"]?.boolValue == true { throw APIError(status: .badRequest, message: "streaming is not supported", param: "stream") }
+        let stop = v["stop"]?.stringValue.map { [$0] } ?? v["stop"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        let (reply, _) = try await generate(served, try messages(v["messages"]), maxTokens: v["max_tokens"]?.intValue ?? v["max_completion_tokens"]?.intValue ?? 256,
+                                            temperature: v["temperature"]?.doubleValue ?? 1, topP: v["top_p"]?.doubleValue ?? 1,
+                                            seed: v["seed"]?.intValue, stop: stop)
+        let created = Int(Date().timeIntervalSince1970)
+        return Routes.json([
+            "id": .string("chatcmpl-\(UUID().uuidString.lowercased())"), "object": "chat.completion", "created": .number(Double(created)),
+            "model": .string(served.model.name),
+            "choices": [["index": 0, "message": ["role": "assistant", "content": .string(reply.text)],
+                         "finish_reason": .string(reply.finishReason ?? "stop")]],
+            "usage": ["prompt_tokens": .number(Double(reply.promptTokens)), "completion_tokens": .number(Double(reply.completionTokens)),
+                      "total_tokens": .number(Double(reply.promptTokens + reply.completionTokens))],
+        ])
+    }
+
+    /// The reference's model protocol: {"messages", "config": {temperature, top_p, max_tokens, n}}
+    /// → {"response": [text], "status": 200, "time": ...}.
+    func hapsProtocol(_ request: Request) async throws -> Response {
+        guard let served = model else { throw APIError(status: .notFound, message: "this server serves no model (start it with --model)") }
+        let v = try await body(request)
+        let config = v["config"] ?? .object([])
+        let (reply, _) = try await generate(served, try messages(v["messages"]), maxTokens: config["max_tokens"]?.intValue ?? 256,
+                                            temperature: config["temperature"]?.doubleValue ?? 0, topP: config["top_p"]?.doubleValue ?? 1,
+                                            seed: 43, stop: [])
+        return Routes.json(["response": [.string(reply.text)], "status": 200, "time": .string(ISO8601DateFormatter().string(from: Date()))])
+    }
+
+    /// The reference's retrieval protocol: {"entity": str, "data": [str]} → {"response": best};
+    /// 400 with {"error"} for a non-string entity, a non-list data or an empty list.
+    func retrieve(_ request: Request) async throws -> Response {
+        guard let retriever else { return Routes.json(["error": "this server serves no retriever (start it with --retriever)"], status: .notFound) }
+        let v = try await body(request)
+        guard let entity = v["entity"]?.stringValue else { return Routes.json(["error": "'entity' must be a string"], status: .badRequest) }
+        guard let data = v["data"]?.arrayValue else { return Routes.json(["error": "'data' must be a list of strings"], status: .badRequest) }
+        guard !data.isEmpty else { return Routes.json(["error": "'data' is an empty list"], status: .badRequest) }
+        let paragraphs = data.compactMap(\.stringValue)
+        guard paragraphs.count == data.count else { return Routes.json(["error": "'data' must be a list of strings"], status: .badRequest) }
+        // Embedding is CPU work: run it off the server's event loops.
+        let best: String = try await withCheckedThrowingContinuation { c in
+            DispatchQueue.global().async { c.resume(with: Result { try retriever.retrieve(entity: entity, paragraphs: paragraphs) }) }
+        }
+        return Routes.json(["response": .string(best)])
+    }
+}
+
+/// One line per request on standard error: time, method, path, status, duration.
+struct RequestLog: RouterMiddleware {
+    func handle(_ request: Request, context: BasicRequestContext, next: (Request, BasicRequestContext) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        var status = 500
+        defer {
+            let ms = (ContinuousClock.now - start) / .milliseconds(1)
+            let line = "\(ISO8601DateFormatter().string(from: Date())) \(request.method) \(request.uri.path) \(status) \(String(format: "%.1f", ms)) ms\n"
+            FileHandle.standardError.write(Data(line.utf8))
+        }
+        do {
+            let response = try await next(request, context)
+            status = response.status.code
+            return response
+        } catch let e as Hummingbird.HTTPError {
+            status = e.status.code
+            throw e
+        }
+    }
+}
+
+/// Requires `Authorization: Bearer <key>` (401 in OpenAI's error shape otherwise).
+struct BearerKey: RouterMiddleware {
+    let key: String
+    func handle(_ request: Request, context: BasicRequestContext, next: (Request, BasicRequestContext) async throws -> Response) async throws -> Response {
+        guard request.headers[.authorization] == "Bearer \(key)" else {
+            return APIError(status: .unauthorized, message: "a valid API key is required (Authorization: Bearer ...)", type: "invalid_request_error",
+                            code: "invalid_api_key").response
+        }
+        return try await next(request, context)
+    }
+}

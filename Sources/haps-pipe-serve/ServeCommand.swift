@@ -1,0 +1,89 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import LLM
+import NN
+
+/// `haps-pipe serve`: a local model over the OpenAI chat-completions protocol and the
+/// reference's `haps` protocol, and a retriever over the reference's `/retrieve` protocol.
+@main
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "haps-pipe serve",
+        abstract: "Serve a local model (OpenAI chat completions and the reference's haps protocol) and a retriever (/retrieve).",
+        discussion: """
+            Endpoints: GET /v1/models, POST /v1/chat/completions (OpenAI), POST / (the reference's \
+            model protocol), POST /retrieve (the reference's retrieval protocol). Concurrent chat \
+            requests are batched into the engine. Binds to loopback unless --host says otherwise. \
+            Ctrl-C finishes the requests in flight, then exits.
+
+            The reference's ports: models on 2024-2026, the retriever on 2022 (docs/serve.md).
+
+            Examples:
+              haps-pipe serve --model models/tiny-qwen --port 2025
+              haps-pipe serve --retriever models/all-MiniLM-L6-v2 --port 2022
+              HAPS_KEY=secret haps-pipe serve --model models/tiny-qwen --api-key-env HAPS_KEY --host 0.0.0.0
+            """)
+
+    @Option(help: ArgumentHelp("Model directory to serve (Hugging Face layout, with tokenizer.json).", valueName: "dir")) var model: String?
+    @Option(help: "The model's id in /v1/models and requests (default: the directory's name).") var name: String?
+    @Option(help: ArgumentHelp("Retriever to serve at /retrieve: 'lexical' (BM25) or a sentence-transformers directory.", valueName: "lexical|dir"))
+    var retriever: String?
+    @Option(help: "Address to bind (loopback by default; 0.0.0.0 for every interface).") var host: String = "127.0.0.1"
+    @Option(help: "Port (0: any free port, printed at start).") var port: Int = 8000
+    @Option(help: ArgumentHelp("Require 'Authorization: Bearer <key>', the key read from this environment variable.", valueName: "var"))
+    var apiKeyEnv: String?
+    @Option(help: "Largest request body, in bytes.") var maxBodyBytes: Int = 4 << 20
+    @Option(help: "Largest max_tokens a request may ask for.") var maxTokensLimit: Int = 2048
+    @Option(help: "Requests that may wait for the engine before new ones get 429.") var maxQueue: Int = 256
+    @Option(help: "Most sequences generated in one batch.") var maxBatch: Int = 16
+    @Option(help: "OpenBLAS threads (default: all cores).") var threads: Int?
+
+    func validate() throws {
+        if model == nil && retriever == nil { throw ValidationError("give --model DIR, --retriever lexical|DIR, or both") }
+        if !(0...65535).contains(port) { throw ValidationError("--port must be between 0 and 65535") }
+        if maxBodyBytes < 1024 || maxTokensLimit < 1 || maxQueue < 1 || maxBatch < 1 {
+            throw ValidationError("--max-body-bytes (≥ 1024), --max-tokens-limit, --max-queue and --max-batch must be positive")
+        }
+    }
+
+    func run() async throws {
+        if let threads { try BLAS.shared().threads = threads }
+        var key: String?
+        if let env = apiKeyEnv {
+            guard let v = ProcessInfo.processInfo.environment[env], !v.isEmpty else {
+                throw ValidationError("--api-key-env names \(env), which is not set")
+            }
+            key = v
+        }
+        let chat = try model.map { dir in
+            let m = try LocalChatModel(directory: dir, name: name ?? Path(dir).lastComponent)
+            return ServedModel(model: m, batcher: GenerationBatcher(model: m.model, maxBatch: maxBatch, maxQueue: maxQueue))
+        }
+        let search: (any Retriever)? = try retriever.map { r in
+            r == "lexical" ? LexicalRetriever() as any Retriever : DenseRetriever(encoder: try SentenceEncoder(directory: r))
+        }
+        let limits = Limits(maxBodyBytes: maxBodyBytes, maxTokens: maxTokensLimit)
+        let router = Router()
+        router.add(middleware: RequestLog())
+        if let key { router.add(middleware: BearerKey(key: key)) }
+        Routes(model: chat, retriever: search, limits: limits).register(on: router)
+        let host = self.host
+        let app = Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "haps-pipe"),
+                              onServerRunning: { channel in
+                                  let bound = channel.localAddress?.port ?? 0
+                                  let line = "haps-pipe serve: listening on http://\(host):\(bound)" +
+                                      (chat.map { " (model \($0.model.name))" } ?? "") + (search.map { " (retriever \($0.identity))" } ?? "") + "\n"
+                                  FileHandle.standardOutput.write(Data(line.utf8))
+                              })
+        try await app.runService()
+        chat?.batcher.stop()
+        FileHandle.standardError.write(Data("haps-pipe serve: stopped\n".utf8))
+    }
+}
+
+struct Path {
+    let path: String
+    init(_ p: String) { path = p }
+    var lastComponent: String { URL(fileURLWithPath: path).lastPathComponent }
+}

@@ -1,0 +1,233 @@
+import Foundation
+import XCTest
+@testable import LLM
+import NN
+import JSON
+
+/// `haps-pipe serve` (the haps-pipe-serve program) with real clients: our own openai, haps and
+/// http backends, and the official `openai` Python package.
+final class ServeTests: XCTestCase {
+    static var binary: String {
+        if let b = ProcessInfo.processInfo.environment["HAPS_PIPE_SERVE_BIN"] { return b }
+        let runner = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        let bundle = Bundle(for: ServeTests.self).bundleURL
+        return [runner.deletingLastPathComponent(), bundle, bundle.deletingLastPathComponent()]
+            .map { $0.appendingPathComponent("haps-pipe-serve").path }
+            .first { FileManager.default.isExecutableFile(atPath: $0) } ?? "haps-pipe-serve"
+    }
+
+    final class Server: @unchecked Sendable {
+        let process = Process()
+        let log: String
+        var port = 0
+        var base: String { "http://127.0.0.1:\(port)" }
+        init(_ args: [String], environment: [String: String] = [:]) throws {
+            log = NSTemporaryDirectory() + "serve-\(UUID().uuidString).log"
+            FileManager.default.createFile(atPath: log, contents: nil)
+            process.executableURL = URL(fileURLWithPath: ServeTests.binary)
+            process.arguments = args + ["--port", "0", "--threads", "1"]
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, b in b }
+            let out = Pipe()
+            process.standardOutput = out
+            process.standardInput = Pipe()
+            process.standardError = FileHandle(forWritingAtPath: log)
+            try process.run()
+            var line = Data()
+            while !line.contains(0x0A) {
+                let chunk = out.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                line += chunk
+            }
+            let text = String(decoding: line, as: UTF8.self)
+            guard let r = text.range(of: "127.0.0.1:"), let p = Int(text[r.upperBound...].prefix { $0.isNumber }) else {
+                throw NSError(domain: "serve", code: 1, userInfo: [NSLocalizedDescriptionKey: "no port in \(text.debugDescription); log: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")"])
+            }
+            port = p
+        }
+        func stop() { if process.isRunning { process.interrupt(); process.waitUntilExit() } }
+        deinit { if process.isRunning { process.terminate() } }
+    }
+
+    nonisolated(unsafe) static var modelDirectory: String?
+    func model() throws -> String {
+        if let d = ServeTests.modelDirectory { return d }
+        let d = try LocalChatModelTests.makeModel()
+        ServeTests.modelDirectory = d
+        return d
+    }
+
+    func testOurOwnClientsGetWhatTheEngineGives() throws {
+        let dir = try model()
+        let server = try Server(["--model", dir, "--name", "tiny", "--retriever", "lexical"])
+        defer { server.stop() }
+        let local = try LocalChatModel(directory: dir, name: "tiny")
+        let settings = GenerationSettings(maxTokens: 12)
+        let messages = [ChatMessage.user("Where is the Eiffel Tower?")]
+        let expected = try local.chat(messages, settings: settings)
+
+        let openai = try OpenAIChatModel(urls: [server.base + "/v1"], model: "tiny")
+        let viaOpenAI = try openai.chat(messages, settings: settings)
+        XCTAssertEqual(viaOpenAI.text, expected.text)
+        XCTAssertEqual(viaOpenAI.promptTokens, expected.promptTokens)
+        XCTAssertEqual(viaOpenAI.completionTokens, expected.completionTokens)
+        XCTAssertEqual(viaOpenAI.finishReason, expected.finishReason)
+
+        let haps = try HAPSChatModel(url: server.base + "/", name: "tiny")
+        XCTAssertEqual(try haps.chat(messages, settings: settings).text, expected.text.trimmingSpaces)
+
+        let retriever = try HTTPRetriever(url: server.base + "/retrieve")
+        let ps = ["Paris is the capital of France.", "Reggie Jackson played baseball.", "Jackson is a city."]
+        XCTAssertEqual(try retriever.retrieve(entity: "Reggie Jackson", paragraphs: ps), try LexicalRetriever().retrieve(entity: "Reggie Jackson", paragraphs: ps))
+        XCTAssertThrowsError(try retriever.retrieve(entity: "x", paragraphs: [])) { e in
+            XCTAssertTrue("\(e)".contains("HTTP 400: 'data' is an empty list"), "\(e)")
+        }
+
+        // Concurrent requests are batched, and each answer is what it would be alone.
+        let prompts = (0..<6).map { "Question number \($0)?" }
+        let alone = try prompts.map { try local.chat([.user($0)], settings: settings).text }
+        final class Box: @unchecked Sendable { var texts = [String?](repeating: nil, count: 6); let lock = NSLock() }
+        let box = Box()
+        let group = DispatchGroup()
+        for i in 0..<6 {
+            group.enter()
+            Thread.detachNewThread {
+                let t = try? openai.chat([.user(prompts[i])], settings: settings).text
+                box.lock.withLock { box.texts[i] = t }
+                group.leave()
+            }
+        }
+        group.wait()
+        XCTAssertEqual(box.texts, alone)
+
+        let models = try JSONParser.parse(bytes: try HTTPClient().get(server.base + "/v1/models").body)
+        XCTAssertEqual(models["data"]?.arrayValue?.first?["id"]?.stringValue, "tiny")
+        server.stop()
+        XCTAssertEqual(server.process.terminationStatus, 0)
+        let log = try String(contentsOfFile: server.log, encoding: .utf8)
+        XCTAssertTrue(log.contains("POST /v1/chat/completions 200"), log)
+        XCTAssertTrue(log.contains("POST /retrieve 400"), log)
+    }
+
+    func testLimitsAndErrorsInOpenAIsShape() throws {
+        let server = try Server(["--model", try model(), "--name", "tiny", "--max-body-bytes", "2048", "--max-tokens-limit", "64",
+                                 "--api-key-env", "SERVE_TEST_KEY"], environment: ["SERVE_TEST_KEY": "sesame"])
+        defer { server.stop() }
+        let client = try HTTPClient(retry: RetryPolicy(maxAttempts: 1))
+        func post(_ body: String, key: String? = "sesame") throws(HTTPError) -> HTTPResponse {
+            try client.postJSON(server.base + "/v1/chat/completions", body: Array(body.utf8), headers: key.map { ["Authorization": "Bearer \($0)"] } ?? [:])
+        }
+        func failure(_ body: String, key: String? = "sesame") -> HTTPError? {
+            do { _ = try post(body, key: key); return nil } catch { return error }
+        }
+        let ok = try post(#"{"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}"#)
+        XCTAssertEqual(ok.status, 200)
+        XCTAssertEqual(try JSONParser.parse(bytes: ok.body)["usage"]?["completion_tokens"]?.intValue.map { $0 <= 3 }, true)
+        XCTAssertEqual(failure(#"{"messages": []}"#, key: nil)?.code, .status(401))
+        XCTAssertEqual(failure(#"{"messages": []}"#, key: "wrong")?.code, .status(401))
+        let wrongModel = failure(#"{"model": "gpt-9", "messages": [{"role": "user", "content": "hi"}]}"#)
+        XCTAssertEqual(wrongModel?.code, .status(404))
+        XCTAssertTrue(wrongModel?.message.contains("The model 'gpt-9' does not exist; this server has 'tiny'.") == true, "\(String(describing: wrongModel))")
+        XCTAssertEqual(failure(#"{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1000}"#)?.message,
+                       "HTTP 400: max_tokens must be between 1 and 64")
+        XCTAssertEqual(failure(#"{"messages": [{"role": "user"}]}"#)?.message, "HTTP 400: messages[0] needs a string 'role' and a string 'content'")
+        XCTAssertEqual(failure(#"{"messages": [{"role": "user", "content": "\#(String(repeating: "x", count: 3000))"}]}"#)?.code, .status(413))
+        XCTAssertEqual(failure("not json")?.code, .status(400))
+        XCTAssertTrue(server.process.isRunning, "bad requests never bring the server down")
+    }
+
+    func testABusyServerAnswers429() throws {
+        let server = try Server(["--model", try model(), "--name", "tiny", "--max-queue", "1", "--max-batch", "1"])
+        defer { server.stop() }
+        final class Box: @unchecked Sendable { var statuses: [Int] = []; let lock = NSLock() }
+        let box = Box()
+        let group = DispatchGroup()
+        for _ in 0..<8 {
+            group.enter()
+            Thread.detachNewThread {
+                let client = try? HTTPClient(retry: RetryPolicy(maxAttempts: 1))
+                let body = #"{"messages": [{"role": "user", "content": "a long answer please"}], "max_tokens": 200, "temperature": 1, "seed": 1}"#
+                var status = 0
+                do { status = try client?.postJSON(server.base + "/v1/chat/completions", body: Array(body.utf8)).status ?? 0 } catch let e as HTTPError {
+                    if case .status(let s) = e.code { status = s }
+                } catch {}
+                box.lock.withLock { box.statuses.append(status) }
+                group.leave()
+            }
+        }
+        group.wait()
+        XCTAssertTrue(box.statuses.contains(200), "\(box.statuses)")
+        XCTAssertTrue(box.statuses.contains(429), "\(box.statuses)")
+        XCTAssertTrue(box.statuses.allSatisfy { $0 == 200 || $0 == 429 }, "\(box.statuses)")
+    }
+
+    func testCtrlCFinishesTheRequestInFlight() throws {
+        let server = try Server(["--model", try model(), "--name", "tiny"])
+        let body = #"{"messages": [{"role": "user", "content": "go"}], "max_tokens": 2000, "temperature": 1, "seed": 2}"#
+        // How long this request takes, so that Ctrl-C comes surely in the middle of the next one.
+        let t0 = Date()
+        let first = try HTTPClient().postJSON(server.base + "/v1/chat/completions", body: Array(body.utf8))
+        let duration = Date().timeIntervalSince(t0)
+        XCTAssertGreaterThan(try JSONParser.parse(bytes: first.body)["usage"]?["completion_tokens"]?.intValue ?? 0, 100)
+        final class Box: @unchecked Sendable { var status = 0; var finished = Date.distantPast }
+        let box = Box(), done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            box.status = (try? HTTPClient().postJSON(server.base + "/v1/chat/completions", body: Array(body.utf8)).status) ?? -1
+            box.finished = Date()
+            done.signal()
+        }
+        usleep(UInt32(duration / 2 * 1e6))
+        let interrupted = Date()
+        server.process.interrupt()
+        done.wait()
+        server.process.waitUntilExit()
+        XCTAssertGreaterThan(box.finished, interrupted, "the answer came after Ctrl-C (request took \(duration) s)")
+        XCTAssertEqual(box.status, 200)
+        XCTAssertEqual(server.process.terminationStatus, 0)
+    }
+
+    /// The official OpenAI Python client (PyPI `openai`) as an outside client.
+    func testTheOfficialOpenAIClient() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let python = ProcessInfo.processInfo.environment["HAPS_TEST_PYTHON"] ?? root + "/.build/test-venv/bin/python"
+        guard FileManager.default.isExecutableFile(atPath: python) else {
+            return XCTFail("no Python with the openai package at \(python): scripts/test.sh makes one (pip install openai)")
+        }
+        let dir = try model()
+        let server = try Server(["--model", dir, "--name", "tiny", "--api-key-env", "SERVE_TEST_KEY"], environment: ["SERVE_TEST_KEY": "sesame"])
+        defer { server.stop() }
+        let script = """
+            import json, sys, openai
+            client = openai.OpenAI(base_url=sys.argv[1] + "/v1", api_key="sesame", max_retries=0)
+            r = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "Where is the Eiffel Tower?"}],
+                                               max_tokens=12, temperature=0)
+            out = {"text": r.choices[0].message.content, "finish": r.choices[0].finish_reason, "usage": r.usage.completion_tokens,
+                   "models": [m.id for m in client.models.list()]}
+            try:
+                client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
+            except openai.NotFoundError as e:
+                out["not_found"] = e.body["message"]
+            try:
+                openai.OpenAI(base_url=sys.argv[1] + "/v1", api_key="wrong", max_retries=0).models.list()
+            except openai.AuthenticationError as e:
+                out["auth"] = e.status_code
+            print(json.dumps(out))
+            """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: python)
+        p.arguments = ["-c", script, server.base]
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out; p.standardError = err; p.standardInput = Pipe()
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        let errText = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0, errText)
+        let r = try JSONParser.parse(bytes: Array(data))
+        let expected = try LocalChatModel(directory: dir, name: "tiny").chat([.user("Where is the Eiffel Tower?")], settings: GenerationSettings(maxTokens: 12))
+        XCTAssertEqual(r["text"]?.stringValue, expected.text)
+        XCTAssertEqual(r["usage"]?.intValue, expected.completionTokens)
+        XCTAssertEqual(r["models"]?.arrayValue?.first?.stringValue, "tiny")
+        XCTAssertEqual(r["not_found"]?.stringValue, "The model 'nope' does not exist; this server has 'tiny'.")
+        XCTAssertEqual(r["auth"]?.intValue, 401)
+    }
+}
