@@ -77,9 +77,40 @@ public final class SentenceEncoder: @unchecked Sendable {
         guard words.columns == h, positions.rows >= maxLength else { throw ModelError(directory, "embedding shapes do not match config.json") }
     }
 
-    /// Sentence embeddings of `texts`, all in one batch (rows of every text stacked for the
-    /// matrix products; attention within each text, so no padding is computed).
+    /// Threads for `embed`: a batch's texts are split among them, each part with single-threaded
+    /// OpenBLAS (as the trainer does: our own loops then never leave OpenBLAS threads spinning).
+    public var threads: Int = (try? BLAS.shared().threads) ?? 1
+
+    /// Sentence embeddings of `texts`, in order.
     public func embed(_ texts: [String]) throws -> [[Float]] {
+        let parts = min(threads, texts.count)
+        guard parts > 1 else { return try embedTogether(texts) }
+        // Contiguous parts of about equal token counts.
+        let lengths = texts.map { min($0.utf8.count, 4 * maxLength) + 16 }
+        let total = lengths.reduce(0, +)
+        var bounds = [0], running = 0
+        for (i, l) in lengths.enumerated() {
+            running += l
+            if bounds.count < parts && running * parts >= total * bounds.count && i + 1 < texts.count { bounds.append(i + 1) }
+        }
+        bounds.append(texts.count)
+        let cuts = bounds
+        final class Results: @unchecked Sendable { let lock = SpinLock(); var parts: [[[Float]]] = [] }
+        let results = Results()
+        results.parts = Array(repeating: [], count: cuts.count - 1)
+        let blas = try BLAS.shared(), saved = blas.threads
+        blas.threads = 1
+        defer { blas.threads = saved }
+        try Parallel.forEach(cuts.count - 1, threads: parts) { p in
+            let part = try self.embedTogether(Array(texts[cuts[p]..<cuts[p + 1]]))
+            results.lock.withLock { results.parts[p] = part }
+        }
+        return results.parts.flatMap { $0 }
+    }
+
+    /// Sentence embeddings of `texts` in one batch (rows of every text stacked for the matrix
+    /// products; attention within each text, so no padding is computed).
+    func embedTogether(_ texts: [String]) throws -> [[Float]] {
         guard !texts.isEmpty else { return [] }
         let ids = texts.map { tokenizer.encode($0, maxLength: maxLength) }
         var starts: [Int] = [], total = 0

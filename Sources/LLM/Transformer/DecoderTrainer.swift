@@ -152,18 +152,17 @@ public final class DecoderTrainer {
         // which thread finished first.
         let items = results.items.compactMap { $0 }
         let names = items.first?.grads.keys.sorted() ?? []
-        final class Sums: @unchecked Sendable { var tensors: [Tensor] = [] }
-        let sums = Sums()
-        sums.tensors = names.map { items[0].grads[$0]! }
+        final class Sum: @unchecked Sendable { var tensor: Tensor; init(_ t: Tensor) { tensor = t } }  // one object per name: no shared array is written
+        let sums = names.map { Sum(items[0].grads[$0]!) }
         try Parallel.forEach(names.count, threads: threads) { n in
             for item in items.dropFirst() {
                 item.grads[names[n]]!.data.withUnsafeBufferPointer { g in
-                    sums.tensors[n].data.withUnsafeMutableBufferPointer { t in for i in t.indices { t[i] += g[i] } }
+                    sums[n].tensor.data.withUnsafeMutableBufferPointer { t in for i in t.indices { t[i] += g[i] } }
                 }
             }
         }
         var total: [String: Tensor] = [:]
-        for (n, name) in names.enumerated() { total[name] = sums.tensors[n] }
+        for (n, name) in names.enumerated() { total[name] = sums[n].tensor }
         let loss = items.reduce(0) { $0 + $1.loss }
         // Averaging over the batch and clipping are one multiplier, applied as AdamW reads the gradients.
         let scale = 1 / Float(max(1, batch.count))
