@@ -74,3 +74,26 @@ final class GenerateCommandTests: XCTestCase {
         XCTAssertTrue(missing.stderr.contains("config.json: cannot read the model config"), missing.stderr)
     }
 }
+
+final class EmbedCommandTests: XCTestCase {
+    func testOneArrayPerLineAndErrorsNameTheLine() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let model = root + "/models/all-MiniLM-L6-v2"
+        guard FileManager.default.fileExists(atPath: model + "/model.safetensors") else { return XCTFail("run scripts/fetch-models.sh") }
+        let dir = try makeTempDirectory(self)
+        try "\"Paris is in France.\"\n\n\"Berlin\"\n".write(toFile: dir + "/t.jsonl", atomically: true, encoding: .utf8)
+        let r = try CLI.run(["embed", "--model", model, "t.jsonl"], in: dir)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let lines = r.stdout.split(separator: "\n")
+        XCTAssertEqual(lines.count, 2)
+        for line in lines {
+            let v = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [Double])
+            XCTAssertEqual(v.count, 384)
+            XCTAssertEqual(v.reduce(0) { $0 + $1 * $1 }, 1, accuracy: 1e-4)
+        }
+        try "\"ok\"\n{\"not\": \"a string\"}\n".write(toFile: dir + "/bad.jsonl", atomically: true, encoding: .utf8)
+        let bad = try CLI.run(["embed", "--model", model, "bad.jsonl"], in: dir)
+        XCTAssertEqual(bad.status, 2)
+        XCTAssertTrue(bad.stderr.contains("bad.jsonl:2: expected a JSON string"), bad.stderr)
+    }
+}

@@ -58,3 +58,18 @@ final class SentenceEncoderTests: XCTestCase {
         print("largest cosine distance to sentence-transformers over \(sentences.count) sentences: \(worst)")
     }
 }
+
+extension SentenceEncoderTests {
+    /// A directory with only vocab.txt (and tokenizer_config.json) tokenizes the same.
+    func testVocabTxtGivesTheSameIDsAsTokenizerJSON() throws {
+        _ = try encoder()
+        let dir = NSTemporaryDirectory() + "vocab-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        for f in ["vocab.txt", "tokenizer_config.json"] {
+            try FileManager.default.copyItem(atPath: SentenceEncoderTests.model + "/" + f, toPath: dir + "/" + f)
+        }
+        let fromVocab = try WordPieceTokenizer(directory: dir)
+        let (sentences, ids) = try cases()
+        for (s, expected) in zip(sentences, ids) { XCTAssertEqual(fromVocab.encode(s, maxLength: 256), expected, s) }
+    }
+}
