@@ -9,6 +9,7 @@ public enum HAPSStages {
         r.register(ScoreStage.self)
         r.register(BuildSFTStage.self)
         r.register(TrainDecoderStage.self)
+        r.register(SynthDataStage.self)
         return r
     }
 }
