@@ -234,7 +234,8 @@ public final class HTTPClient: @unchecked Sendable {
 }
 
 extension String {
-    var trimmingSpaces: String {
+    /// Without leading and trailing whitespace (Python's `str.strip()` on the common cases).
+    public var trimmingSpaces: String {
         var s = Substring(self)
         while let f = s.first, f.isWhitespace { s.removeFirst() }
         while let l = s.last, l.isWhitespace { s.removeLast() }

@@ -10,6 +10,7 @@ public enum HAPSStages {
         r.register(BuildSFTStage.self)
         r.register(TrainDecoderStage.self)
         r.register(SynthDataStage.self)
+        r.register(TrainAgentStage.self)
         return r
     }
 }

@@ -137,6 +137,7 @@ final class DialogueTests: XCTestCase {
     func testPromptSetsAreValidatedAndTheShippedFilesAreTheStandardSet() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
         XCTAssertEqual(try PromptSet.load(directory: root + "/prompts/standard"), PromptSet.standard)
+        XCTAssertEqual(try PromptSet.load(directory: root + "/prompts/embedded"), PromptSet.embedded)
         XCTAssertThrowsError(try PromptSet(studentThink: "{question}", studentSummarize: "", teacherThink: "{budget}", teacherSummarize: "",
                                            sentences: PromptSet.standard.sentences)) { e in
             XCTAssertEqual("\(e)", "prompt set: teacher_think uses {budget}, which it is not given; it may use {context}, {observation}, {question}")

@@ -224,16 +224,18 @@ extension DecoderModel {
     }
 
     /// The mean next-token cross-entropy of a sequence (transformers' causal LM loss) and its
-    /// gradient with respect to the logits.
-    public static func nextTokenLoss(logits: Tensor, tokens: [Int]) -> (loss: Float, dLogits: Tensor) {
+    /// gradient with respect to the logits. `targetsFrom`: only tokens at this index and after
+    /// are predicted (a prompt's tokens are context, not targets); 1 means every token.
+    public static func nextTokenLoss(logits: Tensor, tokens: [Int], targetsFrom: Int = 1) -> (loss: Float, dLogits: Tensor) {
         let v = logits.columns, n = tokens.count
         var d = Tensor(zeros: logits.shape)
-        guard n > 1 else { return (0, d) }
+        let first = max(1, targetsFrom)
+        guard n > first else { return (0, d) }
         var loss: Float = 0
-        let scale = 1 / Float(n - 1)
+        let scale = 1 / Float(n - first)
         logits.data.withUnsafeBufferPointer { lp in
             d.data.withUnsafeMutableBufferPointer { dp in
-                for j in 0..<(n - 1) {
+                for j in (first - 1)..<(n - 1) {
                     // One pass of exponentials: d = softmax(row) / (n − 1), minus 1/(n − 1) at the target.
                     let row = lp.baseAddress! + j * v, out = dp.baseAddress! + j * v
                     var m = -Float.infinity

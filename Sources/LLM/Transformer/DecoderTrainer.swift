@@ -130,8 +130,9 @@ public final class DecoderTrainer {
     }
 
     /// One optimisation step over `batch`; returns the batch's mean loss before the step.
+    /// `targetsFrom[i]`: the first token of sequence i that is a target (default: all).
     @discardableResult
-    public func train(_ batch: [[Int]]) throws -> Float {
+    public func train(_ batch: [[Int]], targetsFrom: [Int]? = nil) throws -> Float {
         final class Results: @unchecked Sendable {
             let lock = SpinLock()
             var items: [(loss: Float, grads: [String: Tensor])?]
@@ -144,7 +145,7 @@ public final class DecoderTrainer {
         defer { if parallel { blas.threads = blasThreads } }
         try Parallel.forEach(batch.count, threads: parallel ? threads : 1) { i in
             let tape = try model.tapedForward(batch[i])
-            let (l, dLogits) = DecoderModel.nextTokenLoss(logits: tape.logits, tokens: batch[i])
+            let (l, dLogits) = DecoderModel.nextTokenLoss(logits: tape.logits, tokens: batch[i], targetsFrom: targetsFrom?[i] ?? 1)
             let grads = try model.backward(tape, dLogits: dLogits, target: .weights)
             results.lock.withLock { results.items[i] = (l, grads) }
         }
