@@ -17,6 +17,8 @@ public final class LocalChatModel: ChatModel, @unchecked Sendable {
     /// Stop ids: the config's end-of-sequence ids and the template's end-of-turn tokens.
     public let stopTokens: Set<Int>
     private let lock = SpinLock()
+    /// Concurrent chats (a sampling stage's many dialogues) are generated in batches.
+    private let batcher: GenerationBatcher
 
     public var identity: String { "local:\(name)" }
 
@@ -28,15 +30,17 @@ public final class LocalChatModel: ChatModel, @unchecked Sendable {
         let template = template ?? ChatTemplate.forFamily(model.config.family)
         stopTokens = Set(model.config.eosTokenIDs + template.endOfTurn.compactMap { tokenizer.addedTokens[$0] })
         self.tokenizer = tokenizer; self.template = template; self.name = name
+        batcher = GenerationBatcher(model: model, maxBatch: 32, maxQueue: 1 << 20)
     }
+
+    deinit { batcher.stop() }
 
     public func chat(_ messages: [ChatMessage], settings: GenerationSettings) throws -> ChatReply {
         let prompt = tokenizer.encode(template.render(messages))
         let request = GenerationRequest(prompt: prompt, maxNewTokens: settings.maxTokens, temperature: Float(settings.temperature),
                                         topP: Float(settings.topP), seed: UInt64(truncatingIfNeeded: settings.seed ?? 0),
                                         stopTokens: stopTokens)
-        // One generation at a time per model: the engine's matrix products use the cores already.
-        let result = try lock.withLock { try model.generate([request])[0] }
+        let result = try Waiter<GenerationResult>.wait { done in try batcher.submit(request, completion: done) }
         var ids = result.ids
         if result.finishReason == "stop" { ids.removeLast() }
         var text = tokenizer.decode(ids, skipSpecial: true)
@@ -82,5 +86,26 @@ public final class LocalChatModel: ChatModel, @unchecked Sendable {
             return LoRAReply(reply: reply, ids: result.ids, logprob: logprob, gradientA: grads["lora.A"] ?? Tensor(zeros: lora.a.shape),
                              gradientB: grads["lora.B"] ?? Tensor(zeros: lora.b.shape))
         }
+    }
+}
+
+/// Blocks a thread until a callback delivers a result.
+final class Waiter<T: Sendable>: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var result: Result<T, any Error>?
+    init() { pthread_mutex_init(mutex, nil); pthread_cond_init(condition, nil) }
+    deinit { pthread_cond_destroy(condition); pthread_mutex_destroy(mutex); condition.deallocate(); mutex.deallocate() }
+
+    static func wait(_ start: (@escaping @Sendable (Result<T, any Error>) -> Void) throws -> Void) throws -> T {
+        let w = Waiter<T>()
+        try start { r in
+            pthread_mutex_lock(w.mutex); w.result = r; pthread_cond_signal(w.condition); pthread_mutex_unlock(w.mutex)
+        }
+        pthread_mutex_lock(w.mutex)
+        while w.result == nil { pthread_cond_wait(w.condition, w.mutex) }
+        let r = w.result!
+        pthread_mutex_unlock(w.mutex)
+        return try r.get()
     }
 }

@@ -21,6 +21,7 @@ public struct SampleStage: StageType {
         var temperature: Double?
         var top_p: Double?
         var max_tokens: Int?
+        var prompts: String?
     }
 
     public static let name = "sample"
@@ -34,11 +35,14 @@ public struct SampleStage: StageType {
         ParameterInfo("temperature", "default 0 (greedy), as the reference"),
         ParameterInfo("top_p", "default 1"),
         ParameterInfo("max_tokens", "default 256"),
+        ParameterInfo("prompts", "standard (default) or embedded: the built-in prompt set, when no prompts input is given"),
     ]
 
     public static func ports(_ p: Params) -> StagePorts {
         StagePorts(inputs: [InputPort("questions", kind: HotpotQA.kind, help: "HotpotQA questions"),
-                            InputPort("prompts", kind: .any, optional: true, help: "a prompt-set directory (default: the standard set)")],
+                            InputPort("prompts", kind: .any, optional: true, help: "a prompt-set directory (default: the standard set)")] +
+                       p.candidates.map { InputPort("model_\($0)", kind: "model", optional: true,
+                                                    help: "a model directory from the pipeline (train-agent) for candidate \($0): its resource is then local") },
                    output: Samples.kind)
     }
 
@@ -49,6 +53,9 @@ public struct SampleStage: StageType {
         if p.candidates.isEmpty { problems.append(SpecProblem(path.appending("candidates"), "needs at least one candidate")) }
         if let b = p.budget, b < 0 { problems.append(SpecProblem(path.appending("budget"), "expected a non-negative integer")) }
         if let w = p.workers, w < 1 { problems.append(SpecProblem(path.appending("workers"), "expected a positive integer")) }
+        if let s = p.prompts, s != "standard" && s != "embedded" {
+            problems.append(SpecProblem(path.appending("prompts"), "expected standard or embedded" + NearestName.hint(s, among: ["standard", "embedded"])))
+        }
         return problems
     }
 
@@ -75,7 +82,8 @@ public struct SampleStage: StageType {
         let questionsInput = context.inputs["questions"]!
         let questionsPath = questionsInput.manifest.files["questions.jsonl"] != nil ? questionsInput.path(of: "questions.jsonl") : questionsInput.path
         let questions = try HotpotQA.load(questionsPath)
-        let prompts = try context.inputs["prompts"].map { try PromptSet.load(directory: $0.directory) } ?? .standard
+        let prompts: PromptSet = try context.inputs["prompts"].map { try PromptSet.load(directory: $0.directory) } ??
+            (p.prompts.map { $0 == "embedded" ? PromptSet.embedded : PromptSet.standard } ?? .standard)
         let resources = context.resources
         let unreachable = Backends.unreachable(resources)
         if !unreachable.isEmpty {
@@ -84,7 +92,16 @@ public struct SampleStage: StageType {
         let counter = CallCounter()
         let limits = EndpointLimits()
         let models = try p.candidates.map { c in
-            MemoizedChatModel(try Backends.model(resources["models.\(c)"]!, name: "models.\(c)", limits: limits, baseDirectory: context.baseDirectory), store: context.store, counter: counter)
+            var resource = resources["models.\(c)"]!
+            if let input = context.inputs["model_\(c)"] {
+                // A model trained by the pipeline: local, named with its content digest so that the
+                // memo never replays another version's calls.
+                resource = .object((resource.objectMembers ?? []).filter { $0.key != "path" && $0.key != "backend" && $0.key != "model" } +
+                                   [("backend", "local"), ("path", .string(input.directory)),
+                                    ("model", .string("\(displayName(resources["models.\(c)"], c))@\(input.digest.hex.prefix(16))"))])
+            }
+            return MemoizedChatModel(try Backends.model(resource, name: "models.\(c)", limits: limits, baseDirectory: context.baseDirectory),
+                                     store: context.store, counter: counter)
         }
         let retrieverName = p.retriever ?? "retriever"
         let retriever = try Backends.retriever(resources[retrieverName]!, name: retrieverName, baseDirectory: context.baseDirectory)
