@@ -45,7 +45,8 @@ final class TrainAgentTests: XCTestCase {
               "train": {"type": "synth-data", "params": {"split": "train", "people": 40, "sizes": {"train": 30, "valid": 10, "test": 0}}},
               "agent": {"type": "train-agent", "inputs": {"questions": "train"},
                         "params": {"layers": 1, "hidden_size": 32, "heads": 2, "kv_heads": 1, "vocab_size": 400, "steps": 25,
-                                   "batch_size": 4, "lr": 0.01, "max_length": 256, "checkpoint_every": 10}}}}
+                                   "batch_size": 4, "lr": 0.01, "max_length": 256, "checkpoint_every": 10,
+                                   "fresh_worlds": 2, "fresh_questions": 10}}}}
             """, file: "a.json", registry: HAPSStages.registry, baseDirectory: dir)
         let store = try Store(root: dir + "/store")
         let run = try Executor(spec: spec, store: store, options: RunOptions()).run()

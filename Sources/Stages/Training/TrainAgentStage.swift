@@ -29,10 +29,13 @@ public struct TrainAgentStage: StageType {
         var budget: Int?
         var max_length: Int?
         var checkpoint_every: Int?
+        var fresh_worlds: Int?
+        var fresh_questions: Int?
+        var difficulty: String?
     }
 
     public static let name = "train-agent"
-    public static let version = 1
+    public static let version = 2
     public static let summary = "Train a small candidate LLM on scripted expert dialogues over generated questions."
     public static let parameters = [
         ParameterInfo("layers", "decoder layers (default 2)"), ParameterInfo("hidden_size", "default 64"),
@@ -45,6 +48,9 @@ public struct TrainAgentStage: StageType {
         ParameterInfo("budget", "search steps of the expert dialogues (default 3)"),
         ParameterInfo("max_length", "longest training sequence in tokens; longer turns are cut from the left (default 384)"),
         ParameterInfo("checkpoint_every", "steps between checkpoints (default 50)"),
+        ParameterInfo("fresh_worlds", "extra generated worlds to train on, each with names of its own, so that copying pays and memorising does not (default 40)"),
+        ParameterInfo("fresh_questions", "questions drawn from each fresh world (default 40)"),
+        ParameterInfo("difficulty", "of the fresh worlds' distractors: easy, medium or hard (default hard)"),
     ]
     static let mixKeys = ["bridge", "comparison", "student", "teacher"]
     static let special = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
@@ -86,7 +92,15 @@ public struct TrainAgentStage: StageType {
     }
 
     public static func run(_ p: Params, _ context: StageContext) throws {
-        let questions = try HotpotQA.load(context.inputs["questions"]!.path(of: "questions.jsonl"))
+        var questions = try HotpotQA.load(context.inputs["questions"]!.path(of: "questions.jsonl"))
+        // Fresh worlds: new names every few questions, so the model must copy entities from the
+        // question and the paragraphs rather than recall them.
+        let perWorld = p.fresh_questions ?? 40
+        for w in 0..<(p.fresh_worlds ?? 40) {
+            var generator = SynthQuestions(world: SynthWorld(people: 40, seed: context.seed &+ 1_000_003 &* UInt64(w + 1)))
+            generator.difficulty = SynthQuestions.Difficulty(rawValue: p.difficulty ?? "hard") ?? .hard
+            questions += generator.questions(perWorld, seed: context.seed &+ UInt64(w))
+        }
         let turns = try expertTurns(questions, noise: p.noise ?? 0.2, seed: context.seed, budget: p.budget ?? 3)
         // Tokenizer: byte-level BPE trained on the transcripts (seeded sample, deterministic).
         var corpus = turns.map { $0.prompt + $0.reply }
