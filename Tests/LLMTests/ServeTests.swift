@@ -145,7 +145,7 @@ final class ServeTests: XCTestCase {
             group.enter()
             Thread.detachNewThread {
                 let client = try? HTTPClient(retry: RetryPolicy(maxAttempts: 1))
-                let body = #"{"messages": [{"role": "user", "content": "a long answer please"}], "max_tokens": 200, "temperature": 1, "seed": 1}"#
+                let body = #"{"messages": [{"role": "user", "content": "a long answer please"}], "max_tokens": 1500, "temperature": 1, "seed": 1}"#
                 var status = 0
                 do { status = try client?.postJSON(server.base + "/v1/chat/completions", body: Array(body.utf8)).status ?? 0 } catch let e as HTTPError {
                     if case .status(let s) = e.code { status = s }

@@ -79,14 +79,14 @@ final class ExecutorTests: XCTestCase {
     }
 
     func testFailFastStopsSchedulingAndKeepGoingRunsTheRest() throws {
-        let json = #"{"name": "p", "stages": {\#(cmd("bad", script: "echo oops >&2; exit 3")), \#(cmd("after", inputs: ["in": "bad"], script: "cat {inputs.in} > {outputs.out.txt}")), \#(cmd("slow", script: "sleep 0.5; echo ok > {outputs.out.txt}")), \#(cmd("next", inputs: ["in": "slow"], script: "cat {inputs.in} > {outputs.out.txt}"))}}"#
+        let json = #"{"name": "p", "stages": {\#(cmd("bad", script: "sleep 0.2; echo oops >&2; exit 3")), \#(cmd("after", inputs: ["in": "bad"], script: "cat {inputs.in} > {outputs.out.txt}")), \#(cmd("slow", script: "sleep 0.5; echo ok > {outputs.out.txt}")), \#(cmd("next", inputs: ["in": "slow"], script: "cat {inputs.in} > {outputs.out.txt}"))}}"#
         var options = RunOptions()
         options.jobs = 2
         let s1 = try runPipeline(try load(json, dir: dir), store: store, options: options)
         XCTAssertEqual(s1.outcomes(), ["bad": "failed", "after": "skipped", "slow": "ran", "next": "skipped"],
                        "a running stage finishes, but nothing new starts after a failure")
         guard case .failed(let message) = s1.result("bad")!.outcome else { return XCTFail() }
-        XCTAssertTrue(message.hasPrefix("command exited with status 3: /bin/sh -c echo bad >> "), message)
+        XCTAssertTrue(message.hasPrefix("command exited with status 3: /bin/sh -c echo bad >> "), message)  // (bad fails after 0.2 s, so that slow is surely running then)
         XCTAssertTrue(message.hasSuffix("---\noops\n"), message)
         XCTAssertEqual(s1.result("after")!.outcome, .skipped("input stage 'bad' failed"))
         XCTAssertEqual(s1.result("next")!.outcome, .skipped("run stopped before it started"))
