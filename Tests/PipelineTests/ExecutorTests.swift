@@ -1,25 +1,7 @@
 import XCTest
 @testable import Pipeline
 
-final class ExecutorTests: XCTestCase {
-    var dir = ""
-    var store: Store!
-
-    override func setUpWithError() throws {
-        dir = try makeTempDir(self)
-        store = try Store(root: dir + "/store")
-    }
-
-    /// A command stage that records each execution in `runs.log` (one line per run).
-    func cmd(_ name: String, inputs: [String: String] = [:], script: String, params: String = "{}") -> String {
-        let ins = inputs.map { "\"\($0.key)\": \"\($0.value)\"" }.joined(separator: ", ")
-        return #""\#(name)": {"type": "command", "inputs": {\#(ins)}, "params": {"run": "echo \#(name) >> \#(dir)/runs.log; \#(script)", "outputs": ["out.txt"], "params": \#(params)}}"#
-    }
-
-    func executions() -> [String] {
-        ((try? read(dir + "/runs.log")) ?? "").split(separator: "\n").map(String.init)
-    }
-
+final class ExecutorTests: CommandStageTestCase {
     func testIndependentStagesRunInParallelWithinJobs() throws {
         let spec = try load(#"{"name": "p", "stages": {\#(cmd("a", script: "sleep 1; echo a > {outputs.out.txt}")), \#(cmd("b", script: "sleep 1; echo b > {outputs.out.txt}"))}}"#, dir: dir)
         var options = RunOptions()

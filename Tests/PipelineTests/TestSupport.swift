@@ -106,3 +106,24 @@ extension RunSummary {
         Dictionary(uniqueKeysWithValues: results.map { ($0.stage, $0.outcome.label) })
     }
 }
+
+/// Tests of pipelines of `command` stages that log each execution in `runs.log`.
+class CommandStageTestCase: XCTestCase {
+    var dir = ""
+    var store: Store!
+
+    override func setUpWithError() throws {
+        dir = try makeTempDir(self)
+        store = try Store(root: dir + "/store")
+    }
+
+    /// A command stage that records each execution in `runs.log` (one line per run).
+    func cmd(_ name: String, inputs: [String: String] = [:], script: String, params: String = "{}") -> String {
+        let ins = inputs.map { "\"\($0.key)\": \"\($0.value)\"" }.joined(separator: ", ")
+        return #""\#(name)": {"type": "command", "inputs": {\#(ins)}, "params": {"run": "echo \#(name) >> \#(dir)/runs.log; \#(script)", "outputs": ["out.txt"], "params": \#(params)}}"#
+    }
+
+    func executions() -> [String] {
+        ((try? read(dir + "/runs.log")) ?? "").split(separator: "\n").map(String.init)
+    }
+}

@@ -1,0 +1,106 @@
+/// A sweep: one spec, several sets of overrides (points), merged into one DAG in which stages
+/// that are the same in several points (same type, version, parameters, resources, seed and
+/// inputs, recursively) are one node, so each runs once (DESIGN.md §4, docs/sweeps.md).
+///
+///     let sweep = try Sweep(name: "alpha", specPath: "pipelines/demo.json",
+///                           points: Sweep.grid(["rl_train.params.alpha": ["0.1", "0.2"]]), registry: r)
+///     try Executor(spec: sweep.merged, store: store, options: options).run()
+public struct Sweep: Sendable {
+    /// One point: a label and its overrides (`stage.param=value`).
+    public struct Point: Sendable, Equatable {
+        public var label: String
+        public var overrides: [String]
+        public init(label: String, overrides: [String]) { self.label = label; self.overrides = overrides }
+    }
+    public let name: String
+    public let points: [Point]
+    /// The merged DAG.
+    public let merged: PipelineSpec
+    /// Per point: its own stage name → the merged stage that computes it.
+    public let mapping: [[String: String]]
+
+    /// The cartesian product of `axes` (parameter → values), in the given order.
+    public static func grid(_ axes: [(parameter: String, values: [String])]) -> [Point] {
+        var points: [[(String, String)]] = [[]]
+        for (p, values) in axes { points = points.flatMap { pt in values.map { pt + [(p, $0)] } } }
+        return points.map { Point(label: $0.map { "\(Sweep.shortName($0.0))=\($0.1)" }.joined(separator: ","), overrides: $0.map { "\($0.0)=\($0.1)" }) }
+    }
+
+    /// Values taken together: the i-th value of every axis forms point i (equal lengths).
+    public static func zip(_ axes: [(parameter: String, values: [String])]) throws(SweepError) -> [Point] {
+        guard let n = axes.first?.values.count, axes.allSatisfy({ $0.values.count == n }) else {
+            throw SweepError("--zip needs the same number of values for every parameter: " + axes.map { "\($0.parameter) has \($0.values.count)" }.joined(separator: ", "))
+        }
+        return (0..<n).map { i in
+            Point(label: axes.map { "\(Sweep.shortName($0.parameter))=\($0.values[i])" }.joined(separator: ","), overrides: axes.map { "\($0.parameter)=\($0.values[i])" })
+        }
+    }
+
+    /// The parameter as labels show it: "rl_train.alpha" → "alpha" when the last part is enough.
+    static func shortName(_ p: String) -> String { p.split(separator: ".").last.map(String.init) ?? p }
+
+    public init(name: String, specText: String, file: String, points: [Point], registry: StageRegistry, baseDirectory: String) throws {
+        guard !points.isEmpty else { throw SweepError("a sweep needs at least one point") }
+        let specs = try points.map { try PipelineSpec.parse(text: specText, file: file, registry: registry, overrides: $0.overrides, baseDirectory: baseDirectory) }
+        self.name = name
+        self.points = points
+        (merged, mapping) = Sweep.merge(specs, labels: points.map(\.label), name: "\(specs[0].name)~\(name)")
+    }
+
+    /// Merges point specs: a stage's signature covers everything that makes its key, with its
+    /// stage inputs replaced by their merged nodes, so equal signatures are the same work.
+    static func merge(_ specs: [PipelineSpec], labels: [String], name: String) -> (PipelineSpec, [[String: String]]) {
+        var signatureOf: [[String: String]] = Array(repeating: [:], count: specs.count)
+        var variants: [String: [String]] = [:]  // stage name → distinct signatures, first seen first
+        // Signatures depend on the signatures of inputs: walk each point in topological order.
+        for (i, spec) in specs.enumerated() {
+            for s in spec.order {
+                let st = spec.stages[s]!
+                let inputs: [JSONValue] = st.inputs.map { input in
+                    switch input.source {
+                    case .stage(let up): return ["port": .string(input.port), "stage": .string(signatureOf[i][up]!)]
+                    case .path(let p): return ["port": .string(input.port), "path": .string(p)]
+                    }
+                }
+                let sig = Digest.of(string: JSONValue.object([
+                    "type": .string(st.definition.name), "version": .number(Double(st.definition.version)), "params": st.paramsJSON,
+                    "inputs": .array(inputs), "resources": .object(st.resources.map { ($0.key, $0.value) }),
+                    "seed": .number(Double(st.seed)), "pool": st.pool.map(JSONValue.string) ?? .null, "cpus": .number(Double(st.cpus)),
+                ]).canonical).hex
+                signatureOf[i][s] = sig
+                if !(variants[s] ?? []).contains(sig) { variants[s, default: []].append(sig) }
+            }
+        }
+        // Names: a stage the same in every point keeps its name; variants get "stage@label".
+        var nodeName: [String: String] = [:]  // signature → merged name
+        var mapping: [[String: String]] = Array(repeating: [:], count: specs.count)
+        var merged = specs[0]
+        merged.name = name
+        merged.stages = [:]
+        merged.order = []
+        for (i, spec) in specs.enumerated() {
+            for s in spec.order {
+                let sig = signatureOf[i][s]!
+                if let existing = nodeName[sig] { mapping[i][s] = existing; continue }
+                let node = variants[s]!.count == 1 ? s : "\(s)@\(labels[i])"
+                nodeName[sig] = node
+                mapping[i][s] = node
+                var st = spec.stages[s]!
+                st.name = node
+                st.inputs = st.inputs.map { input in
+                    guard case .stage(let up) = input.source else { return input }
+                    return (input.port, input.kind, .stage(mapping[i][up]!))
+                }
+                merged.stages[node] = st
+                merged.order.append(node)
+            }
+        }
+        return (merged, mapping)
+    }
+}
+
+public struct SweepError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ message: String) { description = message }
+}
+

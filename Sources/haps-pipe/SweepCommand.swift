@@ -1,0 +1,183 @@
+import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Pipeline
+import Stages
+
+/// `haps-pipe sweep`: run a spec over a grid (or zip) of parameter values as one merged DAG.
+struct SweepCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sweep",
+        abstract: "Run a spec over several parameter values as one merged DAG; shared stages run once.",
+        discussion: """
+            Examples:
+              haps-pipe sweep pipelines/demo.json --grid rl_train.alpha=0.001,0.01,0.1 --name alpha
+              haps-pipe sweep pipelines/demo.json --grid rl_train.alpha=0.01,0.1 --grid sft_train.lr=1e-5,3e-5 --name grid
+              haps-pipe sweep status alpha
+            Docs: docs/sweeps.md.
+            """,
+        subcommands: [SweepRun.self, SweepStatus.self],
+        defaultSubcommand: SweepRun.self)
+}
+
+/// The sweep's state in the store: `sweeps/<name>.json` (spec, points).
+struct SweepState {
+    var name: String
+    var spec: String
+    var points: [Sweep.Point]
+
+    static func path(_ store: Store, _ name: String) -> String { "\(store.root)/sweeps/\(name).json" }
+
+    static func load(_ store: Store, _ name: String) throws -> SweepState? {
+        guard FileIO.exists(path(store, name)) else { return nil }
+        let j = try JSONParser.parse(try FileIO.readString(path(store, name)))
+        return SweepState(name: name, spec: j["spec"]?.stringValue ?? "",
+                          points: (j["points"]?.arrayValue ?? []).map { Sweep.Point(label: $0["label"]?.stringValue ?? "",
+                                                                                    overrides: ($0["overrides"]?.arrayValue ?? []).compactMap(\.stringValue)) })
+    }
+
+    func save(_ store: Store) throws {
+        let j: JSONValue = ["name": .string(name), "spec": .string(spec),
+                            "points": .array(points.map { ["label": .string($0.label), "overrides": .array($0.overrides.map(JSONValue.string))] })]
+        try FileIO.writeAtomically(j.pretty + "\n", to: SweepState.path(store, name))
+    }
+
+    func sweep(in store: Store) throws -> Sweep {
+        let text: String
+        do { text = try FileIO.readString(spec) } catch { throw UsageError("sweep \(name): cannot read its spec \(spec): \(error.reason)") }
+        return try Sweep(name: name, specText: text, file: spec, points: points, registry: HAPSStages.registry,
+                         baseDirectory: FileManager.default.currentDirectoryPath)
+    }
+}
+
+/// One table row per point: its overrides, its state and the figures of its final artifacts.
+enum SweepTable {
+    static func rows(_ sweep: Sweep, store: Store, planned: [String: PlanEntry]) -> (header: [String], rows: [[String]]) {
+        let parameters = sweep.points.first?.overrides.map { String($0.prefix { $0 != "=" }) } ?? []
+        var figureNames: [String] = []
+        var cells: [[String: String]] = []
+        let point0 = try? PipelineSpec.parse(text: (try? FileIO.readString(sweep.merged.sourcePath)) ?? "", file: sweep.merged.sourcePath,
+                                             registry: HAPSStages.registry, overrides: sweep.points[0].overrides)
+        for (i, point) in sweep.points.enumerated() {
+            var row: [String: String] = [:]
+            for o in point.overrides { let k = String(o.prefix { $0 != "=" }); row[k] = String(o.dropFirst(k.count + 1)) }
+            let nodes = Array(Set(sweep.mapping[i].values))
+            let done = nodes.allSatisfy { planned[$0]?.action == .cached }
+            row["state"] = done ? "done" : "pending"
+            // Final stages of the point: those no other stage of the point reads.
+            let sinks = (point0?.order ?? []).filter { s in point0?.dependents(of: s).isEmpty ?? false }
+            for s in sinks {
+                guard let node = sweep.mapping[i][s], let entry = planned[node], entry.action == .cached, let key = entry.key,
+                      let out = store.action(key)?.output, let dir = try? store.materialize(out), let manifest = try? store.manifest(out) else { continue }
+                for f in ArtifactFigures.figures(kind: manifest.kind, directory: dir) {
+                    let name = "\(s).\(f.name)"
+                    if !figureNames.contains(name) { figureNames.append(name) }
+                    row[name] = Format.fixed(f.value, 4)
+                }
+            }
+            cells.append(row)
+        }
+        let header = ["point"] + parameters.map { String($0.split(separator: ".").last!) } + ["state"] + figureNames
+        let keys = parameters + ["state"] + figureNames
+        return (header, sweep.points.indices.map { i in [sweep.points[i].label] + keys.map { cells[i][$0] ?? "" } })
+    }
+
+    static func markdown(_ t: (header: [String], rows: [[String]])) -> String {
+        var s = "| " + t.header.joined(separator: " | ") + " |\n|" + String(repeating: " --- |", count: t.header.count) + "\n"
+        for r in t.rows { s += "| " + r.joined(separator: " | ") + " |\n" }
+        return s
+    }
+
+    static func csv(_ t: (header: [String], rows: [[String]])) -> String {
+        func field(_ f: String) -> String { f.contains(",") || f.contains("\"") ? "\"" + f.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\"") + "\"" : f }
+        return ([t.header] + t.rows).map { $0.map(field).joined(separator: ",") }.joined(separator: "\n") + "\n"
+    }
+
+    /// Plans the merged DAG (what is cached) and writes the tables beside the state.
+    static func report(_ sweep: Sweep, store: Store) throws -> String {
+        let plan = try Planner.plan(sweep.merged, selection: Set(sweep.merged.order), forced: [], lookups: .store(store, pipeline: sweep.merged.name))
+        var planned: [String: PlanEntry] = [:]
+        for e in plan { planned[e.stage] = e }
+        let t = rows(sweep, store: store, planned: planned)
+        try FileIO.writeAtomically(csv(t), to: "\(store.root)/sweeps/\(sweep.name)/results.csv")
+        let md = markdown(t)
+        try FileIO.writeAtomically(md, to: "\(store.root)/sweeps/\(sweep.name)/results.md")
+        return md
+    }
+}
+
+struct SweepRun: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "run", abstract: "Run (or resume, or extend) a sweep.")
+
+    @Argument(help: ArgumentHelp("The pipeline spec (JSON).", valueName: "spec")) var spec: String
+    @Option(parsing: .singleValue, help: ArgumentHelp("A grid axis: stage.param=v1,v2,... (repeatable; axes multiply).", valueName: "stage.param=values"))
+    var grid: [String] = []
+    @Option(parsing: .singleValue, help: ArgumentHelp("A zipped axis: the i-th values of all --zip axes go together (repeatable).", valueName: "stage.param=values"))
+    var zip: [String] = []
+    @Option(help: "The sweep's name: its state and tables live under sweeps/<name> in the store.") var name: String
+    @Option(name: [.short, .customLong("jobs")], help: "CPU slots for concurrently running stages (default: number of cores).") var jobs: Int?
+    @Flag(help: "Keep running the other points after a failure.") var keepGoing = false
+    @Flag(help: "Plain log lines even on a terminal.") var plain = false
+    @OptionGroup var storeOptions: StoreOptions
+
+    static func axes(_ specs: [String], flag: String) throws -> [(parameter: String, values: [String])] {
+        try specs.map { s in
+            guard let eq = s.firstIndex(of: "="), !s[s.index(after: eq)...].isEmpty else { throw UsageError("\(flag) '\(s)' is not stage.param=v1,v2,...") }
+            // The same `stage.param[.sub]` paths as `run --set`.
+            return (String(s[..<eq]), s[s.index(after: eq)...].split(separator: ",").map(String.init))
+        }
+    }
+
+    func run() throws {
+        do {
+            guard !grid.isEmpty || !zip.isEmpty else { throw UsageError("give at least one --grid or --zip axis") }
+            guard name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }), !name.isEmpty else {
+                throw UsageError("--name may hold letters, digits, '-' and '_' only")
+            }
+            var points = Sweep.grid(try SweepRun.axes(grid, flag: "--grid"))
+            if !zip.isEmpty {
+                let zipped = try Sweep.zip(try SweepRun.axes(zip, flag: "--zip"))
+                points = points.flatMap { g in zipped.map { z in Sweep.Point(label: [g.label, z.label].filter { !$0.isEmpty }.joined(separator: ","), overrides: g.overrides + z.overrides) } }
+            }
+            let store = try storeOptions.open()
+            // An existing sweep of this name is extended with the new points.
+            var state = try SweepState.load(store, name) ?? SweepState(name: name, spec: spec, points: [])
+            guard state.spec == spec else { throw UsageError("sweep '\(name)' exists for \(state.spec); choose another --name") }
+            for p in points where !state.points.contains(p) { state.points.append(p) }
+            let sweep = try state.sweep(in: store)
+            try state.save(store)
+            var options = RunOptions()
+            options.jobs = max(1, jobs ?? RunOptions.cores)
+            options.keepGoing = keepGoing
+            let display = ProgressDisplay(interactive: plain ? false : nil)
+            FileIO.writeStderr("sweep \(name): \(state.points.count) points, \(sweep.merged.order.count) distinct stages " +
+                               "(\(sweep.mapping.reduce(0) { $0 + $1.count }) over all points)\n")
+            let summary = try Executor(spec: sweep.merged, store: store, options: options, observer: display).run()
+            print(try SweepTable.report(sweep, store: store), terminator: "")
+            FileIO.writeStderr("tables: \(store.root)/sweeps/\(name)/results.csv, results.md\n")
+            if summary.interrupted { throw ExitCode(130) }
+            if !summary.failures.isEmpty { throw ExitCode.failure }
+        } catch let e as ExitCode { throw e } catch { throw ErrorOutput.fail(error) }
+    }
+}
+
+struct SweepStatus: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "A sweep's points (done or pending) with their figures.")
+    @Argument(help: "The sweep's name.") var name: String
+    @OptionGroup var storeOptions: StoreOptions
+
+    func run() throws {
+        do {
+            let store = try storeOptions.open()
+            guard let state = try SweepState.load(store, name) else {
+                let known = ((try? FileIO.listFiles(under: store.root + "/sweeps")) ?? []).filter { $0.hasSuffix(".json") && !$0.contains("/") }.map { String($0.dropLast(5)) }
+                throw NotFoundError("no sweep named '\(name)' in \(store.root)" + NearestName.hintOrChoices(name, among: known))
+            }
+            print(try SweepTable.report(try state.sweep(in: store), store: store), terminator: "")
+        } catch { throw ErrorOutput.fail(error) }
+    }
+}
+

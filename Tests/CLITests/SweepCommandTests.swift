@@ -1,0 +1,33 @@
+import Foundation
+import XCTest
+
+/// `haps-pipe sweep` end to end: a grid over build-sft's smart_target on the reference fixture.
+final class SweepCommandTests: XCTestCase {
+    let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/reference-fixtures").path
+
+    func testTheTableHoldsEachPointsFigures() throws {
+        let dir = try makeTempDirectory(self)
+        let baseline = fixtures + "/build-sft/baseline.jsonl"
+        try """
+            {"name": "t", "stages": {
+              "score": {"type": "score", "inputs": {"samples": "\(baseline)"}, "params": {"use_recorded": true}},
+              "sft": {"type": "build-sft", "inputs": {"samples": "\(baseline)"}, "params": {"tie_policy": "all", "balance": "smart_oversample", "smart_target": 40}}}}
+            """.write(toFile: dir + "/t.json", atomically: true, encoding: .utf8)
+        let r = try CLI.run(["sweep", "t.json", "--grid", "sft.smart_target=40,60", "--name", "targets", "--plain"], in: dir)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("sweep targets: 2 points, 3 distinct stages (4 over all points)"), r.stderr)
+        let csv = try String(contentsOfFile: dir + "/artifacts/sweeps/targets/results.csv", encoding: .utf8).split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        XCTAssertEqual(csv[0], ["point", "smart_target", "state", "score.best_fixed_f1", "score.oracle_f1", "score.oracle_gap", "score.random_f1", "sft.sft_rows"])
+        XCTAssertEqual(csv[1][0...2], ["smart_target=40", "40", "done"])
+        XCTAssertEqual(csv[1][7], "164.0000", "the reference's 164 rows at smart_target 40")
+        XCTAssertEqual(csv[1][3], csv[2][3], "the shared score is the same in both points")
+        XCTAssertNotEqual(csv[1][7], csv[2][7])
+        let status = try CLI.run(["sweep", "status", "targets"], in: dir)
+        XCTAssertEqual(status.status, 0, status.stderr)
+        XCTAssertTrue(status.stdout.hasPrefix("| point | smart_target | state |"), status.stdout)
+        let missing = try CLI.run(["sweep", "status", "targetz"], in: dir)
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.stderr.contains("no sweep named 'targetz'"), missing.stderr)
+    }
+}
