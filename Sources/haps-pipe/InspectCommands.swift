@@ -181,7 +181,7 @@ struct Show: ParsableCommand {
         commandName: "show",
         abstract: "Show an artifact: a stage's latest output, or any artifact by digest (prefix).")
 
-    @Argument(help: ArgumentHelp("STAGE, PIPELINE/STAGE, or an artifact digest (at least 6 hex digits).", valueName: "target")) var target: String
+    @Argument(help: ArgumentHelp("STAGE, PIPELINE/STAGE, an artifact digest (at least 6 hex digits), or a sweep's name (its table).", valueName: "target")) var target: String
     @Option(help: ArgumentHelp("Only look in this pipeline's results.", valueName: "name")) var pipeline: String?
     @Flag(help: "Print JSON (manifest and provenance) instead of text.") var json = false
     @Option(help: "Lines of each text file to preview.") var lines = 10
@@ -194,7 +194,12 @@ struct Show: ParsableCommand {
             let store = try storeOptions.open()
             var digest: Digest?
             var ref: (pipeline: String, stage: String, ref: StageRef)?
-            if let found = try RefLookup.find(target, pipeline: pipeline, in: store) {
+            let found = try RefLookup.find(target, pipeline: pipeline, in: store)
+            if found == nil, pipeline == nil, let sweep = try SweepState.load(store, target) {  // a sweep: its table
+                print(try SweepTable.report(try sweep.sweep(in: store), store: store), terminator: "")
+                return
+            }
+            if let found {
                 ref = found; digest = found.ref.output
             } else {
                 digest = try store.resolveDigestPrefix(target)

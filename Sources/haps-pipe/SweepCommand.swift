@@ -96,8 +96,34 @@ enum SweepTable {
         return ([t.header] + t.rows).map { $0.map(field).joined(separator: ",") }.joined(separator: "\n") + "\n"
     }
 
-    /// Plans the merged DAG (what is cached) and writes the tables beside the state.
-    static func report(_ sweep: Sweep, store: Store) throws -> String {
+    /// An SVG of `figure` against `parameter` (both column names of the table; parameters may
+    /// be given by their short name), one line per combination of the other parameters.
+    static func plot(_ t: (header: [String], rows: [[String]]), spec: String, sweep: Sweep, store: Store) throws -> String {
+        let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
+        guard parts.count == 2 else { throw UsageError("--plot '\(spec)' is not figure:parameter") }
+        let figures = Array(t.header.drop { $0 != "state" }.dropFirst())
+        let parameters = Array(t.header.dropFirst().prefix { $0 != "state" })
+        guard let y = t.header.firstIndex(of: parts[0]), figures.contains(parts[0]) else {
+            throw UsageError("--plot: no figure '\(parts[0])'" + NearestName.hintOrChoices(parts[0], among: figures))
+        }
+        guard let x = t.header.firstIndex(of: parts[1]), parameters.contains(parts[1]) else {
+            throw UsageError("--plot: no parameter '\(parts[1])'" + NearestName.hintOrChoices(parts[1], among: parameters))
+        }
+        let others = parameters.filter { $0 != parts[1] }.compactMap { t.header.firstIndex(of: $0) }
+        var series: [(name: String, points: [(x: String, y: Double)])] = []
+        for row in t.rows {
+            guard let value = Double(row[y]) else { continue }
+            let name = others.isEmpty ? parts[0] : others.map { "\(t.header[$0])=\(row[$0])" }.joined(separator: ", ")
+            if let i = series.firstIndex(where: { $0.name == name }) { series[i].points.append((row[x], value)) } else { series.append((name, [(row[x], value)])) }
+        }
+        let svg = SVGPlot(title: "\(sweep.name): \(parts[0]) by \(parts[1])", xLabel: parts[1], yLabel: parts[0], series: series).svg
+        let file = "\(store.root)/sweeps/\(sweep.name)/" + "\(parts[0])-vs-\(parts[1]).svg".map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" || $0 == "_" ? $0 : "_" }
+        try FileIO.writeAtomically(svg, to: file)
+        return file
+    }
+
+    /// Plans the merged DAG (what is cached) and writes the tables beside the state, and plots.
+    static func report(_ sweep: Sweep, store: Store, plots: [String] = []) throws -> String {
         let plan = try Planner.plan(sweep.merged, selection: Set(sweep.merged.order), forced: [], lookups: .store(store, pipeline: sweep.merged.name))
         var planned: [String: PlanEntry] = [:]
         for e in plan { planned[e.stage] = e }
@@ -105,6 +131,7 @@ enum SweepTable {
         try FileIO.writeAtomically(csv(t), to: "\(store.root)/sweeps/\(sweep.name)/results.csv")
         let md = markdown(t)
         try FileIO.writeAtomically(md, to: "\(store.root)/sweeps/\(sweep.name)/results.md")
+        for p in plots { FileIO.writeStderr("plot: \(try plot(t, spec: p, sweep: sweep, store: store))\n") }
         return md
     }
 }
@@ -121,6 +148,8 @@ struct SweepRun: ParsableCommand {
     @Option(name: [.short, .customLong("jobs")], help: "CPU slots for concurrently running stages (default: number of cores).") var jobs: Int?
     @Flag(help: "Keep running the other points after a failure.") var keepGoing = false
     @Flag(help: "Plain log lines even on a terminal.") var plain = false
+    @Option(parsing: .singleValue, help: ArgumentHelp("Plot a figure against a parameter as SVG (repeatable), e.g. score_valid.oracle_f1:alpha.", valueName: "figure:param"))
+    var plot: [String] = []
     @OptionGroup var storeOptions: StoreOptions
 
     static func axes(_ specs: [String], flag: String) throws -> [(parameter: String, values: [String])] {
@@ -156,7 +185,7 @@ struct SweepRun: ParsableCommand {
             FileIO.writeStderr("sweep \(name): \(state.points.count) points, \(sweep.merged.order.count) distinct stages " +
                                "(\(sweep.mapping.reduce(0) { $0 + $1.count }) over all points)\n")
             let summary = try Executor(spec: sweep.merged, store: store, options: options, observer: display).run()
-            print(try SweepTable.report(sweep, store: store), terminator: "")
+            print(try SweepTable.report(sweep, store: store, plots: plot), terminator: "")
             FileIO.writeStderr("tables: \(store.root)/sweeps/\(name)/results.csv, results.md\n")
             if summary.interrupted { throw ExitCode(130) }
             if !summary.failures.isEmpty { throw ExitCode.failure }
@@ -167,6 +196,8 @@ struct SweepRun: ParsableCommand {
 struct SweepStatus: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "status", abstract: "A sweep's points (done or pending) with their figures.")
     @Argument(help: "The sweep's name.") var name: String
+    @Option(parsing: .singleValue, help: ArgumentHelp("Plot a figure against a parameter as SVG (repeatable).", valueName: "figure:param"))
+    var plot: [String] = []
     @OptionGroup var storeOptions: StoreOptions
 
     func run() throws {
@@ -176,7 +207,7 @@ struct SweepStatus: ParsableCommand {
                 let known = ((try? FileIO.listFiles(under: store.root + "/sweeps")) ?? []).filter { $0.hasSuffix(".json") && !$0.contains("/") }.map { String($0.dropLast(5)) }
                 throw NotFoundError("no sweep named '\(name)' in \(store.root)" + NearestName.hintOrChoices(name, among: known))
             }
-            print(try SweepTable.report(try state.sweep(in: store), store: store), terminator: "")
+            print(try SweepTable.report(try state.sweep(in: store), store: store, plots: plot), terminator: "")
         } catch { throw ErrorOutput.fail(error) }
     }
 }

@@ -26,8 +26,26 @@ final class SweepCommandTests: XCTestCase {
         let status = try CLI.run(["sweep", "status", "targets"], in: dir)
         XCTAssertEqual(status.status, 0, status.stderr)
         XCTAssertTrue(status.stdout.hasPrefix("| point | smart_target | state |"), status.stdout)
+        let shown = try CLI.run(["show", "targets"], in: dir)
+        XCTAssertEqual(shown.stdout, status.stdout, "show of a sweep prints its table")
+        let plotted = try CLI.run(["sweep", "status", "targets", "--plot", "sft.sft_rows:smart_target"], in: dir)
+        XCTAssertEqual(plotted.status, 0, plotted.stderr)
+        let svg = try String(contentsOfFile: dir + "/artifacts/sweeps/targets/sft.sft_rows-vs-smart_target.svg", encoding: .utf8)
+        XCTAssertTrue(svg.hasPrefix("<svg xmlns=\"http://www.w3.org/2000/svg\""), svg)
+        XCTAssertEqual(svg.components(separatedBy: "<circle").count - 1, 2, "one point per sweep point")
+        XCTAssertTrue(svg.contains("<title>40: 164.0</title>"), "the points carry their values")
+        let xml = Process()  // well-formed XML, by Python's parser
+        xml.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        xml.arguments = ["python3", "-c", "import sys, xml.etree.ElementTree as E; E.parse(sys.argv[1])", dir + "/artifacts/sweeps/targets/sft.sft_rows-vs-smart_target.svg"]
+        xml.standardInput = Pipe()
+        try xml.run(); xml.waitUntilExit()
+        XCTAssertEqual(xml.terminationStatus, 0)
+        let badPlot = try CLI.run(["sweep", "status", "targets", "--plot", "sft.rows:smart_target"], in: dir)
+        XCTAssertEqual(badPlot.status, 2)
+        XCTAssertTrue(badPlot.stderr.contains("--plot: no figure 'sft.rows'"), badPlot.stderr)
         let missing = try CLI.run(["sweep", "status", "targetz"], in: dir)
         XCTAssertEqual(missing.status, 1)
         XCTAssertTrue(missing.stderr.contains("no sweep named 'targetz'"), missing.stderr)
     }
 }
+

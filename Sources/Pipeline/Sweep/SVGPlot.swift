@@ -1,0 +1,74 @@
+/// A small line plot as SVG, written by the project itself (no plotting library): one series
+/// per label, numeric x positioned by value, otherwise categories in order of appearance.
+public struct SVGPlot: Sendable {
+    public var title: String
+    public var xLabel: String
+    public var yLabel: String
+    /// Series name → points (x as text, y).
+    public var series: [(name: String, points: [(x: String, y: Double)])]
+
+    public init(title: String, xLabel: String, yLabel: String, series: [(name: String, points: [(x: String, y: Double)])]) {
+        self.title = title; self.xLabel = xLabel; self.yLabel = yLabel; self.series = series
+    }
+
+    static func escape(_ s: String) -> String {
+        var out = ""
+        for c in s {
+            switch c { case "&": out += "&amp;"; case "<": out += "&lt;"; case ">": out += "&gt;"; case "\"": out += "&quot;"; default: out.append(c) }
+        }
+        return out
+    }
+
+    static func number(_ v: Double) -> String { Format.fixed(v, 1) }
+
+    public var svg: String {
+        let width = 640.0, height = 400.0, left = 70.0, right = 150.0, top = 40.0, bottom = 60.0
+        let plotW = width - left - right, plotH = height - top - bottom
+        let xs = series.flatMap { $0.points.map(\.x) }
+        let numeric = xs.allSatisfy { Double($0) != nil }
+        var categories: [String] = []
+        for x in xs where !categories.contains(x) { categories.append(x) }
+        if numeric { categories.sort { Double($0)! < Double($1)! } }
+        let xValues = numeric ? categories.map { Double($0)! } : categories.indices.map(Double.init)
+        let (xMin, xMax) = (xValues.min() ?? 0, xValues.max() ?? 1)
+        let ys = series.flatMap { $0.points.map(\.y) }
+        var (yMin, yMax) = (ys.min() ?? 0, ys.max() ?? 1)
+        if yMin == yMax { yMin -= 0.5; yMax += 0.5 }
+        let pad = (yMax - yMin) * 0.08
+        yMin -= pad; yMax += pad
+        func px(_ x: String) -> Double {
+            let v = numeric ? Double(x)! : Double(categories.firstIndex(of: x) ?? 0)
+            return left + (xMax == xMin ? plotW / 2 : (v - xMin) / (xMax - xMin) * plotW)
+        }
+        func py(_ y: Double) -> Double { top + plotH - (y - yMin) / (yMax - yMin) * plotH }
+        let colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
+        var s = #"<svg xmlns="http://www.w3.org/2000/svg" width="\#(Int(width))" height="\#(Int(height))" font-family="sans-serif" font-size="12">"# + "\n"
+        s += #"<rect width="100%" height="100%" fill="white"/>"# + "\n"
+        s += #"<text x="\#(Int(width / 2))" y="22" text-anchor="middle" font-size="14">\#(SVGPlot.escape(title))</text>"# + "\n"
+        s += #"<line x1="\#(left)" y1="\#(top + plotH)" x2="\#(left + plotW)" y2="\#(top + plotH)" stroke="black"/>"# + "\n"
+        s += #"<line x1="\#(left)" y1="\#(top)" x2="\#(left)" y2="\#(top + plotH)" stroke="black"/>"# + "\n"
+        for i in 0...4 {  // y ticks
+            let v = yMin + (yMax - yMin) * Double(i) / 4
+            s += #"<line x1="\#(left - 4)" y1="\#(SVGPlot.number(py(v)))" x2="\#(left)" y2="\#(SVGPlot.number(py(v)))" stroke="black"/>"#
+            s += #"<text x="\#(left - 8)" y="\#(SVGPlot.number(py(v) + 4))" text-anchor="end">\#(Format.fixed(v, 3))</text>"# + "\n"
+        }
+        for c in categories {  // x ticks
+            s += #"<text x="\#(SVGPlot.number(px(c)))" y="\#(SVGPlot.number(top + plotH + 18))" text-anchor="middle">\#(SVGPlot.escape(c))</text>"# + "\n"
+        }
+        s += #"<text x="\#(SVGPlot.number(left + plotW / 2))" y="\#(Int(height - 15))" text-anchor="middle">\#(SVGPlot.escape(xLabel))</text>"# + "\n"
+        s += #"<text x="18" y="\#(SVGPlot.number(top + plotH / 2))" text-anchor="middle" transform="rotate(-90 18 \#(SVGPlot.number(top + plotH / 2)))">\#(SVGPlot.escape(yLabel))</text>"# + "\n"
+        for (i, serie) in series.enumerated() {
+            let color = colors[i % colors.count]
+            let pts = serie.points.sorted { px($0.x) < px($1.x) }
+            let path = pts.map { "\(SVGPlot.number(px($0.x))),\(SVGPlot.number(py($0.y)))" }.joined(separator: " ")
+            s += #"<polyline fill="none" stroke="\#(color)" stroke-width="2" points="\#(path)"/>"# + "\n"
+            for p in pts {
+                s += #"<circle cx="\#(SVGPlot.number(px(p.x)))" cy="\#(SVGPlot.number(py(p.y)))" r="3.5" fill="\#(color)"><title>\#(SVGPlot.escape(p.x)): \#(p.y)</title></circle>"# + "\n"
+            }
+            let ly = top + 14 + Double(i) * 18
+            s += #"<rect x="\#(left + plotW + 14)" y="\#(SVGPlot.number(ly - 9))" width="10" height="10" fill="\#(color)"/>"#
+            s += #"<text x="\#(left + plotW + 30)" y="\#(SVGPlot.number(ly))">\#(SVGPlot.escape(serie.name))</text>"# + "\n"
+        }
+        return s + "</svg>\n"
+    }
+}
