@@ -196,7 +196,7 @@ struct Show: ParsableCommand {
             var ref: (pipeline: String, stage: String, ref: StageRef)?
             let found = try RefLookup.find(target, pipeline: pipeline, in: store)
             if found == nil, pipeline == nil, let sweep = try SweepState.load(store, target) {  // a sweep: its table
-                print(try SweepTable.report(try sweep.sweep(in: store), store: store), terminator: "")
+                print(try SweepTable.report(try sweep.sweep(in: store), store: store, failed: Set(sweep.failed)), terminator: "")
                 return
             }
             if let found {

@@ -28,6 +28,8 @@ struct SweepState {
     var name: String
     var spec: String
     var points: [Sweep.Point]
+    /// Merged stages that failed in the last run.
+    var failed: [String] = []
 
     static func path(_ store: Store, _ name: String) -> String { "\(store.root)/sweeps/\(name).json" }
 
@@ -36,12 +38,14 @@ struct SweepState {
         let j = try JSONParser.parse(try FileIO.readString(path(store, name)))
         return SweepState(name: name, spec: j["spec"]?.stringValue ?? "",
                           points: (j["points"]?.arrayValue ?? []).map { Sweep.Point(label: $0["label"]?.stringValue ?? "",
-                                                                                    overrides: ($0["overrides"]?.arrayValue ?? []).compactMap(\.stringValue)) })
+                                                                                    overrides: ($0["overrides"]?.arrayValue ?? []).compactMap(\.stringValue)) },
+                          failed: (j["failed"]?.arrayValue ?? []).compactMap(\.stringValue))
     }
 
     func save(_ store: Store) throws {
         let j: JSONValue = ["name": .string(name), "spec": .string(spec),
-                            "points": .array(points.map { ["label": .string($0.label), "overrides": .array($0.overrides.map(JSONValue.string))] })]
+                            "points": .array(points.map { ["label": .string($0.label), "overrides": .array($0.overrides.map(JSONValue.string))] }),
+                            "failed": .array(failed.map(JSONValue.string))]
         try FileIO.writeAtomically(j.pretty + "\n", to: SweepState.path(store, name))
     }
 
@@ -55,7 +59,7 @@ struct SweepState {
 
 /// One table row per point: its overrides, its state and the figures of its final artifacts.
 enum SweepTable {
-    static func rows(_ sweep: Sweep, store: Store, planned: [String: PlanEntry]) -> (header: [String], rows: [[String]]) {
+    static func rows(_ sweep: Sweep, store: Store, planned: [String: PlanEntry], failed: Set<String> = []) -> (header: [String], rows: [[String]]) {
         let parameters = sweep.points.first?.overrides.map { String($0.prefix { $0 != "=" }) } ?? []
         var figureNames: [String] = []
         var cells: [[String: String]] = []
@@ -66,7 +70,7 @@ enum SweepTable {
             for o in point.overrides { let k = String(o.prefix { $0 != "=" }); row[k] = String(o.dropFirst(k.count + 1)) }
             let nodes = Array(Set(sweep.mapping[i].values))
             let done = nodes.allSatisfy { planned[$0]?.action == .cached }
-            row["state"] = done ? "done" : "pending"
+            row["state"] = done ? "done" : nodes.contains { failed.contains($0) && planned[$0]?.action != .cached } ? "failed" : "pending"
             // Final stages of the point: those no other stage of the point reads.
             let sinks = (point0?.order ?? []).filter { s in point0?.dependents(of: s).isEmpty ?? false }
             for s in sinks {
@@ -123,11 +127,11 @@ enum SweepTable {
     }
 
     /// Plans the merged DAG (what is cached) and writes the tables beside the state, and plots.
-    static func report(_ sweep: Sweep, store: Store, plots: [String] = []) throws -> String {
+    static func report(_ sweep: Sweep, store: Store, plots: [String] = [], failed: Set<String> = []) throws -> String {
         let plan = try Planner.plan(sweep.merged, selection: Set(sweep.merged.order), forced: [], lookups: .store(store, pipeline: sweep.merged.name))
         var planned: [String: PlanEntry] = [:]
         for e in plan { planned[e.stage] = e }
-        let t = rows(sweep, store: store, planned: planned)
+        let t = rows(sweep, store: store, planned: planned, failed: failed)
         try FileIO.writeAtomically(csv(t), to: "\(store.root)/sweeps/\(sweep.name)/results.csv")
         let md = markdown(t)
         try FileIO.writeAtomically(md, to: "\(store.root)/sweeps/\(sweep.name)/results.md")
@@ -144,7 +148,7 @@ struct SweepRun: ParsableCommand {
     var grid: [String] = []
     @Option(parsing: .singleValue, help: ArgumentHelp("A zipped axis: the i-th values of all --zip axes go together (repeatable).", valueName: "stage.param=values"))
     var zip: [String] = []
-    @Option(help: "The sweep's name: its state and tables live under sweeps/<name> in the store.") var name: String
+    @Option(help: "The sweep's name: its state and tables live under sweeps/<name> in the store (default: the spec's sweep block's).") var name: String?
     @Option(name: [.short, .customLong("jobs")], help: "CPU slots for concurrently running stages (default: number of cores).") var jobs: Int?
     @Flag(help: "Keep running the other points after a failure.") var keepGoing = false
     @Flag(help: "Plain log lines even on a terminal.") var plain = false
@@ -162,14 +166,28 @@ struct SweepRun: ParsableCommand {
 
     func run() throws {
         do {
-            guard !grid.isEmpty || !zip.isEmpty else { throw UsageError("give at least one --grid or --zip axis") }
+            var points: [Sweep.Point]
+            var blockName: String?
+            if grid.isEmpty && zip.isEmpty {
+                // The spec's own sweep block.
+                let text: String
+                do { text = try FileIO.readString(spec) } catch { throw UsageError("cannot read \(spec): \(error.reason)") }
+                _ = try PipelineSpec.parse(text: text, file: spec, registry: HAPSStages.registry)  // every problem, with file:line
+                guard let block = try JSONParser.parse(text)["sweep"] else {
+                    throw UsageError("give --grid or --zip axes, or a \"sweep\" block in \(spec) (docs/sweeps.md)")
+                }
+                (blockName, points) = try Sweep.points(fromBlock: block)
+                guard !points.isEmpty else { throw UsageError("\(spec): the sweep block has no points") }
+            } else {
+                points = Sweep.grid(try SweepRun.axes(grid, flag: "--grid"))
+                if !zip.isEmpty {
+                    let zipped = try Sweep.zip(try SweepRun.axes(zip, flag: "--zip"))
+                    points = points.flatMap { g in zipped.map { z in Sweep.Point(label: [g.label, z.label].filter { !$0.isEmpty }.joined(separator: ","), overrides: g.overrides + z.overrides) } }
+                }
+            }
+            guard let name = name ?? blockName else { throw UsageError("give the sweep a --name (or a name in the spec's sweep block)") }
             guard name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }), !name.isEmpty else {
                 throw UsageError("--name may hold letters, digits, '-' and '_' only")
-            }
-            var points = Sweep.grid(try SweepRun.axes(grid, flag: "--grid"))
-            if !zip.isEmpty {
-                let zipped = try Sweep.zip(try SweepRun.axes(zip, flag: "--zip"))
-                points = points.flatMap { g in zipped.map { z in Sweep.Point(label: [g.label, z.label].filter { !$0.isEmpty }.joined(separator: ","), overrides: g.overrides + z.overrides) } }
             }
             let store = try storeOptions.open()
             // An existing sweep of this name is extended with the new points.
@@ -185,7 +203,9 @@ struct SweepRun: ParsableCommand {
             FileIO.writeStderr("sweep \(name): \(state.points.count) points, \(sweep.merged.order.count) distinct stages " +
                                "(\(sweep.mapping.reduce(0) { $0 + $1.count }) over all points)\n")
             let summary = try Executor(spec: sweep.merged, store: store, options: options, observer: display).run()
-            print(try SweepTable.report(sweep, store: store, plots: plot), terminator: "")
+            state.failed = summary.failures.map(\.stage)
+            try state.save(store)
+            print(try SweepTable.report(sweep, store: store, plots: plot, failed: Set(state.failed)), terminator: "")
             FileIO.writeStderr("tables: \(store.root)/sweeps/\(name)/results.csv, results.md\n")
             if summary.interrupted { throw ExitCode(130) }
             if !summary.failures.isEmpty { throw ExitCode.failure }
@@ -207,7 +227,7 @@ struct SweepStatus: ParsableCommand {
                 let known = ((try? FileIO.listFiles(under: store.root + "/sweeps")) ?? []).filter { $0.hasSuffix(".json") && !$0.contains("/") }.map { String($0.dropLast(5)) }
                 throw NotFoundError("no sweep named '\(name)' in \(store.root)" + NearestName.hintOrChoices(name, among: known))
             }
-            print(try SweepTable.report(try state.sweep(in: store), store: store, plots: plot), terminator: "")
+            print(try SweepTable.report(try state.sweep(in: store), store: store, plots: plot, failed: Set(state.failed)), terminator: "")
         } catch { throw ErrorOutput.fail(error) }
     }
 }

@@ -49,3 +49,30 @@ final class SweepCommandTests: XCTestCase {
     }
 }
 
+
+extension SweepCommandTests {
+    /// A spec's own sweep block, and a failing point that --keep-going isolates.
+    func testTheSpecsSweepBlockAndAFailedPoint() throws {
+        let dir = try makeTempDirectory(self)
+        try #"""
+            {"name": "b",
+             "sweep": {"name": "block", "grid": {"train.params.alpha": [0.1, 0.5, 0.9]}},
+             "stages": {
+               "prep": {"type": "command", "params": {"run": "echo p > {outputs.out.txt}", "outputs": ["out.txt"]}},
+               "train": {"type": "command", "inputs": {"in": "prep"},
+                         "params": {"run": "test {params.alpha} != 0.5 && echo {params.alpha} > {outputs.out.txt}", "outputs": ["out.txt"], "params": {"alpha": 0.1}}}}}
+            """#.write(toFile: dir + "/b.json", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try CLI.run(["run", "b.json", "--plain"], in: dir).status, 0, "run ignores the sweep block")
+        let r = try CLI.run(["sweep", "b.json", "--keep-going", "--plain"], in: dir)
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("sweep block: 3 points, 4 distinct stages (6 over all points)"), r.stderr)
+        XCTAssertTrue(r.stdout.contains("| alpha=0.1 | 0.1 | done |"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("| alpha=0.5 | 0.5 | failed |"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("| alpha=0.9 | 0.9 | done |"), r.stdout)
+        XCTAssertTrue(try CLI.run(["sweep", "status", "block"], in: dir).stdout.contains("| alpha=0.5 | 0.5 | failed |"))
+        try #"{"name": "b", "sweep": {"gird": {}}, "stages": {}}"#.write(toFile: dir + "/bad.json", atomically: true, encoding: .utf8)
+        let bad = try CLI.run(["sweep", "bad.json"], in: dir)
+        XCTAssertEqual(bad.status, 2)
+        XCTAssertTrue(bad.stderr.contains("$.sweep.gird: unknown field 'gird'; did you mean 'grid'?"), bad.stderr)
+    }
+}

@@ -60,3 +60,34 @@ final class SweepTests: CommandStageTestCase {
         XCTAssertEqual(Sweep.grid([("a.x", ["1", "2"]), ("b.y", ["3", "4"])]).count, 4)
     }
 }
+
+extension SweepTests {
+    /// A sweep stopped halfway, run again, completes only what is missing.
+    func testAnInterruptedSweepResumesWithOnlyTheRest() throws {
+        let slow = #"{"name": "p", "stages": {\#(cmd("data", script: "echo d > {outputs.out.txt}")), \#(cmd("train", inputs: ["in": "data"], script: "sleep 0.3; echo {params.alpha} > {outputs.out.txt}", params: #"{"alpha": 0}"#))}}"#
+        let s = try Sweep(name: "slow", specText: slow, file: "p.json", points: Sweep.grid([("train.params.alpha", (1...6).map(String.init))]),
+                          registry: .builtin, baseDirectory: dir)
+        let token = CancellationToken()
+        let watcher = Thread { [dir] in
+            while !token.isCancelled {
+                let runs = ((try? read(dir + "/runs.log")) ?? "").split(separator: "\n").filter { $0 == "train" }.count
+                if runs >= 3 { token.cancel() }
+                usleep(5000)
+            }
+        }
+        watcher.start()
+        var options = RunOptions()
+        options.jobs = 1
+        let first = try Executor(spec: s.merged, store: store, options: options, cancellation: token).run()
+        token.cancel()
+        XCTAssertTrue(first.interrupted)
+        let ranFirst = executions().filter { $0 == "train" }.count
+        XCTAssertLessThan(ranFirst, 6)
+        let second = try Executor(spec: s.merged, store: store, options: options).run()
+        XCTAssertTrue(second.succeeded)
+        let trains = executions().filter { $0 == "train" }.count
+        let finishedFirst = first.results.filter { $0.outcome == .ran && $0.stage.hasPrefix("train") }.count
+        XCTAssertEqual(trains, ranFirst + (6 - finishedFirst), "the second run did only the points not finished")
+        XCTAssertEqual(executions().filter { $0 == "data" }.count, 1)
+    }
+}

@@ -9,7 +9,7 @@ import Glibc
 #endif
 
 extension PipelineSpec {
-    static let topLevelFields = ["name", "description", "seed", "resources", "pools", "stages"]
+    static let topLevelFields = ["name", "description", "seed", "resources", "pools", "stages", "sweep"]
     static let stageFields = ["type", "inputs", "params", "pool", "cpus", "seed", "description"]
     public static let defaultSeed = 43
 
@@ -78,6 +78,27 @@ struct SpecValidator {
 
     mutating func report(_ path: JSONPath, _ message: String) { problems.append(SpecProblem(path, message)) }
 
+    /// `"sweep": {"name", "grid": {path: [values]}, "zip": {path: [values]}, "points": [{path: value}]}`
+    /// (docs/sweeps.md); `run` ignores it, `haps-pipe sweep SPEC` expands it.
+    mutating func validateSweepBlock(_ v: JSONValue, at path: JSONPath) {
+        guard let members = v.objectMembers else { return report(path, "expected an object, found \(v.typeDescription)") }
+        for (k, value) in members {
+            switch k {
+            case "name":
+                if value.stringValue.map(isValidName) != true { report(path.appending(k), "expected a name (letters, digits, '_' and '-')") }
+            case "grid", "zip":
+                for (p, values) in value.objectMembers ?? [] where values.arrayValue?.isEmpty != false {
+                    report(path.appending(k).appending(p), "expected a non-empty list of values")
+                }
+                if value.objectMembers == nil { report(path.appending(k), "expected an object of stage.param paths to lists of values") }
+            case "points":
+                if value.arrayValue?.allSatisfy({ $0.objectMembers != nil }) != true { report(path.appending(k), "expected a list of objects of stage.param paths to values") }
+            default:
+                report(path.appending(k), "unknown field '\(k)'" + NearestName.hint(k, among: ["name", "grid", "zip", "points"]))
+            }
+        }
+    }
+
     mutating func validate(_ doc: JSONValue, sourcePath: String) -> PipelineSpec? {
         let root = JSONPath.root
         guard let top = doc.objectMembers else {
@@ -96,6 +117,7 @@ struct SpecValidator {
         case let v?: report(root.appending("name"), "expected a string, found \(v.typeDescription)")
         }
         let seed = integer(doc["seed"], at: root.appending("seed")) ?? PipelineSpec.defaultSeed
+        if let sweep = doc["sweep"] { validateSweepBlock(sweep, at: root.appending("sweep")) }
 
         var pools: [String: Int] = [:]
         if let p = doc["pools"] {

@@ -36,6 +36,29 @@ public struct Sweep: Sendable {
         }
     }
 
+    /// The points of a spec's `sweep` block: grid × zip, then the explicit points; and its name.
+    public static func points(fromBlock block: JSONValue) throws(SweepError) -> (name: String?, points: [Point]) {
+        func axes(_ v: JSONValue?) -> [(parameter: String, values: [String])] {
+            (v?.objectMembers ?? []).map { ($0.key, ($0.value.arrayValue ?? []).map(Sweep.text)) }
+        }
+        var points = grid(axes(block["grid"]))
+        let zipAxes = axes(block["zip"])
+        if !zipAxes.isEmpty {
+            let zipped = try zip(zipAxes)
+            points = points.flatMap { g in zipped.map { z in Point(label: [g.label, z.label].filter { !$0.isEmpty }.joined(separator: ","), overrides: g.overrides + z.overrides) } }
+        }
+        if block["grid"] == nil && block["zip"] == nil { points = [] }
+        for p in block["points"]?.arrayValue ?? [] {
+            let members = p.objectMembers ?? []
+            points.append(Point(label: members.map { "\(shortName($0.key))=\(text($0.value))" }.joined(separator: ","),
+                                overrides: members.map { "\($0.key)=\(text($0.value))" }))
+        }
+        return (block["name"]?.stringValue, points)
+    }
+
+    /// A value as an override writes it (strings bare, the rest as JSON).
+    static func text(_ v: JSONValue) -> String { v.stringValue ?? v.canonical }
+
     /// The parameter as labels show it: "rl_train.alpha" → "alpha" when the last part is enough.
     static func shortName(_ p: String) -> String { p.split(separator: ".").last.map(String.init) ?? p }
 
