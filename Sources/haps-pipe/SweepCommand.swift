@@ -14,9 +14,12 @@ struct SweepCommand: ParsableCommand {
         abstract: "Run a spec over several parameter values as one merged DAG; shared stages run once.",
         discussion: """
             Examples:
-              haps-pipe sweep pipelines/demo.json --grid rl_train.alpha=0.001,0.01,0.1 --name alpha
-              haps-pipe sweep pipelines/demo.json --grid rl_train.alpha=0.01,0.1 --grid sft_train.lr=1e-5,3e-5 --name grid
-              haps-pipe sweep status alpha
+              haps-pipe sweep pipelines/demo.json --grid rl_train.params.alpha=0.001,0.01,0.1 --name alpha
+              haps-pipe sweep pipelines/demo.json --grid rl_train.params.alpha=0.01,0.1 --grid sft_train.params.lr=1e-5,3e-5 --name grid
+              haps-pipe sweep SPEC                      (the spec's own \"sweep\" block)
+              haps-pipe sweep status alpha --plot score_valid.oracle_f1:alpha
+
+            Axes take the paths of run --set (a command stage's own parameters are under params). \
             Docs: docs/sweeps.md.
             """,
         subcommands: [SweepRun.self, SweepStatus.self],
@@ -214,7 +217,7 @@ struct SweepRun: ParsableCommand {
 }
 
 struct SweepStatus: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "status", abstract: "A sweep's points (done or pending) with their figures.")
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "A sweep's points (done, failed or pending) with their figures.")
     @Argument(help: "The sweep's name.") var name: String
     @Option(parsing: .singleValue, help: ArgumentHelp("Plot a figure against a parameter as SVG (repeatable).", valueName: "figure:param"))
     var plot: [String] = []
