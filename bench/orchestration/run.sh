@@ -8,4 +8,5 @@ if [ ! -x "$here/../.venv/bin/snakemake" ] || [ ! -x "$here/../.venv/bin/dvc" ];
   "$here/../.venv/bin/pip" install --quiet dvc snakemake
 fi
 command -v hyperfine >/dev/null || { echo "hyperfine is needed: apt-get install hyperfine"; exit 1; }
+if [ "${1:-}" = "--sweep" ]; then shift; exec python3 "$here/sweep.py" "$@"; fi
 exec python3 "$here/bench.py" "$@"
