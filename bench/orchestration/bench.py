@@ -89,23 +89,28 @@ class HapsPipe(Tool):
         return f"{HAPS} plan spec.json"
 
 
+def write_dvc_files(directory):
+    """dvc.yaml (the DAG) and params.yaml, as DVC reads them."""
+    stages, params = {}, {}
+    for n, (ins, ps) in DAG.items():
+        params[n] = ps
+        pt = " ".join(f"{k}=${{{n}.{k}}}" for k in ps)
+        stages[n] = {"cmd": f"sh {STAGE} {n} '{pt}' out/{n}.txt " + " ".join(f"out/{i}.txt" for i in ins),
+                     "params": [f"{n}.{k}" for k in ps], "outs": [f"out/{n}.txt"]}
+        if ins:
+            stages[n]["deps"] = [f"out/{i}.txt" for i in ins]
+    with open(os.path.join(directory, "dvc.yaml"), "w") as f:
+        json.dump({"stages": stages}, f, indent=1)  # JSON is YAML
+    with open(os.path.join(directory, "params.yaml"), "w") as f:
+        json.dump(params, f, indent=1)
+
+
 class DVC(Tool):
     name = "dvc"
     def setup(self):
         sh(f"{VENV_BIN}/dvc init --no-scm -q", self.dir)
         sh(f"{VENV_BIN}/dvc config core.analytics false", self.dir)
-        stages, params = {}, {}
-        for n, (ins, ps) in DAG.items():
-            params[n] = ps
-            pt = " ".join(f"{k}=${{{n}.{k}}}" for k in ps)
-            stages[n] = {"cmd": f"sh {STAGE} {n} '{pt}' out/{n}.txt " + " ".join(f"out/{i}.txt" for i in ins),
-                         "params": [f"{n}.{k}" for k in ps], "outs": [f"out/{n}.txt"]}
-            if ins:
-                stages[n]["deps"] = [f"out/{i}.txt" for i in ins]
-        with open(os.path.join(self.dir, "dvc.yaml"), "w") as f:
-            json.dump({"stages": stages}, f, indent=1)  # JSON is YAML
-        with open(os.path.join(self.dir, "params.yaml"), "w") as f:
-            json.dump(params, f, indent=1)
+        write_dvc_files(self.dir)
     def reset(self):
         return "rm -rf out dvc.lock .dvc/cache .dvc/tmp executions.log"
     def run(self):

@@ -12,7 +12,7 @@ usage: bench/orchestration/run.sh --sweep   (HAPS_PIPE=... BENCH_RUNS=... BENCH_
 import collections, json, os, shutil, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import DAG, HAPS, STAGE, VENV_BIN, WORK, sh  # noqa: E402
+from bench import DAG, HAPS, STAGE, VENV_BIN, WORK, sh, write_dvc_files  # noqa: E402
 
 ALPHAS = [f"0.{i}" for i in range(1, 9)]
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
@@ -40,16 +40,7 @@ def haps(d):
 def dvc(d):
     sh("git init -q && git config user.email b@b && git config user.name b", d)
     sh(f"{VENV_BIN}/dvc init -q && {VENV_BIN}/dvc config core.analytics false", d)
-    stages, params = {}, {}
-    for n, (ins, ps) in DAG.items():
-        params[n] = ps
-        pt = " ".join(f"{k}=${{{n}.{k}}}" for k in ps)
-        stages[n] = {"cmd": f"sh {STAGE} {n} '{pt}' out/{n}.txt " + " ".join(f"out/{i}.txt" for i in ins),
-                     "params": [f"{n}.{k}" for k in ps], "outs": [f"out/{n}.txt"]}
-        if ins:
-            stages[n]["deps"] = [f"out/{i}.txt" for i in ins]
-    json.dump({"stages": stages}, open(os.path.join(d, "dvc.yaml"), "w"), indent=1)
-    json.dump(params, open(os.path.join(d, "params.yaml"), "w"), indent=1)
+    write_dvc_files(d)
     sh("git add -A && git commit -qm base", d)
     # DVC 3 runs its queue in background workers: start one, then wait until nothing is queued or running.
     wait = (f"{VENV_BIN}/dvc queue start -j 1 -q && while {VENV_BIN}/dvc queue status 2>/dev/null | grep -qE 'Queued|Running'; "
