@@ -41,4 +41,4 @@ for program in haps-pipe haps-pipe-serve; do
   fi
 done
 case ":$PATH:" in *":$PREFIX/bin:"*) ;; *) echo "note: add $PREFIX/bin to your PATH";; esac
-echo "installed: $(command -v haps-pipe || echo "$PREFIX/bin/haps-pipe")"
+echo "installed: $PREFIX/bin/haps-pipe and $PREFIX/bin/haps-pipe-serve"
