@@ -116,18 +116,7 @@ public struct DecoderConfig: Sendable, Equatable {
         }
     }
 
-    static func readFile(_ path: String) throws -> [UInt8] {
-        guard let f = fopen(path, "rb") else { throw ModelError(path, "cannot open") }
-        defer { fclose(f) }
-        var out: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = fread(&buf, 1, buf.count, f)
-            if n <= 0 { break }
-            out += buf[0..<n]
-        }
-        return out
-    }
+    static func readFile(_ path: String) throws -> [UInt8] { try ModelFiles.read(path) }
 
     /// Rotary inverse frequencies, computed in Float32 as transformers does (Llama 3 scaling applied).
     public var inverseFrequencies: [Float] {

@@ -95,13 +95,7 @@ public final class BPETokenizer: @unchecked Sendable {
         self.ignoreMerges = model["ignore_merges"]?.boolValue ?? false
     }
 
-    static func read(_ path: String) throws -> [UInt8] {
-        guard let f = fopen(path, "rb") else { throw TokenizerError(path: path, message: "cannot open") }
-        defer { fclose(f) }
-        var out: [UInt8] = [], buf = [UInt8](repeating: 0, count: 1 << 16)
-        while true { let n = fread(&buf, 1, buf.count, f); if n <= 0 { break }; out += buf[0..<n] }
-        return out
-    }
+    static func read(_ path: String) throws -> [UInt8] { try ModelFiles.read(path) }
 
     public var vocabularySize: Int { (tokens.keys.max() ?? -1) + 1 }
 
@@ -233,6 +227,23 @@ struct AddedTokens: Sendable {
             plain.append(rest.removeFirst())
         }
         if !plain.isEmpty { out.append((plain, nil)) }
+        return out
+    }
+}
+
+/// Whole-file reads of a model directory's small files (configs, tokenizers), for NN and LLM,
+/// which import no Foundation.
+package enum ModelFiles {
+    package struct Unreadable: Error, CustomStringConvertible {
+        package var path: String
+        package var description: String { "\(path): cannot open" }
+    }
+
+    package static func read(_ path: String) throws -> [UInt8] {
+        guard let f = fopen(path, "rb") else { throw Unreadable(path: path) }
+        defer { fclose(f) }
+        var out: [UInt8] = [], buf = [UInt8](repeating: 0, count: 1 << 16)
+        while true { let n = fread(&buf, 1, buf.count, f); if n <= 0 { break }; out += buf[0..<n] }
         return out
     }
 }
