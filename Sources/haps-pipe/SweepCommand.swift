@@ -73,7 +73,10 @@ enum SweepTable {
             for o in point.overrides { let k = String(o.prefix { $0 != "=" }); row[k] = String(o.dropFirst(k.count + 1)) }
             let nodes = Array(Set(sweep.mapping[i].values))
             let done = nodes.allSatisfy { planned[$0]?.action == .cached }
-            row["state"] = done ? "done" : nodes.contains { failed.contains($0) && planned[$0]?.action != .cached } ? "failed" : "pending"
+            // Running: a process (this sweep or another run) holds the lock of one of its keys.
+            let running = !done && nodes.contains { n in planned[n].map { $0.action == .run && $0.key.map(store.isBeingComputed) == true } ?? false }
+            row["state"] = done ? "done" : running ? "running"
+                : nodes.contains { failed.contains($0) && planned[$0]?.action != .cached } ? "failed" : "pending"
             // Final stages of the point: those no other stage of the point reads.
             let sinks = (point0?.order ?? []).filter { s in point0?.dependents(of: s).isEmpty ?? false }
             for s in sinks {
@@ -217,7 +220,7 @@ struct SweepRun: ParsableCommand {
 }
 
 struct SweepStatus: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "status", abstract: "A sweep's points (done, failed or pending) with their figures.")
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "A sweep's points (done, running, failed or pending) with their figures.")
     @Argument(help: "The sweep's name.") var name: String
     @Option(parsing: .singleValue, help: ArgumentHelp("Plot a figure against a parameter as SVG (repeatable).", valueName: "figure:param"))
     var plot: [String] = []

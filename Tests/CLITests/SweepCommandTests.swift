@@ -76,3 +76,31 @@ extension SweepCommandTests {
         XCTAssertTrue(bad.stderr.contains("$.sweep.gird: unknown field 'gird'; did you mean 'grid'?"), bad.stderr)
     }
 }
+
+extension SweepCommandTests {
+    /// `sweep status` from another process while the sweep computes a point: that point is
+    /// `running` (its stage key's lock is held), and `done` once it finishes.
+    func testStatusShowsAPointAnotherProcessIsComputingAsRunning() throws {
+        let dir = try makeTempDirectory(self)
+        try #"""
+            {"name": "r",
+             "stages": {
+               "prep": {"type": "command", "params": {"run": "echo p > {outputs.out.txt}", "outputs": ["out.txt"]}},
+               "train": {"type": "command", "inputs": {"in": "prep"},
+                         "params": {"run": "if [ {params.alpha} = 0.5 ]; then touch DIR/started; while [ ! -e DIR/go ]; do sleep 0.05; done; fi; echo {params.alpha} > {outputs.out.txt}",
+                                    "outputs": ["out.txt"], "params": {"alpha": 0.1}}}}}
+            """#.replacingOccurrences(of: "DIR", with: dir).write(toFile: dir + "/r.json", atomically: true, encoding: .utf8)
+        let (sweep, out, err) = try CLI.start(["sweep", "r.json", "--grid", "train.alpha=0.1,0.5", "--name", "slow", "-j", "1", "--plain"], in: dir)
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: dir + "/started") && Date() < deadline && sweep.isRunning { usleep(20_000) }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/started"), "the slow point started")
+        let during = try CLI.run(["sweep", "status", "slow"], in: dir)
+        XCTAssertEqual(during.status, 0, during.stderr)
+        XCTAssertTrue(during.stdout.contains("| alpha=0.5 | 0.5 | running |"), during.stdout)
+        try writeFile("", dir + "/go")
+        let finished = CLI.finish(sweep, out, err)
+        XCTAssertEqual(finished.status, 0, finished.stderr)
+        let after = try CLI.run(["sweep", "status", "slow"], in: dir)
+        XCTAssertTrue(after.stdout.contains("| alpha=0.1 | 0.1 | done |") && after.stdout.contains("| alpha=0.5 | 0.5 | done |"), after.stdout)
+    }
+}

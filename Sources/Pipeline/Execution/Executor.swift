@@ -220,7 +220,7 @@ public final class Executor: @unchecked Sendable {
                 return complete(StageResult(stage: name, outcome: .skipped("run stopped before it started"), key: key.digest, seconds: 0, reasons: reasons))
             }
             defer { slots.release(cpus: st.cpus, pool: st.pool) }
-            var keyLock = try FileLock.tryLock(path: lockPath(key.digest))
+            var keyLock = try store.lockKey(key.digest, wait: false)
             if keyLock == nil {
                 observer?.message(name, "waiting for another haps-pipe process that is computing this stage (key \(key.digest.short))")
                 keyLock = try store.lockKey(key.digest)
@@ -294,7 +294,6 @@ public final class Executor: @unchecked Sendable {
         }
     }
 
-    private func lockPath(_ key: Digest) -> String { "\(store.root)/locks/\(key.hex.prefix(2))/\(key.hex).lock" }
 
     /// A cache entry whose objects are intact, or nil (a damaged one is dropped, with a reason).
     private func checkedHit(_ key: Digest, reasons: inout [String]) -> ActionEntry? {

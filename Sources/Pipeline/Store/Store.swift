@@ -188,9 +188,21 @@ public final class Store: @unchecked Sendable {
 
     // MARK: Locks
 
-    /// The lock that makes one process compute a key while others wait for its result.
-    public func lockKey(_ key: Digest) throws(FileError) -> FileLock {
-        try FileLock(path: "\(root)/locks/\(key.hex.prefix(2))/\(key.hex).lock")
+    func keyLockPath(_ key: Digest) -> String { "\(root)/locks/\(key.hex.prefix(2))/\(key.hex).lock" }
+
+    /// The lock that makes one process compute a key while others wait for its result; with
+    /// `wait: false`, nil at once when another process holds it.
+    public func lockKey(_ key: Digest, wait: Bool = true) throws(FileError) -> FileLock? {
+        if wait { return try FileLock(path: keyLockPath(key)) }
+        return try FileLock.tryLock(path: keyLockPath(key))
+    }
+
+    /// Whether some process is computing `key` now (holds its lock). Never blocks.
+    public func isBeingComputed(_ key: Digest) -> Bool {
+        guard FileIO.exists(keyLockPath(key)) else { return false }
+        guard let probe = try? lockKey(key, wait: false) else { return true }
+        probe.unlock()
+        return false
     }
 
     /// Shared by runs, exclusive for `gc`, so that gc never deletes what a run is writing.
