@@ -102,6 +102,14 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
     public private(set) var state: UInt64
     public init(seed: UInt64) { state = seed }
     public init(state: UInt64) { self.state = state }
+    /// An independent stream per (`seed`, `stream`), e.g. one per training step. Seeds that
+    /// differ by multiples of the increment (`seed + step · 0x9E3779B97F4A7C15`) would give
+    /// the same sequence shifted by `step`, so consecutive steps would share all but one draw;
+    /// here the stream number is mixed first.
+    public init(seed: UInt64, stream: UInt64) {
+        var mixer = SeededRandom(seed: stream ^ 0xD1B5_4A32_D192_ED03)
+        state = seed ^ mixer.next()
+    }
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state

@@ -6,7 +6,11 @@ public import Pipeline
 /// entity from what it found), keeps the supporting sentences as notes, and finishes with the
 /// answer; the teacher approves a right search and, after a wrong one, says which entity to
 /// search instead. With probability `noise` the student searches a confusable distractor first,
-/// so the transcripts hold mistakes and recoveries. Its transcripts are the training data of the
+/// so the transcripts hold mistakes and recoveries. Entities and answers are written after a
+/// space (`Search[ Name]`, `Finish[ 1923]`): byte-level BPE attaches a space to the word that
+/// follows it, so this gives the name the same tokens as in the question and the paragraphs,
+/// and copying it is a plain induction (the protocol slices the entity as is; retrieval and
+/// the F1 normalisation ignore the space). Its transcripts are the training data of the
 /// small candidates (`train-agent`).
 public struct ExpertAgent: ChatModel {
     struct Plan: Sendable {
@@ -77,26 +81,26 @@ public struct ExpertAgent: ChatModel {
             text = "Summary: " + (found.isEmpty ? "nothing found" : found.map { plan.facts[$0]! }.joined(separator: " "))
         } else if teacher {
             // The student's latest search: the last "Search[...]" in what the teacher sees.
-            let searched = ExpertAgent.lastSearch(seen)
+            let searched = ExpertAgent.lastSearch(seen).trimmingSpaces
             let foundBefore = plan.hops.filter { notes.contains(plan.facts[$0] ?? "\u{0}") }
             let next = plan.hops.first { !foundBefore.contains($0) && $0 != searched }
             if plan.hops.contains(searched) {
                 text = "Thought: Good. " + (next.map { "Next find \($0)." } ?? "Now answer.") + "\nAction: Continue[]"
             } else {
                 let want = plan.hops.first { !foundBefore.contains($0) } ?? plan.hops[0]
-                text = "Thought: Wrong one. Search[\(want)] instead.\nAction: Rethink[]"
+                text = "Thought: Wrong one. Search[ \(want)] instead.\nAction: Rethink[]"
             }
         } else {
             let found = plan.hops.filter { seen.contains(plan.facts[$0] ?? "\u{0}") || notes.contains(plan.facts[$0] ?? "\u{0}") }
             let step = found.count + (seen.contains("Wrong one") ? 1 : 0)
             if found.count == plan.hops.count || prompt.contains("\nFinish now.\n") {
-                text = "Thought: \(found.map { plan.facts[$0]! }.joined(separator: " "))\nAction: Finish[\(plan.answer)]"
+                text = "Thought: \(found.map { plan.facts[$0]! }.joined(separator: " "))\nAction: Finish[ \(plan.answer)]"
             } else {
                 let next = plan.hops.first { !found.contains($0) }!
                 if !seen.contains("Wrong one") && coin(question, "mistake\(step)") < noise, let decoy = plan.decoys.first {
-                    text = "Thought: I need \(next).\nAction: Search[\(decoy)]"
+                    text = "Thought: I need \(next).\nAction: Search[ \(decoy)]"
                 } else {
-                    text = "Thought: I need \(next).\nAction: Search[\(next)]"
+                    text = "Thought: I need \(next).\nAction: Search[ \(next)]"
                 }
             }
         }

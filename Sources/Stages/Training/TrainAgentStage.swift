@@ -32,10 +32,11 @@ public struct TrainAgentStage: StageType {
         var fresh_worlds: Int?
         var fresh_questions: Int?
         var difficulty: String?
+        var copy_steps: Int?
     }
 
     public static let name = "train-agent"
-    public static let version = 2
+    public static let version = 3
     public static let summary = "Train a small candidate LLM on scripted expert dialogues over generated questions."
     public static let parameters = [
         ParameterInfo("layers", "decoder layers (default 2)"), ParameterInfo("hidden_size", "default 64"),
@@ -51,6 +52,7 @@ public struct TrainAgentStage: StageType {
         ParameterInfo("fresh_worlds", "extra generated worlds to train on, each with names of its own, so that copying pays and memorising does not (default 40)"),
         ParameterInfo("fresh_questions", "questions drawn from each fresh world (default 40)"),
         ParameterInfo("difficulty", "of the fresh worlds' distractors: easy, medium or hard (default hard)"),
+        ParameterInfo("copy_steps", "of the steps, how many come first and train on copy exercises (a transcript window, then the same window again), where small models learn to copy in a few hundred steps (default 0)"),
     ]
     static let mixKeys = ["bridge", "comparison", "student", "teacher"]
     static let special = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
@@ -146,12 +148,26 @@ public struct TrainAgentStage: StageType {
         var cumulative: [Double] = [], total = 0.0
         for w in weights { total += w; cumulative.append(total) }
         func batch(_ step: Int) -> [Int] {
-            var rng = SeededRandom(seed: context.seed &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15)
+            var rng = SeededRandom(seed: context.seed, stream: UInt64(step))
             return (0..<size).map { _ in
                 let u = Double(rng.next() >> 11) / Double(1 << 53) * total
                 var lo = 0, hi = cumulative.count - 1
                 while lo < hi { let mid = (lo + hi) / 2; if cumulative[mid] > u { hi = mid } else { lo = mid + 1 } }
                 return lo
+            }
+        }
+        // Copy exercises: [bos] window [eot] window, targets on the repeat. This is what the
+        // dialogues need (names from the question and the paragraphs into Search[...] and
+        // Finish[...]), learnt on its own first, where the signal is not diluted.
+        let copySteps = min(p.copy_steps ?? 0, steps), bos = tokenizer.addedTokens["<|begin_of_text|>"]!
+        func copyExercises(_ step: Int) -> [(tokens: [Int], targetsFrom: Int)] {
+            var rng = SeededRandom(seed: context.seed ^ 0xC0FFEE, stream: UInt64(step))
+            return (0..<size).map { _ in
+                let source = examples[Int(rng.next() % UInt64(examples.count))].tokens
+                let length = min(source.count, 16 + Int(rng.next() % 48))
+                let start = Int(rng.next() % UInt64(source.count - length + 1))
+                let window = Array(source[start..<(start + length)])
+                return ([bos] + window + [eot] + window, length + 2)
             }
         }
         context.log("\(examples.count) training turns from \(questions.count) questions; vocabulary \(vocab); \(steps) steps of \(size)")
@@ -163,7 +179,7 @@ public struct TrainAgentStage: StageType {
         while trainer.step < steps {
             try context.checkCancellation()
             let step = trainer.step
-            let picked = batch(step).map { examples[$0] }
+            let picked = step < copySteps ? copyExercises(step) : batch(step).map { examples[$0] }
             let loss = try trainer.train(picked.map(\.tokens), targetsFrom: picked.map(\.targetsFrom))
             tokensSeen += picked.reduce(0) { $0 + $1.tokens.count }
             if !losses.contains("s\(step)") { try losses.append(key: "s\(step)", json: .number(Double(loss))) }
