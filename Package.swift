@@ -65,7 +65,7 @@ let package = Package(
 
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Stages"],
                     swiftSettings: upcoming),
-        .testTarget(name: "StagesTests", dependencies: ["Stages", "Pipeline", "LLM"], swiftSettings: upcoming),
+        .testTarget(name: "StagesTests", dependencies: ["Stages", "Pipeline", "LLM", "NN"], swiftSettings: upcoming),
         .testTarget(name: "NNTests", dependencies: ["NN", "JSON"], swiftSettings: upcoming),
         .testTarget(name: "LLMTests", dependencies: ["LLM", "NN", "JSON", "Stages", "Pipeline"], swiftSettings: upcoming),
         .testTarget(name: "CLITests", dependencies: ["haps-pipe"], swiftSettings: upcoming),

@@ -12,16 +12,21 @@ import Darwin
 ///     try r.retrieve(entity: "Reggie Jackson", paragraphs: q.paragraphs)
 ///
 /// Tokens are maximal runs of letters and digits, lower-cased. k1 = 1.5, b = 0.75, and the
-/// idf of Lucene's BM25 (`log(1 + (N - n + 0.5) / (n + 0.5))`, never negative).
+/// idf of Lucene's BM25 (`log(1 + (N - n + 0.5) / (n + 0.5))`, never negative). A paragraph
+/// that begins with the whole query (its subject: encyclopedia paragraphs name it first, and
+/// titles are not in the text) gains `subjectBoost` × the query's summed idf, so that
+/// "Kesen Voreltha" finds Kesen Voreltha's paragraph rather than a shorter one that mentions
+/// the name ("founded by Kesen Voreltha").
 public struct LexicalRetriever: Retriever {
     public var k1: Double
     public var b: Double
-    public var identity: String { "lexical-bm25(k1=\(k1),b=\(b))" }
+    public var subjectBoost: Double
+    public var identity: String { "lexical-bm25(k1=\(k1),b=\(b)" + (subjectBoost == 0 ? ")" : ",subject=\(subjectBoost))") }
     /// Indexes of recently searched paragraph lists: a dialogue searches the same question's
     /// paragraphs at every step and for every role assignment.
     private let cache = IndexCache()
 
-    public init(k1: Double = 1.5, b: Double = 0.75) { self.k1 = k1; self.b = b }
+    public init(k1: Double = 1.5, b: Double = 0.75, subjectBoost: Double = 1) { self.k1 = k1; self.b = b; self.subjectBoost = subjectBoost }
 
     /// The reference's server rejects an empty list; so does this.
     public struct EmptyParagraphs: Error, CustomStringConvertible {
@@ -38,11 +43,13 @@ public struct LexicalRetriever: Retriever {
         var termCounts: [[String: Int]]
         var lengths: [Int]
         var documentFrequency: [String: Int]
+        var leading: [ArraySlice<String>]     // each paragraph's first tokens
         init(_ paragraphs: [String]) {
-            termCounts = []; lengths = []; documentFrequency = [:]
+            termCounts = []; lengths = []; documentFrequency = [:]; leading = []
             for p in paragraphs {
                 var tf: [String: Int] = [:]
                 let tokens = LexicalRetriever.tokens(p)
+                leading.append(tokens.prefix(16))
                 for t in tokens { tf[t, default: 0] += 1 }
                 for t in tf.keys { documentFrequency[t, default: 0] += 1 }
                 termCounts.append(tf); lengths.append(tokens.count)
@@ -71,7 +78,7 @@ public struct LexicalRetriever: Retriever {
         let avg = max(1e-9, Double(index.lengths.reduce(0, +)) / n)
         return index.termCounts.indices.map { d in
             let tf = index.termCounts[d]
-            var score = 0.0
+            var score = 0.0, idfSum = 0.0
             for q in query {
                 guard let f = tf[q].map(Double.init) else { continue }
                 let nq = Double(index.documentFrequency[q] ?? 0)
@@ -79,7 +86,9 @@ public struct LexicalRetriever: Retriever {
                 let lengthNorm: Double = 1 - b + b * Double(index.lengths[d]) / avg
                 let saturation: Double = f * (k1 + 1) / (f + k1 * lengthNorm)
                 score += idf * saturation
+                idfSum += idf
             }
+            if subjectBoost != 0, !query.isEmpty, index.leading[d].starts(with: query) { score += subjectBoost * idfSum }
             return score
         }
     }

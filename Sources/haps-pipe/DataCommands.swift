@@ -76,6 +76,7 @@ struct Score: ParsableCommand {
             Example:
               haps-pipe score baseline.jsonl
               haps-pipe score baseline.jsonl --json --scores scores.jsonl
+              haps-pipe score baseline.jsonl --questions dataset/valid.jsonl   # + a breakdown by question type
             """)
 
     @Argument(help: ArgumentHelp("Samples table (JSON Lines, reference baseline format).", valueName: "baseline.jsonl")) var file: String
@@ -83,10 +84,12 @@ struct Score: ParsableCommand {
     @Flag(help: "Print the summary as JSON.") var json = false
     @Flag(help: "Keep the recorded metrics instead of recomputing them from answer and ground_truth.") var useRecorded = false
     @Option(help: ArgumentHelp("Also write the question × action table here (JSON Lines).", valueName: "file")) var scores: String?
+    @Option(help: ArgumentHelp("The sampled questions (HotpotQA JSON or JSON Lines): adds a breakdown by question type.", valueName: "file")) var questions: String?
 
     func run() throws {
         do {
-            let t = try ScoreStage.table(baseline: file, space: candidateOptions.space, names: try candidateOptions.names(), useRecorded: useRecorded)
+            var t = try ScoreStage.table(baseline: file, space: candidateOptions.space, names: try candidateOptions.names(), useRecorded: useRecorded)
+            if let questions { t.breakDown(byType: try ScoreStage.questionTypes(questions)) }
             if let scores { try FileIO.writeAtomically(t.jsonLines, to: scores) }
             print(json ? t.summaryJSON.pretty : t.summaryText, terminator: json ? "\n" : "")
         } catch { throw ErrorOutput.fail(error) }

@@ -90,7 +90,7 @@ extension SweepCommandTests {
                          "params": {"run": "if [ {params.alpha} = 0.5 ]; then touch DIR/started; while [ ! -e DIR/go ]; do sleep 0.05; done; fi; echo {params.alpha} > {outputs.out.txt}",
                                     "outputs": ["out.txt"], "params": {"alpha": 0.1}}}}}
             """#.replacingOccurrences(of: "DIR", with: dir).write(toFile: dir + "/r.json", atomically: true, encoding: .utf8)
-        let (sweep, out, err) = try CLI.start(["sweep", "r.json", "--grid", "train.alpha=0.1,0.5", "--name", "slow", "-j", "1", "--plain"], in: dir)
+        let (sweep, out, err) = try CLI.start(["sweep", "r.json", "--grid", "train.params.alpha=0.1,0.5", "--name", "slow", "-j", "1", "--plain"], in: dir)
         let deadline = Date().addingTimeInterval(60)
         while !FileManager.default.fileExists(atPath: dir + "/started") && Date() < deadline && sweep.isRunning { usleep(20_000) }
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/started"), "the slow point started")

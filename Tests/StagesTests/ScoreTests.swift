@@ -40,6 +40,32 @@ final class ScoreTests: XCTestCase {
                        #"{"action":0,"em":1,"f1":1,"precision":1,"question":"q1","question_index":0,"recall":1,"student":0,"teacher":0}"#)
     }
 
+    /// Which role's candidate changes the outcome, and the breakdown by question type.
+    func testRoleEffectsAndTheBreakdownByType() throws {
+        // Actions are (teacher, student): 0 = (0, 0), 1 = (0, 1), 2 = (1, 0), 3 = (1, 1).
+        // qA: only the teacher matters · qB: only the student · qC: nothing does.
+        let f1 = ["qA": [1, 1, 0, 0], "qB": [0, 1, 0, 1], "qC": [1, 1, 1, 1]]
+        let lines = f1.keys.sorted().flatMap { q in f1[q]!.enumerated().map { a, v in row(q, a, answer: v == 1 ? "x" : "y", truth: "x", f1: .number(Double(v))) } }
+        let dir = NSTemporaryDirectory() + "score-\(UUID().uuidString)"
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
+        try FileIO.writeAtomically(lines.joined(separator: "\n") + "\n", to: dir + "/b.jsonl")
+        try FileIO.writeAtomically(["qA": "bridge", "qB": "comparison", "qC": "bridge"].sorted { $0.key < $1.key }.map { q, t in
+            #"{"_id": "\#(q)", "question": " \#(q) ", "answer": "x", "type": "\#(t)", "level": "easy", "supporting_facts": [], "context": []}"#
+        }.joined(separator: "\n") + "\n", to: dir + "/q.jsonl")
+        var t = try ScoreStage.table(baseline: dir + "/b.jsonl", space: ActionSpace(), names: nil)
+        XCTAssertEqual(t.summary.questionsWhereRoleMatters, [1, 1], "teacher: qA; student: qB")
+        t.breakDown(byType: try ScoreStage.questionTypes(dir + "/q.jsonl"))
+        XCTAssertEqual(t.byType.map(\.type), ["bridge", "comparison"])
+        XCTAssertEqual(t.byType[0].meanF1, [1, 1, 0.5, 0.5])
+        XCTAssertEqual(t.byType[0].bestFixedAction, 0, "ties go to the lowest action")
+        XCTAssertEqual(t.byType[1].bestFixedAction, 1)
+        XCTAssertEqual(t.byType[1].oracleF1, 1)
+        XCTAssertTrue(t.summaryText.contains("questions where the teacher's candidate alone changes the F1: 1 of 3 (33.3%)"), t.summaryText)
+        XCTAssertTrue(t.summaryText.contains("  comparison     1 questions  F1 per action: 0.0000 1.0000 0.0000 1.0000  best fixed: 1 (teacher 0, student 1) 1.0000  oracle 1.0000"), t.summaryText)
+        XCTAssertEqual(t.summaryJSON["by_type"]?["bridge"]?["best_fixed_f1"]?.doubleValue, 1)
+        XCTAssertEqual(t.summaryJSON["questions_where_role_matters"]?["student"]?.intValue, 1)
+    }
+
     func testBadRowsAreCountedNotGuessed() throws {
         let lines = [
             row("q1", 0, answer: "a", truth: "a", f1: 1), row("q1", 7, answer: "a", truth: "a", f1: 1),

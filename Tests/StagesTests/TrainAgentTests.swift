@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import LLM
+import NN
 @testable import Pipeline
 @testable import Stages
 
@@ -46,7 +47,7 @@ final class TrainAgentTests: XCTestCase {
               "agent": {"type": "train-agent", "inputs": {"questions": "train"},
                         "params": {"layers": 1, "hidden_size": 32, "heads": 2, "kv_heads": 1, "vocab_size": 400, "steps": 25,
                                    "batch_size": 4, "lr": 0.01, "max_length": 256, "checkpoint_every": 10,
-                                   "fresh_worlds": 2, "fresh_questions": 10}}}}
+                                   "fresh_worlds": 2, "fresh_questions": 10, "copy_steps": 5}}}}
             """, file: "a.json", registry: HAPSStages.registry, baseDirectory: dir)
         let store = try Store(root: dir + "/store")
         let run = try Executor(spec: spec, store: store, options: RunOptions()).run()
@@ -60,6 +61,46 @@ final class TrainAgentTests: XCTestCase {
         XCTAssertEqual(local.template, .llama3)
         let reply = try local.chat([.user(PromptSet.embedded.studentThink.replacingOccurrences(of: "{question}", with: "Who?"))], settings: GenerationSettings(maxTokens: 20))
         XCTAssertLessThanOrEqual(reply.completionTokens, 20)
+    }
+
+    /// Per-step streams are independent: the batches of consecutive steps must not share their
+    /// draws (seeds `step · 0x9E3779B97F4A7C15` apart gave splitmix streams shifted by one, so
+    /// each step reused 15 of the previous step's 16 turns).
+    func testConsecutiveStepStreamsShareNoDraws() {
+        func draws(_ stream: UInt64) -> Set<UInt64> {
+            var rng = SeededRandom(seed: 43, stream: stream)
+            return Set((0..<16).map { _ in rng.next() })
+        }
+        for step in UInt64(0)..<200 { XCTAssertTrue(draws(step).isDisjoint(with: draws(step + 1)), "step \(step)") }
+        var a = SeededRandom(seed: 43, stream: 7), b = SeededRandom(seed: 43, stream: 7)
+        XCTAssertEqual(a.next(), b.next(), "deterministic")
+        func shifted(_ step: UInt64) -> Set<UInt64> {
+            var rng = SeededRandom(seed: 43 &+ step &* 0x9E37_79B9_7F4A_7C15)
+            return Set((0..<16).map { _ in rng.next() })
+        }
+        XCTAssertEqual(shifted(0).intersection(shifted(1)).count, 15, "the pattern this replaces")
+    }
+
+    /// The expert writes entities and answers after a space, so that byte-level BPE gives them
+    /// the tokens they have in the question and the paragraphs (copying is then an induction).
+    func testTheExpertsEntitiesTokenizeAsInTheQuestion() throws {
+        let qs = try questions(20)
+        let turns = try TrainAgentStage.expertTurns(qs, noise: 0.3, seed: 3, budget: 3)
+        let tokenizer = try BPETokenizer(json: BPETrainer.train(turns.map { $0.prompt + $0.reply }, vocabularySize: 600, specialTokens: TrainAgentStage.special),
+                                         path: "tokenizer.json")
+        var checked = 0
+        for t in turns where t.role == .student && t.reply.contains("Action: Search[") {
+            let entity = ExpertAgent.lastSearch(t.reply)
+            XCTAssertTrue(entity.hasPrefix(" "), t.reply)
+            let inAction = tokenizer.encode(t.reply), alone = tokenizer.encode(entity)
+            XCTAssertTrue(inAction.indices.contains { inAction[$0...].starts(with: alone) }, "\(entity) keeps its tokens in \(t.reply)")
+            if t.prompt.contains(entity) {
+                let inPrompt = tokenizer.encode(t.prompt)
+                XCTAssertTrue(inPrompt.indices.contains { inPrompt[$0...].starts(with: alone) }, "\(entity) has the same tokens in the prompt")
+                checked += 1
+            }
+        }
+        XCTAssertGreaterThan(checked, 10)
     }
 
     func testMixWeightsAreValidated() {

@@ -43,7 +43,8 @@ def dvc(d):
     write_dvc_files(d)
     sh("git add -A && git commit -qm base", d)
     # DVC 3 runs its queue in background workers: start one, then wait until nothing is queued or running.
-    wait = (f"{VENV_BIN}/dvc queue start -j 1 -q && while {VENV_BIN}/dvc queue status 2>/dev/null | grep -qE 'Queued|Running'; "
+    # The worker runs `dvc` by name, so the venv's bin must be on PATH (else it dies and the queue waits forever).
+    wait = (f"export PATH={VENV_BIN}:$PATH; {VENV_BIN}/dvc queue start -j 1 -q && while {VENV_BIN}/dvc queue status 2>/dev/null | grep -qE 'Queued|Running'; "
             f"do sleep 0.2; done; {VENV_BIN}/dvc queue status | grep -q Failed && exit 1 || true")
     return [f"{VENV_BIN}/dvc exp run --queue -S rl_train.alpha={a} -q" for a in ALPHAS] + [wait]
 
@@ -101,7 +102,7 @@ def run(name, setup):
 
 def main():
     tools = {"haps-pipe": haps, "snakemake": snakemake, "make": make}
-    if os.environ.get("BENCH_DVC") == "1":  # DVC's queue did not finish within 7 minutes on the 2-core machine here; opt in
+    if os.environ.get("BENCH_DVC") == "1":  # minutes per sweep (a workspace copy per experiment): opt in
         tools["dvc"] = dvc
     expected = collections.Counter({n: 1 for n in UPSTREAM} | {"rl_train": 8, "evaluate": 8})
     results = {}

@@ -12,7 +12,7 @@ public struct ScoreStage: StageType {
     }
 
     public static let name = "score"
-    public static let version = 1
+    public static let version = 2
     public static let summary = "F1/EM/P/R per question and action, with per-action means, best fixed action, oracle and random routing."
     public static let parameters = CandidateParams.parameters + [
         ParameterInfo("use_recorded", "keep the recorded metrics instead of recomputing them from answer and ground_truth"),
@@ -23,7 +23,9 @@ public struct ScoreStage: StageType {
     }
 
     public static func ports(_ p: Params) -> StagePorts {
-        StagePorts(inputs: [InputPort("samples", kind: Samples.kind, help: "baseline rows")], output: "score-table")
+        StagePorts(inputs: [InputPort("samples", kind: Samples.kind, help: "baseline rows"),
+                            InputPort("questions", kind: HotpotQA.kind, optional: true, help: "the sampled questions: adds a breakdown by question type")],
+                   output: "score-table")
     }
 
     public static func validate(_ p: Params, at path: JSONPath) -> [SpecProblem] { candidateParams(p).validate(at: path) }
@@ -38,10 +40,18 @@ public struct ScoreStage: StageType {
         return try ScoreTable(rows: rows, space: space, skipped: skipped, useRecorded: useRecorded)
     }
 
+    /// Question text → type (bridge, comparison) of a HotpotQA file, for `breakDown(byType:)`.
+    public static func questionTypes(_ path: String) throws -> [String: String] {
+        var types: [String: String] = [:]
+        for q in try HotpotQA.load(path) { if let type = q.type { types[q.question.trimmingSpaces] = type } }
+        return types
+    }
+
     public static func run(_ p: Params, _ context: StageContext) throws {
         let c = candidateParams(p)
         let space = c.space, names = try c.names()
-        let t = try table(baseline: Samples.baselinePath(context.inputs["samples"]!), space: space, names: names, useRecorded: p.use_recorded ?? false)
+        var t = try table(baseline: Samples.baselinePath(context.inputs["samples"]!), space: space, names: names, useRecorded: p.use_recorded ?? false)
+        if let questions = context.inputs["questions"] { t.breakDown(byType: try questionTypes(questions.path(of: "questions.jsonl"))) }
         try FileIO.writeAtomically(t.jsonLines, to: context.outputDirectory + "/scores.jsonl")
         try FileIO.writeAtomically(t.summaryJSON.pretty + "\n", to: context.outputDirectory + "/summary.json")
         try FileIO.writeAtomically(t.summaryText, to: context.outputDirectory + "/summary.txt")

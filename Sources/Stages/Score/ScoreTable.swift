@@ -47,6 +47,19 @@ public struct ScoreTable: Sendable {
         public var notRecomputed: Int
         public var duplicateRows: Int
         public var skippedRows: [String: Int]
+        /// Per role (in `space.roles` order): complete questions where changing only that
+        /// role's candidate changes the F1, for some choice of the other roles.
+        public var questionsWhereRoleMatters: [Int] = []
+    }
+
+    /// The comparison restricted to one question type (from the questions file).
+    public struct TypeSummary: Sendable, Equatable {
+        public var type: String
+        public var questions: Int
+        public var meanF1: [Double]          // per action
+        public var bestFixedAction: Int
+        public var oracleF1: Double
+        public var bestFixedF1: Double { meanF1[bestFixedAction] }
     }
 
     public var space: ActionSpace
@@ -54,6 +67,8 @@ public struct ScoreTable: Sendable {
     public var questions: [String]
     public var entries: [Entry]
     public var summary: Summary
+    /// Filled by `breakDown(byType:)`.
+    public var byType: [TypeSummary] = []
 
     /// Builds the table. Metrics are recomputed from `answer` and `ground_truth` when the row has
     /// both (a recorded `f1` that disagrees is counted, and the recomputed value is used), unless
@@ -108,11 +123,43 @@ public struct ScoreTable: Sendable {
         let oracle = complete.reduce(0.0) { $0 + byQuestion[$1].map { $0! }.max()! } / n
         let random = complete.reduce(0.0) { acc, q in acc + byQuestion[q].reduce(0.0) { $0 + $1! } / Double(space.count) } / n
         let differ = complete.filter { q in Set(byQuestion[q].map { $0! }).count > 1 }.count
+        // A role matters on a question when two actions that differ only in that role's
+        // candidate score differently.
+        let roleMatters = space.roles.indices.map { r in
+            complete.filter { q in
+                var byRest: [[Int]: Double] = [:]
+                for a in space.indices {
+                    var rest = space.assignment(of: a)
+                    rest.remove(at: r)
+                    if let other = byRest[rest], other != byQuestion[q][a]! { return true }
+                    byRest[rest] = byQuestion[q][a]!
+                }
+                return false
+            }.count
+        }
         summary = Summary(questions: questions.count, completeQuestions: complete.count, rows: entries.count, perAction: perAction,
                           bestFixedAction: best, bestFixedF1: best.map { perAction[$0].meanF1 } ?? 0, oracleF1: complete.isEmpty ? 0 : oracle,
                           randomF1: complete.isEmpty ? 0 : random, questionsWhereActionsDiffer: differ,
                           recordedF1Disagreements: disagreements, notRecomputed: notRecomputed, duplicateRows: duplicates,
-                          skippedRows: skipped)
+                          skippedRows: skipped, questionsWhereRoleMatters: roleMatters)
+    }
+
+    /// Per question type (`types`: question text → type; questions without one are left
+    /// out): mean F1 per action, best fixed action and oracle, over complete questions.
+    public mutating func breakDown(byType types: [String: String]) {
+        var f1 = [[Double?]](repeating: [Double?](repeating: nil, count: space.count), count: questions.count)
+        for e in entries { f1[e.questionIndex][e.action] = e.metrics.f1 }
+        var groups: [String: [Int]] = [:]
+        for q in questions.indices where f1[q].allSatisfy({ $0 != nil }) {
+            if let t = types[questions[q].trimmingSpaces] { groups[t, default: []].append(q) }
+        }
+        byType = groups.keys.sorted().map { t in
+            let qs = groups[t]!, n = Double(qs.count)
+            let means = space.indices.map { a in qs.reduce(0.0) { $0 + f1[$1][a]! } / n }
+            let best = means.indices.max { means[$0] < means[$1] || (means[$0] == means[$1] && $0 > $1) }!
+            return TypeSummary(type: t, questions: qs.count, meanF1: means, bestFixedAction: best,
+                               oracleF1: qs.reduce(0.0) { $0 + f1[$1].map { $0! }.max()! } / n)
+        }
     }
 
     /// Token counts when the row records them: `tokens`, or `usage` with prompt and completion tokens.
@@ -158,6 +205,12 @@ public struct ScoreTable: Sendable {
             "recorded_f1_disagreements": .number(Double(s.recordedF1Disagreements)),
             "rows_not_recomputed": .number(Double(s.notRecomputed)), "duplicate_rows": .number(Double(s.duplicateRows)),
             "skipped_rows": .object(s.skippedRows.mapValues { .number(Double($0)) }),
+            "questions_where_role_matters": .object(Dictionary(uniqueKeysWithValues: zip(space.roles, s.questionsWhereRoleMatters.map { .number(Double($0)) }))),
+            "by_type": .object(Dictionary(uniqueKeysWithValues: byType.map { t in
+                (t.type, JSONValue.object(["questions": .number(Double(t.questions)), "f1_mean": .array(t.meanF1.map { .number($0) }),
+                                           "best_fixed_action": .number(Double(t.bestFixedAction)), "best_fixed_f1": .number(t.bestFixedF1),
+                                           "oracle_f1": .number(t.oracleF1)]))
+            })),
         ])
     }
 
@@ -185,6 +238,17 @@ public struct ScoreTable: Sendable {
         lines.append("oracle (best action per question): mean F1 \(f(s.oracleF1)) (gap over best fixed: \(f(s.oracleF1 - s.bestFixedF1)))")
         lines.append("random routing (expectation): mean F1 \(f(s.randomF1))")
         lines.append("questions where the actions differ: \(s.questionsWhereActionsDiffer) of \(s.completeQuestions)")
+        for (role, n) in zip(space.roles, s.questionsWhereRoleMatters) {
+            lines.append("questions where the \(role)'s candidate alone changes the F1: \(n) of \(s.completeQuestions) (\(Format.fixed(100 * Double(n) / Double(max(1, s.completeQuestions)), 1))%)")
+        }
+        if !byType.isEmpty {
+            lines.append("by question type:")
+            let width = byType.map(\.type.count).max()!
+            for t in byType {
+                lines.append("  \(t.type.padding(width))  \(String(t.questions).leftPadding(4)) questions  F1 per action: " + t.meanF1.map(f).joined(separator: " ")
+                             + "  best fixed: \(t.bestFixedAction) (\(describe(t.bestFixedAction))) \(f(t.bestFixedF1))  oracle \(f(t.oracleF1))")
+            }
+        }
         if s.recordedF1Disagreements > 0 {
             lines.append("warning: the recorded f1 disagrees with the one recomputed from answer and ground_truth on \(s.recordedF1Disagreements) rows (\(usedRecorded ? "recorded values used" : "recomputed values used; --use-recorded keeps the recorded ones"))")
         }

@@ -94,7 +94,10 @@ public struct ExpertAgent: ChatModel {
             let found = plan.hops.filter { seen.contains(plan.facts[$0] ?? "\u{0}") || notes.contains(plan.facts[$0] ?? "\u{0}") }
             let step = found.count + (seen.contains("Wrong one") ? 1 : 0)
             if found.count == plan.hops.count || prompt.contains("\nFinish now.\n") {
-                text = "Thought: \(found.map { plan.facts[$0]! }.joined(separator: " "))\nAction: Finish[ \(plan.answer)]"
+                // A comparison needs both facts; a bridge's answer is in the last hop's fact, and
+                // saying only that keeps the answer close to where it is copied from.
+                let said = plan.comparison ? found : found.filter { $0 == plan.hops.last }
+                text = "Thought: \(said.map { plan.facts[$0]! }.joined(separator: " "))\nAction: Finish[ \(plan.answer)]"
             } else {
                 let next = plan.hops.first { !found.contains($0) }!
                 if !seen.contains("Wrong one") && coin(question, "mistake\(step)") < noise, let decoy = plan.decoys.first {
