@@ -187,6 +187,7 @@ struct Show: ParsableCommand {
     @Option(help: "Lines of each text file to preview.") var lines = 10
     @Option(help: ArgumentHelp("For a samples artifact: print the dialogue of this question (qid).", valueName: "qid")) var question: Int?
     @Option(help: ArgumentHelp("With --question: only this action (role assignment) index.", valueName: "index")) var action: Int?
+    @Option(help: ArgumentHelp("Write this one file of the artifact to standard output, whole and as stored (e.g. summary.json).", valueName: "name")) var file: String?
     @OptionGroup var storeOptions: StoreOptions
 
     func run() throws {
@@ -208,6 +209,13 @@ struct Show: ParsableCommand {
                 throw NotFoundError("'\(target)' is neither a stage with a stored result nor an artifact digest in \(store.root)")
             }
             let m = try store.manifest(digest)
+            if let file {
+                guard let entry = m.files[file] else {
+                    throw NotFoundError("\(digest.short) has no file '\(file)'" + NearestName.hintOrChoices(file, among: m.files.keys.sorted()))
+                }
+                try FileIO.writeAll(1, try store.object(entry.digest), path: "standard output")
+                return
+            }
             if let question {
                 guard let t = m.files["transcripts.jsonl"] else {
                     throw UsageError("--question needs a samples artifact with transcripts; \(digest.short) is a '\(m.kind)' artifact")

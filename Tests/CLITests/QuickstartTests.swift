@@ -1,0 +1,40 @@
+import Foundation
+import XCTest
+
+/// `pipelines/quickstart.json` end to end at micro size (the same spec, with `--set` making the
+/// world and the candidates tiny): it runs offline, scores with the breakdown by question
+/// type, and reruns as a no-op. The full-size targets are checked by bench/quickstart.
+final class QuickstartTests: XCTestCase {
+    static let spec = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("pipelines/quickstart.json").path
+
+    func testTheQuickstartRunsEndToEndAtMicroSize() throws {
+        let dir = try makeTempDirectory(self)
+        var micro: [String] = []
+        for split in ["train", "valid", "test"] { micro += ["--set", #"world_\#(split).sizes={"train": 10, "valid": 5, "test": 5}"#] }
+        for agent in ["agent_a", "agent_b"] {
+            for (k, v) in [("steps", "12"), ("copy_steps", "4"), ("batch_size", "4"), ("fresh_worlds", "1"), ("fresh_questions", "8"),
+                           ("hidden_size", "32"), ("vocab_size", "400"), ("max_length", "256")] {
+                micro += ["--set", "\(agent).\(k)=\(v)"]
+            }
+        }
+        for split in ["train", "valid", "test"] { micro += ["--set", "sample_\(split).max_tokens=24"] }
+        let r = try CLI.run(["run", QuickstartTests.spec, "--plain"] + micro, in: dir)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("quickstart: 11 ran"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("result of score_valid:"), r.stderr)
+        let summary = try CLI.run(["show", "score_valid", "--file", "summary.txt"], in: dir)
+        XCTAssertEqual(summary.status, 0, summary.stderr)
+        XCTAssertTrue(summary.stdout.hasPrefix("questions: 5 (5 with every action"), summary.stdout)
+        XCTAssertTrue(summary.stdout.contains("questions where the teacher's candidate alone changes the F1:"), summary.stdout)
+        XCTAssertTrue(summary.stdout.contains("by question type:"), summary.stdout)
+        let json = try CLI.run(["show", "score_valid", "--file", "summary.json"], in: dir)
+        let parsed = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual((parsed["by_type"] as! [String: Any]).values.map { ($0 as! [String: Any])["questions"] as! Int }.reduce(0, +), 5)
+        let again = try CLI.run(["run", QuickstartTests.spec, "--plain"] + micro, in: dir)
+        XCTAssertTrue(again.stderr.contains("quickstart: 11 cached"), again.stderr)
+        let missing = try CLI.run(["show", "score_valid", "--file", "summary.jsn"], in: dir)
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.stderr.contains("has no file 'summary.jsn'; did you mean 'summary.json'?"), missing.stderr)
+    }
+}

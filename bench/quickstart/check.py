@@ -1,0 +1,60 @@
+"""Runs pipelines/quickstart.json cold in a fresh store, then again (a no-op), and checks the
+targets of issue 7 on valid (and reports test):
+
+- every fixed assignment's mean F1 is between 0.15 and 0.85;
+- the oracle beats the best fixed assignment by at least 0.15 F1;
+- the best fixed assignment differs between bridge and comparison questions;
+- the teacher's candidate alone changes the outcome on at least 10% of questions;
+- cold at most 15 minutes, no-op under 2 seconds.
+
+Exits 1 when a target is missed."""
+import json, os, shutil, subprocess, sys, time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+HAPS = os.environ.get("HAPS_PIPE") or shutil.which("haps-pipe") or os.path.join(ROOT, ".build", "release", "haps-pipe")
+WORK = os.path.join(ROOT, "bench", "work", "quickstart")
+
+
+def run(args):
+    t0 = time.monotonic()
+    subprocess.run([HAPS, *args], cwd=WORK, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.monotonic() - t0
+
+
+def summary(stage):
+    out = subprocess.run([HAPS, "show", stage, "--store", "store", "--file", "summary.json"], cwd=WORK, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)
+
+
+def main():
+    shutil.rmtree(WORK, ignore_errors=True)
+    os.makedirs(WORK)
+    spec = os.path.join(ROOT, "pipelines", "quickstart.json")
+    cold = run(["run", spec, "--store", "store", "--plain"])
+    noop = run(["run", spec, "--store", "store", "--plain"])
+    print(f"quickstart: cold {cold:.1f} s, no-op {noop:.3f} s ({os.cpu_count()} cores)")
+    ok = cold <= 15 * 60 and noop < 2
+    for stage in ("score_valid", "score_test"):
+        s = summary(stage)
+        f1 = [a["f1_mean"] for a in s["actions"]]
+        gap = s["oracle_gap"]
+        by_type = s["by_type"]
+        best = {t: v["best_fixed_action"] for t, v in by_type.items()}
+        n = s["complete_questions"]
+        teacher = s["questions_where_role_matters"]["teacher"] / n
+        print(f"{stage}: F1 per fixed assignment {', '.join(f'{x:.3f}' for x in f1)}; best fixed {s['best_fixed_f1']:.3f}, "
+              f"oracle {s['oracle_f1']:.3f} (gap {gap:.3f}); best fixed by type {best}; teacher changes the outcome on {teacher:.1%}")
+        if stage == "score_valid":
+            checks = {"every fixed assignment in [0.15, 0.85]": all(0.15 <= x <= 0.85 for x in f1),
+                      "oracle gap >= 0.15": gap >= 0.15,
+                      "best fixed differs between bridge and comparison": best.get("bridge") != best.get("comparison"),
+                      "teacher matters on >= 10%": teacher >= 0.10}
+            for name, passed in checks.items():
+                print(f"  {'met ' if passed else 'MISSED'} {name}")
+                ok = ok and passed
+    print(f"  {'met ' if cold <= 900 else 'MISSED'} cold <= 15 min; {'met ' if noop < 2 else 'MISSED'} no-op < 2 s")
+    sys.exit(0 if ok else 1)
+
+
+main()
