@@ -63,6 +63,42 @@ final class TrainAgentTests: XCTestCase {
         XCTAssertLessThanOrEqual(reply.completionTokens, 20)
     }
 
+    /// Cancelled once its first checkpoint exists (inside the copy warm-up), then run again: the
+    /// same model and losses as an uninterrupted run (batches and copy exercises come from the
+    /// step, the tokenizer from the transcripts).
+    func testResumesFromItsCheckpointToTheSameModel() throws {
+        let dir = NSTemporaryDirectory() + "agent-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
+        let spec = try PipelineSpec.parse(text: """
+            {"name": "a", "stages": {
+              "train": {"type": "synth-data", "params": {"split": "train", "people": 40, "sizes": {"train": 20, "valid": 0, "test": 0}}},
+              "agent": {"type": "train-agent", "inputs": {"questions": "train"},
+                        "params": {"layers": 1, "hidden_size": 32, "heads": 2, "kv_heads": 1, "vocab_size": 400, "steps": 24, "copy_steps": 12,
+                                   "batch_size": 4, "lr": 0.01, "max_length": 192, "checkpoint_every": 8, "fresh_worlds": 1, "fresh_questions": 8}}}}
+            """, file: "a.json", registry: HAPSStages.registry, baseDirectory: dir)
+        let straight = try Executor(spec: spec, store: try Store(root: dir + "/a"), options: RunOptions()).run()
+        XCTAssertTrue(straight.succeeded, "\(straight.results)")
+        let resumed = try Store(root: dir + "/b")
+        let token = CancellationToken()
+        let watcher = Thread {
+            while !token.isCancelled {
+                let work = (try? FileManager.default.contentsOfDirectory(atPath: dir + "/b/work")) ?? []
+                if work.contains(where: { !((try? FileManager.default.contentsOfDirectory(atPath: dir + "/b/work/\($0)/checkpoints")) ?? []).isEmpty }) {
+                    token.cancel()
+                }
+                usleep(500)
+            }
+        }
+        watcher.start()
+        let first = try Executor(spec: spec, store: resumed, options: RunOptions(), cancellation: token).run()
+        token.cancel()
+        XCTAssertEqual(first.results.first { $0.stage == "agent" }?.outcome.label, "cancelled")
+        let second = try Executor(spec: spec, store: resumed, options: RunOptions()).run()
+        XCTAssertEqual(second.results.first { $0.stage == "agent" }?.outcome.label, "ran")
+        XCTAssertEqual(second.result("agent")!.output, straight.result("agent")!.output, "the resumed run ends with the same model and losses")
+    }
+
     /// Per-step streams are independent: the batches of consecutive steps must not share their
     /// draws (seeds `step · 0x9E3779B97F4A7C15` apart gave splitmix streams shifted by one, so
     /// each step reused 15 of the previous step's 16 turns).
