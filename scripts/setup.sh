@@ -33,9 +33,10 @@ build=(swift build -c release --static-swift-stdlib)
 PREFIX=${PREFIX:-/usr/local}
 say "Installing haps-pipe and haps-pipe-serve into $PREFIX/bin"
 bindir=$("${build[@]}" --show-bin-path)
+mkdir -p "$PREFIX/bin" 2>/dev/null || $SUDO mkdir -p "$PREFIX/bin"   # PREFIX may not exist yet
 for program in haps-pipe haps-pipe-serve; do
-  if [ -w "$PREFIX/bin" ] || [ ! -e "$PREFIX/bin" -a -w "$PREFIX" ]; then
-    mkdir -p "$PREFIX/bin" && install -m 755 "$bindir/$program" "$PREFIX/bin/$program"
+  if [ -w "$PREFIX/bin" ]; then
+    install -m 755 "$bindir/$program" "$PREFIX/bin/$program"
   else
     $SUDO install -m 755 "$bindir/$program" "$PREFIX/bin/$program"
   fi
