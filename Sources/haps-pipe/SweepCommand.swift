@@ -74,7 +74,10 @@ enum SweepTable {
             let nodes = Array(Set(sweep.mapping[i].values))
             let done = nodes.allSatisfy { planned[$0]?.action == .cached }
             // Running: a process (this sweep or another run) holds the lock of one of its keys.
-            let running = !done && nodes.contains { n in planned[n].map { $0.action == .run && $0.key.map(store.isBeingComputed) == true } ?? false }
+            let running = !done && nodes.contains { n in
+                guard let entry = planned[n], entry.action == .run, let key = entry.key else { return false }
+                return store.isBeingComputed(key)
+            }
             row["state"] = done ? "done" : running ? "running"
                 : nodes.contains { failed.contains($0) && planned[$0]?.action != .cached } ? "failed" : "pending"
             // Final stages of the point: those no other stage of the point reads.

@@ -38,9 +38,7 @@ final class TrainAgentTests: XCTestCase {
     }
 
     func testTrainsALoadableCandidateThatTalks() throws {
-        let dir = NSTemporaryDirectory() + "agent-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
+        let dir = try makeTempDir(self, "agent")
         let spec = try PipelineSpec.parse(text: """
             {"name": "a", "stages": {
               "train": {"type": "synth-data", "params": {"split": "train", "people": 40, "sizes": {"train": 30, "valid": 10, "test": 0}}},
@@ -67,9 +65,7 @@ final class TrainAgentTests: XCTestCase {
     /// same model and losses as an uninterrupted run (batches and copy exercises come from the
     /// step, the tokenizer from the transcripts).
     func testResumesFromItsCheckpointToTheSameModel() throws {
-        let dir = NSTemporaryDirectory() + "agent-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
+        let dir = try makeTempDir(self, "agent")
         let spec = try PipelineSpec.parse(text: """
             {"name": "a", "stages": {
               "train": {"type": "synth-data", "params": {"split": "train", "people": 40, "sizes": {"train": 20, "valid": 0, "test": 0}}},
@@ -79,22 +75,8 @@ final class TrainAgentTests: XCTestCase {
             """, file: "a.json", registry: HAPSStages.registry, baseDirectory: dir)
         let straight = try Executor(spec: spec, store: try Store(root: dir + "/a"), options: RunOptions()).run()
         XCTAssertTrue(straight.succeeded, "\(straight.results)")
-        let resumed = try Store(root: dir + "/b")
-        let token = CancellationToken()
-        let watcher = Thread {
-            while !token.isCancelled {
-                let work = (try? FileManager.default.contentsOfDirectory(atPath: dir + "/b/work")) ?? []
-                if work.contains(where: { !((try? FileManager.default.contentsOfDirectory(atPath: dir + "/b/work/\($0)/checkpoints")) ?? []).isEmpty }) {
-                    token.cancel()
-                }
-                usleep(500)
-            }
-        }
-        watcher.start()
-        let first = try Executor(spec: spec, store: resumed, options: RunOptions(), cancellation: token).run()
-        token.cancel()
+        let (first, second) = try runInterruptedAtFirstCheckpoint(spec, storeAt: dir + "/b")
         XCTAssertEqual(first.results.first { $0.stage == "agent" }?.outcome.label, "cancelled")
-        let second = try Executor(spec: spec, store: resumed, options: RunOptions()).run()
         XCTAssertEqual(second.results.first { $0.stage == "agent" }?.outcome.label, "ran")
         XCTAssertEqual(second.result("agent")!.output, straight.result("agent")!.output, "the resumed run ends with the same model and losses")
     }

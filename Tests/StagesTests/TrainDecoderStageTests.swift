@@ -20,9 +20,7 @@ final class TrainDecoderStageTests: XCTestCase {
     }
 
     func testTrainsALoadableModelAndResumesToTheSameWeights() throws {
-        let dir = NSTemporaryDirectory() + "train-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
+        let dir = try makeTempDir(self, "train")
         let spec = try spec(dir)
         let straight = try Store(root: dir + "/a")
         let reference = try Executor(spec: spec, store: straight, options: RunOptions()).run()
@@ -36,30 +34,14 @@ final class TrainDecoderStageTests: XCTestCase {
         XCTAssertLessThan(losses.last!, losses.first! / 2, "\(losses.first!) → \(losses.last!)")
 
         // Interrupted once its first checkpoint exists, then run again.
-        let resumed = try Store(root: dir + "/b")
-        let token = CancellationToken()
-        let watcher = Thread {
-            while !token.isCancelled {
-                let work = (try? FileManager.default.contentsOfDirectory(atPath: dir + "/b/work")) ?? []
-                if work.contains(where: { !((try? FileManager.default.contentsOfDirectory(atPath: dir + "/b/work/\($0)/checkpoints")) ?? []).isEmpty }) {
-                    token.cancel()
-                }
-                usleep(1000)
-            }
-        }
-        watcher.start()
-        let first = try Executor(spec: spec, store: resumed, options: RunOptions(), cancellation: token).run()
-        token.cancel()
+        let (first, second) = try runInterruptedAtFirstCheckpoint(spec, storeAt: dir + "/b")
         XCTAssertEqual(first.results.first?.outcome.label, "cancelled")
-        let second = try Executor(spec: spec, store: resumed, options: RunOptions()).run()
         XCTAssertEqual(second.results.first?.outcome.label, "ran")
         XCTAssertEqual(second.result("lm")!.output, reference.result("lm")!.output, "the resumed run ends with the same model and losses")
     }
 
     func testBadParametersAndSequencesAreNamed() throws {
-        let dir = NSTemporaryDirectory() + "train-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
+        let dir = try makeTempDir(self, "train")
         XCTAssertThrowsError(try PipelineSpec.parse(text: """
             {"name": "t", "stages": {"lm": {"type": "train-decoder", "inputs": {"sequences": "x.jsonl"},
               "params": {"family": "qwen", "vocab_size": 24, "hidden_size": 16, "layers": 2, "heads": 3, "steps": 1, "lr": 0.01}}}}

@@ -294,7 +294,6 @@ public final class Executor: @unchecked Sendable {
         }
     }
 
-
     /// A cache entry whose objects are intact, or nil (a damaged one is dropped, with a reason).
     private func checkedHit(_ key: Digest, reasons: inout [String]) -> ActionEntry? {
         guard let hit = store.action(key) else { return nil }

@@ -104,8 +104,7 @@ public struct ScoreTable: Sendable {
         self.entries = entries
 
         var perAction = space.indices.map { ActionSummary(action: $0, count: 0, f1Sum: 0, emSum: 0, precisionSum: 0, recallSum: 0) }
-        var byQuestion = [[Double?]](repeating: [Double?](repeating: nil, count: space.count), count: questions.count)
-        for e in entries { byQuestion[e.questionIndex][e.action] = e.metrics.f1 }
+        let byQuestion = ScoreTable.f1Matrix(entries, questions: questions.count, actions: space.count)
         let complete = byQuestion.indices.filter { q in byQuestion[q].allSatisfy { $0 != nil } }
         let completeSet = Set(complete)
         for e in entries where completeSet.contains(e.questionIndex) {
@@ -117,10 +116,9 @@ public struct ScoreTable: Sendable {
             perAction[e.action].tokensSum += e.tokens ?? 0
             if let c = e.cost { perAction[e.action].costSum += c; perAction[e.action].costCount += 1 }
         }
-        var best: Int?
-        for a in perAction where a.count > 0 && (best == nil || a.meanF1 > perAction[best!].meanF1) { best = a.action }
+        let comparison = complete.isEmpty ? nil : ScoreTable.compare(complete, byQuestion)
+        let best = comparison?.bestFixedAction, oracle = comparison?.oracleF1 ?? 0
         let n = Double(max(1, complete.count))
-        let oracle = complete.reduce(0.0) { $0 + byQuestion[$1].map { $0! }.max()! } / n
         let random = complete.reduce(0.0) { acc, q in acc + byQuestion[q].reduce(0.0) { $0 + $1! } / Double(space.count) } / n
         let differ = complete.filter { q in Set(byQuestion[q].map { $0! }).count > 1 }.count
         // A role matters on a question when two actions that differ only in that role's
@@ -138,7 +136,7 @@ public struct ScoreTable: Sendable {
             }.count
         }
         summary = Summary(questions: questions.count, completeQuestions: complete.count, rows: entries.count, perAction: perAction,
-                          bestFixedAction: best, bestFixedF1: best.map { perAction[$0].meanF1 } ?? 0, oracleF1: complete.isEmpty ? 0 : oracle,
+                          bestFixedAction: best, bestFixedF1: best.map { perAction[$0].meanF1 } ?? 0, oracleF1: oracle,
                           randomF1: complete.isEmpty ? 0 : random, questionsWhereActionsDiffer: differ,
                           recordedF1Disagreements: disagreements, notRecomputed: notRecomputed, duplicateRows: duplicates,
                           skippedRows: skipped, questionsWhereRoleMatters: roleMatters)
@@ -147,19 +145,32 @@ public struct ScoreTable: Sendable {
     /// Per question type (`types`: question text → type; questions without one are left
     /// out): mean F1 per action, best fixed action and oracle, over complete questions.
     public mutating func breakDown(byType types: [String: String]) {
-        var f1 = [[Double?]](repeating: [Double?](repeating: nil, count: space.count), count: questions.count)
-        for e in entries { f1[e.questionIndex][e.action] = e.metrics.f1 }
+        let f1 = ScoreTable.f1Matrix(entries, questions: questions.count, actions: space.count)
         var groups: [String: [Int]] = [:]
         for q in questions.indices where f1[q].allSatisfy({ $0 != nil }) {
             if let t = types[questions[q].trimmingSpaces] { groups[t, default: []].append(q) }
         }
         byType = groups.keys.sorted().map { t in
-            let qs = groups[t]!, n = Double(qs.count)
-            let means = space.indices.map { a in qs.reduce(0.0) { $0 + f1[$1][a]! } / n }
-            let best = means.indices.max { means[$0] < means[$1] || (means[$0] == means[$1] && $0 > $1) }!
-            return TypeSummary(type: t, questions: qs.count, meanF1: means, bestFixedAction: best,
-                               oracleF1: qs.reduce(0.0) { $0 + f1[$1].map { $0! }.max()! } / n)
+            let c = ScoreTable.compare(groups[t]!, f1)
+            return TypeSummary(type: t, questions: groups[t]!.count, meanF1: c.meanF1, bestFixedAction: c.bestFixedAction, oracleF1: c.oracleF1)
         }
+    }
+
+    /// F1 by question and action (nil where the table has no row).
+    static func f1Matrix(_ entries: [Entry], questions: Int, actions: Int) -> [[Double?]] {
+        var f1 = [[Double?]](repeating: [Double?](repeating: nil, count: actions), count: questions)
+        for e in entries { f1[e.questionIndex][e.action] = e.metrics.f1 }
+        return f1
+    }
+
+    /// Over `questions` (non-empty, each with every action): mean F1 per action, the best fixed
+    /// action (ties: the lowest) and the oracle (mean of each question's best F1).
+    static func compare(_ questions: [Int], _ f1: [[Double?]]) -> (meanF1: [Double], bestFixedAction: Int, oracleF1: Double) {
+        let n = Double(questions.count), actions = f1[questions[0]].indices
+        let means = actions.map { a in questions.reduce(0.0) { $0 + f1[$1][a]! } / n }
+        var best = 0
+        for a in actions where means[a] > means[best] { best = a }
+        return (means, best, questions.reduce(0.0) { $0 + f1[$1].map { $0! }.max()! } / n)
     }
 
     /// Token counts when the row records them: `tokens`, or `usage` with prompt and completion tokens.
