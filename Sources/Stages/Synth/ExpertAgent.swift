@@ -52,14 +52,8 @@ public struct ExpertAgent: ChatModel {
 
     /// The entity of the last `Search[...]` in `text`.
     static func lastSearch(_ text: String) -> String {
-        let scalars = Array(text.unicodeScalars), marker = Array("Search[".unicodeScalars)
-        var start: Int?
-        if scalars.count >= marker.count {
-            for i in 0...(scalars.count - marker.count) where Array(scalars[i..<(i + marker.count)]) == marker { start = i + marker.count }
-        }
-        guard let s = start else { return "" }
-        let end = scalars[s...].firstIndex(of: "]") ?? scalars.count
-        return String(String.UnicodeScalarView(scalars[s..<end]))
+        guard let marker = text.ranges(of: "Search[").last else { return "" }
+        return String(text[marker.upperBound...].prefix { $0 != "]" })
     }
 
     /// A deterministic coin for (question, step).
