@@ -3,10 +3,6 @@
 # scripts/install-deps.sh and scripts/fetch-models.sh) first on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ ! -d ../shared/hotpotqa ] || [ ! -d ../shared/reference-fixtures ]; then
-  echo "warning: ../shared (the HotpotQA sample and the reference fixtures) is not beside this checkout;" >&2
-  echo "         the tests that compare against them will fail. Clone next to it, as CI does." >&2
-fi
 if [ ! -f models/all-MiniLM-L6-v2/model.safetensors ]; then
   echo "warning: models/all-MiniLM-L6-v2 is missing; the encoder tests will fail. Run scripts/fetch-models.sh" >&2
   echo "         (scripts/setup.sh and .ci/run do)." >&2

@@ -4,7 +4,7 @@ import XCTest
 /// `haps-pipe metrics`, `score` and `build-sft` as users run them, against the reference fixtures.
 final class DataCommandTests: XCTestCase {
     let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/reference-fixtures").path
+        .appendingPathComponent("Fixtures/reference").path
     var dir = ""
 
     override func setUpWithError() throws { dir = try makeTempDirectory(self) }

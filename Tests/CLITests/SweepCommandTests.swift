@@ -4,7 +4,7 @@ import XCTest
 /// `haps-pipe sweep` end to end: a grid over build-sft's smart_target on the reference fixture.
 final class SweepCommandTests: XCTestCase {
     let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/reference-fixtures").path
+        .appendingPathComponent("Fixtures/reference").path
 
     func testTheTableHoldsEachPointsFigures() throws {
         let dir = try makeTempDirectory(self)

@@ -20,19 +20,13 @@ final class DocsTests: XCTestCase {
         XCTAssertEqual(spec.stages["train"]?.pool, "gpu")
     }
 
-    /// Every shipped pipeline validates, given the dataset files it names (HotpotQA splits,
-    /// which users put in dataset/; here the shared sample stands in).
+    /// Every shipped pipeline validates from the repository itself (the HotpotQA splits it
+    /// carries in dataset/), as a fresh clone runs it.
     func testShippedPipelinesValidate() throws {
         let names = try FileManager.default.contentsOfDirectory(atPath: root + "/pipelines").filter { $0.hasSuffix(".json") }
         XCTAssertGreaterThanOrEqual(names.count, 4)
-        let base = try makeTempDir(self)
-        for split in ["train", "valid", "test"] {
-            try FileManager.default.createDirectory(atPath: base + "/dataset", withIntermediateDirectories: true)
-            try FileManager.default.createSymbolicLink(atPath: "\(base)/dataset/\(split).jsonl",
-                                                       withDestinationPath: "\(root)/../shared/hotpotqa/\(split).jsonl")
-        }
         for name in names {
-            XCTAssertNoThrow(try PipelineSpec.load(path: root + "/pipelines/" + name, registry: HAPSStages.registry, baseDirectory: base), name)
+            XCTAssertNoThrow(try PipelineSpec.load(path: root + "/pipelines/" + name, registry: HAPSStages.registry, baseDirectory: root), name)
         }
     }
 }

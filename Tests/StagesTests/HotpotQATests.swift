@@ -4,8 +4,7 @@ import XCTest
 @testable import Stages
 
 final class HotpotQATests: XCTestCase {
-    let shared = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/hotpotqa").path
+    let shared = Fixtures.hotpotQA
 
     func testLoadsTheSharedSplits() throws {
         let counts = try ["train", "valid", "test"].map { try HotpotQA.load("\(shared)/\($0).jsonl").count }

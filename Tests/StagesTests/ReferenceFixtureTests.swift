@@ -3,11 +3,18 @@ import XCTest
 @testable import Pipeline
 @testable import Stages
 
-/// The reference's recorded outputs (../shared/reference-fixtures) reproduced exactly.
+/// Paths of the data the repository carries for its tests.
 enum Fixtures {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/reference-fixtures").path
+    /// The repository's root.
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+    /// The reference's recorded outputs (Tests/Fixtures/reference, see its README).
+    static let root = repository + "/Tests/Fixtures/reference"
+    /// The 500 HotpotQA questions (dataset/{train,valid,test}.jsonl).
+    static let hotpotQA = repository + "/dataset"
 }
+
+/// The reference's recorded outputs reproduced exactly.
 
 final class MetricsFixtureTests: XCTestCase {
     func testEveryRecordedCaseAgrees() throws {

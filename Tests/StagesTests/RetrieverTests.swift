@@ -14,8 +14,7 @@ final class LexicalRetrieverTests: XCTestCase {
 
     /// On the 500 shared questions, searching each gold title: how often BM25 returns that paragraph.
     func testGoldParagraphHitRateOnTheSharedQuestions() throws {
-        let shared = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/hotpotqa").path
+        let shared = Fixtures.hotpotQA
         let r = LexicalRetriever()
         var searches = 0, hits = 0
         for split in ["train", "valid", "test"] {
@@ -69,7 +68,7 @@ final class DenseRetrieverTests: XCTestCase {
 
     /// The first 15 shared questions (the full 500 are measured by bench/encoder, in release).
     func testGoldParagraphHitRateOnSharedQuestions() throws {
-        let shared = URL(fileURLWithPath: DenseRetrieverTests.root).deletingLastPathComponent().appendingPathComponent("shared/hotpotqa").path
+        let shared = Fixtures.hotpotQA
         let r = try retriever()
         var searches = 0, hits = 0
         for q in try HotpotQA.load("\(shared)/valid.jsonl").prefix(15) {

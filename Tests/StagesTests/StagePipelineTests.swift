@@ -10,7 +10,7 @@ final class StagePipelineTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
         let fixtures = Fixtures.root + "/build-sft"
-        let hotpot = URL(fileURLWithPath: Fixtures.root).deletingLastPathComponent().appendingPathComponent("hotpotqa/valid.jsonl").path
+        let hotpot = Fixtures.hotpotQA + "/valid.jsonl"
         let spec = try PipelineSpec.parse(text: """
             {"name": "data", "stages": {
               "valid": {"type": "questions", "inputs": {"file": "\(hotpot)"}, "params": {"limit": 10, "shuffle": true}},

@@ -15,7 +15,7 @@ fi
 "$py" -c "import sentence_transformers" 2>/dev/null || "$root/bench/.venv/bin/pip" install --quiet sentence-transformers
 (cd "$root" && scripts/fetch-models.sh >/dev/null && swift build -c release --product encoder-bench >/dev/null)
 export THREADS=${THREADS:-2} SENTENCES=${SENTENCES:-512} BATCH=${BATCH:-32}
-export SHARED="$root/../shared/hotpotqa" MODEL="$root/models/all-MiniLM-L6-v2"
+export SHARED="$root/dataset" MODEL="$root/models/all-MiniLM-L6-v2"
 exec "$py" - "$root/.build/release/encoder-bench" "$here/st_peer.py" "${RUNS:-3}" <<'PY'
 import json, os, statistics, subprocess, sys
 swift, peer, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])

@@ -6,7 +6,7 @@ import torch
 from sentence_transformers import SentenceTransformer
 
 threads, count, batch = int(os.environ.get("THREADS", "2")), int(os.environ.get("SENTENCES", "512")), int(os.environ.get("BATCH", "32"))
-shared, model = os.environ.get("SHARED", "../shared/hotpotqa"), os.environ.get("MODEL", "models/all-MiniLM-L6-v2")
+shared, model = os.environ.get("SHARED", "dataset"), os.environ.get("MODEL", "models/all-MiniLM-L6-v2")
 torch.set_num_threads(threads)
 paragraphs = []
 for split in ["train", "valid", "test"]:

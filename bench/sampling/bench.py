@@ -45,7 +45,7 @@ def main():
     shutil.rmtree(WORK, ignore_errors=True)
     os.makedirs(WORK)
     qs = os.path.join(WORK, "q.jsonl")
-    with open(os.path.join(ROOT, "..", "shared", "hotpotqa", "valid.jsonl")) as src, open(qs, "w") as dst:
+    with open(os.path.join(ROOT, "dataset", "valid.jsonl")) as src, open(qs, "w") as dst:
         for i, line in enumerate(src):
             if i < N:
                 dst.write(line)

@@ -10,7 +10,7 @@ let env = ProcessInfo.processInfo.environment
 let threads = Int(env["THREADS"] ?? "2")!
 let count = Int(env["SENTENCES"] ?? "512")!
 let batch = Int(env["BATCH"] ?? "32")!
-let shared = env["SHARED"] ?? "../shared/hotpotqa"
+let shared = env["SHARED"] ?? "dataset"
 let model = env["MODEL"] ?? "models/all-MiniLM-L6-v2"
 try BLAS.shared().threads = threads
 
