@@ -39,7 +39,15 @@ public struct ChatReply: Sendable, Equatable {
 public protocol ChatModel: Sendable {
     /// What identifies the model's outputs (backend, model id, revision; not its URL).
     var identity: String { get }
+    /// The digest of the LoRA update this model applies to every call (hex), or nil for the
+    /// base weights. A memo keys calls by it, so that a call made under an update never replays
+    /// one made without it or under another update.
+    var adapter: String? { get }
     func chat(_ messages: [ChatMessage], settings: GenerationSettings) throws -> ChatReply
+}
+
+extension ChatModel {
+    public var adapter: String? { nil }
 }
 
 /// A retriever: the single best paragraph for an entity, among a question's paragraphs.

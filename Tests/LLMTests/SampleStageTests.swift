@@ -145,16 +145,60 @@ final class MemoizedChatModelTests: XCTestCase {
     }
 
     func testTheKeySeparatesEveryField() {
-        func key(_ m: [(String, String)], _ s: GenerationSettings = GenerationSettings(), id: String = "m") -> Digest {
-            MemoizedChatModel.key(identity: id, messages: m.map { ChatMessage(role: $0.0, content: $0.1) }, settings: s)
+        func key(_ m: [(String, String)], _ s: GenerationSettings = GenerationSettings(), id: String = "m", adapter: String? = nil) -> Digest {
+            MemoizedChatModel.key(identity: id, adapter: adapter, messages: m.map { ChatMessage(role: $0.0, content: $0.1) }, settings: s)
         }
         let base = key([("user", "ab"), ("assistant", "c")])
         XCTAssertEqual(base, key([("user", "ab"), ("assistant", "c")]))
+        let sampled = GenerationSettings(temperature: 0.7)
         let others = [key([("user", "a"), ("assistant", "bc")]), key([("user", "abc")]), key([("user", "ab"), ("assistant", "c")], id: "n"),
-                      key([("user", "ab"), ("assistant", "c")], GenerationSettings(seed: 44)),
-                      key([("user", "ab"), ("assistant", "c")], GenerationSettings(temperature: 0.7)),
-                      key([("user", "ab"), ("assistant", "c")], GenerationSettings(stop: ["messages 2"]))]
+                      key([("user", "ab"), ("assistant", "c")], sampled),
+                      key([("user", "ab"), ("assistant", "c")], GenerationSettings(temperature: 0.7, seed: 44)),
+                      key([("user", "ab"), ("assistant", "c")], GenerationSettings(stop: ["messages 2"])),
+                      key([("user", "ab"), ("assistant", "c")], adapter: "0123abcd"),
+                      key([("user", "ab"), ("assistant", "c")], adapter: "4567ef01"),
+                      key([("user", "ab"), ("assistant", "c")], sampled, adapter: "0123abcd")]
         XCTAssertEqual(Set(others + [base]).count, others.count + 1)
+    }
+
+    /// A greedy reply does not depend on the seed: a run with another stage seed replays it.
+    func testGreedyCallsIgnoreTheSeedAndSampledCallsDoNot() {
+        func key(_ s: GenerationSettings) -> Digest { MemoizedChatModel.key(identity: "m", messages: [ChatMessage(role: "user", content: "q")], settings: s) }
+        XCTAssertEqual(key(GenerationSettings(seed: 43)), key(GenerationSettings(seed: 7)))
+        XCTAssertEqual(key(GenerationSettings(seed: 43)), key(GenerationSettings(seed: nil)))
+        XCTAssertNotEqual(key(GenerationSettings(temperature: 1, seed: 43)), key(GenerationSettings(temperature: 1, seed: 7)))
+    }
+
+    /// Records made before the LoRA field existed stay valid: a base-model key is the v1 digest
+    /// of (identity, settings, stop, messages), computed here independently.
+    func testBaseModelKeysAreUnchangedByTheAdapterField() {
+        var h = DigestBuilder()
+        for f in ["haps-pipe call v1", "m", "temperature=0.0 top_p=1.0 max_tokens=256 seed=43", "stop 0", "messages 1", "user", "q"] {
+            var n = UInt64(f.utf8.count).littleEndian
+            withUnsafeBytes(of: &n) { h.update($0) }
+            Array(f.utf8).withUnsafeBytes { h.update($0) }
+        }
+        XCTAssertEqual(MemoizedChatModel.key(identity: "m", messages: [ChatMessage(role: "user", content: "q")], settings: GenerationSettings()), h.finalize())
+    }
+
+    /// A model under a LoRA update (here: a wrapper reporting one) never replays the base model's call.
+    func testCallsUnderAnAdapterDoNotReplayBaseCalls() throws {
+        struct Adapted: ChatModel {
+            let base: any ChatModel
+            var identity: String { base.identity }
+            var adapter: String? { "feedbeef" }
+            func chat(_ messages: [ChatMessage], settings: GenerationSettings) throws -> ChatReply { try base.chat(messages, settings: settings) }
+        }
+        let store = try Store(root: NSTemporaryDirectory() + "memo-\(UUID().uuidString)")
+        let slow = SlowModel(failFirst: false)
+        _ = ask(MemoizedChatModel(slow, store: store, counter: CallCounter()), threads: 1, text: "same")
+        XCTAssertEqual(slow.calls, 1)
+        let counter = CallCounter()
+        XCTAssertEqual(ask(MemoizedChatModel(Adapted(base: slow), store: store, counter: counter), threads: 1, text: "same"), ["echo same"])
+        XCTAssertEqual(slow.calls, 2, "the adapted call was made, not replayed")
+        XCTAssertEqual(counter.replayed, 0)
+        _ = ask(MemoizedChatModel(Adapted(base: slow), store: store, counter: counter), threads: 1, text: "same")
+        XCTAssertEqual(slow.calls, 2, "and is itself replayed under the same update")
     }
 
     func testConcurrentIdenticalCallsAreMadeOnce() throws {

@@ -55,14 +55,17 @@ public struct MemoizedChatModel: ChatModel {
     public let store: Store
     public let counter: CallCounter
     public var identity: String { base.identity }
+    public var adapter: String? { base.adapter }
 
     public init(_ base: any ChatModel, store: Store, counter: CallCounter) {
         self.base = base; self.store = store; self.counter = counter
     }
 
-    /// SHA-256 over the length-prefixed fields (model identity, settings, then each message's
-    /// role and content): unambiguous, and cheap enough to compute for every call.
-    public static func key(identity: String, messages: [ChatMessage], settings: GenerationSettings) -> Digest {
+    /// SHA-256 over the length-prefixed fields (model identity, settings, the LoRA update if
+    /// any, then each message's role and content): unambiguous, and cheap enough to compute for
+    /// every call. A greedy call is keyed with the reference's seed whatever the caller's: the
+    /// seed does not change a greedy reply, so a run with another stage seed replays it.
+    public static func key(identity: String, adapter: String? = nil, messages: [ChatMessage], settings: GenerationSettings) -> Digest {
         var h = DigestBuilder()
         func field(_ s: String) {
             var s = s
@@ -72,18 +75,22 @@ public struct MemoizedChatModel: ChatModel {
                 h.update(UnsafeRawBufferPointer(u))
             }
         }
+        let seed = settings.temperature == 0 ? GenerationSettings.reference.seed : settings.seed
         field("haps-pipe call v1")
         field(identity)
-        field("temperature=\(settings.temperature) top_p=\(settings.topP) max_tokens=\(settings.maxTokens) seed=\(settings.seed.map(String.init) ?? "none")")
+        field("temperature=\(settings.temperature) top_p=\(settings.topP) max_tokens=\(settings.maxTokens) seed=\(seed.map(String.init) ?? "none")")
         field("stop \(settings.stop.count)")
         for s in settings.stop { field(s) }
+        // Only calls under an update have this field, so the keys of base-model calls are those
+        // of earlier versions (their records stay valid).
+        if let adapter { field("lora"); field(adapter) }
         field("messages \(messages.count)")
         for m in messages { field(m.role); field(m.content) }
         return h.finalize()
     }
 
     public func chat(_ messages: [ChatMessage], settings: GenerationSettings) throws -> ChatReply {
-        let key = MemoizedChatModel.key(identity: identity, messages: messages, settings: settings)
+        let key = MemoizedChatModel.key(identity: identity, adapter: adapter, messages: messages, settings: settings)
         while true {
             if let r = recorded(key) { return r }
             let made = try counter.exclusively(key) { () throws -> ChatReply in
