@@ -12,6 +12,8 @@ public struct JSONPath: Hashable, Sendable, CustomStringConvertible, Comparable 
     public func appending(_ key: String) -> JSONPath { JSONPath(components + [.key(key)]) }
     public func appending(index: Int) -> JSONPath { JSONPath(components + [.index(index)]) }
     public var parent: JSONPath? { components.isEmpty ? nil : JSONPath(Array(components.dropLast())) }
+    /// The last component when it is a key (a parameter's or field's name).
+    public var lastKey: String? { if case .key(let k) = components.last { return k } else { return nil } }
 
     public var description: String {
         var s = "$"

@@ -84,8 +84,9 @@ enum SweepTable {
             let sinks = (point0?.order ?? []).filter { s in point0?.dependents(of: s).isEmpty ?? false }
             for s in sinks {
                 guard let node = sweep.mapping[i][s], let entry = planned[node], entry.action == .cached, let key = entry.key,
-                      let out = store.action(key)?.output, let dir = try? store.materialize(out), let manifest = try? store.manifest(out) else { continue }
-                for f in ArtifactFigures.figures(kind: manifest.kind, directory: dir) {
+                      let out = store.action(key)?.output, let dir = try? store.materialize(out),
+                      let definition = point0?.stages[s]?.definition else { continue }
+                for f in definition.figures(dir) {
                     let name = "\(s).\(f.name)"
                     if !figureNames.contains(name) { figureNames.append(name) }
                     row[name] = Format.fixed(f.value, 4)

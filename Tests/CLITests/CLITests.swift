@@ -64,9 +64,10 @@ final class CLITests: XCTestCase {
         let r = try CLI.run(["run", "bad.json"], in: dir)
         XCTAssertEqual(r.status, 2)
         XCTAssertEqual(r.stderr, """
-            error: bad.json is not a valid pipeline spec (2 problems):
+            error: bad.json is not a valid pipeline spec (3 problems):
               bad.json:1:32: $.stages.a.type: unknown stage type 'comand'; did you mean 'command'?
               bad.json:1:87: $.stages.b.params.rnu: unknown parameter 'rnu' for stage type 'command'; did you mean 'run'?
+              bad.json:1:76: $.stages.b.params: missing parameter 'run'
 
             """)
         let missing = try CLI.run(["plan", "nope.json"], in: dir)

@@ -37,6 +37,20 @@ final class DecoderTrainerTests: XCTestCase {
         XCTAssertEqual(resumed.model.namedWeights, straight.model.namedWeights)
     }
 
+    /// Gradient accumulation bounds memory, not the result: micro-batches of 1, 2 or 4 give the
+    /// same weights as the whole batch, bit for bit (gradients are summed in batch order).
+    func testAccumulationGivesTheSameStepAsTheWholeBatch() throws {
+        func weights(accumulation: Int, threads: Int) throws -> [String: Tensor] {
+            let t = DecoderTrainer(model: try .randomlyInitialised(config, seed: 3, std: 0.1), learningRate: 0.01)
+            t.threads = threads
+            for s in 0..<3 { try t.train(batch(s), targetsFrom: [1, 2, 3, 4], accumulation: accumulation) }
+            return t.model.namedWeights
+        }
+        let whole = try weights(accumulation: 1, threads: 2)
+        for a in [2, 4] { XCTAssertEqual(try weights(accumulation: a, threads: 2), whole, "accumulation \(a)") }
+        XCTAssertEqual(try weights(accumulation: 3, threads: 1), whole, "uneven micro-batches, one thread")
+    }
+
     func testASavedModelLoadsWithTheSameLogits() throws {
         let model = try DecoderModel.randomlyInitialised(config, seed: 3, std: 0.2)
         let dir = NSTemporaryDirectory() + "saved-\(UUID().uuidString)"

@@ -187,10 +187,9 @@ final class ResourceTests: XCTestCase {
 
 /// A training-style stage: a seeded random walk of `steps` steps, checkpointed every `every`.
 struct Walk: StageType {
-    struct Params: Decodable, Sendable { var steps: Int; var every: Int; var sleep_ms: Int }
+    struct Params: StageParameters { @Param("steps") var steps: Int; @Param("checkpoint every") var every: Int; @Param("per step") var sleep_ms: Int }
     static let name = "walk"
     static let version = 1
-    static let parameters = [ParameterInfo("steps"), ParameterInfo("every"), ParameterInfo("sleep_ms")]
     static func ports(_ p: Params) -> StagePorts { StagePorts(inputs: [], output: "text") }
     static func run(_ p: Params, _ c: StageContext) throws {
         // State: step, position, and the generator's state, so a resumed walk continues exactly.

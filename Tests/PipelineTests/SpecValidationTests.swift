@@ -48,7 +48,8 @@ final class SpecValidationTests: XCTestCase {
 
     func testUnknownAndMistypedParameters() {
         XCTAssertEqual(errors(#"{"name": "p", "stages": {"a": {"type": "text-source", "params": {"txet": "x"}}}}"#),
-                       ["spec.json:1:66: $.stages.a.params.txet: unknown parameter 'txet' for stage type 'text-source'; did you mean 'text'?"])
+                       ["spec.json:1:66: $.stages.a.params.txet: unknown parameter 'txet' for stage type 'text-source'; did you mean 'text'?",
+                        "spec.json:1:55: $.stages.a.params: missing parameter 'text'"])
         XCTAssertEqual(errors(#"{"name": "p", "stages": {"a": {"type": "text-source", "params": {"text": 3}}}}"#),
                        ["spec.json:1:66: $.stages.a.params.text: expected a string, found a number"])
         XCTAssertEqual(errors(#"{"name": "p", "stages": {"a": {"type": "text-source"}}}"#),

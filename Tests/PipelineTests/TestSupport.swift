@@ -19,10 +19,9 @@ func read(_ path: String) throws -> String { try FileIO.readString(path) }
 
 /// Test stage types with typed ports (the framework itself ships only `command`).
 struct TextSource: StageType {
-    struct Params: Decodable, Sendable { var text: String }
+    struct Params: StageParameters { @Param("the text") var text: String }
     static let name = "text-source"
     static let version = 1
-    static let parameters = [ParameterInfo("text")]
     static func ports(_ p: Params) -> StagePorts { StagePorts(inputs: [], output: "text") }
     static func run(_ p: Params, _ c: StageContext) throws {
         try write(p.text, to: c.outputDirectory + "/text.txt")
@@ -30,10 +29,9 @@ struct TextSource: StageType {
 }
 
 struct Upper: StageType {
-    struct Params: Decodable, Sendable { var suffix: String?; var count: Int? }
+    struct Params: StageParameters { @Param("appended") var suffix: String? = nil; @Param("unused") var count: Int? = nil }
     static let name = "upper"
     static let version = 1
-    static let parameters = [ParameterInfo("suffix"), ParameterInfo("count")]
     static func ports(_ p: Params) -> StagePorts { StagePorts(inputs: [InputPort("text", kind: "text")], output: "text") }
     static func run(_ p: Params, _ c: StageContext) throws {
         let t = try read(c.inputs["text"]!.path)
@@ -42,10 +40,9 @@ struct Upper: StageType {
 }
 
 struct WordCount: StageType {
-    struct Params: Decodable, Sendable {}
+    struct Params: StageParameters {}
     static let name = "word-count"
     static let version = 1
-    static let parameters: [ParameterInfo] = []
     static func ports(_ p: Params) -> StagePorts {
         StagePorts(inputs: [InputPort("text", kind: "text"), InputPort("extra", kind: "text", optional: true)], output: "counts")
     }
@@ -57,10 +54,9 @@ struct WordCount: StageType {
 
 /// Processes `n` items through a journal, sleeping per item; for cancellation and resume tests.
 struct SlowItems: StageType {
-    struct Params: Decodable, Sendable { var n: Int; var sleep_ms: Int }
+    struct Params: StageParameters { @Param("items") var n: Int; @Param("per item") var sleep_ms: Int }
     static let name = "slow-items"
     static let version = 1
-    static let parameters = [ParameterInfo("n"), ParameterInfo("sleep_ms")]
     static func ports(_ p: Params) -> StagePorts { StagePorts(inputs: [], output: "text") }
     static func run(_ p: Params, _ c: StageContext) throws {
         let j = try c.journal()

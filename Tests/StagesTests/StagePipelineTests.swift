@@ -42,8 +42,8 @@ final class StagePipelineTests: XCTestCase {
              "score": {"type": "score", "inputs": {"samples": "sft"}}}}
             """, file: "x.json", registry: HAPSStages.registry)) { e in
             XCTAssertEqual((e as? SpecError)?.lines, [
-                "x.json:1:98: $.stages.sft.params.tie_policy: unknown tie policy 'random'; one of: all, random_one, deterministic_one",
-                "x.json:1:122: $.stages.sft.params.balance: unknown balance mode 'over'; one of: none, undersample, oversample, smart_oversample",
+                "x.json:1:98: $.stages.sft.params.tie_policy: unknown tie_policy 'random'; one of: all, random_one, deterministic_one",
+                "x.json:1:122: $.stages.sft.params.balance: unknown balance 'over'; one of: none, undersample, oversample, smart_oversample",
                 "x.json:1:66: $.stages.sft.inputs.samples: stage 'score' outputs 'score-table' but input 'samples' of 'build-sft' expects 'samples'",
                 "x.json:2:40: $.stages.score.inputs.samples: stage 'sft' outputs 'sft-data' but input 'samples' of 'score' expects 'samples'",
                 "x.json:1:15: $.stages: dependency cycle: sft -> score -> sft",

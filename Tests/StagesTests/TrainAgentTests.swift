@@ -7,7 +7,7 @@ import NN
 
 final class TrainAgentTests: XCTestCase {
     func questions(_ n: Int, difficulty: String = "hard") throws -> [HotpotQuestion] {
-        let p = try JSONDecoder().decode(SynthDataStage.Params.self, from: Data(#"{"split": "train", "people": 40, "difficulty": "\#(difficulty)", "sizes": {"train": \#(n), "valid": 0, "test": 0}}"#.utf8))
+        let p = try SynthDataStage.Params.from(JSONParser.parse(#"{"split": "train", "people": 40, "difficulty": "\#(difficulty)", "sizes": {"train": \#(n), "valid": 0, "test": 0}}"#))
         return try SynthDataStage.generate(p)["train"]!
     }
 

@@ -47,7 +47,15 @@ final class TrainDecoderStageTests: XCTestCase {
               "params": {"family": "qwen", "vocab_size": 24, "hidden_size": 16, "layers": 2, "heads": 3, "steps": 1, "lr": 0.01}}}}
             """, file: "t.json", registry: HAPSStages.registry, baseDirectory: dir)) { e in
             let text = "\(e)"
-            XCTAssertTrue(text.contains("$.stages.lm.params.family: expected llama, qwen2 or mistral"), text)
+            XCTAssertTrue(text.contains("$.stages.lm.params.family: unknown family 'qwen'; did you mean 'qwen2'?"), text)
+        }
+        // A bad value of a parameter with a default does not hide the stage's other problems.
+        XCTAssertThrowsError(try PipelineSpec.parse(text: """
+            {"name": "t", "stages": {"lm": {"type": "train-decoder", "inputs": {"sequences": "x.jsonl"},
+              "params": {"family": "qwen2", "schedule": "cosin", "vocab_size": 24, "hidden_size": 16, "layers": 2, "heads": 3, "steps": 1, "lr": 0.01}}}}
+            """, file: "t.json", registry: HAPSStages.registry, baseDirectory: dir)) { e in
+            let text = "\(e)"
+            XCTAssertTrue(text.contains("$.stages.lm.params.schedule: unknown schedule 'cosin'; did you mean 'cosine'?"), text)
             XCTAssertTrue(text.contains("$.stages.lm.params.heads: hidden_size 16 is not a multiple of heads 3"), text)
         }
         let s = try spec(dir, steps: 2)

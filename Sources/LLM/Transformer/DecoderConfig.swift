@@ -17,7 +17,7 @@ public struct ModelError: Error, CustomStringConvertible, Sendable {
 /// embeddings, Qwen2's q/k/v biases, sliding windows). Both the transformers 4 layout
 /// (`rope_theta`, `rope_scaling`) and the 5 layout (`rope_parameters`) are read.
 public struct DecoderConfig: Sendable, Equatable {
-    public enum Family: String, Sendable { case llama, qwen2, mistral }
+    public enum Family: String, Sendable, CaseIterable { case llama, qwen2, mistral }
     public var family: Family
     public var vocabSize: Int
     public var hiddenSize: Int

@@ -131,8 +131,36 @@ public final class DecoderTrainer {
 
     /// One optimisation step over `batch`; returns the batch's mean loss before the step.
     /// `targetsFrom[i]`: the first token of sequence i that is a target (default: all).
+    /// `accumulation`: the batch runs as that many micro-batches whose gradients are summed
+    /// before the one step (memory for a micro-batch's tapes only; the same result, bit for
+    /// bit, since gradients are summed in batch order either way).
     @discardableResult
-    public func train(_ batch: [[Int]], targetsFrom: [Int]? = nil) throws -> Float {
+    public func train(_ batch: [[Int]], targetsFrom: [Int]? = nil, accumulation: Int = 1) throws -> Float {
+        precondition(accumulation >= 1, "accumulation must be at least 1, got \(accumulation)")
+        let micro = max(1, (batch.count + accumulation - 1) / accumulation)
+        var total: [String: Tensor]? = nil
+        var loss: Float = 0
+        for start in stride(from: 0, to: batch.count, by: micro) {
+            let range = start..<min(batch.count, start + micro)
+            loss += try accumulateGradients(Array(batch[range]), targetsFrom: targetsFrom.map { Array($0[range]) }, into: &total)
+        }
+        guard let total else { return 0 }
+        // Averaging over the batch and clipping are one multiplier, applied as AdamW reads the gradients.
+        let scale = 1 / Float(max(1, batch.count))
+        var multiplier = scale
+        if let maxGradientNorm {
+            multiplier *= Gradients.clipCoefficient(norm: Gradients.norm(total, threads: threads) * scale, maxNorm: maxGradientNorm)
+        }
+        var weights = model.namedWeights
+        optimizer.update(&weights, gradients: total, lr: learningRate * schedule.multiplier(optimizer.step), gradientScale: multiplier,
+                         threads: threads)
+        self.model = try DecoderModel(config: model.config, weights: weights)
+        return loss * scale
+    }
+
+    /// Forward and backward of each sequence (in parallel, each with single-threaded OpenBLAS),
+    /// their gradients added to `total` in batch order; returns the summed loss.
+    private func accumulateGradients(_ batch: [[Int]], targetsFrom: [Int]?, into total: inout [String: Tensor]?) throws -> Float {
         final class Results: @unchecked Sendable {
             let lock = SpinLock()
             var items: [(loss: Float, grads: [String: Tensor])?]
@@ -151,31 +179,25 @@ public final class DecoderTrainer {
         }
         // Summed in batch order (per name, names in parallel), so the result does not depend on
         // which thread finished first.
-        let items = results.items.compactMap { $0 }
-        let names = items.first?.grads.keys.sorted() ?? []
+        var items = results.items.compactMap { $0 }
+        if total == nil, !items.isEmpty { total = items.removeFirst().grads }
+        guard let current = total else { return 0 }
+        let names = current.keys.sorted()
         final class Sum: @unchecked Sendable { var tensor: Tensor; init(_ t: Tensor) { tensor = t } }  // one object per name: no shared array is written
-        let sums = names.map { Sum(items[0].grads[$0]!) }
+        total = nil  // the sums below hold the only references, so they add in place
+        let sums = names.map { Sum(current[$0]!) }
+        let rest = items
         try Parallel.forEach(names.count, threads: threads) { n in
-            for item in items.dropFirst() {
+            for item in rest {
                 item.grads[names[n]]!.data.withUnsafeBufferPointer { g in
                     sums[n].tensor.data.withUnsafeMutableBufferPointer { t in for i in t.indices { t[i] += g[i] } }
                 }
             }
         }
-        var total: [String: Tensor] = [:]
-        for (n, name) in names.enumerated() { total[name] = sums[n].tensor }
-        let loss = items.reduce(0) { $0 + $1.loss }
-        // Averaging over the batch and clipping are one multiplier, applied as AdamW reads the gradients.
-        let scale = 1 / Float(max(1, batch.count))
-        var multiplier = scale
-        if let maxGradientNorm {
-            multiplier *= Gradients.clipCoefficient(norm: Gradients.norm(total, threads: threads) * scale, maxNorm: maxGradientNorm)
-        }
-        var weights = model.namedWeights
-        optimizer.update(&weights, gradients: total, lr: learningRate * schedule.multiplier(optimizer.step), gradientScale: multiplier,
-                         threads: threads)
-        self.model = try DecoderModel(config: model.config, weights: weights)
-        return loss * scale
+        var out: [String: Tensor] = [:]
+        for (n, name) in names.enumerated() { out[name] = sums[n].tensor }
+        total = out
+        return results.items.reduce(0) { $0 + ($1?.loss ?? 0) }
     }
 
     /// Weights (`param.<name>`), optimizer state (`opt.<...>`) and step, as safetensors bytes.

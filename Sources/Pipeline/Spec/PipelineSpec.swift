@@ -18,6 +18,7 @@ public enum InputSource: Sendable, Equatable {
 public struct PlannedStageSpec: Sendable {
     public var name: String
     public var definition: StageDefinition
+    /// The effective parameters (defaults applied; what the key digests).
     public var paramsJSON: JSONValue
     public var params: any Sendable
     public var ports: StagePorts

@@ -165,12 +165,10 @@ struct SpecValidator {
                 report(sp.appending("type"), "unknown stage type '\(typeName)'" + (hint.isEmpty ? "; known types: \(registry.names.joined(separator: ", "))" : hint))
                 continue
             }
-            let paramsJSON = sjson["params"] ?? .object([])
-            let params: any Sendable
-            switch def.decode(paramsJSON, sp.appending("params")) {
-            case .success(let p): params = p
-            case .failure(let f): problems += f.problems; continue
-            }
+            let decoded = def.decode(sjson["params"] ?? .object([]), sp.appending("params"))
+            problems += decoded.problems
+            guard let params = decoded.value else { continue }  // a required parameter is missing or bad
+            let paramsJSON = decoded.effective
             problems += def.validateParams(params, sp.appending("params"))
             let ports = def.portsOf(params)
 

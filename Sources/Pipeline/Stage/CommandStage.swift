@@ -23,46 +23,31 @@ import Glibc
 /// `HAPS_INPUT_<PORT>`, `HAPS_PARAM_<NAME>` (upper-cased). Everything the program writes
 /// under `{out}` becomes the stage's artifact; each name in `outputs` must exist afterwards.
 public struct CommandStage: StageType {
-    public struct Params: Decodable, Sendable {
-        /// A shell command (run by `/bin/sh -c`) or an argument vector (run directly).
-        public var run: Command
-        public var outputs: [String]
-        public var kind: String
-        public var params: [String: JSONValue]
-        public var env: [String: String]
-        /// Working directory, relative to the directory haps-pipe runs in (default: that directory).
-        public var cwd: String?
-        /// Item mode: the input port whose JSONL file holds one item per line.
-        public var foreach: String?
-        /// Item mode: items run at once.
-        public var workers: Int
-        /// Spec resources the program uses ("models.llama"): their identities join the key and
-        /// their JSON is in the environment as HAPS_RESOURCE_<NAME>.
-        public var resources: [String]
-
-        enum CodingKeys: String, CodingKey { case run, outputs, kind, params, env, cwd, foreach, workers, resources }
-
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            run = try c.decode(Command.self, forKey: .run)
-            outputs = try c.decodeIfPresent([String].self, forKey: .outputs) ?? []
-            kind = try c.decodeIfPresent(String.self, forKey: .kind) ?? ArtifactKind.files.name
-            params = try c.decodeIfPresent([String: JSONValue].self, forKey: .params) ?? [:]
-            env = try c.decodeIfPresent([String: String].self, forKey: .env) ?? [:]
-            cwd = try c.decodeIfPresent(String.self, forKey: .cwd)
-            foreach = try c.decodeIfPresent(String.self, forKey: .foreach)
-            workers = try c.decodeIfPresent(Int.self, forKey: .workers) ?? 1
-            resources = try c.decodeIfPresent([String].self, forKey: .resources) ?? []
-        }
+    public struct Params: StageParameters {
+        @Param("shell command string, or an array of arguments (no shell)") public var run: Command
+        @Param("names the program must write under {out}; each is {outputs.NAME}") public var outputs: [String] = []
+        @Param("artifact kind of the output") public var kind = ArtifactKind.files.name
+        @Param("the program's own parameters: {params.NAME} and HAPS_PARAM_NAME") public var params: [String: JSONValue] = [:]
+        @Param("extra environment variables (placeholders allowed)") public var env: [String: String] = [:]
+        @Param("working directory, relative to where haps-pipe runs (default: that directory)") public var cwd: String? = nil
+        @Param("item mode: run once per line of this input's JSONL file, journaled, resumable") public var foreach: String? = nil
+        @Param("item mode: items run at once") public var workers = 1
+        @Param("spec resources the program uses, e.g. [\"models.llama\"]: part of the key, in HAPS_RESOURCE_<NAME>") public var resources: [String] = []
+        public init() {}
     }
 
-    public enum Command: Decodable, Sendable {
+    /// A shell command (run by `/bin/sh -c`) or an argument vector (run directly).
+    public enum Command: ParameterValue {
         case shell(String)
         case argv([String])
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.singleValueContainer()
-            if let s = try? c.decode(String.self) { self = .shell(s); return }
-            self = .argv(try c.decode([String].self))
+        public static var parameterType: String { "a string or an array of strings" }
+        public init(parameter json: JSONValue, at path: JSONPath) throws(SpecProblem) {
+            if let s = json.stringValue { self = .shell(s); return }
+            guard json.arrayValue != nil else { throw Self.mismatch(json, at: path) }
+            self = .argv(try [String](parameter: json, at: path))
+        }
+        public var parameterJSON: JSONValue {
+            switch self { case .shell(let s): return .string(s); case .argv(let a): return a.parameterJSON }
         }
         var templates: [String] {
             switch self { case .shell(let s): return [s]; case .argv(let a): return a }
@@ -72,17 +57,6 @@ public struct CommandStage: StageType {
     public static let name = "command"
     public static let version = 1
     public static let summary = "Runs an external program with declared inputs, parameters and outputs."
-    public static let parameters = [
-        ParameterInfo("run", "shell command string, or an array of arguments (no shell)"),
-        ParameterInfo("outputs", "names the program must write under {out}; each is {outputs.NAME}"),
-        ParameterInfo("kind", "artifact kind of the output (default 'files')"),
-        ParameterInfo("params", "the program's own parameters: {params.NAME} and HAPS_PARAM_NAME"),
-        ParameterInfo("env", "extra environment variables (placeholders allowed)"),
-        ParameterInfo("cwd", "working directory (default: where haps-pipe runs)"),
-        ParameterInfo("foreach", "item mode: run once per line of this input's JSONL file, journaled, resumable"),
-        ParameterInfo("workers", "item mode: items run at once (default 1)"),
-        ParameterInfo("resources", "spec resources the program uses, e.g. [\"models.llama\"]: part of the key, in HAPS_RESOURCE_<NAME>"),
-    ]
 
     public static func resources(_ p: Params) -> [String] { p.resources }
 

@@ -30,13 +30,6 @@ public struct StagePorts: Sendable {
     }
 }
 
-/// A parameter a stage type accepts, for strict decoding, suggestions and `--help`.
-public struct ParameterInfo: Sendable {
-    public var name: String
-    public var help: String
-    public init(_ name: String, _ help: String = "") { self.name = name; self.help = help }
-}
-
 /// A problem found while validating a spec, at a JSON path.
 public struct SpecProblem: Error, Sendable, Equatable, CustomStringConvertible {
     public var path: JSONPath
@@ -50,10 +43,12 @@ public struct SpecProblem: Error, Sendable, Equatable, CustomStringConvertible {
 /// A stage type: what it consumes and produces, its parameters and how to run it.
 ///
 ///     struct Concat: StageType {
-///         struct Params: Decodable, Sendable { var separator: String = "\n" }
+///         struct Params: StageParameters {
+///             @Param("put between the inputs") var separator = "\n"
+///             init() {}
+///         }
 ///         static let name = "concat"
 ///         static let version = 1
-///         static let parameters = [ParameterInfo("separator")]
 ///         static func ports(_ p: Params) -> StagePorts { .init(inputs: [.init("a", kind: "text")], output: "text") }
 ///         static func run(_ p: Params, _ context: StageContext) throws { ... write into context.outputDirectory ... }
 ///     }
@@ -61,23 +56,33 @@ public struct SpecProblem: Error, Sendable, Equatable, CustomStringConvertible {
 /// `version` is part of every key: bump it when a change in `run` changes outputs, so that
 /// cached results of the old code are not reused.
 public protocol StageType: Sendable {
-    associatedtype Params: Decodable & Sendable
+    associatedtype Params: StageParameters
     static var name: String { get }
     static var version: Int { get }
     static var summary: String { get }
-    static var parameters: [ParameterInfo] { get }
     static func ports(_ params: Params) -> StagePorts
     /// Extra checks beyond decoding (cross-field rules), reported with the spec's paths.
     static func validate(_ params: Params, at path: JSONPath) -> [SpecProblem]
     /// Names of spec resources the stage uses ("models.llama", "retriever"); their identities join the key.
     static func resources(_ params: Params) -> [String]
     static func run(_ params: Params, _ context: StageContext) throws
+    /// The summary figures of an output of this type (read from its files in `directory`), in
+    /// a fixed order: what a sweep table shows for it (`best_fixed_f1`, `sft_rows`, ...).
+    static func figures(directory: String) -> [Figure]
+}
+
+/// A named number a stage's output reports, for sweep tables and comparisons.
+public struct Figure: Sendable, Equatable {
+    public var name: String
+    public var value: Double
+    public init(_ name: String, _ value: Double) { self.name = name; self.value = value }
 }
 
 extension StageType {
     public static var summary: String { "" }
     public static func validate(_ params: Params, at path: JSONPath) -> [SpecProblem] { [] }
     public static func resources(_ params: Params) -> [String] { [] }
+    public static func figures(directory: String) -> [Figure] { [] }
 }
 
 /// A type-erased stage type, as the registry and the scheduler hold it.
@@ -85,26 +90,28 @@ public struct StageDefinition: Sendable {
     public let name: String
     public let version: Int
     public let summary: String
-    public let parameters: [ParameterInfo]
-    let decode: @Sendable (JSONValue, JSONPath) -> Result<any Sendable, ParamDecodingProblems>
+    /// The declared parameters (name, type, default, meaning), from the `Params` type itself.
+    public let parameters: [ParameterDeclaration]
+    /// Decoded parameters and their effective JSON (defaults applied), and every problem found.
+    let decode: @Sendable (JSONValue, JSONPath) -> DecodedParameters<any Sendable>
     let portsOf: @Sendable (any Sendable) -> StagePorts
     let validateParams: @Sendable (any Sendable, JSONPath) -> [SpecProblem]
     let resourcesOf: @Sendable (any Sendable) -> [String]
     let runner: @Sendable (any Sendable, StageContext) throws -> Void
+    /// The summary figures of an output of this stage type, from its directory.
+    public let figures: @Sendable (String) -> [Figure]
 
     public init<S: StageType>(_ type: S.Type) {
         name = S.name
         version = S.version
         summary = S.summary
-        parameters = S.parameters
-        decode = { json, path in
-            ParamDecoder.decode(S.Params.self, from: json, at: path, known: S.parameters.map(\.name), stageType: S.name)
-                .map { $0 as any Sendable }
-        }
+        parameters = S.Params.declarations
+        decode = { json, path in S.Params.decode(json, at: path, stageType: S.name).erased() }
         portsOf = { S.ports($0 as! S.Params) }
         validateParams = { S.validate($0 as! S.Params, at: $1) }
         resourcesOf = { S.resources($0 as! S.Params) }
         runner = { try S.run($0 as! S.Params, $1) }
+        figures = { S.figures(directory: $0) }
     }
 }
 

@@ -53,8 +53,6 @@ public struct HotpotQuestion: Sendable, Equatable {
 /// official JSON arrays (`hotpot_dev_distractor_v1.json`). Every problem is reported with its
 /// `file:line` and field; nothing is skipped silently.
 public enum HotpotQA {
-    public static let kind: ArtifactKind = "questions"
-
     /// The questions in file order. `requireAnswers`: an item without `answer` is an error
     /// (sampling and scoring need the ground truth).
     public static func load(_ path: String, requireAnswers: Bool = true) throws -> [HotpotQuestion] {
@@ -148,29 +146,25 @@ public enum HotpotQA {
 /// The `questions` stage: reads and validates a HotpotQA file (JSON Lines or the official
 /// JSON array), optionally keeps a seeded subset, and writes `questions.jsonl`.
 public struct QuestionsStage: StageType {
-    public struct Params: Decodable, Sendable {
-        var limit: Int?
-        var shuffle: Bool?
-        var require_answers: Bool?
+    public struct Params: StageParameters {
+        @Param("keep the first N questions (after shuffling, if shuffle)") var limit: Int? = nil
+        @Param("shuffle with the stage's seed (CPython's shuffle) before limiting") var shuffle = false
+        @Param("fail on questions without an answer") var require_answers = true
+        public init() {}
     }
     public static let name = "questions"
     public static let version = 1
     public static let summary = "Load and validate HotpotQA questions (JSON Lines or the official JSON array)."
-    public static let parameters = [
-        ParameterInfo("limit", "keep the first N questions (after shuffling, if shuffle)"),
-        ParameterInfo("shuffle", "shuffle with the stage's seed (CPython's shuffle) before limiting"),
-        ParameterInfo("require_answers", "fail on questions without an answer (default true)"),
-    ]
     public static func ports(_ p: Params) -> StagePorts {
-        StagePorts(inputs: [InputPort("file", kind: .any, help: "a HotpotQA file")], output: HotpotQA.kind)
+        StagePorts(inputs: [InputPort("file", kind: .any, help: "a HotpotQA file")], output: .questions)
     }
     public static func validate(_ p: Params, at path: JSONPath) -> [SpecProblem] {
         if let l = p.limit, l < 0 { return [SpecProblem(path.appending("limit"), "expected a non-negative integer")] }
         return []
     }
     public static func run(_ p: Params, _ context: StageContext) throws {
-        var qs = try HotpotQA.load(context.inputs["file"]!.path, requireAnswers: p.require_answers ?? true)
-        if p.shuffle == true {
+        var qs = try HotpotQA.load(context.inputs["file"]!.path, requireAnswers: p.require_answers)
+        if p.shuffle {
             var rng = PythonRandom(seed: Int(truncatingIfNeeded: context.seed))
             rng.shuffle(&qs)
         }

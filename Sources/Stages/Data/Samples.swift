@@ -5,7 +5,6 @@ public import Pipeline
 /// teacher, student, answer, ground_truth, f1, precision, recall, em). A user's own
 /// `baseline.jsonl` given as an input file is a samples artifact too.
 public enum Samples {
-    public static let kind: ArtifactKind = "samples"
     public static let fileName = "baseline.jsonl"
 
     /// The table's file: the artifact itself when it is one file; else `samples.jsonl` (the

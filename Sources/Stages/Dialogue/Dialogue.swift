@@ -37,7 +37,10 @@ public struct Dialogue: Sendable {
     public var budget: Int
     public var settings: GenerationSettings
 
-    public init(prompts: PromptSet = .standard, budget: Int = 3, settings: GenerationSettings = .reference) {
+    /// The reference's search budget.
+    public static let defaultBudget = 3
+
+    public init(prompts: PromptSet = .standard, budget: Int = Dialogue.defaultBudget, settings: GenerationSettings = .reference) {
         self.prompts = prompts; self.budget = budget; self.settings = settings
     }
 

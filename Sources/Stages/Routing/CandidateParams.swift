@@ -3,16 +3,18 @@ public import Pipeline
 /// The parameters that name candidates and roles, shared by the stages that read samples
 /// (`score`, `build-sft`): `pair` or `model_name_to_id` for rows without `action_index`, and
 /// `candidates` (K) and `roles` for the action space.
-struct CandidateParams {
-    var pair: String?
-    var modelNameToID: [String: Int]?
-    var candidates: Int?
-    var roles: [String]?
+public struct CandidateParams: ParameterGroup {
+    @Param("candidate preset mapping model names to ids (for rows without action_index): " + CandidateNames.presets.keys.sorted().joined(separator: ", "))
+    var pair: String? = nil
+    @Param("mapping of model names to candidate ids") var model_name_to_id: [String: Int]? = nil
+    @Param("number of candidates K") var candidates = 2
+    @Param("role names") var roles = ActionSpace.referenceRoles
+    public init() {}
 
-    var space: ActionSpace { ActionSpace(candidates: candidates ?? 2, roles: roles ?? ActionSpace.referenceRoles) }
+    var space: ActionSpace { ActionSpace(candidates: candidates, roles: roles) }
 
     func names() throws -> CandidateNames? {
-        if let m = modelNameToID { return CandidateNames(ids: m) }
+        if let m = model_name_to_id { return CandidateNames(ids: m) }
         return try pair.map { try CandidateNames(preset: $0) }
     }
 
@@ -21,15 +23,8 @@ struct CandidateParams {
         if let pair, CandidateNames.presets[pair] == nil {
             problems.append(SpecProblem(path.appending("pair"), "unknown pair '\(pair)'" + NearestName.hintOrChoices(pair, among: CandidateNames.presets.keys.sorted())))
         }
-        if let k = candidates, k < 1 { problems.append(SpecProblem(path.appending("candidates"), "expected at least 1 candidate")) }
-        if let r = roles, r.isEmpty { problems.append(SpecProblem(path.appending("roles"), "expected at least one role")) }
+        if candidates < 1 { problems.append(SpecProblem(path.appending("candidates"), "expected at least 1 candidate")) }
+        if roles.isEmpty { problems.append(SpecProblem(path.appending("roles"), "expected at least one role")) }
         return problems
     }
-
-    static let parameters = [
-        ParameterInfo("pair", "candidate preset mapping model names to ids (for rows without action_index): " + CandidateNames.presets.keys.sorted().joined(separator: ", ")),
-        ParameterInfo("model_name_to_id", "mapping of model names to candidate ids"),
-        ParameterInfo("candidates", "number of candidates K (default 2)"),
-        ParameterInfo("roles", "role names (default [\"teacher\", \"student\"])"),
-    ]
 }

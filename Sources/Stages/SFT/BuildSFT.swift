@@ -1,7 +1,9 @@
+public import Pipeline
+
 /// Options of build-sft, named after the reference script's flags.
 public struct BuildSFTOptions: Sendable, Equatable {
-    public enum TiePolicy: String, Sendable, CaseIterable { case all, random_one, deterministic_one }
-    public enum Balance: String, Sendable, CaseIterable { case none, undersample, oversample, smart_oversample }
+    public enum TiePolicy: String, ParameterEnum { case all, random_one, deterministic_one }
+    public enum Balance: String, ParameterEnum { case none, undersample, oversample, smart_oversample }
 
     public var seed = 43
     public var tiePolicy = TiePolicy.deterministic_one

@@ -35,62 +35,38 @@ extension BuildSFT {
 /// The `build-sft` stage: SFT data for the high-level router from a samples table
 /// (REFERENCE.md §5, exactly). Output kind `sft-data`: `sft.json` and `stats.txt`.
 public struct BuildSFTStage: StageType {
-    public struct Params: Decodable, Sendable {
-        var tie_policy: String?
-        var min_max_score: Double?
-        var balance: String?
-        var target_per_class: Int?
-        var smart_target: Int?
-        var smart_frac_of_max: Double?
-        var smart_minority_dup_factor: Double?
-        var auto_skip_if_balanced_ratio: Double?
-        var pair: String?
-        var model_name_to_id: [String: Int]?
-        var candidates: Int?
-        var roles: [String]?
-        var seed: Int?
+    public struct Params: StageParameters {
+        @Param("which of several best actions become rows") var tie_policy = BuildSFTOptions.TiePolicy.deterministic_one
+        @Param("skip questions whose best score is below this") var min_max_score = 1e-6
+        @Param("class balance of the rows") var balance = BuildSFTOptions.Balance.none
+        @Param("undersample/oversample target (default: smallest/largest class)") var target_per_class: Int? = nil
+        @Param("smart_oversample: grow each class to at least this") var smart_target: Int? = nil
+        @Param("smart_oversample: grow each class to this fraction of the largest") var smart_frac_of_max: Double? = nil
+        @Param("smart_oversample: multiply each class by this (up to the largest)") var smart_minority_dup_factor: Double? = nil
+        @Param("smart_oversample: leave data alone when largest/smallest is at most this") var auto_skip_if_balanced_ratio: Double? = nil
+        var names = CandidateParams()
+        @Param("seed of the random choices (default: the stage's seed)") var seed: Int? = nil
+        public init() {}
     }
 
     public static let name = "build-sft"
     public static let version = 1
     public static let summary = "SFT data for the high-level router: best action(s) per question, tie policy, class balance."
-    public static let parameters = [
-        ParameterInfo("tie_policy", "all | random_one | deterministic_one (default)"),
-        ParameterInfo("min_max_score", "skip questions whose best score is below this (default 1e-6)"),
-        ParameterInfo("balance", "none (default) | undersample | oversample | smart_oversample"),
-        ParameterInfo("target_per_class", "undersample/oversample target (default: smallest/largest class)"),
-        ParameterInfo("smart_target", "smart_oversample: grow each class to at least this"),
-        ParameterInfo("smart_frac_of_max", "smart_oversample: grow each class to this fraction of the largest"),
-        ParameterInfo("smart_minority_dup_factor", "smart_oversample: multiply each class by this (up to the largest)"),
-        ParameterInfo("auto_skip_if_balanced_ratio", "smart_oversample: leave data alone when largest/smallest is at most this"),
-        ParameterInfo("seed", "seed of the random choices (default: the stage's seed, 43)"),
-    ] + CandidateParams.parameters
-
-    static func candidateParams(_ p: Params) -> CandidateParams {
-        CandidateParams(pair: p.pair, modelNameToID: p.model_name_to_id, candidates: p.candidates, roles: p.roles)
-    }
 
     public static func ports(_ p: Params) -> StagePorts {
-        StagePorts(inputs: [InputPort("samples", kind: "samples", help: "baseline rows (reference baseline.jsonl format)")], output: "sft-data")
+        StagePorts(inputs: [InputPort("samples", kind: .samples, help: "baseline rows (reference baseline.jsonl format)")], output: .sftData)
     }
 
     public static func validate(_ p: Params, at path: JSONPath) -> [SpecProblem] {
-        var problems: [SpecProblem] = []
-        if let t = p.tie_policy, BuildSFTOptions.TiePolicy(rawValue: t) == nil {
-            problems.append(SpecProblem(path.appending("tie_policy"), "unknown tie policy '\(t)'" + NearestName.hintOrChoices(t, among: BuildSFTOptions.TiePolicy.allCases.map(\.rawValue))))
-        }
-        if let b = p.balance, BuildSFTOptions.Balance(rawValue: b) == nil {
-            problems.append(SpecProblem(path.appending("balance"), "unknown balance mode '\(b)'" + NearestName.hintOrChoices(b, among: BuildSFTOptions.Balance.allCases.map(\.rawValue))))
-        }
-        return problems + candidateParams(p).validate(at: path)
+        p.names.validate(at: path)
     }
 
     static func options(_ p: Params, seed: Int) -> BuildSFTOptions {
         var o = BuildSFTOptions()
         o.seed = p.seed ?? seed
-        o.tiePolicy = p.tie_policy.flatMap(BuildSFTOptions.TiePolicy.init(rawValue:)) ?? .deterministic_one
-        o.minMaxScore = p.min_max_score ?? 1e-6
-        o.balance = p.balance.flatMap(BuildSFTOptions.Balance.init(rawValue:)) ?? BuildSFTOptions.Balance.none
+        o.tiePolicy = p.tie_policy
+        o.minMaxScore = p.min_max_score
+        o.balance = p.balance
         o.targetPerClass = p.target_per_class
         o.smartTarget = p.smart_target
         o.smartFracOfMax = p.smart_frac_of_max
@@ -99,9 +75,14 @@ public struct BuildSFTStage: StageType {
         return o
     }
 
+    /// The rows of `sft.json` (`sft_rows`).
+    public static func figures(directory: String) -> [Figure] {
+        guard let text = try? FileIO.readString(directory + "/sft.json"), let rows = try? JSONParser.parse(text).arrayValue else { return [] }
+        return [Figure("sft_rows", Double(rows.count))]
+    }
+
     public static func run(_ p: Params, _ context: StageContext) throws {
-        let c = candidateParams(p)
-        let space = c.space, names = try c.names()
+        let space = p.names.space, names = try p.names.names()
         let (rows, report) = try BuildSFT.build(baseline: Samples.baselinePath(context.inputs["samples"]!), space: space, names: names,
                                                 options: options(p, seed: Int(truncatingIfNeeded: context.seed)))
         for line in report.lines { context.log(line) }

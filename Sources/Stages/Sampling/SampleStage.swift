@@ -13,49 +13,40 @@ public import Pipeline
 /// was asked before. Output kind `samples`: `samples.jsonl` (rows with token counts),
 /// `baseline.jsonl` (the reference's format), `transcripts.jsonl` (every prompt and reply).
 public struct SampleStage: StageType {
-    public struct Params: Decodable, Sendable {
-        var candidates: [String]
-        var budget: Int?
-        var retriever: String?
-        var workers: Int?
-        var temperature: Double?
-        var top_p: Double?
-        var max_tokens: Int?
-        var prompts: String?
+    /// The built-in prompt sets.
+    public enum BuiltinPrompts: String, ParameterEnum { case standard, embedded }
+
+    public struct Params: StageParameters {
+        @Param("model resources (under resources.models), candidate 0 first") var candidates: [String]
+        @Param("search steps per question") var budget = Dialogue.defaultBudget
+        @Param("retriever resource") var retriever = "retriever"
+        @Param("dialogues in flight; requests in flight are each model's 'concurrency'") var workers = 128
+        @Param("0 is greedy, as the reference; above 0, calls are sampled with the stage's seed") var temperature = 0.0
+        @Param("nucleus sampling's mass") var top_p = 1.0
+        @Param("longest reply in tokens") var max_tokens = 256
+        @Param("the built-in prompt set, when no prompts input is given") var prompts = BuiltinPrompts.standard
+        public init() {}
     }
 
     public static let name = "sample"
     public static let version = 2
     public static let summary = "Run the teacher/student dialogue for every question and role assignment."
-    public static let parameters = [
-        ParameterInfo("candidates", "model resources (under resources.models), candidate 0 first"),
-        ParameterInfo("budget", "search steps per question (default 3)"),
-        ParameterInfo("retriever", "retriever resource (default 'retriever')"),
-        ParameterInfo("workers", "dialogues in flight (default 128); requests in flight are each model's 'concurrency'"),
-        ParameterInfo("temperature", "default 0 (greedy), as the reference"),
-        ParameterInfo("top_p", "default 1"),
-        ParameterInfo("max_tokens", "default 256"),
-        ParameterInfo("prompts", "standard (default) or embedded: the built-in prompt set, when no prompts input is given"),
-    ]
 
     public static func ports(_ p: Params) -> StagePorts {
-        StagePorts(inputs: [InputPort("questions", kind: HotpotQA.kind, help: "HotpotQA questions"),
+        StagePorts(inputs: [InputPort("questions", kind: .questions, help: "HotpotQA questions"),
                             InputPort("prompts", kind: .any, optional: true, help: "a prompt-set directory (default: the standard set)")] +
-                       p.candidates.map { InputPort("model_\($0)", kind: "model", optional: true,
+                       p.candidates.map { InputPort("model_\($0)", kind: .model, optional: true,
                                                     help: "a model directory from the pipeline (train-agent) for candidate \($0): its resource is then local") },
-                   output: Samples.kind)
+                   output: .samples)
     }
 
-    public static func resources(_ p: Params) -> [String] { p.candidates.map { "models.\($0)" } + [p.retriever ?? "retriever"] }
+    public static func resources(_ p: Params) -> [String] { p.candidates.map { "models.\($0)" } + [p.retriever] }
 
     public static func validate(_ p: Params, at path: JSONPath) -> [SpecProblem] {
         var problems: [SpecProblem] = []
         if p.candidates.isEmpty { problems.append(SpecProblem(path.appending("candidates"), "needs at least one candidate")) }
-        if let b = p.budget, b < 0 { problems.append(SpecProblem(path.appending("budget"), "expected a non-negative integer")) }
-        if let w = p.workers, w < 1 { problems.append(SpecProblem(path.appending("workers"), "expected a positive integer")) }
-        if let s = p.prompts, s != "standard" && s != "embedded" {
-            problems.append(SpecProblem(path.appending("prompts"), "expected standard or embedded" + NearestName.hint(s, among: ["standard", "embedded"])))
-        }
+        if p.budget < 0 { problems.append(SpecProblem(path.appending("budget"), "expected a non-negative integer")) }
+        if p.workers < 1 { problems.append(SpecProblem(path.appending("workers"), "expected a positive integer")) }
         return problems
     }
 
@@ -67,23 +58,12 @@ public struct SampleStage: StageType {
         return key
     }
 
-    /// An item's lines of `samples.jsonl`, `baseline.jsonl` (the reference's fields, order and
-    /// float formatting) and `transcripts.jsonl`, joined by newlines (JSON text has none).
-    static func outputLines(row: JSONValue, turns: JSONValue) -> [UInt8] {
-        let ref: [(String, JSONValue)] = ["qid", "action_index", "question", "teacher", "student", "answer", "ground_truth",
-                                           "f1", "precision", "recall", "em"].map { ($0, row[$0]!) }
-        let baseline = PythonJSON.dumps(.object(ref.map { ($0.0, $0.0 == "f1" || $0.0 == "precision" || $0.0 == "recall"
-                                                          ? .float($0.1.doubleValue!) : PythonJSON.value($0.1)) }), indent: nil)
-        let transcript = JSONValue.object(["qid": row["qid"]!, "action_index": row["action_index"]!, "turns": turns]).canonical
-        return Array((row.canonical + "\n" + baseline + "\n" + transcript).utf8)
-    }
-
     public static func run(_ p: Params, _ context: StageContext) throws {
         let questionsInput = context.inputs["questions"]!
         let questionsPath = questionsInput.manifest.files["questions.jsonl"] != nil ? questionsInput.path(of: "questions.jsonl") : questionsInput.path
         let questions = try HotpotQA.load(questionsPath)
         let prompts: PromptSet = try context.inputs["prompts"].map { try PromptSet.load(directory: $0.directory) } ??
-            (p.prompts.map { $0 == "embedded" ? PromptSet.embedded : PromptSet.standard } ?? .standard)
+            (p.prompts == .embedded ? PromptSet.embedded : PromptSet.standard)
         let resources = context.resources
         let unreachable = Backends.unreachable(resources)
         if !unreachable.isEmpty {
@@ -91,7 +71,7 @@ public struct SampleStage: StageType {
         }
         let counter = CallCounter()
         let limits = EndpointLimits()
-        let models = try p.candidates.map { c in
+        let models: [any ChatModel] = try p.candidates.map { c in
             var resource = resources["models.\(c)"]!
             if let input = context.inputs["model_\(c)"] {
                 // A model trained by the pipeline: local, named with its content digest so that the
@@ -103,17 +83,18 @@ public struct SampleStage: StageType {
             return MemoizedChatModel(try Backends.model(resource, name: "models.\(c)", limits: limits, baseDirectory: context.baseDirectory),
                                      store: context.store, counter: counter)
         }
-        let retrieverName = p.retriever ?? "retriever"
+        let retrieverName = p.retriever
         let retriever = try Backends.retriever(resources[retrieverName]!, name: retrieverName, baseDirectory: context.baseDirectory)
         let names = p.candidates.map { displayName(resources["models.\($0)"], $0) }
         // USD per million tokens, from each model resource's optional "price": {"prompt", "completion"}.
-        let prices: [(prompt: Double, completion: Double)?] = p.candidates.map { c in
+        let prices: [DialogueSampler.Price?] = p.candidates.map { c in
             guard let pr = resources["models.\(c)"]?["price"], let a = pr["prompt"]?.doubleValue, let b = pr["completion"]?.doubleValue else { return nil }
-            return (a, b)
+            return DialogueSampler.Price(prompt: a, completion: b)
         }
-        let space = ActionSpace(candidates: p.candidates.count)
-        let dialogue = Dialogue(prompts: prompts, budget: p.budget ?? 3,
-                                settings: GenerationSettings(temperature: p.temperature ?? 0, topP: p.top_p ?? 1, maxTokens: p.max_tokens ?? 256, seed: 43))
+        let dialogue = Dialogue(prompts: prompts, budget: p.budget,
+                                settings: GenerationSettings(temperature: p.temperature, topP: p.top_p, maxTokens: p.max_tokens, seed: Int(truncatingIfNeeded: context.seed)))
+        let sampler = DialogueSampler(dialogue: dialogue, retriever: retriever, names: names, prices: prices)
+        let space = sampler.space
 
         let journal = try context.journal("items")
         let failures = try context.journal("failures")
@@ -124,36 +105,10 @@ public struct SampleStage: StageType {
         context.progress.resume(completed: itemCount - pending.count)
         if pending.count < itemCount { context.log("resuming: \(itemCount - pending.count) of \(itemCount) dialogues already done") }
         let started = Date()
-        let failed = ItemWorkers.run(pending, workers: p.workers ?? 128, cancellation: context.cancellation) { i in
-            let q = questions[i / space.count], action = i % space.count
-            let roles = space.assignment(of: action)  // [teacher, student]
+        let failed = ItemWorkers.run(pending, workers: p.workers, cancellation: context.cancellation) { i in
             do {
-                let r = try dialogue.run(question: q.question, paragraphs: q.paragraphs, student: models[roles[1]],
-                                         teacher: models[roles[0]], retriever: retriever)
-                let m = AnswerMetrics(prediction: r.answer, groundTruth: q.answer ?? "")
-                var usage: [String: JSONValue] = [:]
-                var cost: Double? = 0
-                for (ri, role) in [DialogueTurn.Role.teacher, .student].enumerated() {
-                    let turns = r.turns.filter { $0.role == role }
-                    let pt = turns.reduce(0) { $0 + $1.promptTokens }, ct = turns.reduce(0) { $0 + $1.completionTokens }
-                    usage["\(role.rawValue)_prompt_tokens"] = .number(Double(pt))
-                    usage["\(role.rawValue)_completion_tokens"] = .number(Double(ct))
-                    if let price = prices[roles[ri]], let c = cost { cost = c + (Double(pt) * price.prompt + Double(ct) * price.completion) / 1e6 } else { cost = nil }
-                }
-                if let cost { usage["cost"] = .number(cost) }
-                let row: JSONValue = .object(usage.merging([
-                    "qid": .number(Double(i / space.count)), "action_index": .number(Double(action)), "question": .string(q.question),
-                    "teacher": .string(names[roles[0]]), "student": .string(names[roles[1]]), "answer": .string(r.answer),
-                    "ground_truth": .string(q.answer ?? ""), "f1": .number(m.f1), "precision": .number(m.precision),
-                    "recall": .number(m.recall), "em": .number(Double(m.em)), "finished": .bool(r.finished),
-                    "calls": .number(Double(r.turns.count)), "tokens": .number(Double(r.promptTokens + r.completionTokens)),
-                    "prompt_tokens": .number(Double(r.promptTokens)), "completion_tokens": .number(Double(r.completionTokens)),
-                ]) { a, _ in a })
-                let turns: JSONValue = .array(r.turns.map { t in
-                    .object(["step": .number(Double(t.step)), "role": .string(t.role.rawValue), "call": .string(t.call.rawValue),
-                             "prompt": .string(t.prompt), "reply": .string(t.reply)])
-                })
-                try journal.append(key: key(i), value: outputLines(row: row, turns: turns))
+                let sample = try sampler.run(questions[i / space.count], qid: i / space.count, action: i % space.count, models: models)
+                try journal.append(key: key(i), value: sample.outputLines)
             } catch {
                 try? failures.append(key: key(i), json: .string(String(describing: error)))
                 throw error

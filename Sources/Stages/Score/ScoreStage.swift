@@ -3,32 +3,23 @@ public import Pipeline
 /// The `score` stage: a samples table → a score table (`scores.jsonl`), its summary
 /// (`summary.json`) and the summary as text (`summary.txt`). Output kind `score-table`.
 public struct ScoreStage: StageType {
-    public struct Params: Decodable, Sendable {
-        var pair: String?
-        var model_name_to_id: [String: Int]?
-        var candidates: Int?
-        var roles: [String]?
-        var use_recorded: Bool?
+    public struct Params: StageParameters {
+        var names = CandidateParams()
+        @Param("keep the recorded metrics instead of recomputing them from answer and ground_truth") var use_recorded = false
+        public init() {}
     }
 
     public static let name = "score"
     public static let version = 2
     public static let summary = "F1/EM/P/R per question and action, with per-action means, best fixed action, oracle and random routing."
-    public static let parameters = CandidateParams.parameters + [
-        ParameterInfo("use_recorded", "keep the recorded metrics instead of recomputing them from answer and ground_truth"),
-    ]
-
-    static func candidateParams(_ p: Params) -> CandidateParams {
-        CandidateParams(pair: p.pair, modelNameToID: p.model_name_to_id, candidates: p.candidates, roles: p.roles)
-    }
 
     public static func ports(_ p: Params) -> StagePorts {
-        StagePorts(inputs: [InputPort("samples", kind: Samples.kind, help: "baseline rows"),
-                            InputPort("questions", kind: HotpotQA.kind, optional: true, help: "the sampled questions: adds a breakdown by question type")],
-                   output: "score-table")
+        StagePorts(inputs: [InputPort("samples", kind: .samples, help: "baseline rows"),
+                            InputPort("questions", kind: .questions, optional: true, help: "the sampled questions: adds a breakdown by question type")],
+                   output: .scoreTable)
     }
 
-    public static func validate(_ p: Params, at path: JSONPath) -> [SpecProblem] { candidateParams(p).validate(at: path) }
+    public static func validate(_ p: Params, at path: JSONPath) -> [SpecProblem] { p.names.validate(at: path) }
 
     /// Reads a samples file into a score table (also what `haps-pipe score` does).
     public static func table(baseline path: String, space: ActionSpace, names: CandidateNames?, useRecorded: Bool = false) throws -> ScoreTable {
@@ -47,10 +38,15 @@ public struct ScoreStage: StageType {
         return types
     }
 
+    /// From `summary.json`: best fixed, oracle, the gap and random routing's F1.
+    public static func figures(directory: String) -> [Figure] {
+        guard let text = try? FileIO.readString(directory + "/summary.json"), let j = try? JSONParser.parse(text) else { return [] }
+        return ["best_fixed_f1", "oracle_f1", "oracle_gap", "random_f1"].compactMap { k in j[k]?.doubleValue.map { Figure(k, $0) } }
+    }
+
     public static func run(_ p: Params, _ context: StageContext) throws {
-        let c = candidateParams(p)
-        let space = c.space, names = try c.names()
-        var t = try table(baseline: Samples.baselinePath(context.inputs["samples"]!), space: space, names: names, useRecorded: p.use_recorded ?? false)
+        let space = p.names.space, names = try p.names.names()
+        var t = try table(baseline: Samples.baselinePath(context.inputs["samples"]!), space: space, names: names, useRecorded: p.use_recorded)
         if let questions = context.inputs["questions"] { t.breakDown(byType: try questionTypes(questions.path(of: "questions.jsonl"))) }
         try FileIO.writeAtomically(t.jsonLines, to: context.outputDirectory + "/scores.jsonl")
         try FileIO.writeAtomically(t.summaryJSON.pretty + "\n", to: context.outputDirectory + "/summary.json")

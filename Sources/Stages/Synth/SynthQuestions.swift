@@ -6,7 +6,7 @@ public import Pipeline
 /// paragraphs, the supporting sentences, and distractors chosen to be confusable with the gold
 /// entities (same surname, same city stem, companies named after the same family).
 public struct SynthQuestions: Sendable {
-    public enum Difficulty: String, Sendable, CaseIterable { case easy, medium, hard }
+    public enum Difficulty: String, ParameterEnum { case easy, medium, hard }
     public let world: SynthWorld
     public var paragraphs = 10
     public var bridgeFraction = 0.8

@@ -1,0 +1,17 @@
+public import Pipeline
+
+/// The artifact kinds of the HAPS stage types, named once. A stage declares the kind of each
+/// input and of its output with these; the spec loader checks that producers and consumers agree.
+extension ArtifactKind {
+    /// HotpotQA questions (`questions.jsonl`), from `questions` or `synth-data`.
+    public static let questions: ArtifactKind = "questions"
+    /// Every question × role assignment with its answer (`samples.jsonl`, the reference's
+    /// `baseline.jsonl`, transcripts), from `sample`; a user's own `baseline.jsonl` is one too.
+    public static let samples: ArtifactKind = "samples"
+    /// Per question and action F1/EM/P/R, and the summary figures, from `score`.
+    public static let scoreTable: ArtifactKind = "score-table"
+    /// The router's SFT rows (`sft.json`), from `build-sft`.
+    public static let sftData: ArtifactKind = "sft-data"
+    /// A Hugging Face model directory (config.json, model.safetensors, tokenizer.json).
+    public static let model: ArtifactKind = "model"
+}

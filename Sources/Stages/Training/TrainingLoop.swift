@@ -1,0 +1,137 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+public import LLM
+public import NN
+public import Pipeline
+
+/// Something a training loop can checkpoint and resume: its step counter and its whole state
+/// (weights, optimizer moments) as bytes.
+public protocol Checkpointable: AnyObject {
+    var step: Int { get }
+    func state() throws -> [UInt8]
+    func restore(_ bytes: [UInt8]) throws
+}
+
+extension DecoderTrainer: Checkpointable {}
+
+/// The one training loop of the training stages (`train-agent`, `train-decoder`, and the
+/// router and RL stages built on them): resume from the stage's latest checkpoint, one step
+/// at a time until `steps`, cancellation between steps, each step's loss journaled (a resumed
+/// run keeps the losses of the steps it does not redo), a checkpoint every `checkpointEvery`
+/// steps and at the end, and the progress line (loss, tokens/s; the display adds the ETA).
+///
+///     let loop = TrainingLoop(steps: p.steps, checkpointEvery: p.checkpoint_every)
+///     let losses = try loop.run(trainer, context) { step in
+///         let batch = streams.weighted(step: step, size: 8)
+///         return .init(loss: Double(try trainer.train(batch)), tokens: batch.reduce(0) { $0 + $1.count })
+///     }
+///     try losses.write(to: context.outputDirectory + "/losses.jsonl")
+public struct TrainingLoop {
+    public var steps: Int
+    public var checkpointEvery: Int
+
+    public init(steps: Int, checkpointEvery: Int) {
+        self.steps = steps; self.checkpointEvery = max(1, checkpointEvery)
+    }
+
+    /// What one step reports.
+    public struct StepResult {
+        public var loss: Double
+        /// Tokens the step trained on (for the tokens/s figure).
+        public var tokens: Int
+        public init(loss: Double, tokens: Int) { self.loss = loss; self.tokens = tokens }
+    }
+
+    /// Runs `step(n)` for every step the trainer has not done yet; `step` must advance the
+    /// trainer's step counter by one.
+    public func run(_ trainer: some Checkpointable, _ context: StageContext, step: (Int) throws -> StepResult) throws -> LossLog {
+        let journal = try context.journal("losses")
+        if let (at, state) = context.checkpoints.latest() {
+            try trainer.restore(state)
+            context.log("resuming from the checkpoint of step \(at)")
+        }
+        context.progress.setTotal(steps, unit: "steps")
+        context.progress.resume(completed: trainer.step)
+        let started = Date()
+        var tokensSeen = 0
+        while trainer.step < steps {
+            try context.checkCancellation()
+            let n = trainer.step
+            let r = try step(n)
+            precondition(trainer.step == n + 1, "a training step must advance the step counter by one (\(n) → \(trainer.step))")
+            tokensSeen += r.tokens
+            if !journal.contains("s\(n)") { try journal.append(key: "s\(n)", json: .number(r.loss)) }
+            let elapsed = Date().timeIntervalSince(started)
+            context.progress.advance()
+            context.progress.setStatus("loss \(Format.fixed(r.loss, 3))" + (elapsed > 0.5 && tokensSeen > 0 ? ", \(Int(Double(tokensSeen) / elapsed)) tokens/s" : ""))
+            if trainer.step % checkpointEvery == 0 || trainer.step == steps { try context.checkpoints.save(step: trainer.step, state: try trainer.state()) }
+        }
+        return LossLog(losses: (0..<steps).map { journal.json("s\($0)")?.doubleValue })
+    }
+}
+
+/// The loss of every step of a training run (nil for a step whose record is missing).
+public struct LossLog: Sendable {
+    public var losses: [Double?]
+
+    /// `losses.jsonl`: `{"loss": ..., "step": ...}` a line.
+    public var jsonLines: String {
+        losses.enumerated().compactMap { s, l in
+            l.map { JSONValue.object(["step": .number(Double(s)), "loss": .number($0)]).canonical + "\n" }
+        }.joined()
+    }
+
+    /// "loss 5.123 → 1.234".
+    public var summary: String {
+        "loss \(Format.fixed(losses.first.flatMap { $0 } ?? .nan, 3)) → \(Format.fixed(losses.last.flatMap { $0 } ?? .nan, 3))"
+    }
+}
+
+/// Seeded batch streams whose batch for a step depends only on (seed, step), so a resumed run
+/// sees the same batches without saving a generator's state.
+public struct BatchStreams: Sendable {
+    public let seed: UInt64
+    public init(seed: UInt64) { self.seed = seed }
+
+    /// `size` indices drawn with replacement in proportion to `cumulative` weights (running
+    /// sums), from an independent stream per step.
+    public func weighted(step: Int, size: Int, cumulative: [Double]) -> [Int] {
+        var rng = SeededRandom(seed: seed, stream: UInt64(step))
+        let total = cumulative.last ?? 0
+        return (0..<size).map { _ in
+            let u = Double(rng.next() >> 11) / Double(1 << 53) * total
+            var lo = 0, hi = cumulative.count - 1
+            while lo < hi { let mid = (lo + hi) / 2; if cumulative[mid] > u { hi = mid } else { lo = mid + 1 } }
+            return lo
+        }
+    }
+
+    /// Epochs over `count` items: a seeded permutation per epoch, read in order.
+    public func epochs(step: Int, size: Int, count: Int) -> [Int] {
+        (0..<size).map { j in
+            let position = step * size + j
+            let epoch = position / count
+            var rng = SeededRandom(seed: seed &+ UInt64(epoch) &* 0x9E37_79B9)
+            var order = Array(0..<count)
+            order.shuffle(using: &rng)
+            return order[position % count]
+        }
+    }
+}
+
+/// A learning-rate schedule as a parameter: warm-up then cosine or linear decay, or constant
+/// (transformers' `get_*_schedule_with_warmup`).
+public enum ScheduleKind: String, ParameterEnum {
+    case cosine, linear, constant
+
+    public func schedule(warmup: Int, total: Int) -> LearningRateSchedule {
+        switch self {
+        case .cosine: .cosine(warmup: warmup, total: total)
+        case .linear: .linear(warmup: warmup, total: total)
+        case .constant: .constant
+        }
+    }
+}
