@@ -42,19 +42,27 @@ struct CandidateOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Candidate pair preset mapping model names to ids (for rows without action_index): \(CandidateNames.presets.keys.sorted().joined(separator: ", ")).", valueName: "preset"))
     var pair: String?
 
-    @Option(name: .customLong("model-name-to-id-json"), help: ArgumentHelp("JSON file mapping model names to candidate ids.", valueName: "file"))
+    @Option(name: .customLong("model-name-to-id-json"), help: ArgumentHelp(
+        "Mapping of model names to candidate ids: JSON text, as the reference's --model_name_to_id_json ('{\"Llama-3.1-8B-Instruct\": 0, \"Qwen2.5-7B-Instruct\": 1}'), or the path of a file holding it.",
+        valueName: "json"))
     var modelNameToIDJSON: String?
 
     @Option(help: "Number of candidates K (K^roles actions).")
     var candidates: Int = 2
 
     func names() throws -> CandidateNames? {
-        if let file = modelNameToIDJSON {
-            let v = try JSONParser.parse(try FileIO.readString(file))
-            guard let m = v.objectMembers else { throw DataError(file: file, line: nil, "expected an object of name: id") }
+        if let argument = modelNameToIDJSON {
+            // JSON text (what the reference takes) when it starts like an object; else a file.
+            let isText = argument.drop { $0.isWhitespace }.first == "{"
+            let source = isText ? "--model-name-to-id-json" : argument
+            let v: JSONValue
+            do { v = try JSONParser.parse(isText ? argument : try FileIO.readString(argument)) } catch let e as JSONParser.SyntaxError {
+                throw DataError(file: source, line: nil, "not JSON: \(e)")
+            }
+            guard let m = v.objectMembers else { throw DataError(file: source, line: nil, "expected an object of name: id") }
             var ids: [String: Int] = [:]
             for (k, id) in m {
-                guard let i = id.intValue, i >= 0 else { throw DataError(file: file, line: nil, "'\(k)' maps to \(id.canonical), not a candidate id") }
+                guard let i = id.intValue, i >= 0 else { throw DataError(file: source, line: nil, "'\(k)' maps to \(id.canonical), not a candidate id") }
                 ids[k] = i
             }
             return CandidateNames(ids: ids)

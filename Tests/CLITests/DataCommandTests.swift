@@ -22,6 +22,28 @@ final class DataCommandTests: XCTestCase {
         }
     }
 
+    /// The reference's own invocation: --model_name_to_id_json takes JSON text (rows without
+    /// action_index resolve their roles through it); a file holding the JSON works too.
+    func testModelNameToIDTakesJSONTextAsTheReference() throws {
+        // The fixture table without action_index: roles resolve by name.
+        let rows = try String(contentsOfFile: fixtures + "/build-sft/baseline.jsonl", encoding: .utf8).split(separator: "\n").map { line in
+            line.replacingOccurrences(of: #""action_index": \d+, "#, with: "", options: .regularExpression)
+        }
+        XCTAssertFalse(rows[0].contains("action_index"))
+        try writeFile(rows.joined(separator: "\n") + "\n", dir + "/named.jsonl")
+        let mapping = #"{"Llama-3.1-8B-Instruct": 0, "Qwen2.5-7B-Instruct": 1}"#
+        let text = try CLI.run(["build-sft", "--baseline", "named.jsonl", "--output", "a.json", "--model-name-to-id-json", mapping], in: dir)
+        XCTAssertEqual(text.status, 0, text.stderr)
+        XCTAssertEqual(readFile(dir + "/a.json"), readFile(fixtures + "/build-sft/expected_1.json"), "the same rows as with action_index")
+        try writeFile(mapping, dir + "/ids.json")
+        let file = try CLI.run(["build-sft", "--baseline", "named.jsonl", "--output", "b.json", "--model-name-to-id-json", "ids.json"], in: dir)
+        XCTAssertEqual(file.status, 0, file.stderr)
+        XCTAssertEqual(readFile(dir + "/b.json"), readFile(dir + "/a.json"))
+        let bad = try CLI.run(["build-sft", "--baseline", "named.jsonl", "--output", "c.json", "--model-name-to-id-json", #"{"Llama": "zero"}"#], in: dir)
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("--model-name-to-id-json: 'Llama' maps to \"zero\", not a candidate id"), bad.stderr)
+    }
+
     func testBuildSFTRejectsUnknownModes() throws {
         let r = try CLI.run(["build-sft", "--baseline", fixtures + "/build-sft/baseline.jsonl", "--output", "x.json", "--balance", "oversampel"], in: dir)
         XCTAssertEqual(r.status, 2)

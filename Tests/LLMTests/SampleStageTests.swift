@@ -45,7 +45,11 @@ final class SampleStageTests: XCTestCase {
         XCTAssertEqual(rows.map { $0["f1"]!.doubleValue! }, [1, 1, 1, 1, 0, 0, 0, 0], "\(rows.map { $0["answer"]!.canonical }) \((try? FileIO.readString(out + "/transcripts.jsonl"))?.prefix(3000) ?? "")")
         XCTAssertEqual(rows[1]["teacher"]?.stringValue, "react-a1", "the model's last path part names it")
         XCTAssertEqual(rows[1]["student"]?.stringValue, "react-b1")
-        XCTAssertTrue(try FileIO.readString(out + "/baseline.jsonl").hasPrefix(#"{"qid": 0, "action_index": 0, "question": "Capital of France?", "teacher": "react-a1""#))
+        let baselineLines = try FileIO.readString(out + "/baseline.jsonl").split(separator: "\n")
+        XCTAssertTrue(baselineLines[0].hasPrefix(#"{"qid": 0, "action_index": 0, "question": "Capital of France?", "teacher": "react-a1""#))
+        // As the reference writes them: F1 1 as a Python float, a zero metric as its ZERO_METRIC int.
+        XCTAssertTrue(baselineLines[0].hasSuffix(#""answer": "Paris", "ground_truth": "Paris", "f1": 1.0, "precision": 1.0, "recall": 1.0, "em": 1}"#), String(baselineLines[0]))
+        XCTAssertTrue(baselineLines[4].hasSuffix(#""ground_truth": "Rome", "f1": 0, "precision": 0, "recall": 0, "em": 0}"#), String(baselineLines[4]))
         // Token usage and the models' prices give every row a cost, and the score report a cost figure.
         let sample0 = try JSONLines.read(out + "/samples.jsonl")[0].value
         let t = { (k: String) in sample0[k]!.doubleValue! }

@@ -45,8 +45,12 @@ public struct DialogueSampler: Sendable {
         public var outputLines: [UInt8] {
             let ref: [(String, JSONValue)] = ["qid", "action_index", "question", "teacher", "student", "answer", "ground_truth",
                                                "f1", "precision", "recall", "em"].map { ($0, row[$0]!) }
-            let baseline = PythonJSON.dumps(.object(ref.map { ($0.0, $0.0 == "f1" || $0.0 == "precision" || $0.0 == "recall"
-                                                              ? .float($0.1.doubleValue!) : PythonJSON.value($0.1)) }), indent: nil)
+            // The metrics are Python floats, except a zero one: the reference returns its
+            // ZERO_METRIC, (0, 0, 0) as ints, so it is written `0`, not `0.0`.
+            let baseline = PythonJSON.dumps(.object(ref.map { name, value in
+                let isMetric = name == "f1" || name == "precision" || name == "recall"
+                return (name, isMetric && value.doubleValue != 0 ? .float(value.doubleValue!) : PythonJSON.value(value))
+            }), indent: nil)
             let transcript = JSONValue.object(["qid": row["qid"]!, "action_index": row["action_index"]!, "turns": turns]).canonical
             return Array((row.canonical + "\n" + baseline + "\n" + transcript).utf8)
         }
