@@ -13,9 +13,16 @@ struct Sample: ParsableCommand {
             the retriever on 2022) unless --model-url says otherwise. Interrupted runs resume; calls \
             already made are replayed from the store.
 
+            --protocol haps talks to the reference's own model servers (POST / with messages and \
+            config); --prompts DIR reads a prompt set, in the reference's layout \
+            (DIR/prompt/{student,teacher}/prompt{1,2}.txt, the fixed sentences in DIR/sentences.json) \
+            or the project's (docs/sampling.md).
+
             Examples:
               haps-pipe sample --data-type valid --preset llama_qwen --output baseline_valid.jsonl
               haps-pipe sample --questions my.jsonl --preset mistral_qwen --retriever lexical --budget 2 --output b.jsonl
+              haps-pipe sample --data-type valid --preset llama_qwen --protocol haps --prompts ../HAPS --output baseline.jsonl
+              haps-pipe sample --data-type test --protocol qwen=haps --model-url qwen=http://127.0.0.1:2025 --output b.jsonl
             """)
 
     @Option(help: ArgumentHelp("Split to read from dataset/ (train, valid or test).", valueName: "split")) var dataType: String?
@@ -23,7 +30,11 @@ struct Sample: ParsableCommand {
     @Option(help: ArgumentHelp("Candidate pair: llama_qwen, mistral_qwen or llama_mistral.", valueName: "preset")) var preset: String = "llama_qwen"
     @Option(parsing: .singleValue, help: ArgumentHelp("A candidate's server, as NAME=URL (NAME: llama, qwen or mistral); repeatable.", valueName: "name=url")) var modelURL: [String] = []
     @Option(help: ArgumentHelp("Retriever: 'lexical' (BM25 in process) or the URL of a /retrieve server.", valueName: "lexical|url")) var retriever: String = "http://127.0.0.1:2022/retrieve"
-    @Option(help: "Search steps per question.") var budget: Int = 3
+    @Option(parsing: .singleValue, help: ArgumentHelp("The servers' protocol: openai (OpenAI-compatible, as vLLM; default) or haps (the reference's model servers); PROTOCOL for every model, NAME=PROTOCOL for one; repeatable.", valueName: "protocol|name=protocol"))
+    var `protocol`: [String] = []
+    @Option(help: ArgumentHelp("Prompt-set directory (the reference's layout or the project's); default: the project's standard set.", valueName: "dir"))
+    var prompts: String?
+    @Option(help: "Search steps per question.") var budget: Int = Dialogue.defaultBudget
     @Option(help: "Dialogues in flight (more than --concurrency: dialogues wait on retrieval and on each other's identical calls).") var workers: Int = 128
     @Option(help: "Requests in flight per server URL (the reference's 32 workers).") var concurrency: Int = 32
     @Option(help: ArgumentHelp("Where to write the baseline table (reference format).", valueName: "file")) var output: String
@@ -34,6 +45,23 @@ struct Sample: ParsableCommand {
         "mistral_qwen": [("mistral", "mistralai/Mistral-7B-Instruct-v0.3", 2026), ("qwen", "Qwen/Qwen2.5-7B-Instruct", 2025)],
         "llama_mistral": [("llama", "meta-llama/Llama-3.1-8B-Instruct", 2024), ("mistral", "mistralai/Mistral-7B-Instruct-v0.3", 2026)],
     ]
+
+    /// `--protocol` values → protocol per model name (openai unless said otherwise).
+    static func protocols(_ values: [String], names: [String]) throws -> [String: String] {
+        var out: [String: String] = [:]
+        for v in values {
+            let parts = v.split(separator: "=", maxSplits: 1).map(String.init)
+            let (targets, p) = parts.count == 2 ? ([parts[0]], parts[1]) : (names, parts[0])
+            guard ["openai", "haps"].contains(p) else {
+                throw UsageError("unknown --protocol '\(p)'" + NearestName.hintOrChoices(p, among: ["openai", "haps"]))
+            }
+            for t in targets {
+                guard names.contains(t) else { throw UsageError("--protocol '\(v)': no model '\(t)' in this preset" + NearestName.hintOrChoices(t, among: names)) }
+                out[t] = p
+            }
+        }
+        return out
+    }
 
     func run() throws {
         do {
@@ -52,16 +80,20 @@ struct Sample: ParsableCommand {
                 urls[String(m[..<eq])] = String(m[m.index(after: eq)...])
             }
             guard workers >= 1, concurrency >= 1 else { throw UsageError("--workers and --concurrency must be at least 1") }
+            let protocols = try Sample.protocols(`protocol`, names: pair.map(\.0))
             var models: [String: JSONValue] = [:]
             for (name, model, port) in pair {
-                models[name] = ["backend": "openai", "url": .string(urls[name] ?? "http://127.0.0.1:\(port)/v1"), "model": .string(model),
-                                "concurrency": .number(Double(concurrency))]
+                // The reference's servers answer POST / on the port; OpenAI-compatible ones under /v1.
+                let haps = protocols[name] == "haps"
+                models[name] = ["backend": .string(haps ? "haps" : "openai"),
+                                "url": .string(urls[name] ?? (haps ? "http://127.0.0.1:\(port)/" : "http://127.0.0.1:\(port)/v1")),
+                                "model": .string(model), "concurrency": .number(Double(concurrency))]
             }
             let retrieverJSON: JSONValue = retriever == "lexical" ? ["backend": "lexical"] : ["backend": "http", "url": .string(retriever)]
             let doc: JSONValue = [
                 "name": .string("sample-\(preset)"),
                 "resources": ["models": .object(models), "retriever": retrieverJSON],
-                "stages": ["sample": ["type": "sample", "inputs": ["questions": .string(file)],
+                "stages": ["sample": ["type": "sample", "inputs": .object(["questions": .string(file)].merging(prompts.map { ["prompts": .string($0)] } ?? [:]) { a, _ in a }),
                                       "params": ["candidates": .array(pair.map { .string($0.0) }), "budget": .number(Double(budget)),
                                                  "workers": .number(Double(workers))]]],
             ]

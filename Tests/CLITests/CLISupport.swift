@@ -65,6 +65,7 @@ func makeTempDirectory(_ test: XCTestCase) throws -> String {
 }
 
 func writeFile(_ text: String, _ path: String) throws {
+    try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
     try text.write(toFile: path, atomically: true, encoding: .utf8)
 }
 

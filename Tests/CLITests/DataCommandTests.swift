@@ -123,5 +123,26 @@ final class SampleCommandTests: XCTestCase {
         XCTAssertTrue(show.stdout.contains("REPLY:\nThought: look it up\nAction: Search[France]"), show.stdout)
         let missing = try CLI.run(["show", "sample-llama_qwen/sample", "--question", "7"], in: dir)
         XCTAssertEqual(missing.stderr, "error: no dialogue for question 7 in this artifact\n")
+
+        // The reference's own servers and prompt files: qwen over its protocol (POST /), every
+        // template from DIR/prompt/{student,teacher}/prompt{1,2}.txt, a fixed sentence from
+        // DIR/sentences.json.
+        let templates = ["student/prompt1.txt": "REF student think {question} | {context} | {observation} | {budget}",
+                         "student/prompt2.txt": "REF student summarize {question} {context} {observation} {thought} {action}",
+                         "teacher/prompt1.txt": "REF teacher think {question} {context} {observation}",
+                         "teacher/prompt2.txt": "REF teacher summarize {question} {context} {observation} {thought} {action}"]
+        for (file, text) in templates { try writeFile(text, dir + "/ref/prompt/" + file) }
+        try writeFile(#"{"start_observation": "REF START"}"#, dir + "/ref/sentences.json")
+        let haps = url.replacingOccurrences(of: "/v1", with: "/")
+        let ref = try CLI.run(["sample", "--questions", "q.jsonl", "--model-url", "llama=\(url)", "--model-url", "qwen=\(haps)", "--protocol", "qwen=haps",
+                               "--prompts", "ref", "--retriever", "lexical", "--budget", "1", "--output", "r.jsonl"], in: dir)
+        XCTAssertEqual(ref.status, 0, ref.stderr)
+        XCTAssertEqual(lines(dir + "/r.jsonl").count, 4)
+        let dialogue = try CLI.run(["show", "sample-llama_qwen/sample", "--question", "0", "--action", "3"], in: dir)
+        XCTAssertTrue(dialogue.stdout.contains("PROMPT:\nREF student think Capital of France? | "), dialogue.stdout)
+        XCTAssertTrue(dialogue.stdout.contains("| REF START | "), dialogue.stdout)
+        XCTAssertTrue(dialogue.stdout.contains("REPLY:\nhaps says: REF student think"), "qwen answered over the reference's protocol: \(dialogue.stdout)")
+        let bad = try CLI.run(["sample", "--questions", "q.jsonl", "--protocol", "hapz", "--output", "x.jsonl"], in: dir)
+        XCTAssertEqual(bad.stderr, "error: unknown --protocol 'hapz'; did you mean 'haps'?\n")
     }
 }

@@ -132,6 +132,20 @@ final class SpecValidationTests: XCTestCase {
                        ["spec.json:1:57: $.stages.src.params.txet: unknown parameter 'txet' for stage type 'text-source'; did you mean 'text'?"])
     }
 
+    /// One pass reports everything: a bad stage type or a bad parameter value does not hide a
+    /// cycle, a misspelled input or a kind mismatch elsewhere in the spec.
+    func testEveryProblemOfASpecInOnePass() {
+        let e = errors(#"{"name": "p", "stages": {"a": {"type": "comand"}, "b": {"type": "upper", "inputs": {"text": "c"}}, "c": {"type": "upper", "inputs": {"text": "b"}}, "d": {"type": "command", "params": {"run": "x", "outputs": "o"}}, "e": {"type": "word-count", "inputs": {"txt": "d"}}, "f": {"type": "word-count", "inputs": {"text": "d"}}}}"#)
+        XCTAssertEqual(e, [
+            "spec.json:1:32: $.stages.a.type: unknown stage type 'comand'; did you mean 'command'?",
+            "spec.json:1:197: $.stages.d.params.outputs: expected an array, found a string",
+            "spec.json:1:254: $.stages.e.inputs.txt: unknown input 'txt' for stage type 'word-count'; did you mean 'text'?",
+            "spec.json:1:243: $.stages.e.inputs: missing input 'text' (kind 'text')",
+            "spec.json:1:307: $.stages.f.inputs.text: stage 'd' outputs 'files' but input 'text' of 'word-count' expects 'text'",
+            "spec.json:1:15: $.stages: dependency cycle: b -> c -> b",
+        ])
+    }
+
     func testPoolsAndCPUs() {
         XCTAssertEqual(errors(#"{"name": "p", "pools": {"gpu": 1}, "stages": {"a": {"type": "text-source", "params": {"text": "x"}, "pool": "gup", "cpus": 0}}}"#), [
             "spec.json:1:101: $.stages.a.pool: unknown pool 'gup'; did you mean 'gpu'?",

@@ -147,6 +147,12 @@ struct SpecValidator {
         // Pass 1: each stage on its own.
         var stages: [String: PlannedStageSpec] = [:]
         var rawInputs: [String: [(String, String, JSONPath)]] = [:]
+        // The graph as written, for every stage (also those whose type or parameters are bad),
+        // so that a cycle is reported in the same pass as everything else.
+        var edges: [String: [String]] = [:]
+        for (sname, sjson) in stageMembers {
+            edges[sname] = (sjson["inputs"]?.objectMembers ?? []).compactMap { $0.value.stringValue }.filter { stageNames.contains($0) && $0 != sname }
+        }
         for (sname, sjson) in stageMembers {
             let sp = root.appending("stages").appending(sname)
             if !isValidName(sname) { report(sp, "'\(sname)' is not a valid stage name (use letters, digits, '_' and '-')") }
@@ -240,25 +246,25 @@ struct SpecValidator {
             }
             stages[sname] = st
         }
-        let order = topologicalOrder(stageNames, stages)
+        let order = topologicalOrder(stageNames, edges)
         if !problems.isEmpty { return nil }
         return PipelineSpec(name: name, description: doc["description"]?.stringValue ?? "", sourcePath: sourcePath,
                             baseDirectory: baseDirectory, seed: seed, pools: pools, stages: stages, order: order, document: doc)
     }
 
-    /// Kahn's algorithm in spec order; reports a cycle (as a path) when one exists.
-    mutating func topologicalOrder(_ names: [String], _ stages: [String: PlannedStageSpec]) -> [String] {
+    /// Kahn's algorithm in spec order over `edges` (stage → the stages it reads); reports a
+    /// cycle (as a path) when one exists.
+    mutating func topologicalOrder(_ names: [String], _ edges: [String: [String]]) -> [String] {
         var done = Set<String>(), order: [String] = []
-        let present = names.filter { stages[$0] != nil }
-        guard !present.isEmpty else { return [] }
-        while order.count < present.count {
-            guard let next = present.first(where: { !done.contains($0) && stages[$0]!.dependencies.allSatisfy { done.contains($0) || stages[$0] == nil } }) else {
+        guard !names.isEmpty else { return [] }
+        while order.count < names.count {
+            guard let next = names.first(where: { !done.contains($0) && (edges[$0] ?? []).allSatisfy { done.contains($0) } }) else {
                 // Find one cycle to show.
-                let remaining = present.filter { !done.contains($0) }
+                let remaining = names.filter { !done.contains($0) }
                 var path: [String] = [remaining[0]], seen: [String: Int] = [remaining[0]: 0]
                 while true {
                     let cur = path.last!
-                    guard let nxt = stages[cur]!.dependencies.first(where: { !done.contains($0) && stages[$0] != nil }) else { break }
+                    guard let nxt = (edges[cur] ?? []).first(where: { !done.contains($0) }) else { break }
                     if let i = seen[nxt] {
                         // Data flows against the walk; start the cycle at its first stage in spec order.
                         var cycle = Array(path[i...].reversed())

@@ -82,13 +82,26 @@ public struct PromptSet: Sendable, Equatable {
     static let files = ["student_think": "student_think.txt", "student_summarize": "student_summarize.txt",
                         "teacher_think": "teacher_think.txt", "teacher_summarize": "teacher_summarize.txt"]
 
-    /// Reads `student_think.txt`, `student_summarize.txt`, `teacher_think.txt`,
-    /// `teacher_summarize.txt` and `sentences.json` (an object of the sentence names above;
-    /// names it omits keep the standard wording).
+    /// The reference's layout: `prompt/{student,teacher}/prompt1.txt` (think) and `prompt2.txt`
+    /// (summarize), under `directory` or with `directory` being `prompt/` itself.
+    static let referenceFiles = ["student_think": "student/prompt1.txt", "student_summarize": "student/prompt2.txt",
+                                 "teacher_think": "teacher/prompt1.txt", "teacher_summarize": "teacher/prompt2.txt"]
+
+    /// Reads a prompt set from a directory in either layout:
+    /// - ours: `student_think.txt`, `student_summarize.txt`, `teacher_think.txt`,
+    ///   `teacher_summarize.txt`;
+    /// - the reference's: `prompt/student/prompt1.txt` (think), `prompt/student/prompt2.txt`
+    ///   (summarize), the same under `prompt/teacher/` (or `DIR` may be the `prompt/` folder);
+    /// and in both, an optional `sentences.json` (an object of the sentence names above; names it
+    /// omits keep the standard wording), where the reference's fixed sentences go.
     public static func load(directory: String) throws -> PromptSet {
+        let base: String, layout: [String: String]
+        if FileIO.exists(directory + "/prompt/student/prompt1.txt") { (base, layout) = (directory + "/prompt", referenceFiles) }
+        else if FileIO.exists(directory + "/student/prompt1.txt") { (base, layout) = (directory, referenceFiles) }
+        else { (base, layout) = (directory, files) }
         func text(_ name: String) throws -> String {
-            do { return try FileIO.readString(directory + "/" + files[name]!) } catch {
-                throw PythonFormat.Failure(message: "prompt set \(directory): cannot read \(files[name]!): \(error.reason)")
+            do { return try FileIO.readString(base + "/" + layout[name]!) } catch {
+                throw PythonFormat.Failure(message: "prompt set \(directory): cannot read \(base)/\(layout[name]!): \(error.reason)")
             }
         }
         var sentences = standard.sentences
