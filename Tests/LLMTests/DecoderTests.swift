@@ -17,6 +17,31 @@ final class DecoderTests: XCTestCase {
         return (try DecoderModel(directory: dir), try SafeTensorsFile(path: dir + "/reference.safetensors"))
     }
 
+    /// One forward serves generation and training: the taped pass of a sequence gives the same
+    /// logits, bit for bit, as generation's pass over it, and a batch of segments with caches
+    /// (LoRA on one of them) gives each segment the logits it gets alone.
+    func testTheTapedForwardIsGenerationsForward() throws {
+        for family in DecoderTests.families {
+            let (model, _) = try load(family)
+            let tokens = DecoderTests.prompts[0]
+            let plain = try model.forward([.init(tokens: tokens, cache: KVCache(layers: model.config.layers))], allLogits: true)
+            XCTAssertEqual(try model.tapedForward(tokens).logits, plain, family)
+            let h = model.config.hiddenSize
+            let lora = LoRAUpdate(a: Tensor(shape: [h, 2], data: (0..<(h * 2)).map { Float($0 % 7) * 0.01 }),
+                                  b: Tensor(shape: [2, h], data: (0..<(h * 2)).map { Float($0 % 5) * -0.02 }), alpha: 0.5, layers: 1)
+            let alone = try model.forward([.init(tokens: DecoderTests.prompts[1], cache: KVCache(layers: model.config.layers), lora: lora)], allLogits: true)
+            XCTAssertEqual(try model.tapedForward(DecoderTests.prompts[1], lora: lora).logits, alone, family)
+            // Two segments in one batch, the second continuing a cache: each as computed alone.
+            let cache = KVCache(layers: model.config.layers)
+            _ = try model.forward([.init(tokens: Array(tokens.prefix(5)), cache: cache)])
+            let batch = try model.forward([.init(tokens: DecoderTests.prompts[1], cache: KVCache(layers: model.config.layers), lora: lora),
+                                           .init(tokens: Array(tokens.suffix(3)), cache: cache)], allLogits: true)
+            let v = model.config.vocabSize
+            for (i, value) in batch.data.prefix(4 * v).enumerated() { XCTAssertEqual(value, alone.data[i], accuracy: 1e-5, "\(family) segment 0 [\(i)]") }
+            for (i, value) in batch.data.suffix(3 * v).enumerated() { XCTAssertEqual(value, plain.data[5 * v + i], accuracy: 1e-4, "\(family) segment 1 [\(i)]") }
+        }
+    }
+
     func testConfigsOfTheThreeFamilies() throws {
         let llama = try DecoderConfig.load(DecoderTests.fixtures + "/llama/config.json")
         XCTAssertEqual(llama.family, .llama)

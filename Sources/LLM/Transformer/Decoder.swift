@@ -120,82 +120,9 @@ public final class DecoderModel: @unchecked Sendable {
     /// as single matrix products over all rows; attention per sequence on its own cache) and
     /// returns the logits: of every new token when `allLogits`, else of each segment's last.
     public func forward(_ segments: [Segment], allLogits: Bool = false) throws -> Tensor {
-        let c = config
-        let hd = c.headDim, h = c.hiddenSize, groups = c.heads / c.kvHeads
-        let qWidth = c.heads * hd, kvWidth = c.kvHeads * hd
-        // Rows of the batch: segment s covers rows starts[s] ..< starts[s] + tokens.count.
-        var starts: [Int] = [], total = 0
-        for s in segments {
-            for t in s.tokens where t < 0 || t >= c.vocabSize { throw ModelError("forward", "token id \(t) is outside the vocabulary (\(c.vocabSize))") }
-            starts.append(total); total += s.tokens.count
-        }
-        var x = Tensor(zeros: [total, h])
-        for (si, s) in segments.enumerated() {
-            for (j, t) in s.tokens.enumerated() {
-                for d in 0..<h { x.data[(starts[si] + j) * h + d] = embedding.data[t * h + d] }
-            }
-        }
-        let blas = try BLAS.shared()
-        for (li, w) in layers.enumerated() {
-            let normed = Kernels.rmsNorm(x, weight: w.inputNorm, eps: c.rmsEps)
-            var q = try Kernels.linear(normed, w.q, bias: w.qBias)
-            var k = try Kernels.linear(normed, w.k, bias: w.kBias)
-            let v = try Kernels.linear(normed, w.v, bias: w.vBias)
-            var attention = Tensor(zeros: [total, qWidth])
-            for (si, s) in segments.enumerated() {
-                let n = s.tokens.count, past = s.cache.length, row0 = starts[si]
-                for j in 0..<n {
-                    rotate(&q.data, offset: (row0 + j) * qWidth, heads: c.heads, position: past + j)
-                    rotate(&k.data, offset: (row0 + j) * kvWidth, heads: c.kvHeads, position: past + j)
-                }
-                s.cache.keys[li] += k.data[(row0 * kvWidth)..<((row0 + n) * kvWidth)]
-                s.cache.values[li] += v.data[(row0 * kvWidth)..<((row0 + n) * kvWidth)]
-                let length = past + n
-                let window = c.slidingWindows[li]
-                var scores = [Float](repeating: 0, count: n * length)
-                let scale = 1 / Float(hd).squareRoot()
-                for head in 0..<c.heads {
-                    let g = head / groups
-                    q.data.withUnsafeBufferPointer { qp in
-                        s.cache.keys[li].withUnsafeBufferPointer { kp in
-                            scores.withUnsafeMutableBufferPointer { sp in
-                                // scores[n × length] = Q_head [n × hd] · K_gᵀ [hd × length]
-                                blas.gemm(transB: true, m: n, n: length, k: hd, alpha: scale,
-                                          a: qp.baseAddress! + row0 * qWidth + head * hd, lda: qWidth,
-                                          b: kp.baseAddress! + g * hd, ldb: kvWidth, c: sp.baseAddress!)
-                                for j in 0..<n {
-                                    let position = past + j
-                                    let row = sp.baseAddress! + j * length
-                                    let first = window.map { max(0, position - $0 + 1) } ?? 0
-                                    Kernels.maskedSoftmax(row, count: length, visible: first...position)
-                                }
-                            }
-                        }
-                    }
-                    scores.withUnsafeBufferPointer { sp in
-                        s.cache.values[li].withUnsafeBufferPointer { vp in
-                            attention.data.withUnsafeMutableBufferPointer { ap in
-                                blas.gemm(m: n, n: hd, k: length, a: sp.baseAddress!, b: vp.baseAddress! + g * hd, ldb: kvWidth,
-                                          c: ap.baseAddress! + row0 * qWidth + head * hd, ldc: qWidth)
-                            }
-                        }
-                    }
-                }
-            }
-            var out = try Kernels.linear(attention, w.o, bias: w.oBias)
-            for (si, s) in segments.enumerated() {
-                guard let lora = s.lora, lora.applies(toLayer: li, of: layers.count) else { continue }
-                try addLoRA(lora, input: attention, output: &out, rows: starts[si]..<(starts[si] + s.tokens.count))
-            }
-            for i in 0..<x.count { x.data[i] += out.data[i] }
-            let normed2 = Kernels.rmsNorm(x, weight: w.postNorm, eps: c.rmsEps)
-            var gate = try Kernels.linear(normed2, w.gate)
-            let up = try Kernels.linear(normed2, w.up)
-            for i in 0..<gate.count { gate.data[i] = Kernels.silu(gate.data[i]) * up.data[i] }
-            let mlp = try Kernels.linear(gate, w.down)
-            for i in 0..<x.count { x.data[i] += mlp.data[i] }
-        }
-        for s in segments { s.cache.advance(by: s.tokens.count) }
+        let h = config.hiddenSize
+        var noTapes: [LayerTape]? = nil
+        let (x, starts) = try layersForward(segments, tapes: &noTapes)
         let wanted: Tensor
         if allLogits {
             wanted = x
@@ -207,7 +134,7 @@ public final class DecoderModel: @unchecked Sendable {
             }
             wanted = last
         }
-        return try Kernels.linear(Kernels.rmsNorm(wanted, weight: finalNorm, eps: c.rmsEps), lmHead)
+        return try Kernels.linear(Kernels.rmsNorm(wanted, weight: finalNorm, eps: config.rmsEps), lmHead)
     }
 
     /// Adds alpha · X Bᵀ Aᵀ (the product with the update alpha·A·B of W) to `rows` of `output`.

@@ -1,0 +1,293 @@
+import NN
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// The decoder's blocks as forward/backward pairs, in the manner of llm.c: each forward takes
+// the residual stream and, when asked, fills a tape with what its backward needs; each backward
+// takes the gradient of the block's output and the tape, adds the weights' gradients, and
+// returns the gradient of its input. One forward serves generation (many segments, KV caches)
+// and training (one sequence, taped). Shapes: rows = the batch's new tokens, h = hidden size,
+// qw = heads·headDim, kw = kvHeads·headDim, i = intermediate size.
+
+/// What the attention block keeps for its backward pass (one sequence of n tokens from
+/// position 0).
+struct AttentionTape {
+    var input: Tensor                 // [n, h] the residual stream entering the layer
+    var norm1: Tensor                 // [n, h]
+    var q: Tensor, k: Tensor, v: Tensor  // [n, qw], [n, kw], [n, kw]; q and k rotated
+    var probabilities: [[Float]]      // per head, [n, n]
+    var attention: Tensor             // [n, qw] heads concatenated, before o_proj
+}
+
+/// What the MLP block keeps for its backward pass.
+struct MLPTape {
+    var middle: Tensor, norm2: Tensor  // [n, h] the residual stream after attention, and its norm
+    var gate: Tensor, up: Tensor, activation: Tensor  // [n, i]
+}
+
+/// What a taped forward pass keeps of one decoder layer.
+struct LayerTape {
+    var attention: AttentionTape
+    var mlp: MLPTape
+}
+
+/// Gradient slots of one backward pass: a weight's gradient is accumulated only when weights
+/// are the target (`slot` gives nil otherwise, and the kernels then skip that product).
+struct GradientSlots {
+    let weights: Bool
+    func slot(_ t: Tensor) -> Tensor? { weights ? Tensor(zeros: t.shape) : nil }
+}
+
+extension DecoderModel {
+    // MARK: Embedding
+
+    /// tokens of every segment → x [rows, h]; `starts[s]` is segment s's first row.
+    func embeddingForward(_ segments: [Segment]) throws -> (x: Tensor, starts: [Int]) {
+        let c = config, h = c.hiddenSize
+        var starts: [Int] = [], total = 0
+        for s in segments {
+            for t in s.tokens where t < 0 || t >= c.vocabSize { throw ModelError("forward", "token id \(t) is outside the vocabulary (\(c.vocabSize))") }
+            starts.append(total); total += s.tokens.count
+        }
+        var x = Tensor(zeros: [total, h])
+        for (si, s) in segments.enumerated() {
+            for (j, t) in s.tokens.enumerated() {
+                for d in 0..<h { x.data[(starts[si] + j) * h + d] = embedding.data[t * h + d] }
+            }
+        }
+        return (x, starts)
+    }
+
+    /// dE[token] += dx[row] for every row (tokens of one sequence).
+    func embeddingBackward(_ dx: Tensor, tokens: [Int], dEmbedding: inout Tensor) {
+        let h = config.hiddenSize
+        for (j, tok) in tokens.enumerated() { for d in 0..<h { dEmbedding.data[tok * h + d] += dx.data[j * h + d] } }
+    }
+
+    // MARK: Attention
+
+    /// x [rows, h] → the attention block's output [rows, h] (before the residual add): RMSNorm,
+    /// q/k/v projections, rotary embedding, each segment's keys and values appended to its cache,
+    /// causal (and sliding-window) softmax attention per head over the cache, o_proj, and each
+    /// segment's LoRA update on o_proj. With `tape`, one segment from position 0.
+    func attentionForward(_ li: Int, _ x: Tensor, _ segments: [Segment], starts: [Int], tape: inout AttentionTape?) throws -> Tensor {
+        let c = config, w = layers[li], total = x.rows
+        let hd = c.headDim, groups = c.heads / c.kvHeads, qWidth = c.heads * hd, kvWidth = c.kvHeads * hd
+        let keep = tape != nil
+        precondition(!keep || (segments.count == 1 && segments[0].cache.length == 0), "a taped forward runs one sequence from position 0")
+        let blas = try BLAS.shared()
+        let normed = Kernels.rmsNorm(x, weight: w.inputNorm, eps: c.rmsEps)
+        var q = try Kernels.linear(normed, w.q, bias: w.qBias)
+        var k = try Kernels.linear(normed, w.k, bias: w.kBias)
+        let v = try Kernels.linear(normed, w.v, bias: w.vBias)
+        var attention = Tensor(zeros: [total, qWidth])
+        var probabilities: [[Float]] = []
+        let scale = 1 / Float(hd).squareRoot()
+        for (si, s) in segments.enumerated() {
+            let n = s.tokens.count, past = s.cache.length, row0 = starts[si]
+            for j in 0..<n {
+                rotate(&q.data, offset: (row0 + j) * qWidth, heads: c.heads, position: past + j)
+                rotate(&k.data, offset: (row0 + j) * kvWidth, heads: c.kvHeads, position: past + j)
+            }
+            s.cache.keys[li] += k.data[(row0 * kvWidth)..<((row0 + n) * kvWidth)]
+            s.cache.values[li] += v.data[(row0 * kvWidth)..<((row0 + n) * kvWidth)]
+            let length = past + n, window = c.slidingWindows[li]
+            var scores = [Float](repeating: 0, count: n * length)
+            for head in 0..<c.heads {
+                let g = head / groups
+                q.data.withUnsafeBufferPointer { qp in
+                    s.cache.keys[li].withUnsafeBufferPointer { kp in
+                        scores.withUnsafeMutableBufferPointer { sp in
+                            // scores [n, length] = scale · Q_head [n, hd] · K_gᵀ [hd, length], then masked softmax
+                            blas.gemm(transB: true, m: n, n: length, k: hd, alpha: scale,
+                                      a: qp.baseAddress! + row0 * qWidth + head * hd, lda: qWidth,
+                                      b: kp.baseAddress! + g * hd, ldb: kvWidth, c: sp.baseAddress!)
+                            for j in 0..<n {
+                                let position = past + j
+                                let first = window.map { max(0, position - $0 + 1) } ?? 0
+                                Kernels.maskedSoftmax(sp.baseAddress! + j * length, count: length, visible: first...position)
+                            }
+                        }
+                    }
+                }
+                scores.withUnsafeBufferPointer { sp in
+                    s.cache.values[li].withUnsafeBufferPointer { vp in
+                        attention.data.withUnsafeMutableBufferPointer { ap in
+                            // O_head [n, hd] = P [n, length] · V_g [length, hd]
+                            blas.gemm(m: n, n: hd, k: length, a: sp.baseAddress!, b: vp.baseAddress! + g * hd, ldb: kvWidth,
+                                      c: ap.baseAddress! + row0 * qWidth + head * hd, ldc: qWidth)
+                        }
+                    }
+                }
+                if keep { probabilities.append(scores) }
+            }
+        }
+        var out = try Kernels.linear(attention, w.o, bias: w.oBias)
+        for (si, s) in segments.enumerated() {
+            guard let lora = s.lora, lora.applies(toLayer: li, of: layers.count) else { continue }
+            try addLoRA(lora, input: attention, output: &out, rows: starts[si]..<(starts[si] + s.tokens.count))
+        }
+        if keep { tape = AttentionTape(input: x, norm1: normed, q: q, k: k, v: v, probabilities: probabilities, attention: attention) }
+        return out
+    }
+
+    /// dOut [n, h] (the gradient of the block's output) → the gradient of its input x, adding
+    /// the weights' gradients (and the LoRA update's, `lora.A`/`lora.B`) to `grads`.
+    /// `stopAtLoRA`: only the update's gradients are wanted, and this is its lowest layer, so
+    /// nothing below o_proj is computed (returns nil).
+    func attentionBackward(_ li: Int, _ t: AttentionTape, dOut: Tensor, lora: LoRAUpdate?, slots: GradientSlots, stopAtLoRA: Bool,
+                           grads: inout [String: Tensor]) throws -> Tensor? {
+        let c = config, w = layers[li], n = t.input.rows, p = "model.layers.\(li)."
+        let hd = c.headDim, groups = c.heads / c.kvHeads, qWidth = c.heads * hd, kvWidth = c.kvHeads * hd
+        let blas = try BLAS.shared()
+        var none: Tensor? = nil
+        // o_proj (+ alpha · attention Bᵀ Aᵀ)
+        var dO = slots.slot(w.o), dOBias = w.oBias.flatMap(slots.slot)
+        var dAttention = try Backward.linear(dOut, x: t.attention, w: w.o, dw: &dO, db: &dOBias)
+        if let lora, lora.applies(toLayer: li, of: layers.count) {
+            let u = try Kernels.linear(t.attention, lora.b)                      // [n, r]
+            var dA: Tensor? = grads["lora.A"] ?? Tensor(zeros: lora.a.shape)
+            var dB: Tensor? = grads["lora.B"] ?? Tensor(zeros: lora.b.shape)
+            var scaled = dOut
+            for i in 0..<scaled.count { scaled.data[i] *= lora.alpha }
+            let dU = try Backward.linear(scaled, x: u, w: lora.a, dw: &dA, db: &none)   // dA += α dYᵀ U
+            let dFromLoRA = try Backward.linear(dU, x: t.attention, w: lora.b, dw: &dB, db: &none)
+            for i in 0..<dAttention.count { dAttention.data[i] += dFromLoRA.data[i] }
+            grads["lora.A"] = dA; grads["lora.B"] = dB
+            if stopAtLoRA { return nil }
+        }
+        // Per head: S = scale · Q Kᵀ (masked), P = softmax(S), O = P V.
+        var dQ = Tensor(zeros: t.q.shape), dK = Tensor(zeros: t.k.shape), dV = Tensor(zeros: t.v.shape)
+        let scale = 1 / Float(hd).squareRoot()
+        var dP = [Float](repeating: 0, count: n * n), dS = [Float](repeating: 0, count: n * n)
+        for head in 0..<c.heads {
+            let g = head / groups
+            let probs = t.probabilities[head]
+            dAttention.data.withUnsafeBufferPointer { dap in
+                t.v.data.withUnsafeBufferPointer { vp in
+                    dP.withUnsafeMutableBufferPointer { dpp in
+                        // dP = dO_h · V_gᵀ
+                        blas.gemm(transB: true, m: n, n: n, k: hd, a: dap.baseAddress! + head * hd, lda: qWidth,
+                                  b: vp.baseAddress! + g * hd, ldb: kvWidth, c: dpp.baseAddress!)
+                    }
+                }
+                probs.withUnsafeBufferPointer { pp in
+                    dV.data.withUnsafeMutableBufferPointer { dvp in
+                        // dV_g += Pᵀ · dO_h
+                        blas.gemm(transA: true, m: n, n: hd, k: n, a: pp.baseAddress!, b: dap.baseAddress! + head * hd, ldb: qWidth,
+                                  beta: 1, c: dvp.baseAddress! + g * hd, ldc: kvWidth)
+                    }
+                }
+            }
+            dP.withUnsafeBufferPointer { dpp in
+                probs.withUnsafeBufferPointer { pp in
+                    dS.withUnsafeMutableBufferPointer { dsp in
+                        for j in 0..<n { Backward.softmax(dpp.baseAddress! + j * n, p: pp.baseAddress! + j * n, ds: dsp.baseAddress! + j * n, count: n) }
+                    }
+                }
+            }
+            dS.withUnsafeBufferPointer { dsp in
+                t.k.data.withUnsafeBufferPointer { kp in
+                    dQ.data.withUnsafeMutableBufferPointer { dqp in
+                        blas.gemm(m: n, n: hd, k: n, alpha: scale, a: dsp.baseAddress!, b: kp.baseAddress! + g * hd, ldb: kvWidth,
+                                  beta: 1, c: dqp.baseAddress! + head * hd, ldc: qWidth)
+                    }
+                }
+                t.q.data.withUnsafeBufferPointer { qp in
+                    dK.data.withUnsafeMutableBufferPointer { dkp in
+                        blas.gemm(transA: true, m: n, n: hd, k: n, alpha: scale, a: dsp.baseAddress!, b: qp.baseAddress! + head * hd,
+                                  ldb: qWidth, beta: 1, c: dkp.baseAddress! + g * hd, ldc: kvWidth)
+                    }
+                }
+            }
+        }
+        for j in 0..<n {  // the rotary embedding is a rotation: its backward rotates back
+            rotate(&dQ.data, offset: j * qWidth, heads: c.heads, position: j, inverse: true)
+            rotate(&dK.data, offset: j * kvWidth, heads: c.kvHeads, position: j, inverse: true)
+        }
+        var dWq = slots.slot(w.q), dWk = slots.slot(w.k), dWv = slots.slot(w.v), dIn = slots.slot(w.inputNorm)
+        var dBq = w.qBias.flatMap(slots.slot), dBk = w.kBias.flatMap(slots.slot), dBv = w.vBias.flatMap(slots.slot)
+        var dNorm1 = try Backward.linear(dQ, x: t.norm1, w: w.q, dw: &dWq, db: &dBq)
+        let fromK = try Backward.linear(dK, x: t.norm1, w: w.k, dw: &dWk, db: &dBk)
+        let fromV = try Backward.linear(dV, x: t.norm1, w: w.v, dw: &dWv, db: &dBv)
+        for i in 0..<dNorm1.count { dNorm1.data[i] += fromK.data[i] + fromV.data[i] }
+        let dInput = Backward.rmsNorm(dNorm1, x: t.input, weight: w.inputNorm, eps: c.rmsEps, dw: &dIn)
+        let named: [(String, Tensor?)] = [
+            ("self_attn.o_proj.weight", dO), ("self_attn.o_proj.bias", dOBias),
+            ("self_attn.q_proj.weight", dWq), ("self_attn.k_proj.weight", dWk), ("self_attn.v_proj.weight", dWv),
+            ("self_attn.q_proj.bias", dBq), ("self_attn.k_proj.bias", dBk), ("self_attn.v_proj.bias", dBv),
+            ("input_layernorm.weight", dIn)]
+        for (name, g) in named { if let g { grads[p + name] = g } }
+        return dInput
+    }
+
+    // MARK: MLP
+
+    /// x [rows, h] → the MLP block's output [rows, h] (before the residual add):
+    /// down(silu(gate(norm(x))) ⊙ up(norm(x))).
+    func mlpForward(_ li: Int, _ x: Tensor, tape: inout MLPTape?) throws -> Tensor {
+        let c = config, w = layers[li]
+        let normed = Kernels.rmsNorm(x, weight: w.postNorm, eps: c.rmsEps)
+        let gate = try Kernels.linear(normed, w.gate)
+        let up = try Kernels.linear(normed, w.up)
+        var activation = gate
+        for i in 0..<gate.count { activation.data[i] = Kernels.silu(gate.data[i]) * up.data[i] }
+        if tape != nil { tape = MLPTape(middle: x, norm2: normed, gate: gate, up: up, activation: activation) }
+        return try Kernels.linear(activation, w.down)
+    }
+
+    /// dOut [n, h] → the gradient of the MLP block's input, adding the weights' gradients.
+    func mlpBackward(_ li: Int, _ t: MLPTape, dOut: Tensor, slots: GradientSlots, grads: inout [String: Tensor]) throws -> Tensor {
+        let c = config, w = layers[li], p = "model.layers.\(li)."
+        var none: Tensor? = nil
+        var dDown = slots.slot(w.down), dGate = slots.slot(w.gate), dUp = slots.slot(w.up), dPost = slots.slot(w.postNorm)
+        let dAct = try Backward.linear(dOut, x: t.activation, w: w.down, dw: &dDown, db: &none)
+        var dGatePre = dAct, dUpOut = dAct
+        for i in 0..<dAct.count {  // one exponential per element: silu = g·σ(g), silu' = σ(g)(1 + g(1 − σ(g)))
+            let g = t.gate.data[i], s = 1 / (1 + expf(-g))
+            dGatePre.data[i] = dAct.data[i] * t.up.data[i] * s * (1 + g * (1 - s))
+            dUpOut.data[i] = dAct.data[i] * g * s
+        }
+        var dNorm2 = try Backward.linear(dGatePre, x: t.norm2, w: w.gate, dw: &dGate, db: &none)
+        let dNorm2Up = try Backward.linear(dUpOut, x: t.norm2, w: w.up, dw: &dUp, db: &none)
+        for i in 0..<dNorm2.count { dNorm2.data[i] += dNorm2Up.data[i] }
+        let dMiddle = Backward.rmsNorm(dNorm2, x: t.middle, weight: w.postNorm, eps: c.rmsEps, dw: &dPost)
+        let named: [(String, Tensor?)] = [("mlp.down_proj.weight", dDown), ("mlp.gate_proj.weight", dGate), ("mlp.up_proj.weight", dUp),
+                                          ("post_attention_layernorm.weight", dPost)]
+        for (name, g) in named { if let g { grads[p + name] = g } }
+        return dMiddle
+    }
+
+    // MARK: The whole stack
+
+    /// Runs the new tokens of `segments` through every layer (appending to their caches) and
+    /// returns the residual stream after the last layer, [rows, h]. `tapes`, when not nil,
+    /// receives every layer's tape (one segment from position 0).
+    func layersForward(_ segments: [Segment], tapes: inout [LayerTape]?) throws -> (x: Tensor, starts: [Int]) {
+        var (x, starts) = try embeddingForward(segments)
+        for li in layers.indices {
+            var attentionTape: AttentionTape? = tapes == nil ? nil : AttentionTape.empty
+            let attentionOut = try attentionForward(li, x, segments, starts: starts, tape: &attentionTape)
+            for i in 0..<x.count { x.data[i] += attentionOut.data[i] }
+            var mlpTape: MLPTape? = tapes == nil ? nil : MLPTape.empty
+            let mlpOut = try mlpForward(li, x, tape: &mlpTape)
+            for i in 0..<x.count { x.data[i] += mlpOut.data[i] }
+            if let attentionTape, let mlpTape { tapes?.append(LayerTape(attention: attentionTape, mlp: mlpTape)) }
+        }
+        for s in segments { s.cache.advance(by: s.tokens.count) }
+        return (x, starts)
+    }
+}
+
+extension AttentionTape {
+    /// A placeholder that asks `attentionForward` to fill the tape.
+    static let empty = AttentionTape(input: Tensor(zeros: [0]), norm1: Tensor(zeros: [0]), q: Tensor(zeros: [0]), k: Tensor(zeros: [0]),
+                                     v: Tensor(zeros: [0]), probabilities: [], attention: Tensor(zeros: [0]))
+}
+
+extension MLPTape {
+    /// A placeholder that asks `mlpForward` to fill the tape.
+    static let empty = MLPTape(middle: Tensor(zeros: [0]), norm2: Tensor(zeros: [0]), gate: Tensor(zeros: [0]), up: Tensor(zeros: [0]),
+                               activation: Tensor(zeros: [0]))
+}
