@@ -36,12 +36,14 @@ let package = Package(
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4",
                        providers: [.apt(["liblz4-dev"])]),
 
-        // JSON values with source locations, canonical and pretty writers: the lowest layer.
+        // The lowest layer: JSON values with source locations, canonical and pretty writers; and
+        // the one lock type and thread spawner every module uses.
         .target(name: "JSON", swiftSettings: upcoming),
+        .target(name: "Threading", swiftSettings: upcoming),
         .target(name: "Pipeline",
-                dependencies: ["JSON", "CLZ4"],
+                dependencies: ["JSON", "Threading", "CLZ4"],
                 swiftSettings: upcoming),
-        .target(name: "NN", dependencies: ["JSON", "COpenBLAS"], swiftSettings: numeric),
+        .target(name: "NN", dependencies: ["JSON", "Threading", "COpenBLAS"], swiftSettings: numeric),
         .target(name: "LLM", dependencies: ["JSON", "NN", "CCurl"], swiftSettings: numeric),
         .target(name: "Stages", dependencies: ["Pipeline", "NN", "LLM"], swiftSettings: upcoming),
         .executableTarget(

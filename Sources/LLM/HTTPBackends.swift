@@ -6,7 +6,8 @@ import Glibc
 
 /// Bounds the requests in flight to one endpoint (a vLLM replica, a retriever). A freed slot
 /// goes to the waiting request with the highest priority (the earliest among equals), handed
-/// over directly so that only that thread wakes.
+/// over directly so that only that thread wakes. (It keeps a condition variable per waiter on
+/// one mutex, a pattern `Condition`, which owns its mutex, does not model; hence raw pthreads.)
 final class ConcurrencyLimit: @unchecked Sendable {
     private let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private var free: Int
@@ -23,6 +24,9 @@ final class ConcurrencyLimit: @unchecked Sendable {
 
     init(_ n: Int) { capacity = max(1, n); free = capacity; pthread_mutex_init(m, nil) }
     deinit { pthread_mutex_destroy(m); m.deallocate() }
+
+    /// Requests waiting for a slot.
+    var waiting: Int { pthread_mutex_lock(m); defer { pthread_mutex_unlock(m) }; return waiters.count }
 
     /// Lowers the limit (requests already in flight finish; no new one starts until under it).
     func lower(to n: Int) {
@@ -67,7 +71,7 @@ final class ConcurrencyLimit: @unchecked Sendable {
 /// The concurrency limits of one run's endpoints, by URL: models that point at the same server
 /// (two resources on one vLLM, say) share its limit, the smallest one they give.
 public final class EndpointLimits: @unchecked Sendable {
-    private let lock = SpinLock()
+    private let lock = Lock()
     private var limits: [String: ConcurrencyLimit] = [:]
     public init() {}
     func limit(for url: String, _ n: Int) -> ConcurrencyLimit {
@@ -101,7 +105,7 @@ public final class OpenAIChatModel: ChatModel, @unchecked Sendable {
     public let apiKey: String?
     public let client: HTTPClient
     private let limits: [ConcurrencyLimit]
-    private let counter = SpinLock()
+    private let counter = Lock()
     private var next = 0
 
     public var identity: String { "openai:\(model)" }

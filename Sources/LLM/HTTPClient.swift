@@ -75,7 +75,7 @@ public final class HTTPClient: @unchecked Sendable {
     public var startHint: (@Sendable (String) -> String?)?
 
     private let curl: Curl
-    private let lock = SpinLock()
+    private let lock = Lock()
     private var idle: [UnsafeMutableRawPointer] = []
 
     public init(connectTimeout: Double = 5, timeout: Double = 300, retry: RetryPolicy = RetryPolicy()) throws {

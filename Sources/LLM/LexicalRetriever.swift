@@ -58,7 +58,7 @@ public struct LexicalRetriever: Retriever {
     }
 
     final class IndexCache: @unchecked Sendable {
-        private let lock = SpinLock()
+        private let lock = Lock()
         private var entries: [[String]: Index] = [:]
         func index(_ paragraphs: [String]) -> Index {
             if let i = lock.withLock({ entries[paragraphs] }) { return i }

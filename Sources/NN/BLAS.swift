@@ -56,17 +56,3 @@ public final class BLAS: @unchecked Sendable {
                       alpha, a, blasint(k), b, blasint(n), beta, c, blasint(n))
     }
 }
-
-/// A pthread mutex for NN and LLM, which import no Foundation. The mutex lives in memory of
-/// its own (a pthread mutex must not move, which a class's stored property may).
-package final class SpinLock: @unchecked Sendable {
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    package init() { pthread_mutex_init(mutex, nil) }
-    deinit { pthread_mutex_destroy(mutex); mutex.deallocate() }
-    package func lock() { pthread_mutex_lock(mutex) }
-    package func unlock() { pthread_mutex_unlock(mutex) }
-    package func withLock<T>(_ body: () throws -> T) rethrows -> T {
-        lock(); defer { unlock() }
-        return try body()
-    }
-}

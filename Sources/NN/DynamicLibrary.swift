@@ -51,7 +51,7 @@ public final class DynamicLibrary: @unchecked Sendable {
 public final class LoadedOnce<T: AnyObject>: @unchecked Sendable {
     private let load: () throws(DynamicLibrary.LoadError) -> T
     private var value: T?
-    private let lock = SpinLock()
+    private let lock = Lock()
 
     public init(_ load: @escaping () throws(DynamicLibrary.LoadError) -> T) { self.load = load }
 

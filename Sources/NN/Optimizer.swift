@@ -82,7 +82,7 @@ public enum Gradients {
     /// The joint L2 norm of all gradients (names summed in parallel, in Double).
     public static func norm(_ grads: [String: Tensor], threads: Int = 1) -> Float {
         let tensors = grads.keys.sorted().map { grads[$0]! }
-        final class Sums: @unchecked Sendable { let lock = SpinLock(); var values: [Double]; init(_ n: Int) { values = Array(repeating: 0, count: n) } }
+        final class Sums: @unchecked Sendable { let lock = Lock(); var values: [Double]; init(_ n: Int) { values = Array(repeating: 0, count: n) } }
         let sums = Sums(tensors.count)
         try? Parallel.forEach(tensors.count, threads: threads) { i in
             var s: Double = 0

@@ -17,10 +17,10 @@ final class ConcurrencyLimitTests: XCTestCase {
         let group = DispatchGroup()
         Thread.detachNewThread { limit.with { holding.signal(); release.wait() } }
         holding.wait()
-        for p in [0, 5, 1, 5] {
+        for (i, p) in [0, 5, 1, 5].enumerated() {
             group.enter()
             Thread.detachNewThread { limit.with(priority: p) { log.enter(p); log.leave() }; group.leave() }
-            usleep(30_000)  // queue them in this order
+            while limit.waiting < i + 1 { usleep(1000) }  // queued in this order: wait until this one waits
         }
         release.signal()
         group.wait()

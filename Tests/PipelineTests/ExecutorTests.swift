@@ -132,9 +132,9 @@ final class ExecutorTests: CommandStageTestCase {
 
     func testCancellationKeepsFinishedItemsAndARerunCompletesThem() throws {
         let spec = try load(#"{"name": "p", "stages": {"items": {"type": "slow-items", "params": {"n": 40, "sleep_ms": 25}}}}"#, dir: dir)
-        let token = CancellationToken()
-        DispatchQueue.global().asyncAfter(deadline: .now() + 0.4) { token.cancel() }
-        let s1 = try runPipeline(spec, store: store, cancellation: token)
+        let token = CancellationToken(), observer = RecordingObserver()
+        cancel(token) { observer.completed("items") >= 5 }  // once 5 items are done and journaled
+        let s1 = try runPipeline(spec, store: store, cancellation: token, observer: observer)
         XCTAssertTrue(s1.interrupted)
         XCTAssertEqual(s1.outcomes(), ["items": "cancelled"])
         let journal = try Journal(path: store.workDirectory(s1.result("items")!.key!) + "/journal/items.log")
@@ -223,8 +223,11 @@ final class CheckpointResumeTests: XCTestCase {
         let reference = try runPipeline(spec, store: straight)
 
         let resumed = try Store(root: dir + "/b")
-        let token = CancellationToken()
-        DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) { token.cancel() }
+        let token = CancellationToken(), workArea = dir + "/b/work"
+        cancel(token) {  // once the first checkpoint is written
+            let dirs = (try? FileManager.default.contentsOfDirectory(atPath: workArea)) ?? []
+            return dirs.contains { !((try? FileManager.default.contentsOfDirectory(atPath: "\(workArea)/\($0)/checkpoints")) ?? []).isEmpty }
+        }
         let first = try runPipeline(spec, store: resumed, cancellation: token)
         XCTAssertEqual(first.outcomes(), ["walk": "cancelled"])
         let work = resumed.workDirectory(first.result("walk")!.key!)

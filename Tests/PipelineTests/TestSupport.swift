@@ -65,6 +65,7 @@ struct SlowItems: StageType {
             try c.checkCancellation()
             usleep(UInt32(p.sleep_ms * 1000))
             try j.append(key: "\(i)", json: .number(Double(i * i)))
+            c.progress.advance()
         }
         try write(j.entries.map { "\($0.key)=\(String(decoding: $0.value, as: UTF8.self))" }.joined(separator: "\n"),
                   to: c.outputDirectory + "/items.txt")
@@ -79,7 +80,12 @@ final class RecordingObserver: RunObserver, @unchecked Sendable {
     var started: [String] = []
     var finished: [StageResult] = []
     var messages: [String] = []
-    func stageStarted(_ stage: String, reasons: [String], progress: ProgressReporter) { lock.withLock { started.append(stage) } }
+    var progress: [String: ProgressReporter] = [:]
+    func stageStarted(_ stage: String, reasons: [String], progress: ProgressReporter) {
+        lock.withLock { started.append(stage); self.progress[stage] = progress }
+    }
+    /// Items (or steps) a running stage has reported done.
+    func completed(_ stage: String) -> Int { lock.withLock { progress[stage]?.snapshot.completed ?? 0 } }
     func stageFinished(_ result: StageResult) { lock.withLock { finished.append(result) } }
     func message(_ stage: String?, _ text: String) { lock.withLock { messages.append(text) } }
     func runFinished() {}
@@ -121,5 +127,15 @@ class CommandStageTestCase: XCTestCase {
 
     func executions() -> [String] {
         ((try? read(dir + "/runs.log")) ?? "").split(separator: "\n").map(String.init)
+    }
+}
+
+/// Cancels `token` as soon as `condition` holds (checked every 5 ms on a thread of its own): a
+/// test interrupts a run at a point of its progress, not after a guess of how long it takes.
+func cancel(_ token: CancellationToken, when condition: @escaping @Sendable () -> Bool) {
+    Thread.detachNewThread {
+        let deadline = Date().addingTimeInterval(120)
+        while !condition() && Date() < deadline { usleep(5000) }
+        token.cancel()
     }
 }

@@ -10,7 +10,7 @@ import NN
 ///     try r.retrieve(entity: "Reggie Jackson", paragraphs: q.paragraphs)
 public final class DenseRetriever: Retriever, @unchecked Sendable {
     public let encoder: SentenceEncoder
-    private let lock = SpinLock()
+    private let lock = Lock()
     private var cache: [String: [Float]] = [:]
     private let capacity: Int
     private var made = 0, reused = 0

@@ -95,7 +95,7 @@ public final class SentenceEncoder: @unchecked Sendable {
         }
         bounds.append(texts.count)
         let cuts = bounds
-        final class Results: @unchecked Sendable { let lock = SpinLock(); var parts: [[[Float]]] = [] }
+        final class Results: @unchecked Sendable { let lock = Lock(); var parts: [[[Float]]] = [] }
         let results = Results()
         results.parts = Array(repeating: [], count: cuts.count - 1)
         let blas = try BLAS.shared(), saved = blas.threads

@@ -167,7 +167,7 @@ public final class DecoderModel: @unchecked Sendable {
 /// cos and sin of position · frequency, computed once per position (in Float32 angles, as
 /// transformers computes them) and shared by every layer and step.
 final class RotaryTable: @unchecked Sendable {
-    private let lock = SpinLock()
+    private let lock = Lock()
     private var cosines: [[Float]] = [], sines: [[Float]] = []
 
     func angles(_ position: Int, _ frequencies: [Float]) -> ([Float], [Float]) {

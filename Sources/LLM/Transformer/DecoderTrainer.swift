@@ -162,7 +162,7 @@ public final class DecoderTrainer {
     /// their gradients added to `total` in batch order; returns the summed loss.
     private func accumulateGradients(_ batch: [[Int]], targetsFrom: [Int]?, into total: inout [String: Tensor]?) throws -> Float {
         final class Results: @unchecked Sendable {
-            let lock = SpinLock()
+            let lock = Lock()
             var items: [(loss: Float, grads: [String: Tensor])?]
             init(_ n: Int) { items = Array(repeating: nil, count: n) }
         }

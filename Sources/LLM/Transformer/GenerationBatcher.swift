@@ -17,55 +17,45 @@ public final class GenerationBatcher: @unchecked Sendable {
     public let model: DecoderModel
     public let maxBatch: Int
     public let maxQueue: Int
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private let condition = Condition()
     private var pending: [(GenerationRequest, Completion)] = []
     private var stopped = false
-    private var thread = pthread_t()
     /// Batches run and requests served (for logs and tests).
     public private(set) var batches = 0, served = 0, largestBatch = 0
 
     public init(model: DecoderModel, maxBatch: Int = 16, maxQueue: Int = 256) {
         self.model = model; self.maxBatch = max(1, maxBatch); self.maxQueue = max(1, maxQueue)
-        pthread_mutex_init(mutex, nil); pthread_cond_init(condition, nil)
-        let me = Unmanaged.passRetained(self).toOpaque()
-        pthread_create(&thread, nil, { p in
-            let batcher = Unmanaged<GenerationBatcher>.fromOpaque(p!).takeRetainedValue()
-            batcher.work()
-            return nil
-        }, me)
+        Threads.spawn(count: 1) { [self] _ in work() }.detach()  // the worker holds the batcher until stop()
     }
-
-    deinit { pthread_cond_destroy(condition); pthread_mutex_destroy(mutex); condition.deallocate(); mutex.deallocate() }
 
     /// Queues a request; `completion` is called on the worker thread when it is done.
     public func submit(_ request: GenerationRequest, completion: @escaping Completion) throws(QueueFull) {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
+        condition.lock()
+        defer { condition.unlock() }
         if pending.count >= maxQueue { throw QueueFull(waiting: pending.count) }
         pending.append((request, completion))
-        pthread_cond_signal(condition)
+        condition.signal()
     }
 
     /// Finishes what is queued, then ends the worker.
     public func stop() {
-        pthread_mutex_lock(mutex); stopped = true; pthread_cond_signal(condition); pthread_mutex_unlock(mutex)
+        condition.lock(); stopped = true; condition.signal(); condition.unlock()
     }
 
-    public var waiting: Int { pthread_mutex_lock(mutex); defer { pthread_mutex_unlock(mutex) }; return pending.count }
+    public var waiting: Int { condition.lock(); defer { condition.unlock() }; return pending.count }
 
     private func work() {
         while true {
-            pthread_mutex_lock(mutex)
-            while pending.isEmpty && !stopped { pthread_cond_wait(condition, mutex) }
-            if pending.isEmpty && stopped { pthread_mutex_unlock(mutex); return }
+            condition.lock()
+            while pending.isEmpty && !stopped { condition.wait() }
+            if pending.isEmpty && stopped { condition.unlock(); return }
             let batch = Array(pending.prefix(maxBatch))
             pending.removeFirst(batch.count)
-            pthread_mutex_unlock(mutex)
+            condition.unlock()
             let outcome = Result { try model.generate(batch.map(\.0)) }
-            pthread_mutex_lock(mutex)
+            condition.lock()
             batches += 1; served += batch.count; largestBatch = max(largestBatch, batch.count)
-            pthread_mutex_unlock(mutex)
+            condition.unlock()
             for (i, (_, completion)) in batch.enumerated() { completion(outcome.map { $0[i] }) }
         }
     }

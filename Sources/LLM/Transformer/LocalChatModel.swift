@@ -16,7 +16,7 @@ public final class LocalChatModel: ChatModel, @unchecked Sendable {
     public let name: String
     /// Stop ids: the config's end-of-sequence ids and the template's end-of-turn tokens.
     public let stopTokens: Set<Int>
-    private let lock = SpinLock()
+    private let lock = Lock()
     /// Concurrent chats (a sampling stage's many dialogues) are generated in batches.
     private let batcher: GenerationBatcher
 
@@ -91,21 +91,18 @@ public final class LocalChatModel: ChatModel, @unchecked Sendable {
 
 /// Blocks a thread until a callback delivers a result.
 final class Waiter<T: Sendable>: @unchecked Sendable {
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private let condition = Condition()
     private var result: Result<T, any Error>?
-    init() { pthread_mutex_init(mutex, nil); pthread_cond_init(condition, nil) }
-    deinit { pthread_cond_destroy(condition); pthread_mutex_destroy(mutex); condition.deallocate(); mutex.deallocate() }
 
     static func wait(_ start: (@escaping @Sendable (Result<T, any Error>) -> Void) throws -> Void) throws -> T {
         let w = Waiter<T>()
         try start { r in
-            pthread_mutex_lock(w.mutex); w.result = r; pthread_cond_signal(w.condition); pthread_mutex_unlock(w.mutex)
+            w.condition.lock(); w.result = r; w.condition.signal(); w.condition.unlock()
         }
-        pthread_mutex_lock(w.mutex)
-        while w.result == nil { pthread_cond_wait(w.condition, w.mutex) }
+        w.condition.lock()
+        while w.result == nil { w.condition.wait() }
         let r = w.result!
-        pthread_mutex_unlock(w.mutex)
+        w.condition.unlock()
         return try r.get()
     }
 }

@@ -186,7 +186,7 @@ public enum ByteLevel {
 
 /// Recently encoded words (a bounded map; pieces repeat a lot in prompts).
 final class TokenizerCache: @unchecked Sendable {
-    private let lock = SpinLock()
+    private let lock = Lock()
     private var entries: [String: [Int]] = [:]
     func get(_ w: String) -> [Int]? { lock.withLock { entries[w] } }
     func put(_ w: String, _ ids: [Int]) {

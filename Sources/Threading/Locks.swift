@@ -4,10 +4,14 @@ import Glibc
 import Darwin
 #endif
 
-/// A mutual-exclusion lock (pthread mutex), used as `lock.withLock { ... }`.
+/// The project's one mutual-exclusion lock (a pthread mutex in memory of its own, which must
+/// not move), used as `lock.withLock { ... }` or, where a scope needs it, `lock()`/`unlock()`.
 ///
-/// Pipeline uses this rather than Foundation's NSLock so that it links FoundationEssentials
-/// only (a smaller binary that starts faster).
+/// Every module uses this one type (NN and LLM import no Foundation; Pipeline links
+/// FoundationEssentials only, for a smaller binary that starts faster). The standard library's
+/// `Synchronization.Mutex` was considered: it has no separate lock()/unlock() (which
+/// `Condition` users and scoped locks here need) and its `withLock` returns `sending` values,
+/// which generic callers cannot always give; it also needs macOS 15.
 public final class Lock: @unchecked Sendable {
     fileprivate let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     public init() { pthread_mutex_init(mutex, nil) }
@@ -34,4 +38,6 @@ public final class Condition: @unchecked Sendable {
     /// Must hold the lock; releases it while waiting.
     public func wait() { pthread_cond_wait(cond, mutex) }
     public func broadcast() { pthread_cond_broadcast(cond) }
+    /// Wakes one waiter.
+    public func signal() { pthread_cond_signal(cond) }
 }
