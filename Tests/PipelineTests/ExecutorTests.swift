@@ -2,30 +2,72 @@ import XCTest
 @testable import Pipeline
 
 final class ExecutorTests: CommandStageTestCase {
+    /// A stage that logs its start, then (`meet`) waits for the other stage to start too,
+    /// then logs its end: with two slots they meet; with one they run one after the other.
+    /// Ordering, not timing: no assertion depends on how fast the machine is.
+    func rendezvous(_ name: String, other: String, meet: Bool, pool: String? = nil) -> String {
+        let wait = meet ? "i=0; while [ ! -e \(dir)/\(other).started ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; [ -e \(dir)/\(other).started ] || exit 3; " : ""
+        return #""\#(name)": {"type": "command", \#(pool.map { "\"pool\": \"\($0)\", " } ?? "")"params": {"run": "echo start \#(name) >> \#(dir)/order.log; touch \#(dir)/\#(name).started; \#(wait)sleep 0.1; echo end \#(name) >> \#(dir)/order.log; echo \#(name) > {out}/x"}}"#
+    }
+
+    func order() -> [String] { ((try? read(dir + "/order.log")) ?? "").split(separator: "\n").map(String.init) }
+
     func testIndependentStagesRunInParallelWithinJobs() throws {
-        let spec = try load(#"{"name": "p", "stages": {\#(cmd("a", script: "sleep 1; echo a > {outputs.out.txt}")), \#(cmd("b", script: "sleep 1; echo b > {outputs.out.txt}"))}}"#, dir: dir)
         var options = RunOptions()
         options.jobs = 2
-        let t0 = Date()
-        let s = try runPipeline(spec, store: store, options: options)
-        let parallel = Date().timeIntervalSince(t0)
-        XCTAssertTrue(s.succeeded)
-        XCTAssertLessThan(parallel, 1.8, "two 1 s stages with -j 2 take about 1 s")
+        let together = try load(#"{"name": "p", "stages": {\#(rendezvous("a", other: "b", meet: true)), \#(rendezvous("b", other: "a", meet: true))}}"#, dir: dir)
+        let s = try runPipeline(together, store: store, options: options)
+        XCTAssertTrue(s.succeeded, "with -j 2 both are in flight at once (each saw the other start): \(s.results)")
 
         options.jobs = 1
-        options.force = ["a", "b"]
-        let t1 = Date()
-        try runPipeline(spec, store: store, options: options)
-        XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(t1), 2.0, "with -j 1 they run one after the other")
+        try? FileManager.default.removeItem(atPath: dir + "/order.log")
+        let apart = try load(#"{"name": "q", "stages": {\#(rendezvous("c", other: "d", meet: false)), \#(rendezvous("d", other: "c", meet: false))}}"#, dir: dir)
+        XCTAssertTrue(try runPipeline(apart, store: store, options: options).succeeded)
+        XCTAssertEqual(order(), ["start c", "end c", "start d", "end d"], "with -j 1 they run one after the other")
     }
 
     func testNamedPoolsBoundConcurrency() throws {
-        let spec = try load(#"{"name": "p", "pools": {"gpu": 1}, "stages": {"a": {"type": "command", "pool": "gpu", "params": {"run": "sleep 0.6; echo a > {out}/x"}}, "b": {"type": "command", "pool": "gpu", "params": {"run": "sleep 0.6; echo b > {out}/x"}}}}"#, dir: dir)
         var options = RunOptions()
         options.jobs = 4
-        let t0 = Date()
+        let spec = try load(#"{"name": "p", "pools": {"gpu": 1}, "stages": {\#(rendezvous("a", other: "b", meet: false, pool: "gpu")), \#(rendezvous("b", other: "a", meet: false, pool: "gpu"))}}"#, dir: dir)
         XCTAssertTrue(try runPipeline(spec, store: store, options: options).succeeded)
-        XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(t0), 1.2, "a pool of size 1 serialises its stages")
+        XCTAssertEqual(order(), ["start a", "end a", "start b", "end b"], "a pool of size 1 serialises its stages, whatever -j allows")
+    }
+
+    /// Slots are taken before a stage gets a thread, and stages waiting for them start in spec
+    /// order as slots free up (before, each ready stage took a Dispatch thread and blocked on
+    /// the pool, and whichever thread woke first ran next).
+    func testStagesWaitingForSlotsStartInSpecOrder() throws {
+        let names = (0..<6).map { "s\($0)" }
+        let stages = names.map { rendezvous($0, other: "", meet: false) }.joined(separator: ", ")
+        var options = RunOptions()
+        options.jobs = 1
+        XCTAssertTrue(try runPipeline(try load(#"{"name": "many", "stages": {\#(stages)}}"#, dir: dir), store: store, options: options).succeeded)
+        XCTAssertEqual(order(), names.flatMap { ["start \($0)", "end \($0)"] })
+    }
+
+    /// The observer is told outside the executor's lock: an observer that cancels the run from
+    /// `stageFinished` (which takes that lock) does not deadlock it.
+    func testAnObserverMayCallBackIntoTheRun() throws {
+        final class Canceller: RunObserver, @unchecked Sendable {
+            let token: CancellationToken
+            init(_ token: CancellationToken) { self.token = token }
+            func stageStarted(_ stage: String, reasons: [String], progress: ProgressReporter) {}
+            func stageFinished(_ result: StageResult) { token.cancel() }
+            func message(_ stage: String?, _ text: String) {}
+            func runFinished() {}
+        }
+        let spec = try load(#"{"name": "p", "stages": {"a": {"type": "text-source", "params": {"text": "x"}}, "b": {"type": "upper", "inputs": {"text": "a"}}}}"#, dir: dir)
+        let token = CancellationToken(), done = DispatchSemaphore(value: 0)
+        final class Box: @unchecked Sendable { var summary: RunSummary? }
+        let box = Box(), store = self.store!
+        Thread.detachNewThread {
+            box.summary = try? Executor(spec: spec, store: store, options: RunOptions(), cancellation: token, observer: Canceller(token)).run()
+            done.signal()
+        }
+        XCTAssertEqual(done.wait(timeout: .now() + 20), .success, "the run deadlocked")
+        XCTAssertEqual(box.summary?.outcomes()["a"], "ran")
+        XCTAssertEqual(box.summary?.outcomes()["b"], "skipped")
     }
 
     func chain(_ cParam: Int) -> String {

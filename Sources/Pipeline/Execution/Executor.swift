@@ -44,6 +44,8 @@ public final class Executor: @unchecked Sendable {
     private var results: [String: StageResult] = [:]
     private var recomputed = Set<String>()
     private var stopping = false
+    /// Stages that must run, waiting for their CPU slots (spec order).
+    private var queued: [Prepared] = []
     private let allDone = DispatchSemaphore(value: 0)
     private let slots: SlotPool
     private let selection: Set<String>
@@ -80,17 +82,19 @@ public final class Executor: @unchecked Sendable {
 
     private func stop() {
         lock.withLock { stopping = true }
-        slots.stop()
         scheduleReady()
     }
 
     /// Starts every waiting stage whose inputs are done and skips those whose inputs failed.
     /// Cache hits are settled right here, on the calling thread (a no-op run starts no
-    /// thread per stage); stages that must run go to Dispatch's global queue.
+    /// thread per stage); stages that must run wait in `queued` until their CPU slots are
+    /// free, and only then go to Dispatch's global queue (a large sweep parks no threads).
+    /// Observers are told outside the lock.
     private func scheduleReady() {
         while true {
             var launch: [String] = []
             var finished = false
+            var skipped: [StageResult] = []
             lock.withLock {
                 var changed = true
                 while changed {
@@ -99,10 +103,10 @@ public final class Executor: @unchecked Sendable {
                         let deps = spec.stages[name]!.dependencies
                         if let bad = deps.first(where: { results[$0].map { !$0.outcome.succeeded } ?? false }) {
                             let why = "input stage '\(bad)' \(results[bad]!.outcome.label)"
-                            finish(name, StageResult(stage: name, outcome: .skipped(why), seconds: 0, reasons: [why]))
+                            skipped.append(finish(name, StageResult(stage: name, outcome: .skipped(why), seconds: 0, reasons: [why])))
                             changed = true
                         } else if stopping {
-                            finish(name, StageResult(stage: name, outcome: .skipped("run stopped before it started"), seconds: 0, reasons: []))
+                            skipped.append(finish(name, StageResult(stage: name, outcome: .skipped("run stopped before it started"), seconds: 0, reasons: [])))
                             changed = true
                         } else if deps.allSatisfy({ results[$0]?.outcome.succeeded ?? false }) {
                             states[name] = .active
@@ -112,24 +116,44 @@ public final class Executor: @unchecked Sendable {
                 }
                 finished = !states.isEmpty && states.values.allSatisfy { $0 == .done }
             }
+            for r in skipped { observer?.stageFinished(r) }
             if launch.isEmpty {
+                launchQueued()
                 if finished { allDone.signal() }
                 return
             }
             for name in launch {
                 switch prepare(name) {
                 case .settled(let result): record(result)
-                case .mustRun(let prepared): DispatchQueue.global().async { self.execute(prepared) }
+                case .mustRun(let prepared): lock.withLock { queued.append(prepared) }
                 }
             }
         }
     }
 
-    /// Must hold `lock`.
-    private func finish(_ name: String, _ result: StageResult) {
+    /// Hands queued stages to Dispatch, in spec order, as far as their CPU slots and pools are
+    /// free (taken here, before a thread is used); when the run is stopping, skips them.
+    private func launchQueued() {
+        var start: [Prepared] = [], dropped: [Prepared] = []
+        lock.withLock {
+            if stopping { dropped = queued; queued = []; return }
+            var i = 0
+            while i < queued.count {
+                let st = spec.stages[queued[i].name]!
+                if slots.tryAcquire(cpus: st.cpus, pool: st.pool) { start.append(queued.remove(at: i)) } else { i += 1 }
+            }
+        }
+        for p in start { DispatchQueue.global().async { self.execute(p) } }
+        for p in dropped {
+            complete(StageResult(stage: p.name, outcome: .skipped("run stopped before it started"), key: p.key.digest, seconds: 0, reasons: p.reasons))
+        }
+    }
+
+    /// Must hold `lock`; returns the result for the caller to tell the observer once unlocked.
+    private func finish(_ name: String, _ result: StageResult) -> StageResult {
         states[name] = .done
         results[name] = result
-        observer?.stageFinished(result)
+        return result
     }
 
     private func complete(_ result: StageResult) {
@@ -141,11 +165,11 @@ public final class Executor: @unchecked Sendable {
     private func record(_ result: StageResult) {
         var failFast = false
         lock.withLock {
-            finish(result.stage, result)
+            _ = finish(result.stage, result)
             if case .failed = result.outcome, !options.keepGoing, !stopping { stopping = true; failFast = true }
         }
+        observer?.stageFinished(result)
         if failFast {
-            slots.stop()
             observer?.message(nil, "stage '\(result.stage)' failed; not starting further stages (use --keep-going to run everything that does not depend on it)")
         }
     }
@@ -179,58 +203,63 @@ public final class Executor: @unchecked Sendable {
         case mustRun(Prepared)
     }
 
-    /// Input digests, the key, and the cache: a hit settles the stage at once.
+    /// Input digests, then the planner's decision (`Planner.decide`, with the cache entry's
+    /// integrity checked): a hit settles the stage at once.
     private func prepare(_ name: String) -> Preparation {
         let st = spec.stages[name]!
         let t0 = Date()
         do {
             var digests: [String: Digest] = [:]
-            var sources: [String: InputSource] = [:]
             for input in st.inputs {
-                sources[input.port] = input.source
                 switch input.source {
                 case .stage(let s): digests[input.port] = lock.withLock { results[s]!.output! }
                 case .path(let p): digests[input.port] = try store.importExternal(path: p, kind: input.kind)
                 }
             }
-            let key = StageKey(stage: st, inputs: digests)
-            let previous = store.ref(pipeline: spec.name, stage: name)
-            var reasons: [String] = []
+            var damaged: [String] = []
+            var previous: StageRef?
             let forced = options.force.contains(name)
-            if !forced, let hit = checkedHit(key.digest, reasons: &reasons) {
-                return .settled(cachedResult(name, key: key, hit: hit, previous: previous, started: t0))
+            let decision = Planner.decide(st, digests: digests, forced: forced, action: { checkedHit($0, reasons: &damaged) },
+                                          previous: { previous = store.ref(pipeline: spec.name, stage: name); return previous })
+            if let hit = decision.hit {
+                return .settled(cachedResult(name, key: decision.key, hit: hit, previous: store.ref(pipeline: spec.name, stage: name), started: t0))
             }
-            if forced { reasons.append("forced (--force)") }
-            reasons += StageKey.differences(from: previous?.payload, to: key.payload, sources: sources)
-            if reasons.isEmpty { reasons = ["no cached result for this key"] }
-            return .mustRun(Prepared(name: name, key: key, digests: digests, previous: previous, reasons: reasons, forced: forced, started: t0))
+            let reasons = !damaged.isEmpty && decision.reasons == ["no cached result for this key"] ? damaged : damaged + decision.reasons
+            return .mustRun(Prepared(name: name, key: decision.key, digests: digests, previous: previous, reasons: reasons,
+                                     forced: forced, started: t0))
         } catch {
             return .settled(StageResult(stage: name, outcome: .failed(Executor.describe(error)), seconds: Date().timeIntervalSince(t0), reasons: []))
         }
     }
 
-    /// Runs a prepared stage on a worker thread: slots, the key's lock, inputs, `run`, store.
+    /// Runs a prepared stage on a worker thread (its slots already taken), gives the slots
+    /// back, then records the result and schedules what it made ready.
     private func execute(_ p: Prepared) {
+        let st = spec.stages[p.name]!
+        let result = run(p)
+        slots.release(cpus: st.cpus, pool: st.pool)
+        if let result { complete(result) } else { scheduleReady() }
+    }
+
+    /// The key's lock, inputs, `run`, store. Nil when a damaged input sent its producer back to
+    /// be recomputed (the stage waits again).
+    private func run(_ p: Prepared) -> StageResult? {
         let name = p.name, key = p.key, digests = p.digests, previous = p.previous, forced = p.forced, t0 = p.started
         var reasons = p.reasons
         let st = spec.stages[name]!
         do {
-            // 3. Slots, then the key's lock (another process may be computing it).
-            guard slots.acquire(cpus: st.cpus, pool: st.pool) else {
-                return complete(StageResult(stage: name, outcome: .skipped("run stopped before it started"), key: key.digest, seconds: 0, reasons: reasons))
-            }
-            defer { slots.release(cpus: st.cpus, pool: st.pool) }
+            // The key's lock (another process may be computing it).
             var keyLock = try store.lockKey(key.digest, wait: false)
             if keyLock == nil {
                 observer?.message(name, "waiting for another haps-pipe process that is computing this stage (key \(key.digest.short))")
                 keyLock = try store.lockKey(key.digest)
                 if !forced, let hit = checkedHit(key.digest, reasons: &reasons) {
-                    return complete(cachedResult(name, key: key, hit: hit, previous: previous, started: t0))
+                    return cachedResult(name, key: key, hit: hit, previous: previous, started: t0)
                 }
             }
             defer { keyLock?.unlock() }
             if cancellation.isCancelled {
-                return complete(StageResult(stage: name, outcome: .skipped("run stopped before it started"), key: key.digest, seconds: 0, reasons: reasons))
+                return StageResult(stage: name, outcome: .skipped("run stopped before it started"), key: key.digest, seconds: 0, reasons: reasons)
             }
 
             // 4. Inputs on disk (verified), then run.
@@ -249,7 +278,7 @@ public final class Executor: @unchecked Sendable {
                         observer?.message(name, "input '\(input.port)' from '\(producer)' is damaged (\(e.message)); recomputing '\(producer)'")
                         if recompute(producer, for: name) {
                             keyLock?.unlock()
-                            return scheduleReady()
+                            return nil
                         }
                         throw e
                     }
@@ -271,10 +300,10 @@ public final class Executor: @unchecked Sendable {
             do {
                 try st.definition.runner(st.params, context)
             } catch is CancellationError {
-                return complete(StageResult(stage: name, outcome: .cancelled, key: key.digest, seconds: Date().timeIntervalSince(t0), reasons: reasons))
+                return StageResult(stage: name, outcome: .cancelled, key: key.digest, seconds: Date().timeIntervalSince(t0), reasons: reasons)
             }
             if cancellation.isCancelled {
-                return complete(StageResult(stage: name, outcome: .cancelled, key: key.digest, seconds: Date().timeIntervalSince(t0), reasons: reasons))
+                return StageResult(stage: name, outcome: .cancelled, key: key.digest, seconds: Date().timeIntervalSince(t0), reasons: reasons)
             }
             let output = try store.ingest(directory: out, kind: st.ports.output)
             let seconds = Date().timeIntervalSince(runStart)
@@ -287,10 +316,10 @@ public final class Executor: @unchecked Sendable {
                                         updatedAt: Date(), reason: reasons, ranAt: Date(), seconds: seconds),
                                pipeline: spec.name, stage: name)
             if cutoff { observer?.message(name, "output unchanged (\(output.short)): dependents stay cached") }
-            complete(StageResult(stage: name, outcome: .ran, key: key.digest, output: output, kind: st.ports.output,
-                                 seconds: Date().timeIntervalSince(t0), reasons: reasons))
+            return StageResult(stage: name, outcome: .ran, key: key.digest, output: output, kind: st.ports.output,
+                               seconds: Date().timeIntervalSince(t0), reasons: reasons)
         } catch {
-            complete(StageResult(stage: name, outcome: .failed(Executor.describe(error)), seconds: Date().timeIntervalSince(t0), reasons: []))
+            return StageResult(stage: name, outcome: .failed(Executor.describe(error)), seconds: Date().timeIntervalSince(t0), reasons: [])
         }
     }
 

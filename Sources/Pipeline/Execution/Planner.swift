@@ -47,9 +47,7 @@ public enum Planner {
             }
             var digests: [String: Digest] = [:]
             var upstream: [String] = []
-            var sources: [String: InputSource] = [:]
             for input in st.inputs {
-                sources[input.port] = input.source
                 switch input.source {
                 case .path(let p): digests[input.port] = try lookups.inputDigest(p, input.kind)
                 case .stage(let s):
@@ -62,23 +60,37 @@ public enum Planner {
                                          reasons: upstream.map { "input from '\($0)', which will run" }))
                 continue
             }
-            let key = StageKey(stage: st, inputs: digests)
-            if forced.contains(name) {
-                willRun.insert(name)
-                entries.append(PlanEntry(stage: name, action: .run, key: key.digest, reasons: ["forced (--force)"]))
-                continue
-            }
-            if let hit = lookups.action(key.digest) {
+            let decision = decide(st, digests: digests, forced: forced.contains(name), action: lookups.action, previous: { lookups.previous(name) })
+            if let hit = decision.hit {
                 outputs[name] = hit.output
-                entries.append(PlanEntry(stage: name, action: .cached, key: key.digest, reasons: []))
+                entries.append(PlanEntry(stage: name, action: .cached, key: decision.key.digest, reasons: []))
                 continue
             }
             willRun.insert(name)
-            let reasons = StageKey.differences(from: lookups.previous(name)?.payload, to: key.payload, sources: sources)
-            entries.append(PlanEntry(stage: name, action: .run, key: key.digest,
-                                     reasons: reasons.isEmpty ? ["no cached result for this key"] : reasons))
+            entries.append(PlanEntry(stage: name, action: .run, key: decision.key.digest, reasons: decision.reasons))
         }
         return entries
+    }
+
+    /// What is decided for a stage whose input digests are known: its key, and either the cached
+    /// result that serves it or the reasons it runs.
+    public struct Decision {
+        public var key: StageKey
+        public var hit: ActionEntry?
+        public var reasons: [String]
+    }
+
+    /// The one decision rule, for `plan` and the executor alike: a forced stage runs; else a
+    /// cached result under the key (`action`, which may check its integrity) serves; else it
+    /// runs, and the reasons say what differs from its previous result.
+    public static func decide(_ st: PlannedStageSpec, digests: [String: Digest], forced: Bool,
+                              action: (Digest) -> ActionEntry?, previous: () -> StageRef?) -> Decision {
+        let key = StageKey(stage: st, inputs: digests)
+        if !forced, let hit = action(key.digest) { return Decision(key: key, hit: hit, reasons: []) }
+        var sources: [String: InputSource] = [:]
+        for input in st.inputs { sources[input.port] = input.source }
+        let reasons = (forced ? ["forced (--force)"] : []) + StageKey.differences(from: previous()?.payload, to: key.payload, sources: sources)
+        return Decision(key: key, hit: nil, reasons: reasons.isEmpty ? ["no cached result for this key"] : reasons)
     }
 }
 
