@@ -24,8 +24,35 @@ public final class BLAS: @unchecked Sendable {
     /// The process-wide OpenBLAS (loaded at the first call).
     public static func shared() throws(DynamicLibrary.LoadError) -> BLAS { try instance.get() }
 
+    /// The OpenBLAS kernel family in use ("Haswell", "Zen", "SkylakeX", ...): machines whose
+    /// kernels differ round differently, so it is recorded with results.
+    public let coreName: String
+    /// The kernel family chosen when the user sets none: `Haswell` on every x86-64 CPU with
+    /// AVX2 and FMA (Intel since 2013, AMD Zen), so that such machines compute the same bits
+    /// (OpenBLAS would pick SkylakeX's AVX-512 kernels on some, Zen's on others; Zen's give the
+    /// same results as Haswell's, SkylakeX's do not). `OPENBLAS_CORETYPE` set by the user wins.
+    public static let reproducibleCore = "Haswell"
+
+    private static func chooseCore() {
+        guard getenv("OPENBLAS_CORETYPE") == nil, Machine.cpuFlags.isSuperset(of: ["avx2", "fma"]) else { return }
+        setenv("OPENBLAS_CORETYPE", reproducibleCore, 0)
+    }
+
+    private static let loaded = OnceFlag()
+
+    /// The kernel family of the loaded OpenBLAS, or nil when this process has not loaded it
+    /// (so recording it costs no start-up).
+    public static var loadedCoreName: String? { loaded.isSet ? try? shared().coreName : nil }
+
     private init() throws(DynamicLibrary.LoadError) {
+        BLAS.chooseCore()
         library = try DynamicLibrary(names: ["libopenblas.so.0", "libopenblas.so"], package: "libopenblas-dev")
+        if let name = try? library.symbol("openblas_get_corename", as: (@convention(c) () -> UnsafePointer<CChar>?).self)(), name.pointee != 0 {
+            coreName = String(cString: name)
+        } else {
+            coreName = "unknown"
+        }
+        BLAS.loaded.set()
         sgemmFunction = try library.symbol("cblas_sgemm", as: SGEMM.self)
         setThreads = try library.symbol("openblas_set_num_threads", as: (@convention(c) (Int32) -> Void).self)
         getThreads = try library.symbol("openblas_get_num_threads", as: (@convention(c) () -> Int32).self)

@@ -63,3 +63,12 @@ public final class LoadedOnce<T: AnyObject>: @unchecked Sendable {
         return v
     }
 }
+
+/// A flag set once (say, when a library has been loaded), readable without causing the load.
+public final class OnceFlag: @unchecked Sendable {
+    private let lock = Lock()
+    private var value = false
+    public init() {}
+    public func set() { lock.withLock { value = true } }
+    public var isSet: Bool { lock.withLock { value } }
+}

@@ -51,7 +51,7 @@ struct Run: ParsableCommand {
         for s in force + until where spec.stages[s] == nil {
             throw ErrorOutput.fail(UsageError("unknown stage '\(s)'" + NearestName.hint(s, among: spec.order)))
         }
-        var options = RunOptions()
+        var options = RunOptions.tool
         options.jobs = max(1, jobs ?? RunOptions.cores)
         options.keepGoing = keepGoing
         options.force = Set(force)

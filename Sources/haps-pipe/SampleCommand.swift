@@ -100,7 +100,7 @@ struct Sample: ParsableCommand {
             let spec = try PipelineSpec.parse(text: doc.pretty, file: "haps-pipe sample", registry: HAPSStages.registry)
             let store = try storeOptions.open()
             let display = ProgressDisplay()
-            let summary = try Executor(spec: spec, store: store, options: RunOptions(), observer: display).run()
+            let summary = try Executor(spec: spec, store: store, options: .tool, observer: display).run()
             guard let result = summary.result("sample"), let out = result.output else {
                 // The progress display has shown why; only the exit status is left to give.
                 throw summary.interrupted ? ExitCode(130) : ExitCode.failure

@@ -206,7 +206,7 @@ struct SweepRun: ParsableCommand {
             for p in points where !state.points.contains(p) { state.points.append(p) }
             let sweep = try state.sweep(in: store)
             try state.save(store)
-            var options = RunOptions()
+            var options = RunOptions.tool
             options.jobs = max(1, jobs ?? RunOptions.cores)
             options.keepGoing = keepGoing
             let display = ProgressDisplay(interactive: plain ? false : nil)

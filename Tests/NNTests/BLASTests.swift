@@ -9,6 +9,19 @@ final class BLASTests: XCTestCase {
         return c
     }
 
+    /// On an AVX2+FMA CPU with no OPENBLAS_CORETYPE of the user's, OpenBLAS runs its Haswell
+    /// kernels (docs/running.md, "Reproducibility"); the kernel family and CPU are reported.
+    func testTheKernelFamilyIsTheReproducibleOne() throws {
+        let blas = try BLAS.shared()
+        XCTAssertEqual(BLAS.loadedCoreName, blas.coreName)
+        XCTAssertFalse(Machine.cpuModel.isEmpty)
+        if let user = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"], user != BLAS.reproducibleCore {
+            XCTAssertEqual(blas.coreName.lowercased(), user.lowercased(), "the user's choice wins")
+        } else if Machine.cpuFlags.isSuperset(of: ["avx2", "fma"]) {
+            XCTAssertEqual(blas.coreName, BLAS.reproducibleCore, "CPU \(Machine.cpuModel)")
+        }
+    }
+
     func testSgemmMatchesTheNaiveProductOverSizes() throws {
         let blas = try BLAS.shared()
         var rng = SystemRandomNumberGenerator()

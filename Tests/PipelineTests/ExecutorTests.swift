@@ -195,6 +195,8 @@ final class ExecutorTests: CommandStageTestCase {
         let s = try runPipeline(try load(chain(1), dir: dir), store: store)
         let record = try XCTUnwrap(store.runRecord(id: s.runID))
         XCTAssertEqual(record["stages"]?.arrayValue?.count, 5)
+        XCTAssertEqual(record["machine"]?["cores"]?.intValue, RunOptions.cores, "the machine results depend on")
+        XCTAssertEqual(record["machine"]?["jobs"]?.intValue, RunOptions().jobs)
         XCTAssertEqual(store.ref(pipeline: "p", stage: "d")?.output, s.result("d")!.output)
         XCTAssertEqual(store.ref(pipeline: "p", stage: "a")?.reason, ["no earlier run of this stage"])
     }

@@ -81,6 +81,29 @@ final class TrainAgentTests: XCTestCase {
         XCTAssertEqual(second.result("agent")!.output, straight.result("agent")!.output, "the resumed run ends with the same model and losses")
     }
 
+    /// The same spec and seed give the same model at -j 1 (one thread: sequences one after the
+    /// other) and -j 2 (two threads: sequences in parallel), and in two runs.
+    func testTheSameModelAtAnyThreadCountAndInEveryRun() throws {
+        let dir = try makeTempDir(self, "agent")
+        let spec = try PipelineSpec.parse(text: """
+            {"name": "a", "stages": {
+              "train": {"type": "synth-data", "params": {"split": "train", "people": 40, "sizes": {"train": 20, "valid": 0, "test": 0}}},
+              "agent": {"type": "train-agent", "inputs": {"questions": "train"}, "cpus": 2,
+                        "params": {"layers": 1, "hidden_size": 32, "heads": 2, "kv_heads": 1, "vocab_size": 400, "steps": 12, "copy_steps": 4,
+                                   "batch_size": 4, "lr": 0.01, "max_length": 160, "fresh_worlds": 1, "fresh_questions": 6}}}}
+            """, file: "a.json", registry: HAPSStages.registry, baseDirectory: dir)
+        var outputs: [Digest?] = []
+        for (i, jobs) in [1, 2, 2].enumerated() {
+            var options = RunOptions()
+            options.jobs = jobs
+            let run = try Executor(spec: spec, store: try Store(root: dir + "/s\(i)"), options: options).run()
+            XCTAssertTrue(run.succeeded, "\(run.results)")
+            outputs.append(run.result("agent")?.output)
+        }
+        XCTAssertNotNil(outputs[0])
+        XCTAssertEqual(Set(outputs).count, 1, "-j 1, -j 2, -j 2 again: \(outputs.map { $0?.short ?? "none" })")
+    }
+
     /// Per-step streams are independent: the batches of consecutive steps must not share their
     /// draws (seeds `step · 0x9E3779B97F4A7C15` apart gave splitmix streams shifted by one, so
     /// each step reused 15 of the previous step's 16 turns).

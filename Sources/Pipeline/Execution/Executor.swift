@@ -22,6 +22,10 @@ public struct RunOptions: Sendable {
     public var until: [String] = []
     /// Read and verify every cached object instead of trusting unchanged files (`--verify`).
     public var verify = false
+    /// What the run record says of the machine results depend on (the CPU model, the numeric
+    /// library's kernels): the tool that links the numeric engine fills it in; it is called
+    /// when the record is written, so a run that did no numeric work loads nothing for it.
+    public var machine: @Sendable () -> [String: JSONValue] = { [:] }
     public init() {}
 }
 
@@ -356,6 +360,7 @@ public final class Executor: @unchecked Sendable {
             "id": .string(s.runID), "pipeline": .string(s.pipeline), "spec": .string(spec.sourcePath),
             "started": .number(started.timeIntervalSince1970), "seconds": .number(s.seconds),
             "interrupted": .bool(s.interrupted), "arguments": .array(CommandLine.arguments.map(JSONValue.string)),
+            "machine": .object(options.machine().merging(["cores": .number(Double(RunOptions.cores)), "jobs": .number(Double(options.jobs))]) { a, _ in a }),
             "stages": .array(s.results.map { r in
                 var o: [String: JSONValue] = ["stage": .string(r.stage), "outcome": .string(r.outcome.label),
                                               "seconds": .number((r.seconds * 1000).rounded() / 1000),

@@ -51,7 +51,7 @@ let prompts = (0..<8).map { _ in (0..<16).map { _ in Int(rng.next() % UInt64(voc
 _ = try model.generate(prompts.map { GenerationRequest(prompt: $0, maxNewTokens: 4) })
 let genTime = try seconds { _ = try model.generate(prompts.map { GenerationRequest(prompt: $0, maxNewTokens: 64) }) }
 
-let out: [String: Any] = ["threads": threads, "sgemm_peak_gflops": peak, "train_step_s": trainTime, "train_steps_per_s": 1 / trainTime,
+let out: [String: Any] = ["cpu": Machine.cpuModel, "openblas_core": try BLAS.shared().coreName, "threads": threads, "sgemm_peak_gflops": peak, "train_step_s": trainTime, "train_steps_per_s": 1 / trainTime,
                           "train_matmul_gflops": flops / trainTime / 1e9, "generate_tokens_per_s": Double(8 * 64) / genTime]
 print(String(decoding: try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys]), as: UTF8.self))
 
