@@ -230,39 +230,39 @@ extension ParameterEnum {
     public var parameterJSON: JSONValue { .string(rawValue) }
 }
 
-extension Int: ParameterValue {
-    public static var parameterType: String { "an integer" }
+/// A parameter value read straight from one JSON scalar.
+protocol ScalarParameter: ParameterValue {
+    static func scalar(_ json: JSONValue) -> Self?
+}
+
+extension ScalarParameter {
     public init(parameter json: JSONValue, at path: JSONPath) throws(SpecProblem) {
-        guard let i = json.intValue else { throw Self.mismatch(json, at: path) }
-        self = i
+        guard let v = Self.scalar(json) else { throw Self.mismatch(json, at: path) }
+        self = v
     }
+}
+
+extension Int: ScalarParameter {
+    public static var parameterType: String { "an integer" }
+    static func scalar(_ json: JSONValue) -> Int? { json.intValue }
     public var parameterJSON: JSONValue { .number(Double(self)) }
 }
 
-extension Double: ParameterValue {
+extension Double: ScalarParameter {
     public static var parameterType: String { "a number" }
-    public init(parameter json: JSONValue, at path: JSONPath) throws(SpecProblem) {
-        guard let d = json.doubleValue else { throw Self.mismatch(json, at: path) }
-        self = d
-    }
+    static func scalar(_ json: JSONValue) -> Double? { json.doubleValue }
     public var parameterJSON: JSONValue { .number(self) }
 }
 
-extension String: ParameterValue {
+extension String: ScalarParameter {
     public static var parameterType: String { "a string" }
-    public init(parameter json: JSONValue, at path: JSONPath) throws(SpecProblem) {
-        guard let s = json.stringValue else { throw Self.mismatch(json, at: path) }
-        self = s
-    }
+    static func scalar(_ json: JSONValue) -> String? { json.stringValue }
     public var parameterJSON: JSONValue { .string(self) }
 }
 
-extension Bool: ParameterValue {
+extension Bool: ScalarParameter {
     public static var parameterType: String { "a boolean" }
-    public init(parameter json: JSONValue, at path: JSONPath) throws(SpecProblem) {
-        guard case .bool(let b) = json else { throw Self.mismatch(json, at: path) }
-        self = b
-    }
+    static func scalar(_ json: JSONValue) -> Bool? { if case .bool(let b) = json { return b } else { return nil } }
     public var parameterJSON: JSONValue { .bool(self) }
 }
 
