@@ -46,6 +46,7 @@ public final class BLAS: @unchecked Sendable {
 
     private init() throws(DynamicLibrary.LoadError) {
         BLAS.chooseCore()
+        Memory.keepFreedMemory()
         library = try DynamicLibrary(names: ["libopenblas.so.0", "libopenblas.so"], package: "libopenblas-dev")
         if let name = try? library.symbol("openblas_get_corename", as: (@convention(c) () -> UnsafePointer<CChar>?).self)(), name.pointee != 0 {
             coreName = String(cString: name)

@@ -9,7 +9,7 @@ public enum Kernels {
     public static func linear(_ x: Tensor, _ w: Tensor, bias: Tensor? = nil) throws -> Tensor {
         precondition(x.columns == w.columns, "linear: input has \(x.columns) features, weight expects \(w.columns)")
         let blas = try BLAS.shared()
-        var y = Tensor(zeros: [x.rows, w.rows])
+        var y = Tensor(uninitialized: [x.rows, w.rows])  // written whole by the product (beta 0)
         x.data.withUnsafeBufferPointer { xp in
             w.data.withUnsafeBufferPointer { wp in
                 y.data.withUnsafeMutableBufferPointer { yp in
@@ -50,6 +50,25 @@ public enum Kernels {
     }
 
     public static func silu(_ v: Float) -> Float { v / (1 + expf(-v)) }
+
+    /// x += y, element by element (a residual connection).
+    public static func add(_ x: inout Tensor, _ y: Tensor) {
+        precondition(x.count == y.count, "add: \(x.shape) + \(y.shape)")
+        x.data.withUnsafeMutableBufferPointer { xp in
+            y.data.withUnsafeBufferPointer { yp in for i in 0..<xp.count { xp[i] += yp[i] } }
+        }
+    }
+
+    /// silu(gate) ⊙ up, the gated MLP's activation: [rows, i] from two [rows, i].
+    public static func swiGLU(gate: Tensor, up: Tensor) -> Tensor {
+        var out = Tensor(uninitialized: gate.shape)  // written whole below
+        out.data.withUnsafeMutableBufferPointer { op in
+            gate.data.withUnsafeBufferPointer { gp in
+                up.data.withUnsafeBufferPointer { upp in for i in 0..<op.count { op[i] = silu(gp[i]) * upp[i] } }
+            }
+        }
+        return out
+    }
 
     /// Softmax of `count` values in place (max-subtracted).
     public static func softmax(_ p: UnsafeMutablePointer<Float>, count: Int) {

@@ -16,6 +16,12 @@ public struct Tensor: Sendable, Equatable {
     }
 
     public init(zeros shape: [Int]) { self.init(shape: shape, data: [Float](repeating: 0, count: shape.reduce(1, *))) }
+    /// A tensor whose values are undefined until written: for outputs a kernel overwrites whole
+    /// (a gradient written by one product), where zeroing them first would be wasted work.
+    public init(uninitialized shape: [Int]) {
+        let n = shape.reduce(1, *)
+        self.init(shape: shape, data: [Float](unsafeUninitializedCapacity: n) { _, count in count = n })
+    }
 
     public var count: Int { data.count }
     /// The size of the last dimension (a matrix's columns).

@@ -33,6 +33,34 @@ final class OptimizerTests: XCTestCase {
         return out
     }
 
+    /// The update in eight lanes gives the bits of the plain scalar loop (kept here as the
+    /// reference, llm.c's habit), over sizes around the lane width and a changing rate.
+    func testTheVectorisedUpdateIsTheScalarOneBitForBit() {
+        var rng = SamplingRandomForTests(seed: 3)
+        for n in [1, 7, 8, 9, 16, 23, 64, 101] {
+            let start = (0..<n).map { _ in rng.next() }
+            let grads = (0..<4).map { _ in (0..<n).map { _ in rng.next() * 2 } }
+            var opt = AdamW(weightDecay: 0.01)
+            var params: [String: Tensor] = ["w": Tensor(shape: [n], data: start)]
+            var p = start, m = [Float](repeating: 0, count: n), v = m
+            for (t, g) in grads.enumerated() {
+                let lr: Float = 0.05 / Float(t + 1), scale: Float = 0.5
+                opt.update(&params, gradients: ["w": Tensor(shape: [n], data: g)], lr: lr, gradientScale: scale)
+                let (b1, b2, eps): (Float, Float, Float) = (0.9, 0.999, 1e-8)
+                let bc1 = 1 - pow(b1, Float(t + 1)), bc2Sqrt = (1 - pow(b2, Float(t + 1))).squareRoot()
+                let stepSize = lr / bc1, decay = 1 - lr * 0.01
+                for j in 0..<n {
+                    let gj = g[j] * scale
+                    p[j] *= decay
+                    m[j] = b1 * m[j] + (1 - b1) * gj
+                    v[j] = b2 * v[j] + (1 - b2) * gj * gj
+                    p[j] -= stepSize * m[j] / (v[j].squareRoot() / bc2Sqrt + eps)
+                }
+                XCTAssertEqual(params["w"]!.data.map(\.bitPattern), p.map(\.bitPattern), "n \(n), step \(t)")
+            }
+        }
+    }
+
     func testAdamWMatchesTorchsUpdateOverStepsWithAChangingRate() throws {
         var rng = SamplingRandomForTests(seed: 1)
         let start = (0..<10).map { _ in rng.next() }

@@ -18,8 +18,12 @@ import json, statistics, subprocess, sys
 swift, peer, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
 def run(cmd):
     return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[0])
-ours = [run([swift]) for _ in range(runs)]
-theirs = [run([sys.executable, peer]) for _ in range(runs)]
+# Interleaved (ours, theirs, ours, ...), so that a drift of the machine's speed during the
+# run weighs on both sides alike.
+ours, theirs = [], []
+for _ in range(runs):
+    ours.append(run([swift]))
+    theirs.append(run([sys.executable, peer]))
 med = lambda rs, k: statistics.median(r[k] for r in rs)
 steps, tsteps = med(ours, "train_steps_per_s"), med(theirs, "train_steps_per_s")
 gen, tgen = med(ours, "generate_tokens_per_s"), med(theirs, "generate_tokens_per_s")

@@ -38,8 +38,8 @@ extension DecoderModel {
         let slots = GradientSlots(weights: target == .weights)
         var grads: [String: Tensor] = [:]
         var none: Tensor? = nil
-        var dHead = slots.slot(lmHead), dFinal = slots.slot(finalNorm)
-        let dNormF = try Backward.linear(dLogits, x: tape.finalNorm, w: lmHead, dw: &dHead, db: &none)
+        var dHead = slots.fresh(lmHead), dFinal = slots.slot(finalNorm)
+        let dNormF = try Backward.linear(dLogits, x: tape.finalNorm, w: lmHead, dw: &dHead, db: &none, accumulate: false)
         var dx = Backward.rmsNorm(dNormF, x: tape.output, weight: finalNorm, eps: c.rmsEps, dw: &dFinal)
         var dEmbedding = slots.slot(embedding)
         if slots.weights {
@@ -50,11 +50,10 @@ extension DecoderModel {
         for li in stride(from: layers.count - 1, through: 0, by: -1) {
             if !slots.weights && li < lowest { break }  // nothing below the update depends on it
             let t = tape.layers[li]
-            let dMiddle = try mlpBackward(li, t.mlp, dOut: dx, slots: slots, grads: &grads)
-            for i in 0..<dx.count { dx.data[i] += dMiddle.data[i] }
+            Kernels.add(&dx, try mlpBackward(li, t.mlp, dOut: dx, slots: slots, grads: &grads))
             guard let dInput = try attentionBackward(li, t.attention, dOut: dx, lora: tape.lora, slots: slots,
                                                      stopAtLoRA: !slots.weights && li == lowest, grads: &grads) else { break }
-            for i in 0..<dx.count { dx.data[i] += dInput.data[i] }
+            Kernels.add(&dx, dInput)
         }
         if slots.weights, var dE = dEmbedding {
             embeddingBackward(dx, tokens: tape.tokens, dEmbedding: &dE)

@@ -36,7 +36,10 @@ struct LayerTape {
 /// are the target (`slot` gives nil otherwise, and the kernels then skip that product).
 struct GradientSlots {
     let weights: Bool
+    /// A zeroed gradient for `t`, to accumulate into.
     func slot(_ t: Tensor) -> Tensor? { weights ? Tensor(zeros: t.shape) : nil }
+    /// A gradient for `t` that one product writes whole (`Backward.linear(accumulate: false)`).
+    func fresh(_ t: Tensor) -> Tensor? { weights ? Tensor(uninitialized: t.shape) : nil }
 }
 
 extension DecoderModel {
@@ -81,7 +84,7 @@ extension DecoderModel {
         var q = try Kernels.linear(normed, w.q, bias: w.qBias)
         var k = try Kernels.linear(normed, w.k, bias: w.kBias)
         let v = try Kernels.linear(normed, w.v, bias: w.vBias)
-        var attention = Tensor(zeros: [total, qWidth])
+        var attention = Tensor(uninitialized: [total, qWidth])  // every head writes its columns of every row (beta 0)
         var probabilities: [[Float]] = []
         let scale = 1 / Float(hd).squareRoot()
         for (si, s) in segments.enumerated() {
@@ -143,8 +146,8 @@ extension DecoderModel {
         let blas = try BLAS.shared()
         var none: Tensor? = nil
         // o_proj (+ alpha · attention Bᵀ Aᵀ)
-        var dO = slots.slot(w.o), dOBias = w.oBias.flatMap(slots.slot)
-        var dAttention = try Backward.linear(dOut, x: t.attention, w: w.o, dw: &dO, db: &dOBias)
+        var dO = slots.fresh(w.o), dOBias = w.oBias.flatMap(slots.slot)
+        var dAttention = try Backward.linear(dOut, x: t.attention, w: w.o, dw: &dO, db: &dOBias, accumulate: false)
         if let lora, lora.applies(toLayer: li, of: layers.count) {
             let u = try Kernels.linear(t.attention, lora.b)                      // [n, r]
             var dA: Tensor? = grads["lora.A"] ?? Tensor(zeros: lora.a.shape)
@@ -153,7 +156,7 @@ extension DecoderModel {
             for i in 0..<scaled.count { scaled.data[i] *= lora.alpha }
             let dU = try Backward.linear(scaled, x: u, w: lora.a, dw: &dA, db: &none)   // dA += α dYᵀ U
             let dFromLoRA = try Backward.linear(dU, x: t.attention, w: lora.b, dw: &dB, db: &none)
-            for i in 0..<dAttention.count { dAttention.data[i] += dFromLoRA.data[i] }
+            Kernels.add(&dAttention, dFromLoRA)
             grads["lora.A"] = dA; grads["lora.B"] = dB
             if stopAtLoRA { return nil }
         }
@@ -206,12 +209,14 @@ extension DecoderModel {
             rotate(&dQ.data, offset: j * qWidth, heads: c.heads, position: j, inverse: true)
             rotate(&dK.data, offset: j * kvWidth, heads: c.kvHeads, position: j, inverse: true)
         }
-        var dWq = slots.slot(w.q), dWk = slots.slot(w.k), dWv = slots.slot(w.v), dIn = slots.slot(w.inputNorm)
+        var dWq = slots.fresh(w.q), dWk = slots.fresh(w.k), dWv = slots.fresh(w.v), dIn = slots.slot(w.inputNorm)
         var dBq = w.qBias.flatMap(slots.slot), dBk = w.kBias.flatMap(slots.slot), dBv = w.vBias.flatMap(slots.slot)
-        var dNorm1 = try Backward.linear(dQ, x: t.norm1, w: w.q, dw: &dWq, db: &dBq)
-        let fromK = try Backward.linear(dK, x: t.norm1, w: w.k, dw: &dWk, db: &dBk)
-        let fromV = try Backward.linear(dV, x: t.norm1, w: w.v, dw: &dWv, db: &dBv)
-        for i in 0..<dNorm1.count { dNorm1.data[i] += fromK.data[i] + fromV.data[i] }
+        var dNorm1 = try Backward.linear(dQ, x: t.norm1, w: w.q, dw: &dWq, db: &dBq, accumulate: false)
+        let fromK = try Backward.linear(dK, x: t.norm1, w: w.k, dw: &dWk, db: &dBk, accumulate: false)
+        let fromV = try Backward.linear(dV, x: t.norm1, w: w.v, dw: &dWv, db: &dBv, accumulate: false)
+        dNorm1.data.withUnsafeMutableBufferPointer { np in  // (k + v) first, as before: the same sums bit for bit
+            fromK.data.withUnsafeBufferPointer { kp in fromV.data.withUnsafeBufferPointer { vp in for i in 0..<np.count { np[i] += kp[i] + vp[i] } } }
+        }
         let dInput = Backward.rmsNorm(dNorm1, x: t.input, weight: w.inputNorm, eps: c.rmsEps, dw: &dIn)
         let named: [(String, Tensor?)] = [
             ("self_attn.o_proj.weight", dO), ("self_attn.o_proj.bias", dOBias),
@@ -231,8 +236,7 @@ extension DecoderModel {
         let normed = Kernels.rmsNorm(x, weight: w.postNorm, eps: c.rmsEps)
         let gate = try Kernels.linear(normed, w.gate)
         let up = try Kernels.linear(normed, w.up)
-        var activation = gate
-        for i in 0..<gate.count { activation.data[i] = Kernels.silu(gate.data[i]) * up.data[i] }
+        let activation = Kernels.swiGLU(gate: gate, up: up)
         if tape != nil { tape = MLPTape(middle: x, norm2: normed, gate: gate, up: up, activation: activation) }
         return try Kernels.linear(activation, w.down)
     }
@@ -241,17 +245,11 @@ extension DecoderModel {
     func mlpBackward(_ li: Int, _ t: MLPTape, dOut: Tensor, slots: GradientSlots, grads: inout [String: Tensor]) throws -> Tensor {
         let c = config, w = layers[li], p = "model.layers.\(li)."
         var none: Tensor? = nil
-        var dDown = slots.slot(w.down), dGate = slots.slot(w.gate), dUp = slots.slot(w.up), dPost = slots.slot(w.postNorm)
-        let dAct = try Backward.linear(dOut, x: t.activation, w: w.down, dw: &dDown, db: &none)
-        var dGatePre = dAct, dUpOut = dAct
-        for i in 0..<dAct.count {  // one exponential per element: silu = g·σ(g), silu' = σ(g)(1 + g(1 − σ(g)))
-            let g = t.gate.data[i], s = 1 / (1 + expf(-g))
-            dGatePre.data[i] = dAct.data[i] * t.up.data[i] * s * (1 + g * (1 - s))
-            dUpOut.data[i] = dAct.data[i] * g * s
-        }
-        var dNorm2 = try Backward.linear(dGatePre, x: t.norm2, w: w.gate, dw: &dGate, db: &none)
-        let dNorm2Up = try Backward.linear(dUpOut, x: t.norm2, w: w.up, dw: &dUp, db: &none)
-        for i in 0..<dNorm2.count { dNorm2.data[i] += dNorm2Up.data[i] }
+        var dDown = slots.fresh(w.down), dGate = slots.fresh(w.gate), dUp = slots.fresh(w.up), dPost = slots.slot(w.postNorm)
+        let dAct = try Backward.linear(dOut, x: t.activation, w: w.down, dw: &dDown, db: &none, accumulate: false)
+        let (dGatePre, dUpOut) = Backward.swiGLU(dAct, gate: t.gate, up: t.up)
+        var dNorm2 = try Backward.linear(dGatePre, x: t.norm2, w: w.gate, dw: &dGate, db: &none, accumulate: false)
+        Kernels.add(&dNorm2, try Backward.linear(dUpOut, x: t.norm2, w: w.up, dw: &dUp, db: &none, accumulate: false))
         let dMiddle = Backward.rmsNorm(dNorm2, x: t.middle, weight: w.postNorm, eps: c.rmsEps, dw: &dPost)
         let named: [(String, Tensor?)] = [("mlp.down_proj.weight", dDown), ("mlp.gate_proj.weight", dGate), ("mlp.up_proj.weight", dUp),
                                           ("post_attention_layernorm.weight", dPost)]
@@ -268,11 +266,9 @@ extension DecoderModel {
         var (x, starts) = try embeddingForward(segments)
         for li in layers.indices {
             var attentionTape: AttentionTape? = tapes == nil ? nil : AttentionTape.empty
-            let attentionOut = try attentionForward(li, x, segments, starts: starts, tape: &attentionTape)
-            for i in 0..<x.count { x.data[i] += attentionOut.data[i] }
+            Kernels.add(&x, try attentionForward(li, x, segments, starts: starts, tape: &attentionTape))
             var mlpTape: MLPTape? = tapes == nil ? nil : MLPTape.empty
-            let mlpOut = try mlpForward(li, x, tape: &mlpTape)
-            for i in 0..<x.count { x.data[i] += mlpOut.data[i] }
+            Kernels.add(&x, try mlpForward(li, x, tape: &mlpTape))
             if let attentionTape, let mlpTape { tapes?.append(LayerTape(attention: attentionTape, mlp: mlpTape)) }
         }
         for s in segments { s.cache.advance(by: s.tokens.count) }

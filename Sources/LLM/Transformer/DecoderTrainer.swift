@@ -179,17 +179,19 @@ public final class DecoderTrainer {
         }
         // Summed in batch order (per name, names in parallel), so the result does not depend on
         // which thread finished first.
-        var items = results.items.compactMap { $0 }
-        if total == nil, !items.isEmpty { total = items.removeFirst().grads }
-        guard let current = total else { return 0 }
+        let loss = results.items.reduce(0) { $0 + ($1?.loss ?? 0) }
+        var items = results.items.compactMap { $0?.grads }
+        results.items = []  // so that the tensors below are held once and add in place, uncopied
+        if total == nil, !items.isEmpty { total = items.removeFirst() }
+        guard var current = total else { return 0 }
+        total = nil
         let names = current.keys.sorted()
         final class Sum: @unchecked Sendable { var tensor: Tensor; init(_ t: Tensor) { tensor = t } }  // one object per name: no shared array is written
-        total = nil  // the sums below hold the only references, so they add in place
-        let sums = names.map { Sum(current[$0]!) }
+        let sums = names.map { Sum(current.removeValue(forKey: $0)!) }
         let rest = items
         try Parallel.forEach(names.count, threads: threads) { n in
             for item in rest {
-                item.grads[names[n]]!.data.withUnsafeBufferPointer { g in
+                item[names[n]]!.data.withUnsafeBufferPointer { g in
                     sums[n].tensor.data.withUnsafeMutableBufferPointer { t in for i in t.indices { t[i] += g[i] } }
                 }
             }
@@ -197,7 +199,7 @@ public final class DecoderTrainer {
         var out: [String: Tensor] = [:]
         for (n, name) in names.enumerated() { out[name] = sums[n].tensor }
         total = out
-        return results.items.reduce(0) { $0 + ($1?.loss ?? 0) }
+        return loss
     }
 
     /// Weights (`param.<name>`), optimizer state (`opt.<...>`) and step, as safetensors bytes.
