@@ -147,7 +147,7 @@ struct Routes: Sendable {
         let config = v["config"] ?? .object([])
         let (reply, _) = try await generate(served, try messages(v["messages"]), maxTokens: config["max_tokens"]?.intValue ?? 256,
                                             temperature: config["temperature"]?.doubleValue ?? 0, topP: config["top_p"]?.doubleValue ?? 1,
-                                            seed: 43, stop: [])
+                                            seed: GenerationSettings.reference.seed, stop: [])  // the reference's protocol carries no seed
         return Routes.json(["response": [.string(reply.text)], "status": 200, "time": .string(ISO8601DateFormatter().string(from: Date()))])
     }
 

@@ -28,7 +28,9 @@ public struct LoRAUpdate: Sendable {
 }
 
 /// The keys and values a sequence has seen, per layer, so each new token costs one step.
-public final class KVCache: @unchecked Sendable {
+/// Not `Sendable`: it is mutated by every forward pass, unguarded, so one sequence's cache
+/// belongs to one thread at a time (the generation loops hand it over, they do not share it).
+public final class KVCache {
     var keys: [[Float]]
     var values: [[Float]]
     public private(set) var length = 0
