@@ -109,6 +109,26 @@ final class CLITests: XCTestCase {
         }
     }
 
+    /// `types` prints each stage type's parameters from their declarations: names, types,
+    /// defaults, choices and meanings, as the decoder uses them.
+    func testTypesPrintsTheDeclaredParameters() throws {
+        let all = try CLI.run(["types"], in: dir)
+        XCTAssertEqual(all.status, 0, all.stderr)
+        for t in ["command", "questions", "sample", "score", "build-sft", "synth-data", "train-agent", "train-decoder"] {
+            XCTAssertTrue(all.stdout.contains("\n" + t + " ") || all.stdout.hasPrefix(t + " "), "types lists \(t): \(all.stdout)")
+        }
+        let agent = try CLI.run(["types", "train-agent"], in: dir)
+        XCTAssertEqual(agent.status, 0, agent.stderr)
+        XCTAssertTrue(agent.stdout.hasPrefix("train-agent (version 3): Train a small candidate LLM"), agent.stdout)
+        XCTAssertTrue(agent.stdout.contains("\n  steps (an integer, required): optimisation steps\n"), agent.stdout)
+        XCTAssertTrue(agent.stdout.contains("\n  difficulty (one of easy, medium, hard, default \"hard\"): of the fresh worlds' distractors\n"), agent.stdout)
+        XCTAssertTrue(agent.stdout.contains("\n  intermediate_size (an integer, optional): MLP size (default 3 × hidden_size)\n"), agent.stdout)
+        let sample = try CLI.run(["types", "sample"], in: dir)
+        XCTAssertTrue(sample.stdout.contains("\n  budget (an integer, default 3): search steps per question\n"), sample.stdout)
+        let bad = try CLI.run(["types", "trian-agent"], in: dir)
+        XCTAssertEqual(bad.stderr, "error: unknown stage type 'trian-agent'; did you mean 'train-agent'?\n")
+    }
+
     /// Item mode: 24 items of 0.1 s with 2 workers; kill -9 halfway, rerun, every item once.
     func testKillDashNineMidStageThenRerunYieldsEveryItemExactlyOnce() throws {
         try writeFile((0..<24).map { #"{"q": \#($0)}"# }.joined(separator: "\n") + "\n", dir + "/items.jsonl")
