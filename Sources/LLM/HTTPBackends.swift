@@ -6,65 +6,64 @@ import Glibc
 
 /// Bounds the requests in flight to one endpoint (a vLLM replica, a retriever). A freed slot
 /// goes to the waiting request with the highest priority (the earliest among equals), handed
-/// over directly so that only that thread wakes. (It keeps a condition variable per waiter on
-/// one mutex, a pattern `Condition`, which owns its mutex, does not model; hence raw pthreads.)
+/// over directly so that only that thread wakes: each waiter sleeps on a condition of its own,
+/// and the releaser grants it the slot under that condition's lock.
 final class ConcurrencyLimit: @unchecked Sendable {
-    private let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let lock = Lock()
     private var free: Int
     private(set) var capacity: Int
-    private final class Waiter {
-        let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private final class Waiter: @unchecked Sendable {
+        let condition = Condition()
         let priority: Int, order: Int
-        var granted = false
-        init(priority: Int, order: Int) { self.priority = priority; self.order = order; pthread_cond_init(cond, nil) }
-        deinit { pthread_cond_destroy(cond); cond.deallocate() }
+        var granted = false  // under `condition`
+        init(priority: Int, order: Int) { self.priority = priority; self.order = order }
     }
     private var waiters: [Waiter] = []
     private var arrivals = 0
 
-    init(_ n: Int) { capacity = max(1, n); free = capacity; pthread_mutex_init(m, nil) }
-    deinit { pthread_mutex_destroy(m); m.deallocate() }
+    init(_ n: Int) { capacity = max(1, n); free = capacity }
 
     /// Requests waiting for a slot.
-    var waiting: Int { pthread_mutex_lock(m); defer { pthread_mutex_unlock(m) }; return waiters.count }
+    var waiting: Int { lock.withLock { waiters.count } }
 
     /// Lowers the limit (requests already in flight finish; no new one starts until under it).
     func lower(to n: Int) {
-        pthread_mutex_lock(m)
-        if n >= 1 && n < capacity { free -= capacity - n; capacity = n }
-        pthread_mutex_unlock(m)
+        lock.withLock { if n >= 1 && n < capacity { free -= capacity - n; capacity = n } }
     }
 
     func with<T>(priority: Int = 0, _ body: () throws -> T) rethrows -> T {
-        pthread_mutex_lock(m)
-        if free > 0 && waiters.isEmpty {
-            free -= 1
-        } else {
+        let waiter: Waiter? = lock.withLock {
+            if free > 0 && waiters.isEmpty { free -= 1; return nil }
             arrivals += 1
             let w = Waiter(priority: priority, order: arrivals)
             waiters.append(w)
-            while !w.granted { pthread_cond_wait(w.cond, m) }
+            return w
         }
-        pthread_mutex_unlock(m)
+        if let waiter {
+            waiter.condition.lock()
+            while !waiter.granted { waiter.condition.wait() }
+            waiter.condition.unlock()
+        }
         defer { release() }
         return try body()
     }
 
     private func release() {
-        pthread_mutex_lock(m)
-        free += 1
-        while free > 0 && !waiters.isEmpty {
-            var best = 0
-            for i in waiters.indices.dropFirst() {
-                let a = waiters[i], b = waiters[best]
-                if a.priority > b.priority || (a.priority == b.priority && a.order < b.order) { best = i }
+        let granted: [Waiter] = lock.withLock {
+            free += 1
+            var out: [Waiter] = []
+            while free > 0 && !waiters.isEmpty {
+                var best = 0
+                for i in waiters.indices.dropFirst() {
+                    let a = waiters[i], b = waiters[best]
+                    if a.priority > b.priority || (a.priority == b.priority && a.order < b.order) { best = i }
+                }
+                out.append(waiters.remove(at: best))
+                free -= 1
             }
-            let w = waiters.remove(at: best)
-            free -= 1
-            w.granted = true
-            pthread_cond_signal(w.cond)
+            return out
         }
-        pthread_mutex_unlock(m)
+        for w in granted { w.condition.lock(); w.granted = true; w.condition.signal(); w.condition.unlock() }
     }
 }
 
