@@ -1,5 +1,5 @@
 // swift-tools-version:6.1
-// The haps-pipe package: one module per layer (docs/architecture in ../shared/DESIGN.md §1).
+// The haps-pipe package: one module per layer (docs/architecture.md).
 //   Pipeline  generic dataflow framework (spec, store, scheduler, journals)
 //   NN        Float32 tensors on OpenBLAS
 //   LLM       model and retriever backends
