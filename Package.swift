@@ -1,5 +1,6 @@
 // swift-tools-version:6.1
 // The haps-pipe package: one module per layer (docs/architecture.md).
+//   JSON, Threading  the lowest layer: JSON values; the one lock type and thread spawner
 //   Pipeline  generic dataflow framework (spec, store, scheduler, journals)
 //   NN        Float32 tensors on OpenBLAS
 //   LLM       model and retriever backends
