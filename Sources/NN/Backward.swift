@@ -69,19 +69,21 @@ public enum Backward {
         return dx
     }
 
-    /// For a = silu(g) ⊙ u: dg and du from da, one exponential per element
+    /// For a = silu(g) ⊙ u: dg and du from da, given σ(g) from the forward pass
     /// (silu = g·σ(g), silu' = σ(g)(1 + g(1 − σ(g)))).
-    public static func swiGLU(_ da: Tensor, gate: Tensor, up: Tensor) -> (dGate: Tensor, dUp: Tensor) {
+    public static func swiGLU(_ da: Tensor, gate: Tensor, up: Tensor, sigmoid: Tensor) -> (dGate: Tensor, dUp: Tensor) {
         var dGate = Tensor(uninitialized: da.shape), dUp = Tensor(uninitialized: da.shape)  // written whole below
         da.data.withUnsafeBufferPointer { dap in
             gate.data.withUnsafeBufferPointer { gp in
                 up.data.withUnsafeBufferPointer { upp in
-                    dGate.data.withUnsafeMutableBufferPointer { dgp in
-                        dUp.data.withUnsafeMutableBufferPointer { dup in
-                            for i in 0..<dap.count {
-                                let g = gp[i], s = 1 / (1 + expf(-g))
-                                dgp[i] = dap[i] * upp[i] * s * (1 + g * (1 - s))
-                                dup[i] = dap[i] * g * s
+                    sigmoid.data.withUnsafeBufferPointer { sp in
+                        dGate.data.withUnsafeMutableBufferPointer { dgp in
+                            dUp.data.withUnsafeMutableBufferPointer { dup in
+                                for i in 0..<dap.count {
+                                    let g = gp[i], s = sp[i]
+                                    dgp[i] = dap[i] * upp[i] * s * (1 + g * (1 - s))
+                                    dup[i] = dap[i] * g * s
+                                }
                             }
                         }
                     }

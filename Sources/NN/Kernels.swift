@@ -59,14 +59,30 @@ public enum Kernels {
         }
     }
 
-    /// silu(gate) ⊙ up, the gated MLP's activation: [rows, i] from two [rows, i].
-    public static func swiGLU(gate: Tensor, up: Tensor) -> Tensor {
+    /// silu(gate) ⊙ up, the gated MLP's activation: [rows, i] from two [rows, i]. With
+    /// `sigmoid`, also σ(gate) from the same exponential, for the backward pass (the bits of
+    /// `1 / (1 + expf(-g))`, as the backward would compute them).
+    public static func swiGLU(gate: Tensor, up: Tensor, sigmoid: inout Tensor?) -> Tensor {
         var out = Tensor(uninitialized: gate.shape)  // written whole below
+        var sig = sigmoid == nil ? nil : Tensor(uninitialized: gate.shape)
         out.data.withUnsafeMutableBufferPointer { op in
             gate.data.withUnsafeBufferPointer { gp in
-                up.data.withUnsafeBufferPointer { upp in for i in 0..<op.count { op[i] = silu(gp[i]) * upp[i] } }
+                up.data.withUnsafeBufferPointer { upp in
+                    if sig == nil {
+                        for i in 0..<op.count { op[i] = silu(gp[i]) * upp[i] }
+                    } else {
+                        sig!.data.withUnsafeMutableBufferPointer { sp in
+                            for i in 0..<op.count {
+                                let g = gp[i], e = expf(-g)
+                                op[i] = g / (1 + e) * upp[i]  // silu(g) · up, as above
+                                sp[i] = 1 / (1 + e)
+                            }
+                        }
+                    }
+                }
             }
         }
+        sigmoid = sig
         return out
     }
 

@@ -24,6 +24,7 @@ struct AttentionTape {
 struct MLPTape {
     var middle: Tensor, norm2: Tensor  // [n, h] the residual stream after attention, and its norm
     var gate: Tensor, up: Tensor, activation: Tensor  // [n, i]
+    var sigmoid: Tensor               // [n, i] σ(gate), kept so that backward spends no exponential
 }
 
 /// What a taped forward pass keeps of one decoder layer.
@@ -236,8 +237,9 @@ extension DecoderModel {
         let normed = Kernels.rmsNorm(x, weight: w.postNorm, eps: c.rmsEps)
         let gate = try Kernels.linear(normed, w.gate)
         let up = try Kernels.linear(normed, w.up)
-        let activation = Kernels.swiGLU(gate: gate, up: up)
-        if tape != nil { tape = MLPTape(middle: x, norm2: normed, gate: gate, up: up, activation: activation) }
+        var sigmoid: Tensor? = tape == nil ? nil : Tensor(zeros: [0])
+        let activation = Kernels.swiGLU(gate: gate, up: up, sigmoid: &sigmoid)
+        if let sigmoid { tape = MLPTape(middle: x, norm2: normed, gate: gate, up: up, activation: activation, sigmoid: sigmoid) }
         return try Kernels.linear(activation, w.down)
     }
 
@@ -247,7 +249,7 @@ extension DecoderModel {
         var none: Tensor? = nil
         var dDown = slots.fresh(w.down), dGate = slots.fresh(w.gate), dUp = slots.fresh(w.up), dPost = slots.slot(w.postNorm)
         let dAct = try Backward.linear(dOut, x: t.activation, w: w.down, dw: &dDown, db: &none, accumulate: false)
-        let (dGatePre, dUpOut) = Backward.swiGLU(dAct, gate: t.gate, up: t.up)
+        let (dGatePre, dUpOut) = Backward.swiGLU(dAct, gate: t.gate, up: t.up, sigmoid: t.sigmoid)
         var dNorm2 = try Backward.linear(dGatePre, x: t.norm2, w: w.gate, dw: &dGate, db: &none, accumulate: false)
         Kernels.add(&dNorm2, try Backward.linear(dUpOut, x: t.norm2, w: w.up, dw: &dUp, db: &none, accumulate: false))
         let dMiddle = Backward.rmsNorm(dNorm2, x: t.middle, weight: w.postNorm, eps: c.rmsEps, dw: &dPost)
@@ -285,5 +287,5 @@ extension AttentionTape {
 extension MLPTape {
     /// A placeholder that asks `mlpForward` to fill the tape.
     static let empty = MLPTape(middle: Tensor(zeros: [0]), norm2: Tensor(zeros: [0]), gate: Tensor(zeros: [0]), up: Tensor(zeros: [0]),
-                               activation: Tensor(zeros: [0]))
+                               activation: Tensor(zeros: [0]), sigmoid: Tensor(zeros: [0]))
 }
