@@ -60,11 +60,11 @@ public enum Kernels {
     }
 
     /// silu(gate) ⊙ up, the gated MLP's activation: [rows, i] from two [rows, i]. With
-    /// `sigmoid`, also σ(gate) from the same exponential, for the backward pass (the bits of
-    /// `1 / (1 + expf(-g))`, as the backward would compute them).
-    public static func swiGLU(gate: Tensor, up: Tensor, sigmoid: inout Tensor?) -> Tensor {
+    /// `keepSigmoid`, also σ(gate) from the same exponential, for the backward pass (the bits
+    /// of `1 / (1 + expf(-g))`, as the backward would compute them).
+    public static func swiGLU(gate: Tensor, up: Tensor, keepSigmoid: Bool) -> (activation: Tensor, sigmoid: Tensor?) {
         var out = Tensor(uninitialized: gate.shape)  // written whole below
-        var sig = sigmoid == nil ? nil : Tensor(uninitialized: gate.shape)
+        var sig = keepSigmoid ? Tensor(uninitialized: gate.shape) : nil
         out.data.withUnsafeMutableBufferPointer { op in
             gate.data.withUnsafeBufferPointer { gp in
                 up.data.withUnsafeBufferPointer { upp in
@@ -82,8 +82,7 @@ public enum Kernels {
                 }
             }
         }
-        sigmoid = sig
-        return out
+        return (out, sig)
     }
 
     /// Softmax of `count` values in place (max-subtracted).

@@ -74,11 +74,12 @@ extension DecoderModel {
     /// x [rows, h] → the attention block's output [rows, h] (before the residual add): RMSNorm,
     /// q/k/v projections, rotary embedding, each segment's keys and values appended to its cache,
     /// causal (and sliding-window) softmax attention per head over the cache, o_proj, and each
-    /// segment's LoRA update on o_proj. With `tape`, one segment from position 0.
-    func attentionForward(_ li: Int, _ x: Tensor, _ segments: [Segment], starts: [Int], tape: inout AttentionTape?) throws -> Tensor {
+    /// segment's LoRA update on o_proj. With `keepTape` (one segment from position 0), also
+    /// what the backward needs.
+    func attentionForward(_ li: Int, _ x: Tensor, _ segments: [Segment], starts: [Int], keepTape: Bool) throws -> (out: Tensor, tape: AttentionTape?) {
         let c = config, w = layers[li], total = x.rows
         let hd = c.headDim, groups = c.heads / c.kvHeads, qWidth = c.heads * hd, kvWidth = c.kvHeads * hd
-        let keep = tape != nil
+        let keep = keepTape
         precondition(!keep || (segments.count == 1 && segments[0].cache.length == 0), "a taped forward runs one sequence from position 0")
         let blas = try BLAS.shared()
         let normed = Kernels.rmsNorm(x, weight: w.inputNorm, eps: c.rmsEps)
@@ -132,8 +133,7 @@ extension DecoderModel {
             guard let lora = s.lora, lora.applies(toLayer: li, of: layers.count) else { continue }
             try addLoRA(lora, input: attention, output: &out, rows: starts[si]..<(starts[si] + s.tokens.count))
         }
-        if keep { tape = AttentionTape(input: x, norm1: normed, q: q, k: k, v: v, probabilities: probabilities, attention: attention) }
-        return out
+        return (out, keep ? AttentionTape(input: x, norm1: normed, q: q, k: k, v: v, probabilities: probabilities, attention: attention) : nil)
     }
 
     /// dOut [n, h] (the gradient of the block's output) → the gradient of its input x, adding
@@ -232,15 +232,14 @@ extension DecoderModel {
 
     /// x [rows, h] → the MLP block's output [rows, h] (before the residual add):
     /// down(silu(gate(norm(x))) ⊙ up(norm(x))).
-    func mlpForward(_ li: Int, _ x: Tensor, tape: inout MLPTape?) throws -> Tensor {
+    func mlpForward(_ li: Int, _ x: Tensor, keepTape: Bool) throws -> (out: Tensor, tape: MLPTape?) {
         let c = config, w = layers[li]
         let normed = Kernels.rmsNorm(x, weight: w.postNorm, eps: c.rmsEps)
         let gate = try Kernels.linear(normed, w.gate)
         let up = try Kernels.linear(normed, w.up)
-        var sigmoid: Tensor? = tape == nil ? nil : Tensor(zeros: [0])
-        let activation = Kernels.swiGLU(gate: gate, up: up, sigmoid: &sigmoid)
-        if let sigmoid { tape = MLPTape(middle: x, norm2: normed, gate: gate, up: up, activation: activation, sigmoid: sigmoid) }
-        return try Kernels.linear(activation, w.down)
+        let (activation, sigmoid) = Kernels.swiGLU(gate: gate, up: up, keepSigmoid: keepTape)
+        let tape = sigmoid.map { MLPTape(middle: x, norm2: normed, gate: gate, up: up, activation: activation, sigmoid: $0) }
+        return (try Kernels.linear(activation, w.down), tape)
     }
 
     /// dOut [n, h] → the gradient of the MLP block's input, adding the weights' gradients.
@@ -267,25 +266,13 @@ extension DecoderModel {
     func layersForward(_ segments: [Segment], tapes: inout [LayerTape]?) throws -> (x: Tensor, starts: [Int]) {
         var (x, starts) = try embeddingForward(segments)
         for li in layers.indices {
-            var attentionTape: AttentionTape? = tapes == nil ? nil : AttentionTape.empty
-            Kernels.add(&x, try attentionForward(li, x, segments, starts: starts, tape: &attentionTape))
-            var mlpTape: MLPTape? = tapes == nil ? nil : MLPTape.empty
-            Kernels.add(&x, try mlpForward(li, x, tape: &mlpTape))
-            if let attentionTape, let mlpTape { tapes?.append(LayerTape(attention: attentionTape, mlp: mlpTape)) }
+            let attention = try attentionForward(li, x, segments, starts: starts, keepTape: tapes != nil)
+            Kernels.add(&x, attention.out)
+            let mlp = try mlpForward(li, x, keepTape: tapes != nil)
+            Kernels.add(&x, mlp.out)
+            if let a = attention.tape, let m = mlp.tape { tapes?.append(LayerTape(attention: a, mlp: m)) }
         }
         for s in segments { s.cache.advance(by: s.tokens.count) }
         return (x, starts)
     }
-}
-
-extension AttentionTape {
-    /// A placeholder that asks `attentionForward` to fill the tape.
-    static let empty = AttentionTape(input: Tensor(zeros: [0]), norm1: Tensor(zeros: [0]), q: Tensor(zeros: [0]), k: Tensor(zeros: [0]),
-                                     v: Tensor(zeros: [0]), probabilities: [], attention: Tensor(zeros: [0]))
-}
-
-extension MLPTape {
-    /// A placeholder that asks `mlpForward` to fill the tape.
-    static let empty = MLPTape(middle: Tensor(zeros: [0]), norm2: Tensor(zeros: [0]), gate: Tensor(zeros: [0]), up: Tensor(zeros: [0]),
-                               activation: Tensor(zeros: [0]), sigmoid: Tensor(zeros: [0]))
 }
