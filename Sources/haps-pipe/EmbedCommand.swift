@@ -3,6 +3,7 @@ import JSON
 import LLM
 import NN
 import Pipeline
+import Stages
 
 /// `haps-pipe embed`: sentence embeddings with a local sentence-transformers directory.
 struct Embed: ParsableCommand {
@@ -30,11 +31,8 @@ struct Embed: ParsableCommand {
             guard batchSize >= 1 else { throw UsageError("--batch-size must be at least 1") }
             if let threads { try BLAS.shared().threads = threads }
             var texts: [String] = []
-            for (n, line) in try FileIO.readString(file).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-                if line.allSatisfy(\.isWhitespace) { continue }
-                guard let text = (try? JSONParser.parse(String(line)))?.stringValue else {
-                    throw UsageError("\(file):\(n + 1): expected a JSON string")
-                }
+            for (n, v) in try JSONLines.read(file) {
+                guard let text = v.stringValue else { throw UsageError("\(file):\(n): expected a JSON string") }
                 texts.append(text)
             }
             let encoder = try SentenceEncoder(directory: model)

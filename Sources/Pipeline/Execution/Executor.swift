@@ -271,9 +271,8 @@ public final class Executor: @unchecked Sendable {
             for input in st.inputs {
                 let d = digests[input.port]!
                 switch input.source {
-                case .path(let p):
-                    let m = try store.manifest(d)
-                    inputs[input.port] = InputArtifact(digest: d, manifest: m, directory: p, externalPath: p)
+                case .path:  // the snapshot taken when the key was computed, not the user's file
+                    inputs[input.port] = InputArtifact(digest: d, manifest: try store.manifest(d), directory: try store.materialize(d))
                 case .stage(let producer):
                     do {
                         let dir = try store.materialize(d)
@@ -291,6 +290,10 @@ public final class Executor: @unchecked Sendable {
             let progress = ProgressReporter()
             observer?.stageStarted(name, reasons: reasons, progress: progress)
             let work = store.workDirectory(key.digest)
+            // A program of an earlier, killed run of this stage may still be running: stop it
+            // before the stage's directories are touched, so that nothing else writes there.
+            let survivors = Subprocess.stopRecordedGroups(StageContext.processRecord(work))
+            if survivors > 0 { observer?.message(name, "stopped \(survivors) process group(s) left running by an earlier, interrupted run of this stage") }
             let out = work + "/out"
             FileIO.remove(out)
             try FileIO.makeDirectory(out)
@@ -308,6 +311,12 @@ public final class Executor: @unchecked Sendable {
             }
             if cancellation.isCancelled {
                 return StageResult(stage: name, outcome: .cancelled, key: key.digest, seconds: Date().timeIntervalSince(t0), reasons: reasons)
+            }
+            // Inputs are read-only: a stage that changed one fails, and the damaged copy is dropped.
+            for (port, input) in inputs.sorted(by: { $0.key < $1.key }) {
+                guard let change = store.changedTree(input.digest) else { continue }
+                store.removeTree(input.digest)
+                throw StageInputChanged(port: port, change: change)
             }
             let output = try store.ingest(directory: out, kind: st.ports.output)
             let seconds = Date().timeIntervalSince(runStart)
@@ -372,5 +381,13 @@ public final class Executor: @unchecked Sendable {
                 return .object(o)
             }),
         ])
+    }
+}
+
+/// A stage wrote into one of its inputs, which are read-only: its result is not kept.
+struct StageInputChanged: Error, CustomStringConvertible {
+    var port: String, change: String
+    var description: String {
+        "the stage changed its input '\(port)' (\(change)); inputs are read-only: write to {out} or {work} instead. Its result is not kept."
     }
 }

@@ -18,7 +18,7 @@ extension PipelineSpec {
                             baseDirectory: String = FileManager.default.currentDirectoryPath) throws -> PipelineSpec {
         let text: String
         do { text = try FileIO.readString(path) } catch {
-            throw SpecError(file: path, problems: [SpecProblem(.root, "cannot read the spec: \(error.reason)")])
+            throw SpecError(file: path, problems: [SpecProblem(.root, "cannot read the spec: " + (error.line.map { "line \($0): " } ?? "") + error.reason)])
         }
         return try parse(text: text, file: path, registry: registry, overrides: overrides, baseDirectory: baseDirectory)
     }

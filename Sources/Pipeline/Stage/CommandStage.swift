@@ -138,7 +138,7 @@ public struct CommandStage: StageType {
         FileIO.remove(logPath)
         context.progress.setStatus(argv.last.map { String($0.prefix(60)) } ?? "")
         let result = try Subprocess.run(arguments: argv, environment: env, directory: cwd, logPath: logPath,
-                                        cancellation: context.cancellation)
+                                        groupRecord: StageContext.processRecord(context.workDirectory), cancellation: context.cancellation)
         try check(result, argv: argv, logPath: logPath, context)
         for o in p.outputs where !FileIO.exists(context.outputDirectory + "/" + o) {
             throw CommandFailure(message: "command finished but did not write its declared output '\(o)' (expected at {outputs.\(o)} = \(context.outputDirectory)/\(o))")
@@ -147,7 +147,7 @@ public struct CommandStage: StageType {
 
     static func arguments(_ p: Params, _ values: [String: String]) throws -> [String] {
         switch p.run {
-        case .shell(let s): return ["/bin/sh", "-c", try Template.render(s, values)]
+        case .shell(let s): return ["/bin/sh", "-c", try Template.render(s, values, quote: Template.shellQuoted)]
         case .argv(let a): return try a.map { try Template.render($0, values) }
         }
     }
@@ -155,7 +155,8 @@ public struct CommandStage: StageType {
     static func check(_ result: Subprocess.Result, argv: [String], logPath: String, _ context: StageContext) throws {
         if context.cancellation.isCancelled { throw CancellationError() }
         guard result.exitCode != 0 else { return }
-        let tail = ((try? FileIO.readString(logPath)) ?? "").split(separator: "\n", omittingEmptySubsequences: false).suffix(20)
+        let log = (try? FileIO.read(logPath)).map { String(decoding: $0, as: UTF8.self) } ?? ""  // a program's output, any bytes
+        let tail = log.split(separator: "\n", omittingEmptySubsequences: false).suffix(20)
         let how = result.signal.map { "was killed by signal \($0)" } ?? "exited with status \(result.exitCode)"
         throw CommandFailure(message: "command \(how): \(argv.joined(separator: " "))\n--- last lines of its output (\(logPath)) ---\n" + tail.joined(separator: "\n"))
     }
@@ -169,9 +170,7 @@ public struct CommandStage: StageType {
         guard let input = context.inputs[port] else {
             throw CommandFailure(message: "'foreach' names input '\(port)', which this stage does not have; inputs: \(context.inputs.keys.sorted().joined(separator: ", "))")
         }
-        let text = try FileIO.readString(input.path)
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        if lines.last == "" { lines.removeLast() }
+        let lines = FileIO.lines(try FileIO.readString(input.path)).map(String.init)
         let journal = try context.journal("items")
         context.progress.setTotal(lines.count)
         context.progress.resume(completed: lines.indices.filter { journal.contains(itemKey($0, lines[$0])) }.count)
@@ -186,13 +185,13 @@ public struct CommandStage: StageType {
             var e = env; e["HAPS_ITEM_INDEX"] = String(i); e["HAPS_ITEM_FILE"] = itemFile
             let argv = try arguments(p, v)
             FileIO.remove(logFile)
-            let r = try Subprocess.run(arguments: argv, environment: e, directory: cwd, logPath: logFile,
-                                       stdoutPath: outFile, cancellation: context.cancellation)
+            let r = try Subprocess.run(arguments: argv, environment: e, directory: cwd, logPath: logFile, stdoutPath: outFile,
+                                       groupRecord: StageContext.processRecord(context.workDirectory), cancellation: context.cancellation)
             do { try check(r, argv: argv, logPath: logFile, context) } catch {
                 context.log("item \(i) failed: \(String(describing: error).split(separator: "\n").first ?? "")")
                 throw error
             }
-            var out = try FileIO.readString(outFile)
+            var out = String(decoding: try FileIO.read(outFile), as: UTF8.self)
             while out.hasSuffix("\n") { out.removeLast() }
             try journal.append(key: itemKey(i, items[i]), json: (try? JSONParser.parse(out)) ?? .string(out))
             context.progress.advance()
@@ -244,7 +243,9 @@ public enum Template {
         return .success(names)
     }
 
-    public static func render(_ s: String, _ values: [String: String]) throws -> String {
+    /// `s` with each placeholder replaced by its value, passed through `quote` (for a shell
+    /// command: `shellQuoted`, so that a value is always one word, never code).
+    public static func render(_ s: String, _ values: [String: String], quote: (String) -> String = { $0 }) throws -> String {
         var out = ""
         var i = s.startIndex
         while i < s.endIndex {
@@ -255,12 +256,26 @@ public enum Template {
             if c == "{", let close = s[n...].firstIndex(of: "}") {
                 let name = String(s[n..<close])
                 guard let v = values[name] else { throw CommandFailure(message: "placeholder {\(name)} has no value") }
-                out += v
+                out += quote(v)
                 i = s.index(after: close)
                 continue
             }
             out.append(c); i = n
         }
         return out
+    }
+
+    /// A value as one `/bin/sh` word, as Python's `shlex.quote` writes it: unchanged when it is
+    /// made of letters, digits and `@%+=:,./_-` only, else in single quotes (a quote inside as
+    /// `'"'"'`). Works outside quotes and inside single quotes; not inside double quotes.
+    public static func shellQuoted(_ value: String) -> String {
+        let safe = Set("@%+=:,./_-".utf8)
+        func isSafe(_ b: UInt8) -> Bool {
+            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || safe.contains(b)
+        }
+        if !value.isEmpty && value.utf8.allSatisfy(isSafe) {
+            return value
+        }
+        return "'" + value.map { $0 == "'" ? "'\"'\"'" : String($0) }.joined() + "'"
     }
 }

@@ -52,6 +52,10 @@ public final class StageContext: @unchecked Sendable {
         try Journal(path: "\(workDirectory)/journal/\(name).log")
     }
 
+    /// The file in a work area where the process groups of a stage's programs are recorded
+    /// (`Subprocess.run(groupRecord:)`), so that a resumed run stops any that survived its driver.
+    public static func processRecord(_ workDirectory: String) -> String { workDirectory + "/processes" }
+
     /// Checkpoints in the work area; survive interruptions.
     public var checkpoints: CheckpointStore { CheckpointStore(directory: "\(workDirectory)/checkpoints") }
 

@@ -76,23 +76,19 @@ public struct ArtifactManifest: Sendable, Equatable {
 public struct InputArtifact: Sendable {
     public var digest: Digest
     public var manifest: ArtifactManifest
-    /// The directory that holds the artifact's files (read-only for stages).
+    /// The directory that holds the artifact's files (an unpacked tree, read-only for stages).
     public var directory: String
-    /// For an external input: the path the spec named (file or directory).
-    public var externalPath: String?
 
     public var kind: ArtifactKind { manifest.kind }
     public var fileNames: [String] { manifest.files.keys.sorted() }
 
     public var path: String {
-        if let externalPath { return externalPath }
         if manifest.files.count == 1, let only = manifest.files.keys.first { return directory + "/" + only }
         return directory
     }
 
     /// The path of one file of the artifact.
     public func path(of file: String) -> String {
-        if let externalPath, !FileIO.isDirectory(externalPath) { return externalPath }
         return directory + "/" + file
     }
 }

@@ -9,9 +9,10 @@ import Glibc
 #endif
 
 extension Store {
-    /// Hashes a user's input file or directory where it lies (it is not copied into the
-    /// store) and records its manifest. File digests are cached by (path, size, mtime, inode),
-    /// so a no-op rerun stats the file instead of reading it.
+    /// Snapshots a user's input file or directory into the store (each file's bytes as an
+    /// object, and the manifest that lists them), so that a stage reads exactly the bytes its
+    /// key was computed from, even if the user's file changes while it runs. File digests are
+    /// cached by (path, size, mtime, inode), so a no-op rerun stats the file instead of reading it.
     public func importExternal(path: String, kind: ArtifactKind) throws -> Digest {
         var files: [String: ArtifactManifest.Entry] = [:]
         guard let st = FileIO.status(path) else {
@@ -38,30 +39,16 @@ extension Store {
            json["path"]?.stringValue == absolute,
            json["size"]?.doubleValue == Double(st.size), json["mtime"]?.doubleValue == Double(st.mtimeNanos),
            json["inode"]?.doubleValue == Double(st.inode),
-           let d = json["digest"]?.stringValue.flatMap(Digest.init(hex:)) {
+           let d = json["digest"]?.stringValue.flatMap(Digest.init(hex:)), hasObject(d) {
             return .init(digest: d, size: st.size, executable: st.isExecutable)
         }
-        let d = try digestOfFile(path)
+        // One read: the bytes hashed are the bytes stored.
+        let bytes = try FileIO.read(path)
+        let d = try putObject(bytes)
         let record: JSONValue = .object(["path": .string(absolute), "size": .number(Double(st.size)),
                                          "mtime": .number(Double(st.mtimeNanos)), "inode": .number(Double(st.inode)),
                                          "digest": .string(d.hex)])
         try? FileIO.writeAtomically(record.canonical, to: cachePath, sync: false)
-        return .init(digest: d, size: st.size, executable: st.isExecutable)
-    }
-
-    /// SHA-256 of a file, read in 4 MiB chunks.
-    public func digestOfFile(_ path: String) throws -> Digest {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 { throw FileError(path: path, operation: "open", errno: errno) }
-        defer { close(fd) }
-        var b = DigestBuilder()
-        var chunk = [UInt8](repeating: 0, count: 4 << 20)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }
-            if n < 0 { if errno == EINTR { continue }; throw FileError(path: path, operation: "read", errno: errno) }
-            if n == 0 { break }
-            chunk.withUnsafeBytes { b.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-        }
-        return b.finalize()
+        return .init(digest: d, size: Int64(bytes.count), executable: st.isExecutable)
     }
 }

@@ -67,9 +67,10 @@ extension Store {
             }
         }
         for t in (try? fm.contentsOfDirectory(atPath: "\(root)/trees")) ?? [] {
-            if let d = Digest(hex: t), liveArtifacts.contains(d) { continue }
-            report.removedTrees += 1
-            if !dryRun { FileIO.remove("\(root)/trees/\(t)") }
+            let stamp = t.hasSuffix(".stamp")
+            if let d = Digest(hex: stamp ? String(t.dropLast(6)) : t), liveArtifacts.contains(d) { continue }
+            if !stamp { report.removedTrees += 1 }
+            if !dryRun { FileIO.removeTree("\(root)/trees/\(t)") }
         }
         if !keepWork {
             for w in (try? fm.contentsOfDirectory(atPath: "\(root)/work")) ?? [] {

@@ -21,7 +21,7 @@ import Glibc
 ///     refs/<pipeline>/<stage>.json   the latest result of each stage of each pipeline
 ///     runs/<time>-<pid>.json  one record per `haps-pipe run`
 ///     work/<key>/             journals, checkpoints and scratch of a stage that has not finished
-///     trees/<digest>/         read-only unpacked copies of artifacts that stages read
+///     trees/<digest>/         read-only unpacked copies of artifacts that stages read (+ .stamp)
 ///     memo/<pid>-<random>.log   recorded model calls, one append-only log per writing process
 ///     filestat/               cache of the digests of users' input files by (size, mtime, inode)
 ///     locks/                  flock files: one per key being computed, one for the whole store
@@ -90,11 +90,17 @@ public final class Store: @unchecked Sendable {
 
     // MARK: Artifacts
 
-    /// Stores every file under `directory` and the manifest that lists them.
+    /// Stores every file under `directory` and the manifest that lists them. A symbolic link
+    /// is stored as what it points to when that is inside `directory`; one that leads out of
+    /// it is an error (a stage's output holds what the stage wrote, nothing from elsewhere).
     public func ingest(directory: String, kind: ArtifactKind) throws -> Digest {
         var files: [String: ArtifactManifest.Entry] = [:]
+        let base = FileIO.realPath(directory) ?? directory
         for rel in try FileIO.listFiles(under: directory) {
             let full = directory + "/" + rel
+            if let real = FileIO.realPath(full), !real.hasPrefix(base + "/") {
+                throw FileError(path: full, operation: "store output", reason: "it is a symbolic link to \(real), outside the output directory; copy the file instead")
+            }
             let bytes = try FileIO.read(full)
             let d = try putObject(bytes)
             files[rel] = .init(digest: d, size: Int64(bytes.count), executable: FileIO.status(full)?.isExecutable ?? false)
@@ -123,25 +129,6 @@ public final class Store: @unchecked Sendable {
     /// Every object an artifact consists of (its manifest and its files).
     public func objects(ofArtifact d: Digest) throws(StoreError) -> [Digest] {
         [d] + (try manifest(d)).files.values.map(\.digest)
-    }
-
-    /// Unpacks an artifact to `trees/<digest>/` (verifying every object) and returns the path.
-    /// A tree already unpacked is reused.
-    public func materialize(_ d: Digest) throws -> String {
-        let dest = "\(root)/trees/\(d.hex)"
-        if FileIO.isDirectory(dest) { return dest }
-        let m = try manifest(d)
-        let tmp = "\(root)/trees/.tmp-\(d.short)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        try FileIO.makeDirectory(tmp)
-        defer { FileIO.remove(tmp) }
-        for (rel, entry) in m.files {
-            let bytes = try object(entry.digest)
-            try FileIO.writeAtomically(bytes, to: tmp + "/" + rel, mode: entry.executable ? 0o555 : 0o444, sync: false)
-        }
-        if rename(tmp, dest) != 0 && !FileIO.isDirectory(dest) {
-            throw FileError(path: dest, operation: "create", errno: errno)
-        }
-        return dest
     }
 
     // MARK: Action cache

@@ -13,13 +13,18 @@ public struct FileError: Error, CustomStringConvertible, Sendable {
     public var path: String
     public var operation: String
     public var reason: String
-    public init(path: String, operation: String, reason: String) {
-        self.path = path; self.operation = operation; self.reason = reason
+    /// The line (from 1) a problem with a file's content is on.
+    public var line: Int?
+    public init(path: String, operation: String, reason: String, line: Int? = nil) {
+        self.path = path; self.operation = operation; self.reason = reason; self.line = line
     }
     public init(path: String, operation: String, errno code: Int32) {
         self.init(path: path, operation: operation, reason: String(cString: strerror(code)))
     }
-    public var description: String { "cannot \(operation) \(path): \(reason)" }
+    public var description: String {
+        if let line { return "\(path):\(line): \(reason)" }
+        return "cannot \(operation) \(path): \(reason)"
+    }
 }
 
 /// Path string helpers (what NSString offers, without Foundation).
@@ -59,11 +64,46 @@ public enum FileIO {
         return out
     }
 
+    /// A text file, which must be UTF-8: invalid bytes are an error naming the line (as
+    /// Python's text mode raises), never silently replaced.
     public static func readString(_ path: String) throws(FileError) -> String {
-        String(decoding: try read(path), as: UTF8.self)
+        let bytes = try read(path)
+        if let text = String(validating: bytes, as: UTF8.self) { return text }
+        // Find the line: a newline byte never occurs inside a multi-byte sequence.
+        var number = 1
+        for line in bytes.split(separator: 0x0A, omittingEmptySubsequences: false) {
+            var parser = Unicode.UTF8.ForwardParser(), bytesIn = line.makeIterator(), offset = 0
+            scan: while true {
+                switch parser.parseScalar(from: &bytesIn) {
+                case .valid(let scalar): offset += scalar.count
+                case .emptyInput: break scan
+                case .error:
+                    let byte = line[line.startIndex + offset]
+                    throw FileError(path: path, operation: "read", reason: "invalid UTF-8 (byte 0x\(String(byte, radix: 16)) at byte \(offset + 1) of the line); the file must be UTF-8 text", line: number)
+                }
+            }
+            number += 1
+        }
+        throw FileError(path: path, operation: "read", reason: "invalid UTF-8")
+    }
+
+    /// The lines of a text as Python's text mode reads them: ends are "\n", "\r\n" or "\r"
+    /// (a file from a Windows tool reads the same as one from Unix). A final line end does
+    /// not start a further line.
+    public static func lines(_ text: String) -> [Substring] {
+        var out = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" })
+        if let last = out.last, last.isEmpty { out.removeLast() }
+        return out
     }
 
     public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    /// The absolute path with every symbolic link resolved; nil when it does not exist.
+    public static func realPath(_ path: String) -> String? {
+        guard let p = realpath(path, nil) else { return nil }
+        defer { free(p) }
+        return String(cString: p)
+    }
 
     public static func isDirectory(_ path: String) -> Bool {
         var st = Glibc.stat()
@@ -113,6 +153,28 @@ public enum FileIO {
 
     public static func remove(_ path: String) {
         try? FileManager.default.removeItem(atPath: path)
+    }
+
+    /// Removes a tree whose directories may be read-only (an unpacked artifact): makes them
+    /// writable first, so that the removal works for a user who is not root too.
+    public static func removeTree(_ path: String) {
+        forEachDirectory(under: path) { chmod($0, 0o755) }
+        remove(path)
+    }
+
+    /// Makes every directory under `path` (and itself) read-only: nothing can be added,
+    /// renamed or removed in it (except by root).
+    public static func setDirectoriesReadOnly(_ path: String) {
+        forEachDirectory(under: path) { chmod($0, 0o555) }
+    }
+
+    private static func forEachDirectory(under path: String, _ body: (String) -> Void) {
+        var st = Glibc.stat()
+        guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { return }
+        body(path)
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [] {
+            forEachDirectory(under: path + "/" + name, body)
+        }
     }
 
     /// The identity fields of a file that change when it is rewritten (used by stat caches).

@@ -14,18 +14,24 @@ public struct DataError: Error, CustomStringConvertible, Sendable {
     public var description: String { line.map { "\(file):\($0): \(message)" } ?? "\(file): \(message)" }
 }
 
-/// Reads JSON Lines: one JSON value per non-empty line, errors with `file:line`.
+/// Reads JSON Lines: one JSON value per non-empty line (line ends "\n", "\r\n" or "\r", as
+/// Python's text mode reads them), errors with `file:line`.
 public enum JSONLines {
     public static func read(_ path: String) throws -> [(line: Int, value: JSONValue)] {
-        let text: String
-        do { text = try FileIO.readString(path) } catch { throw DataError(file: path, line: nil, "cannot read: \(error.reason)") }
-        return try parse(text, file: path)
+        try parse(try text(path), file: path)
+    }
+
+    /// A data file's text (UTF-8, checked), with read errors as `DataError`s.
+    public static func text(_ path: String) throws -> String {
+        do { return try FileIO.readString(path) } catch {
+            throw DataError(file: path, line: error.line, error.line == nil ? "cannot read: \(error.reason)" : error.reason)
+        }
     }
 
     public static func parse(_ text: String, file: String) throws -> [(line: Int, value: JSONValue)] {
         var out: [(Int, JSONValue)] = []
         var lineNumber = 0
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        for line in FileIO.lines(text) {
             lineNumber += 1
             if line.allSatisfy({ $0.isWhitespace }) { continue }
             do { out.append((lineNumber, try JSONParser.parse(String(line)))) } catch {

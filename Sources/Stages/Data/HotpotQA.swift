@@ -56,9 +56,7 @@ public enum HotpotQA {
     /// The questions in file order. `requireAnswers`: an item without `answer` is an error
     /// (sampling and scoring need the ground truth).
     public static func load(_ path: String, requireAnswers: Bool = true) throws -> [HotpotQuestion] {
-        let text: String
-        do { text = try FileIO.readString(path) } catch { throw DataError(file: path, line: nil, "cannot read: \(error.reason)") }
-        return try parse(text, file: path, requireAnswers: requireAnswers)
+        try parse(try JSONLines.text(path), file: path, requireAnswers: requireAnswers)
     }
 
     public static func parse(_ text: String, file: String, requireAnswers: Bool = true) throws -> [HotpotQuestion] {

@@ -70,15 +70,12 @@ public struct TrainDecoderStage: StageType {
     /// Reads the sequences: one JSON array of token ids per line, each id inside the vocabulary.
     static func sequences(_ path: String, vocab: Int) throws -> [[Int]] {
         var out: [[Int]] = []
-        for (n, line) in try FileIO.readString(path).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            if line.allSatisfy(\.isWhitespace) { continue }
-            let v: JSONValue
-            do { v = try JSONParser.parse(String(line)) } catch { throw DataError(file: path, line: n + 1, "not JSON: \(error)") }
+        for (n, v) in try JSONLines.read(path) {
             guard let ids = v.arrayValue?.compactMap(\.intValue), ids.count == v.arrayValue?.count, ids.count >= 2 else {
-                throw DataError(file: path, line: n + 1, "expected an array of at least two token ids")
+                throw DataError(file: path, line: n, "expected an array of at least two token ids")
             }
             if let bad = ids.first(where: { $0 < 0 || $0 >= vocab }) {
-                throw DataError(file: path, line: n + 1, "token id \(bad) is outside the vocabulary (vocab_size \(vocab))")
+                throw DataError(file: path, line: n, "token id \(bad) is outside the vocabulary (vocab_size \(vocab))")
             }
             out.append(ids)
         }
