@@ -18,6 +18,8 @@ public struct JSONParser {
     public struct SyntaxError: Error, Sendable, Equatable, CustomStringConvertible {
         public var location: SourceLocation
         public var message: String
+        /// A well-formed number that a double cannot hold (not a malformed document).
+        public var isNumberOutOfRange = false
         public var description: String { "\(location): \(message)" }
     }
 
@@ -66,6 +68,16 @@ public struct JSONParser {
     }
 
     private func error(_ message: String) -> SyntaxError { SyntaxError(location: location, message: message) }
+
+    /// An error located at byte `offset` of the current line (the start of a token).
+    private mutating func error(_ message: String, at offset: Int, outOfRange: Bool) -> SyntaxError {
+        let here = pos
+        pos = offset
+        defer { pos = here }
+        var e = error(message)
+        e.isNumberOutOfRange = outOfRange
+        return e
+    }
 
     private func describeHere() -> String {
         guard pos < bytes.count else { return "end of input" }
@@ -255,6 +267,14 @@ public struct JSONParser {
         }
         let text = String(decoding: bytes[start..<pos], as: UTF8.self)
         guard let d = Double(text) else { throw error("invalid number") }
+        // What a double cannot hold is an error, never a silent change: an overflow to
+        // infinity, and an integer that would be rounded (beyond ±2^53).
+        guard d.isFinite else { throw error("number \(text) is out of range (beyond ±1.8e308)", at: start, outOfRange: true) }
+        let integer = !bytes[start..<pos].contains { $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "e") || $0 == UInt8(ascii: "E") }
+        if integer && abs(d) >= 9_007_199_254_740_992, Int64(text).map({ Int64(exactly: d) != $0 }) ?? true {
+            throw error("integer \(text) cannot be held exactly (a number is a double: integers beyond ±2^53 are rounded); write it as a string",
+                        at: start, outOfRange: true)
+        }
         return d
     }
 }

@@ -55,8 +55,13 @@ struct Routes: Sendable {
         }
     }
 
-    /// The request body as JSON, refusing bodies over the limit (413) and malformed JSON (400).
+    /// The request body as JSON, refusing other content types (415), bodies over the limit (413)
+    /// and malformed JSON (400).
     func body(_ request: Request) async throws -> JSONValue {
+        let type = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
+        guard type == "application/json" else {
+            throw APIError(status: .unsupportedMediaType, message: "the body must be JSON, sent with 'Content-Type: application/json' (got \(type.map { "'\($0)'" } ?? "none"))")
+        }
         let buffer: ByteBuffer
         do { buffer = try await request.body.collect(upTo: limits.maxBodyBytes) } catch {
             throw APIError(status: .contentTooLarge, message: "the request body is larger than \(limits.maxBodyBytes) bytes")
@@ -69,6 +74,23 @@ struct Routes: Sendable {
     func models() -> Response {
         let data: [JSONValue] = model.map { [["id": .string($0.model.name), "object": "model", "owned_by": "haps-pipe", "created": 0]] } ?? []
         return Routes.json(["object": "list", "data": .array(data)])
+    }
+
+    /// An optional integer field: absent or null is nil; anything but an integer (2.5, "4",
+    /// 1e18 beyond what an Int holds exactly) is a 400, never a silent default.
+    func integer(_ v: JSONValue, _ key: String) throws -> Int? {
+        guard let f = v[key], f != .null else { return nil }
+        guard let i = f.intValue else {
+            throw APIError(status: .badRequest, message: "'\(key)' must be an integer, got \(f.canonical)", param: key)
+        }
+        return i
+    }
+
+    /// An optional number field (absent or null: nil; anything else but a number: 400).
+    func number(_ v: JSONValue, _ key: String) throws -> Double? {
+        guard let f = v[key], f != .null else { return nil }
+        guard let d = f.doubleValue else { throw APIError(status: .badRequest, message: "'\(key)' must be a number, got \(f.canonical)", param: key) }
+        return d
     }
 
     /// Messages as OpenAI sends them: a non-empty list of {role, content string}.
@@ -95,6 +117,11 @@ struct Routes: Sendable {
         }
         let m = served.model
         let prompt = m.tokenizer.encode(m.template.render(messages))
+        let context = m.model.config.maxPositions
+        guard prompt.count + maxTokens <= context else {
+            throw APIError(status: .badRequest, message: "This model's maximum context length is \(context) tokens. However, you requested \(prompt.count + maxTokens) tokens (\(prompt.count) in the messages, \(maxTokens) in the completion). Please reduce the length of the messages or completion.",
+                           code: "context_length_exceeded", param: "messages")
+        }
         let request = GenerationRequest(prompt: prompt, maxNewTokens: maxTokens, temperature: Float(temperature), topP: Float(topP),
                                         seed: UInt64(truncatingIfNeeded: seed ?? 0), stopTokens: m.stopTokens)
         let result: GenerationResult = try await withCheckedThrowingContinuation { continuation in
@@ -122,12 +149,13 @@ struct Routes: Sendable {
             throw APIError(status: .notFound, message: "The model '\(asked)' does not exist; this server has '\(served.model.name)'.",
                            code: "model_not_found", param: "model")
         }
-        if let n = v["n"]?.intValue, n != 1 { throw APIError(status: .badRequest, message: "only n = 1 is supported", param: "n") }
+        if try integer(v, "n") ?? 1 != 1 { throw APIError(status: .badRequest, message: "only n = 1 is supported", param: "n") }
         if v["stream"]?.boolValue == true { throw APIError(status: .badRequest, message: "streaming is not supported", param: "stream") }
         let stop = v["stop"]?.stringValue.map { [$0] } ?? v["stop"]?.arrayValue?.compactMap(\.stringValue) ?? []
-        let (reply, _) = try await generate(served, try messages(v["messages"]), maxTokens: v["max_tokens"]?.intValue ?? v["max_completion_tokens"]?.intValue ?? 256,
-                                            temperature: v["temperature"]?.doubleValue ?? 1, topP: v["top_p"]?.doubleValue ?? 1,
-                                            seed: v["seed"]?.intValue, stop: stop)
+        let (reply, _) = try await generate(served, try messages(v["messages"]),
+                                            maxTokens: try integer(v, "max_tokens") ?? integer(v, "max_completion_tokens") ?? 256,
+                                            temperature: try number(v, "temperature") ?? 1, topP: try number(v, "top_p") ?? 1,
+                                            seed: try integer(v, "seed"), stop: stop)
         let created = Int(Date().timeIntervalSince1970)
         return Routes.json([
             "id": .string("chatcmpl-\(UUID().uuidString.lowercased())"), "object": "chat.completion", "created": .number(Double(created)),
@@ -145,8 +173,14 @@ struct Routes: Sendable {
         guard let served = model else { throw APIError(status: .notFound, message: "this server serves no model (start it with --model)") }
         let v = try await body(request)
         let config = v["config"] ?? .object([])
-        let (reply, _) = try await generate(served, try messages(v["messages"]), maxTokens: config["max_tokens"]?.intValue ?? 256,
-                                            temperature: config["temperature"]?.doubleValue ?? 0, topP: config["top_p"]?.doubleValue ?? 1,
+        guard let members = config.objectMembers else { throw APIError(status: .badRequest, message: "'config' must be an object", param: "config") }
+        let known = ["temperature", "top_p", "max_tokens", "n"]
+        if let unknown = members.first(where: { !known.contains($0.key) }) {
+            throw APIError(status: .badRequest, message: "unknown config field '\(unknown.key)'; known: \(known.joined(separator: ", "))", param: "config")
+        }
+        if try integer(config, "n") ?? 1 != 1 { throw APIError(status: .badRequest, message: "only n = 1 is supported", param: "config.n") }
+        let (reply, _) = try await generate(served, try messages(v["messages"]), maxTokens: try integer(config, "max_tokens") ?? 256,
+                                            temperature: try number(config, "temperature") ?? 0, topP: try number(config, "top_p") ?? 1,
                                             seed: GenerationSettings.reference.seed, stop: [])  // the reference's protocol carries no seed
         return Routes.json(["response": [.string(reply.text)], "status": 200, "time": .string(ISO8601DateFormatter().string(from: Date()))])
     }

@@ -56,6 +56,9 @@ struct ServeCommand: AsyncParsableCommand {
             }
             key = v
         }
+        if key == nil && !["127.0.0.1", "localhost", "::1"].contains(host) {
+            FileHandle.standardError.write(Data("haps-pipe serve: warning: listening on \(host) without --api-key-env: anyone who can reach this address can use the server\n".utf8))
+        }
         let chat = try model.map { dir in
             let m = try LocalChatModel(directory: dir, name: name ?? Path(dir).lastComponent)
             return ServedModel(model: m, batcher: GenerationBatcher(model: m.model, maxBatch: maxBatch, maxQueue: maxQueue))

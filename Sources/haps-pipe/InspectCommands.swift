@@ -206,6 +206,9 @@ struct Show: ParsableCommand {
                 digest = try store.resolveDigestPrefix(target)
             }
             guard let digest else {
+                if let damaged = store.damagedRefs(stage: target).first {
+                    throw NotFoundError("the stored result of '\(target)' cannot be read: its ref file \(damaged) is damaged (rerun the pipeline to rewrite it)")
+                }
                 throw NotFoundError("'\(target)' is neither a stage with a stored result nor an artifact digest in \(store.root)")
             }
             let m = try store.manifest(digest)

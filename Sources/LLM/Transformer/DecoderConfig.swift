@@ -39,6 +39,8 @@ public struct DecoderConfig: Sendable, Equatable {
     public var slidingWindows: [Int?]
     public var bosTokenID: Int?
     public var eosTokenIDs: [Int]
+    /// The context length the model was trained for (`max_position_embeddings`).
+    public var maxPositions = 4096
 
     public static func == (a: DecoderConfig, b: DecoderConfig) -> Bool {
         a.family == b.family && a.vocabSize == b.vocabSize && a.hiddenSize == b.hiddenSize && a.layers == b.layers &&
@@ -84,6 +86,7 @@ public struct DecoderConfig: Sendable, Equatable {
         guard heads % kvHeads == 0 else { throw ModelError(path, "num_attention_heads \(heads) is not a multiple of num_key_value_heads \(kvHeads)") }
         if family == .llama, j["attention_bias"]?.boolValue == true { qkvBias = true; outputBias = true }
         if family == .llama { mlpBias = j["mlp_bias"]?.boolValue ?? false }
+        if let n = j["max_position_embeddings"]?.intValue, n > 0 { maxPositions = n }
         // Rotary settings: transformers 5 nests them in rope_parameters; 4 has rope_theta and rope_scaling.
         let rope = j["rope_parameters"] ?? j["rope_scaling"]
         ropeTheta = rope?["rope_theta"]?.doubleValue ?? j["rope_theta"]?.doubleValue ?? 10000

@@ -94,7 +94,7 @@ extension DecoderConfig {
             ("intermediate_size", .number(Double(intermediateSize))), ("num_hidden_layers", .number(Double(layers))),
             ("num_attention_heads", .number(Double(heads))), ("num_key_value_heads", .number(Double(kvHeads))),
             ("head_dim", .number(Double(headDim))), ("rms_norm_eps", .number(Double(rmsEps))), ("rope_theta", .number(ropeTheta)),
-            ("tie_word_embeddings", .bool(tieEmbeddings)), ("hidden_act", "silu"), ("max_position_embeddings", 4096),
+            ("tie_word_embeddings", .bool(tieEmbeddings)), ("hidden_act", "silu"), ("max_position_embeddings", .number(Double(maxPositions))),
             ("torch_dtype", "float32")]
         if let s = llama3Scaling {
             o.append(("rope_scaling", ["rope_type": "llama3", "factor": .number(s.factor), "low_freq_factor": .number(s.low),

@@ -23,9 +23,11 @@ public enum Planner {
         public var inputDigest: (String, ArtifactKind) throws -> Digest
         public var action: (Digest) -> ActionEntry?
         public var previous: (String) -> StageRef?
+        /// Why a key's cached result does not count (objects missing), when it has one.
+        public var damage: (Digest) -> String?
         public init(inputDigest: @escaping (String, ArtifactKind) throws -> Digest, action: @escaping (Digest) -> ActionEntry?,
-                    previous: @escaping (String) -> StageRef?) {
-            self.inputDigest = inputDigest; self.action = action; self.previous = previous
+                    previous: @escaping (String) -> StageRef?, damage: @escaping (Digest) -> String? = { _ in nil }) {
+            self.inputDigest = inputDigest; self.action = action; self.previous = previous; self.damage = damage
         }
     }
 
@@ -67,7 +69,9 @@ public enum Planner {
                 continue
             }
             willRun.insert(name)
-            entries.append(PlanEntry(stage: name, action: .run, key: decision.key.digest, reasons: decision.reasons))
+            let damage = lookups.damage(decision.key.digest).map { ["cached output is damaged: \($0)"] } ?? []
+            entries.append(PlanEntry(stage: name, action: .run, key: decision.key.digest,
+                                     reasons: damage.isEmpty || decision.reasons != ["no cached result for this key"] ? decision.reasons + damage : damage))
         }
         return entries
     }
@@ -95,11 +99,14 @@ public enum Planner {
 }
 
 extension Planner.Lookups {
-    /// Lookups backed by a store (file digests through its stat cache).
+    /// Lookups backed by a store (file digests through its stat cache, nothing stored). A
+    /// cached result counts only while every object it needs is there with its size, so that
+    /// `plan` and `status` never call up to date what the next run would recompute.
     public static func store(_ store: Store, pipeline: String) -> Planner.Lookups {
         Planner.Lookups(
-            inputDigest: { try store.importExternal(path: $0, kind: $1) },
-            action: { store.action($0) },
-            previous: { store.ref(pipeline: pipeline, stage: $0) })
+            inputDigest: { try store.importExternal(path: $0, kind: $1, snapshot: false) },
+            action: { key in store.action(key).flatMap { store.objectsPresent($0) == nil ? $0 : nil } },
+            previous: { store.ref(pipeline: pipeline, stage: $0) },
+            damage: { key in store.action(key).flatMap { store.objectsPresent($0) } })
     }
 }

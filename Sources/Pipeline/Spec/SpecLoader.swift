@@ -61,7 +61,11 @@ extension PipelineSpec {
         guard stageNames.contains(keys[0]) else {
             return .failure(SpecProblem(at, "'\(lhs)': unknown stage '\(keys[0])'" + NearestName.hint(keys[0], among: stageNames)))
         }
-        let parsed = (try? JSONParser.parse(rhs)) ?? .string(rhs)
+        let parsed: JSONValue
+        do { parsed = try JSONParser.parse(rhs) } catch {
+            if error.isNumberOutOfRange { return .failure(SpecProblem(at, "'\(text)': \(error.message)")) }
+            parsed = .string(rhs)
+        }
         return .success(doc.setting(["stages", keys[0], "params"] + keys[1...], to: parsed))
     }
 }

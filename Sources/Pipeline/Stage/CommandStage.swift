@@ -130,6 +130,9 @@ public struct CommandStage: StageType {
         }
         for (k, v) in p.env { env[k] = try Template.render(v, values) }
         let cwd = p.cwd.map { $0.hasPrefix("/") ? $0 : context.baseDirectory + "/" + $0 } ?? context.baseDirectory
+        guard FileIO.isDirectory(cwd) else {
+            throw CommandFailure(message: "'cwd' is \(p.cwd ?? cwd), but \(cwd) is not an existing directory")
+        }
         if let port = p.foreach {
             return try runItems(p, port: port, values: values, env: env, cwd: cwd, context)
         }
@@ -158,7 +161,10 @@ public struct CommandStage: StageType {
         let log = (try? FileIO.read(logPath)).map { String(decoding: $0, as: UTF8.self) } ?? ""  // a program's output, any bytes
         let tail = log.split(separator: "\n", omittingEmptySubsequences: false).suffix(20)
         let how = result.signal.map { "was killed by signal \($0)" } ?? "exited with status \(result.exitCode)"
-        throw CommandFailure(message: "command \(how): \(argv.joined(separator: " "))\n--- last lines of its output (\(logPath)) ---\n" + tail.joined(separator: "\n"))
+        // A full disk is the likely cause when the program failed and no space is left where it writes.
+        let full = [context.outputDirectory, context.workDirectory].first { (FileIO.freeBytes($0) ?? .max) < 64 << 10 }
+        let disk = full.map { "\nthe file system holding \($0) is full (ENOSPC, no space left on device): free space and rerun" } ?? ""
+        throw CommandFailure(message: "command \(how): \(argv.joined(separator: " "))\(disk)\n--- last lines of its output (\(logPath)) ---\n" + tail.joined(separator: "\n"))
     }
 
     /// Item mode: one run per line of the `foreach` input; each finished item goes to the

@@ -206,7 +206,14 @@ extension ParameterValue {
     public static var parameterChoices: [String]? { nil }
     public static var standIn: Self? { nil }
     public static func mismatch(_ json: JSONValue, at path: JSONPath) -> SpecProblem {
-        SpecProblem(path, "expected \(parameterType), found \(json.typeDescription)")
+        // A scalar is shown (`found 1e+30`, `found 2.5`): its type alone may not say what is wrong.
+        let found: String
+        switch json {
+        case .number, .bool: found = json.canonical
+        case .string(let s) where s.count <= 40: found = "the string " + json.canonical
+        default: found = json.typeDescription
+        }
+        return SpecProblem(path, "expected \(parameterType), found \(found)")
     }
 }
 

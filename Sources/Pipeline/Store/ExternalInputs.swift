@@ -13,7 +13,8 @@ extension Store {
     /// object, and the manifest that lists them), so that a stage reads exactly the bytes its
     /// key was computed from, even if the user's file changes while it runs. File digests are
     /// cached by (path, size, mtime, inode), so a no-op rerun stats the file instead of reading it.
-    public func importExternal(path: String, kind: ArtifactKind) throws -> Digest {
+    /// `snapshot: false` only computes the digest (what `plan` needs), storing nothing.
+    public func importExternal(path: String, kind: ArtifactKind, snapshot: Bool = true) throws -> Digest {
         var files: [String: ArtifactManifest.Entry] = [:]
         guard let st = FileIO.status(path) else {
             throw FileError(path: path, operation: "read input", reason: "no such file or directory")
@@ -21,30 +22,30 @@ extension Store {
         if st.isDirectory {
             for rel in try FileIO.listFiles(under: path) {
                 let full = path + "/" + rel
-                if let s = FileIO.status(full) { files[rel] = try fileEntry(full, stat: s) }
+                if let s = FileIO.status(full) { files[rel] = try fileEntry(full, stat: s, snapshot: snapshot) }
             }
         } else {
-            files[Path.lastComponent(path)] = try fileEntry(path, stat: st)
+            files[Path.lastComponent(path)] = try fileEntry(path, stat: st, snapshot: snapshot)
         }
         let manifest = ArtifactManifest(kind: kind, files: files)
         let d = manifest.digest
-        if !hasObject(d) { try putObject(manifest.bytes, digest: d) }
+        if snapshot && !hasObject(d) { try putObject(manifest.bytes, digest: d) }
         return d
     }
 
-    private func fileEntry(_ path: String, stat st: FileIO.Stat) throws -> ArtifactManifest.Entry {
+    private func fileEntry(_ path: String, stat st: FileIO.Stat, snapshot: Bool) throws -> ArtifactManifest.Entry {
         let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
         let cachePath = "\(root)/filestat/\(Digest.of(string: absolute).hex.prefix(32))"
         if let bytes = try? FileIO.read(cachePath), let json = try? JSONParser.parse(bytes: bytes),
            json["path"]?.stringValue == absolute,
            json["size"]?.doubleValue == Double(st.size), json["mtime"]?.doubleValue == Double(st.mtimeNanos),
            json["inode"]?.doubleValue == Double(st.inode),
-           let d = json["digest"]?.stringValue.flatMap(Digest.init(hex:)), hasObject(d) {
+           let d = json["digest"]?.stringValue.flatMap(Digest.init(hex:)), !snapshot || hasObject(d) {
             return .init(digest: d, size: st.size, executable: st.isExecutable)
         }
         // One read: the bytes hashed are the bytes stored.
         let bytes = try FileIO.read(path)
-        let d = try putObject(bytes)
+        let d = snapshot ? try putObject(bytes) : Digest.of(bytes)
         let record: JSONValue = .object(["path": .string(absolute), "size": .number(Double(st.size)),
                                          "mtime": .number(Double(st.mtimeNanos)), "inode": .number(Double(st.inode)),
                                          "digest": .string(d.hex)])

@@ -36,6 +36,9 @@ public final class Store: @unchecked Sendable {
         if !r.hasPrefix("/") { r = FileManager.default.currentDirectoryPath + "/" + r }
         self.root = r
         callMemo = CallMemo(directory: r + "/memo")
+        if FileIO.exists(r) && !FileIO.isDirectory(r) {
+            throw FileError(path: r, operation: "use as the store", reason: "it is a file, not a directory (--store names a directory, created when missing)")
+        }
         try FileIO.makeDirectory(r)
     }
 
@@ -157,6 +160,16 @@ public final class Store: @unchecked Sendable {
         return out
     }
 
+    /// What is missing of a cached output (an object gone, or not of its recorded size), or
+    /// nil when every object is there: a check by `stat` alone, for `plan` and `status`.
+    public func objectsPresent(_ entry: ActionEntry) -> String? {
+        for (d, recorded) in entry.objectStats {
+            guard let now = FileIO.status(objectPath(d)) else { return "object \(d.short) of the cached output is missing" }
+            if now.size != recorded.size { return "object \(d.short) of the cached output is truncated or changed" }
+        }
+        return nil
+    }
+
     /// Whether a cached output can be trusted. Objects whose files still have the size, mtime
     /// and inode recorded when they were stored are trusted without reading them; any other
     /// object is read and verified in full (a damaged one is removed and reported).
@@ -216,6 +229,15 @@ public final class Store: @unchecked Sendable {
 
     public func writeRef(_ ref: StageRef, pipeline: String, stage: String) throws {
         try FileIO.writeAtomically(ref.json.canonical, to: refPath(pipeline: pipeline, stage: stage), sync: false)
+    }
+
+    /// Ref files of `stage` (in any pipeline) that exist but cannot be read as a ref.
+    public func damagedRefs(stage: String) -> [String] {
+        let base = "\(root)/refs"
+        return ((try? FileManager.default.contentsOfDirectory(atPath: base)) ?? []).sorted().compactMap { p in
+            let path = refPath(pipeline: p, stage: stage)
+            return FileIO.exists(path) && ref(pipeline: p, stage: stage) == nil ? path : nil
+        }
     }
 
     /// All refs, as (pipeline, stage, ref).

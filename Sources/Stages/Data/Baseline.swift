@@ -101,6 +101,18 @@ public enum BaselineReader {
     public static func rows(from lines: [(line: Int, value: JSONValue)], file: String, space: ActionSpace, names: CandidateNames?,
                             skipped: inout [String: Int]) throws -> [BaselineRow] {
         var out: [BaselineRow] = []
+        // Lines skipped per reason; the reason is reported with where its first few are.
+        var skippedLines: [(reason: String, lines: [Int])] = []
+        func skip(_ reason: String, _ line: Int) {
+            if let i = skippedLines.firstIndex(where: { $0.reason == reason }) { skippedLines[i].lines.append(line) }
+            else { skippedLines.append((reason, [line])) }
+        }
+        defer {
+            for (reason, at) in skippedLines {
+                let shown = at.prefix(3).map { "\(file):\($0)" }.joined(separator: ", ") + (at.count > 3 ? ", …" : "")
+                skipped["\(reason) (\(shown))", default: 0] += at.count
+            }
+        }
         for (line, v) in lines {
             guard v.objectMembers != nil else { throw DataError(file: file, line: line, "expected a JSON object, found \(v.typeDescription)") }
             guard let question = v["question"]?.stringValue else {
@@ -109,18 +121,18 @@ public enum BaselineReader {
             let action: Int
             if let a = v["action_index"] {
                 guard let i = a.intValue, space.indices.contains(i) else {
-                    skipped["unknown action_index (not in 0..<\(space.count))", default: 0] += 1; continue
+                    skip("unknown action_index (not in 0..<\(space.count))", line); continue
                 }
                 action = i
             } else {
                 let ids = space.roles.map { (names ?? CandidateNames(ids: [:])).resolve(v[$0]) }
                 guard ids.allSatisfy({ $0 != nil && $0! < space.candidates }) else {
-                    skipped["roles that do not resolve to a candidate id (pass --pair or --model-name-to-id-json)", default: 0] += 1; continue
+                    skip("roles that do not resolve to a candidate id (pass --pair or --model-name-to-id-json)", line); continue
                 }
                 action = space.index(of: ids.map { $0! })
             }
             guard case .number(let f1)? = v["f1"], f1.isFinite else {
-                skipped["'f1' is not a number", default: 0] += 1; continue
+                skip("'f1' is not a number", line); continue
             }
             out.append(BaselineRow(line: line, question: question, action: action, answer: v["answer"]?.stringValue,
                                    groundTruth: v["ground_truth"]?.stringValue, f1: f1, recorded: v))

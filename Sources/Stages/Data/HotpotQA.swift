@@ -73,6 +73,7 @@ public enum HotpotQA {
         } else {
             items = try JSONLines.parse(text, file: file)
         }
+        if items.isEmpty { throw DataError(file: file, line: nil, "no questions (the file is empty)") }
         var problems: [String] = []
         var out: [HotpotQuestion] = []
         var ids: [String: Int] = [:]
