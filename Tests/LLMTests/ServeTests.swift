@@ -39,7 +39,8 @@ final class ServeTests: XCTestCase {
                 line += chunk
             }
             let text = String(decoding: line, as: UTF8.self)
-            guard let r = text.range(of: "127.0.0.1:"), let p = Int(text[r.upperBound...].prefix { $0.isNumber }) else {
+            guard let r = text.range(of: "listening on http://"), let colon = text[r.upperBound...].firstIndex(of: ":"),
+                  let p = Int(text[text.index(after: colon)...].prefix { $0.isNumber }) else {
                 throw NSError(domain: "serve", code: 1, userInfo: [NSLocalizedDescriptionKey: "no port in \(text.debugDescription); log: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")"])
             }
             port = p
@@ -133,6 +134,40 @@ final class ServeTests: XCTestCase {
         XCTAssertEqual(failure(#"{"messages": [{"role": "user", "content": "\#(String(repeating: "x", count: 3000))"}]}"#)?.code, .status(413))
         XCTAssertEqual(failure("not json")?.code, .status(400))
         XCTAssertTrue(server.process.isRunning, "bad requests never bring the server down")
+    }
+
+    /// The probes of issue 14: field types, content types, the context length, an exposed server.
+    func testBadRequestsAreRefusedNotReinterpreted() throws {
+        let server = try Server(["--model", try model(), "--name", "tiny", "--host", "0.0.0.0"])
+        defer { server.stop() }
+        let client = try HTTPClient(retry: RetryPolicy(maxAttempts: 1))
+        func failure(_ path: String, _ body: String, headers: [String: String] = [:]) -> HTTPError? {
+            do { _ = try client.postJSON(server.base + path, body: Array(body.utf8), headers: headers); return nil } catch { return error }
+        }
+        let hi = #""messages": [{"role": "user", "content": "hi"}]"#
+        for bad in ["1e18", "2.5", #""4""#, "true"] {
+            let e = failure("/v1/chat/completions", "{\(hi), \"max_tokens\": \(bad)}")
+            XCTAssertEqual(e?.code, .status(400), "max_tokens \(bad)")
+        }
+        XCTAssertEqual(failure("/v1/chat/completions", "{\(hi), \"max_tokens\": 1e400}")?.code, .status(400))
+        XCTAssertEqual(failure("/", "{\(hi), \"config\": {\"max_tokens\": 3, \"n\": 5}}")?.code, .status(400))
+        let unknown = failure("/", "{\(hi), \"config\": {\"max_tokens\": 3, \"temprature\": 0.5}}")
+        XCTAssertEqual(unknown?.code, .status(400))
+        XCTAssertTrue(unknown?.message.contains("unknown config field 'temprature'") == true, "\(String(describing: unknown))")
+        XCTAssertNil(failure("/", "{\(hi), \"config\": {\"max_tokens\": 3, \"n\": 1, \"temperature\": 0, \"top_p\": 1}}"))
+        let type = failure("/v1/chat/completions", "{\(hi)}", headers: ["Content-Type": "text/plain"])
+        XCTAssertEqual(type?.code, .status(415))
+        // A prompt past the model's context is refused at once (OpenAI's shape), and a short
+        // request sent meanwhile is not held up by it.
+        let long = String(repeating: "hello world ", count: 3000)
+        let started = Date()
+        let tooLong = failure("/v1/chat/completions", #"{"messages": [{"role": "user", "content": "\#(long)"}], "max_tokens": 2}"#)
+        XCTAssertEqual(tooLong?.code, .status(400))
+        XCTAssertTrue(tooLong?.message.contains("maximum context length is 4096 tokens") == true, "\(String(describing: tooLong))")
+        XCTAssertLessThan(Date().timeIntervalSince(started), 5, "refused before any compute")
+        server.stop()
+        let log = try String(contentsOfFile: server.log, encoding: .utf8)
+        XCTAssertTrue(log.contains("warning: listening on 0.0.0.0 without --api-key-env"), log)
     }
 
     func testABusyServerAnswers429() throws {

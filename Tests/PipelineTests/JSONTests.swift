@@ -38,6 +38,25 @@ final class JSONTests: XCTestCase {
         }
     }
 
+    /// What a double cannot hold is an error naming where, never a silent change (Python keeps
+    /// big integers exact, so rounding one would change the data).
+    func testNumbersADoubleCannotHoldAreErrors() throws {
+        XCTAssertEqual(try JSONParser.parse("9007199254740992"), .number(9_007_199_254_740_992))
+        XCTAssertEqual(try JSONParser.parse("1152921504606846976"), .number(1_152_921_504_606_846_976), "2^60 is exact")
+        XCTAssertEqual(try JSONParser.parse("1e300"), .number(1e300))
+        for (text, message) in [("9007199254740993", "integer 9007199254740993 cannot be held exactly"),
+                                ("123456789012345678901234567890", "integer 123456789012345678901234567890 cannot be held exactly"),
+                                ("-1e400", "number -1e400 is out of range")] {
+            XCTAssertThrowsError(try JSONParser.parse("{\"a\": [1, \(text)]}")) { e in
+                let e = e as! JSONParser.SyntaxError
+                XCTAssertTrue(e.message.hasPrefix(message), e.message)
+                XCTAssertEqual(e.location.column, 11, "at the number's first character")
+                XCTAssertTrue(e.isNumberOutOfRange)
+            }
+        }
+        XCTAssertFalse((try? JSONParser.parse("[1,]")) != nil)
+    }
+
     func testCanonicalFormIsSortedAndStable() throws {
         let v = try JSONParser.parse(#"{"b": 1.0, "a": [0.1, 1e21, -0.0, "q\"\u0001"], "é": false, "Z": null}"#)
         XCTAssertEqual(v.canonical, #"{"Z":null,"a":[0.1,1e+21,0,"q\"\u0001"],"b":1,"é":false}"#)

@@ -51,7 +51,7 @@ final class SpecValidationTests: XCTestCase {
                        ["spec.json:1:66: $.stages.a.params.txet: unknown parameter 'txet' for stage type 'text-source'; did you mean 'text'?",
                         "spec.json:1:55: $.stages.a.params: missing parameter 'text'"])
         XCTAssertEqual(errors(#"{"name": "p", "stages": {"a": {"type": "text-source", "params": {"text": 3}}}}"#),
-                       ["spec.json:1:66: $.stages.a.params.text: expected a string, found a number"])
+                       ["spec.json:1:66: $.stages.a.params.text: expected a string, found 3"])
         XCTAssertEqual(errors(#"{"name": "p", "stages": {"a": {"type": "text-source"}}}"#),
                        ["spec.json:1:26: $.stages.a.params: missing parameter 'text'"])
         XCTAssertEqual(errors(#"{"name": "p", "stages": {"a": {"type": "text-source", "params": {"text": "x"}, "parms": 1}}}"#),
@@ -138,7 +138,7 @@ final class SpecValidationTests: XCTestCase {
         let e = errors(#"{"name": "p", "stages": {"a": {"type": "comand"}, "b": {"type": "upper", "inputs": {"text": "c"}}, "c": {"type": "upper", "inputs": {"text": "b"}}, "d": {"type": "command", "params": {"run": "x", "outputs": "o"}}, "e": {"type": "word-count", "inputs": {"txt": "d"}}, "f": {"type": "word-count", "inputs": {"text": "d"}}}}"#)
         XCTAssertEqual(e, [
             "spec.json:1:32: $.stages.a.type: unknown stage type 'comand'; did you mean 'command'?",
-            "spec.json:1:197: $.stages.d.params.outputs: expected an array, found a string",
+            "spec.json:1:197: $.stages.d.params.outputs: expected an array, found the string \"o\"",
             "spec.json:1:254: $.stages.e.inputs.txt: unknown input 'txt' for stage type 'word-count'; did you mean 'text'?",
             "spec.json:1:243: $.stages.e.inputs: missing input 'text' (kind 'text')",
             "spec.json:1:307: $.stages.f.inputs.text: stage 'd' outputs 'files' but input 'text' of 'word-count' expects 'text'",

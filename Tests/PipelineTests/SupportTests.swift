@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 @testable import Pipeline
 
@@ -22,6 +23,41 @@ final class SupportTests: XCTestCase {
         XCTAssertEqual(try Template.placeholders(in: "{a} {{b}} {c.d}").get(), ["a", "c.d"])
         XCTAssertThrowsError(try Template.placeholders(in: "x } y").get())
         XCTAssertThrowsError(try Template.placeholders(in: "x { y").get())
+    }
+
+    /// A value substituted into a shell command is data wherever it stands: the shell itself
+    /// prints each value back exactly, and nothing else runs.
+    func testShellPlaceholdersAreQuotedForTheirContext() throws {
+        let dir = try makeTempDir(self)
+        let hostile = ["plain", "", "two words", "it's", "a\"b", "$(touch \(dir)/x)", "`touch \(dir)/x`", "; touch \(dir)/x", "back\\slash", "$HOME", "\n"]
+        for v in hostile {
+            let command = try Template.render("printf '%s|' {v} 'in single {v} quotes' \"in double {v} quotes\"", ["v": v], shell: true)
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/bin/sh")
+            p.arguments = ["-c", command]
+            let out = Pipe()
+            p.standardOutput = out
+            try p.run()
+            p.waitUntilExit()
+            let printed = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            XCTAssertEqual(printed, "\(v)|in single \(v) quotes|in double \(v) quotes|", "value \(v.debugDescription) as \(command)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/x"), "ran \(v)")
+        }
+        XCTAssertEqual(Template.shellQuoted("a-b_c.d/e:f=1,2@%+"), "a-b_c.d/e:f=1,2@%+")
+        XCTAssertEqual(Template.shellQuoted("it's"), #"'it'"'"'s'"#)
+        XCTAssertEqual(try Template.render("{v}", ["v": "a b"]), "a b", "outside a shell nothing is quoted")
+    }
+
+    func testTextFilesAreUTF8AndLinesEndAsInPython() throws {
+        XCTAssertEqual(FileIO.lines("a\r\nb\rc\nd\n"), ["a", "b", "c", "d"])
+        XCTAssertEqual(FileIO.lines("a\n\nb"), ["a", "", "b"])
+        XCTAssertEqual(FileIO.lines(""), [])
+        let dir = try makeTempDir(self)
+        try FileIO.writeAtomically([0x61, 0x0A, 0x62, 0xC3, 0xA9, 0x0A, 0x63, 0xC3, 0x28, 0x0A], to: dir + "/t")
+        XCTAssertThrowsError(try FileIO.readString(dir + "/t")) { e in
+            XCTAssertEqual("\(e)", "\(dir)/t:3: invalid UTF-8 (byte 0xc3 at byte 2 of the line); the file must be UTF-8 text")
+        }
+        XCTAssertEqual(try FileIO.read("/proc/self/stat").isEmpty, false, "files that report no size are read to their end")
     }
 
     func testFileLockExcludesOtherHolders() throws {

@@ -38,7 +38,7 @@ final class ParameterTests: XCTestCase {
         XCTAssertEqual(errors(#""t": {"type": "synth-data", "params": {"split": "tset"}}"#),
                        ["p.json:1:203: $.stages.t.params.split: unknown split 'tset'; did you mean 'test'?"])
         XCTAssertEqual(errors(#""t": {"type": "sample", "inputs": {"questions": "q.jsonl"}, "params": {"candidates": ["a"], "prompts": 3}}"#),
-                       ["p.json:1:256: $.stages.t.params.prompts: expected a string, found a number"])
+                       ["p.json:1:256: $.stages.t.params.prompts: expected a string, found 3"])
     }
 
     /// Unknown names, type errors and missing parameters of one stage, all in one report.
@@ -47,11 +47,11 @@ final class ParameterTests: XCTestCase {
         XCTAssertEqual(e.map { $0.components(separatedBy: ": ").dropFirst().joined(separator: ": ") }, [
             "$.stages.t.params.famly: unknown parameter 'famly' for stage type 'train-decoder'; did you mean 'family'?",
             "$.stages.t.params: missing parameter 'family'",
-            "$.stages.t.params.vocab_size: expected an integer, found a string",
+            "$.stages.t.params.vocab_size: expected an integer, found the string \"24\"",
             "$.stages.t.params: missing parameter 'hidden_size'",
             "$.stages.t.params: missing parameter 'layers'",
             "$.stages.t.params: missing parameter 'heads'",
-            "$.stages.t.params.steps: expected an integer, found a number",
+            "$.stages.t.params.steps: expected an integer, found 1.5",
             "$.stages.t.params: missing parameter 'lr'",
         ])
     }

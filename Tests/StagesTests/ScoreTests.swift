@@ -78,8 +78,8 @@ final class ScoreTests: XCTestCase {
         let t = try ScoreStage.table(baseline: dir + "/b.jsonl", space: ActionSpace(), names: try CandidateNames(preset: "llama_qwen"))
         XCTAssertEqual(t.entries.map(\.action), [0, 1])
         XCTAssertEqual(t.summary.skippedRows, [
-            "unknown action_index (not in 0..<4)": 1, "'f1' is not a number": 1,
-            "roles that do not resolve to a candidate id (pass --pair or --model-name-to-id-json)": 1,
+            "unknown action_index (not in 0..<4) (b.jsonl:2)": 1, "'f1' is not a number (b.jsonl:3)": 1,
+            "roles that do not resolve to a candidate id (pass --pair or --model-name-to-id-json) (b.jsonl:5)": 1,
         ])
     }
 
@@ -99,7 +99,7 @@ final class ScoreTests: XCTestCase {
         let dir = NSTemporaryDirectory() + "sft-\(UUID().uuidString)"
         try FileIO.writeAtomically(row("q", 9, answer: "a", truth: "a", f1: 1) + "\n", to: dir + "/b.jsonl")
         XCTAssertThrowsError(try BuildSFT.build(baseline: dir + "/b.jsonl", space: ActionSpace(), names: nil, options: BuildSFTOptions())) { e in
-            XCTAssertEqual("\(e)", "\(dir)/b.jsonl: no usable rows: 1 skipped, unknown action_index (not in 0..<4)")
+            XCTAssertEqual("\(e)", "\(dir)/b.jsonl: no usable rows: 1 skipped, unknown action_index (not in 0..<4) (b.jsonl:1)")
         }
     }
 

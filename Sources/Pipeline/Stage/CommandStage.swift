@@ -150,7 +150,7 @@ public struct CommandStage: StageType {
 
     static func arguments(_ p: Params, _ values: [String: String]) throws -> [String] {
         switch p.run {
-        case .shell(let s): return ["/bin/sh", "-c", try Template.render(s, values, quote: Template.shellQuoted)]
+        case .shell(let s): return ["/bin/sh", "-c", try Template.render(s, values, shell: true)]
         case .argv(let a): return try a.map { try Template.render($0, values) }
         }
     }
@@ -249,31 +249,62 @@ public enum Template {
         return .success(names)
     }
 
-    /// `s` with each placeholder replaced by its value, passed through `quote` (for a shell
-    /// command: `shellQuoted`, so that a value is always one word, never code).
-    public static func render(_ s: String, _ values: [String: String], quote: (String) -> String = { $0 }) throws -> String {
+    /// `s` with each placeholder replaced by its value. With `shell`, `s` is a `/bin/sh`
+    /// command and each value is quoted for where it stands, so that it is always data, never
+    /// code: outside quotes as Python's `shlex.quote` writes it, inside '…' with each ' as
+    /// '"'"', inside "…" with \ " $ ` escaped by a backslash.
+    public static func render(_ s: String, _ values: [String: String], shell: Bool = false) throws -> String {
         var out = ""
+        var context = ShellContext.unquoted
         var i = s.startIndex
         while i < s.endIndex {
             let c = s[i]
             let n = s.index(after: i)
-            if c == "{" && n < s.endIndex && s[n] == "{" { out.append("{"); i = s.index(after: n); continue }
-            if c == "}" && n < s.endIndex && s[n] == "}" { out.append("}"); i = s.index(after: n); continue }
+            if c == "{" && n < s.endIndex && s[n] == "{" { out.append("{"); context.read("{"); i = s.index(after: n); continue }
+            if c == "}" && n < s.endIndex && s[n] == "}" { out.append("}"); context.read("}"); i = s.index(after: n); continue }
             if c == "{", let close = s[n...].firstIndex(of: "}") {
                 let name = String(s[n..<close])
                 guard let v = values[name] else { throw CommandFailure(message: "placeholder {\(name)} has no value") }
-                out += quote(v)
+                out += shell ? context.quote(v) : v
                 i = s.index(after: close)
                 continue
             }
-            out.append(c); i = n
+            out.append(c); context.read(c); i = n
         }
         return out
     }
 
+    /// Where a shell command's text stands: outside quotes, or inside single or double quotes.
+    enum ShellContext {
+        case unquoted, unquotedEscape, single, double, doubleEscape
+
+        /// Follows one literal character of the command.
+        mutating func read(_ c: Character) {
+            switch (self, c) {
+            case (.unquoted, "\\"): self = .unquotedEscape
+            case (.unquoted, "'"): self = .single
+            case (.unquoted, "\""): self = .double
+            case (.unquotedEscape, _): self = .unquoted
+            case (.single, "'"): self = .unquoted
+            case (.double, "\\"): self = .doubleEscape
+            case (.double, "\""): self = .unquoted
+            case (.doubleEscape, _): self = .double
+            default: break
+            }
+        }
+
+        func quote(_ v: String) -> String {
+            switch self {
+            case .unquoted, .unquotedEscape: return Template.shellQuoted(v)
+            case .single: return v.map { $0 == "'" ? "'\"'\"'" : String($0) }.joined()
+            case .double, .doubleEscape: return v.map { "\\\"$`".contains($0) ? "\\" + String($0) : String($0) }.joined()
+            }
+        }
+    }
+
     /// A value as one `/bin/sh` word, as Python's `shlex.quote` writes it: unchanged when it is
     /// made of letters, digits and `@%+=:,./_-` only, else in single quotes (a quote inside as
-    /// `'"'"'`). Works outside quotes and inside single quotes; not inside double quotes.
+    /// `'"'"'`).
     public static func shellQuoted(_ value: String) -> String {
         let safe = Set("@%+=:,./_-".utf8)
         func isSafe(_ b: UInt8) -> Bool {

@@ -53,14 +53,25 @@ public enum FileIO {
         defer { close(fd) }
         var st = Glibc.stat()
         guard fstat(fd, &st) == 0 else { throw FileError(path: path, operation: "stat", errno: errno) }
+        // The size says how much to read; a file that grew meanwhile, or one that reports no
+        // size (/proc), is read on to its end.
         var out = [UInt8](repeating: 0, count: Int(st.st_size))
         var done = 0
-        while done < out.count {
-            let n = out.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + done, $0.count - done) }
+        var chunk = [UInt8]()
+        while true {
+            let n: Int
+            if done < out.count {
+                n = out.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + done, $0.count - done) }
+            } else {
+                if chunk.isEmpty { chunk = [UInt8](repeating: 0, count: 1 << 16) }
+                n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }
+                if n > 0 { out.append(contentsOf: chunk[0..<n]) }
+            }
             if n < 0 { if errno == EINTR { continue }; throw FileError(path: path, operation: "read", errno: errno) }
-            if n == 0 { out.removeSubrange(done...); break }
+            if n == 0 { break }
             done += n
         }
+        if done < out.count { out.removeSubrange(done...) }
         return out
     }
 

@@ -176,14 +176,29 @@ public enum Subprocess {
             guard let group = parts.first.flatMap({ pid_t($0) }), group > 1 else { continue }
             let recorded = parts.count > 1 ? String(parts[1]) : "?"
             if let now = startTime(of: group), recorded != "?", now != recorded { continue }  // a recycled id
-            guard kill(-group, 0) == 0 else { continue }
+            guard hasLiveMembers(group) else { continue }
             kill(-group, SIGKILL)
             stopped += 1
             let deadline = Date().addingTimeInterval(timeout)
-            while kill(-group, 0) == 0 && Date() < deadline { usleep(10_000) }
+            while hasLiveMembers(group) && Date() < deadline { usleep(10_000) }
         }
         unlink(path)
         return stopped
+    }
+
+    /// Whether process group `group` has a member that is not a zombie (a zombie waits for
+    /// its reaper, which a container's init may never be; it writes nothing). Without /proc,
+    /// whether the group has any member.
+    static func hasLiveMembers(_ group: pid_t) -> Bool {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return kill(-group, 0) == 0 }
+        for name in names {
+            guard let pid = pid_t(name), let bytes = try? FileIO.read("/proc/\(pid)/stat") else { continue }
+            let text = String(decoding: bytes, as: UTF8.self)
+            guard let close = text.lastIndex(of: ")") else { continue }
+            let fields = text[text.index(after: close)...].split(separator: " ")  // state, ppid, pgrp, ...
+            if fields.count > 2, fields[2] == Substring(String(group)), fields[0] != "Z" { return true }
+        }
+        return false
     }
 
     /// Field 22 of /proc/PID/stat (start time in clock ticks since boot); nil when there is no

@@ -109,7 +109,8 @@ public enum BaselineReader {
         }
         defer {
             for (reason, at) in skippedLines {
-                let shown = at.prefix(3).map { "\(file):\($0)" }.joined(separator: ", ") + (at.count > 3 ? ", …" : "")
+                let name = Path.lastComponent(file)  // a stage reads an unpacked copy: its own path says nothing
+                let shown = at.prefix(3).map { "\(name):\($0)" }.joined(separator: ", ") + (at.count > 3 ? ", …" : "")
                 skipped["\(reason) (\(shown))", default: 0] += at.count
             }
         }
