@@ -198,6 +198,23 @@ final class ReliabilityTests: XCTestCase {
         XCTAssertTrue(show.stderr.contains("its ref file") && show.stderr.contains("is damaged"), show.stderr)
     }
 
+    /// A full disk is named as such (on a 256 KiB tmpfs; skipped where mounting is not allowed).
+    func testAFullDiskIsNamed() throws {
+        let tiny = dir + "/tiny"
+        try FileManager.default.createDirectory(atPath: tiny, withIntermediateDirectories: true)
+        let mount = Process()
+        mount.executableURL = URL(fileURLWithPath: "/bin/sh")
+        mount.arguments = ["-c", "mount -t tmpfs -o size=256k tmpfs '\(tiny)' 2>/dev/null"]
+        try mount.run()
+        mount.waitUntilExit()
+        try XCTSkipIf(mount.terminationStatus != 0, "cannot mount a tmpfs here (needs root in a mount namespace)")
+        defer { _ = try? Process.run(URL(fileURLWithPath: "/bin/umount"), arguments: [tiny]).waitUntilExit() }
+        try writeFile(#"{"name": "d", "stages": {"s": {"type": "command", "params": {"run": "head -c 1000000 /dev/zero > {outputs.big}", "outputs": ["big"]}}}}"#, tiny + "/d.json")
+        let r = try output(["run", "d.json"], in: tiny)
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.text.contains("is full (ENOSPC, no space left on device)"), r.text)
+    }
+
     func testCRLFAndInvalidUTF8InData() throws {
         try writeFile("{\"prediction\": \"Paris\", \"ground_truth\": \"Paris\"}\r\n{\"prediction\": \"a\", \"ground_truth\": \"b\"}\r\n", dir + "/m.jsonl")
         let m = try CLI.run(["metrics", "m.jsonl"], in: dir)

@@ -314,8 +314,7 @@ public final class Executor: @unchecked Sendable {
             }
             // Inputs are read-only: a stage that changed one fails, and the damaged copy is dropped.
             for (port, input) in inputs.sorted(by: { $0.key < $1.key }) {
-                guard let change = store.changedTree(input.digest) else { continue }
-                store.removeTree(input.digest)
+                guard let change = store.checkTreeAfterUse(input.digest) else { continue }
                 throw StageInputChanged(port: port, change: change)
             }
             let output = try store.ingest(directory: out, kind: st.ports.output)

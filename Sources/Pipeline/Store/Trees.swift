@@ -20,6 +20,10 @@ extension Store {
     /// A tree already unpacked is reused when it still matches its stamp, else unpacked anew.
     public func materialize(_ d: Digest) throws -> String {
         let dest = treePath(d)
+        // One unpacker of a tree at a time (stages and processes may share an input): the
+        // tree and its stamp appear together.
+        let lock = try treeLock(d)
+        defer { lock.unlock() }
         if FileIO.isDirectory(dest) {
             if changedTree(d) == nil { return dest }
             removeTree(d)
@@ -35,10 +39,22 @@ extension Store {
         let stamp = try stampOf(tmp, files: m.files.keys.sorted())
         FileIO.setDirectoriesReadOnly(tmp)
         try FileIO.writeAtomically(stamp.canonical, to: treeStampPath(d), sync: false)
-        if rename(tmp, dest) != 0 && !FileIO.isDirectory(dest) {
-            throw FileError(path: dest, operation: "create", errno: errno)
-        }
+        if rename(tmp, dest) != 0 { throw FileError(path: dest, operation: "create", errno: errno) }
         return dest
+    }
+
+    /// Checks an input tree after a stage ran; a changed one is removed (unpacked anew when
+    /// next needed). Returns how it changed, or nil.
+    public func checkTreeAfterUse(_ d: Digest) -> String? {
+        guard let lock = try? treeLock(d) else { return changedTree(d) }
+        defer { lock.unlock() }
+        guard let change = changedTree(d) else { return nil }
+        removeTree(d)
+        return change
+    }
+
+    private func treeLock(_ d: Digest) throws -> FileLock {
+        try FileLock(path: "\(root)/locks/trees/\(d.hex).lock")
     }
 
     /// How an unpacked tree differs from its stamp (a file added, removed or rewritten), or
