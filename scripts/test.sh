@@ -7,12 +7,13 @@ if [ ! -f models/all-MiniLM-L6-v2/model.safetensors ]; then
   echo "warning: models/all-MiniLM-L6-v2 is missing; the encoder tests will fail. Run scripts/fetch-models.sh" >&2
   echo "         (scripts/setup.sh and .ci/run do)." >&2
 fi
-# The official openai Python client, an outside client of `haps-pipe serve` in the tests.
-if ! .build/test-venv/bin/python -c "import openai" 2>/dev/null; then
+# The official openai Python client, an outside client of `haps-pipe serve` in the tests, and
+# numpy, the oracle of the evaluation's bootstrap.
+if ! .build/test-venv/bin/python -c "import openai, numpy" 2>/dev/null; then
   if python3 -m venv .build/test-venv 2>/dev/null; then
-    .build/test-venv/bin/pip install --quiet --disable-pip-version-check openai
+    .build/test-venv/bin/pip install --quiet --disable-pip-version-check openai numpy
   else  # no venv module: a plain target directory
-    python3 -m pip install --quiet --disable-pip-version-check --target .build/test-python openai
+    python3 -m pip install --quiet --disable-pip-version-check --target .build/test-python openai numpy
     export HAPS_TEST_PYTHON=$(command -v python3) PYTHONPATH="$PWD/.build/test-python${PYTHONPATH:+:$PYTHONPATH}"
   fi
 fi

@@ -14,4 +14,9 @@ extension ArtifactKind {
     public static let sftData: ArtifactKind = "sft-data"
     /// A Hugging Face model directory (config.json, model.safetensors, tokenizer.json).
     public static let model: ArtifactKind = "model"
+    /// A high-level router (`router.json` and its arrays or model), from `route-table` or
+    /// `sft-train`: anything `RouterArtifacts.load` reads.
+    public static let router: ArtifactKind = "router"
+    /// Routers and baselines compared on a split (`report.md`, `results.json`, ...), from `evaluate`.
+    public static let evaluation: ArtifactKind = "evaluation"
 }

@@ -11,6 +11,8 @@ public enum HAPSStages {
         r.register(TrainDecoderStage.self)
         r.register(SynthDataStage.self)
         r.register(TrainAgentStage.self)
+        r.register(RouteTableStage.self)
+        r.register(EvaluateStage.self)
         return r
     }
 }

@@ -245,12 +245,15 @@ struct Show: ParsableCommand {
                 let e = m.files[name]!
                 print("  \(name)  \(e.size) bytes  \(e.digest.short)")
             }
-            for name in m.files.keys.sorted() {
+            // A summary (summary.txt: the report a stage writes for people) is printed whole and
+            // first; other text files are previewed.
+            for name in m.files.keys.sorted(by: { ($0 == "summary.txt" ? 0 : 1, $0) < ($1 == "summary.txt" ? 0 : 1, $1) }) {
                 let bytes = try store.object(m.files[name]!.digest)
                 guard let text = String(validating: bytes, as: UTF8.self), !bytes.contains(0) else { continue }
-                let all = text.split(separator: "\n", omittingEmptySubsequences: false)
-                print("--- \(name)\(all.count > lines ? " (first \(lines) of \(all.count) lines)" : "")")
-                for l in all.prefix(lines) { print(l.count > 200 ? l.prefix(200) + "…" : l) }
+                let all = FileIO.lines(text)
+                let shown = name == "summary.txt" ? all.count : lines
+                print("--- \(name)\(all.count > shown ? " (first \(shown) of \(all.count) lines)" : "")")
+                for l in all.prefix(shown) { print(l.count > 200 ? l.prefix(200) + "…" : l) }
             }
         } catch { throw ErrorOutput.fail(error) }
     }

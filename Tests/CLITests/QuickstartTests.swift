@@ -10,6 +10,9 @@ final class QuickstartTests: XCTestCase {
 
     func testTheQuickstartRunsEndToEndAtMicroSize() throws {
         let dir = try makeTempDirectory(self)
+        // The encoder the embedding routers read, where the spec names it (relative to where it runs).
+        let models = URL(fileURLWithPath: QuickstartTests.spec).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("models").path
+        try FileManager.default.createSymbolicLink(atPath: dir + "/models", withDestinationPath: models)
         var micro: [String] = []
         for split in ["train", "valid", "test"] { micro += ["--set", #"world_\#(split).sizes={"train": 10, "valid": 5, "test": 5}"#] }
         for agent in ["agent_a", "agent_b"] {
@@ -21,7 +24,7 @@ final class QuickstartTests: XCTestCase {
         for split in ["train", "valid", "test"] { micro += ["--set", "sample_\(split).max_tokens=24"] }
         let r = try CLI.run(["run", QuickstartTests.spec, "--plain"] + micro, in: dir)
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertTrue(r.stderr.contains("quickstart: 11 ran"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("quickstart: 17 ran"), r.stderr)
         XCTAssertTrue(r.stderr.contains("result of score_valid:"), r.stderr)
         let summary = try CLI.run(["show", "score_valid", "--file", "summary.txt"], in: dir)
         XCTAssertEqual(summary.status, 0, summary.stderr)
@@ -32,7 +35,14 @@ final class QuickstartTests: XCTestCase {
         let parsed = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as! [String: Any]
         XCTAssertEqual((parsed["by_type"] as! [String: Any]).values.map { ($0 as! [String: Any])["questions"] as! Int }.reduce(0, +), 5)
         let again = try CLI.run(["run", QuickstartTests.spec, "--plain"] + micro, in: dir)
-        XCTAssertTrue(again.stderr.contains("quickstart: 11 cached"), again.stderr)
+        XCTAssertTrue(again.stderr.contains("quickstart: 17 cached"), again.stderr)
+        let evaluation = try CLI.run(["show", "evaluate"], in: dir)
+        XCTAssertEqual(evaluation.status, 0, evaluation.stderr)
+        for row in ["router_per_type", "router_knn", "router_logistic", "router_mf", "best_fixed", "oracle", "random", "fixed_3"] {
+            XCTAssertTrue(evaluation.stdout.contains("\n" + row + " "), "\(row) in\n\(evaluation.stdout)")
+        }
+        XCTAssertTrue(evaluation.stdout.contains("5 questions; best fixed chosen on valid"), evaluation.stdout)
+        XCTAssertTrue(evaluation.stdout.contains("mean F1 by question type:"), evaluation.stdout)
         let missing = try CLI.run(["show", "score_valid", "--file", "summary.jsn"], in: dir)
         XCTAssertEqual(missing.status, 1)
         XCTAssertTrue(missing.stderr.contains("has no file 'summary.jsn'; did you mean 'summary.json'?"), missing.stderr)

@@ -11,7 +11,7 @@ public struct SVGPlot: Sendable {
         self.title = title; self.xLabel = xLabel; self.yLabel = yLabel; self.series = series
     }
 
-    static func escape(_ s: String) -> String {
+    public static func escape(_ s: String) -> String {
         var out = ""
         for c in s {
             switch c { case "&": out += "&amp;"; case "<": out += "&lt;"; case ">": out += "&gt;"; case "\"": out += "&quot;"; default: out.append(c) }

@@ -1,0 +1,120 @@
+public import Pipeline
+
+/// Routers and baselines compared on one split's score table: what a paper reports. Routers
+/// whose choices are among the sampled actions are replayed on the table (exact, no model
+/// calls); baselines are every fixed action, the best fixed action (chosen on valid), random
+/// routing (its expectation) and the oracle.
+public struct Evaluation: Sendable {
+    /// One compared system: its per-question figures and what is derived from them.
+    public struct Row: Sendable {
+        public var name: String
+        public var label: String
+        public var isRouter: Bool
+        /// The action chosen per question (nil: random routing's expectation over actions).
+        public var actions: [Int]?
+        public var f1: [Double], em: [Double], precision: [Double], recall: [Double]
+        public var tokens: [Double?], cost: [Double?]
+        /// Mean F1 minus best fixed's, with a paired bootstrap 95% interval.
+        public var difference = Bootstrap.Interval(mean: 0, low: 0, high: 0)
+        /// (row − best fixed) / (oracle − best fixed); nil when the oracle gains nothing.
+        public var gapShare: Double?
+
+        static func mean(_ v: [Double]) -> Double { v.isEmpty ? 0 : v.reduce(0, +) / Double(v.count) }
+        public var meanF1: Double { Row.mean(f1) }
+        public var meanEM: Double { Row.mean(em) }
+        public var meanPrecision: Double { Row.mean(precision) }
+        public var meanRecall: Double { Row.mean(recall) }
+        public var f1Sum: Double { f1.reduce(0, +) }
+        /// Means over questions with a figure; nil when none has one.
+        public var meanTokens: Double? { Row.meanKnown(tokens) }
+        public var meanCost: Double? { Row.meanKnown(cost) }
+        static func meanKnown(_ v: [Double?]) -> Double? {
+            let known = v.compactMap { $0 }
+            return known.isEmpty || known.count < v.count ? nil : Row.mean(known)
+        }
+        /// Mean F1 over the questions at `indices`.
+        public func meanF1(_ indices: [Int]) -> Double { Row.mean(indices.map { f1[$0] }) }
+    }
+
+    public var matrix: ScoreMatrix
+    public var types: [String?]
+    public var bestFixedAction: Int
+    public var rows: [Row]
+    public var resamples: Int
+    public var seed: UInt64
+
+    /// `routes`: (name, label, decisions on the matrix's questions in order). `bestFixedAction`:
+    /// chosen on valid.
+    public init(matrix: ScoreMatrix, types: [String?], bestFixedAction: Int, routes: [(name: String, label: String, decisions: [RouteDecision])],
+                resamples: Int = 10_000, seed: UInt64 = 43) {
+        self.matrix = matrix; self.types = types; self.bestFixedAction = bestFixedAction
+        self.resamples = resamples; self.seed = seed
+        let space = matrix.space
+        func replay(_ name: String, _ label: String, router: Bool, _ actions: [Int]) -> Row {
+            func pick(_ m: [[Double]]) -> [Double] { zip(m, actions).map { $0[$1] } }
+            return Row(name: name, label: label, isRouter: router, actions: actions, f1: pick(matrix.f1), em: pick(matrix.em),
+                       precision: pick(matrix.precision), recall: pick(matrix.recall),
+                       tokens: zip(matrix.tokens, actions).map { $0[$1] }, cost: zip(matrix.cost, actions).map { $0[$1] })
+        }
+        let describe = { (a: Int) in zip(space.roles, space.assignment(of: a)).map { "\($0) \($1)" }.joined(separator: ", ") }
+        var rows = routes.map { replay($0.name, $0.label, router: true, $0.decisions.map(\.action)) }
+        rows.append(replay("best_fixed", "best fixed on valid (action \(bestFixedAction): \(describe(bestFixedAction)))", router: false,
+                           Array(repeating: bestFixedAction, count: matrix.count)))
+        rows.append(replay("oracle", "oracle (best action per question)", router: false, matrix.oracleActions))
+        func expectation(_ m: [[Double]]) -> [Double] { m.map { $0.reduce(0, +) / Double($0.count) } }
+        func expectation(_ m: [[Double?]]) -> [Double?] { m.map { r in r.contains(where: { $0 == nil }) ? nil : r.reduce(0) { $0 + $1! } / Double(r.count) } }
+        rows.append(Row(name: "random", label: "random routing (expectation)", isRouter: false, actions: nil, f1: expectation(matrix.f1),
+                        em: expectation(matrix.em), precision: expectation(matrix.precision), recall: expectation(matrix.recall),
+                        tokens: expectation(matrix.tokens), cost: expectation(matrix.cost)))
+        for a in space.indices {
+            rows.append(replay("fixed_\(a)", "fixed action \(a) (\(describe(a)))", router: false, Array(repeating: a, count: matrix.count)))
+        }
+        let base = rows.first { $0.name == "best_fixed" }!, oracle = rows.first { $0.name == "oracle" }!
+        let indices = Bootstrap.indices(count: matrix.count, resamples: resamples, seed: seed)
+        for i in rows.indices {
+            let diffs = zip(rows[i].f1, base.f1).map { $0 - $1 }
+            rows[i].difference = Bootstrap.interval(diffs, indices: indices)
+            let gap = oracle.meanF1 - base.meanF1
+            rows[i].gapShare = gap > 1e-12 ? (rows[i].meanF1 - base.meanF1) / gap : nil
+        }
+        self.rows = rows
+    }
+
+    /// The question types present, sorted, with the questions of each.
+    public var typeGroups: [(type: String, questions: [Int])] {
+        var groups: [String: [Int]] = [:]
+        for (q, t) in types.enumerated() { if let t { groups[t, default: []].append(q) } }
+        return groups.keys.sorted().map { ($0, groups[$0]!) }
+    }
+}
+
+/// The paired bootstrap: resample questions with replacement, the same resamples for every
+/// compared row, and read the 2.5th and 97.5th percentiles of the mean difference (numpy's
+/// default linear interpolation).
+public enum Bootstrap {
+    public struct Interval: Sendable, Equatable {
+        public var mean: Double, low: Double, high: Double
+    }
+
+    /// `resamples` lists of `count` question indices, drawn from a seeded generator.
+    public static func indices(count: Int, resamples: Int, seed: UInt64) -> [[Int]] {
+        guard count > 0 else { return [] }
+        var rng = SeededRandom(seed: seed)
+        return (0..<resamples).map { _ in (0..<count).map { _ in Int(rng.next(upperBound: UInt64(count))) } }
+    }
+
+    public static func interval(_ values: [Double], indices: [[Int]], confidence: Double = 0.95) -> Interval {
+        let mean = values.isEmpty ? 0 : values.reduce(0, +) / Double(values.count)
+        guard !indices.isEmpty else { return Interval(mean: mean, low: mean, high: mean) }
+        let means = indices.map { r in r.reduce(0.0) { $0 + values[$1] } / Double(r.count) }.sorted()
+        let tail = (1 - confidence) / 2
+        return Interval(mean: mean, low: percentile(means, tail), high: percentile(means, 1 - tail))
+    }
+
+    /// numpy.percentile's default (linear) on sorted values; `p` in 0...1.
+    public static func percentile(_ sorted: [Double], _ p: Double) -> Double {
+        let h = Double(sorted.count - 1) * p
+        let lo = Int(h.rounded(.down)), hi = min(lo + 1, sorted.count - 1)
+        return sorted[lo] + (h - Double(lo)) * (sorted[hi] - sorted[lo])
+    }
+}

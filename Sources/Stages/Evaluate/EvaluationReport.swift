@@ -1,0 +1,164 @@
+public import JSON
+public import Pipeline
+
+/// The files of an evaluation: the table for terminals (`summary.txt`), `report.md`,
+/// `results.csv`, `results.json`, `per_question.jsonl` and the cost–quality plane as SVG.
+extension Evaluation {
+    static func f(_ x: Double, _ digits: Int = 4) -> String { Format.fixed(x, digits) }
+
+    /// "+0.0520 [+0.0210, +0.0830]"
+    static func signed(_ x: Double) -> String { (x >= 0 ? "+" : "") + f(x) }
+    static func interval(_ i: Bootstrap.Interval) -> String { "\(signed(i.mean)) [\(signed(i.low)), \(signed(i.high))]" }
+
+    var header: String {
+        "\(matrix.count) questions; best fixed chosen on valid: action \(bestFixedAction); paired bootstrap 95% intervals, \(resamples) resamples, seed \(seed)"
+    }
+
+    /// The comparison as a table for terminals (what `haps-pipe show` prints).
+    public var summaryText: String {
+        let width = max(12, rows.map(\.name.count).max() ?? 12)
+        var lines = [header, "",
+                     "name".padding(width) + "  F1 mean  EM mean  P mean   R mean   F1 sum   tokens/q  cost/q      gap share  F1 − best fixed [95% CI]"]
+        for r in rows {
+            lines.append(r.name.padding(width) + "  \(Evaluation.f(r.meanF1))   \(Evaluation.f(r.meanEM))   \(Evaluation.f(r.meanPrecision))   "
+                         + "\(Evaluation.f(r.meanRecall))   \(Evaluation.f(r.f1Sum, 2).leftPadding(6))   "
+                         + (r.meanTokens.map { Evaluation.f($0, 1) } ?? "-").leftPadding(8) + "  " + (r.meanCost.map { Evaluation.f($0, 6) } ?? "-").padding(10)
+                         + "  " + (r.gapShare.map { Evaluation.f($0, 3) } ?? "-").leftPadding(9) + "  " + Evaluation.interval(r.difference))
+        }
+        let groups = typeGroups
+        if !groups.isEmpty {
+            lines.append("")
+            lines.append("mean F1 by question type: " + groups.map { "\($0.type) (\($0.questions.count))" }.joined(separator: ", "))
+            for r in rows {
+                lines.append("  " + r.name.padding(width) + groups.map { "  " + Evaluation.f(r.meanF1($0.questions)) }.joined())
+            }
+        }
+        lines.append("")
+        for r in rows { lines.append("\(r.name): \(r.label)") }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    public var markdown: String {
+        var out = "# Evaluation\n\n\(header).\n\n"
+        out += "| name | what | F1 mean | EM mean | P mean | R mean | F1 sum | tokens/q | cost/q | gap share | F1 − best fixed [95% CI] |\n"
+        out += "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n"
+        for r in rows {
+            out += "| \(r.name) | \(r.label) | \(Evaluation.f(r.meanF1)) | \(Evaluation.f(r.meanEM)) | \(Evaluation.f(r.meanPrecision)) | "
+                + "\(Evaluation.f(r.meanRecall)) | \(Evaluation.f(r.f1Sum, 2)) | \(r.meanTokens.map { Evaluation.f($0, 1) } ?? "-") | "
+                + "\(r.meanCost.map { Evaluation.f($0, 6) } ?? "-") | \(r.gapShare.map { Evaluation.f($0, 3) } ?? "-") | \(Evaluation.interval(r.difference)) |\n"
+        }
+        let groups = typeGroups
+        if !groups.isEmpty {
+            out += "\n## Mean F1 by question type\n\n| name | " + groups.map { "\($0.type) (\($0.questions.count))" }.joined(separator: " | ") + " |\n"
+            out += "| --- |" + String(repeating: " ---: |", count: groups.count) + "\n"
+            for r in rows { out += "| \(r.name) | " + groups.map { Evaluation.f(r.meanF1($0.questions)) }.joined(separator: " | ") + " |\n" }
+        }
+        out += "\n*gap share*: (F1 − best fixed) / (oracle − best fixed), the share of the oracle's gain a router recovers. "
+        out += "*Random* is the expectation over every action. The cost–quality plane is `cost_quality.svg`.\n"
+        return out
+    }
+
+    /// One line per row and group ("all" and each question type).
+    public var csv: String {
+        var out = "name,group,questions,f1_mean,em_mean,precision_mean,recall_mean,f1_sum,tokens_mean,cost_mean,gap_share,diff_mean,diff_low,diff_high\n"
+        let all = (type: "all", questions: Array(0..<matrix.count))
+        for r in rows {
+            for g in [all] + typeGroups {
+                let sub = g.questions
+                func m(_ v: [Double]) -> String { Evaluation.f(Row.mean(sub.map { v[$0] }), 6) }
+                let isAll = g.type == "all"
+                out += [r.name, g.type, String(sub.count), m(r.f1), m(r.em), m(r.precision), m(r.recall), Evaluation.f(sub.reduce(0) { $0 + r.f1[$1] }, 4),
+                        (Row.meanKnown(sub.map { r.tokens[$0] }).map { Evaluation.f($0, 2) } ?? ""),
+                        (Row.meanKnown(sub.map { r.cost[$0] }).map { Evaluation.f($0, 8) } ?? ""),
+                        isAll ? (r.gapShare.map { Evaluation.f($0, 6) } ?? "") : "",
+                        isAll ? Evaluation.f(r.difference.mean, 6) : "", isAll ? Evaluation.f(r.difference.low, 6) : "",
+                        isAll ? Evaluation.f(r.difference.high, 6) : ""].joined(separator: ",") + "\n"
+            }
+        }
+        return out
+    }
+
+    public var json: JSONValue {
+        func num(_ x: Double?) -> JSONValue { x.map { .number($0) } ?? .null }
+        return .object([
+            ("questions", .number(Double(matrix.count))), ("best_fixed_action", .number(Double(bestFixedAction))),
+            ("bootstrap", ["resamples": .number(Double(resamples)), "seed": .number(Double(seed)), "confidence": 0.95]),
+            ("rows", .array(rows.map { r in
+                .object([("name", .string(r.name)), ("label", .string(r.label)), ("router", .bool(r.isRouter)),
+                         ("f1_mean", .number(r.meanF1)), ("em_mean", .number(r.meanEM)), ("precision_mean", .number(r.meanPrecision)),
+                         ("recall_mean", .number(r.meanRecall)), ("f1_sum", .number(r.f1Sum)), ("tokens_mean", num(r.meanTokens)),
+                         ("cost_mean", num(r.meanCost)), ("gap_share", num(r.gapShare)),
+                         ("diff_vs_best_fixed", ["mean": .number(r.difference.mean), "low": .number(r.difference.low), "high": .number(r.difference.high)]),
+                         ("by_type", .object(typeGroups.map { ($0.type, JSONValue.number(r.meanF1($0.questions))) }))])
+            })),
+        ])
+    }
+
+    /// Per question: its type, and each row's action and F1.
+    public var perQuestionLines: String {
+        matrix.questions.indices.map { q in
+            var o: [(String, JSONValue)] = [("question_index", .number(Double(q))), ("question", .string(matrix.questions[q])),
+                                            ("type", types[q].map(JSONValue.string) ?? .null)]
+            for r in rows {
+                o.append((r.name, .object([("action", r.actions.map { .number(Double($0[q])) } ?? .null), ("f1", .number(r.f1[q]))])))
+            }
+            return JSONValue.object(o).canonical + "\n"
+        }.joined()
+    }
+
+    /// Every row as a point of the cost–quality plane (cost per question, or tokens when the
+    /// samples carry no cost), the Pareto frontier drawn through the points no other beats.
+    public var costQualitySVG: String {
+        let useCost = rows.allSatisfy { $0.meanCost != nil }
+        let points = rows.compactMap { r -> (String, Double, Double, Bool)? in
+            guard let x = useCost ? r.meanCost : r.meanTokens else { return nil }
+            return (r.name, x, r.meanF1, r.isRouter)
+        }
+        let width = 640.0, height = 420.0, left = 70.0, right = 30.0, top = 40.0, bottom = 60.0
+        guard !points.isEmpty else {
+            return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"80\"><text x=\"20\" y=\"40\">no cost or token counts in the score table</text></svg>\n"
+        }
+        var (x0, x1) = (points.map(\.1).min()!, points.map(\.1).max()!), (y0, y1) = (points.map(\.2).min()!, points.map(\.2).max()!)
+        if x1 - x0 < 1e-12 { x0 -= 1; x1 += 1 }
+        if y1 - y0 < 1e-12 { y0 -= 0.05; y1 += 0.05 }
+        let px = { (x: Double) in left + (x - x0) / (x1 - x0) * (width - left - right) }
+        let py = { (y: Double) in height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom) }
+        // Pareto: sorted by cost, keep each point whose F1 beats every cheaper one.
+        var frontier: [(String, Double, Double, Bool)] = []
+        for p in points.sorted(by: { ($0.1, -$0.2) < ($1.1, -$1.2) }) where frontier.last.map({ p.2 > $0.2 }) ?? true { frontier.append(p) }
+        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"11\">\n"
+        svg += "<text x=\"\(Int(width / 2))\" y=\"20\" text-anchor=\"middle\" font-size=\"14\">Cost and quality of routers and baselines</text>\n"
+        svg += "<line x1=\"\(left)\" y1=\"\(height - bottom)\" x2=\"\(width - right)\" y2=\"\(height - bottom)\" stroke=\"black\"/>\n"
+        svg += "<line x1=\"\(left)\" y1=\"\(top)\" x2=\"\(left)\" y2=\"\(height - bottom)\" stroke=\"black\"/>\n"
+        for i in 0...4 {
+            let xv = x0 + (x1 - x0) * Double(i) / 4, yv = y0 + (y1 - y0) * Double(i) / 4
+            svg += "<text x=\"\(Evaluation.f(px(xv), 1))\" y=\"\(height - bottom + 16)\" text-anchor=\"middle\">\(Evaluation.tick(xv, span: x1 - x0))</text>\n"
+            svg += "<text x=\"\(left - 6)\" y=\"\(Evaluation.f(py(yv) + 4, 1))\" text-anchor=\"end\">\(Evaluation.f(yv, 3))</text>\n"
+        }
+        svg += "<text x=\"\(Int(width / 2))\" y=\"\(Int(height - 15))\" text-anchor=\"middle\">\(useCost ? "cost per question (USD)" : "tokens per question")</text>\n"
+        svg += "<text x=\"18\" y=\"\(Int(height / 2))\" text-anchor=\"middle\" transform=\"rotate(-90 18 \(Int(height / 2)))\">mean F1</text>\n"
+        svg += "<polyline fill=\"none\" stroke=\"#999\" stroke-dasharray=\"4 3\" points=\"" + frontier.map { "\(Evaluation.f(px($0.1), 1)),\(Evaluation.f(py($0.2), 1))" }.joined(separator: " ") + "\"/>\n"
+        for (name, x, y, router) in points {
+            svg += "<circle cx=\"\(Evaluation.f(px(x), 1))\" cy=\"\(Evaluation.f(py(y), 1))\" r=\"4\" fill=\"\(router ? "#c0392b" : "#2c3e50")\"/>\n"
+            svg += "<text x=\"\(Evaluation.f(px(x) + 6, 1))\" y=\"\(Evaluation.f(py(y) - 6, 1))\">\(SVGPlot.escape(name))</text>\n"
+        }
+        return svg + "</svg>\n"
+    }
+
+    /// An axis label with as many decimals as the axis' span needs.
+    static func tick(_ v: Double, span: Double) -> String {
+        var digits = 0
+        while digits < 8 && span * Double([1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000][digits]) < 10 { digits += 1 }
+        return Format.fixed(v, digits)
+    }
+
+    /// Writes every file into `directory`.
+    public func write(to directory: String) throws {
+        try FileIO.writeAtomically(summaryText, to: directory + "/summary.txt")
+        try FileIO.writeAtomically(markdown, to: directory + "/report.md")
+        try FileIO.writeAtomically(csv, to: directory + "/results.csv")
+        try FileIO.writeAtomically(json.pretty + "\n", to: directory + "/results.json")
+        try FileIO.writeAtomically(perQuestionLines, to: directory + "/per_question.jsonl")
+        try FileIO.writeAtomically(costQualitySVG, to: directory + "/cost_quality.svg")
+    }
+}

@@ -1,0 +1,65 @@
+public import Pipeline
+import LLM
+
+/// The `route-table` stage: a router learned from a score table alone (no model calls), as an
+/// artifact of kind `router` that `evaluate` (and anything else) routes with.
+///
+///     "router_knn": {"type": "route-table", "inputs": {"scores": "score_train", "encoder": "models/all-MiniLM-L6-v2"},
+///                    "params": {"method": "knn", "k": 10}}
+public struct RouteTableStage: StageType {
+    public struct Params: StageParameters {
+        @Param("best-fixed, per-type, knn, logistic or mf") var method: TableRouter.Method
+        @Param("knn: neighbours") var k = 10
+        @Param("mf: rank of the factorisation") var rank = 16
+        @Param("logistic and mf: full-batch optimisation steps") var steps = 500
+        @Param("logistic and mf: learning rate") var lr = 0.05
+        @Param("logistic and mf: L2 penalty") var l2 = 0.001
+        public init() {}
+    }
+
+    public static let name = "route-table"
+    public static let version = 1
+    public static let summary = "A router learned from a score table (best fixed, per question type, kNN, logistic, matrix factorisation)."
+
+    public static func ports(_ p: Params) -> StagePorts {
+        StagePorts(inputs: [InputPort("scores", kind: .scoreTable, help: "the table to learn from (train split; valid for best-fixed)"),
+                            InputPort("questions", kind: .questions, optional: true, help: "the table's questions: their types (per-type)"),
+                            InputPort("encoder", kind: .model, optional: true, help: "a sentence-transformers directory (knn, logistic, mf)")],
+                   output: .router)
+    }
+
+    public static func validate(_ p: Params, at path: JSONPath) -> [SpecProblem] {
+        var problems: [SpecProblem] = []
+        if p.k < 1 { problems.append(SpecProblem(path.appending("k"), "expected a positive integer, found \(p.k)")) }
+        if p.rank < 1 { problems.append(SpecProblem(path.appending("rank"), "expected a positive integer, found \(p.rank)")) }
+        if p.steps < 1 { problems.append(SpecProblem(path.appending("steps"), "expected a positive integer, found \(p.steps)")) }
+        return problems
+    }
+
+    public static func run(_ p: Params, _ context: StageContext) throws {
+        let matrix = try ScoreMatrix(directory: context.inputs["scores"]!.directory)
+        let types = try context.inputs["questions"].map { try RoutingQuestions.types($0.path(of: "questions.jsonl")) } ?? [:]
+        if p.method == .perType && types.isEmpty {
+            throw RouterError("per-type needs the table's questions with their types: give the stage a 'questions' input")
+        }
+        var embeddings: [[Float]]? = nil
+        if p.method.needsEmbeddings {
+            guard let encoder = context.inputs["encoder"] else {
+                throw RouterError("\(p.method.rawValue) reads question embeddings: give the stage an 'encoder' input (models/all-MiniLM-L6-v2)")
+            }
+            context.progress.setStatus("embedding \(matrix.count) questions")
+            embeddings = try SentenceEncoder(directory: encoder.directory).embed(matrix.questions)
+        }
+        var settings = TableRouter.Settings()
+        settings.k = p.k; settings.rank = p.rank; settings.steps = p.steps; settings.learningRate = p.lr; settings.l2 = p.l2
+        settings.seed = context.seed
+        context.progress.setStatus("learning \(p.method.rawValue) from \(matrix.count) questions")
+        let router = try TableRouter(method: p.method, matrix: matrix, questions: RoutingQuestions.of(matrix, types: types),
+                                     embeddings: embeddings, settings: settings)
+        try router.save(directory: context.outputDirectory)
+        // How well it fits its own table (a training figure, not a result).
+        let chosen = try router.route(RoutingQuestions.of(matrix, types: types), embeddings: embeddings)
+        let fit = zip(chosen, matrix.f1).reduce(0.0) { $0 + $1.1[$1.0.action] } / Double(matrix.count)
+        context.log("\(router.label): mean F1 \(Format.fixed(fit, 4)) on its own table (best fixed \(Format.fixed(matrix.meanF1[matrix.bestFixedAction], 4)))")
+    }
+}

@@ -1,0 +1,114 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+public import JSON
+public import NN
+public import Pipeline
+public import LLM
+
+/// A question to route: its text and, when known, its type (bridge, comparison).
+public struct RoutingQuestion: Sendable, Equatable {
+    public var text: String
+    public var type: String?
+    public init(_ text: String, type: String? = nil) { self.text = text; self.type = type }
+}
+
+/// A router's choice for one question: the action (one candidate per role) and the router's
+/// distribution over every action of the space (what it would choose with what weight).
+public struct RouteDecision: Sendable, Equatable {
+    public var action: Int
+    public var distribution: [Double]
+    public init(action: Int, distribution: [Double]) { self.action = action; self.distribution = distribution }
+    /// All weight on one action.
+    public static func certain(_ action: Int, of space: ActionSpace) -> RouteDecision {
+        RouteDecision(action: action, distribution: space.indices.map { $0 == action ? 1 : 0 })
+    }
+}
+
+/// What turns question texts into embeddings for routers that read them (MiniLM's
+/// `SentenceEncoder`, or a test's own function).
+public protocol TextEmbedder: Sendable {
+    func embed(_ texts: [String]) throws -> [[Float]]
+}
+
+extension SentenceEncoder: TextEmbedder {}
+
+/// A high-level router: maps questions to an assignment of candidates to roles. Every kind is
+/// a directory (`router.json`, and `arrays.safetensors` for learned weights) that
+/// `RouterArtifacts.load` reads back, so that any stage can route with any router.
+public protocol QuestionRouter: Sendable {
+    var space: ActionSpace { get }
+    /// What the router is, for reports ("knn (k=10)").
+    var label: String { get }
+    /// Whether `route` needs question embeddings.
+    var needsEmbeddings: Bool { get }
+    /// One decision per question; `embeddings` (one per question) when `needsEmbeddings`.
+    func route(_ questions: [RoutingQuestion], embeddings: [[Float]]?) throws -> [RouteDecision]
+    /// `router.json` (with `kind`) and the arrays, written into `directory`.
+    func save(directory: String) throws
+}
+
+/// A problem with a router artifact or its use, naming it.
+public struct RouterError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Reading and writing router directories.
+public enum RouterArtifacts {
+    /// Loads any router directory by its `router.json`'s `kind`.
+    public static func load(directory: String) throws -> any QuestionRouter {
+        let path = directory + "/router.json"
+        let json: JSONValue
+        do { json = try JSONParser.parse(try FileIO.readString(path)) } catch {
+            throw RouterError("\(path): not a router (\(error)); routers come from route-table or sft-train")
+        }
+        guard let kind = json["kind"]?.stringValue else { throw RouterError("\(path): no 'kind'") }
+        let space = try spaceOf(json, path: path)
+        let arrays = FileIO.exists(directory + "/arrays.safetensors") ? try SafeTensorsFile(path: directory + "/arrays.safetensors").all() : [:]
+        switch kind {
+        case TableRouter.kind: return try TableRouter(json: json, arrays: arrays, space: space, path: path)
+        default:
+            guard let load = loaders[kind] else { throw RouterError("\(path): unknown router kind '\(kind)'") }
+            return try load(directory, json, space)
+        }
+    }
+
+    /// Loaders of router kinds defined elsewhere (the decoder router), by kind.
+    nonisolated(unsafe) public static var loaders: [String: (String, JSONValue, ActionSpace) throws -> any QuestionRouter] = [:]
+
+    static func spaceOf(_ json: JSONValue, path: String) throws -> ActionSpace {
+        guard let k = json["space"]?["candidates"]?.intValue, k >= 1,
+              let roles = json["space"]?["roles"]?.arrayValue?.compactMap(\.stringValue), !roles.isEmpty else {
+            throw RouterError("\(path): no action space ('space': {'candidates', 'roles'})")
+        }
+        return ActionSpace(candidates: k, roles: roles)
+    }
+
+    /// Writes `router.json` (the given fields, with `kind` and `space`) and the arrays.
+    static func write(directory: String, kind: String, space: ActionSpace, fields: [(String, JSONValue)], arrays: [String: Tensor]) throws {
+        let json = JSONValue.object([("kind", .string(kind)),
+                                     ("space", ["candidates": .number(Double(space.candidates)), "roles": .array(space.roles.map(JSONValue.string))])]
+                                    + fields)
+        try FileIO.writeAtomically(json.pretty + "\n", to: directory + "/router.json")
+        if !arrays.isEmpty { try SafeTensorsFile.write(arrays, to: directory + "/arrays.safetensors") }
+    }
+}
+
+/// Routing questions (texts and types) from a questions file, keyed for score tables.
+public enum RoutingQuestions {
+    /// Question text (spaces trimmed) → type, from a HotpotQA file.
+    public static func types(_ path: String) throws -> [String: String] {
+        var out: [String: String] = [:]
+        for q in try HotpotQA.load(path, requireAnswers: false) { if let t = q.type { out[q.question.trimmingSpaces] = t } }
+        return out
+    }
+
+    /// The score matrix's questions, with their types when `types` knows them.
+    public static func of(_ matrix: ScoreMatrix, types: [String: String]) -> [RoutingQuestion] {
+        matrix.questions.map { RoutingQuestion($0, type: types[$0.trimmingSpaces]) }
+    }
+}

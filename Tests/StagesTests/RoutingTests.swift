@@ -1,0 +1,144 @@
+import Foundation
+import XCTest
+import Pipeline
+@testable import Stages
+
+/// Routers learned from score tables, on constructed tables whose right answer is known, and
+/// the evaluation's figures and bootstrap (against numpy, with the same resamples).
+final class RoutingTests: XCTestCase {
+    let space = ActionSpace()
+
+    /// Two kinds of question: "near a" ones (embedding around (1, 0)) are answered only by
+    /// action 3, "near b" ones (around (0, 1)) only by action 0; action 1 is mediocre on both.
+    func world(_ n: Int, offset: Int = 0) -> (ScoreMatrix, [RoutingQuestion], [[Float]]) {
+        var questions: [RoutingQuestion] = [], f1: [[Double]] = [], embeddings: [[Float]] = []
+        for i in 0..<n {
+            let a = i % 3 != 0  // two a's for every b: best fixed is 3
+            let jitter = Float((i + offset) % 7) * 0.02
+            questions.append(RoutingQuestion("question \(i + offset)", type: a ? "bridge" : "comparison"))
+            f1.append(a ? [0, 0.4, 0.1, 1] : [1, 0.4, 0.1, 0])
+            let e: [Float] = a ? [1, jitter] : [jitter, 1]
+            let norm = (e[0] * e[0] + e[1] * e[1]).squareRoot()
+            embeddings.append(e.map { $0 / norm })
+        }
+        return (ScoreMatrix(space: space, questions: questions.map(\.text), f1: f1), questions, embeddings)
+    }
+
+    func testEachTableRouterFindsTheKnownAnswer() throws {
+        let (train, trainQuestions, trainEmbeddings) = world(30)
+        let (test, testQuestions, testEmbeddings) = world(12, offset: 100)
+        let oracle = test.oracleActions
+        XCTAssertEqual(train.bestFixedAction, 3)
+        for method in TableRouter.Method.allCases {
+            let router = try TableRouter(method: method, matrix: train, questions: trainQuestions,
+                                         embeddings: method.needsEmbeddings ? trainEmbeddings : nil)
+            let decisions = try router.route(testQuestions, embeddings: method.needsEmbeddings ? testEmbeddings : nil)
+            if method == .bestFixed {
+                XCTAssertEqual(decisions.map(\.action), Array(repeating: 3, count: 12))
+            } else {
+                XCTAssertEqual(decisions.map(\.action), oracle, "\(method.rawValue)")
+            }
+            for d in decisions { XCTAssertEqual(d.distribution.reduce(0, +), 1, accuracy: 1e-6, "\(method.rawValue)") }
+            // Saved and loaded, it routes the same.
+            let dir = NSTemporaryDirectory() + "router-\(UUID().uuidString)"
+            try FileIO.makeDirectory(dir)
+            try router.save(directory: dir)
+            let loaded = try RouterArtifacts.load(directory: dir)
+            XCTAssertEqual(try loaded.route(testQuestions, embeddings: method.needsEmbeddings ? testEmbeddings : nil), decisions, "\(method.rawValue)")
+        }
+    }
+
+    func testRoutersSayWhatTheyLack() throws {
+        let (train, questions, _) = world(6)
+        XCTAssertThrowsError(try TableRouter(method: .knn, matrix: train, questions: questions, embeddings: nil)) { e in
+            XCTAssertEqual("\(e)", "knn needs an embedding of every question")
+        }
+        let untyped = questions.map { RoutingQuestion($0.text) }
+        XCTAssertThrowsError(try TableRouter(method: .perType, matrix: train, questions: untyped, embeddings: nil)) { e in
+            XCTAssertTrue("\(e)".contains("per-type needs question types"), "\(e)")
+        }
+        let dir = NSTemporaryDirectory() + "router-\(UUID().uuidString)"
+        try FileIO.makeDirectory(dir)
+        try FileIO.writeAtomically(#"{"kind": "tabel", "space": {"candidates": 2, "roles": ["teacher", "student"]}}"#, to: dir + "/router.json")
+        XCTAssertThrowsError(try RouterArtifacts.load(directory: dir)) { e in XCTAssertTrue("\(e)".contains("unknown router kind 'tabel'"), "\(e)") }
+    }
+
+    func testAScoreTableReadsAsAMatrixOfCompleteQuestions() throws {
+        let dir = NSTemporaryDirectory() + "scores-\(UUID().uuidString)"
+        var lines = ""
+        for (q, f1s) in [("q1", [0.1, 0.2, 0.3, 0.4]), ("q2", [1.0, 0, 0, 0])] {
+            for (a, f) in f1s.enumerated() {
+                lines += #"{"action": \#(a), "em": 0, "f1": \#(f), "precision": \#(f), "question": "\#(q)", "question_index": 0, "recall": \#(f), "student": \#(a % 2), "teacher": \#(a / 2), "tokens": \#(10 * a)}"# + "\n"
+            }
+        }
+        lines += #"{"action": 0, "em": 0, "f1": 1, "precision": 1, "question": "q3", "question_index": 2, "recall": 1, "student": 0, "teacher": 0}"# + "\n"
+        try FileIO.writeAtomically(lines, to: dir + "/scores.jsonl")
+        let m = try ScoreMatrix(directory: dir)
+        XCTAssertEqual(m.space, ActionSpace())
+        XCTAssertEqual(m.questions, ["q1", "q2"], "q3 lacks actions")
+        XCTAssertEqual(m.f1[0], [0.1, 0.2, 0.3, 0.4])
+        XCTAssertEqual(m.tokens[0], [0, 10, 20, 30])
+        XCTAssertEqual(m.oracleActions, [3, 0])
+        XCTAssertEqual(m.bestFixedAction, 0, "0.55 beats 0.1, 0.15 and 0.2")
+    }
+
+    func testTheEvaluationsFigures() throws {
+        let f1: [[Double]] = [[0, 1, 0, 0], [0.5, 0, 0, 1], [1, 0, 0, 0], [0.2, 0.2, 0.2, 0.2]]
+        let m = ScoreMatrix(space: space, questions: ["a", "b", "c", "d"], f1: f1, cost: f1.map { _ in [1, 2, 3, 4] })
+        let oracleRouter = m.oracleActions.map { RouteDecision.certain($0, of: space) }
+        let e = Evaluation(matrix: m, types: ["x", "x", "y", nil], bestFixedAction: 0,
+                           routes: [(name: "perfect", label: "always right", decisions: oracleRouter)], resamples: 2000, seed: 7)
+        let row = { (name: String) in e.rows.first { $0.name == name }! }
+        XCTAssertEqual(row("best_fixed").meanF1, 1.7 / 4, accuracy: 1e-12)
+        XCTAssertEqual(row("oracle").meanF1, 3.2 / 4, accuracy: 1e-12)
+        XCTAssertEqual(row("random").meanF1, (0.25 + 0.375 + 0.25 + 0.2) / 4, accuracy: 1e-12)
+        XCTAssertEqual(row("perfect").gapShare!, 1, accuracy: 1e-12)
+        XCTAssertEqual(row("best_fixed").gapShare!, 0, accuracy: 1e-12)
+        XCTAssertEqual(row("perfect").meanCost!, (2 + 4 + 1 + 1) / 4, accuracy: 1e-12)
+        XCTAssertEqual(row("perfect").difference.mean, 1.5 / 4, accuracy: 1e-12)
+        XCTAssertGreaterThanOrEqual(row("perfect").difference.low, 0)
+        XCTAssertEqual(e.typeGroups.map(\.type), ["x", "y"])
+        XCTAssertEqual(row("perfect").meanF1(e.typeGroups[0].questions), 1)
+        XCTAssertEqual(e.rows.map(\.name), ["perfect", "best_fixed", "oracle", "random", "fixed_0", "fixed_1", "fixed_2", "fixed_3"])
+        XCTAssertTrue(e.costQualitySVG.contains(">perfect</text>"))
+        XCTAssertTrue(e.csv.hasPrefix("name,group,questions,f1_mean"))
+    }
+
+    /// The paired bootstrap's interval equals numpy's on the same resample indices.
+    func testTheBootstrapMatchesNumpy() throws {
+        let values = (0..<37).map { Double(($0 * 7919) % 101) / 100 - 0.3 }
+        let indices = Bootstrap.indices(count: values.count, resamples: 500, seed: 11)
+        let ours = Bootstrap.interval(values, indices: indices)
+        let dir = NSTemporaryDirectory() + "boot-\(UUID().uuidString)"
+        try FileIO.makeDirectory(dir)
+        try FileIO.writeAtomically(JSONValue.object(["values": .array(values.map { .number($0) }),
+                                                     "indices": .array(indices.map { .array($0.map { .number(Double($0)) }) })]).canonical,
+                                   to: dir + "/b.json")
+        // scripts/test.sh's Python (it installs numpy), else the machine's.
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let venv = ProcessInfo.processInfo.environment["HAPS_TEST_PYTHON"] ?? root + "/.build/test-venv/bin/python"
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: FileManager.default.isExecutableFile(atPath: venv) ? venv : "/usr/bin/python3")
+        p.arguments = ["-c", """
+            import json, sys
+            try:
+                import numpy as np
+            except ImportError:
+                print("no numpy"); sys.exit(0)
+            d = json.load(open(sys.argv[1]))
+            v, idx = np.array(d["values"]), np.array(d["indices"], dtype=int)
+            means = v[idx].mean(axis=1)
+            print(json.dumps([float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]))
+            """, dir + "/b.json"]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        p.waitUntilExit()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        try XCTSkipIf(text.hasPrefix("no numpy"), "numpy is not installed")
+        let numpy = try JSONParser.parse(text).arrayValue!.map { $0.doubleValue! }
+        XCTAssertEqual(ours.low, numpy[0], accuracy: 1e-12)
+        XCTAssertEqual(ours.high, numpy[1], accuracy: 1e-12)
+        XCTAssertEqual(Set(indices.flatMap { $0 }).count, values.count, "every question is drawn")
+    }
+}
