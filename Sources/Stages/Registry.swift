@@ -12,6 +12,7 @@ public enum HAPSStages {
         r.register(SynthDataStage.self)
         r.register(TrainAgentStage.self)
         r.register(RouteTableStage.self)
+        r.register(SFTTrainStage.self)
         r.register(EvaluateStage.self)
         return r
     }

@@ -22,10 +22,11 @@ final class QuickstartTests: XCTestCase {
             }
         }
         for split in ["train", "valid", "test"] { micro += ["--set", "sample_\(split).max_tokens=24"] }
+        micro += ["--set", "sft_train.epochs=2"]
         let r = try CLI.run(["run", QuickstartTests.spec, "--plain"] + micro, in: dir)
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertTrue(r.stderr.contains("quickstart: 17 ran"), r.stderr)
-        XCTAssertTrue(r.stderr.contains("result of score_valid:"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("quickstart: 18 ran"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("result of evaluate:"), r.stderr)
         let summary = try CLI.run(["show", "score_valid", "--file", "summary.txt"], in: dir)
         XCTAssertEqual(summary.status, 0, summary.stderr)
         XCTAssertTrue(summary.stdout.hasPrefix("questions: 5 (5 with every action"), summary.stdout)
@@ -35,10 +36,10 @@ final class QuickstartTests: XCTestCase {
         let parsed = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as! [String: Any]
         XCTAssertEqual((parsed["by_type"] as! [String: Any]).values.map { ($0 as! [String: Any])["questions"] as! Int }.reduce(0, +), 5)
         let again = try CLI.run(["run", QuickstartTests.spec, "--plain"] + micro, in: dir)
-        XCTAssertTrue(again.stderr.contains("quickstart: 17 cached"), again.stderr)
+        XCTAssertTrue(again.stderr.contains("quickstart: 18 cached"), again.stderr)
         let evaluation = try CLI.run(["show", "evaluate"], in: dir)
         XCTAssertEqual(evaluation.status, 0, evaluation.stderr)
-        for row in ["router_per_type", "router_knn", "router_logistic", "router_mf", "best_fixed", "oracle", "random", "fixed_3"] {
+        for row in ["sft_train", "router_per_type", "router_knn", "router_logistic", "router_mf", "best_fixed", "oracle", "random", "fixed_3"] {
             XCTAssertTrue(evaluation.stdout.contains("\n" + row + " "), "\(row) in\n\(evaluation.stdout)")
         }
         XCTAssertTrue(evaluation.stdout.contains("5 questions; best fixed chosen on valid"), evaluation.stdout)

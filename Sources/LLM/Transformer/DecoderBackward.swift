@@ -12,6 +12,8 @@ public struct DecoderTape {
     var output: Tensor, finalNorm: Tensor
     /// Logits of every position, [n, vocab].
     public let logits: Tensor
+    /// The last hidden states (after the final norm), [n, h].
+    public var hiddenStates: Tensor { finalNorm }
 }
 
 /// Which gradients to compute: every weight (training) or only a LoRA update's A and B, in

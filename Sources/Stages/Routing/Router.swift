@@ -71,14 +71,10 @@ public enum RouterArtifacts {
         let arrays = FileIO.exists(directory + "/arrays.safetensors") ? try SafeTensorsFile(path: directory + "/arrays.safetensors").all() : [:]
         switch kind {
         case TableRouter.kind: return try TableRouter(json: json, arrays: arrays, space: space, path: path)
-        default:
-            guard let load = loaders[kind] else { throw RouterError("\(path): unknown router kind '\(kind)'") }
-            return try load(directory, json, space)
+        case DecoderRouter.kind: return try DecoderRouter.load(directory: directory, json: json, space: space)
+        default: throw RouterError("\(path): unknown router kind '\(kind)' (known: \(TableRouter.kind), \(DecoderRouter.kind))")
         }
     }
-
-    /// Loaders of router kinds defined elsewhere (the decoder router), by kind.
-    nonisolated(unsafe) public static var loaders: [String: (String, JSONValue, ActionSpace) throws -> any QuestionRouter] = [:]
 
     static func spaceOf(_ json: JSONValue, path: String) throws -> ActionSpace {
         guard let k = json["space"]?["candidates"]?.intValue, k >= 1,

@@ -46,8 +46,10 @@ public struct TrainingLoop {
     }
 
     /// Runs `step(n)` for every step the trainer has not done yet; `step` must advance the
-    /// trainer's step counter by one.
-    public func run(_ trainer: some Checkpointable, _ context: StageContext, step: (Int) throws -> StepResult) throws -> LossLog {
+    /// trainer's step counter by one. `status(n)`, when given, leads the progress line
+    /// ("epoch 2/10").
+    public func run(_ trainer: some Checkpointable, _ context: StageContext, status: ((Int) -> String)? = nil,
+                    step: (Int) throws -> StepResult) throws -> LossLog {
         let journal = try context.journal("losses")
         if let (at, state) = context.checkpoints.latest() {
             try trainer.restore(state)
@@ -66,7 +68,7 @@ public struct TrainingLoop {
             if !journal.contains("s\(n)") { try journal.append(key: "s\(n)", json: .number(r.loss)) }
             let elapsed = Date().timeIntervalSince(started)
             context.progress.advance()
-            context.progress.setStatus("loss \(Format.fixed(r.loss, 3))" + (elapsed > 0.5 && tokensSeen > 0 ? ", \(Int(Double(tokensSeen) / elapsed)) tokens/s" : ""))
+            context.progress.setStatus((status.map { $0(n) + ", " } ?? "") + "loss \(Format.fixed(r.loss, 3))" + (elapsed > 0.5 && tokensSeen > 0 ? ", \(Int(Double(tokensSeen) / elapsed)) tokens/s" : ""))
             if trainer.step % checkpointEvery == 0 || trainer.step == steps { try context.checkpoints.save(step: trainer.step, state: try trainer.state()) }
         }
         return LossLog(losses: (0..<steps).map { journal.json("s\($0)")?.doubleValue })
@@ -111,14 +113,21 @@ public struct BatchStreams: Sendable {
 
     /// Epochs over `count` items: a seeded permutation per epoch, read in order.
     public func epochs(step: Int, size: Int, count: Int) -> [Int] {
-        (0..<size).map { j in
+        var orders: [Int: [Int]] = [:]
+        return (0..<size).map { j in
             let position = step * size + j
             let epoch = position / count
-            var rng = SeededRandom(seed: seed &+ UInt64(epoch) &* 0x9E37_79B9)
-            var order = Array(0..<count)
-            order.shuffle(using: &rng)
-            return order[position % count]
+            if orders[epoch] == nil { orders[epoch] = permutation(epoch: epoch, count: count) }
+            return orders[epoch]![position % count]
         }
+    }
+
+    /// The order of `count` items in `epoch` (what `epochs` reads from).
+    public func permutation(epoch: Int, count: Int) -> [Int] {
+        var rng = SeededRandom(seed: seed &+ UInt64(epoch) &* 0x9E37_79B9)
+        var order = Array(0..<count)
+        order.shuffle(using: &rng)
+        return order
     }
 }
 

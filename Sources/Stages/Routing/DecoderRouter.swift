@@ -1,0 +1,265 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+public import JSON
+public import LLM
+public import NN
+public import Pipeline
+
+/// The router's prompt: a system message and a user message, with Python `str.format`
+/// fields `{question}`, `{candidates}` (one `id: name` line per candidate) and `{format}`
+/// (the reply's shape, `{"teacher": <id>, "student": <id>}`). The project's own wording is
+/// `standard`; `load(directory:)` reads a user's (`system.txt`, `user.txt`), so the
+/// reference's strings from its `sft.py` can be used unchanged.
+public struct RouterPrompt: Sendable, Equatable {
+    public var system: String
+    public var user: String
+
+    public init(system: String, user: String) { self.system = system; self.user = user }
+
+    public static let standard = RouterPrompt(
+        system: "You route questions to language models. Two agents answer each question together: a student, "
+            + "who searches a knowledge base and answers, and a teacher, who reviews every step of the student. "
+            + "Choose the candidate model that should play each role so that the final answer is most likely correct.",
+        user: "Dataset: HotpotQA, multi-hop questions over Wikipedia paragraphs.\n\nQuestion: {question}\n\n"
+            + "Candidate models:\n{candidates}\n\nReply with one JSON object and nothing else: {format}")
+
+    /// `system.txt` and `user.txt` of `directory`; each must use only the known fields.
+    public static func load(directory: String) throws -> RouterPrompt {
+        func read(_ name: String) throws -> String {
+            do { return try FileIO.readString(directory + "/" + name) } catch {
+                throw RouterError("router prompts: cannot read \(directory)/\(name) (\(error.reason)); a prompt directory holds system.txt and user.txt")
+            }
+        }
+        let p = RouterPrompt(system: try read("system.txt"), user: try read("user.txt"))
+        for (name, text) in [("system.txt", p.system), ("user.txt", p.user)] {
+            let fields = try PythonFormat.fields(text)
+            if let bad = fields.first(where: { !["question", "candidates", "format"].contains($0) }) {
+                throw RouterError("router prompts: \(directory)/\(name) uses {\(bad)}; the fields are {question}, {candidates} and {format}")
+            }
+        }
+        return p
+    }
+
+    /// [system, user] for a question. `date`: the Llama 3 templates' date block
+    /// ("Cutting Knowledge Date: December 2023\nToday Date: …"), which the reference's prompts
+    /// carry; nil leaves it out.
+    public func messages(question: String, candidates: [String], space: ActionSpace, date: String?) throws -> [ChatMessage] {
+        let values = ["question": question,
+                      "candidates": candidates.enumerated().map { "\($0): \($1)" }.joined(separator: "\n"),
+                      "format": "{" + space.roles.map { "\"\($0)\": <id>" }.joined(separator: ", ") + "}"]
+        var system = try PythonFormat.format(self.system, values)
+        if let date { system = "Cutting Knowledge Date: December 2023\nToday Date: \(date)\n\n" + system }
+        return [ChatMessage(role: "system", content: system), .user(try PythonFormat.format(user, values))]
+    }
+}
+
+/// The reference's high-level router: a causal LM that reads the routing prompt and writes
+/// `{"teacher": t,"student": s}`. Trained by `sft-train`; the directory is a Hugging Face model
+/// directory plus `router.json` (kind `decoder`, prompt, candidates, settings).
+public final class DecoderRouter: QuestionRouter, @unchecked Sendable {
+    public static let kind = "decoder"
+
+    /// How the prompt is built; every one of these is saved with the router.
+    public struct Settings: Sendable, Equatable {
+        public var prompt = RouterPrompt.standard
+        /// Candidate names shown in the prompt, by id.
+        public var candidates: [String]
+        /// The Llama 3 date block (nil: none).
+        public var date: String? = nil
+        /// The reference tokenises the rendered prompt again when routing, so a Llama tokenizer
+        /// adds a second BOS there (one in training); true reproduces that.
+        public var doubleBOSWhenRouting = false
+        /// New tokens of a routing reply (the reference: 16).
+        public var maxNewTokens = 16
+        public init(candidates: [String]) { self.candidates = candidates }
+    }
+
+    public let model: DecoderModel
+    public let tokenizer: BPETokenizer
+    /// The tokenizer's file, saved with the router as it was read.
+    let tokenizerJSON: [UInt8]
+    public let template: ChatTemplate
+    public let space: ActionSpace
+    public let settings: Settings
+    /// Set when training kept no epoch (none beat the best fixed action on valid): the router
+    /// then routes every question to this action, as the reference falls back to it.
+    public let fallbackAction: Int?
+    let stopTokens: Set<Int>
+
+    public var label: String {
+        fallbackAction.map { "decoder router (no epoch beat best fixed: routes action \($0))" } ?? "decoder router (SFT)"
+    }
+    public var needsEmbeddings: Bool { false }
+
+    public init(model: DecoderModel, tokenizerJSON: [UInt8], template: ChatTemplate? = nil, space: ActionSpace, settings: Settings,
+                fallbackAction: Int? = nil) throws {
+        let tokenizer = try BPETokenizer(json: try JSONParser.parse(bytes: tokenizerJSON), path: "tokenizer.json")
+        let template = template ?? ChatTemplate.forFamily(model.config.family)
+        self.model = model; self.tokenizer = tokenizer; self.tokenizerJSON = tokenizerJSON; self.template = template; self.space = space
+        self.settings = settings; self.fallbackAction = fallbackAction
+        stopTokens = Set(model.config.eosTokenIDs + template.endOfTurn.compactMap { tokenizer.addedTokens[$0] })
+    }
+
+    /// A model directory (config.json, model.safetensors, tokenizer.json) as a router: a
+    /// backbone to train, or a trained router's own directory.
+    public convenience init(directory: String, template: ChatTemplate? = nil, space: ActionSpace, settings: Settings, fallbackAction: Int? = nil) throws {
+        let model = try DecoderModel(directory: directory)
+        let bytes: [UInt8]
+        do { bytes = try FileIO.read(directory + "/tokenizer.json") } catch {
+            throw RouterError("\(directory): no tokenizer.json (a router's backbone needs its tokenizer)")
+        }
+        try self.init(model: model, tokenizerJSON: bytes, template: template, space: space, settings: settings, fallbackAction: fallbackAction)
+    }
+
+    /// The same router with other weights (a training step's result).
+    public func with(model: DecoderModel, fallbackAction: Int? = nil) throws -> DecoderRouter {
+        try DecoderRouter(model: model, tokenizerJSON: tokenizerJSON, template: template, space: space, settings: settings, fallbackAction: fallbackAction)
+    }
+
+    // MARK: Prompt and target
+
+    /// The prompt's token ids (the chat template of [system, user], ending with the assistant
+    /// header); `routing` adds the reference's second BOS when the settings ask for it.
+    public func promptTokens(_ question: String, routing: Bool = false) throws -> [Int] {
+        let messages = try settings.prompt.messages(question: question, candidates: settings.candidates, space: space, date: settings.date)
+        var ids = tokenizer.encode(template.render(messages))
+        if routing && settings.doubleBOSWhenRouting, let bos = model.config.bosTokenID { ids.insert(bos, at: 0) }
+        return ids
+    }
+
+    /// The target's ids: the SFT row's output (`{"teacher": 0,"student": 1}`), tokenised on its
+    /// own, then end-of-sequence (the template's end of turn).
+    public func targetTokens(_ output: String) throws -> [Int] {
+        guard let end = template.endOfTurn.compactMap({ tokenizer.addedTokens[$0] }).first ?? model.config.eosTokenIDs.first else {
+            throw RouterError("the backbone has no end-of-sequence token (eos_token_id in config.json)")
+        }
+        return tokenizer.encode(output) + [end]
+    }
+
+    /// Prompt + target, and where the target starts (the loss is on the target only).
+    public func example(question: String, output: String) throws -> (tokens: [Int], targetsFrom: Int) {
+        let prompt = try promptTokens(question)
+        return (prompt + (try targetTokens(output)), prompt.count)
+    }
+
+    // MARK: Routing
+
+    /// The action of the last `{...}` in a reply whose roles hold candidate ids (an int or a
+    /// digit string); anything else is action 0, as the reference falls back.
+    public static func parse(_ reply: String, space: ActionSpace) -> Int {
+        var last: Substring?
+        var i = reply.startIndex
+        while let open = reply[i...].firstIndex(of: "{") {  // Python's re.findall(r"\{.*?\}"): no newline inside
+            let rest = reply[reply.index(after: open)...]
+            guard let close = rest.firstIndex(where: { $0 == "}" || $0 == "\n" }) else { break }
+            if rest[close] == "}" { last = reply[open...close]; i = reply.index(after: close) } else { i = close }
+        }
+        guard let last, let json = try? JSONParser.parse(String(last)) else { return 0 }
+        var assignment: [Int] = []
+        for role in space.roles {
+            guard let v = json[role], let id = v.intValue ?? v.stringValue.flatMap({ Int($0) }), (0..<space.candidates).contains(id) else { return 0 }
+            assignment.append(id)
+        }
+        return space.index(of: assignment)
+    }
+
+    /// Greedy replies (at most `maxNewTokens`) to the routing prompts, batched.
+    public func replies(_ questions: [String], batch: Int = 32) throws -> [String] {
+        var out: [String] = []
+        for start in stride(from: 0, to: questions.count, by: batch) {
+            let requests = try questions[start..<min(questions.count, start + batch)].map {
+                GenerationRequest(prompt: try promptTokens($0, routing: true), maxNewTokens: settings.maxNewTokens, stopTokens: stopTokens)
+            }
+            out += try model.generate(requests).map { r in
+                var ids = r.ids
+                if r.finishReason == "stop" { ids.removeLast() }
+                return tokenizer.decode(ids, skipSpecial: true)
+            }
+        }
+        return out
+    }
+
+    /// Greedy actions, as the reference routes (what `sft-train` scores after each epoch).
+    public func actions(_ questions: [String]) throws -> [Int] {
+        if let fallbackAction { return questions.map { _ in fallbackAction } }
+        return try replies(questions).map { DecoderRouter.parse($0, space: space) }
+    }
+
+    /// The greedy action, with the distribution over actions that the model gives each
+    /// action's target (its probability, teacher-forced, renormalised over the actions).
+    public func route(_ questions: [RoutingQuestion], embeddings: [[Float]]?) throws -> [RouteDecision] {
+        let chosen = try actions(questions.map(\.text))
+        if fallbackAction != nil { return chosen.map { .certain($0, of: space) } }
+        let targets = try space.indices.map { try targetTokens(space.output(for: space.assignment(of: $0))) }
+        return try zip(questions, chosen).map { q, action in
+            let prompt = try promptTokens(q.text, routing: true)
+            let segments = targets.map { DecoderModel.Segment(tokens: prompt + $0, cache: KVCache(layers: model.config.layers)) }
+            let logits = try model.forward(segments, allLogits: true)
+            let v = model.config.vocabSize
+            var logp = [Double](repeating: 0, count: targets.count)
+            var row = 0
+            for (a, t) in targets.enumerated() {
+                let n = prompt.count + t.count
+                for (j, token) in t.enumerated() {
+                    let r = row + prompt.count + j - 1
+                    logp[a] += logits.data.withUnsafeBufferPointer { lp in
+                        var m = -Float.infinity
+                        for i in 0..<v { m = max(m, lp[r * v + i]) }
+                        var s: Double = 0
+                        for i in 0..<v { s += Double(expf(lp[r * v + i] - m)) }
+                        return Double(lp[r * v + token] - m) - Glibc.log(s)
+                    }
+                }
+                row += n
+            }
+            let top = logp.max()!
+            let e = logp.map { Glibc.exp($0 - top) }
+            let total = e.reduce(0, +)
+            return RouteDecision(action: action, distribution: e.map { $0 / total })
+        }
+    }
+
+    /// The mean over positions of the backbone's last hidden state (after the final norm)
+    /// for a question's routing prompt: what the parameter generators read.
+    public func pooledHiddenState(_ question: String) throws -> [Float] {
+        let tape = try model.tapedForward(try promptTokens(question, routing: true))
+        let h = tape.hiddenStates, n = h.rows, d = h.columns
+        return (0..<d).map { j in (0..<n).reduce(0) { $0 + h.data[$1 * d + j] } / Float(n) }
+    }
+
+    // MARK: Saving
+
+    public func save(directory: String) throws {
+        try model.save(directory: directory)
+        try FileIO.writeAtomically(tokenizerJSON, to: directory + "/tokenizer.json")
+        var fields: [(String, JSONValue)] = [
+            ("template", .string(template.rawValue)), ("candidates", .array(settings.candidates.map(JSONValue.string))),
+            ("prompt", ["system": .string(settings.prompt.system), "user": .string(settings.prompt.user)]),
+            ("date", settings.date.map(JSONValue.string) ?? .null), ("double_bos_when_routing", .bool(settings.doubleBOSWhenRouting)),
+            ("max_new_tokens", .number(Double(settings.maxNewTokens))),
+        ]
+        if let fallbackAction { fields.append(("fallback_action", .number(Double(fallbackAction)))) }
+        try RouterArtifacts.write(directory: directory, kind: DecoderRouter.kind, space: space, fields: fields, arrays: [:])
+    }
+
+    static func load(directory: String, json: JSONValue, space: ActionSpace) throws -> any QuestionRouter {
+        let path = directory + "/router.json"
+        guard let names = json["candidates"]?.arrayValue?.compactMap(\.stringValue), let system = json["prompt"]?["system"]?.stringValue,
+              let user = json["prompt"]?["user"]?.stringValue else {
+            throw RouterError("\(path): a decoder router needs 'candidates' and 'prompt' {system, user}")
+        }
+        var settings = Settings(candidates: names)
+        settings.prompt = RouterPrompt(system: system, user: user)
+        settings.date = json["date"]?.stringValue
+        settings.doubleBOSWhenRouting = json["double_bos_when_routing"]?.boolValue ?? false
+        settings.maxNewTokens = json["max_new_tokens"]?.intValue ?? 16
+        return try DecoderRouter(directory: directory, template: json["template"]?.stringValue.flatMap(ChatTemplate.init(rawValue:)),
+                                 space: space, settings: settings, fallbackAction: json["fallback_action"]?.intValue)
+    }
+}
