@@ -1,0 +1,120 @@
+import Foundation
+import XCTest
+import LLM
+import NN
+@testable import Pipeline
+@testable import Stages
+
+/// `sft-train` on a world whose right router is known: comparison questions are answered only
+/// by action 3, bridge questions only by action 0. A tiny random Llama learns the mapping; the
+/// keep-best rule, the fallback when no epoch beats best fixed, and resume after a kill.
+final class SFTTrainTests: XCTestCase {
+    static let tokenizer = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/engine/tokenizer-llama3.json").path
+
+    func question(_ i: Int, comparison: Bool) -> String {
+        let names = ["Alice Smith", "Bob Jones", "Carol Brown", "Dan White", "Eve Black", "Frank Green", "Gina Gray", "Hugo Stone", "Ivy Lane"]
+        return comparison ? "Which is older, \(names[i % 9]) or \(names[(i + 4) % 9])?" : "In what year was the city where \(names[i % 9]) was born founded?"
+    }
+
+    /// A score table directory: F1 1 for `best(question)`, 0 for the other actions.
+    func table(_ dir: String, _ questions: [(String, Int)]) throws {
+        try FileIO.makeDirectory(dir)
+        var lines = ""
+        for (qi, (q, best)) in questions.enumerated() {
+            for a in 0..<4 {
+                let f1 = a == best ? 1.0 : 0.0
+                lines += JSONValue.object(["question_index": .number(Double(qi)), "question": .string(q), "action": .number(Double(a)),
+                                           "teacher": .number(Double(a / 2)), "student": .number(Double(a % 2)), "f1": .number(f1),
+                                           "em": .number(f1), "precision": .number(f1), "recall": .number(f1)]).canonical + "\n"
+            }
+        }
+        try FileIO.writeAtomically(lines, to: dir + "/scores.jsonl")
+    }
+
+    /// Backbone, prompts, tables and SFT rows in `dir`; `typed`: the best action depends on the
+    /// question's type (else it is 0 everywhere, and no router can beat best fixed).
+    func spec(_ dir: String, typed: Bool, epochs: Int = 12) throws -> PipelineSpec {
+        let config = DecoderConfig(family: .llama, vocabSize: 1200, hiddenSize: 32, intermediateSize: 64, layers: 2, heads: 4, kvHeads: 2,
+                                   bosTokenID: 0, eosTokenIDs: [1])
+        try FileIO.makeDirectory(dir + "/backbone")
+        try DecoderModel.randomlyInitialised(config, seed: 5, std: 0.1).save(directory: dir + "/backbone")
+        try FileIO.writeAtomically(try FileIO.read(SFTTrainTests.tokenizer), to: dir + "/backbone/tokenizer.json")
+        try FileIO.writeAtomically("Route the question.", to: dir + "/prompts/system.txt")
+        try FileIO.writeAtomically("Q: {question}\nModels:\n{candidates}\nReply {format}", to: dir + "/prompts/user.txt")
+        func split(_ n: Int, offset: Int) -> [(String, Int)] {
+            (0..<n).map { i in (question(i + offset, comparison: i % 2 == 0), typed && i % 2 == 0 ? 3 : 0) }
+        }
+        let train = split(12, offset: 0), valid = split(6, offset: 20)
+        try table(dir + "/train", train)
+        try table(dir + "/valid", valid)
+        let rows = train.map { q, best in
+            JSONValue.object(["question": .string(q), "reward": 1, "output": .string(ActionSpace().output(for: ActionSpace().assignment(of: best)))])
+        }
+        try FileIO.writeAtomically(JSONValue.array(rows).canonical, to: dir + "/sft/sft.json")
+        return try PipelineSpec.parse(text: """
+            {"name": "s", "stages": {"router": {"type": "sft-train",
+              "inputs": {"sft": "sft", "backbone": "backbone", "valid_scores": "valid", "train_scores": "train", "prompts": "prompts"},
+              "params": {"epochs": \(epochs), "lr": 0.01, "batch_size": 4, "gradient_accumulation": 1, "warmup_ratio": 0,
+                         "candidate_names": ["small", "large"]}}}}
+            """, file: "s.json", registry: HAPSStages.registry, baseDirectory: dir)
+    }
+
+    func testTheRouterLearnsTheKnownMappingAndIsKept() throws {
+        let dir = try makeTempDir(self, "sft")
+        let spec = try spec(dir, typed: true)
+        let store = try Store(root: dir + "/store")
+        let run = try Executor(spec: spec, store: store, options: RunOptions()).run()
+        XCTAssertTrue(run.succeeded, "\(run.results)")
+        let out = try store.materialize(run.result("router")!.output!)
+        let epochs = try FileIO.readString(out + "/epochs.jsonl").split(separator: "\n").map { try JSONParser.parse(String($0)) }
+        XCTAssertEqual(epochs.count, 12)
+        XCTAssertEqual(epochs.last?["train_f1_mean"]?.doubleValue, 1, "\(epochs.map { $0.canonical })")
+        let selection = try JSONParser.parse(try FileIO.readString(out + "/selection.json"))
+        XCTAssertEqual(selection["kept"], true)
+        XCTAssertEqual(selection["valid_f1_sum"]?.doubleValue, 6)
+        XCTAssertEqual(selection["best_fixed_valid_f1_sum"]?.doubleValue, 3)
+        // The saved router routes held-out questions by their type.
+        let router = try RouterArtifacts.load(directory: out)
+        let held = [question(40, comparison: true), question(41, comparison: false)].map { RoutingQuestion($0) }
+        XCTAssertEqual(try router.route(held, embeddings: nil).map(\.action), [3, 0])
+        XCTAssertTrue(try FileIO.readString(out + "/summary.txt").contains("beats best fixed"))
+    }
+
+    func testWithoutAnEpochBeatingBestFixedTheRouterRoutesBestFixed() throws {
+        let dir = try makeTempDir(self, "sft")
+        let spec = try spec(dir, typed: false, epochs: 2)
+        let store = try Store(root: dir + "/store")
+        let run = try Executor(spec: spec, store: store, options: RunOptions()).run()
+        XCTAssertTrue(run.succeeded, "\(run.results)")
+        let out = try store.materialize(run.result("router")!.output!)
+        let selection = try JSONParser.parse(try FileIO.readString(out + "/selection.json"))
+        XCTAssertEqual(selection["kept"], false)
+        XCTAssertTrue(try FileIO.readString(out + "/summary.txt").contains("no epoch beat the best fixed action on valid (action 0"))
+        let router = try RouterArtifacts.load(directory: out)
+        XCTAssertEqual(router.label, "decoder router (no epoch beat best fixed: routes action 0)")
+        XCTAssertEqual(try router.route([RoutingQuestion(question(1, comparison: true))], embeddings: nil).map(\.action), [0])
+    }
+
+    func testAKilledRunResumesToTheSameRouter() throws {
+        let dir = try makeTempDir(self, "sft")
+        let spec = try spec(dir, typed: true, epochs: 3)
+        let reference = try Executor(spec: spec, store: try Store(root: dir + "/a"), options: RunOptions()).run()
+        XCTAssertTrue(reference.succeeded, "\(reference.results)")
+        let (first, second) = try runInterruptedAtFirstCheckpoint(spec, storeAt: dir + "/b")
+        XCTAssertEqual(first.results.first?.outcome.label, "cancelled")
+        XCTAssertEqual(second.results.first?.outcome.label, "ran")
+        XCTAssertEqual(second.result("router")!.output, reference.result("router")!.output, "the resumed run ends with the same router, epochs and losses")
+    }
+
+    func testRepliesParseAsTheReferenceParsesThem() {
+        let space = ActionSpace()
+        XCTAssertEqual(DecoderRouter.parse(#"{"teacher": 1,"student": 0}"#, space: space), 2)
+        XCTAssertEqual(DecoderRouter.parse(#"first {"teacher": 0, "student": 0} then {"teacher": "1", "student": "1"}"#, space: space), 3, "the last object")
+        XCTAssertEqual(DecoderRouter.parse(#"{"teacher": 2, "student": 0}"#, space: space), 0, "no candidate 2")
+        XCTAssertEqual(DecoderRouter.parse(#"{"teacher": 1}"#, space: space), 0, "a role missing")
+        XCTAssertEqual(DecoderRouter.parse("no json here", space: space), 0)
+        XCTAssertEqual(DecoderRouter.parse("{\"teacher\": 1,\n\"student\": 1}", space: space), 0, "no newline inside, as Python's .*?")
+        XCTAssertEqual(DecoderRouter.parse(#"{"teacher": 1, "student": 1"#, space: space), 0, "unclosed")
+    }
+}
