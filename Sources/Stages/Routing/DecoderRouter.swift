@@ -152,7 +152,10 @@ public final class DecoderRouter: QuestionRouter, @unchecked Sendable {
 
     /// The action of the last `{...}` in a reply whose roles hold candidate ids (an int or a
     /// digit string); anything else is action 0, as the reference falls back.
-    public static func parse(_ reply: String, space: ActionSpace) -> Int {
+    public static func parse(_ reply: String, space: ActionSpace) -> Int { parsed(reply, space: space) ?? 0 }
+
+    /// The action a reply names, or nil when it names none (what `parse` turns into 0).
+    public static func parsed(_ reply: String, space: ActionSpace) -> Int? {
         var last: Substring?
         var i = reply.startIndex
         while let open = reply[i...].firstIndex(of: "{") {  // Python's re.findall(r"\{.*?\}"): no newline inside
@@ -160,10 +163,10 @@ public final class DecoderRouter: QuestionRouter, @unchecked Sendable {
             guard let close = rest.firstIndex(where: { $0 == "}" || $0 == "\n" }) else { break }
             if rest[close] == "}" { last = reply[open...close]; i = reply.index(after: close) } else { i = close }
         }
-        guard let last, let json = try? JSONParser.parse(String(last)) else { return 0 }
+        guard let last, let json = try? JSONParser.parse(String(last)) else { return nil }
         var assignment: [Int] = []
         for role in space.roles {
-            guard let v = json[role], let id = v.intValue ?? v.stringValue.flatMap({ Int($0) }), (0..<space.candidates).contains(id) else { return 0 }
+            guard let v = json[role], let id = v.intValue ?? v.stringValue.flatMap({ Int($0) }), (0..<space.candidates).contains(id) else { return nil }
             assignment.append(id)
         }
         return space.index(of: assignment)
@@ -186,9 +189,14 @@ public final class DecoderRouter: QuestionRouter, @unchecked Sendable {
     }
 
     /// Greedy actions, as the reference routes (what `sft-train` scores after each epoch).
-    public func actions(_ questions: [String]) throws -> [Int] {
-        if let fallbackAction { return questions.map { _ in fallbackAction } }
-        return try replies(questions).map { DecoderRouter.parse($0, space: space) }
+    public func actions(_ questions: [String]) throws -> [Int] { try actionsAndReplies(questions).actions }
+
+    /// Greedy actions with the replies they were parsed from, and how many did not parse.
+    public func actionsAndReplies(_ questions: [String]) throws -> (actions: [Int], replies: [String], unparsed: Int) {
+        if let fallbackAction { return (questions.map { _ in fallbackAction }, [], 0) }
+        let replies = try replies(questions)
+        let parsed = replies.map { DecoderRouter.parsed($0, space: space) }
+        return (parsed.map { $0 ?? 0 }, replies, parsed.filter { $0 == nil }.count)
     }
 
     /// The greedy action, with the distribution over actions that the model gives each

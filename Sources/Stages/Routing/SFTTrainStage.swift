@@ -111,6 +111,10 @@ public struct SFTTrainStage: StageType {
         if data.isEmpty {  // nothing to learn (build-sft kept no question): the reference would keep no checkpoint
             context.log("warning: the SFT data has no rows (build-sft kept no question whose best F1 reaches min_max_score); no training")
         }
+        let longest = try space.indices.map { try backbone.targetTokens(space.output(for: space.assignment(of: $0))).count }.max() ?? 0
+        if longest > p.max_new_tokens {
+            context.log("warning: with this tokenizer a reply takes up to \(longest) tokens, more than max_new_tokens \(p.max_new_tokens): routing replies will be cut and read as action 0; raise max_new_tokens")
+        }
         let perStep = p.batch_size * p.gradient_accumulation
         let stepsPerEpoch = (data.count + perStep - 1) / perStep, steps = stepsPerEpoch * p.epochs  // 0 without rows
         let warmup = Int((Double(steps) * p.warmup_ratio).rounded(.up))
@@ -154,11 +158,15 @@ public struct SFTTrainStage: StageType {
     /// Routes valid (and train) greedily with the epoch's weights and scores the choices.
     static func evaluateEpoch(_ epoch: Int, router: DecoderRouter, valid: ScoreMatrix, train: ScoreMatrix?, context: StageContext) throws -> JSONValue {
         context.progress.setStatus("epoch \(epoch): routing \(valid.count) valid questions")
-        let validActions = try router.actions(valid.questions)
+        let (validActions, replies, unparsed) = try router.actionsAndReplies(valid.questions)
         let validSum = zip(validActions, valid.f1).reduce(0.0) { $0 + $1.1[$1.0] }
+        if unparsed > 0 {
+            context.log("epoch \(epoch): \(unparsed) of \(valid.count) valid replies name no assignment (routed to action 0), e.g. \(replies.first { DecoderRouter.parsed($0, space: valid.space) == nil }!.debugDescription)")
+        }
         var record: [(String, JSONValue)] = [("epoch", .number(Double(epoch))), ("valid_f1_sum", .number(validSum)),
                                              ("valid_f1_mean", .number(validSum / Double(max(1, valid.count)))),
-                                             ("valid_predictions", .array(valid.space.indices.map { a in .number(Double(validActions.filter { $0 == a }.count)) }))]
+                                             ("valid_predictions", .array(valid.space.indices.map { a in .number(Double(validActions.filter { $0 == a }.count)) })),
+                                             ("valid_unparsed", .number(Double(unparsed)))]
         if let train {
             context.progress.setStatus("epoch \(epoch): routing \(train.count) train questions")
             let actions = try router.actions(train.questions)
