@@ -215,6 +215,24 @@ final class ReliabilityTests: XCTestCase {
         XCTAssertTrue(r.text.contains("is full (ENOSPC, no space left on device)"), r.text)
     }
 
+    /// A path the user has yet to fetch (a model directory) does not block the spec: a run
+    /// that needs it stops before starting anything and says what is missing; other stages run.
+    func testAMissingModelDirectoryStopsOnlyTheRunsThatNeedIt() throws {
+        try writeFile(#"""
+        {"name": "m", "stages": {
+          "a": {"type": "command", "params": {"run": "echo a > {outputs.y}", "outputs": ["y"]}},
+          "b": {"type": "command", "inputs": {"model": "models/not-yet-downloaded", "d": "a"}, "params": {"run": "true"}}}}
+        """#, dir + "/m.json")
+        let all = try output(["run", "m.json"])
+        XCTAssertNotEqual(all.status, 0)
+        XCTAssertTrue(all.text.contains("nothing was run: stage 'b' reads input 'model' from \(dir)/models/not-yet-downloaded, which does not exist"), all.text)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/artifacts/refs/m/a.json"), "nothing ran")
+        XCTAssertEqual(try output(["run", "m.json", "--until", "a"]).status, 0)
+        // A stage name mistyped is still an error of the spec.
+        try writeFile(#"{"name": "t", "stages": {"a": {"type": "command", "params": {"run": "true"}}, "b": {"type": "command", "inputs": {"d": "aa"}, "params": {"run": "true"}}}}"#, dir + "/t.json")
+        XCTAssertTrue(try output(["plan", "t.json"]).text.contains("'aa' is neither a stage of this pipeline nor an existing file"))
+    }
+
     func testCRLFAndInvalidUTF8InData() throws {
         try writeFile("{\"prediction\": \"Paris\", \"ground_truth\": \"Paris\"}\r\n{\"prediction\": \"a\", \"ground_truth\": \"b\"}\r\n", dir + "/m.jsonl")
         let m = try CLI.run(["metrics", "m.jsonl"], in: dir)

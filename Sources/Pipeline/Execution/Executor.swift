@@ -65,7 +65,22 @@ public final class Executor: @unchecked Sendable {
     }
 
     /// Runs the selected stages and returns when all have finished, failed or been skipped.
+    /// External inputs of the selected stages that do not exist (a spec may name a path the
+    /// user has yet to fetch): "stage 'x' reads input 'p' from PATH, which does not exist".
+    public func missingInputs() -> [String] {
+        spec.order.filter { selection.contains($0) }.flatMap { name in
+            spec.stages[name]!.inputs.compactMap { input -> String? in
+                guard case .path(let p) = input.source, !FileIO.exists(p) else { return nil }
+                return "stage '\(name)' reads input '\(input.port)' from \(p), which does not exist"
+            }
+        }
+    }
+
+    /// Runs the selected stages. Stops before starting anything when an external input of one
+    /// of them is missing (`missingInputs`).
     public func run() throws -> RunSummary {
+        let missing = missingInputs()
+        if !missing.isEmpty { throw MissingInputs(lines: missing) }
         let started = Date()
         let storeLock = try store.lockStore(.shared)
         defer { storeLock?.unlock() }
@@ -388,5 +403,14 @@ struct StageInputChanged: Error, CustomStringConvertible {
     var port: String, change: String
     var description: String {
         "the stage changed its input '\(port)' (\(change)); inputs are read-only: write to {out} or {work} instead. Its result is not kept."
+    }
+}
+
+/// External inputs a run needs that are not there; nothing was started.
+public struct MissingInputs: Error, CustomStringConvertible {
+    public var lines: [String]
+    public var description: String {
+        "nothing was run: " + (lines.count == 1 ? lines[0] : "\n  " + lines.joined(separator: "\n  "))
+            + "\n(fetch what is missing, or run only the stages that do not need it with --until)"
     }
 }

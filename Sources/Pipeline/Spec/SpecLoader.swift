@@ -242,6 +242,11 @@ struct SpecValidator {
                     let full = s.hasPrefix("/") ? s : baseDirectory + "/" + s
                     if FileIO.exists(full) {
                         st.inputs.append((port, kind, .path(full)))
+                    } else if s.contains("/") && NearestName.suggest(s, among: stageNames) == nil {
+                        // A path to something the user has yet to fetch (a model directory): the
+                        // spec is valid, and a run that needs this stage stops before it starts
+                        // anything (`Executor.missingInputs`); other stages can run meanwhile.
+                        st.inputs.append((port, kind, .path(full)))
                     } else {
                         let hint = NearestName.hint(s, among: stageNames, what: "stage")
                         report(ip, "'\(s)' is neither a stage of this pipeline nor an existing file" + hint)
