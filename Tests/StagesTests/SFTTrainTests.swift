@@ -118,3 +118,58 @@ final class SFTTrainTests: XCTestCase {
         XCTAssertEqual(DecoderRouter.parse(#"{"teacher": 1, "student": 1"#, space: space), 0, "unclosed")
     }
 }
+
+/// The router's example and one SFT optimiser step against transformers (fixtures recorded by
+/// Tests/Fixtures/router/make_fixtures.py): the prompt ids from `apply_chat_template` with a
+/// Llama 3.2-style template and the target appended, and the weights after one AdamW step of
+/// two accumulated micro-batches, gradients clipped.
+final class RouterFixtureTests: XCTestCase {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/router").path
+
+    func router() throws -> (DecoderRouter, JSONValue) {
+        let f = RouterFixtureTests.fixtures
+        let recorded = try JSONParser.parse(try FileIO.readString(f + "/examples.json"))
+        let dir = try makeTempDir(self, "router-fixture")
+        for (from, to) in [("config.json", "config.json"), ("router_init.safetensors", "model.safetensors"), ("tokenizer.json", "tokenizer.json")] {
+            try FileIO.writeAtomically(try FileIO.read(f + "/" + from), to: dir + "/" + to)
+        }
+        var settings = DecoderRouter.Settings(candidates: recorded["candidates"]!.arrayValue!.map { $0.stringValue! })
+        settings.date = recorded["date"]!.stringValue!
+        return (try DecoderRouter(directory: dir, space: ActionSpace(), settings: settings), recorded)
+    }
+
+    func testTheExampleTokensAreWhatTransformersBuilds() throws {
+        let (router, recorded) = try router()
+        for e in recorded["examples"]!.arrayValue! {
+            let question = e["question"]!.stringValue!
+            let messages = try router.settings.prompt.messages(question: question, candidates: router.settings.candidates, space: router.space,
+                                                               date: router.settings.date)
+            XCTAssertEqual(messages.map(\.role), ["system", "user"])
+            XCTAssertEqual(messages[0].content, "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n" + e["messages"]!.arrayValue![0]["content"]!.stringValue!)
+            XCTAssertEqual(messages[1].content, e["messages"]!.arrayValue![1]["content"]!.stringValue!)
+            let prompt = e["prompt_ids"]!.arrayValue!.map { $0.intValue! }, target = e["target_ids"]!.arrayValue!.map { $0.intValue! }
+            let example = try router.example(question: question, output: e["output"]!.stringValue!)
+            XCTAssertEqual(example.tokens, prompt + target, question)
+            XCTAssertEqual(example.targetsFrom, prompt.count)
+        }
+    }
+
+    func testOneSFTStepMatchesTransformers() throws {
+        let (router, recorded) = try router()
+        let examples = try recorded["examples"]!.arrayValue!.map { try router.example(question: $0["question"]!.stringValue!, output: $0["output"]!.stringValue!) }
+        let trainer = DecoderTrainer(model: router.model, learningRate: 1e-3, schedule: .constant, weightDecay: 0, maxGradientNorm: 1)
+        let loss = try trainer.train(examples.map(\.tokens), targetsFrom: examples.map(\.targetsFrom), accumulation: 2)
+        let expectedLoss = try JSONParser.parse(try FileIO.readString(RouterFixtureTests.fixtures + "/loss.json"))["loss"]!.doubleValue!
+        XCTAssertEqual(Double(loss), expectedLoss, accuracy: 1e-4 * expectedLoss)
+        let after = try SafeTensorsFile(path: RouterFixtureTests.fixtures + "/router_step.safetensors").all()
+        let before = router.model.namedWeights
+        for (name, ours) in trainer.model.namedWeights {
+            let theirs = try XCTUnwrap(after[name], name)
+            let scale = theirs.data.map { abs($0) }.max()!
+            let worst = zip(ours.data, theirs.data).map { abs($0 - $1) }.max()!
+            XCTAssertLessThanOrEqual(worst, 1e-4 * scale, "\(name): off by \(worst) at scale \(scale)")
+            XCTAssertNotEqual(ours.data, before[name]!.data, "\(name) moved")
+        }
+    }
+}
