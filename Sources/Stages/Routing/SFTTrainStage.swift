@@ -96,7 +96,8 @@ public struct SFTTrainStage: StageType {
         let valid = try ScoreMatrix(directory: context.inputs["valid_scores"]!.directory)
         let train = try context.inputs["train_scores"].map { try ScoreMatrix(directory: $0.directory) }
         let space = valid.space
-        let data = try rows(context.inputs["sft"]!.path(of: "sft.json"), space: space)
+        let sft = context.inputs["sft"]!  // build-sft's artifact (sft.json, stats.txt), or a user's one file
+        let data = try rows(sft.fileNames.contains("sft.json") ? sft.path(of: "sft.json") : sft.path, space: space)
         var settings = DecoderRouter.Settings(candidates: p.candidate_names ?? p.pair.flatMap { CandidateNames.presets[$0] }
                                                   ?? (0..<space.candidates).map { "candidate \($0)" })
         guard settings.candidates.count == space.candidates else {
