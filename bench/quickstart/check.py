@@ -5,7 +5,11 @@ targets of issue 7 on valid (and reports test):
 - the oracle beats the best fixed assignment by at least 0.15 F1;
 - the best fixed assignment differs between bridge and comparison questions;
 - the teacher's candidate alone changes the outcome on at least 10% of questions;
-- cold at most 15 minutes, no-op under 2 seconds.
+- cold at most 15 minutes, no-op under 2 seconds;
+
+and issue 15's on the test split (`evaluate`): the SFT router beats the best fixed assignment
+(chosen on valid) by at least 0.05 mean F1 and stays below the oracle; every router's figure is
+printed with its paired bootstrap interval.
 
 Exits 1 when a target is missed."""
 import json, os, shutil, subprocess, sys, time
@@ -53,6 +57,17 @@ def main():
             for name, passed in checks.items():
                 print(f"  {'met ' if passed else 'MISSED'} {name}")
                 ok = ok and passed
+    out = subprocess.run([HAPS, "show", "evaluate", "--store", "store", "--file", "results.json"], cwd=WORK, check=True, capture_output=True, text=True)
+    rows = {r["name"]: r for r in json.loads(out.stdout)["rows"]}
+    for name, r in rows.items():
+        if r["router"] or name in ("best_fixed", "oracle", "random"):
+            d = r["diff_vs_best_fixed"]
+            print(f"evaluate (test): {name:16s} F1 {r['f1_mean']:.4f}  vs best fixed {d['mean']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]")
+    sft, oracle = rows["sft_train"], rows["oracle"]
+    for name, passed in {"SFT router beats best fixed by >= 0.05 on test": sft["diff_vs_best_fixed"]["mean"] >= 0.05,
+                         "SFT router below the oracle": sft["f1_mean"] < oracle["f1_mean"]}.items():
+        print(f"  {'met ' if passed else 'MISSED'} {name}")
+        ok = ok and passed
     print(f"  {'met ' if cold <= 900 else 'MISSED'} cold <= 15 min; {'met ' if noop < 2 else 'MISSED'} no-op < 2 s")
     sys.exit(0 if ok else 1)
 
