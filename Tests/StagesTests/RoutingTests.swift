@@ -35,6 +35,11 @@ final class RoutingTests: XCTestCase {
             let decisions = try router.route(testQuestions, embeddings: method.needsEmbeddings ? testEmbeddings : nil)
             if method == .bestFixed {
                 XCTAssertEqual(decisions.map(\.action), Array(repeating: 3, count: 12))
+            } else if method == .random {
+                XCTAssertEqual(decisions.map(\.distribution), Array(repeating: [0.25, 0.25, 0.25, 0.25], count: 12))
+                XCTAssertGreaterThan(Set(decisions.map(\.action)).count, 1, "draws differ by question")
+                XCTAssertEqual(try router.route(Array(testQuestions.reversed()), embeddings: nil).map(\.action), decisions.map(\.action).reversed(),
+                               "a question's draw does not depend on the others")
             } else {
                 XCTAssertEqual(decisions.map(\.action), oracle, "\(method.rawValue)")
             }

@@ -8,7 +8,7 @@ import LLM
 ///                    "params": {"method": "knn", "k": 10}}
 public struct RouteTableStage: StageType {
     public struct Params: StageParameters {
-        @Param("best-fixed, per-type, knn, logistic or mf") var method: TableRouter.Method
+        @Param("random, best-fixed, per-type, knn, logistic or mf") var method: TableRouter.Method
         @Param("knn: neighbours") var k = 10
         @Param("mf: rank of the factorisation") var rank = 16
         @Param("logistic and mf: full-batch optimisation steps") var steps = 500
@@ -19,7 +19,7 @@ public struct RouteTableStage: StageType {
 
     public static let name = "route-table"
     public static let version = 1
-    public static let summary = "A router learned from a score table (best fixed, per question type, kNN, logistic, matrix factorisation)."
+    public static let summary = "A router learned from a score table (random, best fixed, per question type, kNN, logistic, matrix factorisation)."
 
     public static func ports(_ p: Params) -> StagePorts {
         StagePorts(inputs: [InputPort("scores", kind: .scoreTable, help: "the table to learn from (train split; valid for best-fixed)"),

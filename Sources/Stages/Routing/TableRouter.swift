@@ -18,7 +18,7 @@ public struct TableRouter: QuestionRouter {
     public static let kind = "table"
 
     public enum Method: String, ParameterEnum, Sendable {
-        case bestFixed = "best-fixed", perType = "per-type", knn, logistic, mf
+        case random, bestFixed = "best-fixed", perType = "per-type", knn, logistic, mf
         public var needsEmbeddings: Bool { self == .knn || self == .logistic || self == .mf }
     }
 
@@ -39,12 +39,15 @@ public struct TableRouter: QuestionRouter {
     var action: Int
     var actionByType: [String: Int] = [:]
     var k = 10
+    /// random: the seed of each question's draw.
+    var seed: UInt64 = 43
     /// knn: training embeddings [n, d] and F1 [n, actions]; logistic: weights [actions, d] and
     /// bias [actions]; mf: projection [rank, d], action factors [actions, rank], bias [actions].
     var arrays: [String: Tensor] = [:]
 
     public var label: String {
         switch method {
+        case .random: return "random (seed \(seed))"
         case .bestFixed: return "best fixed (action \(action))"
         case .perType: return "per question type"
         case .knn: return "knn (k=\(k))"
@@ -68,6 +71,7 @@ public struct TableRouter: QuestionRouter {
             guard let embeddings, embeddings.count == matrix.count else { throw RouterError("\(method.rawValue) needs an embedding of every question") }
         }
         switch method {
+        case .random: seed = settings.seed
         case .bestFixed: break
         case .perType:
             var rows: [String: [Int]] = [:]
@@ -207,6 +211,11 @@ public struct TableRouter: QuestionRouter {
             guard let embeddings, embeddings.count == questions.count else { throw RouterError("the \(method.rawValue) router needs an embedding of every question (give the evaluation its 'encoder' input)") }
         }
         switch method {
+        case .random:  // uniform; the draw depends on the question and the seed only
+            return questions.map { q in
+                var rng = SeededRandom(seed: seed, stream: UInt64(Digest.of(string: q.text.trimmingSpaces).hex.prefix(16), radix: 16) ?? 0)
+                return RouteDecision(action: Int(rng.next(upperBound: UInt64(space.count))), distribution: space.indices.map { _ in 1 / Double(space.count) })
+            }
         case .bestFixed: return questions.map { _ in .certain(action, of: space) }
         case .perType: return questions.map { .certain($0.type.flatMap { actionByType[$0] } ?? action, of: space) }
         case .knn:
@@ -250,6 +259,7 @@ public struct TableRouter: QuestionRouter {
     public func save(directory: String) throws {
         try RouterArtifacts.write(directory: directory, kind: TableRouter.kind, space: space, fields: [
             ("method", .string(method.rawValue)), ("action", .number(Double(action))), ("k", .number(Double(k))),
+            ("seed", .string(String(seed))),
             ("action_by_type", .object(actionByType.sorted { $0.key < $1.key }.map { ($0.key, .number(Double($0.value))) })),
         ], arrays: arrays)
     }
@@ -259,8 +269,10 @@ public struct TableRouter: QuestionRouter {
             throw RouterError("\(path): a table router needs 'method' and 'action'")
         }
         self.space = space; method = m; action = a; k = json["k"]?.intValue ?? 10; self.arrays = arrays
+        seed = json["seed"]?.stringValue.flatMap { UInt64($0) } ?? 43
         for (t, v) in json["action_by_type"]?.objectMembers ?? [] { if let i = v.intValue { actionByType[t] = i } }
         let needed = ["knn": ["embeddings", "f1"], "logistic": ["weight", "bias"], "mf": ["projection", "actions", "bias"]][m.rawValue] ?? []
         if let missing = needed.first(where: { arrays[$0] == nil }) { throw RouterError("\(path): the \(m.rawValue) router has no array '\(missing)'") }
     }
 }
+
