@@ -34,6 +34,7 @@ def summary(stage):
 def main():
     shutil.rmtree(WORK, ignore_errors=True)
     os.makedirs(WORK)
+    os.symlink(os.path.join(ROOT, "models"), os.path.join(WORK, "models"))  # the encoder, where the spec names it
     spec = os.path.join(ROOT, "pipelines", "quickstart.json")
     cold = run(["run", spec, "--store", "store", "--plain"])
     noop = run(["run", spec, "--store", "store", "--plain"])
