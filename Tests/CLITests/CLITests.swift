@@ -49,7 +49,7 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(explain.stdout.contains("it ran because:\n  - input 'b' changed (output of stage 'b'): "), explain.stdout)
         let show = try CLI.run(["show", "c"], in: dir)
         XCTAssertTrue(show.stdout.hasPrefix("demo/c\nartifact "), show.stdout)
-        XCTAssertTrue(show.stdout.hasSuffix("--- c.txt\nA\nB 2\n\n"), show.stdout)
+        XCTAssertTrue(show.stdout.hasSuffix("--- c.txt\nA\nB 2\n"), show.stdout)
         let json = try CLI.run(["show", "c", "--json"], in: dir)
         let obj = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
         XCTAssertEqual((obj?["manifest"] as? [String: Any])?["kind"] as? String, "files")
