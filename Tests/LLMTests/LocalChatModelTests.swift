@@ -67,6 +67,28 @@ enum TokenizerFixtures {
 }
 
 extension LocalChatModelTests {
+    /// REFERENCE.md §6.1: the reference's RL sampler drops the token that crosses top_p; the
+    /// common rule keeps it. Both keep the most probable token.
+    func testTheReferenceNucleusDropsTheCrossingToken() throws {
+        XCTAssertEqual(TokenSampler.nucleus([0.5, 0.3, 0.15, 0.05], topP: 0.9, rule: .reference).tokens, [0, 1])
+        XCTAssertEqual(TokenSampler.nucleus([0.5, 0.3, 0.15, 0.05], topP: 0.9, rule: .standard).tokens, [0, 1, 2])
+        XCTAssertEqual(TokenSampler.nucleus([0.05, 0.95], topP: 0.9, rule: .reference).tokens, [1], "the first is always kept")
+        XCTAssertEqual(TokenSampler.nucleus([0.3, 0.3, 0.4], topP: 1, rule: .reference).tokens, [0, 1, 2])
+        XCTAssertEqual(TokenSampler.nucleus([0.5, 0.3, 0.15, 0.05], topP: 0.9, rule: .reference).mass, 0.8, accuracy: 1e-6)
+        // A LoRA reply under the reference rule: generation and log q use the same nucleus.
+        let m = try LocalChatModel(directory: try LocalChatModelTests.makeModel(), name: "tiny")
+        var rng = SamplingRandom(seed: 2)
+        func random(_ shape: [Int]) -> Tensor { Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in rng.unit() - 0.5 }) }
+        let lora = LoRAUpdate(a: random([16, 4]), b: random([4, 16]), alpha: 0.5, layers: 1)
+        let settings = GenerationSettings(temperature: 1, topP: 0.9, maxTokens: 6, seed: 4)
+        let r = try m.chat([.user("Which city?")], settings: settings, lora: lora, rule: .reference)
+        let prompt = m.tokenizer.encode(ChatTemplate.llama3.render([.user("Which city?")]))
+        let generated = try m.model.generate([GenerationRequest(prompt: prompt, maxNewTokens: 6, temperature: 1, topP: 0.9, seed: 4,
+                                                                stopTokens: m.stopTokens, lora: lora, nucleusRule: .reference)])[0]
+        XCTAssertEqual(generated.ids, r.ids)
+        XCTAssertEqual(generated.logprobs.reduce(0, +), r.logprob, accuracy: 1e-3)
+    }
+
     func testALoRAReplyCarriesItsLogProbabilityAndGradient() throws {
         let m = try LocalChatModel(directory: try LocalChatModelTests.makeModel(), name: "tiny")
         var rng = SamplingRandom(seed: 9)

@@ -97,14 +97,14 @@ extension DecoderModel {
     /// nucleus and renormalised (REFERENCE.md §6), with its gradient with respect to the logits:
     /// ∂/∂z_i = ([i = token] − [i ∈ nucleus] p_i / mass) / T.
     public static func sampledLogProbability(logits: Tensor, positions: [(row: Int, token: Int)], temperature: Float,
-                                             topP: Float) -> (value: Float, dLogits: Tensor) {
+                                             topP: Float, rule: NucleusRule = .standard) -> (value: Float, dLogits: Tensor) {
         let v = logits.columns
         var d = Tensor(zeros: logits.shape)
         var total: Float = 0
         for (row, token) in positions {
             var probs = (0..<v).map { logits.data[row * v + $0] / temperature }
             probs.withUnsafeMutableBufferPointer { Kernels.softmax($0.baseAddress!, count: v) }
-            let (kept, mass) = TokenSampler.nucleus(probs, topP: topP)
+            let (kept, mass) = TokenSampler.nucleus(probs, topP: topP, rule: rule)
             total += logf(probs[token] / mass)
             for i in kept { d.data[row * v + i] -= probs[i] / mass / temperature }
             d.data[row * v + token] += 1 / temperature

@@ -14,11 +14,21 @@ public struct GenerationRequest: Sendable {
     /// Generation ends after any of these (the model's end-of-sequence tokens, usually).
     public var stopTokens: Set<Int>
     public var lora: LoRAUpdate?
+    /// Which tokens the top-p nucleus keeps (`TokenSampler.nucleus`).
+    public var nucleusRule: NucleusRule
     public init(prompt: [Int], maxNewTokens: Int, temperature: Float = 0, topP: Float = 1, seed: UInt64 = 0,
-                stopTokens: Set<Int> = [], lora: LoRAUpdate? = nil) {
+                stopTokens: Set<Int> = [], lora: LoRAUpdate? = nil, nucleusRule: NucleusRule = .standard) {
         self.prompt = prompt; self.maxNewTokens = maxNewTokens; self.temperature = temperature; self.topP = topP
-        self.seed = seed; self.stopTokens = stopTokens; self.lora = lora
+        self.seed = seed; self.stopTokens = stopTokens; self.lora = lora; self.nucleusRule = nucleusRule
     }
+}
+
+/// Which tokens a top-p nucleus keeps: the common rule, or the reference RL sampler's.
+public enum NucleusRule: String, Sendable, CaseIterable {
+    /// Keep tokens until the mass before the next reaches top_p (the crossing token is kept).
+    case standard
+    /// Keep tokens whose inclusive cumulative mass is at most top_p (the crossing token is dropped).
+    case reference
 }
 
 /// Generated tokens with the log-probability of each: under the distribution it was drawn from
@@ -59,21 +69,27 @@ public struct SamplingRandom: RandomNumberGenerator, Sendable {
 
 /// Token choice from one row of logits.
 public enum TokenSampler {
-    /// The nucleus of a distribution: the most probable tokens, in decreasing probability,
-    /// whose mass before each is below `topP` (so at least one token), and their total mass.
-    public static func nucleus(_ probs: [Float], topP: Float) -> (tokens: [Int], mass: Float) {
+    /// The nucleus of a distribution: the most probable tokens, in decreasing probability, and
+    /// their total mass. `.standard` (transformers, vLLM) keeps each token whose mass *before*
+    /// it is below `topP`, so the token that crosses `topP` is kept; `.reference` (the reference's
+    /// RL sampler, REFERENCE.md §6.1) keeps those whose *inclusive* mass is at most `topP`, so
+    /// the crossing token is dropped. Both always keep the most probable token.
+    public static func nucleus(_ probs: [Float], topP: Float, rule: NucleusRule = .standard) -> (tokens: [Int], mass: Float) {
         if topP >= 1 { return (Array(probs.indices), probs.reduce(0, +)) }
         let order = probs.indices.sorted { probs[$0] > probs[$1] || (probs[$0] == probs[$1] && $0 < $1) }
         var kept: [Int] = [], mass: Float = 0
         for i in order {
-            if mass >= topP { break }
+            switch rule {
+            case .standard: if mass >= topP { return (kept, mass) }
+            case .reference: if !kept.isEmpty && mass + probs[i] > topP { return (kept, mass) }
+            }
             kept.append(i); mass += probs[i]
         }
         return (kept, mass)
     }
 
     /// Picks a token and its log-probability (see `GenerationResult`).
-    public static func choose(_ logits: UnsafeBufferPointer<Float>, temperature: Float, topP: Float,
+    public static func choose(_ logits: UnsafeBufferPointer<Float>, temperature: Float, topP: Float, rule: NucleusRule = .standard,
                               random: inout SamplingRandom) -> (token: Int, logprob: Float) {
         let n = logits.count
         if temperature <= 0 {
@@ -83,7 +99,7 @@ public enum TokenSampler {
         }
         var probs = logits.map { $0 / temperature }
         probs.withUnsafeMutableBufferPointer { Kernels.softmax($0.baseAddress!, count: n) }
-        let (tokens, mass) = nucleus(probs, topP: topP)
+        let (tokens, mass) = nucleus(probs, topP: topP, rule: rule)
         var u = random.unit() * mass
         var pick = tokens.last!
         for t in tokens {
@@ -112,7 +128,7 @@ extension DecoderModel {
                 let r = requests[i]
                 let (token, logprob) = logits.data.withUnsafeBufferPointer { lp in
                     TokenSampler.choose(UnsafeBufferPointer(rebasing: lp[(row * config.vocabSize)..<((row + 1) * config.vocabSize)]),
-                                        temperature: r.temperature, topP: r.topP, random: &randoms[i])
+                                        temperature: r.temperature, topP: r.topP, rule: r.nucleusRule, random: &randoms[i])
                 }
                 results[i].ids.append(token); results[i].logprobs.append(logprob)
                 if r.stopTokens.contains(token) { results[i].finishReason = "stop"; continue }

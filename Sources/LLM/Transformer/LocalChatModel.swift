@@ -65,11 +65,12 @@ public final class LocalChatModel: ChatModel, @unchecked Sendable {
         public var gradientB: Tensor
     }
 
-    public func chat(_ messages: [ChatMessage], settings: GenerationSettings, lora: LoRAUpdate) throws -> LoRAReply {
+    /// `rule`: the nucleus both the sampling and log q use (`.reference` for the reference's RL).
+    public func chat(_ messages: [ChatMessage], settings: GenerationSettings, lora: LoRAUpdate, rule: NucleusRule = .standard) throws -> LoRAReply {
         let prompt = tokenizer.encode(template.render(messages))
         let temperature = Float(settings.temperature), topP = Float(settings.topP)
         let request = GenerationRequest(prompt: prompt, maxNewTokens: settings.maxTokens, temperature: temperature, topP: topP,
-                                        seed: UInt64(truncatingIfNeeded: settings.seed ?? 0), stopTokens: stopTokens, lora: lora)
+                                        seed: UInt64(truncatingIfNeeded: settings.seed ?? 0), stopTokens: stopTokens, lora: lora, nucleusRule: rule)
         return try lock.withLock {
             let result = try model.generate([request])[0]
             let sequence = prompt + result.ids
@@ -77,7 +78,7 @@ public final class LocalChatModel: ChatModel, @unchecked Sendable {
             let positions = result.ids.indices.map { (row: prompt.count + $0 - 1, token: result.ids[$0]) }
             let greedy = temperature <= 0
             let (logprob, dLogits) = DecoderModel.sampledLogProbability(logits: tape.logits, positions: positions,
-                                                                        temperature: greedy ? 1 : temperature, topP: greedy ? 1 : topP)
+                                                                        temperature: greedy ? 1 : temperature, topP: greedy ? 1 : topP, rule: rule)
             let grads = try model.backward(tape, dLogits: dLogits, target: .lora)
             var ids = result.ids
             if result.finishReason == "stop" { ids.removeLast() }
