@@ -36,18 +36,36 @@ extension DecoderModel {
     /// the head's backward, then each layer's blocks in reverse (`mlpBackward`,
     /// `attentionBackward`), then the embedding's.
     public func backward(_ tape: DecoderTape, dLogits: Tensor, target: GradientTarget) throws -> [String: Tensor] {
-        let c = config
         let slots = GradientSlots(weights: target == .weights)
         var grads: [String: Tensor] = [:]
         var none: Tensor? = nil
-        var dHead = slots.fresh(lmHead), dFinal = slots.slot(finalNorm)
+        var dHead = slots.fresh(lmHead)
         let dNormF = try Backward.linear(dLogits, x: tape.finalNorm, w: lmHead, dw: &dHead, db: &none, accumulate: false)
-        var dx = Backward.rmsNorm(dNormF, x: tape.output, weight: finalNorm, eps: c.rmsEps, dw: &dFinal)
         var dEmbedding = slots.slot(embedding)
         if slots.weights {
-            grads["model.norm.weight"] = dFinal
-            if c.tieEmbeddings { dEmbedding = dHead } else { grads["lm_head.weight"] = dHead }
+            if config.tieEmbeddings { dEmbedding = dHead } else { grads["lm_head.weight"] = dHead }
         }
+        try backwardBelowTheHead(tape, dHiddenStates: dNormF, slots: slots, dEmbedding: dEmbedding, grads: &grads)
+        return grads
+    }
+
+    /// Gradients of every weight but the head's, given a scalar's gradient with respect to the
+    /// last hidden states (after the final norm, `DecoderTape.hiddenStates`): what a model
+    /// read for its hidden states (the router's pooled state, read by the parameter generators)
+    /// gets back.
+    public func backward(_ tape: DecoderTape, dHiddenStates: Tensor) throws -> [String: Tensor] {
+        let slots = GradientSlots(weights: true)
+        var grads: [String: Tensor] = [:]
+        try backwardBelowTheHead(tape, dHiddenStates: dHiddenStates, slots: slots, dEmbedding: slots.slot(embedding), grads: &grads)
+        return grads
+    }
+
+    /// The final norm's backward, each layer's blocks in reverse, then the embedding's.
+    private func backwardBelowTheHead(_ tape: DecoderTape, dHiddenStates: Tensor, slots: GradientSlots, dEmbedding: Tensor?,
+                                      grads: inout [String: Tensor]) throws {
+        var dFinal = slots.slot(finalNorm), dEmbedding = dEmbedding
+        var dx = Backward.rmsNorm(dHiddenStates, x: tape.output, weight: finalNorm, eps: config.rmsEps, dw: &dFinal)
+        if slots.weights { grads["model.norm.weight"] = dFinal }
         let lowest = tape.lora.map { layers.count - $0.layers } ?? layers.count
         for li in stride(from: layers.count - 1, through: 0, by: -1) {
             if !slots.weights && li < lowest { break }  // nothing below the update depends on it
@@ -58,10 +76,10 @@ extension DecoderModel {
             Kernels.add(&dx, dInput)
         }
         if slots.weights, var dE = dEmbedding {
+            dEmbedding = nil  // when tied, the head's gradient: held once, added to in place
             embeddingBackward(dx, tokens: tape.tokens, dEmbedding: &dE)
             grads["model.embed_tokens.weight"] = dE
         }
-        return grads
     }
 
     /// The mean next-token cross-entropy of a sequence (transformers' causal LM loss) and its

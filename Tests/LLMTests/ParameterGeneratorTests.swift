@@ -1,0 +1,95 @@
+import Foundation
+import XCTest
+@testable import LLM
+import NN
+import JSON
+
+/// The parameter generator and the gradient chain of joint RL against torch
+/// (`Tests/Fixtures/generator`, the reference's generator written out from REFERENCE.md §6.1):
+/// router → pooled state → generator → A, B → the candidate's log q of a fixed reply under the
+/// reference's nucleus rule → every gradient of −R·log q, ours within 1e-4 of scale.
+final class ParameterGeneratorTests: XCTestCase {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/generator").path
+
+    func assertClose(_ ours: [Float], _ theirs: [Float], _ what: String, relative: Float = 1e-4, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(ours.count, theirs.count, what, file: file, line: line)
+        let scale = max(theirs.map { abs($0) }.max() ?? 0, 1e-12)
+        let worst = zip(ours, theirs).map { abs($0 - $1) }.max() ?? 0
+        XCTAssertLessThanOrEqual(worst, relative * scale, "\(what): off by \(worst) at scale \(scale)", file: file, line: line)
+    }
+
+    func testTheChainFromRouterToLogQMatchesTorch() throws {
+        let f = ParameterGeneratorTests.fixtures
+        let ref = try SafeTensorsFile(path: f + "/reference.safetensors").all()
+        let settings = try JSONParser.parse(String(contentsOfFile: f + "/settings.json", encoding: .utf8))
+        let r = Float(settings["R"]!.doubleValue!), alpha = Float(settings["alpha"]!.doubleValue!), rank = settings["rank"]!.intValue!
+        let router = try DecoderModel(directory: f + "/router"), candidate = try DecoderModel(directory: f + "/candidate")
+        let generator = try ParameterGenerator(weights: try SafeTensorsFile(path: f + "/generator.safetensors").all(), rank: rank)
+        XCTAssertEqual([generator.inputSize, generator.hiddenSize, generator.layers, generator.targetSize], [32, 256, 2, 16])
+
+        // Forward: pooled state, A, B, log q.
+        let routerTape = try router.tapedForward(ref["prompt"]!.data.map { Int($0) })
+        let pooled = DecoderModel.pooled(routerTape)
+        assertClose(pooled, ref["pooled"]!.data, "pooled state")
+        let (a, b, genTape) = try generator.forward(pooled)
+        assertClose(a.data, ref["A"]!.data, "A")
+        assertClose(b.data, ref["B"]!.data, "B")
+        let prompt = ref["candidate_prompt"]!.data.map { Int($0) }, reply = ref["reply"]!.data.map { Int($0) }
+        let lora = LoRAUpdate(a: a, b: b, alpha: alpha, layers: 1)
+        let tape = try candidate.tapedForward(prompt + reply, lora: lora)
+        let positions = reply.indices.map { (row: prompt.count + $0 - 1, token: reply[$0]) }
+        var (logq, dLogits) = DecoderModel.sampledLogProbability(logits: tape.logits, positions: positions, temperature: 1, topP: 0.9, rule: .reference)
+        XCTAssertEqual(logq, ref["logq"]!.data[0], accuracy: 1e-4 * abs(ref["logq"]!.data[0]))
+
+        // Backward of −R·log q: LoRA, generator, router backbone.
+        for i in dLogits.data.indices { dLogits.data[i] *= -r }
+        let loraGrads = try candidate.backward(tape, dLogits: dLogits, target: .lora)
+        assertClose(loraGrads["lora.A"]!.data, ref["grad.A"]!.data, "dA")
+        assertClose(loraGrads["lora.B"]!.data, ref["grad.B"]!.data, "dB")
+        let (genGrads, dPooled) = try generator.backward(genTape, dA: loraGrads["lora.A"]!, dB: loraGrads["lora.B"]!)
+        for (name, g) in genGrads { assertClose(g.data, ref["grad." + name]!.data, "generator \(name)") }
+        XCTAssertEqual(genGrads.count, 8)
+        let routerGrads = try router.backward(routerTape, dPooled: dPooled)
+        let expected = ref.keys.filter { $0.hasPrefix("grad.router.") }
+        XCTAssertEqual(Set(routerGrads.keys), Set(expected.map { String($0.dropFirst("grad.router.".count)) }), "every router weight but the head")
+        for (name, g) in routerGrads { assertClose(g.data, ref["grad.router." + name]!.data, "router \(name)") }
+    }
+
+    /// Finite differences on the generator alone: the gradient of a linear functional of A and B.
+    func testTheGeneratorsGradientIsTheDerivative() throws {
+        var g = ParameterGenerator(inputSize: 6, hiddenSize: 8, layers: 2, targetSize: 5, rank: 2, seed: 43)
+        var rng = SamplingRandom(seed: 1)
+        let start = g.weights
+        for name in ["mlp.0.bias", "mlp.2.bias"] { g.weights[name]!.data = (0..<8).map { _ in rng.unit() - 0.5 } }  // away from ReLU's kink
+        let pooled = (0..<6).map { _ in rng.unit() * 2 - 1 }
+        let wa = Tensor(shape: [5, 2], data: (0..<10).map { _ in rng.unit() - 0.5 }), wb = Tensor(shape: [2, 5], data: (0..<10).map { _ in rng.unit() - 0.5 })
+        func value(_ g: ParameterGenerator, _ x: [Float]) throws -> Double {
+            let (a, b, _) = try g.forward(x)
+            return zip(a.data, wa.data).reduce(0) { $0 + Double($1.0 * $1.1) } + zip(b.data, wb.data).reduce(0) { $0 + Double($1.0 * $1.1) }
+        }
+        let (_, _, tape) = try g.forward(pooled)
+        let (grads, dPooled) = try g.backward(tape, dA: wa, dB: wb)
+        // Units whose pre-activation is within the step of ReLU's kink have no derivative to check.
+        let nearKink = tape.activations.map { $0.data.map { abs($0) < 2e-2 } }
+        for name in ["mlp.0.weight", "mlp.2.bias", "head_a.weight", "head_b.bias"] {
+            for index in [0, 3] {
+                if name == "mlp.2.bias" && nearKink[1][index] { continue }
+                if name == "mlp.0.weight" && nearKink[0][index / 6] { continue }
+                var plus = g, minus = g
+                plus.weights[name]!.data[index] += 1e-2; minus.weights[name]!.data[index] -= 1e-2
+                let numeric = (try value(plus, pooled) - value(minus, pooled)) / 2e-2
+                XCTAssertEqual(Double(grads[name]!.data[index]), numeric, accuracy: 1e-3 + 1e-2 * abs(numeric), "\(name)[\(index)]")
+            }
+        }
+        for j in 0..<6 {
+            var plus = pooled, minus = pooled
+            plus[j] += 1e-2; minus[j] -= 1e-2
+            XCTAssertEqual(Double(dPooled[j]), (try value(g, plus) - value(g, minus)) / 2e-2, accuracy: 1e-3, "pooled[\(j)]")
+        }
+        // Every candidate's generator starts from the same weights (one seed), as the reference's.
+        XCTAssertEqual(ParameterGenerator(inputSize: 6, hiddenSize: 8, layers: 2, targetSize: 5, rank: 2, seed: 43).weights, start)
+        XCTAssertEqual(start["mlp.2.bias"]!.data, Array(repeating: 0, count: 8), "biases start at zero")
+        XCTAssertEqual(Set(g.weights.keys), ["mlp.0.weight", "mlp.0.bias", "mlp.2.weight", "mlp.2.bias", "head_a.weight", "head_a.bias", "head_b.weight", "head_b.bias"])
+    }
+}
