@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
 @testable import Stages
+import Pipeline
+import NN
 
 /// CPython's random.Random is the oracle: python3 prints what each method returns.
 final class PythonRandomTests: XCTestCase {
@@ -69,5 +71,42 @@ final class PythonRandomTests: XCTestCase {
         let py = try python("import random; r = random.Random(5); print(r.sample(range(1000), 3), r.sample(range(10000), 40))")
         var r = PythonRandom(seed: 5)
         XCTAssertEqual("\(r.sample(Array(0..<1000), 3)) \(r.sample(Array(0..<10000), 40))", py.trimmingCharacters(in: .newlines))
+    }
+}
+
+/// Joint RL's bookkeeping against its oracles: the question order against python3's
+/// `random.Random(43 + e).shuffle` chained over epochs, and the learning-rate decay against
+/// torch's LinearLR (recorded in Tests/Fixtures/generator/linear_lr.json), the router's
+/// scheduler stepping every question and a generator's only when it was used.
+final class JointRLScheduleTests: XCTestCase {
+    func testTheEpochOrderIsTheReferencesChainedShuffle() throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", "import random\no = list(range(37))\nfor e in range(4):\n    random.Random(43 + e).shuffle(o)\n    print(o)"]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        let expected = text.split(separator: "\n").map { line in line.dropFirst().dropLast().split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces))! } }
+        XCTAssertEqual(expected.count, 4)
+        for e in 0..<4 { XCTAssertEqual(JointRLOrder.questions(count: 37, epoch: e), expected[e], "epoch \(e)") }
+    }
+
+    func testTheLinearDecayIsTorchsLinearLR() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/generator/linear_lr.json").path
+        let f = try JSONParser.parse(try FileIO.readString(path))
+        let base = f["base_lr"]!.doubleValue!, total = f["total"]!.intValue!
+        let used = f["used"]!.arrayValue!.map { $0.boolValue! }
+        let schedule = LearningRateSchedule.linearDecay(from: 1, to: 0.1, total: total)
+        for (i, lr) in f["router"]!.arrayValue!.enumerated() {
+            XCTAssertEqual(base * Double(schedule.multiplier(i)), lr.doubleValue!, accuracy: 1e-6 * base, "router step \(i)")
+        }
+        var stepped = 0  // a generator's scheduler counts only the questions that used it
+        for (i, lr) in f["generator"]!.arrayValue!.enumerated() {
+            XCTAssertEqual(base * Double(schedule.multiplier(stepped)), lr.doubleValue!, accuracy: 1e-6 * base, "generator step \(i)")
+            if used[i] { stepped += 1 }
+        }
     }
 }

@@ -119,3 +119,22 @@ for n, p in router.named_parameters():
 save_file({k: v.contiguous() for k, v in ref.items()}, os.path.join(OUT, "reference.safetensors"))
 json.dump({"R": R, "alpha": ALPHA, "rank": RANK, "top_p": TOP_P, "temperature": 1.0, "layers": 1}, open(os.path.join(OUT, "settings.json"), "w"))
 print("ok", float(logq.detach()), reply, "nucleus sizes", sizes)
+
+# torch's LinearLR (1.0 -> 0.1) as joint RL steps it: the router's scheduler every question, a
+# generator's only when that generator was used (REFERENCE.md §6.1). lrs[i]: the lr of step i.
+def linear_lr(total, used):
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.AdamW([p], lr=1e-5)
+    sched = torch.optim.lr_scheduler.LinearLR(opt, start_factor=1.0, end_factor=0.1, total_iters=total)
+    out = []
+    for u in used:
+        out.append(opt.param_groups[0]["lr"])
+        if u:
+            opt.step()
+            sched.step()
+    return out
+
+
+USED = [True, False, True, True, False, True, True, True, False, True, True, True]
+json.dump({"base_lr": 1e-5, "total": 7, "used": USED, "router": linear_lr(7, [True] * len(USED)), "generator": linear_lr(7, USED)},
+          open(os.path.join(OUT, "linear_lr.json"), "w"), indent=1)
