@@ -3,6 +3,7 @@ import XCTest
 @testable import LLM
 import NN
 import JSON
+import Stages
 
 /// The parameter generator and the gradient chain of joint RL against torch
 /// (`Tests/Fixtures/generator`, the reference's generator written out from REFERENCE.md §6.1):
@@ -91,5 +92,36 @@ final class ParameterGeneratorTests: XCTestCase {
         XCTAssertEqual(ParameterGenerator(inputSize: 6, hiddenSize: 8, layers: 2, targetSize: 5, rank: 2, seed: 43).weights, start)
         XCTAssertEqual(start["mlp.2.bias"]!.data, Array(repeating: 0, count: 8), "biases start at zero")
         XCTAssertEqual(Set(g.weights.keys), ["mlp.0.weight", "mlp.0.bias", "mlp.2.weight", "mlp.2.bias", "head_a.weight", "head_a.bias", "head_b.weight", "head_b.bias"])
+    }
+}
+
+/// A candidate under a LoRA update as the dialogue sampler's `ChatModel`.
+final class LoRAChatModelTests: XCTestCase {
+    func testCallsAreRecordedAndKeyedApartFromTheBaseModel() throws {
+        let base = try LocalChatModel(directory: try LocalChatModelTests.makeModel(), name: "tiny")
+        var rng = SamplingRandom(seed: 5)
+        func random(_ shape: [Int]) -> Tensor { Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in rng.unit() - 0.5 }) }
+        let a = random([16, 4])
+        // A zero update (B = 0) leaves the model as it is: the same greedy reply as the base.
+        let zero = LoRAChatModel(base: base, lora: LoRAUpdate(a: a, b: Tensor(zeros: [4, 16]), alpha: 0.5, layers: 1))
+        let greedy = GenerationSettings(maxTokens: 8)
+        XCTAssertEqual(try zero.chat([.user("Where?")], settings: greedy), try base.chat([.user("Where?")], settings: greedy))
+        // Sampled calls under a real update: each recorded with its log q and gradients.
+        let lora = LoRAUpdate(a: a, b: random([4, 16]), alpha: 0.5, layers: 1)
+        let model = LoRAChatModel(base: base, lora: lora, rule: .reference)
+        let sampled = GenerationSettings(temperature: 1, topP: 0.9, maxTokens: 5, seed: 3)
+        _ = try model.chat([.user("Where?")], settings: sampled)
+        _ = try model.chat([.user("When?")], settings: sampled)
+        XCTAssertEqual(model.calls.count, 2)
+        let total = model.total
+        XCTAssertEqual(total.logq, model.calls.reduce(0) { $0 + $1.logprob }, accuracy: 1e-5)
+        XCTAssertEqual(total.dA.data[0], model.calls[0].gradientA.data[0] + model.calls[1].gradientA.data[0], accuracy: 1e-5)
+        // Memo keys: the update's digest joins the key; the same update gives the same key.
+        let messages = [ChatMessage.user("Where?")]
+        let withUpdate = MemoizedChatModel.key(identity: model.identity, adapter: model.adapter, messages: messages, settings: greedy)
+        XCTAssertNotEqual(withUpdate, MemoizedChatModel.key(identity: base.identity, adapter: base.adapter, messages: messages, settings: greedy))
+        XCTAssertNotEqual(model.adapter, zero.adapter)
+        XCTAssertEqual(LoRAChatModel(base: base, lora: lora, rule: .reference).adapter, model.adapter)
+        XCTAssertNotEqual(LoRAChatModel(base: base, lora: lora, rule: .standard).adapter, model.adapter, "the nucleus rule is part of it")
     }
 }
