@@ -125,3 +125,66 @@ final class LoRAChatModelTests: XCTestCase {
         XCTAssertNotEqual(LoRAChatModel(base: base, lora: lora, rule: .standard).adapter, model.adapter, "the nucleus rule is part of it")
     }
 }
+
+/// One joint-RL step on tiny random models: the generators of the chosen candidates and the
+/// router's backbone move; an unused generator's weights and optimiser state stay byte-identical;
+/// a trainer restored from a checkpoint takes the next step to the same bytes.
+final class JointRLTrainerTests: XCTestCase {
+    static let question = try! HotpotQA.load(URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("dataset/valid.jsonl").path)[0]
+
+    func trainer(frozen: Bool = false) throws -> JointRLTrainer {
+        let router = try DecoderRouter(directory: try LocalChatModelTests.makeModel(), space: ActionSpace(), settings: .init(candidates: ["a", "b"]))
+        let candidates = try ["a", "b"].map { try LocalChatModel(directory: try LocalChatModelTests.makeModel(), name: $0) }
+        let sampler = DialogueSampler(dialogue: Dialogue(budget: 1), retriever: LexicalRetriever(), names: ["a", "b"])
+        var settings = JointRLTrainer.Settings()
+        settings.routerLR = 1e-3; settings.generatorLR = 1e-3; settings.alpha = 0.5; settings.rank = 2; settings.totalSteps = 4
+        settings.sampling.maxTokens = 8
+        settings.routerFrozen = frozen
+        return JointRLTrainer(router: router, candidates: candidates, sampler: sampler, settings: settings)
+    }
+
+    func testAStepMovesWhatItUsedAndNothingElse() throws {
+        let t = try trainer()
+        let routerBefore = t.router.model.namedWeights, generatorsBefore = t.generators.map(\.weights)
+        let optimizersBefore = try t.state()
+        let record = try t.train(JointRLTrainerTests.question, qid: 0)
+        let used = Set(ActionSpace().assignment(of: record.action))
+        XCTAssertEqual(record.reward, -1, "a random model's answer scores 0, which the reference turns into -1")
+        XCTAssertNotEqual(record.logq, 0)
+        XCTAssertEqual(t.step, 1)
+        for c in 0..<2 {
+            if used.contains(c) {
+                XCTAssertNotEqual(t.generators[c].weights, generatorsBefore[c], "generator \(c) was used")
+                XCTAssertEqual(t.generatorSteps[c], 1)
+            } else {
+                XCTAssertEqual(t.generators[c].weights, generatorsBefore[c], "generator \(c) was not used")
+                XCTAssertEqual(t.generatorSteps[c], 0)
+            }
+        }
+        XCTAssertNotEqual(t.router.model.namedWeights["model.layers.0.mlp.up_proj.weight"], routerBefore["model.layers.0.mlp.up_proj.weight"],
+                          "the backbone moves through the pooled state")
+        XCTAssertEqual(t.router.model.namedWeights["lm_head.weight"], routerBefore["lm_head.weight"], "the head has no gradient")
+        // An unused generator's optimiser state is untouched too (its tensors in the checkpoint).
+        let before = try SafeTensorsFile(bytes: optimizersBefore).all(), after = try SafeTensorsFile(bytes: try t.state()).all()
+        for c in 0..<2 where !used.contains(c) {
+            for (k, v) in before where k.hasPrefix("generator\(c)") { XCTAssertEqual(after[k], v, k) }
+        }
+        let frozen = try trainer(frozen: true)
+        let frozenBefore = frozen.router.model.namedWeights
+        _ = try frozen.train(JointRLTrainerTests.question, qid: 0)
+        XCTAssertEqual(frozen.router.model.namedWeights, frozenBefore, "a frozen router does not move")
+    }
+
+    func testARestoredTrainerTakesTheSameNextStep() throws {
+        let a = try trainer()
+        _ = try a.train(JointRLTrainerTests.question, qid: 0)
+        let checkpoint = try a.state()
+        _ = try a.train(JointRLTrainerTests.question, qid: 0)
+        let b = try trainer()
+        try b.restore(checkpoint)
+        XCTAssertEqual(b.step, 1)
+        _ = try b.train(JointRLTrainerTests.question, qid: 0)
+        XCTAssertEqual(try b.state(), try a.state(), "same bytes after the resumed step")
+    }
+}

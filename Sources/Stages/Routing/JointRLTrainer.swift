@@ -1,0 +1,152 @@
+public import LLM
+public import NN
+public import Pipeline
+
+/// Joint RL of the router and the parameter generators, one training question a step, as the
+/// reference's `rl_batch.py` takes it (REFERENCE.md §6, §6.1): route greedily with the current
+/// router; generate the update of each chosen candidate from the router's pooled state (both
+/// roles of one candidate share it); run the dialogue sampled (T 1.0, top-p 0.9 under the
+/// reference's nucleus rule, ≤ 256 tokens); reward = F1, 0 → −1; loss = −reward · Σ log q over
+/// every call of both agents; one AdamW step for the router (its lr, weight decay 0.01) and for
+/// each generator used (its lr, decay 0), each decayed linearly 1.0 → 0.1, the router's
+/// schedule stepping every question and a generator's only when it was used. The router's
+/// discrete choice gets no direct gradient: it moves only through the shared backbone.
+///
+/// The `rl-train` stage (issue 16) drives it; its state is one safetensors blob for checkpoints.
+public final class JointRLTrainer: @unchecked Sendable {
+    public struct Settings: Sendable {
+        public var routerLR: Float = 5e-6
+        public var generatorLR: Float = 1e-5
+        public var alpha: Float = 0.01
+        public var layers = 1
+        public var rank = 8
+        /// Steps over which the learning rates decay to 0.1 of their base (epochs × questions).
+        public var totalSteps = 1
+        /// The gradient through the pooled state into the router backbone (the paper's sharing).
+        public var backboneGradient = true
+        public var routerFrozen = false
+        public var sampling = GenerationSettings(temperature: 1, topP: 0.9, maxTokens: 256, seed: 43)
+        public init() {}
+    }
+
+    /// What one step did.
+    public struct StepRecord: Sendable {
+        public var action: Int
+        public var reward: Double
+        public var logq: Double
+        public var loss: Double
+        public var routerLR: Float
+        public var generatorLRs: [Int: Float]
+    }
+
+    public private(set) var router: DecoderRouter
+    public private(set) var generators: [ParameterGenerator]
+    public let candidates: [LocalChatModel]
+    public let sampler: DialogueSampler
+    public let settings: Settings
+    var routerOptimizer = AdamW(weightDecay: 0.01)
+    var generatorOptimizers: [AdamW]
+    /// Scheduler steps of each generator: the questions that used it.
+    public private(set) var generatorSteps: [Int]
+    /// Questions trained on (the router's scheduler steps).
+    public private(set) var step = 0
+
+    public init(router: DecoderRouter, candidates: [LocalChatModel], sampler: DialogueSampler, settings: Settings, seed: UInt64 = 43) {
+        self.router = router; self.candidates = candidates; self.sampler = sampler; self.settings = settings
+        let h = router.model.config.hiddenSize
+        generators = candidates.map { ParameterGenerator(inputSize: h, targetSize: $0.model.config.hiddenSize, rank: settings.rank, seed: seed) }
+        generatorOptimizers = candidates.map { _ in AdamW(weightDecay: 0) }
+        generatorSteps = candidates.map { _ in 0 }
+    }
+
+    var decay: LearningRateSchedule { .linearDecay(from: 1, to: 0.1, total: settings.totalSteps) }
+
+    /// The updates the generators give the candidates of `action` for `question`, with what
+    /// backward needs.
+    public func updates(_ question: String, action: Int) throws -> (routerTape: DecoderTape, loras: [Int: (LoRAUpdate, ParameterGenerator.Tape)]) {
+        let tape = try router.model.tapedForward(try router.promptTokens(question, routing: true))
+        let pooled = DecoderModel.pooled(tape)
+        var out: [Int: (LoRAUpdate, ParameterGenerator.Tape)] = [:]
+        for c in Set(router.space.assignment(of: action)) {
+            let (a, b, genTape) = try generators[c].forward(pooled)
+            out[c] = (LoRAUpdate(a: a, b: b, alpha: settings.alpha, layers: settings.layers), genTape)
+        }
+        return (tape, out)
+    }
+
+    /// One training question (`qid`: its number, for the sample's row).
+    public func train(_ q: HotpotQuestion, qid: Int) throws -> StepRecord {
+        let action = try router.actions([q.question])[0]
+        let (routerTape, loras) = try updates(q.question, action: action)
+        var models: [any ChatModel] = candidates
+        var adapted: [Int: LoRAChatModel] = [:]
+        for (c, (update, _)) in loras {
+            let m = LoRAChatModel(base: candidates[c], lora: update, rule: .reference)
+            adapted[c] = m; models[c] = m
+        }
+        var rl = sampler
+        rl.dialogue.settings = settings.sampling
+        let sample = try rl.run(q, qid: qid, action: action, models: models)
+        let reward = sample.metrics.f1 == 0 ? -1 : sample.metrics.f1
+        var logq: Double = 0
+        var dPooled = [Float](repeating: 0, count: router.model.config.hiddenSize)
+        var generatorLRs: [Int: Float] = [:]
+        for c in adapted.keys.sorted() {
+            let total = adapted[c]!.total
+            logq += Double(total.logq)
+            let scale = Float(-reward)  // d(−R·Σ log q)/d(log q)
+            let dA = Tensor(shape: total.dA.shape, data: total.dA.data.map { $0 * scale })
+            let dB = Tensor(shape: total.dB.shape, data: total.dB.data.map { $0 * scale })
+            let (grads, dp) = try generators[c].backward(loras[c]!.1, dA: dA, dB: dB)
+            for j in dPooled.indices { dPooled[j] += dp[j] }
+            let lr = settings.generatorLR * decay.multiplier(generatorSteps[c])
+            generatorOptimizers[c].update(&generators[c].weights, gradients: grads, lr: lr)
+            generatorSteps[c] += 1
+            generatorLRs[c] = lr
+        }
+        let routerLR = settings.routerLR * decay.multiplier(step)
+        if settings.backboneGradient && !settings.routerFrozen {
+            let grads = try router.model.backward(routerTape, dPooled: dPooled)
+            var weights = router.model.namedWeights
+            routerOptimizer.update(&weights, gradients: grads, lr: routerLR)
+            router = try router.with(model: try DecoderModel(config: router.model.config, weights: weights))
+        }
+        step += 1
+        return StepRecord(action: action, reward: reward, logq: logq, loss: -reward * logq, routerLR: routerLR, generatorLRs: generatorLRs)
+    }
+
+    // MARK: Checkpoints
+
+    /// The router's and generators' weights and optimiser moments, and the counters, as
+    /// safetensors bytes (`restore` continues from them bit for bit).
+    public func state() throws -> [UInt8] {
+        var all: [String: Tensor] = [:]
+        for (k, t) in router.model.namedWeights { all["router." + k] = t }
+        for (k, t) in routerOptimizer.state { all["router_opt." + k] = t }
+        for (c, g) in generators.enumerated() {
+            for (k, t) in g.weights { all["generator\(c)." + k] = t }
+            for (k, t) in generatorOptimizers[c].state { all["generator\(c)_opt." + k] = t }
+        }
+        let counters = JSONValue.object(["step": .number(Double(step)), "generator_steps": .array(generatorSteps.map { .number(Double($0)) })])
+        return try SafeTensorsFile.serialize(all, metadata: ["counters": counters.canonical])
+    }
+
+    public func restore(_ bytes: [UInt8]) throws {
+        let file = try SafeTensorsFile(bytes: bytes, name: "joint RL checkpoint")
+        let all = try file.all()
+        func part(_ prefix: String) -> [String: Tensor] {
+            Dictionary(uniqueKeysWithValues: all.filter { $0.key.hasPrefix(prefix) }.map { (String($0.key.dropFirst(prefix.count)), $0.value) })
+        }
+        router = try router.with(model: try DecoderModel(config: router.model.config, weights: part("router.")))
+        routerOptimizer.restore(part("router_opt."))
+        for c in generators.indices {
+            generators[c] = try ParameterGenerator(weights: part("generator\(c)."), rank: settings.rank)
+            generatorOptimizers[c].restore(part("generator\(c)_opt."))
+        }
+        guard let text = file.metadata["counters"], let counters = try? JSONParser.parse(text),
+              let s = counters["step"]?.intValue, let g = counters["generator_steps"]?.arrayValue?.compactMap(\.intValue), g.count == generators.count else {
+            throw RouterError("joint RL checkpoint: no counters")
+        }
+        step = s; generatorSteps = g
+    }
+}
