@@ -17,6 +17,9 @@ extension ArtifactKind {
     /// A high-level router (`router.json` and its arrays or model), from `route-table` or
     /// `sft-train`: anything `RouterArtifacts.load` reads.
     public static let router: ArtifactKind = "router"
+    /// The jointly trained router and parameter generators (`router.json` and the model,
+    /// `generators/generator<c>.safetensors`), from `rl-train`.
+    public static let joint: ArtifactKind = "joint"
     /// Routers and baselines compared on a split (`report.md`, `results.json`, ...), from `evaluate`.
     public static let evaluation: ArtifactKind = "evaluation"
 }

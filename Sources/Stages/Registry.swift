@@ -13,6 +13,7 @@ public enum HAPSStages {
         r.register(TrainAgentStage.self)
         r.register(RouteTableStage.self)
         r.register(SFTTrainStage.self)
+        r.register(RLTrainStage.self)
         r.register(EvaluateStage.self)
         return r
     }

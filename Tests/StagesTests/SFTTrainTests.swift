@@ -63,11 +63,8 @@ final class SFTTrainTests: XCTestCase {
     func testTheRouterLearnsTheKnownMappingAndIsKept() throws {
         let dir = try makeTempDir(self, "sft")
         let spec = try spec(dir, typed: true)
-        let store = try Store(root: dir + "/store")
-        let run = try Executor(spec: spec, store: store, options: RunOptions()).run()
-        XCTAssertTrue(run.succeeded, "\(run.results)")
-        let out = try store.materialize(run.result("router")!.output!)
-        let epochs = try FileIO.readString(out + "/epochs.jsonl").split(separator: "\n").map { try JSONParser.parse(String($0)) }
+        let (_, out) = try runAndUnpack(spec, stage: "router", storeAt: dir + "/store")
+        let epochs = try jsonLines(out + "/epochs.jsonl")
         XCTAssertEqual(epochs.count, 12)
         XCTAssertEqual(epochs.last?["train_f1_mean"]?.doubleValue, 1, "\(epochs.map { $0.canonical })")
         let selection = try JSONParser.parse(try FileIO.readString(out + "/selection.json"))
@@ -84,10 +81,7 @@ final class SFTTrainTests: XCTestCase {
     func testWithoutAnEpochBeatingBestFixedTheRouterRoutesBestFixed() throws {
         let dir = try makeTempDir(self, "sft")
         let spec = try spec(dir, typed: false, epochs: 2)
-        let store = try Store(root: dir + "/store")
-        let run = try Executor(spec: spec, store: store, options: RunOptions()).run()
-        XCTAssertTrue(run.succeeded, "\(run.results)")
-        let out = try store.materialize(run.result("router")!.output!)
+        let (_, out) = try runAndUnpack(spec, stage: "router", storeAt: dir + "/store")
         let selection = try JSONParser.parse(try FileIO.readString(out + "/selection.json"))
         XCTAssertEqual(selection["kept"], false)
         XCTAssertTrue(try FileIO.readString(out + "/summary.txt").contains("no epoch beat the best fixed action on valid (action 0"))
@@ -101,10 +95,7 @@ final class SFTTrainTests: XCTestCase {
         let spec = try spec(dir, typed: true, epochs: 3)
         let reference = try Executor(spec: spec, store: try Store(root: dir + "/a"), options: RunOptions()).run()
         XCTAssertTrue(reference.succeeded, "\(reference.results)")
-        let (first, second) = try runInterruptedAtFirstCheckpoint(spec, storeAt: dir + "/b")
-        XCTAssertEqual(first.results.first?.outcome.label, "cancelled")
-        XCTAssertEqual(second.results.first?.outcome.label, "ran")
-        XCTAssertEqual(second.result("router")!.output, reference.result("router")!.output, "the resumed run ends with the same router, epochs and losses")
+        try assertResumesToTheSameOutput(spec, stage: "router", expected: reference.result("router")!.output, storeAt: dir + "/b")
     }
 
     func testRepliesParseAsTheReferenceParsesThem() {

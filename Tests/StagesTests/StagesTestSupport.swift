@@ -29,3 +29,28 @@ func runInterruptedAtFirstCheckpoint(_ spec: PipelineSpec, storeAt root: String)
     token.cancel()
     return (first, try Executor(spec: spec, store: store, options: RunOptions()).run())
 }
+
+/// Runs `spec` on a new store at `root`; the run, and the unpacked output of `stage`.
+func runAndUnpack(_ spec: PipelineSpec, stage: String, storeAt root: String) throws -> (run: RunSummary, output: String) {
+    let store = try Store(root: root)
+    let run = try Executor(spec: spec, store: store, options: RunOptions()).run()
+    guard let digest = run.result(stage)?.output else {
+        throw NSError(domain: "test", code: 1, userInfo: [NSLocalizedDescriptionKey: "stage \(stage) did not succeed: \(run.results)"])
+    }
+    return (run, try store.materialize(digest))
+}
+
+/// The JSON values of a JSON Lines file.
+func jsonLines(_ path: String) throws -> [JSONValue] {
+    try FileIO.lines(try FileIO.readString(path)).map { try JSONParser.parse(String($0)) }
+}
+
+/// `runInterruptedAtFirstCheckpoint`, then the checks of every resume test: the first run was
+/// cancelled, the second ran, and its output is `expected` (an uninterrupted run's).
+func assertResumesToTheSameOutput(_ spec: PipelineSpec, stage: String, expected: Digest?, storeAt root: String,
+                                  file: StaticString = #filePath, line: UInt = #line) throws {
+    let (first, second) = try runInterruptedAtFirstCheckpoint(spec, storeAt: root)
+    XCTAssertEqual(first.results.first?.outcome.label, "cancelled", file: file, line: line)
+    XCTAssertEqual(second.results.first?.outcome.label, "ran", file: file, line: line)
+    XCTAssertEqual(second.result(stage)?.output, expected, "the resumed run ends with the same output", file: file, line: line)
+}

@@ -173,6 +173,17 @@ public enum FileIO {
         try? FileManager.default.removeItem(atPath: path)
     }
 
+    /// Fills a fresh directory next to `path` with `fill`, then puts it in place of `path` (a
+    /// crash leaves the old directory or the new one, never half of the new one).
+    public static func replaceDirectory(_ path: String, _ fill: (String) throws -> Void) throws {
+        let tmp = path + ".tmp"
+        remove(tmp)
+        try makeDirectory(tmp)
+        try fill(tmp)
+        remove(path)
+        guard rename(tmp, path) == 0 else { throw FileError(path: path, operation: "create", errno: errno) }
+    }
+
     /// Removes a tree whose directories may be read-only (an unpacked artifact): makes them
     /// writable first, so that the removal works for a user who is not root too.
     public static func removeTree(_ path: String) {

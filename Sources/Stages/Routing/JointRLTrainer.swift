@@ -13,7 +13,7 @@ public import Pipeline
 /// discrete choice gets no direct gradient: it moves only through the shared backbone.
 ///
 /// The `rl-train` stage (issue 16) drives it; its state is one safetensors blob for checkpoints.
-public final class JointRLTrainer: @unchecked Sendable {
+public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
     public struct Settings: Sendable {
         public var routerLR: Float = 5e-6
         public var generatorLR: Float = 1e-5
@@ -114,6 +114,9 @@ public final class JointRLTrainer: @unchecked Sendable {
         step += 1
         return StepRecord(action: action, reward: reward, logq: logq, loss: -reward * logq, routerLR: routerLR, generatorLRs: generatorLRs)
     }
+
+    /// Counts a step without training (after early stopping), so that the loop's count ends.
+    public func skipStep() { step += 1 }
 
     // MARK: Checkpoints
 

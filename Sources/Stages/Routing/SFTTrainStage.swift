@@ -141,12 +141,7 @@ public struct SFTTrainStage: StageType {
                 let previousBest = (0..<epoch).compactMap { epochs.json("e\($0)")?["valid_f1_sum"]?.doubleValue }.max() ?? -.infinity
                 let sum = record["valid_f1_sum"]!.doubleValue!
                 if sum > previousBest && sum > bestFixedSum {  // the reference's rule: best valid, and better than best fixed
-                    let tmp = bestDirectory + ".tmp"
-                    FileIO.remove(tmp)
-                    try FileIO.makeDirectory(tmp)
-                    try trainer.model.save(directory: tmp)
-                    FileIO.remove(bestDirectory)
-                    guard rename(tmp, bestDirectory) == 0 else { throw FileError(path: bestDirectory, operation: "create", errno: errno) }
+                    try FileIO.replaceDirectory(bestDirectory) { try trainer.model.save(directory: $0) }
                 }
                 try epochs.append(key: "e\(epoch)", json: record)
             }

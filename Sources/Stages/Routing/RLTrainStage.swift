@@ -1,0 +1,202 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+public import LLM
+import NN
+public import Pipeline
+
+/// The `rl-train` stage: the reference's joint RL (`rl_batch.py`, REFERENCE.md §6, §6.1) of the
+/// SFT router and one parameter generator per candidate, a `JointRLTrainer` step per training
+/// question in the reference's epoch order; every `eval_interval` questions the router and
+/// generators route and adapt the valid questions (greedy, the updates applied) and the valid
+/// F1 sum decides: a better one is kept (and test evaluated, when given), and
+/// `early_patience_evals` evaluations without improvement end training. Checkpointed every
+/// step. Output kind `joint`: the kept router (a decoder router directory), `generators/`
+/// (one safetensors file a candidate, torch's names), `steps.jsonl`, `evals.jsonl`,
+/// `summary.txt`.
+public struct RLTrainStage: StageType {
+    public struct Params: StageParameters {
+        @Param("model resources (local models: their gradients are needed), candidate 0 first") var candidates: [String]
+        @Param("retriever resource") var retriever = "retriever"
+        @Param("search steps per question") var budget = Dialogue.defaultBudget
+        @Param("the built-in prompt set") var prompts = SampleStage.BuiltinPrompts.standard
+        @Param("the router's learning rate (the script's default; the README's command passes 1e-6)") var high_router_lr = 5e-6
+        @Param("the generators' learning rate") var low_router_lr = 1e-5
+        @Param("the LoRA update's scale (0: no low-level router)") var alpha = 0.01
+        @Param("epochs over the training questions") var epochs = 3
+        @Param("training questions between evaluations on valid") var eval_interval = 30
+        @Param("evaluations without improvement before stopping") var early_patience_evals = 4
+        @Param("candidate layers (from the last) whose o_proj gets the update") var layers = 1
+        @Param("the update's rank") var lora_r = 8
+        @Param("the gradient through the pooled state into the router backbone (false: no sharing)") var backbone_gradient = true
+        @Param("keep the router's weights fixed") var router_frozen = false
+        @Param("longest sampled reply in tokens") var max_tokens = 256
+        @Param("steps between checkpoints") var checkpoint_every = 1
+        public init() {}
+    }
+
+    public static let name = "rl-train"
+    public static let version = 1
+    public static let summary = "Joint RL of the router and the LoRA parameter generators (the reference's rl_batch.py)."
+
+    public static func ports(_ p: Params) -> StagePorts {
+        StagePorts(inputs: [InputPort("router", kind: .router, help: "the SFT router (sft-train)"),
+                            InputPort("train", kind: .questions, help: "training questions"),
+                            InputPort("valid", kind: .questions, help: "valid questions: evaluation and early stopping"),
+                            InputPort("test", kind: .questions, optional: true, help: "test questions, evaluated at each improvement")] +
+                       p.candidates.map { InputPort("model_\($0)", kind: .model, optional: true, help: "a model directory from the pipeline for candidate \($0)") },
+                   output: .joint)
+    }
+
+    public static func resources(_ p: Params) -> [String] { p.candidates.map { "models.\($0)" } + [p.retriever] }
+
+    public static func validate(_ p: Params, at path: JSONPath) -> [SpecProblem] {
+        var problems: [SpecProblem] = []
+        if p.candidates.isEmpty { problems.append(SpecProblem(path.appending("candidates"), "needs at least one candidate")) }
+        for (name, value) in [("epochs", p.epochs), ("eval_interval", p.eval_interval), ("early_patience_evals", p.early_patience_evals),
+                              ("layers", p.layers), ("lora_r", p.lora_r), ("max_tokens", p.max_tokens), ("checkpoint_every", p.checkpoint_every)] where value < 1 {
+            problems.append(SpecProblem(path.appending(name), "expected a positive integer, found \(value)"))
+        }
+        return problems
+    }
+
+    /// The candidates as local models: a `model_<name>` input, or a `local` resource. Servers
+    /// give no gradients, so anything else is an error that says so.
+    static func candidates(_ p: Params, _ context: StageContext) throws -> [LocalChatModel] {
+        try p.candidates.map { c in
+            let resource = context.resources["models.\(c)"]!
+            if let input = context.inputs["model_\(c)"] {
+                return try LocalChatModel(directory: input.directory, name: "\(SampleStage.displayName(resource, c))@\(input.digest.hex.prefix(16))")
+            }
+            guard resource["backend"]?.stringValue == "local", let path = resource["path"]?.stringValue else {
+                throw RouterError("rl-train needs the weights of candidate '\(c)' for its gradients: a local model (resources.models.\(c) with backend local and a path, or a model_\(c) input); a server gives none")
+            }
+            return try LocalChatModel(directory: Backends.resolve(path, context.baseDirectory), name: SampleStage.displayName(resource, c))
+        }
+    }
+
+    static func questions(_ input: InputArtifact) throws -> [HotpotQuestion] {
+        try HotpotQA.load(input.manifest.files["questions.jsonl"] != nil ? input.path(of: "questions.jsonl") : input.path)
+    }
+
+    public static func run(_ p: Params, _ context: StageContext) throws {
+        guard let loaded = try RouterArtifacts.load(directory: context.inputs["router"]!.directory) as? DecoderRouter else {
+            throw RouterError("rl-train trains a decoder router (sft-train's output); this router is of another kind")
+        }
+        let router = try loaded.with(model: loaded.model)  // a router that fell back to best fixed is trained from its weights
+        let train = try questions(context.inputs["train"]!), valid = try questions(context.inputs["valid"]!)
+        let test = try context.inputs["test"].map(questions)
+        let models = try candidates(p, context)
+        let retriever = try Backends.retriever(context.resources[p.retriever]!, name: p.retriever, baseDirectory: context.baseDirectory)
+        let prompts: PromptSet = p.prompts == .embedded ? .embedded : .standard
+        let names = p.candidates.map { SampleStage.displayName(context.resources["models.\($0)"], $0) }
+        let sampler = DialogueSampler(dialogue: Dialogue(prompts: prompts, budget: p.budget), retriever: retriever, names: names)
+        var settings = JointRLTrainer.Settings()
+        settings.routerLR = Float(p.high_router_lr); settings.generatorLR = Float(p.low_router_lr); settings.alpha = Float(p.alpha)
+        settings.layers = p.layers; settings.rank = p.lora_r; settings.backboneGradient = p.backbone_gradient; settings.routerFrozen = p.router_frozen
+        settings.totalSteps = p.epochs * train.count
+        settings.sampling = GenerationSettings(temperature: 1, topP: 0.9, maxTokens: p.max_tokens, seed: Int(truncatingIfNeeded: context.seed))
+        try BLAS.shared().threads = context.threads
+        let trainer = JointRLTrainer(router: router, candidates: models, sampler: sampler, settings: settings)
+
+        let stepsJournal = try context.journal("steps"), evals = try context.journal("evals")
+        let bestDirectory = context.workDirectory + "/best"
+        func evalCount() -> Int { (0...).prefix { evals.contains("e\($0)") }.count }
+        func stopped() -> Bool {
+            // Early stopping: the last `early_patience_evals` evaluations brought no improvement.
+            let n = evalCount()
+            guard n > p.early_patience_evals else { return false }
+            return (n - p.early_patience_evals..<n).allSatisfy { evals.json("e\($0)")?["improved"]?.boolValue == false }
+        }
+        context.log("\(train.count) training questions × \(p.epochs) epochs; valid every \(p.eval_interval) questions; candidates \(names.joined(separator: ", "))")
+        let losses = try TrainingLoop(steps: settings.totalSteps, checkpointEvery: p.checkpoint_every).run(trainer, context, status: { step in
+            "epoch \(step / train.count + 1)/\(p.epochs)"
+        }) { step in
+            if stopped() { trainer.skipStep(); return .init(loss: 0, tokens: 0) }
+            let epoch = step / train.count
+            let qi = JointRLOrder.questions(count: train.count, epoch: epoch)[step % train.count]
+            let r = try trainer.train(train[qi], qid: qi)
+            if !stepsJournal.contains("s\(step)") {
+                try stepsJournal.append(key: "s\(step)", json: .object([
+                    ("step", .number(Double(step))), ("epoch", .number(Double(epoch))), ("question", .number(Double(qi))),
+                    ("action", .number(Double(r.action))), ("reward", .number(r.reward)), ("logq", .number(r.logq)), ("loss", .number(r.loss)),
+                    ("router_lr", .number(Double(r.routerLR))),
+                    ("generator_lr", .object(r.generatorLRs.sorted { $0.key < $1.key }.map { (String($0.key), .number(Double($0.value))) }))]))
+            }
+            if (step + 1) % p.eval_interval == 0, !evals.contains("e\(evalCount())") {
+                try evaluate(trainer, valid: valid, test: test, evals: evals, index: evalCount(), step: step + 1, best: bestDirectory, context: context)
+            }
+            return .init(loss: r.loss, tokens: 0)
+        }
+        _ = losses
+        try writeOutput(trainer, evals: (0..<evalCount()).compactMap { evals.json("e\($0)") }, steps: (0..<settings.totalSteps).compactMap { stepsJournal.json("s\($0)") },
+                        best: bestDirectory, names: p.candidates, context: context)
+    }
+
+    /// The valid F1 sum of the router and generators as they are (greedy, updates applied);
+    /// an improvement is kept (router and generators, in `best`) and test evaluated.
+    static func evaluate(_ trainer: JointRLTrainer, valid: [HotpotQuestion], test: [HotpotQuestion]?, evals: Journal, index: Int, step: Int,
+                         best: String, context: StageContext) throws {
+        context.progress.setStatus("evaluation \(index + 1): \(valid.count) valid questions")
+        let validSum = try f1Sum(trainer, valid)
+        let previous = (0..<index).compactMap { evals.json("e\($0)")?["valid_f1_sum"]?.doubleValue }.max() ?? -.infinity
+        let improved = validSum > previous
+        var record: [(String, JSONValue)] = [("eval", .number(Double(index))), ("step", .number(Double(step))),
+                                             ("valid_f1_sum", .number(validSum)), ("improved", .bool(improved))]
+        if improved {
+            if let test { record.append(("test_f1_sum", .number(try f1Sum(trainer, test)))) }
+            try FileIO.replaceDirectory(best) { tmp in
+                try trainer.router.save(directory: tmp)
+                try saveGenerators(trainer, to: tmp + "/generators")
+            }
+        }
+        context.log("evaluation \(index + 1) after \(step) questions: valid F1 sum \(Format.fixed(validSum, 2))" + (improved ? " (best so far)" : ""))
+        try evals.append(key: "e\(index)", json: .object(record))
+    }
+
+    /// Σ F1 over `questions`, each routed greedily, its candidates adapted, the dialogue greedy.
+    static func f1Sum(_ trainer: JointRLTrainer, _ questions: [HotpotQuestion]) throws -> Double {
+        var sum = 0.0
+        for (qi, q) in questions.enumerated() {
+            let action = try trainer.router.actions([q.question])[0]
+            let (_, loras) = try trainer.updates(q.question, action: action)
+            var models: [any ChatModel] = trainer.candidates
+            for (c, (update, _)) in loras { models[c] = LoRAChatModel(base: trainer.candidates[c], lora: update, rule: .reference) }
+            sum += try trainer.sampler.run(q, qid: qi, action: action, models: models).metrics.f1
+        }
+        return sum
+    }
+
+    static func saveGenerators(_ trainer: JointRLTrainer, to directory: String) throws {
+        try FileIO.makeDirectory(directory)
+        for (c, g) in trainer.generators.enumerated() {
+            try SafeTensorsFile.write(g.weights, metadata: ["rank": String(g.rank), "candidate": String(c)], to: directory + "/generator\(c).safetensors")
+        }
+    }
+
+    static func writeOutput(_ trainer: JointRLTrainer, evals: [JSONValue], steps: [JSONValue], best: String, names: [String], context: StageContext) throws {
+        let out = context.outputDirectory
+        if FileIO.isDirectory(best) {
+            for name in try FileIO.listFiles(under: best) {
+                try FileIO.writeAtomically(try FileIO.read(best + "/" + name), to: out + "/" + name)
+            }
+        } else {  // no evaluation ran: the final weights
+            try trainer.router.save(directory: out)
+            try saveGenerators(trainer, to: out + "/generators")
+        }
+        try FileIO.writeAtomically(steps.map { $0.canonical + "\n" }.joined(), to: out + "/steps.jsonl")
+        try FileIO.writeAtomically(evals.map { $0.canonical + "\n" }.joined(), to: out + "/evals.jsonl")
+        let bestEval = evals.filter { $0["improved"]?.boolValue == true }.last
+        var lines = ["\(steps.count) training questions, \(evals.count) evaluations on valid"]
+        for e in evals {
+            lines.append("  after \(e["step"]!.intValue!) questions: valid F1 sum \(Format.fixed(e["valid_f1_sum"]!.doubleValue!, 2))"
+                         + (e["test_f1_sum"].map { ", test \(Format.fixed($0.doubleValue!, 2))" } ?? "") + (e["improved"]?.boolValue == true ? " *" : ""))
+        }
+        lines.append(bestEval.map { "kept the router and generators of the evaluation after \($0["step"]!.intValue!) questions (*: an improvement)" }
+                     ?? "no evaluation ran: the final router and generators are kept")
+        try FileIO.writeAtomically(lines.joined(separator: "\n") + "\n", to: out + "/summary.txt")
+        context.log(lines.last!)
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+import XCTest
+import LLM
+import NN
+@testable import Pipeline
+@testable import Stages
+
+/// `rl-train` on tiny random models (a router and two local candidates with the engine's test
+/// tokenizer): it trains, evaluates on valid every `eval_interval` questions, writes the kept
+/// router and generators, and a run killed at its first checkpoint resumes to the same output.
+final class RLTrainTests: XCTestCase {
+    func spec(_ dir: String) throws -> PipelineSpec {
+        func tiny(_ name: String, seed: UInt64) throws {
+            let config = DecoderConfig(family: .llama, vocabSize: 1200, hiddenSize: 16, intermediateSize: 32, layers: 2, heads: 4, kvHeads: 2,
+                                       bosTokenID: 0, eosTokenIDs: [1])
+            try FileIO.makeDirectory(dir + "/" + name)
+            try DecoderModel.randomlyInitialised(config, seed: seed, std: 0.2).save(directory: dir + "/" + name)
+            try FileIO.writeAtomically(try FileIO.read(SFTTrainTests.tokenizer), to: dir + "/" + name + "/tokenizer.json")
+        }
+        try tiny("a", seed: 1); try tiny("b", seed: 2); try tiny("backbone", seed: 3)
+        let router = try DecoderRouter(directory: dir + "/backbone", space: ActionSpace(), settings: .init(candidates: ["a", "b"]))
+        try FileIO.makeDirectory(dir + "/router")
+        try router.save(directory: dir + "/router")
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        for (split, n) in [("train", 4), ("valid", 2)] {
+            let lines = try FileIO.readString(root + "/dataset/\(split).jsonl").split(separator: "\n").prefix(n)
+            try FileIO.writeAtomically(lines.joined(separator: "\n") + "\n", to: dir + "/\(split).jsonl")
+        }
+        return try PipelineSpec.parse(text: """
+            {"name": "r", "resources": {"models": {"a": {"backend": "local", "path": "a"}, "b": {"backend": "local", "path": "b"}},
+                                        "retriever": {"backend": "lexical"}},
+             "stages": {"rl": {"type": "rl-train", "inputs": {"router": "router", "train": "train.jsonl", "valid": "valid.jsonl"},
+               "params": {"candidates": ["a", "b"], "budget": 1, "epochs": 1, "eval_interval": 2, "max_tokens": 6,
+                          "high_router_lr": 0.001, "low_router_lr": 0.001, "alpha": 0.5, "lora_r": 2}}}}
+            """, file: "r.json", registry: HAPSStages.registry, baseDirectory: dir)
+    }
+
+    func testTrainsEvaluatesAndResumesToTheSameOutput() throws {
+        let dir = try makeTempDir(self, "rl")
+        let spec = try spec(dir)
+        let (run, out) = try runAndUnpack(spec, stage: "rl", storeAt: dir + "/a-store")
+        let steps = try jsonLines(out + "/steps.jsonl")
+        XCTAssertEqual(steps.count, 4)
+        XCTAssertEqual(steps.map { $0["question"]!.intValue! }.sorted(), [0, 1, 2, 3], "every training question once in an epoch")
+        XCTAssertEqual(steps.map { $0["question"]!.intValue! }, JointRLOrder.questions(count: 4, epoch: 0))
+        XCTAssertEqual(FileIO.lines(try FileIO.readString(out + "/evals.jsonl")).count, 2)
+        for file in ["router.json", "model.safetensors", "tokenizer.json", "generators/generator0.safetensors", "generators/generator1.safetensors", "summary.txt"] {
+            XCTAssertTrue(FileIO.exists(out + "/" + file), file)
+        }
+        XCTAssertTrue(try RouterArtifacts.load(directory: out) is DecoderRouter)
+        // The router, generators, steps and evals of a run killed at its first checkpoint.
+        try assertResumesToTheSameOutput(spec, stage: "rl", expected: run.result("rl")!.output, storeAt: dir + "/b-store")
+    }
+
+    func testServersAreRefusedByName() throws {
+        let dir = try makeTempDir(self, "rl")
+        _ = try spec(dir)
+        let spec = try PipelineSpec.parse(text: """
+            {"name": "r", "resources": {"models": {"a": {"backend": "openai", "url": "http://127.0.0.1:9/v1", "model": "m"}}, "retriever": {"backend": "lexical"}},
+             "stages": {"rl": {"type": "rl-train", "inputs": {"router": "router", "train": "train.jsonl", "valid": "valid.jsonl"},
+               "params": {"candidates": ["a"]}}}}
+            """, file: "r.json", registry: HAPSStages.registry, baseDirectory: dir)
+        let run = try Executor(spec: spec, store: try Store(root: dir + "/s"), options: RunOptions()).run()
+        guard case .failed(let message)? = run.results.first?.outcome else { return XCTFail("\(run.results)") }
+        XCTAssertTrue(message.contains("rl-train needs the weights of candidate 'a' for its gradients"), message)
+    }
+}
