@@ -5,27 +5,33 @@ import NN
 @testable import Pipeline
 @testable import Stages
 
+/// Two tiny random local candidates (a, b), a tiny decoder router (router/) and four train and
+/// two valid questions of the repository's dataset, in `dir`.
+func makeTinyHAPS(_ dir: String) throws {
+    func tiny(_ name: String, seed: UInt64) throws {
+        let config = DecoderConfig(family: .llama, vocabSize: 1200, hiddenSize: 16, intermediateSize: 32, layers: 2, heads: 4, kvHeads: 2,
+                                   bosTokenID: 0, eosTokenIDs: [1])
+        try FileIO.makeDirectory(dir + "/" + name)
+        try DecoderModel.randomlyInitialised(config, seed: seed, std: 0.2).save(directory: dir + "/" + name)
+        try FileIO.writeAtomically(try FileIO.read(SFTTrainTests.tokenizer), to: dir + "/" + name + "/tokenizer.json")
+    }
+    try tiny("a", seed: 1); try tiny("b", seed: 2); try tiny("backbone", seed: 3)
+    let router = try DecoderRouter(directory: dir + "/backbone", space: ActionSpace(), settings: .init(candidates: ["a", "b"]))
+    try FileIO.makeDirectory(dir + "/router")
+    try router.save(directory: dir + "/router")
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    for (split, n) in [("train", 4), ("valid", 2)] {
+        let lines = try FileIO.readString(root + "/dataset/\(split).jsonl").split(separator: "\n").prefix(n)
+        try FileIO.writeAtomically(lines.joined(separator: "\n") + "\n", to: dir + "/\(split).jsonl")
+    }
+}
+
 /// `rl-train` on tiny random models (a router and two local candidates with the engine's test
 /// tokenizer): it trains, evaluates on valid every `eval_interval` questions, writes the kept
 /// router and generators, and a run killed at its first checkpoint resumes to the same output.
 final class RLTrainTests: XCTestCase {
     func spec(_ dir: String) throws -> PipelineSpec {
-        func tiny(_ name: String, seed: UInt64) throws {
-            let config = DecoderConfig(family: .llama, vocabSize: 1200, hiddenSize: 16, intermediateSize: 32, layers: 2, heads: 4, kvHeads: 2,
-                                       bosTokenID: 0, eosTokenIDs: [1])
-            try FileIO.makeDirectory(dir + "/" + name)
-            try DecoderModel.randomlyInitialised(config, seed: seed, std: 0.2).save(directory: dir + "/" + name)
-            try FileIO.writeAtomically(try FileIO.read(SFTTrainTests.tokenizer), to: dir + "/" + name + "/tokenizer.json")
-        }
-        try tiny("a", seed: 1); try tiny("b", seed: 2); try tiny("backbone", seed: 3)
-        let router = try DecoderRouter(directory: dir + "/backbone", space: ActionSpace(), settings: .init(candidates: ["a", "b"]))
-        try FileIO.makeDirectory(dir + "/router")
-        try router.save(directory: dir + "/router")
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-        for (split, n) in [("train", 4), ("valid", 2)] {
-            let lines = try FileIO.readString(root + "/dataset/\(split).jsonl").split(separator: "\n").prefix(n)
-            try FileIO.writeAtomically(lines.joined(separator: "\n") + "\n", to: dir + "/\(split).jsonl")
-        }
+        try makeTinyHAPS(dir)
         return try PipelineSpec.parse(text: """
             {"name": "r", "resources": {"models": {"a": {"backend": "local", "path": "a"}, "b": {"backend": "local", "path": "b"}},
                                         "retriever": {"backend": "lexical"}},
@@ -63,5 +69,36 @@ final class RLTrainTests: XCTestCase {
         let run = try Executor(spec: spec, store: try Store(root: dir + "/s"), options: RunOptions()).run()
         guard case .failed(let message)? = run.results.first?.outcome else { return XCTFail("\(run.results)") }
         XCTAssertTrue(message.contains("rl-train needs the weights of candidate 'a' for its gradients"), message)
+    }
+}
+
+/// `evaluate` runs HAPS live through the shared dialogue sampler: with a zero update (alpha 0)
+/// it reproduces, question by question, the F1 the score table has for the action HAPS chose
+/// (no drift between the live path and the sampled tables).
+final class LiveEvaluationTests: XCTestCase {
+    func testAZeroUpdateReproducesTheScoreTable() throws {
+        let dir = try makeTempDir(self, "live")
+        try makeTinyHAPS(dir)
+        let spec = try PipelineSpec.parse(text: """
+            {"name": "l", "resources": {"models": {"a": {"backend": "local", "path": "a"}, "b": {"backend": "local", "path": "b"}},
+                                        "retriever": {"backend": "lexical"}},
+             "stages": {
+               "sample": {"type": "sample", "inputs": {"questions": "valid.jsonl"}, "params": {"candidates": ["a", "b"], "budget": 1, "max_tokens": 6}},
+               "score": {"type": "score", "inputs": {"samples": "sample"}},
+               "rl": {"type": "rl-train", "inputs": {"router": "router", "train": "valid.jsonl", "valid": "valid.jsonl"},
+                      "params": {"candidates": ["a", "b"], "budget": 1, "epochs": 1, "eval_interval": 100, "max_tokens": 6, "alpha": 0, "lora_r": 2}},
+               "evaluate": {"type": "evaluate", "inputs": {"scores": "score", "valid_scores": "score", "questions": "valid.jsonl", "haps": "rl"},
+                            "params": {"candidates": ["a", "b"], "budget": 1, "max_tokens": 6, "resamples": 100}}}}
+            """, file: "l.json", registry: HAPSStages.registry, baseDirectory: dir)
+        let (_, out) = try runAndUnpack(spec, stage: "evaluate", storeAt: dir + "/store")
+        let lines = try jsonLines(out + "/per_question.jsonl")
+        XCTAssertEqual(lines.count, 2)
+        for line in lines {
+            for row in ["haps", "haps+best_fixed"] {
+                let action = try XCTUnwrap(line[row]?["action"]?.intValue, row)
+                XCTAssertEqual(line[row]?["f1"]?.doubleValue, line["fixed_\(action)"]?["f1"]?.doubleValue, "\(row) on \(line["question"]!.stringValue!)")
+            }
+        }
+        XCTAssertTrue(try FileIO.readString(out + "/summary.txt").contains("haps: HAPS, live (router + generated LoRA)"))
     }
 }

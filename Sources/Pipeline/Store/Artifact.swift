@@ -87,8 +87,10 @@ public struct InputArtifact: Sendable {
         return directory
     }
 
-    /// The path of one file of the artifact.
+    /// The path of one file of the artifact; an artifact of one file under another name (a
+    /// user's `dataset/test.jsonl` where `questions.jsonl` is read) is that file.
     public func path(of file: String) -> String {
+        if manifest.files[file] == nil, manifest.files.count == 1, let only = manifest.files.keys.first { return directory + "/" + only }
         return directory + "/" + file
     }
 }

@@ -11,6 +11,11 @@ import LLM
 public struct EvaluateStage: StageType {
     public struct Params: StageParameters {
         @Param("bootstrap resamples of the paired intervals") var resamples = 10_000
+        @Param("for joint inputs (HAPS, run live): the candidates' model resources, candidate 0 first, as sampled") var candidates: [String] = []
+        @Param("for joint inputs: the retriever resource") var retriever = "retriever"
+        @Param("for joint inputs: search steps per question, as sampled") var budget = Dialogue.defaultBudget
+        @Param("for joint inputs: the built-in prompt set, as sampled") var prompts = SampleStage.BuiltinPrompts.standard
+        @Param("for joint inputs: longest reply in tokens, as sampled (greedy)") var max_tokens = 256
         public init() {}
     }
 
@@ -24,9 +29,12 @@ public struct EvaluateStage: StageType {
         StagePorts(inputs: [InputPort("scores", kind: .scoreTable, help: "the split's score table (what is reported)"),
                             InputPort("valid_scores", kind: .scoreTable, help: "valid's score table: chooses the best fixed action"),
                             InputPort("questions", kind: .questions, optional: true, help: "the split's questions: types (by-type figures, per-type routers)"),
-                            InputPort("encoder", kind: .model, optional: true, help: "a sentence-transformers directory, for routers that read embeddings")],
-                   output: .evaluation, openInputKind: .router)
+                            InputPort("encoder", kind: .model, optional: true, help: "a sentence-transformers directory, for routers that read embeddings")] +
+                       p.candidates.map { InputPort("model_\($0)", kind: .model, optional: true, help: "a model directory from the pipeline for candidate \($0)") },
+                   output: .evaluation, openInputKind: .any)
     }
+
+    public static func resources(_ p: Params) -> [String] { p.candidates.isEmpty ? [] : p.candidates.map { "models.\($0)" } + [p.retriever] }
 
     public static func validate(_ p: Params, at path: JSONPath) -> [SpecProblem] {
         p.resamples < 1 ? [SpecProblem(path.appending("resamples"), "expected a positive integer, found \(p.resamples)")] : []
@@ -49,7 +57,11 @@ public struct EvaluateStage: StageType {
         }
         let typeOf = try context.inputs["questions"].map { try RoutingQuestions.types($0.path(of: "questions.jsonl")) } ?? [:]
         let questions = RoutingQuestions.of(matrix, types: typeOf)
-        let routerPorts = context.inputs.keys.filter { !fixedPorts.contains($0) }.sorted()
+        let systemPorts = context.inputs.keys.filter { !fixedPorts.contains($0) && !p.candidates.map({ "model_\($0)" }).contains($0) }.sorted()
+        for port in systemPorts where ![.router, .joint].contains(context.inputs[port]!.kind) {
+            throw RouterError("input '\(port)' is a '\(context.inputs[port]!.kind)' artifact; evaluate compares routers (kind router) and HAPS systems (kind joint, from rl-train)")
+        }
+        let routerPorts = systemPorts.filter { context.inputs[$0]!.kind == .router }, jointPorts = systemPorts.filter { context.inputs[$0]!.kind == .joint }
         let routers = try routerPorts.map { ($0, try RouterArtifacts.load(directory: context.inputs[$0]!.directory)) }
         var embeddings: [[Float]]? = nil
         if routers.contains(where: { $0.1.needsEmbeddings }) {
@@ -69,12 +81,52 @@ public struct EvaluateStage: StageType {
             routes.append((port, router.label, try router.route(questions, embeddings: router.needsEmbeddings ? embeddings : nil)))
             context.progress.advance()
         }
+        let live = try jointPorts.flatMap { try liveRuns(port: $0, p, context, matrix: matrix, bestFixed: valid.bestFixedAction) }
         context.progress.setStatus("bootstrap")
         let evaluation = Evaluation(matrix: matrix, types: questions.map(\.type), bestFixedAction: valid.bestFixedAction, routes: routes,
-                                    resamples: p.resamples, seed: context.seed)
+                                    live: live, resamples: p.resamples, seed: context.seed)
         try evaluation.write(to: context.outputDirectory)
         for r in evaluation.rows where r.isRouter {
             context.log("\(r.name): mean F1 \(Format.fixed(r.meanF1, 4)), vs best fixed \(Evaluation.interval(r.difference))")
         }
+    }
+
+    /// A HAPS system run live on the split's questions through the shared dialogue sampler
+    /// (greedy, its candidates adapted by the generated updates; calls memoised, keyed by each
+    /// update's digest): HAPS itself, and the best fixed action with the generated updates.
+    static func liveRuns(port: String, _ p: Params, _ context: StageContext, matrix: ScoreMatrix, bestFixed: Int) throws -> [Evaluation.LiveRun] {
+        guard !p.candidates.isEmpty else {
+            throw RouterError("input '\(port)' is a HAPS system, run live: give evaluate the 'candidates' (and their model_<name> inputs) as the samples were made")
+        }
+        guard let questionsInput = context.inputs["questions"] else {
+            throw RouterError("input '\(port)' is a HAPS system, run live: give evaluate the split's 'questions' (with their paragraphs)")
+        }
+        let system = try RLTrainStage.load(directory: context.inputs[port]!.directory)
+        let byText = Dictionary(try RLTrainStage.questions(questionsInput).map { ($0.question.trimmingSpaces, $0) }, uniquingKeysWith: { a, _ in a })
+        let candidates = try RLTrainStage.candidates(p.candidates, context)
+        let retriever = try Backends.retriever(context.resources[p.retriever]!, name: p.retriever, baseDirectory: context.baseDirectory)
+        let names = p.candidates.map { SampleStage.displayName(context.resources["models.\($0)"], $0) }
+        let dialogue = Dialogue(prompts: p.prompts == .embedded ? .embedded : .standard, budget: p.budget,
+                                settings: GenerationSettings(maxTokens: p.max_tokens))
+        let sampler = DialogueSampler(dialogue: dialogue, retriever: retriever, names: names)
+        let counter = CallCounter()
+        var out: [Evaluation.LiveRun] = []
+        for (suffix, fixed) in [("", nil as Int?), ("+best_fixed", bestFixed)] {
+            var actions: [Int] = [], metrics: [AnswerMetrics] = [], tokens: [Double?] = []
+            for (qi, text) in matrix.questions.enumerated() {
+                context.progress.setStatus("\(port)\(suffix): question \(qi + 1) of \(matrix.count), live")
+                guard let q = byText[text.trimmingSpaces] else {
+                    throw RouterError("the questions input has no question \(text.debugDescription) of the score table: give the split's own questions")
+                }
+                let (action, sample) = try system.run(q, qid: qi, action: fixed, candidates: candidates, sampler: sampler) { _, m in
+                    MemoizedChatModel(m, store: context.store, counter: counter)
+                }
+                actions.append(action); metrics.append(sample.metrics)
+                tokens.append(Double(sample.result.promptTokens + sample.result.completionTokens))
+            }
+            out.append(Evaluation.LiveRun(name: port + suffix, label: fixed == nil ? "HAPS, live (router + generated LoRA)" : "best fixed + generated LoRA, live",
+                                          actions: actions, metrics: metrics, tokens: tokens, cost: tokens.map { _ in nil }))
+        }
+        return out
     }
 }

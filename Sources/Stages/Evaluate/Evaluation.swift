@@ -43,10 +43,22 @@ public struct Evaluation: Sendable {
     public var resamples: Int
     public var seed: UInt64
 
-    /// `routes`: (name, label, decisions on the matrix's questions in order). `bestFixedAction`:
-    /// chosen on valid.
+    /// A system run live (a router that changes the models: HAPS with its generated updates),
+    /// with its figures per question of the matrix, in order.
+    public struct LiveRun: Sendable {
+        public var name: String, label: String
+        public var actions: [Int]
+        public var metrics: [AnswerMetrics]
+        public var tokens: [Double?], cost: [Double?]
+        public init(name: String, label: String, actions: [Int], metrics: [AnswerMetrics], tokens: [Double?], cost: [Double?]) {
+            self.name = name; self.label = label; self.actions = actions; self.metrics = metrics; self.tokens = tokens; self.cost = cost
+        }
+    }
+
+    /// `routes`: (name, label, decisions on the matrix's questions in order), replayed on the
+    /// table; `live`: systems run live. `bestFixedAction`: chosen on valid.
     public init(matrix: ScoreMatrix, types: [String?], bestFixedAction: Int, routes: [(name: String, label: String, decisions: [RouteDecision])],
-                resamples: Int = 10_000, seed: UInt64 = 43) {
+                live: [LiveRun] = [], resamples: Int = 10_000, seed: UInt64 = 43) {
         self.matrix = matrix; self.types = types; self.bestFixedAction = bestFixedAction
         self.resamples = resamples; self.seed = seed
         let space = matrix.space
@@ -58,6 +70,10 @@ public struct Evaluation: Sendable {
         }
         let describe = { (a: Int) in zip(space.roles, space.assignment(of: a)).map { "\($0) \($1)" }.joined(separator: ", ") }
         var rows = routes.map { replay($0.name, $0.label, router: true, $0.decisions.map(\.action)) }
+        rows += live.map { r in
+            Row(name: r.name, label: r.label, isRouter: true, actions: r.actions, f1: r.metrics.map(\.f1), em: r.metrics.map { Double($0.em) },
+                precision: r.metrics.map(\.precision), recall: r.metrics.map(\.recall), tokens: r.tokens, cost: r.cost)
+        }
         rows.append(replay("best_fixed", "best fixed on valid (action \(bestFixedAction): \(describe(bestFixedAction)))", router: false,
                            Array(repeating: bestFixedAction, count: matrix.count)))
         rows.append(replay("oracle", "oracle (best action per question)", router: false, matrix.oracleActions))

@@ -61,32 +61,26 @@ public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
 
     var decay: LearningRateSchedule { .linearDecay(from: 1, to: 0.1, total: settings.totalSteps) }
 
+    /// The router and generators as they are now.
+    public var system: HAPSSystem { HAPSSystem(router: router, generators: generators, alpha: settings.alpha, layers: settings.layers) }
+
     /// The updates the generators give the candidates of `action` for `question`, with what
     /// backward needs.
     public func updates(_ question: String, action: Int) throws -> (routerTape: DecoderTape, loras: [Int: (LoRAUpdate, ParameterGenerator.Tape)]) {
-        let tape = try router.model.tapedForward(try router.promptTokens(question, routing: true))
-        let pooled = DecoderModel.pooled(tape)
-        var out: [Int: (LoRAUpdate, ParameterGenerator.Tape)] = [:]
-        for c in Set(router.space.assignment(of: action)) {
-            let (a, b, genTape) = try generators[c].forward(pooled)
-            out[c] = (LoRAUpdate(a: a, b: b, alpha: settings.alpha, layers: settings.layers), genTape)
-        }
-        return (tape, out)
+        try system.updates(question, action: action)
     }
 
     /// One training question (`qid`: its number, for the sample's row).
     public func train(_ q: HotpotQuestion, qid: Int) throws -> StepRecord {
         let action = try router.actions([q.question])[0]
         let (routerTape, loras) = try updates(q.question, action: action)
-        var models: [any ChatModel] = candidates
         var adapted: [Int: LoRAChatModel] = [:]
-        for (c, (update, _)) in loras {
-            let m = LoRAChatModel(base: candidates[c], lora: update, rule: .reference)
-            adapted[c] = m; models[c] = m
-        }
         var rl = sampler
         rl.dialogue.settings = settings.sampling
-        let sample = try rl.run(q, qid: qid, action: action, models: models)
+        let sample = try system.run(q, qid: qid, action: action, loras: loras.mapValues(\.0), candidates: candidates, sampler: rl) { c, m in
+            adapted[c] = m
+            return m
+        }
         let reward = sample.metrics.f1 == 0 ? -1 : sample.metrics.f1
         var logq: Double = 0
         var dPooled = [Float](repeating: 0, count: router.model.config.hiddenSize)
@@ -151,5 +145,51 @@ public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
             throw RouterError("joint RL checkpoint: no counters")
         }
         step = s; generatorSteps = g
+    }
+}
+
+/// HAPS as a system: a router, one generator per candidate, and the update's alpha and layers.
+/// What `rl-train` trains and `evaluate` runs live.
+public struct HAPSSystem: Sendable {
+    public var router: DecoderRouter
+    public var generators: [ParameterGenerator]
+    public var alpha: Float
+    public var layers: Int
+
+    public init(router: DecoderRouter, generators: [ParameterGenerator], alpha: Float, layers: Int) {
+        self.router = router; self.generators = generators; self.alpha = alpha; self.layers = layers
+    }
+
+    /// The updates the generators give the candidates of `action` for `question` (one a
+    /// candidate: both roles of one share it), from the router's pooled state.
+    public func updates(_ question: String, action: Int) throws -> (routerTape: DecoderTape, loras: [Int: (LoRAUpdate, ParameterGenerator.Tape)]) {
+        let tape = try router.model.tapedForward(try router.promptTokens(question, routing: true))
+        let pooled = DecoderModel.pooled(tape)
+        var out: [Int: (LoRAUpdate, ParameterGenerator.Tape)] = [:]
+        for c in Set(router.space.assignment(of: action)) {
+            let (a, b, genTape) = try generators[c].forward(pooled)
+            out[c] = (LoRAUpdate(a: a, b: b, alpha: alpha, layers: layers), genTape)
+        }
+        return (tape, out)
+    }
+
+    /// The dialogue of `q` under `action`, the chosen candidates adapted by `loras` (a
+    /// `LoRAChatModel` each, under the reference's nucleus rule, which `wrap` may wrap: a memo
+    /// for evaluation, a recorder for RL).
+    public func run(_ q: HotpotQuestion, qid: Int, action: Int, loras: [Int: LoRAUpdate], candidates: [LocalChatModel], sampler: DialogueSampler,
+                    wrap: (Int, LoRAChatModel) -> any ChatModel = { $1 }) throws -> DialogueSampler.Sample {
+        var models: [any ChatModel] = candidates
+        for (c, update) in loras.sorted(by: { $0.key < $1.key }) {
+            models[c] = wrap(c, LoRAChatModel(base: candidates[c], lora: update, rule: .reference))
+        }
+        return try sampler.run(q, qid: qid, action: action, models: models)
+    }
+
+    /// Routes greedily (or takes `action`), adapts, and runs the dialogue.
+    public func run(_ q: HotpotQuestion, qid: Int, action fixed: Int? = nil, candidates: [LocalChatModel], sampler: DialogueSampler,
+                    wrap: (Int, LoRAChatModel) -> any ChatModel = { $1 }) throws -> (action: Int, sample: DialogueSampler.Sample) {
+        let action = try fixed ?? router.actions([q.question])[0]
+        let (_, loras) = try updates(q.question, action: action)
+        return (action, try run(q, qid: qid, action: action, loras: loras.mapValues(\.0), candidates: candidates, sampler: sampler, wrap: wrap))
     }
 }

@@ -64,8 +64,8 @@ public struct RLTrainStage: StageType {
 
     /// The candidates as local models: a `model_<name>` input, or a `local` resource. Servers
     /// give no gradients, so anything else is an error that says so.
-    static func candidates(_ p: Params, _ context: StageContext) throws -> [LocalChatModel] {
-        try p.candidates.map { c in
+    static func candidates(_ names: [String], _ context: StageContext) throws -> [LocalChatModel] {
+        try names.map { c in
             let resource = context.resources["models.\(c)"]!
             if let input = context.inputs["model_\(c)"] {
                 return try LocalChatModel(directory: input.directory, name: "\(SampleStage.displayName(resource, c))@\(input.digest.hex.prefix(16))")
@@ -88,7 +88,7 @@ public struct RLTrainStage: StageType {
         let router = try loaded.with(model: loaded.model)  // a router that fell back to best fixed is trained from its weights
         let train = try questions(context.inputs["train"]!), valid = try questions(context.inputs["valid"]!)
         let test = try context.inputs["test"].map(questions)
-        let models = try candidates(p, context)
+        let models = try candidates(p.candidates, context)
         let retriever = try Backends.retriever(context.resources[p.retriever]!, name: p.retriever, baseDirectory: context.baseDirectory)
         let prompts: PromptSet = p.prompts == .embedded ? .embedded : .standard
         let names = p.candidates.map { SampleStage.displayName(context.resources["models.\($0)"], $0) }
@@ -158,15 +158,10 @@ public struct RLTrainStage: StageType {
 
     /// Σ F1 over `questions`, each routed greedily, its candidates adapted, the dialogue greedy.
     static func f1Sum(_ trainer: JointRLTrainer, _ questions: [HotpotQuestion]) throws -> Double {
-        var sum = 0.0
-        for (qi, q) in questions.enumerated() {
-            let action = try trainer.router.actions([q.question])[0]
-            let (_, loras) = try trainer.updates(q.question, action: action)
-            var models: [any ChatModel] = trainer.candidates
-            for (c, (update, _)) in loras { models[c] = LoRAChatModel(base: trainer.candidates[c], lora: update, rule: .reference) }
-            sum += try trainer.sampler.run(q, qid: qi, action: action, models: models).metrics.f1
+        let system = trainer.system
+        return try questions.enumerated().reduce(0.0) { sum, item in
+            sum + (try system.run(item.element, qid: item.offset, candidates: trainer.candidates, sampler: trainer.sampler)).sample.metrics.f1
         }
-        return sum
     }
 
     static func saveGenerators(_ trainer: JointRLTrainer, to directory: String) throws {
@@ -174,6 +169,25 @@ public struct RLTrainStage: StageType {
         for (c, g) in trainer.generators.enumerated() {
             try SafeTensorsFile.write(g.weights, metadata: ["rank": String(g.rank), "candidate": String(c)], to: directory + "/generator\(c).safetensors")
         }
+        let settings: JSONValue = ["alpha": .number(Double(trainer.settings.alpha)), "layers": .number(Double(trainer.settings.layers)),
+                                   "rank": .number(Double(trainer.settings.rank)), "generators": .number(Double(trainer.generators.count))]
+        try FileIO.writeAtomically(settings.pretty + "\n", to: directory + "/generators.json")
+    }
+
+    /// A joint artifact's router and generators, and the update's alpha and layers.
+    public static func load(directory: String) throws -> HAPSSystem {
+        guard let router = try RouterArtifacts.load(directory: directory) as? DecoderRouter else {
+            throw RouterError("\(directory): a joint artifact's router is a decoder router")
+        }
+        let path = directory + "/generators/generators.json"
+        guard let s = try? JSONParser.parse(try FileIO.readString(path)), let alpha = s["alpha"]?.doubleValue, let layers = s["layers"]?.intValue,
+              let rank = s["rank"]?.intValue, let n = s["generators"]?.intValue else {
+            throw RouterError("\(path): not a joint artifact's generators (rl-train writes them)")
+        }
+        let generators = try (0..<n).map { c in
+            try ParameterGenerator(weights: try SafeTensorsFile(path: directory + "/generators/generator\(c).safetensors").all(), rank: rank)
+        }
+        return HAPSSystem(router: try router.with(model: router.model), generators: generators, alpha: Float(alpha), layers: layers)
     }
 
     static func writeOutput(_ trainer: JointRLTrainer, evals: [JSONValue], steps: [JSONValue], best: String, names: [String], context: StageContext) throws {
