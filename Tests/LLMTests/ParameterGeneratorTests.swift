@@ -106,6 +106,12 @@ final class LoRAChatModelTests: XCTestCase {
         let zero = LoRAChatModel(base: base, lora: LoRAUpdate(a: a, b: Tensor(zeros: [4, 16]), alpha: 0.5, layers: 1))
         let greedy = GenerationSettings(maxTokens: 8)
         XCTAssertEqual(try zero.chat([.user("Where?")], settings: greedy), try base.chat([.user("Where?")], settings: greedy))
+        // Without gradients (evaluation), the same reply, through the batcher, recorded nowhere.
+        let lora0 = LoRAUpdate(a: a, b: random([4, 16]), alpha: 0.5, layers: 1)
+        let recording = LoRAChatModel(base: base, lora: lora0), replying = LoRAChatModel(base: base, lora: lora0, recordsGradients: false)
+        XCTAssertEqual(try replying.chat([.user("Where?")], settings: greedy).text, try recording.chat([.user("Where?")], settings: greedy).text)
+        XCTAssertTrue(replying.calls.isEmpty)
+        XCTAssertEqual(recording.calls.count, 1)
         // Sampled calls under a real update: each recorded with its log q and gradients.
         let lora = LoRAUpdate(a: a, b: random([4, 16]), alpha: 0.5, layers: 1)
         let model = LoRAChatModel(base: base, lora: lora, rule: .reference)

@@ -36,10 +36,16 @@ public final class LocalChatModel: ChatModel, @unchecked Sendable {
     deinit { batcher.stop() }
 
     public func chat(_ messages: [ChatMessage], settings: GenerationSettings) throws -> ChatReply {
+        try chat(messages, settings: settings, under: nil)
+    }
+
+    /// A reply under a LoRA update (nil: the base weights), without the gradient: what an
+    /// evaluation of HAPS needs. Concurrent calls are batched, each with its own update.
+    public func chat(_ messages: [ChatMessage], settings: GenerationSettings, under lora: LoRAUpdate?, rule: NucleusRule = .standard) throws -> ChatReply {
         let prompt = tokenizer.encode(template.render(messages))
         let request = GenerationRequest(prompt: prompt, maxNewTokens: settings.maxTokens, temperature: Float(settings.temperature),
                                         topP: Float(settings.topP), seed: UInt64(truncatingIfNeeded: settings.seed ?? 0),
-                                        stopTokens: stopTokens)
+                                        stopTokens: stopTokens, lora: lora, nucleusRule: rule)
         let result = try Waiter<GenerationResult>.wait { done in try batcher.submit(request, completion: done) }
         var ids = result.ids
         if result.finishReason == "stop" { ids.removeLast() }

@@ -175,21 +175,24 @@ public struct HAPSSystem: Sendable {
 
     /// The dialogue of `q` under `action`, the chosen candidates adapted by `loras` (a
     /// `LoRAChatModel` each, under the reference's nucleus rule, which `wrap` may wrap: a memo
-    /// for evaluation, a recorder for RL).
+    /// for evaluation, a recorder for RL). `gradients`: the calls record log q and gradients
+    /// (joint RL); without, they only reply (evaluation, cheaper).
     public func run(_ q: HotpotQuestion, qid: Int, action: Int, loras: [Int: LoRAUpdate], candidates: [LocalChatModel], sampler: DialogueSampler,
-                    wrap: (Int, LoRAChatModel) -> any ChatModel = { $1 }) throws -> DialogueSampler.Sample {
+                    gradients: Bool = true, wrap: (Int, LoRAChatModel) -> any ChatModel = { $1 }) throws -> DialogueSampler.Sample {
         var models: [any ChatModel] = candidates
         for (c, update) in loras.sorted(by: { $0.key < $1.key }) {
-            models[c] = wrap(c, LoRAChatModel(base: candidates[c], lora: update, rule: .reference))
+            models[c] = wrap(c, LoRAChatModel(base: candidates[c], lora: update, rule: .reference, recordsGradients: gradients))
         }
         return try sampler.run(q, qid: qid, action: action, models: models)
     }
 
-    /// Routes greedily (or takes `action`), adapts, and runs the dialogue.
+    /// Routes greedily (or takes `action`), adapts, and runs the dialogue, for evaluation (no
+    /// gradients recorded).
     public func run(_ q: HotpotQuestion, qid: Int, action fixed: Int? = nil, candidates: [LocalChatModel], sampler: DialogueSampler,
                     wrap: (Int, LoRAChatModel) -> any ChatModel = { $1 }) throws -> (action: Int, sample: DialogueSampler.Sample) {
         let action = try fixed ?? router.actions([q.question])[0]
         let (_, loras) = try updates(q.question, action: action)
-        return (action, try run(q, qid: qid, action: action, loras: loras.mapValues(\.0), candidates: candidates, sampler: sampler, wrap: wrap))
+        return (action, try run(q, qid: qid, action: action, loras: loras.mapValues(\.0), candidates: candidates, sampler: sampler,
+                                gradients: false, wrap: wrap))
     }
 }

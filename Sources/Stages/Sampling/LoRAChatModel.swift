@@ -14,13 +14,15 @@ public final class LoRAChatModel: ChatModel, @unchecked Sendable {
     public let lora: LoRAUpdate
     public let rule: NucleusRule
     public let adapter: String?
+    /// Whether each call records its log q and gradient (joint RL), or only replies (evaluation).
+    public let recordsGradients: Bool
     private let lock = Lock()
     private var records: [LocalChatModel.LoRAReply] = []
 
     public var identity: String { base.identity }
 
-    public init(base: LocalChatModel, lora: LoRAUpdate, rule: NucleusRule = .standard) {
-        self.base = base; self.lora = lora; self.rule = rule
+    public init(base: LocalChatModel, lora: LoRAUpdate, rule: NucleusRule = .standard, recordsGradients: Bool = true) {
+        self.base = base; self.lora = lora; self.rule = rule; self.recordsGradients = recordsGradients
         adapter = LoRAChatModel.digest(lora, rule: rule).hex
     }
 
@@ -33,6 +35,7 @@ public final class LoRAChatModel: ChatModel, @unchecked Sendable {
     }
 
     public func chat(_ messages: [ChatMessage], settings: GenerationSettings) throws -> ChatReply {
+        guard recordsGradients else { return try base.chat(messages, settings: settings, under: lora, rule: rule) }
         let r = try base.chat(messages, settings: settings, lora: lora, rule: rule)
         lock.withLock { records.append(r) }
         return r.reply
