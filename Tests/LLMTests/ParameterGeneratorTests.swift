@@ -139,7 +139,7 @@ final class JointRLTrainerTests: XCTestCase {
     static let question = try! HotpotQA.load(URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("dataset/valid.jsonl").path)[0]
 
-    func trainer(frozen: Bool = false) throws -> JointRLTrainer {
+    func trainer(frozen: Bool = false, baseline: Int = 0) throws -> JointRLTrainer {
         let router = try DecoderRouter(directory: try LocalChatModelTests.makeModel(), space: ActionSpace(), settings: .init(candidates: ["a", "b"]))
         let candidates = try ["a", "b"].map { try LocalChatModel(directory: try LocalChatModelTests.makeModel(), name: $0) }
         let sampler = DialogueSampler(dialogue: Dialogue(budget: 1), retriever: LexicalRetriever(), names: ["a", "b"])
@@ -147,6 +147,7 @@ final class JointRLTrainerTests: XCTestCase {
         settings.routerLR = 1e-3; settings.generatorLR = 1e-3; settings.alpha = 0.5; settings.rank = 2; settings.totalSteps = 4
         settings.sampling.maxTokens = 8
         settings.routerFrozen = frozen
+        settings.baselineWindow = baseline
         return JointRLTrainer(router: router, candidates: candidates, sampler: sampler, settings: settings)
     }
 
@@ -180,6 +181,21 @@ final class JointRLTrainerTests: XCTestCase {
         let frozenBefore = frozen.router.model.namedWeights
         _ = try frozen.train(JointRLTrainerTests.question, qid: 0)
         XCTAssertEqual(frozen.router.model.namedWeights, frozenBefore, "a frozen router does not move")
+    }
+
+    /// The baseline variant: the reward less the mean of the last N rewards scales −Σ log q;
+    /// the window is part of the checkpoint.
+    func testTheRewardBaseline() throws {
+        let t = try trainer(baseline: 2)
+        let first = try t.train(JointRLTrainerTests.question, qid: 0)
+        XCTAssertEqual(first.advantage, first.reward, "no history yet")
+        let second = try t.train(JointRLTrainerTests.question, qid: 0)
+        XCTAssertEqual(second.advantage, second.reward - first.reward, accuracy: 1e-12)
+        XCTAssertEqual(t.recentRewards, [first.reward, second.reward])
+        let restored = try trainer(baseline: 2)
+        try restored.restore(try t.state())
+        XCTAssertEqual(restored.recentRewards, t.recentRewards)
+        XCTAssertEqual(try trainer().train(JointRLTrainerTests.question, qid: 0).advantage, first.reward, "without a window the reward itself")
     }
 
     func testARestoredTrainerTakesTheSameNextStep() throws {

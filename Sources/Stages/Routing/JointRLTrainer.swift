@@ -25,6 +25,9 @@ public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
         /// The gradient through the pooled state into the router backbone (the paper's sharing).
         public var backboneGradient = true
         public var routerFrozen = false
+        /// A variant beyond the reference: subtract the mean of the last `baselineWindow`
+        /// rewards from the reward (0: none, as the reference).
+        public var baselineWindow = 0
         public var sampling = GenerationSettings(temperature: 1, topP: 0.9, maxTokens: 256, seed: 43)
         public init() {}
     }
@@ -33,6 +36,8 @@ public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
     public struct StepRecord: Sendable {
         public var action: Int
         public var reward: Double
+        /// The reward less the baseline (the reward itself without one): what scales −Σ log q.
+        public var advantage: Double
         public var logq: Double
         public var loss: Double
         public var routerLR: Float
@@ -50,6 +55,8 @@ public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
     public private(set) var generatorSteps: [Int]
     /// Questions trained on (the router's scheduler steps).
     public private(set) var step = 0
+    /// The last rewards, for the baseline variant (at most `baselineWindow`).
+    public private(set) var recentRewards: [Double] = []
 
     public init(router: DecoderRouter, candidates: [LocalChatModel], sampler: DialogueSampler, settings: Settings, seed: UInt64 = 43) {
         self.router = router; self.candidates = candidates; self.sampler = sampler; self.settings = settings
@@ -82,13 +89,18 @@ public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
             return m
         }
         let reward = sample.metrics.f1 == 0 ? -1 : sample.metrics.f1
+        let advantage = reward - (recentRewards.isEmpty ? 0 : recentRewards.reduce(0, +) / Double(recentRewards.count))
+        if settings.baselineWindow > 0 {
+            recentRewards.append(reward)
+            if recentRewards.count > settings.baselineWindow { recentRewards.removeFirst() }
+        }
         var logq: Double = 0
         var dPooled = [Float](repeating: 0, count: router.model.config.hiddenSize)
         var generatorLRs: [Int: Float] = [:]
         for c in adapted.keys.sorted() {
             let total = adapted[c]!.total
             logq += Double(total.logq)
-            let scale = Float(-reward)  // d(−R·Σ log q)/d(log q)
+            let scale = Float(-advantage)  // d(−R·Σ log q)/d(log q)
             let dA = Tensor(shape: total.dA.shape, data: total.dA.data.map { $0 * scale })
             let dB = Tensor(shape: total.dB.shape, data: total.dB.data.map { $0 * scale })
             let (grads, dp) = try generators[c].backward(loras[c]!.1, dA: dA, dB: dB)
@@ -106,7 +118,8 @@ public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
             router = try router.with(model: try DecoderModel(config: router.model.config, weights: weights))
         }
         step += 1
-        return StepRecord(action: action, reward: reward, logq: logq, loss: -reward * logq, routerLR: routerLR, generatorLRs: generatorLRs)
+        return StepRecord(action: action, reward: reward, advantage: advantage, logq: logq, loss: -advantage * logq, routerLR: routerLR,
+                          generatorLRs: generatorLRs)
     }
 
     /// Counts a step without training (after early stopping), so that the loop's count ends.
@@ -124,7 +137,8 @@ public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
             for (k, t) in g.weights { all["generator\(c)." + k] = t }
             for (k, t) in generatorOptimizers[c].state { all["generator\(c)_opt." + k] = t }
         }
-        let counters = JSONValue.object(["step": .number(Double(step)), "generator_steps": .array(generatorSteps.map { .number(Double($0)) })])
+        let counters = JSONValue.object(["step": .number(Double(step)), "generator_steps": .array(generatorSteps.map { .number(Double($0)) }),
+                                         "recent_rewards": .array(recentRewards.map { .number($0) })])
         return try SafeTensorsFile.serialize(all, metadata: ["counters": counters.canonical])
     }
 
@@ -145,6 +159,7 @@ public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
             throw RouterError("joint RL checkpoint: no counters")
         }
         step = s; generatorSteps = g
+        recentRewards = counters["recent_rewards"]?.arrayValue?.compactMap(\.doubleValue) ?? []
     }
 }
 

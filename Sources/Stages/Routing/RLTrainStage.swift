@@ -32,6 +32,7 @@ public struct RLTrainStage: StageType {
         @Param("the update's rank") var lora_r = 8
         @Param("the gradient through the pooled state into the router backbone (false: no sharing)") var backbone_gradient = true
         @Param("keep the router's weights fixed") var router_frozen = false
+        @Param("subtract the mean of the last N rewards from the reward (0: none, as the reference)") var baseline_window = 0
         @Param("longest sampled reply in tokens") var max_tokens = 256
         @Param("steps between checkpoints") var checkpoint_every = 1
         public init() {}
@@ -59,6 +60,7 @@ public struct RLTrainStage: StageType {
                               ("layers", p.layers), ("lora_r", p.lora_r), ("max_tokens", p.max_tokens), ("checkpoint_every", p.checkpoint_every)] where value < 1 {
             problems.append(SpecProblem(path.appending(name), "expected a positive integer, found \(value)"))
         }
+        if p.baseline_window < 0 { problems.append(SpecProblem(path.appending("baseline_window"), "expected 0 or more, found \(p.baseline_window)")) }
         return problems
     }
 
@@ -96,6 +98,7 @@ public struct RLTrainStage: StageType {
         var settings = JointRLTrainer.Settings()
         settings.routerLR = Float(p.high_router_lr); settings.generatorLR = Float(p.low_router_lr); settings.alpha = Float(p.alpha)
         settings.layers = p.layers; settings.rank = p.lora_r; settings.backboneGradient = p.backbone_gradient; settings.routerFrozen = p.router_frozen
+        settings.baselineWindow = p.baseline_window
         settings.totalSteps = p.epochs * train.count
         settings.sampling = GenerationSettings(temperature: 1, topP: 0.9, maxTokens: p.max_tokens, seed: Int(truncatingIfNeeded: context.seed))
         try BLAS.shared().threads = context.threads
@@ -121,7 +124,8 @@ public struct RLTrainStage: StageType {
             if !stepsJournal.contains("s\(step)") {
                 try stepsJournal.append(key: "s\(step)", json: .object([
                     ("step", .number(Double(step))), ("epoch", .number(Double(epoch))), ("question", .number(Double(qi))),
-                    ("action", .number(Double(r.action))), ("reward", .number(r.reward)), ("logq", .number(r.logq)), ("loss", .number(r.loss)),
+                    ("action", .number(Double(r.action))), ("reward", .number(r.reward)), ("advantage", .number(r.advantage)),
+                    ("logq", .number(r.logq)), ("loss", .number(r.loss)),
                     ("router_lr", .number(Double(r.routerLR))),
                     ("generator_lr", .object(r.generatorLRs.sorted { $0.key < $1.key }.map { (String($0.key), .number(Double($0.value))) }))]))
             }
