@@ -4,13 +4,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-py="$root/bench/.venv/bin/python"
-if [ ! -x "$py" ]; then python3 -m venv "$root/bench/.venv"; fi
-if ! "$py" -c "import torch" 2>/dev/null; then
-  # A CPU build of torch when the machine has a wheel of one (PIP_FIND_LINKS), else PyPI's torch.
-  wheel=$(ls "${PIP_FIND_LINKS:-/opt/wheels}"/torch-*cpu*.whl 2>/dev/null | head -1 || true)
-  "$root/bench/.venv/bin/pip" install --quiet "${wheel:-torch}"
-fi
+. "$root/bench/torch-venv.sh"
 (cd "$root" && swift build -c release --product engine-bench >/dev/null)
 export THREADS=${THREADS:-2} STEPS=${STEPS:-5}
 exec "$py" - "$root/.build/release/engine-bench" "$here/torch_peer.py" "${RUNS:-5}" <<'PY'

@@ -5,12 +5,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-py="$root/bench/.venv/bin/python"
-if [ ! -x "$py" ]; then python3 -m venv "$root/bench/.venv"; fi
-if ! "$py" -c "import torch" 2>/dev/null; then
-  wheel=$(ls "${PIP_FIND_LINKS:-/opt/wheels}"/torch-*cpu*.whl 2>/dev/null | head -1 || true)
-  "$root/bench/.venv/bin/pip" install --quiet "${wheel:-torch}"
-fi
+. "$root/bench/torch-venv.sh"
 if ! "$py" -c "import transformers" 2>/dev/null; then "$root/bench/.venv/bin/pip" install --quiet transformers numpy; fi
 log=$(mktemp)
 (cd "$root" && swift build -c release --product router-bench >"$log" 2>&1) || { cat "$log"; exit 1; }

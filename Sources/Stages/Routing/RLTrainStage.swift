@@ -114,12 +114,14 @@ public struct RLTrainStage: StageType {
             return (n - p.early_patience_evals..<n).allSatisfy { evals.json("e\($0)")?["improved"]?.boolValue == false }
         }
         context.log("\(train.count) training questions × \(p.epochs) epochs; valid every \(p.eval_interval) questions; candidates \(names.joined(separator: ", "))")
-        let losses = try TrainingLoop(steps: settings.totalSteps, checkpointEvery: p.checkpoint_every).run(trainer, context, status: { step in
+        var order: (epoch: Int, questions: [Int]) = (-1, [])
+        _ = try TrainingLoop(steps: settings.totalSteps, checkpointEvery: p.checkpoint_every).run(trainer, context, status: { step in
             "epoch \(step / train.count + 1)/\(p.epochs)"
         }) { step in
             if stopped() { trainer.skipStep(); return .init(loss: 0, tokens: 0) }
             let epoch = step / train.count
-            let qi = JointRLOrder.questions(count: train.count, epoch: epoch)[step % train.count]
+            if order.epoch != epoch { order = (epoch, JointRLOrder.questions(count: train.count, epoch: epoch)) }  // once an epoch
+            let qi = order.questions[step % train.count]
             let r = try trainer.train(train[qi], qid: qi)
             if !stepsJournal.contains("s\(step)") {
                 try stepsJournal.append(key: "s\(step)", json: .object([
@@ -134,7 +136,6 @@ public struct RLTrainStage: StageType {
             }
             return .init(loss: r.loss, tokens: 0)
         }
-        _ = losses
         try writeOutput(trainer, evals: (0..<evalCount()).compactMap { evals.json("e\($0)") }, steps: (0..<settings.totalSteps).compactMap { stepsJournal.json("s\($0)") },
                         best: bestDirectory, names: p.candidates, context: context)
     }
