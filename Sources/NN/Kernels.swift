@@ -49,6 +49,14 @@ public enum Kernels {
         return y
     }
 
+    /// x += scale·y, element by element (a scaled gradient summed into another).
+    public static func addScaled(_ x: inout Tensor, _ y: Tensor, _ scale: Float) {
+        precondition(x.count == y.count, "addScaled: \(x.shape) + \(y.shape)")
+        x.data.withUnsafeMutableBufferPointer { xp in
+            y.data.withUnsafeBufferPointer { yp in for i in 0..<xp.count { xp[i] += scale * yp[i] } }
+        }
+    }
+
     public static func silu(_ v: Float) -> Float { v / (1 + expf(-v)) }
 
     /// x += y, element by element (a residual connection).

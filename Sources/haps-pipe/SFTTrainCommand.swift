@@ -80,12 +80,20 @@ struct SFTTrainCommand: ParsableCommand {
             let store = try storeOptions.open()
             let summary = try Executor(spec: spec, store: store, options: .tool, observer: ProgressDisplay()).run()
             guard let out = summary.result("sft_train")?.output else { throw summary.interrupted ? ExitCode(130) : ExitCode.failure }
-            let tree = try store.materialize(out)
-            try FileIO.makeDirectory(outputDir)
-            for name in try FileIO.listFiles(under: tree) {
-                try FileIO.writeAtomically(try FileIO.read(tree + "/" + name), to: outputDir + "/" + name)
-            }
+            try store.copy(artifact: out, to: outputDir)
             print("wrote the router to \(outputDir) (\(summary.result("sft_train")!.outcome.label)); " + ((try? FileIO.readString(outputDir + "/summary.txt"))?.split(separator: "\n").last.map(String.init) ?? ""))
         } catch { throw ErrorOutput.fail(error) }
+    }
+}
+
+extension Store {
+    /// Writes a plain, writable copy of an artifact's files under `directory` (what the
+    /// training commands hand the user as their output directory).
+    func copy(artifact: Digest, to directory: String) throws {
+        let tree = try materialize(artifact)
+        try FileIO.makeDirectory(directory)
+        for name in try FileIO.listFiles(under: tree) {
+            try FileIO.writeAtomically(try FileIO.read(tree + "/" + name), to: directory + "/" + name)
+        }
     }
 }

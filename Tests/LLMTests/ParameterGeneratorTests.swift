@@ -139,7 +139,7 @@ final class JointRLTrainerTests: XCTestCase {
     static let question = try! HotpotQA.load(URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("dataset/valid.jsonl").path)[0]
 
-    func trainer(frozen: Bool = false, baseline: Int = 0) throws -> JointRLTrainer {
+    func trainer(frozen: Bool = false, baseline: Int = 0, configure: (inout JointRLTrainer.Settings) -> Void = { _ in }) throws -> JointRLTrainer {
         let router = try DecoderRouter(directory: try LocalChatModelTests.makeModel(), space: ActionSpace(), settings: .init(candidates: ["a", "b"]))
         let candidates = try ["a", "b"].map { try LocalChatModel(directory: try LocalChatModelTests.makeModel(), name: $0) }
         let sampler = DialogueSampler(dialogue: Dialogue(budget: 1), retriever: LexicalRetriever(), names: ["a", "b"])
@@ -148,7 +148,8 @@ final class JointRLTrainerTests: XCTestCase {
         settings.sampling.maxTokens = 8
         settings.routerFrozen = frozen
         settings.baselineWindow = baseline
-        return JointRLTrainer(router: router, candidates: candidates, sampler: sampler, settings: settings)
+        configure(&settings)
+        return try JointRLTrainer(router: router, candidates: candidates, sampler: sampler, settings: settings)
     }
 
     func testAStepMovesWhatItUsedAndNothingElse() throws {
@@ -196,6 +197,35 @@ final class JointRLTrainerTests: XCTestCase {
         try restored.restore(try t.state())
         XCTAssertEqual(restored.recentRewards, t.recentRewards)
         XCTAssertEqual(try trainer().train(JointRLTrainerTests.question, qid: 0).advantage, first.reward, "without a window the reward itself")
+    }
+
+    /// Several dialogues a question: each samples its own stream; with the group baseline equal
+    /// rewards leave nothing to learn (every advantage 0, the generators unchanged).
+    func testSeveralSamplesAndTheGroupBaseline() throws {
+        let t = try trainer { $0.samples = 3; $0.groupBaseline = true }
+        let before = t.generators.map(\.weights)
+        let r = try t.train(JointRLTrainerTests.question, qid: 0)
+        XCTAssertEqual(r.rewards, [-1, -1, -1])
+        XCTAssertEqual(r.advantage, 0)
+        XCTAssertEqual(r.loss, 0)
+        XCTAssertEqual(t.generators.map(\.weights), before, "zero advantages move nothing")
+        // Without a baseline the loss is −R times the samples' mean Σ log q.
+        let plain = try trainer { $0.samples = 2 }
+        let p = try plain.train(JointRLTrainerTests.question, qid: 0)
+        XCTAssertEqual(p.loss, -p.reward * p.logq, accuracy: 1e-9)
+        let seeds = (0..<4).flatMap { step in (0..<8).map { JointRLTrainer.sampleSeed(43, step: step, sample: $0) } }
+        XCTAssertEqual(Set(seeds).count, seeds.count, "every dialogue its own stream")
+    }
+
+    /// The bf16 emulation: the router's weights stay representable in bfloat16 after a step.
+    func testTheRouterStaysInBF16() throws {
+        let t = try trainer { $0.routerBF16 = true }
+        _ = try t.train(JointRLTrainerTests.question, qid: 0)
+        for (name, w) in t.router.model.namedWeights {
+            XCTAssertTrue(w.data.allSatisfy { $0.bitPattern & 0xFFFF == 0 }, "\(name) has bits below bfloat16's")
+        }
+        XCTAssertFalse(try trainer().router.model.namedWeights.values.allSatisfy { $0.data.allSatisfy { $0.bitPattern & 0xFFFF == 0 } },
+                       "float32 weights are not all bfloat16 values to begin with")
     }
 
     func testARestoredTrainerTakesTheSameNextStep() throws {

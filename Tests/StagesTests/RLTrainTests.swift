@@ -58,6 +58,31 @@ final class RLTrainTests: XCTestCase {
         try assertResumesToTheSameOutput(spec, stage: "rl", expected: run.result("rl")!.output, storeAt: dir + "/b-store")
     }
 
+    /// Two rl-train stages (the reference and an ablation) at -j 1 and at -j 2: the same outputs.
+    func testTheSameOutputsAtOneAndTwoJobs() throws {
+        let dir = try makeTempDir(self, "rl")
+        try makeTinyHAPS(dir)
+        let stage = { (alpha: Double) in
+            #"{"type": "rl-train", "inputs": {"router": "router", "train": "train.jsonl", "valid": "valid.jsonl"}, "params": {"candidates": ["a", "b"], "#
+                + #""budget": 1, "epochs": 1, "eval_interval": 2, "max_tokens": 6, "high_router_lr": 0.001, "low_router_lr": 0.001, "alpha": \#(alpha), "lora_r": 2}}"#
+        }
+        let spec = try PipelineSpec.parse(text: """
+            {"name": "r", "resources": {"models": {"a": {"backend": "local", "path": "a"}, "b": {"backend": "local", "path": "b"}},
+                                        "retriever": {"backend": "lexical"}},
+             "stages": {"rl": \(stage(0.5)), "rl_no_lora": \(stage(0))}}
+            """, file: "r.json", registry: HAPSStages.registry, baseDirectory: dir)
+        var outputs: [[Digest?]] = []
+        for jobs in [1, 2] {
+            var options = RunOptions()
+            options.jobs = jobs
+            let run = try Executor(spec: spec, store: try Store(root: dir + "/store-j\(jobs)"), options: options).run()
+            outputs.append(["rl", "rl_no_lora"].map { run.result($0)?.output })
+        }
+        XCTAssertTrue(outputs[0].allSatisfy { $0 != nil }, "\(outputs)")
+        XCTAssertEqual(outputs[0], outputs[1], "-j 1 and -j 2")
+        XCTAssertNotEqual(outputs[0][0], outputs[0][1], "alpha changes the result")
+    }
+
     func testServersAreRefusedByName() throws {
         let dir = try makeTempDir(self, "rl")
         _ = try spec(dir)
@@ -66,9 +91,12 @@ final class RLTrainTests: XCTestCase {
              "stages": {"rl": {"type": "rl-train", "inputs": {"router": "router", "train": "train.jsonl", "valid": "valid.jsonl"},
                "params": {"candidates": ["a"]}}}}
             """, file: "r.json", registry: HAPSStages.registry, baseDirectory: dir)
-        let run = try Executor(spec: spec, store: try Store(root: dir + "/s"), options: RunOptions()).run()
-        guard case .failed(let message)? = run.results.first?.outcome else { return XCTFail("\(run.results)") }
-        XCTAssertTrue(message.contains("rl-train needs the weights of candidate 'a' for its gradients"), message)
+        // Said before anything runs (the preflight), with what to do about it.
+        XCTAssertThrowsError(try Executor(spec: spec, store: try Store(root: dir + "/s"), options: RunOptions()).run()) { error in
+            XCTAssertTrue("\(error)".hasPrefix("nothing was run: stage 'rl': candidate 'a' is an openai server, and rl-train needs its weights"
+                                               + " for the gradients of log q: wire its model directory as input 'model_a'"), "\(error)")
+        }
+        XCTAssertFalse(FileIO.exists(dir + "/s/work"), "nothing started")
     }
 }
 
@@ -87,7 +115,7 @@ final class LiveEvaluationTests: XCTestCase {
                "score": {"type": "score", "inputs": {"samples": "sample"}},
                "rl": {"type": "rl-train", "inputs": {"router": "router", "train": "valid.jsonl", "valid": "valid.jsonl"},
                       "params": {"candidates": ["a", "b"], "budget": 1, "epochs": 1, "eval_interval": 100, "max_tokens": 6, "alpha": 0, "lora_r": 2}},
-               "evaluate": {"type": "evaluate", "inputs": {"scores": "score", "valid_scores": "score", "questions": "valid.jsonl", "haps": "rl"},
+               "evaluate": {"type": "evaluate", "inputs": {"scores": "score", "valid_scores": "score", "questions": "valid.jsonl", "haps": "rl", "sft": "router"},
                             "params": {"candidates": ["a", "b"], "budget": 1, "max_tokens": 6, "resamples": 100}}}}
             """, file: "l.json", registry: HAPSStages.registry, baseDirectory: dir)
         let (_, out) = try runAndUnpack(spec, stage: "evaluate", storeAt: dir + "/store")
@@ -99,6 +127,15 @@ final class LiveEvaluationTests: XCTestCase {
                 XCTAssertEqual(line[row]?["f1"]?.doubleValue, line["fixed_\(action)"]?["f1"]?.doubleValue, "\(row) on \(line["question"]!.stringValue!)")
             }
         }
-        XCTAssertTrue(try FileIO.readString(out + "/summary.txt").contains("haps: HAPS, live (router + generated LoRA)"))
+        let summary = try FileIO.readString(out + "/summary.txt")
+        XCTAssertTrue(summary.contains("haps: HAPS, live (router + generated LoRA; no low-level router (alpha 0))"), summary)
+        // HAPS against the router its training started from: the paired difference of the rows.
+        let results = try JSONParser.parse(try FileIO.readString(out + "/results.json"))
+        let comparison = try XCTUnwrap(results["comparisons"]?.arrayValue?.first, "\(results["comparisons"] ?? .null) \(summary)")
+        XCTAssertEqual(comparison["row"]?.stringValue, "haps")
+        XCTAssertEqual(comparison["against"]?.stringValue, "sft")
+        let mean = { (row: String) in lines.map { $0[row]!["f1"]!.doubleValue! }.reduce(0, +) / Double(lines.count) }
+        XCTAssertEqual(comparison["difference"]?["mean"]?.doubleValue ?? .nan, mean("haps") - mean("sft"), accuracy: 1e-12)
+        XCTAssertTrue(summary.contains("HAPS against the router its training started from (F1, paired 95% CI):\n  haps − sft: "), summary)
     }
 }

@@ -67,12 +67,15 @@ public final class Executor: @unchecked Sendable {
     /// Runs the selected stages and returns when all have finished, failed or been skipped.
     /// External inputs of the selected stages that do not exist (a spec may name a path the
     /// user has yet to fetch): "stage 'x' reads input 'p' from PATH, which does not exist".
+    /// And what a selected stage's type says it lacks (its `preflight`).
     public func missingInputs() -> [String] {
         spec.order.filter { selection.contains($0) }.flatMap { name in
-            spec.stages[name]!.inputs.compactMap { input -> String? in
+            let stage = spec.stages[name]!
+            return stage.inputs.compactMap { input -> String? in
                 guard case .path(let p) = input.source, !FileIO.exists(p) else { return nil }
-                return "stage '\(name)' reads input '\(input.port)' from \(p), which does not exist"
-            }
+                let help = stage.ports.inputs.first { $0.name == input.port }?.help ?? ""
+                return "stage '\(name)' reads input '\(input.port)' from \(p), which does not exist" + (help.isEmpty ? "" : " (\(help))")
+            } + stage.definition.preflightOf(stage.params, stage.resources, Set(stage.inputs.map(\.port))).map { "stage '\(name)': \($0)" }
         }
     }
 

@@ -65,6 +65,9 @@ public protocol StageType: Sendable {
     static func validate(_ params: Params, at path: JSONPath) -> [SpecProblem]
     /// Names of spec resources the stage uses ("models.llama", "retriever"); their identities join the key.
     static func resources(_ params: Params) -> [String]
+    /// What stops a run before anything starts, given the resources the stage resolved and the
+    /// input ports the spec wires (e.g. a stage that needs weights given only a server).
+    static func preflight(_ params: Params, resources: [String: JSONValue], inputs: Set<String>) -> [String]
     static func run(_ params: Params, _ context: StageContext) throws
     /// The summary figures of an output of this type (read from its files in `directory`), in
     /// a fixed order: what a sweep table shows for it (`best_fixed_f1`, `sft_rows`, ...).
@@ -82,6 +85,7 @@ extension StageType {
     public static var summary: String { "" }
     public static func validate(_ params: Params, at path: JSONPath) -> [SpecProblem] { [] }
     public static func resources(_ params: Params) -> [String] { [] }
+    public static func preflight(_ params: Params, resources: [String: JSONValue], inputs: Set<String>) -> [String] { [] }
     public static func figures(directory: String) -> [Figure] { [] }
 }
 
@@ -97,6 +101,7 @@ public struct StageDefinition: Sendable {
     let portsOf: @Sendable (any Sendable) -> StagePorts
     let validateParams: @Sendable (any Sendable, JSONPath) -> [SpecProblem]
     let resourcesOf: @Sendable (any Sendable) -> [String]
+    let preflightOf: @Sendable (any Sendable, [String: JSONValue], Set<String>) -> [String]
     let runner: @Sendable (any Sendable, StageContext) throws -> Void
     /// The summary figures of an output of this stage type, from its directory.
     public let figures: @Sendable (String) -> [Figure]
@@ -110,6 +115,7 @@ public struct StageDefinition: Sendable {
         portsOf = { S.ports($0 as! S.Params) }
         validateParams = { S.validate($0 as! S.Params, at: $1) }
         resourcesOf = { S.resources($0 as! S.Params) }
+        preflightOf = { S.preflight($0 as! S.Params, resources: $1, inputs: $2) }
         runner = { try S.run($0 as! S.Params, $1) }
         figures = { S.figures(directory: $0) }
     }

@@ -20,7 +20,7 @@ public struct EvaluateStage: StageType {
     }
 
     public static let name = "evaluate"
-    public static let version = 1
+    public static let version = 2
     public static let summary = "Compares routers and baselines on a split: F1/EM/P/R, tokens, cost, oracle gap share, bootstrap intervals, by type."
 
     static let fixedPorts = ["scores", "valid_scores", "questions", "encoder"]
@@ -38,6 +38,11 @@ public struct EvaluateStage: StageType {
 
     public static func validate(_ p: Params, at path: JSONPath) -> [SpecProblem] {
         p.resamples < 1 ? [SpecProblem(path.appending("resamples"), "expected a positive integer, found \(p.resamples)")] : []
+    }
+
+    /// Joint inputs run the candidates live under their updates: their weights must be at hand.
+    public static func preflight(_ p: Params, resources: [String: JSONValue], inputs: Set<String>) -> [String] {
+        RLTrainStage.weightsPreflight(p.candidates, resources: resources, inputs: inputs, needs: "evaluate runs HAPS live under LoRA updates, which needs its weights")
     }
 
     /// Mean F1 of each router and of best fixed, oracle and random (for sweep tables).
@@ -58,10 +63,11 @@ public struct EvaluateStage: StageType {
         let typeOf = try context.inputs["questions"].map { try RoutingQuestions.types($0.path(of: "questions.jsonl")) } ?? [:]
         let questions = RoutingQuestions.of(matrix, types: typeOf)
         let systemPorts = context.inputs.keys.filter { !fixedPorts.contains($0) && !p.candidates.map({ "model_\($0)" }).contains($0) }.sorted()
-        for port in systemPorts where ![.router, .joint].contains(context.inputs[port]!.kind) {
+        let kinds = Dictionary(uniqueKeysWithValues: systemPorts.map { ($0, systemKind(context.inputs[$0]!)) })
+        for port in systemPorts where ![.router, .joint].contains(kinds[port]!) {
             throw RouterError("input '\(port)' is a '\(context.inputs[port]!.kind)' artifact; evaluate compares routers (kind router) and HAPS systems (kind joint, from rl-train)")
         }
-        let routerPorts = systemPorts.filter { context.inputs[$0]!.kind == .router }, jointPorts = systemPorts.filter { context.inputs[$0]!.kind == .joint }
+        let routerPorts = systemPorts.filter { kinds[$0] == .router }, jointPorts = systemPorts.filter { kinds[$0] == .joint }
         let routers = try routerPorts.map { ($0, try RouterArtifacts.load(directory: context.inputs[$0]!.directory)) }
         var embeddings: [[Float]]? = nil
         if routers.contains(where: { $0.1.needsEmbeddings }) {
@@ -91,6 +97,14 @@ public struct EvaluateStage: StageType {
         }
     }
 
+    /// A compared input's kind: a pipeline stage's output says it; a directory given by path
+    /// (kind `any`) is a joint artifact if it has generators, a router if it has router.json.
+    static func systemKind(_ input: InputArtifact) -> ArtifactKind {
+        guard input.kind == .any else { return input.kind }
+        if FileIO.exists(input.directory + "/generators/generators.json") { return .joint }
+        return FileIO.exists(input.directory + "/router.json") ? .router : .any
+    }
+
     /// A HAPS system run live on the split's questions through the shared dialogue sampler
     /// (greedy, its candidates adapted by the generated updates; calls memoised, keyed by each
     /// update's digest): HAPS itself, and the best fixed action with the generated updates.
@@ -102,6 +116,9 @@ public struct EvaluateStage: StageType {
             throw RouterError("input '\(port)' is a HAPS system, run live: give evaluate the split's 'questions' (with their paragraphs)")
         }
         let system = try RLTrainStage.load(directory: context.inputs[port]!.directory)
+        let provenance = RLTrainStage.provenance(directory: context.inputs[port]!.directory)
+        // The router input this system's training started from, if evaluate has it too.
+        let startedFrom = context.inputs.filter { systemKind($0.value) == .router && $0.value.manifest.files["model.safetensors"]?.digest.hex == provenance.routerFrom }.keys.sorted().first
         let byText = Dictionary(try RLTrainStage.questions(questionsInput).map { ($0.question.trimmingSpaces, $0) }, uniquingKeysWith: { a, _ in a })
         let candidates = try RLTrainStage.candidates(p.candidates, context)
         let retriever = try Backends.retriever(context.resources[p.retriever]!, name: p.retriever, baseDirectory: context.baseDirectory)
@@ -124,8 +141,10 @@ public struct EvaluateStage: StageType {
                 actions.append(action); metrics.append(sample.metrics)
                 tokens.append(Double(sample.result.promptTokens + sample.result.completionTokens))
             }
-            out.append(Evaluation.LiveRun(name: port + suffix, label: fixed == nil ? "HAPS, live (router + generated LoRA)" : "best fixed + generated LoRA, live",
-                                          actions: actions, metrics: metrics, tokens: tokens, cost: tokens.map { _ in nil }))
+            let variant = provenance.variant == "as the reference" ? "" : "; \(provenance.variant)"
+            out.append(Evaluation.LiveRun(name: port + suffix, label: (fixed == nil ? "HAPS, live (router + generated LoRA" : "best fixed + generated LoRA, live (trained with the router") + variant + ")",
+                                          actions: actions, metrics: metrics, tokens: tokens, cost: tokens.map { _ in nil },
+                                          versus: fixed == nil ? startedFrom : nil))
         }
         return out
     }

@@ -50,10 +50,22 @@ public struct Evaluation: Sendable {
         public var actions: [Int]
         public var metrics: [AnswerMetrics]
         public var tokens: [Double?], cost: [Double?]
-        public init(name: String, label: String, actions: [Int], metrics: [AnswerMetrics], tokens: [Double?], cost: [Double?]) {
+        /// The row this run is also compared with, question by question (HAPS against the
+        /// router its training started from).
+        public var versus: String?
+        public init(name: String, label: String, actions: [Int], metrics: [AnswerMetrics], tokens: [Double?], cost: [Double?], versus: String? = nil) {
             self.name = name; self.label = label; self.actions = actions; self.metrics = metrics; self.tokens = tokens; self.cost = cost
+            self.versus = versus
         }
     }
+
+    /// A paired comparison of two rows beyond "against best fixed": mean F1 of `row` minus
+    /// `against`'s, with its bootstrap interval on the same resamples.
+    public struct Comparison: Sendable {
+        public var row: String, against: String
+        public var difference: Bootstrap.Interval
+    }
+    public var comparisons: [Comparison] = []
 
     /// `routes`: (name, label, decisions on the matrix's questions in order), replayed on the
     /// table; `live`: systems run live. `bestFixedAction`: chosen on valid.
@@ -94,6 +106,10 @@ public struct Evaluation: Sendable {
             rows[i].gapShare = gap > 1e-12 ? (rows[i].meanF1 - base.meanF1) / gap : nil
         }
         self.rows = rows
+        comparisons = live.compactMap { run in
+            guard let against = run.versus, let a = rows.first(where: { $0.name == run.name }), let b = rows.first(where: { $0.name == against }) else { return nil }
+            return Comparison(row: run.name, against: against, difference: Bootstrap.interval(zip(a.f1, b.f1).map { $0 - $1 }, indices: indices))
+        }
     }
 
     /// The question types present, sorted, with the questions of each.

@@ -33,6 +33,11 @@ extension Evaluation {
                 lines.append("  " + r.name.padding(width) + groups.map { "  " + Evaluation.f(r.meanF1($0.questions)) }.joined())
             }
         }
+        if !comparisons.isEmpty {
+            lines.append("")
+            lines.append("HAPS against the router its training started from (F1, paired 95% CI):")
+            for c in comparisons { lines.append("  \(c.row) − \(c.against): \(Evaluation.interval(c.difference))") }
+        }
         lines.append("")
         for r in rows { lines.append("\(r.name): \(r.label)") }
         return lines.joined(separator: "\n") + "\n"
@@ -52,6 +57,10 @@ extension Evaluation {
             out += "\n## Mean F1 by question type\n\n| name | " + groups.map { "\($0.type) (\($0.questions.count))" }.joined(separator: " | ") + " |\n"
             out += "| --- |" + String(repeating: " ---: |", count: groups.count) + "\n"
             for r in rows { out += "| \(r.name) | " + groups.map { Evaluation.f(r.meanF1($0.questions)) }.joined(separator: " | ") + " |\n" }
+        }
+        if !comparisons.isEmpty {
+            out += "\n## HAPS against the router its training started from\n\n| system | against | F1 difference [95% CI] |\n| --- | --- | --- |\n"
+            for c in comparisons { out += "| \(c.row) | \(c.against) | \(Evaluation.interval(c.difference)) |\n" }
         }
         out += "\n*gap share*: (F1 − best fixed) / (oracle − best fixed), the share of the oracle's gain a router recovers. "
         out += "*Random* is the expectation over every action. The cost–quality plane is `cost_quality.svg`.\n"
@@ -90,6 +99,10 @@ extension Evaluation {
                          ("cost_mean", num(r.meanCost)), ("gap_share", num(r.gapShare)),
                          ("diff_vs_best_fixed", ["mean": .number(r.difference.mean), "low": .number(r.difference.low), "high": .number(r.difference.high)]),
                          ("by_type", .object(typeGroups.map { ($0.type, JSONValue.number(r.meanF1($0.questions))) }))])
+            })),
+            ("comparisons", .array(comparisons.map { c in
+                ["row": .string(c.row), "against": .string(c.against),
+                 "difference": ["mean": .number(c.difference.mean), "low": .number(c.difference.low), "high": .number(c.difference.high)]]
             })),
         ])
     }

@@ -28,6 +28,13 @@ public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
         /// A variant beyond the reference: subtract the mean of the last `baselineWindow`
         /// rewards from the reward (0: none, as the reference).
         public var baselineWindow = 0
+        /// A variant beyond the reference: dialogues sampled per question (their losses
+        /// averaged); with `groupBaseline`, each reward less the mean of the others' (RLOO).
+        public var samples = 1
+        public var groupBaseline = false
+        /// Emulate the reference's bf16 router: its weights rounded to bfloat16 at the start
+        /// and after every update (arithmetic stays float32).
+        public var routerBF16 = false
         public var sampling = GenerationSettings(temperature: 1, topP: 0.9, maxTokens: 256, seed: 43)
         public init() {}
     }
@@ -42,6 +49,8 @@ public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
         public var loss: Double
         public var routerLR: Float
         public var generatorLRs: [Int: Float]
+        /// Each sampled dialogue's reward (one unless `samples` > 1).
+        public var rewards: [Double]
     }
 
     public private(set) var router: DecoderRouter
@@ -58,7 +67,10 @@ public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
     /// The last rewards, for the baseline variant (at most `baselineWindow`).
     public private(set) var recentRewards: [Double] = []
 
-    public init(router: DecoderRouter, candidates: [LocalChatModel], sampler: DialogueSampler, settings: Settings, seed: UInt64 = 43) {
+    public init(router: DecoderRouter, candidates: [LocalChatModel], sampler: DialogueSampler, settings: Settings, seed: UInt64 = 43) throws {
+        let router = settings.routerBF16 ? try router.with(model: try DecoderModel(config: router.model.config,
+                                                                                  weights: JointRLTrainer.bf16Rounded(router.model.namedWeights)))
+                                         : router
         self.router = router; self.candidates = candidates; self.sampler = sampler; self.settings = settings
         let h = router.model.config.hiddenSize
         generators = candidates.map { ParameterGenerator(inputSize: h, targetSize: $0.model.config.hiddenSize, rank: settings.rank, seed: seed) }
@@ -77,33 +89,48 @@ public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
         try system.updates(question, action: action)
     }
 
-    /// One training question (`qid`: its number, for the sample's row).
+    /// One training question (`qid`: its number, for the sample's row): `samples` dialogues
+    /// under one routing and one set of updates, their gradients averaged.
     public func train(_ q: HotpotQuestion, qid: Int) throws -> StepRecord {
         let action = try router.actions([q.question])[0]
         let (routerTape, loras) = try updates(q.question, action: action)
-        var adapted: [Int: LoRAChatModel] = [:]
-        var rl = sampler
-        rl.dialogue.settings = settings.sampling
-        let sample = try system.run(q, qid: qid, action: action, loras: loras.mapValues(\.0), candidates: candidates, sampler: rl) { c, m in
-            adapted[c] = m
-            return m
+        var runs: [(reward: Double, adapted: [Int: LoRAChatModel])] = []
+        for k in 0..<settings.samples {
+            var adapted: [Int: LoRAChatModel] = [:]
+            var rl = sampler
+            rl.dialogue.settings = settings.sampling
+            rl.dialogue.settings.seed = settings.sampling.seed.map { JointRLTrainer.sampleSeed($0, step: step, sample: k) }
+            let sample = try system.run(q, qid: qid, action: action, loras: loras.mapValues(\.0), candidates: candidates, sampler: rl) { c, m in
+                adapted[c] = m
+                return m
+            }
+            runs.append((sample.metrics.f1 == 0 ? -1 : sample.metrics.f1, adapted))
         }
-        let reward = sample.metrics.f1 == 0 ? -1 : sample.metrics.f1
-        let advantage = reward - (recentRewards.isEmpty ? 0 : recentRewards.reduce(0, +) / Double(recentRewards.count))
+        let rewards = runs.map(\.reward)
+        let advantages = rewards.indices.map { k in rewards[k] - baseline(rewards, leaving: k) }
         if settings.baselineWindow > 0 {
-            recentRewards.append(reward)
-            if recentRewards.count > settings.baselineWindow { recentRewards.removeFirst() }
+            recentRewards.append(contentsOf: rewards)
+            recentRewards.removeFirst(max(0, recentRewards.count - settings.baselineWindow))
         }
-        var logq: Double = 0
+        // d(−(1/K) Σ_k A_k·Σ log q_k)/dA, dB per candidate, summed over the samples.
+        var logq: Double = 0, loss: Double = 0
+        var gradients: [Int: (dA: Tensor, dB: Tensor)] = [:]
+        for (k, run) in runs.enumerated() {
+            for (c, model) in run.adapted {
+                let total = model.total
+                logq += Double(total.logq) / Double(runs.count)
+                loss -= advantages[k] * Double(total.logq) / Double(runs.count)
+                let scale = Float(-advantages[k] / Double(runs.count))
+                var g = gradients[c] ?? (Tensor(zeros: total.dA.shape), Tensor(zeros: total.dB.shape))
+                Kernels.addScaled(&g.dA, total.dA, scale)
+                Kernels.addScaled(&g.dB, total.dB, scale)
+                gradients[c] = g
+            }
+        }
         var dPooled = [Float](repeating: 0, count: router.model.config.hiddenSize)
         var generatorLRs: [Int: Float] = [:]
-        for c in adapted.keys.sorted() {
-            let total = adapted[c]!.total
-            logq += Double(total.logq)
-            let scale = Float(-advantage)  // d(−R·Σ log q)/d(log q)
-            let dA = Tensor(shape: total.dA.shape, data: total.dA.data.map { $0 * scale })
-            let dB = Tensor(shape: total.dB.shape, data: total.dB.data.map { $0 * scale })
-            let (grads, dp) = try generators[c].backward(loras[c]!.1, dA: dA, dB: dB)
+        for c in gradients.keys.sorted() {
+            let (grads, dp) = try generators[c].backward(loras[c]!.1, dA: gradients[c]!.dA, dB: gradients[c]!.dB)
             for j in dPooled.indices { dPooled[j] += dp[j] }
             let lr = settings.generatorLR * decay.multiplier(generatorSteps[c])
             generatorOptimizers[c].update(&generators[c].weights, gradients: grads, lr: lr)
@@ -115,11 +142,36 @@ public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
             let grads = try router.model.backward(routerTape, dPooled: dPooled)
             var weights = router.model.namedWeights
             routerOptimizer.update(&weights, gradients: grads, lr: routerLR)
+            if settings.routerBF16 { weights = JointRLTrainer.bf16Rounded(weights) }
             router = try router.with(model: try DecoderModel(config: router.model.config, weights: weights))
         }
         step += 1
-        return StepRecord(action: action, reward: reward, advantage: advantage, logq: logq, loss: -advantage * logq, routerLR: routerLR,
-                          generatorLRs: generatorLRs)
+        let mean = { (xs: [Double]) in xs.reduce(0, +) / Double(xs.count) }
+        return StepRecord(action: action, reward: mean(rewards), advantage: mean(advantages), logq: logq, loss: loss, routerLR: routerLR,
+                          generatorLRs: generatorLRs, rewards: rewards)
+    }
+
+    /// What sample `k`'s reward is measured against: the mean of the other samples' rewards
+    /// (group baseline), the mean of the recent rewards (window), or nothing (the reference).
+    func baseline(_ rewards: [Double], leaving k: Int) -> Double {
+        if settings.groupBaseline && rewards.count > 1 {
+            return (rewards.reduce(0, +) - rewards[k]) / Double(rewards.count - 1)
+        }
+        return recentRewards.isEmpty ? 0 : recentRewards.reduce(0, +) / Double(recentRewards.count)
+    }
+
+    /// The sampling seed of sample `k` at `step`: distinct streams for every dialogue of a run,
+    /// fixed by the stage's seed (SplitMix64's finaliser over the three).
+    public static func sampleSeed(_ seed: Int, step: Int, sample k: Int) -> Int {
+        var x = UInt64(bitPattern: Int64(seed)) &+ 0x9E37_79B9_7F4A_7C15 &* UInt64(step * 64 + k + 1)
+        x = (x ^ (x >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        x = (x ^ (x >> 27)) &* 0x94D0_49BB_1331_11EB
+        return Int(truncatingIfNeeded: (x ^ (x >> 31)) >> 1)
+    }
+
+    /// Weights rounded to bfloat16 and back (round to nearest even), as bf16 storage keeps them.
+    static func bf16Rounded(_ weights: [String: Tensor]) -> [String: Tensor] {
+        weights.mapValues { t in Tensor(shape: t.shape, data: t.data.map { HalfFloat.bf16ToFloat(HalfFloat.floatToBF16($0)) }) }
     }
 
     /// Counts a step without training (after early stopping), so that the loop's count ends.

@@ -33,13 +33,16 @@ public struct RLTrainStage: StageType {
         @Param("the gradient through the pooled state into the router backbone (false: no sharing)") var backbone_gradient = true
         @Param("keep the router's weights fixed") var router_frozen = false
         @Param("subtract the mean of the last N rewards from the reward (0: none, as the reference)") var baseline_window = 0
+        @Param("dialogues sampled per question, their gradients averaged (1: the reference)") var samples = 1
+        @Param("with samples > 1, each reward less the mean of the other samples' rewards") var group_baseline = false
+        @Param("round the router's weights to bfloat16 at the start and after each update (the reference trains in bf16)") var router_bf16 = false
         @Param("longest sampled reply in tokens") var max_tokens = 256
         @Param("steps between checkpoints") var checkpoint_every = 1
         public init() {}
     }
 
     public static let name = "rl-train"
-    public static let version = 1
+    public static let version = 2
     public static let summary = "Joint RL of the router and the LoRA parameter generators (the reference's rl_batch.py)."
 
     public static func ports(_ p: Params) -> StagePorts {
@@ -57,11 +60,33 @@ public struct RLTrainStage: StageType {
         var problems: [SpecProblem] = []
         if p.candidates.isEmpty { problems.append(SpecProblem(path.appending("candidates"), "needs at least one candidate")) }
         for (name, value) in [("epochs", p.epochs), ("eval_interval", p.eval_interval), ("early_patience_evals", p.early_patience_evals),
-                              ("layers", p.layers), ("lora_r", p.lora_r), ("max_tokens", p.max_tokens), ("checkpoint_every", p.checkpoint_every)] where value < 1 {
+                              ("layers", p.layers), ("lora_r", p.lora_r), ("samples", p.samples), ("max_tokens", p.max_tokens), ("checkpoint_every", p.checkpoint_every)] where value < 1 {
             problems.append(SpecProblem(path.appending(name), "expected a positive integer, found \(value)"))
         }
         if p.baseline_window < 0 { problems.append(SpecProblem(path.appending("baseline_window"), "expected 0 or more, found \(p.baseline_window)")) }
+        if p.group_baseline && p.samples < 2 {
+            problems.append(SpecProblem(path.appending("group_baseline"), "a group baseline needs samples of 2 or more (found \(p.samples))"))
+        }
+        if p.group_baseline && p.baseline_window > 0 {
+            problems.append(SpecProblem(path.appending("baseline_window"), "choose one baseline: group_baseline or baseline_window"))
+        }
         return problems
+    }
+
+    public static func preflight(_ p: Params, resources: [String: JSONValue], inputs: Set<String>) -> [String] {
+        weightsPreflight(p.candidates, resources: resources, inputs: inputs, needs: "rl-train needs its weights for the gradients of log q")
+    }
+
+    /// Every candidate's weights must be at hand (a `model_<name>` input or a local resource):
+    /// said before anything runs, not after hours of sampling. `needs`: why, in words.
+    static func weightsPreflight(_ candidates: [String], resources: [String: JSONValue], inputs: Set<String>, needs: String) -> [String] {
+        candidates.compactMap { c in
+            let resource = resources["models.\(c)"]
+            if inputs.contains("model_\(c)") || (resource?["backend"]?.stringValue == "local" && resource?["path"] != nil) { return nil }
+            let backend = resource?["backend"]?.stringValue ?? "?"
+            return "candidate '\(c)' is a\(backend.first.map { "aeiou".contains($0) } == true ? "n" : "") \(backend) server, and \(needs): "
+                + "wire its model directory as input 'model_\(c)' (a Hugging Face directory), or make resources.models.\(c) a local model"
+        }
     }
 
     /// The candidates as local models: a `model_<name>` input, or a `local` resource. Servers
@@ -99,10 +124,11 @@ public struct RLTrainStage: StageType {
         settings.routerLR = Float(p.high_router_lr); settings.generatorLR = Float(p.low_router_lr); settings.alpha = Float(p.alpha)
         settings.layers = p.layers; settings.rank = p.lora_r; settings.backboneGradient = p.backbone_gradient; settings.routerFrozen = p.router_frozen
         settings.baselineWindow = p.baseline_window
+        settings.samples = p.samples; settings.groupBaseline = p.group_baseline; settings.routerBF16 = p.router_bf16
         settings.totalSteps = p.epochs * train.count
         settings.sampling = GenerationSettings(temperature: 1, topP: 0.9, maxTokens: p.max_tokens, seed: Int(truncatingIfNeeded: context.seed))
         try BLAS.shared().threads = context.threads
-        let trainer = JointRLTrainer(router: router, candidates: models, sampler: sampler, settings: settings)
+        let trainer = try JointRLTrainer(router: router, candidates: models, sampler: sampler, settings: settings)
 
         let stepsJournal = try context.journal("steps"), evals = try context.journal("evals")
         let bestDirectory = context.workDirectory + "/best"
@@ -126,7 +152,8 @@ public struct RLTrainStage: StageType {
             if !stepsJournal.contains("s\(step)") {
                 try stepsJournal.append(key: "s\(step)", json: .object([
                     ("step", .number(Double(step))), ("epoch", .number(Double(epoch))), ("question", .number(Double(qi))),
-                    ("action", .number(Double(r.action))), ("reward", .number(r.reward)), ("advantage", .number(r.advantage)),
+                    ("action", .number(Double(r.action))), ("reward", .number(r.reward)),
+                    ("rewards", .array(r.rewards.map { .number($0) })), ("advantage", .number(r.advantage)),
                     ("logq", .number(r.logq)), ("loss", .number(r.loss)),
                     ("router_lr", .number(Double(r.routerLR))),
                     ("generator_lr", .object(r.generatorLRs.sorted { $0.key < $1.key }.map { (String($0.key), .number(Double($0.value))) }))]))
@@ -154,7 +181,7 @@ public struct RLTrainStage: StageType {
             if let test { record.append(("test_f1_sum", .number(try f1Sum(trainer, test)))) }
             try FileIO.replaceDirectory(best) { tmp in
                 try trainer.router.save(directory: tmp)
-                try saveGenerators(trainer, to: tmp + "/generators")
+                try saveGenerators(trainer, to: tmp + "/generators", routerFrom: startingWeights(context))
             }
         }
         context.log("evaluation \(index + 1) after \(step) questions: valid F1 sum \(Format.fixed(validSum, 2))" + (improved ? " (best so far)" : ""))
@@ -169,14 +196,42 @@ public struct RLTrainStage: StageType {
         }
     }
 
-    static func saveGenerators(_ trainer: JointRLTrainer, to directory: String) throws {
+    /// The generators (torch's names) and `generators.json`: the update's settings, the variant
+    /// trained and the digest of the starting router's weights (evaluate compares the two).
+    static func saveGenerators(_ trainer: JointRLTrainer, to directory: String, routerFrom: String) throws {
         try FileIO.makeDirectory(directory)
         for (c, g) in trainer.generators.enumerated() {
             try SafeTensorsFile.write(g.weights, metadata: ["rank": String(g.rank), "candidate": String(c)], to: directory + "/generator\(c).safetensors")
         }
-        let settings: JSONValue = ["alpha": .number(Double(trainer.settings.alpha)), "layers": .number(Double(trainer.settings.layers)),
-                                   "rank": .number(Double(trainer.settings.rank)), "generators": .number(Double(trainer.generators.count))]
+        let s = trainer.settings
+        let settings: JSONValue = ["alpha": .number(Double(s.alpha)), "layers": .number(Double(s.layers)),
+                                   "rank": .number(Double(s.rank)), "generators": .number(Double(trainer.generators.count)),
+                                   "variant": .string(variant(s)), "router_from": .string(routerFrom)]
         try FileIO.writeAtomically(settings.pretty + "\n", to: directory + "/generators.json")
+    }
+
+    /// The content digest of the starting router's weights (`model.safetensors`): evaluate
+    /// finds that router among its inputs by it, whatever kind the input was given as.
+    static func startingWeights(_ context: StageContext) -> String {
+        context.inputs["router"]!.manifest.files["model.safetensors"]?.digest.hex ?? ""
+    }
+
+    /// The training variant in words ("as the reference" when it is the reference's).
+    static func variant(_ s: JointRLTrainer.Settings) -> String {
+        var parts: [String] = []
+        if s.alpha == 0 { parts.append("no low-level router (alpha 0)") }
+        if !s.backboneGradient { parts.append("no sharing (no backbone gradient)") }
+        if s.routerFrozen { parts.append("router frozen") }
+        if s.samples > 1 { parts.append("\(s.samples) dialogues a question" + (s.groupBaseline ? " with a group baseline" : "")) }
+        if s.baselineWindow > 0 { parts.append("reward baseline over the last \(s.baselineWindow)") }
+        if s.routerBF16 { parts.append("bf16 router") }
+        return parts.isEmpty ? "as the reference" : parts.joined(separator: ", ")
+    }
+
+    /// What a joint artifact says of itself: its variant and the router it started from.
+    public static func provenance(directory: String) -> (variant: String, routerFrom: String?) {
+        let j = (try? FileIO.readString(directory + "/generators/generators.json")).flatMap { try? JSONParser.parse($0) }
+        return (j?["variant"]?.stringValue ?? "as the reference", j?["router_from"]?.stringValue)
     }
 
     /// A joint artifact's router and generators, and the update's alpha and layers.
@@ -203,7 +258,7 @@ public struct RLTrainStage: StageType {
             }
         } else {  // no evaluation ran: the final weights
             try trainer.router.save(directory: out)
-            try saveGenerators(trainer, to: out + "/generators")
+            try saveGenerators(trainer, to: out + "/generators", routerFrom: startingWeights(context))
         }
         try FileIO.writeAtomically(steps.map { $0.canonical + "\n" }.joined(), to: out + "/steps.jsonl")
         try FileIO.writeAtomically(evals.map { $0.canonical + "\n" }.joined(), to: out + "/evals.jsonl")
