@@ -65,6 +65,7 @@ let package = Package(
         // bench/engine's Swift side (run by bench/engine/run.sh; not part of the tool).
         .executableTarget(name: "engine-bench", dependencies: ["LLM", "NN"], path: "bench/engine/swift", swiftSettings: upcoming),
         .executableTarget(name: "router-bench", dependencies: ["LLM", "NN", "JSON"], path: "bench/router/swift", swiftSettings: upcoming),
+        .executableTarget(name: "rl-bench", dependencies: ["LLM", "NN", "JSON"], path: "bench/rl/swift", swiftSettings: upcoming),
         .executableTarget(name: "encoder-bench", dependencies: ["LLM", "NN", "Stages"], path: "bench/encoder/swift", swiftSettings: upcoming),
 
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Stages"],

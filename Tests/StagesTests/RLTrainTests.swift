@@ -54,6 +54,8 @@ final class RLTrainTests: XCTestCase {
             XCTAssertTrue(FileIO.exists(out + "/" + file), file)
         }
         XCTAssertTrue(try RouterArtifacts.load(directory: out) is DecoderRouter)
+        let summary = try FileIO.readString(out + "/summary.txt")
+        XCTAssertTrue(summary.contains("the kept router moved from its start by ") && !summary.contains("; 0.0% of its weights changed"), summary)
         // The router, generators, steps and evals of a run killed at its first checkpoint.
         try assertResumesToTheSameOutput(spec, stage: "rl", expected: run.result("rl")!.output, storeAt: dir + "/b-store")
     }

@@ -129,6 +129,7 @@ public struct RLTrainStage: StageType {
         settings.sampling = GenerationSettings(temperature: 1, topP: 0.9, maxTokens: p.max_tokens, seed: Int(truncatingIfNeeded: context.seed))
         try BLAS.shared().threads = context.threads
         let trainer = try JointRLTrainer(router: router, candidates: models, sampler: sampler, settings: settings)
+        let start = trainer.router.model.namedWeights  // before a checkpoint is restored: the weights RL starts from
 
         let stepsJournal = try context.journal("steps"), evals = try context.journal("evals")
         let bestDirectory = context.workDirectory + "/best"
@@ -164,7 +165,22 @@ public struct RLTrainStage: StageType {
             return .init(loss: r.loss, tokens: 0)
         }
         try writeOutput(trainer, evals: (0..<evalCount()).compactMap { evals.json("e\($0)") }, steps: (0..<settings.totalSteps).compactMap { stepsJournal.json("s\($0)") },
-                        best: bestDirectory, names: p.candidates, context: context)
+                        best: bestDirectory, start: start, context: context)
+    }
+
+    /// How far weights moved: ‖W − W₀‖ / ‖W₀‖ over all tensors, and the share of values that
+    /// differ at all (with bf16 rounding, most stay put at small learning rates).
+    static func drift(from start: [String: Tensor], to end: [String: Tensor]) -> (relative: Double, changed: Double) {
+        var diff = 0.0, norm = 0.0, changed = 0, total = 0
+        for (name, w0) in start {
+            guard let w = end[name], w.count == w0.count else { continue }
+            for (a, b) in zip(w0.data, w.data) {
+                diff += Double(b - a) * Double(b - a); norm += Double(a) * Double(a)
+                if a != b { changed += 1 }
+            }
+            total += w0.count
+        }
+        return (norm > 0 ? (diff / norm).squareRoot() : 0, total > 0 ? Double(changed) / Double(total) : 0)
     }
 
     /// The valid F1 sum of the router and generators as they are (greedy, updates applied);
@@ -250,7 +266,8 @@ public struct RLTrainStage: StageType {
         return HAPSSystem(router: try router.with(model: router.model), generators: generators, alpha: Float(alpha), layers: layers)
     }
 
-    static func writeOutput(_ trainer: JointRLTrainer, evals: [JSONValue], steps: [JSONValue], best: String, names: [String], context: StageContext) throws {
+    static func writeOutput(_ trainer: JointRLTrainer, evals: [JSONValue], steps: [JSONValue], best: String, start: [String: Tensor],
+                            context: StageContext) throws {
         let out = context.outputDirectory
         if FileIO.isDirectory(best) {
             for name in try FileIO.listFiles(under: best) {
@@ -267,6 +284,11 @@ public struct RLTrainStage: StageType {
         for e in evals {
             lines.append("  after \(e["step"]!.intValue!) questions: valid F1 sum \(Format.fixed(e["valid_f1_sum"]!.doubleValue!, 2))"
                          + (e["test_f1_sum"].map { ", test \(Format.fixed($0.doubleValue!, 2))" } ?? "") + (e["improved"]?.boolValue == true ? " *" : ""))
+        }
+        if let kept = try RouterArtifacts.load(directory: out) as? DecoderRouter {
+            let d = drift(from: start, to: kept.model.namedWeights)
+            lines.append("the kept router moved from its start by \(Format.fixed(d.relative * 100, 4))% (relative L2); "
+                         + "\(Format.fixed(d.changed * 100, 1))% of its weights changed")
         }
         lines.append(bestEval.map { "kept the router and generators of the evaluation after \($0["step"]!.intValue!) questions (*: an improvement)" }
                      ?? "no evaluation ran: the final router and generators are kept")
