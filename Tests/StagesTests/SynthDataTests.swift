@@ -35,6 +35,19 @@ final class SynthDataTests: XCTestCase {
         XCTAssertEqual(again.result("valid")!.output, run.result("valid")!.output, "deterministic")
     }
 
+    /// The `rl` split: drawn after the three, disjoint from them, and leaving them as they are.
+    func testTheRLSplitIsFreshAndLeavesTheOthersAlone() throws {
+        let before = try SynthDataStage.generate(try params(#", "sizes": {"train": 120, "valid": 40, "test": 40}, "bridge_fraction": 0.5"#))
+        let after = try SynthDataStage.generate(try params(#", "sizes": {"train": 120, "valid": 40, "test": 40, "rl": 60}, "bridge_fraction": 0.5"#))
+        for s in ["train", "valid", "test"] { XCTAssertEqual(after[s]!.map(\.id), before[s]!.map(\.id), s) }
+        let rl = try XCTUnwrap(after["rl"])
+        XCTAssertEqual(rl.count, 60)
+        XCTAssertEqual(rl.filter { $0.type == "bridge" }.count, 30, "the bridge share kept")
+        let others = Set(["train", "valid", "test"].flatMap { after[$0]!.map(\.question) })
+        XCTAssertTrue(others.isDisjoint(with: rl.map(\.question)), "no rl question in another split")
+        XCTAssertNil(before["rl"], "none unless asked")
+    }
+
     func testQuestionsAreMultiHopWithTheirEvidence() throws {
         let qs = try SynthDataStage.generate(try params())["train"]!
         XCTAssertEqual(qs.count, 300)

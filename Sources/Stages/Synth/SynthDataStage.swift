@@ -4,11 +4,13 @@ public import Pipeline
 /// HotpotQA format (dataset/README.md), so that the whole HAPS pipeline runs offline. The world
 /// and the pool of questions depend only on `world_seed` and the sizes; `split` picks a disjoint
 /// slice of the pool (train first, then valid, then test), so three stages with the same world
-/// parameters give three disjoint splits of one world.
+/// parameters give three disjoint splits of one world. A fourth, `rl` (size 0 unless asked),
+/// is drawn after them from the same world, disjoint from all three and leaving them as they
+/// are: questions the candidates were not trained on, for joint RL (docs/routing.md).
 ///
 ///     "valid": {"type": "synth-data", "params": {"split": "valid", "sizes": {"train": 300, "valid": 100, "test": 100}}}
 public struct SynthDataStage: StageType {
-    public enum Split: String, ParameterEnum { case train, valid, test }
+    public enum Split: String, ParameterEnum { case train, valid, test, rl }
 
     public struct Params: StageParameters {
         @Param("a disjoint slice of the world's questions") var split: Split
@@ -25,6 +27,8 @@ public struct SynthDataStage: StageType {
     public static let version = 1
     public static let summary = "A split of a generated multi-hop QA world in the HotpotQA format (offline HAPS)."
     static let splits = Split.allCases.map(\.rawValue)
+    /// The splits of the first pool; `rl` is drawn after it.
+    static let poolSplits = ["train", "valid", "test"]
     static let defaultSizes = ["train": 300, "valid": 100, "test": 100]
 
     public static func ports(_ p: Params) -> StagePorts { StagePorts(inputs: [], output: .questions) }
@@ -50,13 +54,26 @@ public struct SynthDataStage: StageType {
         generator.bridgeFraction = p.bridge_fraction
         generator.difficulty = p.difficulty
         generator.paragraphs = p.paragraphs
-        let total = splits.reduce(0) { $0 + (sizes[$1] ?? 0) }
+        let total = poolSplits.reduce(0) { $0 + (sizes[$1] ?? 0) }
         let pool = generator.questions(total, seed: seed &+ 1)
         guard pool.count == total else {
             throw DataError(file: "synth-data", line: nil, "a world of \(p.people) people yields only \(pool.count) distinct questions, \(total) asked; raise people")
         }
         var out: [String: [HotpotQuestion]] = [:], start = 0
-        for s in splits {
+        if let n = sizes["rl"], n > 0 {
+            // A second draw from the same world, without any question of the first pool.
+            let taken = Set(pool.map(\.question))
+            // Bridge questions collide with the pool more often: keep the share by type.
+            let drawn = generator.questions(4 * n + 100, seed: seed &+ 2).filter { !taken.contains($0.question) }
+            let bridges = Int((Double(n) * p.bridge_fraction).rounded())
+            let chosen = Array(drawn.filter { $0.type == "bridge" }.prefix(bridges)) + Array(drawn.filter { $0.type != "bridge" }.prefix(n - bridges))
+            guard chosen.count == n else {
+                throw DataError(file: "synth-data", line: nil, "a world of \(p.people) people yields only \(chosen.count) new questions for rl, \(n) asked; raise people")
+            }
+            let ids = Set(chosen.map(\.id))
+            out["rl"] = drawn.filter { ids.contains($0.id) }
+        }
+        for s in poolSplits {
             let n = sizes[s] ?? 0
             out[s] = Array(pool[start..<(start + n)])
             start += n
