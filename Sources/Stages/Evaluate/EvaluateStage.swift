@@ -127,20 +127,20 @@ public struct EvaluateStage: StageType {
                                 settings: GenerationSettings(maxTokens: p.max_tokens))
         let sampler = DialogueSampler(dialogue: dialogue, retriever: retriever, names: names)
         let counter = CallCounter()
+        let questions = try matrix.questions.map { text in
+            guard let q = byText[text.trimmingSpaces] else {
+                throw RouterError("the questions input has no question \(text.debugDescription) of the score table: give the split's own questions")
+            }
+            return q
+        }
+        let store = context.store
         var out: [Evaluation.LiveRun] = []
         for (suffix, fixed) in [("", nil as Int?), ("+best_fixed", bestFixed)] {
-            var actions: [Int] = [], metrics: [AnswerMetrics] = [], tokens: [Double?] = []
-            for (qi, text) in matrix.questions.enumerated() {
-                context.progress.setStatus("\(port)\(suffix): question \(qi + 1) of \(matrix.count), live")
-                guard let q = byText[text.trimmingSpaces] else {
-                    throw RouterError("the questions input has no question \(text.debugDescription) of the score table: give the split's own questions")
-                }
-                let (action, sample) = try system.run(q, qid: qi, action: fixed, candidates: candidates, sampler: sampler) { _, m in
-                    MemoizedChatModel(m, store: context.store, counter: counter)
-                }
-                actions.append(action); metrics.append(sample.metrics)
-                tokens.append(Double(sample.result.promptTokens + sample.result.completionTokens))
-            }
+            context.progress.setStatus("\(port)\(suffix): \(matrix.count) questions, live")
+            let runs = try system.runAll(questions, action: fixed, candidates: candidates, sampler: sampler, cancellation: context.cancellation,
+                                         wrap: { _, m in MemoizedChatModel(m, store: store, counter: counter) })
+            let actions = runs.map(\.action), metrics = runs.map(\.sample.metrics)
+            let tokens = runs.map { Double($0.sample.result.promptTokens + $0.sample.result.completionTokens) as Double? }
             let variant = provenance.variant == "as the reference" ? "" : "; \(provenance.variant)"
             out.append(Evaluation.LiveRun(name: port + suffix, label: (fixed == nil ? "HAPS, live (router + generated LoRA" : "best fixed + generated LoRA, live (trained with the router") + variant + ")",
                                           actions: actions, metrics: metrics, tokens: tokens, cost: tokens.map { _ in nil },

@@ -253,6 +253,28 @@ public struct HAPSSystem: Sendable {
         return try sampler.run(q, qid: qid, action: action, models: models)
     }
 
+    /// Every question routed greedily (or given `action`), adapted and run for evaluation, with
+    /// `workers` dialogues in flight: their calls meet in the candidates' batchers, each
+    /// sequence under its own update. Results in the questions' order; `qid` is the position.
+    /// `done` is told each finished question.
+    public func runAll(_ questions: [HotpotQuestion], action fixed: Int? = nil, candidates: [LocalChatModel], sampler: DialogueSampler,
+                       workers: Int = 32, cancellation: CancellationToken = CancellationToken(), done: @escaping @Sendable () -> Void = {},
+                       wrap: @escaping @Sendable (Int, LoRAChatModel) -> any ChatModel = { $1 }) throws -> [(action: Int, sample: DialogueSampler.Sample)] {
+        final class Results: @unchecked Sendable {
+            let lock = Lock()
+            var rows: [Int: (action: Int, sample: DialogueSampler.Sample)] = [:]
+        }
+        let results = Results()
+        let failures = ItemWorkers.run(Array(questions.indices), workers: workers, cancellation: cancellation) { i in
+            let r = try self.run(questions[i], qid: i, action: fixed, candidates: candidates, sampler: sampler, wrap: wrap)
+            results.lock.withLock { results.rows[i] = r }
+            done()
+        }
+        if let f = failures.first { throw RouterError("question \(f.item) (\(questions[f.item].id)): \(f.error)") }
+        if cancellation.isCancelled { throw CancellationError() }
+        return questions.indices.map { results.rows[$0]! }
+    }
+
     /// Routes greedily (or takes `action`), adapts, and runs the dialogue, for evaluation (no
     /// gradients recorded).
     public func run(_ q: HotpotQuestion, qid: Int, action fixed: Int? = nil, candidates: [LocalChatModel], sampler: DialogueSampler,

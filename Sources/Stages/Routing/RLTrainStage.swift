@@ -188,13 +188,13 @@ public struct RLTrainStage: StageType {
     static func evaluate(_ trainer: JointRLTrainer, valid: [HotpotQuestion], test: [HotpotQuestion]?, evals: Journal, index: Int, step: Int,
                          best: String, context: StageContext) throws {
         context.progress.setStatus("evaluation \(index + 1): \(valid.count) valid questions")
-        let validSum = try f1Sum(trainer, valid)
+        let validSum = try f1Sum(trainer, valid, cancellation: context.cancellation)
         let previous = (0..<index).compactMap { evals.json("e\($0)")?["valid_f1_sum"]?.doubleValue }.max() ?? -.infinity
         let improved = validSum > previous
         var record: [(String, JSONValue)] = [("eval", .number(Double(index))), ("step", .number(Double(step))),
                                              ("valid_f1_sum", .number(validSum)), ("improved", .bool(improved))]
         if improved {
-            if let test { record.append(("test_f1_sum", .number(try f1Sum(trainer, test)))) }
+            if let test { record.append(("test_f1_sum", .number(try f1Sum(trainer, test, cancellation: context.cancellation)))) }
             try FileIO.replaceDirectory(best) { tmp in
                 try trainer.router.save(directory: tmp)
                 try saveGenerators(trainer, to: tmp + "/generators", routerFrom: startingWeights(context))
@@ -204,12 +204,11 @@ public struct RLTrainStage: StageType {
         try evals.append(key: "e\(index)", json: .object(record))
     }
 
-    /// Σ F1 over `questions`, each routed greedily, its candidates adapted, the dialogue greedy.
-    static func f1Sum(_ trainer: JointRLTrainer, _ questions: [HotpotQuestion]) throws -> Double {
-        let system = trainer.system
-        return try questions.enumerated().reduce(0.0) { sum, item in
-            sum + (try system.run(item.element, qid: item.offset, candidates: trainer.candidates, sampler: trainer.sampler)).sample.metrics.f1
-        }
+    /// Σ F1 over `questions`, each routed greedily, its candidates adapted, the dialogue greedy
+    /// (many at once, batched).
+    static func f1Sum(_ trainer: JointRLTrainer, _ questions: [HotpotQuestion], cancellation: CancellationToken) throws -> Double {
+        try trainer.system.runAll(questions, candidates: trainer.candidates, sampler: trainer.sampler, cancellation: cancellation)
+            .reduce(0.0) { $0 + $1.sample.metrics.f1 }
     }
 
     /// The generators (torch's names) and `generators.json`: the update's settings, the variant
