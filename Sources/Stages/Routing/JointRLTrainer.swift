@@ -100,7 +100,10 @@ public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
             var rl = sampler
             rl.dialogue.settings = settings.sampling
             rl.dialogue.settings.seed = settings.sampling.seed.map { JointRLTrainer.sampleSeed($0, step: step, sample: k) }
-            let sample = try system.run(q, qid: qid, action: action, loras: loras.mapValues(\.0), candidates: candidates, sampler: rl) { c, m in
+            // With alpha 0 every gradient is exactly 0 (the update is 0·A·B): the calls need not
+            // record log q and its gradient; the optimisers still step on zeros (weight decay).
+            let sample = try system.run(q, qid: qid, action: action, loras: loras.mapValues(\.0), candidates: candidates, sampler: rl,
+                                        gradients: settings.alpha != 0) { c, m in
                 adapted[c] = m
                 return m
             }

@@ -18,6 +18,7 @@ public final class LoRAChatModel: ChatModel, @unchecked Sendable {
     public let recordsGradients: Bool
     private let lock = Lock()
     private var records: [LocalChatModel.LoRAReply] = []
+    private var callCount = 0
 
     public var identity: String { base.identity }
 
@@ -35,11 +36,12 @@ public final class LoRAChatModel: ChatModel, @unchecked Sendable {
     }
 
     public func chat(_ messages: [ChatMessage], settings: GenerationSettings) throws -> ChatReply {
-        guard recordsGradients else { return try base.chat(messages, settings: settings, under: lora, rule: rule) }
         // Each sampled call draws its own stream: the settings' seed moved on by the call's
         // number under this update (the same seed for every call would reuse one stream).
         var settings = settings
-        if settings.temperature > 0, let seed = settings.seed { settings.seed = seed &+ 1_000_003 &* lock.withLock { records.count } }
+        let number = lock.withLock { defer { callCount += 1 }; return callCount }
+        if settings.temperature > 0, let seed = settings.seed { settings.seed = seed &+ 1_000_003 &* number }
+        guard recordsGradients else { return try base.chat(messages, settings: settings, under: lora, rule: rule) }
         let r = try base.chat(messages, settings: settings, lora: lora, rule: rule)
         lock.withLock { records.append(r) }
         return r.reply
