@@ -118,4 +118,32 @@ extension LocalChatModelTests {
             XCTAssertEqual(analytic, numeric, accuracy: 2e-3 + 2e-2 * abs(numeric), "\(onA ? "A" : "B")[\(index)]")
         }
     }
+
+    /// With the update on the last layer, the gradient comes from the generation's own rows
+    /// (`LoRACapture`, no second pass); it equals the taped pass over prompt + reply.
+    func testTheOnePassLoRAGradientEqualsTheTapedPass() throws {
+        let m = try LocalChatModel(directory: try LocalChatModelTests.makeModel(), name: "tiny")
+        var rng = SamplingRandom(seed: 11)
+        func random(_ shape: [Int]) -> Tensor { Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in rng.unit() - 0.5 }) }
+        let lora = LoRAUpdate(a: random([16, 4]), b: random([4, 16]), alpha: 0.5, layers: 1)
+        let prompt = m.tokenizer.encode(ChatTemplate.llama3.render([.user("Which city was the company founded in?")]))
+        for (temperature, seed) in [(Float(1), UInt64(5)), (0, 0)] {
+            let request = GenerationRequest(prompt: prompt, maxNewTokens: 10, temperature: temperature, topP: 0.9, seed: seed,
+                                            stopTokens: [], lora: lora, nucleusRule: .reference)
+            let g = try m.model.generateWithLoRAGradient(request)
+            XCTAssertEqual(g.result.ids.count, 10)
+            let tape = try m.model.tapedForward(prompt + g.result.ids, lora: lora)
+            let greedy = temperature == 0
+            let (value, dLogits) = DecoderModel.sampledLogProbability(logits: tape.logits,
+                                                                       positions: g.result.ids.indices.map { (prompt.count + $0 - 1, g.result.ids[$0]) },
+                                                                       temperature: greedy ? 1 : temperature, topP: greedy ? 1 : 0.9, rule: .reference)
+            let grads = try m.model.backward(tape, dLogits: dLogits, target: .lora)
+            XCTAssertEqual(g.logprob, value, accuracy: 1e-4 * max(1, abs(value)))
+            for (name, ours) in [("lora.A", g.gradientA), ("lora.B", g.gradientB)] {
+                let theirs = try XCTUnwrap(grads[name])
+                let scale = max(1e-3, theirs.data.map(abs).max()!)
+                for (x, y) in zip(ours.data, theirs.data) { XCTAssertEqual(x, y, accuracy: 1e-4 * scale, "\(name) at T \(temperature)") }
+            }
+        }
+    }
 }

@@ -115,6 +115,9 @@ public final class DecoderModel: @unchecked Sendable {
         public var tokens: [Int]
         public var cache: KVCache
         public var lora: LoRAUpdate?
+        /// Receives the last layer's input and pre-o_proj attention at this segment's last row
+        /// (what a LoRA gradient needs of a generation step: `LoRACapture`).
+        var capture: LoRACapture?
         public init(tokens: [Int], cache: KVCache, lora: LoRAUpdate? = nil) { self.tokens = tokens; self.cache = cache; self.lora = lora }
     }
 

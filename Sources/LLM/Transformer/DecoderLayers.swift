@@ -128,6 +128,11 @@ extension DecoderModel {
                 if keep { probabilities.append(scores) }
             }
         }
+        if li == layers.count - 1 {
+            for (si, s) in segments.enumerated() where !s.tokens.isEmpty {
+                s.capture?.append(input: x, attention: attention, row: starts[si] + s.tokens.count - 1)
+            }
+        }
         var out = try Kernels.linear(attention, w.o, bias: w.oBias)
         for (si, s) in segments.enumerated() {
             guard let lora = s.lora, lora.applies(toLayer: li, of: layers.count) else { continue }
@@ -150,15 +155,7 @@ extension DecoderModel {
         var dO = slots.fresh(w.o), dOBias = w.oBias.flatMap(slots.slot)
         var dAttention = try Backward.linear(dOut, x: t.attention, w: w.o, dw: &dO, db: &dOBias, accumulate: false)
         if let lora, lora.applies(toLayer: li, of: layers.count) {
-            let u = try Kernels.linear(t.attention, lora.b)                      // [n, r]
-            var dA: Tensor? = grads["lora.A"] ?? Tensor(zeros: lora.a.shape)
-            var dB: Tensor? = grads["lora.B"] ?? Tensor(zeros: lora.b.shape)
-            var scaled = dOut
-            for i in 0..<scaled.count { scaled.data[i] *= lora.alpha }
-            let dU = try Backward.linear(scaled, x: u, w: lora.a, dw: &dA, db: &none)   // dA += α dYᵀ U
-            let dFromLoRA = try Backward.linear(dU, x: t.attention, w: lora.b, dw: &dB, db: &none)
-            Kernels.add(&dAttention, dFromLoRA)
-            grads["lora.A"] = dA; grads["lora.B"] = dB
+            Kernels.add(&dAttention, try loraBackward(lora, attention: t.attention, dOut: dOut, grads: &grads))
             if stopAtLoRA { return nil }
         }
         // Per head: S = scale · Q Kᵀ (masked), P = softmax(S), O = P V.
@@ -226,6 +223,21 @@ extension DecoderModel {
             ("input_layernorm.weight", dIn)]
         for (name, g) in named { if let g { grads[p + name] = g } }
         return dInput
+    }
+
+    /// The update's part of o_proj's backward: adds to `lora.A` and `lora.B` in `grads` and
+    /// returns its share of the gradient of the attention output (before o_proj).
+    func loraBackward(_ lora: LoRAUpdate, attention: Tensor, dOut: Tensor, grads: inout [String: Tensor]) throws -> Tensor {
+        var none: Tensor? = nil
+        let u = try Kernels.linear(attention, lora.b)                      // [n, r]
+        var dA: Tensor? = grads["lora.A"] ?? Tensor(zeros: lora.a.shape)
+        var dB: Tensor? = grads["lora.B"] ?? Tensor(zeros: lora.b.shape)
+        var scaled = dOut
+        for i in 0..<scaled.count { scaled.data[i] *= lora.alpha }
+        let dU = try Backward.linear(scaled, x: u, w: lora.a, dw: &dA, db: &none)   // dA += α dYᵀ U
+        let dFromLoRA = try Backward.linear(dU, x: attention, w: lora.b, dw: &dB, db: &none)
+        grads["lora.A"] = dA; grads["lora.B"] = dB
+        return dFromLoRA
     }
 
     // MARK: MLP

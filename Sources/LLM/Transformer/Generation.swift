@@ -114,6 +114,12 @@ extension DecoderModel {
     /// Generates for every request at once: one batched prefill, then one batched step per new
     /// token over the sequences still running (each on its own KV cache and LoRA update).
     public func generate(_ requests: [GenerationRequest]) throws -> [GenerationResult] {
+        try generate(requests, captures: requests.map { _ in nil })
+    }
+
+    /// `captures[i]`, when given, receives request i's last-layer rows of every step (one pass
+    /// gives the LoRA gradient: `generateWithLoRAGradient`).
+    func generate(_ requests: [GenerationRequest], captures: [LoRACapture?]) throws -> [GenerationResult] {
         var results = requests.map { _ in GenerationResult(ids: [], logprobs: [], finishReason: "length") }
         var randoms = requests.map { SamplingRandom(seed: $0.seed) }
         let caches = requests.map { _ in KVCache(layers: config.layers) }
@@ -121,7 +127,11 @@ extension DecoderModel {
         var next: [Int: [Int]] = [:]
         for i in active { next[i] = requests[i].prompt }
         while !active.isEmpty {
-            let segments = active.map { Segment(tokens: next[$0]!, cache: caches[$0], lora: requests[$0].lora) }
+            let segments = active.map { i in
+                var s = Segment(tokens: next[i]!, cache: caches[i], lora: requests[i].lora)
+                s.capture = captures[i]
+                return s
+            }
             let logits = try forward(segments)
             var still: [Int] = []
             for (row, i) in active.enumerated() {

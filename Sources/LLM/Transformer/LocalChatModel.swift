@@ -78,20 +78,12 @@ public final class LocalChatModel: ChatModel, @unchecked Sendable {
         let request = GenerationRequest(prompt: prompt, maxNewTokens: settings.maxTokens, temperature: temperature, topP: topP,
                                         seed: UInt64(truncatingIfNeeded: settings.seed ?? 0), stopTokens: stopTokens, lora: lora, nucleusRule: rule)
         return try lock.withLock {
-            let result = try model.generate([request])[0]
-            let sequence = prompt + result.ids
-            let tape = try model.tapedForward(sequence, lora: lora)
-            let positions = result.ids.indices.map { (row: prompt.count + $0 - 1, token: result.ids[$0]) }
-            let greedy = temperature <= 0
-            let (logprob, dLogits) = DecoderModel.sampledLogProbability(logits: tape.logits, positions: positions,
-                                                                        temperature: greedy ? 1 : temperature, topP: greedy ? 1 : topP, rule: rule)
-            let grads = try model.backward(tape, dLogits: dLogits, target: .lora)
-            var ids = result.ids
-            if result.finishReason == "stop" { ids.removeLast() }
+            let g = try model.generateWithLoRAGradient(request)
+            var ids = g.result.ids
+            if g.result.finishReason == "stop" { ids.removeLast() }
             let reply = ChatReply(text: tokenizer.decode(ids, skipSpecial: true), promptTokens: prompt.count,
-                                  completionTokens: result.ids.count, finishReason: result.finishReason)
-            return LoRAReply(reply: reply, ids: result.ids, logprob: logprob, gradientA: grads["lora.A"] ?? Tensor(zeros: lora.a.shape),
-                             gradientB: grads["lora.B"] ?? Tensor(zeros: lora.b.shape))
+                                  completionTokens: g.result.ids.count, finishReason: g.result.finishReason)
+            return LoRAReply(reply: reply, ids: g.result.ids, logprob: g.logprob, gradientA: g.gradientA, gradientB: g.gradientB)
         }
     }
 }

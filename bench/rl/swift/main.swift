@@ -2,7 +2,8 @@
 // text: the engine's work) on tiny random Llamas: the router's taped forward over a routing
 // prompt and its pooled state, the parameter generator, one candidate call of exactly NEW tokens
 // sampled under the generated LoRA update with the reference's nucleus rule, log q and its
-// gradient with respect to A and B, the generator's and the router backbone's backward, and an
+// gradient with respect to A and B (in the generation's own pass: the update is on the last
+// layer, `DecoderModel.generateWithLoRAGradient`), the generator's and the router backbone's backward, and an
 // AdamW step for each. bench/rl/run.sh runs it beside torch_peer.py (the same step in PyTorch)
 // on the same prompts (Tests/Fixtures/router/examples.json). Prints one JSON object.
 import Foundation
@@ -31,14 +32,10 @@ var routerOptimizer = AdamW(weightDecay: 0.01), generatorOptimizer = AdamW(weigh
     let lora = LoRAUpdate(a: a, b: b, alpha: 0.01, layers: 1)
     let request = GenerationRequest(prompt: callPrompt, maxNewTokens: newTokens, temperature: 1, topP: 0.9, seed: UInt64(i),
                                     stopTokens: [], lora: lora, nucleusRule: .reference)
-    let ids = try candidate.generate([request])[0].ids
-    let tape = try candidate.tapedForward(callPrompt + ids, lora: lora)
-    let (_, dLogits) = DecoderModel.sampledLogProbability(logits: tape.logits, positions: ids.indices.map { (callPrompt.count + $0 - 1, ids[$0]) },
-                                                           temperature: 1, topP: 0.9, rule: .reference)
-    let loraGrads = try candidate.backward(tape, dLogits: dLogits, target: .lora)
+    let g = try candidate.generateWithLoRAGradient(request)  // what LocalChatModel.chat(lora:) runs
     let reward: Float = -1  // d(−R·log q): the gradients of log q scaled by R
-    let dA = Tensor(shape: a.shape, data: loraGrads["lora.A"]!.data.map { $0 * reward })
-    let dB = Tensor(shape: b.shape, data: loraGrads["lora.B"]!.data.map { $0 * reward })
+    let dA = Tensor(shape: a.shape, data: g.gradientA.data.map { $0 * reward })
+    let dB = Tensor(shape: b.shape, data: g.gradientB.data.map { $0 * reward })
     let (grads, dPooled) = try generator.backward(generatorTape, dA: dA, dB: dB)
     generatorOptimizer.update(&generator.weights, gradients: grads, lr: 1e-5)
     var weights = router.namedWeights
