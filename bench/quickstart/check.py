@@ -9,7 +9,9 @@ targets of issue 7 on valid (and reports test):
 
 and issue 15's on the test split (`evaluate`): the SFT router beats the best fixed assignment
 (chosen on valid) by at least 0.05 mean F1 and stays below the oracle; every router's figure is
-printed with its paired bootstrap interval.
+printed with its paired bootstrap interval. Issue 16's paper ordering on test, oracle > HAPS
+(rl_train, live) > SFT-only router > best fixed > random, is reported with HAPS's paired
+difference to the SFT router and the two ablations beside it.
 
 Exits 1 when a target is missed."""
 import json, os, shutil, subprocess, sys, time
@@ -69,6 +71,16 @@ def main():
                          "SFT router below the oracle": sft["f1_mean"] < oracle["f1_mean"]}.items():
         print(f"  {'met ' if passed else 'MISSED'} {name}")
         ok = ok and passed
+    results = json.loads(out.stdout)
+    for c in results.get("comparisons", []):
+        d = c["difference"]
+        print(f"evaluate (test): {c['row']} - {c['against']}: {d['mean']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]")
+    order = ["oracle", "rl_train", "sft_train", "best_fixed", "random"]
+    if all(n in rows for n in order):
+        f1 = [rows[n]["f1_mean"] for n in order]
+        held = all(a > b for a, b in zip(f1, f1[1:]))
+        print(f"  {'met ' if held else 'MISSED'} the paper's ordering " + " > ".join(f"{n} {x:.4f}" for n, x in zip(order, f1)))
+        ok = ok and held
     print(f"  {'met ' if cold <= 900 else 'MISSED'} cold <= 15 min; {'met ' if noop < 2 else 'MISSED'} no-op < 2 s")
     sys.exit(0 if ok else 1)
 
