@@ -2,8 +2,8 @@ import Foundation
 import XCTest
 
 /// `pipelines/quickstart.json` end to end at micro size (the same spec, with `--set` making the
-/// world and the candidates tiny): it runs offline, scores with the breakdown by question
-/// type, and reruns as a no-op. The full-size targets are checked by bench/quickstart.
+/// world, the candidates and joint RL tiny): it runs offline, scores with the breakdown by
+/// question type, evaluates HAPS live beside the routers, and reruns as a no-op. The full-size targets are checked by bench/quickstart.
 final class QuickstartTests: XCTestCase {
     static let spec = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("pipelines/quickstart.json").path
@@ -22,10 +22,13 @@ final class QuickstartTests: XCTestCase {
             }
         }
         for split in ["train", "valid", "test"] { micro += ["--set", "sample_\(split).max_tokens=24"] }
-        micro += ["--set", "sft_train.epochs=2"]
+        micro += ["--set", "sft_train.epochs=2", "--set", #"world_rl.sizes={"train": 10, "valid": 5, "test": 5, "rl": 4}"#, "--set", "evaluate.max_tokens=24"]
+        for stage in ["rl_train", "rl_train_no_lora", "rl_train_no_sharing"] {
+            micro += ["--set", "\(stage).samples=2", "--set", "\(stage).max_tokens=24", "--set", "\(stage).eval_interval=2"]
+        }
         let r = try CLI.run(["run", QuickstartTests.spec, "--plain"] + micro, in: dir)
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertTrue(r.stderr.contains("quickstart: 18 ran"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("quickstart: 22 ran"), r.stderr)
         XCTAssertTrue(r.stderr.contains("result of evaluate:"), r.stderr)
         let summary = try CLI.run(["show", "score_valid", "--file", "summary.txt"], in: dir)
         XCTAssertEqual(summary.status, 0, summary.stderr)
@@ -36,14 +39,17 @@ final class QuickstartTests: XCTestCase {
         let parsed = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as! [String: Any]
         XCTAssertEqual((parsed["by_type"] as! [String: Any]).values.map { ($0 as! [String: Any])["questions"] as! Int }.reduce(0, +), 5)
         let again = try CLI.run(["run", QuickstartTests.spec, "--plain"] + micro, in: dir)
-        XCTAssertTrue(again.stderr.contains("quickstart: 18 cached"), again.stderr)
+        XCTAssertTrue(again.stderr.contains("quickstart: 22 cached"), again.stderr)
         let evaluation = try CLI.run(["show", "evaluate"], in: dir)
         XCTAssertEqual(evaluation.status, 0, evaluation.stderr)
-        for row in ["sft_train", "router_per_type", "router_knn", "router_logistic", "router_mf", "best_fixed", "oracle", "random", "fixed_3"] {
+        for row in ["sft_train", "router_per_type", "router_knn", "router_logistic", "router_mf", "rl_train", "rl_train+best_fixed", "rl_train_no_lora",
+                    "rl_train_no_sharing", "best_fixed", "oracle", "random", "fixed_3"] {
             XCTAssertTrue(evaluation.stdout.contains("\n" + row + " "), "\(row) in\n\(evaluation.stdout)")
         }
         XCTAssertTrue(evaluation.stdout.contains("5 questions; best fixed chosen on valid"), evaluation.stdout)
         XCTAssertTrue(evaluation.stdout.contains("mean F1 by question type:"), evaluation.stdout)
+        XCTAssertTrue(evaluation.stdout.contains("HAPS against the router its training started from (F1, paired 95% CI):\n  rl_train − sft_train: "),
+                      evaluation.stdout)
         let missing = try CLI.run(["show", "score_valid", "--file", "summary.jsn"], in: dir)
         XCTAssertEqual(missing.status, 1)
         XCTAssertTrue(missing.stderr.contains("has no file 'summary.jsn'; did you mean 'summary.json'?"), missing.stderr)
