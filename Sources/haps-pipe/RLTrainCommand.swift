@@ -17,7 +17,7 @@ struct RLTrainCommand: ParsableCommand {
             --eval-interval questions the valid questions are routed, adapted and answered \
             greedily; the best valid F1 sum is kept. The result, written to --output-dir, is the \
             router (a model directory) with generators/, steps.jsonl, evals.jsonl and summary.txt; \
-            `haps-pipe evaluate`-style reports take it as a `joint` input in a pipeline (docs/routing.md).
+            in a pipeline, the `evaluate` stage takes it as an input and runs it live (docs/routing.md).
 
             Examples:
               haps-pipe rl-train --router-path router --model llama=models/Llama-3.2-1B-Instruct \\
