@@ -6,14 +6,10 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-py="$root/bench/.venv/bin/python"
-[ -x "$py" ] || python3 -m venv "$root/bench/.venv"
-if ! "$py" -c "import torch" 2>/dev/null; then
-  wheel=$(ls "${PIP_FIND_LINKS:-/opt/wheels}"/torch-*cpu*.whl 2>/dev/null | head -1 || true)
-  "$root/bench/.venv/bin/pip" install --quiet "${wheel:-torch}"
-fi
-"$py" -c "import sentence_transformers" 2>/dev/null || "$root/bench/.venv/bin/pip" install --quiet sentence-transformers
-(cd "$root" && scripts/fetch-models.sh >/dev/null && swift build -c release --product encoder-bench >/dev/null)
+. "$root/bench/torch-venv.sh"
+need_pip sentence_transformers sentence-transformers
+(cd "$root" && scripts/fetch-models.sh >/dev/null)
+build_bench encoder-bench
 export THREADS=${THREADS:-2} SENTENCES=${SENTENCES:-512} BATCH=${BATCH:-32}
 export SHARED="$root/dataset" MODEL="$root/models/all-MiniLM-L6-v2"
 exec "$py" - "$root/.build/release/encoder-bench" "$here/st_peer.py" "${RUNS:-3}" <<'PY'

@@ -5,7 +5,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 . "$root/bench/torch-venv.sh"
-(cd "$root" && swift build -c release --product engine-bench >/dev/null)
+build_bench engine-bench
 export THREADS=${THREADS:-2} STEPS=${STEPS:-5}
 exec "$py" - "$root/.build/release/engine-bench" "$here/torch_peer.py" "${RUNS:-5}" <<'PY'
 import json, statistics, subprocess, sys

@@ -6,9 +6,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 . "$root/bench/torch-venv.sh"
-if ! "$py" -c "import transformers" 2>/dev/null; then "$root/bench/.venv/bin/pip" install --quiet transformers numpy; fi
-log=$(mktemp)
-(cd "$root" && swift build -c release --product rl-bench >"$log" 2>&1) || { cat "$log"; exit 1; }
+need_pip transformers transformers numpy
+build_bench rl-bench
 export THREADS=${THREADS:-2} STEPS=${STEPS:-5} NEW=${NEW:-48}
 exec "$py" - "$root/.build/release/rl-bench" "$here/torch_peer.py" "$root/Tests/Fixtures/router" "${RUNS:-5}" <<'PY'
 import json, statistics, subprocess, sys

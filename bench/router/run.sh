@@ -6,9 +6,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 . "$root/bench/torch-venv.sh"
-if ! "$py" -c "import transformers" 2>/dev/null; then "$root/bench/.venv/bin/pip" install --quiet transformers numpy; fi
-log=$(mktemp)
-(cd "$root" && swift build -c release --product router-bench >"$log" 2>&1) || { cat "$log"; exit 1; }
+need_pip transformers transformers numpy
+build_bench router-bench
 export THREADS=${THREADS:-2} STEPS=${STEPS:-5}
 fixtures="$root/Tests/Fixtures/router"
 exec "$py" - "$root/.build/release/router-bench" "$here/torch_peer.py" "$fixtures" "${RUNS:-5}" <<'PY'
