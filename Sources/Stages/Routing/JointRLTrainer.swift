@@ -119,7 +119,7 @@ public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
         var logq: Double = 0, loss: Double = 0
         var gradients: [Int: (dA: Tensor, dB: Tensor)] = [:]
         for (k, run) in runs.enumerated() {
-            for (c, model) in run.adapted {
+            for (c, model) in run.adapted.sorted(by: { $0.key < $1.key }) {  // a fixed order: the sums below are logged
                 let total = model.total
                 logq += Double(total.logq) / Double(runs.count)
                 loss -= advantages[k] * Double(total.logq) / Double(runs.count)
@@ -163,13 +163,11 @@ public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
         return recentRewards.isEmpty ? 0 : recentRewards.reduce(0, +) / Double(recentRewards.count)
     }
 
-    /// The sampling seed of sample `k` at `step`: distinct streams for every dialogue of a run,
-    /// fixed by the stage's seed (SplitMix64's finaliser over the three).
+    /// The sampling seed of sample `k` (< 64) at `step`: draw number step·64 + k of SplitMix64
+    /// from the stage's seed, so every dialogue of a run has its own stream, fixed by the seed.
     public static func sampleSeed(_ seed: Int, step: Int, sample k: Int) -> Int {
-        var x = UInt64(bitPattern: Int64(seed)) &+ 0x9E37_79B9_7F4A_7C15 &* UInt64(step * 64 + k + 1)
-        x = (x ^ (x >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        x = (x ^ (x >> 27)) &* 0x94D0_49BB_1331_11EB
-        return Int(truncatingIfNeeded: (x ^ (x >> 31)) >> 1)
+        var r = SeededRandom(seed: UInt64(bitPattern: Int64(seed)) &+ 0x9E37_79B9_7F4A_7C15 &* UInt64(step * 64 + k))
+        return Int(truncatingIfNeeded: r.next() >> 1)
     }
 
     /// Weights rounded to bfloat16 and back (round to nearest even), as bf16 storage keeps them.

@@ -64,6 +64,7 @@ public struct RLTrainStage: StageType {
             problems.append(SpecProblem(path.appending(name), "expected a positive integer, found \(value)"))
         }
         if p.baseline_window < 0 { problems.append(SpecProblem(path.appending("baseline_window"), "expected 0 or more, found \(p.baseline_window)")) }
+        if p.samples > 64 { problems.append(SpecProblem(path.appending("samples"), "expected at most 64, found \(p.samples)")) }
         if p.group_baseline && p.samples < 2 {
             problems.append(SpecProblem(path.appending("group_baseline"), "a group baseline needs samples of 2 or more (found \(p.samples))"))
         }
@@ -172,8 +173,8 @@ public struct RLTrainStage: StageType {
     /// differ at all (with bf16 rounding, most stay put at small learning rates).
     static func drift(from start: [String: Tensor], to end: [String: Tensor]) -> (relative: Double, changed: Double) {
         var diff = 0.0, norm = 0.0, changed = 0, total = 0
-        for (name, w0) in start {
-            guard let w = end[name], w.count == w0.count else { continue }
+        for name in start.keys.sorted() {  // a fixed order: the sums are written to summary.txt
+            guard let w0 = start[name], let w = end[name], w.count == w0.count else { continue }
             for (a, b) in zip(w0.data, w.data) {
                 diff += Double(b - a) * Double(b - a); norm += Double(a) * Double(a)
                 if a != b { changed += 1 }
