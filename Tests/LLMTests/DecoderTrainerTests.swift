@@ -51,6 +51,49 @@ final class DecoderTrainerTests: XCTestCase {
         XCTAssertEqual(try weights(accumulation: 3, threads: 1), whole, "uneven micro-batches, one thread")
     }
 
+    /// The trainer forms the linear layers' weight gradients straight into the batch's sum
+    /// (`LinearWeightFactors`); that must be the bits of forming each sequence's gradients
+    /// alone and adding them in batch order, for sequences short enough to be formed into the
+    /// sum and for ones longer than OpenBLAS's inner-dimension block, with a tied head and not.
+    func testFormingWeightGradientsIntoTheSumKeepsTheBits() throws {
+        for tied in [true, false] {
+            var c = config
+            c.tieEmbeddings = tied
+            c.vocabSize = 64
+            let model = try DecoderModel.randomlyInitialised(c, seed: 5, std: 0.1)
+            var rng = SamplingRandom(seed: 11)
+            let lengths = [40, 400, LinearWeightFactors.formedLengthLimit, 90, 333]
+            let sequences = lengths.map { n in (0..<n).map { _ in Int(rng.next() % 64) } }
+            var expected: [String: Tensor] = [:], regular: [String: Tensor] = [:], factors: [LinearWeightFactors] = []
+            for tokens in sequences {
+                let tape = try model.tapedForward(tokens)
+                let dLogits = DecoderModel.nextTokenLoss(logits: tape.logits, tokens: tokens).dLogits
+                for (name, g) in try model.backward(tape, dLogits: dLogits, target: .weights) {
+                    if expected[name] == nil { expected[name] = g } else { Kernels.add(&expected[name]!, g) }
+                }
+                let f = LinearWeightFactors()
+                for (name, g) in try model.backward(tape, dLogits: dLogits, target: .weights, deferring: f) {
+                    if regular[name] == nil { regular[name] = g } else { Kernels.add(&regular[name]!, g) }
+                }
+                factors.append(f)
+            }
+            let formed = Set(factors.flatMap(\.names))
+            XCTAssertEqual(formed.count, 7 * c.layers + (tied ? 0 : 1), "every linear weight but a tied head is deferred")
+            XCTAssertTrue(formed.isDisjoint(with: regular.keys))
+            var total = regular
+            for name in formed {
+                var sum: Tensor? = nil
+                try LinearWeightFactors.accumulate(name, of: factors, into: &sum)
+                total[name] = sum
+            }
+            XCTAssertEqual(Set(total.keys), Set(expected.keys))
+            for (name, g) in expected {
+                let differing = zip(total[name]!.data, g.data).filter { $0.bitPattern != $1.bitPattern }.count
+                XCTAssertEqual(differing, 0, "\(name), tied \(tied): elements whose bits differ")
+            }
+        }
+    }
+
     func testASavedModelLoadsWithTheSameLogits() throws {
         let model = try DecoderModel.randomlyInitialised(config, seed: 3, std: 0.2)
         let dir = NSTemporaryDirectory() + "saved-\(UUID().uuidString)"

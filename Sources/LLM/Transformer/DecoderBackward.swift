@@ -34,17 +34,25 @@ extension DecoderModel {
     /// Gradients of a scalar with respect to the weights (by their Hugging Face names) or to the
     /// tape's LoRA update (`lora.A`, `lora.B`), given its gradient with respect to the logits:
     /// the head's backward, then each layer's blocks in reverse (`mlpBackward`,
-    /// `attentionBackward`), then the embedding's.
-    public func backward(_ tape: DecoderTape, dLogits: Tensor, target: GradientTarget) throws -> [String: Tensor] {
-        let slots = GradientSlots(weights: target == .weights)
+    /// `attentionBackward`), then the embedding's. With `deferring`, the linear layers' weight
+    /// gradients are left there as factors (`LinearWeightFactors`) and not in the result.
+    public func backward(_ tape: DecoderTape, dLogits: Tensor, target: GradientTarget,
+                         deferring: LinearWeightFactors? = nil) throws -> [String: Tensor] {
+        var slots = GradientSlots(weights: target == .weights)
         var grads: [String: Tensor] = [:]
         var none: Tensor? = nil
-        var dHead = slots.fresh(lmHead)
-        let dNormF = try Backward.linear(dLogits, x: tape.finalNorm, w: lmHead, dw: &dHead, db: &none, accumulate: false)
-        var dEmbedding = slots.slot(embedding)
-        if slots.weights {
-            if config.tieEmbeddings { dEmbedding = dHead } else { grads["lm_head.weight"] = dHead }
+        var dEmbedding: Tensor? = nil
+        let dNormF: Tensor
+        if config.tieEmbeddings && slots.weights {  // the embedding's gradient starts as the head's, formed here
+            var dHead: Tensor? = Tensor(uninitialized: lmHead.shape)
+            dNormF = try Backward.linear(dLogits, x: tape.finalNorm, w: lmHead, dw: &dHead, db: &none, accumulate: false)
+            dEmbedding = dHead
+        } else {
+            slots.deferred = deferring
+            dNormF = try slots.linear("lm_head.weight", dLogits, x: tape.finalNorm, w: lmHead, db: &none, grads: &grads)
+            dEmbedding = slots.slot(embedding)
         }
+        slots.deferred = deferring
         try backwardBelowTheHead(tape, dHiddenStates: dNormF, slots: slots, dEmbedding: dEmbedding, grads: &grads)
         return grads
     }

@@ -37,10 +37,64 @@ struct LayerTape {
 /// are the target (`slot` gives nil otherwise, and the kernels then skip that product).
 struct GradientSlots {
     let weights: Bool
+    /// Where linear layers' weight gradients are left as factors instead of formed (training).
+    var deferred: LinearWeightFactors? = nil
     /// A zeroed gradient for `t`, to accumulate into.
     func slot(_ t: Tensor) -> Tensor? { weights ? Tensor(zeros: t.shape) : nil }
-    /// A gradient for `t` that one product writes whole (`Backward.linear(accumulate: false)`).
-    func fresh(_ t: Tensor) -> Tensor? { weights ? Tensor(uninitialized: t.shape) : nil }
+
+    /// The backward of Y = X·Wᵀ (+ b) for the weight `name`: returns dX; W's gradient dYᵀ·X goes
+    /// into `grads[name]` (one product writes it whole), or its factors into `deferred`, or,
+    /// when weights are not the target, nowhere.
+    func linear(_ name: String, _ dy: Tensor, x: Tensor, w: Tensor, db: inout Tensor?, grads: inout [String: Tensor]) throws -> Tensor {
+        var dw: Tensor? = weights && deferred == nil ? Tensor(uninitialized: w.shape) : nil
+        let dx = try Backward.linear(dy, x: x, w: w, dw: &dw, db: &db, accumulate: false)
+        if let dw { grads[name] = dw } else if weights, let deferred { deferred.products[name] = (dy, x) }
+        return dx
+    }
+}
+
+/// Linear layers' weight gradients of one sequence's backward, kept as their factors (dY, X)
+/// by weight name: a trainer summing a batch forms Σᵢ dYᵢᵀ·Xᵢ with one product per sequence
+/// accumulating into one tensor (`LinearWeightFactors.accumulate`), where a gradient set per
+/// sequence would be allocated, zeroed by OpenBLAS, written and then added.
+public final class LinearWeightFactors: @unchecked Sendable {  // one sequence's backward writes it, alone
+    var products: [String: (dy: Tensor, x: Tensor)] = [:]
+    public init() {}
+    public var names: [String] { Array(products.keys) }
+
+    /// Sequences up to this many tokens are formed straight into the sum. OpenBLAS computes a
+    /// product's inner dimension in blocks (320 with its Haswell kernels) and adds each block's
+    /// partial sums into C, so for a longer sequence "C + its product" would not be the bits of
+    /// "C + (its product formed alone)": such a sequence's gradient is formed alone, then added.
+    static let formedLengthLimit = 256
+
+    /// total += dYᵀ·X for each sequence's factors of `name`, in the order given (`total` nil:
+    /// the first product writes it): bit for bit the sum of the gradients formed one by one
+    /// and added in that order.
+    public static func accumulate(_ name: String, of sequences: [LinearWeightFactors], into total: inout Tensor?) throws {
+        let blas = try BLAS.shared()
+        func product(_ dy: Tensor, _ x: Tensor, beta: Float, into c: inout Tensor) {
+            dy.data.withUnsafeBufferPointer { dyp in
+                x.data.withUnsafeBufferPointer { xp in
+                    c.data.withUnsafeMutableBufferPointer { cp in
+                        blas.gemm(transA: true, m: dy.columns, n: x.columns, k: dy.rows, a: dyp.baseAddress!, b: xp.baseAddress!,
+                                  beta: beta, c: cp.baseAddress!)
+                    }
+                }
+            }
+        }
+        for factors in sequences {
+            guard let (dy, x) = factors.products[name] else { continue }
+            if dy.rows <= formedLengthLimit, var sum = total.take() {
+                product(dy, x, beta: 1, into: &sum)
+                total = sum
+            } else {
+                var alone = Tensor(uninitialized: [dy.columns, x.columns])
+                product(dy, x, beta: 0, into: &alone)
+                if total != nil { Kernels.add(&total!, alone) } else { total = alone }
+            }
+        }
+    }
 }
 
 extension DecoderModel {
@@ -150,10 +204,9 @@ extension DecoderModel {
         let c = config, w = layers[li], n = t.input.rows, p = "model.layers.\(li)."
         let hd = c.headDim, groups = c.heads / c.kvHeads, qWidth = c.heads * hd, kvWidth = c.kvHeads * hd
         let blas = try BLAS.shared()
-        var none: Tensor? = nil
         // o_proj (+ alpha · attention Bᵀ Aᵀ)
-        var dO = slots.fresh(w.o), dOBias = w.oBias.flatMap(slots.slot)
-        var dAttention = try Backward.linear(dOut, x: t.attention, w: w.o, dw: &dO, db: &dOBias, accumulate: false)
+        var dOBias = w.oBias.flatMap(slots.slot)
+        var dAttention = try slots.linear(p + "self_attn.o_proj.weight", dOut, x: t.attention, w: w.o, db: &dOBias, grads: &grads)
         if let lora, lora.applies(toLayer: li, of: layers.count) {
             Kernels.add(&dAttention, try loraBackward(lora, attention: t.attention, dOut: dOut, grads: &grads))
             if stopAtLoRA { return nil }
@@ -207,19 +260,17 @@ extension DecoderModel {
             rotate(&dQ.data, offset: j * qWidth, heads: c.heads, position: j, inverse: true)
             rotate(&dK.data, offset: j * kvWidth, heads: c.kvHeads, position: j, inverse: true)
         }
-        var dWq = slots.fresh(w.q), dWk = slots.fresh(w.k), dWv = slots.fresh(w.v), dIn = slots.slot(w.inputNorm)
+        var dIn = slots.slot(w.inputNorm)
         var dBq = w.qBias.flatMap(slots.slot), dBk = w.kBias.flatMap(slots.slot), dBv = w.vBias.flatMap(slots.slot)
-        var dNorm1 = try Backward.linear(dQ, x: t.norm1, w: w.q, dw: &dWq, db: &dBq, accumulate: false)
-        let fromK = try Backward.linear(dK, x: t.norm1, w: w.k, dw: &dWk, db: &dBk, accumulate: false)
-        let fromV = try Backward.linear(dV, x: t.norm1, w: w.v, dw: &dWv, db: &dBv, accumulate: false)
+        var dNorm1 = try slots.linear(p + "self_attn.q_proj.weight", dQ, x: t.norm1, w: w.q, db: &dBq, grads: &grads)
+        let fromK = try slots.linear(p + "self_attn.k_proj.weight", dK, x: t.norm1, w: w.k, db: &dBk, grads: &grads)
+        let fromV = try slots.linear(p + "self_attn.v_proj.weight", dV, x: t.norm1, w: w.v, db: &dBv, grads: &grads)
         dNorm1.data.withUnsafeMutableBufferPointer { np in  // (k + v) first, as before: the same sums bit for bit
             fromK.data.withUnsafeBufferPointer { kp in fromV.data.withUnsafeBufferPointer { vp in for i in 0..<np.count { np[i] += kp[i] + vp[i] } } }
         }
         let dInput = Backward.rmsNorm(dNorm1, x: t.input, weight: w.inputNorm, eps: c.rmsEps, dw: &dIn)
         let named: [(String, Tensor?)] = [
-            ("self_attn.o_proj.weight", dO), ("self_attn.o_proj.bias", dOBias),
-            ("self_attn.q_proj.weight", dWq), ("self_attn.k_proj.weight", dWk), ("self_attn.v_proj.weight", dWv),
-            ("self_attn.q_proj.bias", dBq), ("self_attn.k_proj.bias", dBk), ("self_attn.v_proj.bias", dBv),
+            ("self_attn.o_proj.bias", dOBias), ("self_attn.q_proj.bias", dBq), ("self_attn.k_proj.bias", dBk), ("self_attn.v_proj.bias", dBv),
             ("input_layernorm.weight", dIn)]
         for (name, g) in named { if let g { grads[p + name] = g } }
         return dInput
@@ -258,15 +309,13 @@ extension DecoderModel {
     func mlpBackward(_ li: Int, _ t: MLPTape, dOut: Tensor, slots: GradientSlots, grads: inout [String: Tensor]) throws -> Tensor {
         let c = config, w = layers[li], p = "model.layers.\(li)."
         var none: Tensor? = nil
-        var dDown = slots.fresh(w.down), dGate = slots.fresh(w.gate), dUp = slots.fresh(w.up), dPost = slots.slot(w.postNorm)
-        let dAct = try Backward.linear(dOut, x: t.activation, w: w.down, dw: &dDown, db: &none, accumulate: false)
+        var dPost = slots.slot(w.postNorm)
+        let dAct = try slots.linear(p + "mlp.down_proj.weight", dOut, x: t.activation, w: w.down, db: &none, grads: &grads)
         let (dGatePre, dUpOut) = Backward.swiGLU(dAct, gate: t.gate, up: t.up, sigmoid: t.sigmoid)
-        var dNorm2 = try Backward.linear(dGatePre, x: t.norm2, w: w.gate, dw: &dGate, db: &none, accumulate: false)
-        Kernels.add(&dNorm2, try Backward.linear(dUpOut, x: t.norm2, w: w.up, dw: &dUp, db: &none, accumulate: false))
+        var dNorm2 = try slots.linear(p + "mlp.gate_proj.weight", dGatePre, x: t.norm2, w: w.gate, db: &none, grads: &grads)
+        Kernels.add(&dNorm2, try slots.linear(p + "mlp.up_proj.weight", dUpOut, x: t.norm2, w: w.up, db: &none, grads: &grads))
         let dMiddle = Backward.rmsNorm(dNorm2, x: t.middle, weight: w.postNorm, eps: c.rmsEps, dw: &dPost)
-        let named: [(String, Tensor?)] = [("mlp.down_proj.weight", dDown), ("mlp.gate_proj.weight", dGate), ("mlp.up_proj.weight", dUp),
-                                          ("post_attention_layernorm.weight", dPost)]
-        for (name, g) in named { if let g { grads[p + name] = g } }
+        if let dPost { grads[p + "post_attention_layernorm.weight"] = dPost }
         return dMiddle
     }
 

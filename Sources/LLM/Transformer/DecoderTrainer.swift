@@ -159,11 +159,14 @@ public final class DecoderTrainer {
     }
 
     /// Forward and backward of each sequence (in parallel, each with single-threaded OpenBLAS),
-    /// their gradients added to `total` in batch order; returns the summed loss.
+    /// their gradients added to `total` in batch order; returns the summed loss. The linear
+    /// layers' weight gradients come back as factors and are formed straight into the sum
+    /// (`LinearWeightFactors`): the same bits as a gradient set per sequence, summed.
     private func accumulateGradients(_ batch: [[Int]], targetsFrom: [Int]?, into total: inout [String: Tensor]?) throws -> Float {
+        typealias Item = (loss: Float, grads: [String: Tensor], factors: LinearWeightFactors)
         final class Results: @unchecked Sendable {
             let lock = Lock()
-            var items: [(loss: Float, grads: [String: Tensor])?]
+            var items: [Item?]
             init(_ n: Int) { items = Array(repeating: nil, count: n) }
         }
         let results = Results(batch.count), model = self.model
@@ -174,32 +177,47 @@ public final class DecoderTrainer {
         try Parallel.forEach(batch.count, threads: parallel ? threads : 1) { i in
             let tape = try model.tapedForward(batch[i])
             let (l, dLogits) = DecoderModel.nextTokenLoss(logits: tape.logits, tokens: batch[i], targetsFrom: targetsFrom?[i] ?? 1)
-            let grads = try model.backward(tape, dLogits: dLogits, target: .weights)
-            results.lock.withLock { results.items[i] = (l, grads) }
+            let factors = LinearWeightFactors()
+            let grads = try model.backward(tape, dLogits: dLogits, target: .weights, deferring: factors)
+            results.lock.withLock { results.items[i] = (l, grads, factors) }
         }
-        // Summed in batch order (per name, names in parallel), so the result does not depend on
-        // which thread finished first.
-        let loss = results.items.reduce(0) { $0 + ($1?.loss ?? 0) }
-        var items = results.items.compactMap { $0?.grads }
+        let items = results.items.compactMap { $0 }
         results.items = []  // so that the tensors below are held once and add in place, uncopied
-        if total == nil, !items.isEmpty { total = items.removeFirst() }
-        guard var current = total else { return 0 }
+        let loss = items.reduce(0) { $0 + $1.loss }
+        try sum(items.map(\.grads), formed: items.map(\.factors), into: &total)
+        return loss
+    }
+
+    /// Adds each sequence's gradients to `total` in batch order, per name (names in parallel,
+    /// largest first), so that the result does not depend on which thread finished first.
+    private func sum(_ sequences: [[String: Tensor]], formed factors: [LinearWeightFactors], into total: inout [String: Tensor]?) throws {
+        var sequences = sequences
+        var running = total ?? [:]
         total = nil
-        let names = current.keys.sorted()
-        final class Sum: @unchecked Sendable { var tensor: Tensor; init(_ t: Tensor) { tensor = t } }  // one object per name: no shared array is written
-        let sums = names.map { Sum(current.removeValue(forKey: $0)!) }
-        let rest = items
-        try Parallel.forEach(names.count, threads: threads) { n in
+        if running.isEmpty, !sequences.isEmpty { running = sequences.removeFirst() }  // moved, not copied
+        let formed = Set(factors.flatMap(\.names))
+        var names = Set(running.keys).union(formed)
+        for s in sequences { names.formUnion(s.keys) }
+        final class Sum: @unchecked Sendable { var tensor: Tensor?; init(_ t: Tensor?) { tensor = t } }  // one object per name: no shared array is written
+        let order = names.sorted()
+        let sums = order.map { Sum(running.removeValue(forKey: $0)) }
+        let weights = model.namedWeights, size = order.map { weights[$0]?.count ?? 0 }
+        let work = order.indices.sorted { (size[$0], order[$1]) > (size[$1], order[$0]) }
+        let rest = sequences
+        try Parallel.forEach(work.count, threads: threads) { w in
+            let n = work[w], name = order[n]
+            if formed.contains(name) { return try LinearWeightFactors.accumulate(name, of: factors, into: &sums[n].tensor) }
             for item in rest {
-                item[names[n]]!.data.withUnsafeBufferPointer { g in
-                    sums[n].tensor.data.withUnsafeMutableBufferPointer { t in for i in t.indices { t[i] += g[i] } }
+                guard let g = item[name] else { continue }
+                guard sums[n].tensor != nil else { sums[n].tensor = g; continue }
+                g.data.withUnsafeBufferPointer { g in
+                    sums[n].tensor!.data.withUnsafeMutableBufferPointer { t in for i in t.indices { t[i] += g[i] } }
                 }
             }
         }
         var out: [String: Tensor] = [:]
-        for (n, name) in names.enumerated() { out[name] = sums[n].tensor }
+        for (n, name) in order.enumerated() { out[name] = sums[n].tensor }
         total = out
-        return loss
     }
 
     /// Weights (`param.<name>`), optimizer state (`opt.<...>`) and step, as safetensors bytes.
