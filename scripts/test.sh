@@ -17,6 +17,16 @@ if ! .build/test-venv/bin/python -c "import openai, numpy" 2>/dev/null; then
     export HAPS_TEST_PYTHON=$(command -v python3) PYTHONPATH="$PWD/.build/test-python${PYTHONPATH:+:$PYTHONPATH}"
   fi
 fi
+# A one-node Slurm for the Slurm executor's tests (SlurmExecutorTests), unless one is set already.
+if [ -z "${SLURM_CONF:-}" ] && [ "$(id -u)" = 0 ] && command -v slurmctld >/dev/null; then
+  slurm_dir=$(mktemp -d /tmp/haps-slurm-test.XXXXXX)
+  if scripts/local-slurm.sh start "$slurm_dir" >/dev/null; then
+    export SLURM_CONF="$slurm_dir/slurm.conf" HAPS_REQUIRE_SLURM=1
+    trap 'scripts/local-slurm.sh stop "$slurm_dir"' EXIT
+  else
+    echo "warning: the local Slurm did not start (logs in $slurm_dir); the Slurm executor's tests will be skipped" >&2
+  fi
+fi
 jobs=$(nproc 2>/dev/null || echo 2)
 swift build --build-tests -j "$jobs"
 swift test --skip-build "$@"

@@ -26,8 +26,9 @@ struct Run: ParsableCommand {
 
     @OptionGroup var specOptions: SpecOptions
     @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var executorOptions: ExecutorOptions
 
-    @Option(name: [.short, .customLong("jobs")], help: "CPU slots for concurrently running stages (default: number of cores).")
+    @Option(name: [.short, .customLong("jobs")], help: "CPU slots for concurrently running stages, or Slurm jobs in flight under --executor slurm (default: number of cores).")
     var jobs: Int?
 
     @Flag(help: "Keep running every stage whose inputs succeeded after a failure; report all failures at the end.")
@@ -57,6 +58,7 @@ struct Run: ParsableCommand {
         options.force = Set(force)
         options.until = until
         options.verify = verify
+        executorOptions.apply(to: &options)
         let store: Store
         do { store = try storeOptions.open() } catch { throw ErrorOutput.fail(error) }
         let cancellation = CancellationToken()

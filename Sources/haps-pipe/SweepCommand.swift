@@ -165,6 +165,7 @@ struct SweepRun: ParsableCommand {
     @Option(parsing: .singleValue, help: ArgumentHelp("Plot a figure against a parameter as SVG (repeatable), e.g. score_valid.oracle_f1:alpha.", valueName: "figure:param"))
     var plot: [String] = []
     @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var executorOptions: ExecutorOptions
 
     static func axes(_ specs: [String], flag: String) throws -> [(parameter: String, values: [String])] {
         try specs.map { s in
@@ -209,6 +210,7 @@ struct SweepRun: ParsableCommand {
             var options = RunOptions.tool
             options.jobs = max(1, jobs ?? RunOptions.cores)
             options.keepGoing = keepGoing
+            executorOptions.apply(to: &options)
             let display = ProgressDisplay(interactive: plain ? false : nil)
             FileIO.writeStderr("sweep \(name): \(state.points.count) points, \(sweep.merged.order.count) distinct stages " +
                                "(\(sweep.mapping.reduce(0) { $0 + $1.count }) over all points)\n")

@@ -26,6 +26,11 @@ public struct RunOptions: Sendable {
     /// library's kernels): the tool that links the numeric engine fills it in; it is called
     /// when the record is written, so a run that did no numeric work loads nothing for it.
     public var machine: @Sendable () -> [String: JSONValue] = { [:] }
+    /// `--executor`: "local" or "slurm" over the spec's `executor` block; nil keeps the spec's.
+    public var executor: String?
+    /// The haps-pipe a Slurm job runs when the spec's `executor.command` does not say (the
+    /// tool sets it to its own executable).
+    public var jobCommand = "haps-pipe"
     public init() {}
 }
 
@@ -40,7 +45,9 @@ public final class Executor: @unchecked Sendable {
     public let store: Store
     public let options: RunOptions
     public let cancellation: CancellationToken
-    private let observer: (any RunObserver)?
+    let observer: (any RunObserver)?
+    /// Where stages run: here, or as Slurm jobs (`-j` then bounds the jobs in flight).
+    public let mode: ExecutorKind
 
     private let lock = Lock()
     private enum State { case waiting, active, done }
@@ -62,7 +69,15 @@ public final class Executor: @unchecked Sendable {
         slots = SlotPool(slots: options.jobs, pools: spec.pools)
         selection = Planner.selection(spec, until: options.until)
         runID = "\(Format.compactTimestamp(Date()))-\(spec.name)-\(getpid())"
+        switch options.executor {
+        case "slurm"?: if case .slurm = spec.executor { mode = spec.executor } else { mode = .slurm(SlurmSettings()) }
+        case "local"?: mode = .local
+        default: mode = spec.executor
+        }
     }
+
+    /// CPU slots a running stage holds: its CPUs here; one job slot under Slurm.
+    private func slotCPUs(_ st: PlannedStageSpec) -> Int { mode == .local ? st.cpus : 1 }
 
     /// Runs the selected stages and returns when all have finished, failed or been skipped.
     /// External inputs of the selected stages that do not exist (a spec may name a path the
@@ -162,7 +177,7 @@ public final class Executor: @unchecked Sendable {
             var i = 0
             while i < queued.count {
                 let st = spec.stages[queued[i].name]!
-                if slots.tryAcquire(cpus: st.cpus, pool: st.pool) { start.append(queued.remove(at: i)) } else { i += 1 }
+                if slots.tryAcquire(cpus: slotCPUs(st), pool: st.pool) { start.append(queued.remove(at: i)) } else { i += 1 }
             }
         }
         for p in start { DispatchQueue.global().async { self.execute(p) } }
@@ -210,7 +225,7 @@ public final class Executor: @unchecked Sendable {
     }
 
     /// A stage whose key is known and which must run.
-    private struct Prepared {
+    struct Prepared {
         var name: String
         var key: StageKey
         var digests: [String: Digest]
@@ -236,6 +251,7 @@ public final class Executor: @unchecked Sendable {
                 switch input.source {
                 case .stage(let s): digests[input.port] = lock.withLock { results[s]!.output! }
                 case .path(let p): digests[input.port] = try store.importExternal(path: p, kind: input.kind)
+                case .artifact(let d): _ = try store.manifest(d); digests[input.port] = d
                 }
             }
             var damaged: [String] = []
@@ -258,8 +274,12 @@ public final class Executor: @unchecked Sendable {
     /// back, then records the result and schedules what it made ready.
     private func execute(_ p: Prepared) {
         let st = spec.stages[p.name]!
-        let result = run(p)
-        slots.release(cpus: st.cpus, pool: st.pool)
+        let result: StageResult?
+        switch mode {
+        case .local: result = run(p)
+        case .slurm(let settings): result = runAsJob(p, settings: settings)
+        }
+        slots.release(cpus: slotCPUs(st), pool: st.pool)
         if let result { complete(result) } else { scheduleReady() }
     }
 
@@ -289,7 +309,7 @@ public final class Executor: @unchecked Sendable {
             for input in st.inputs {
                 let d = digests[input.port]!
                 switch input.source {
-                case .path:  // the snapshot taken when the key was computed, not the user's file
+                case .path, .artifact:  // the snapshot taken when the key was computed, not the user's file
                     inputs[input.port] = InputArtifact(digest: d, manifest: try store.manifest(d), directory: try store.materialize(d))
                 case .stage(let producer):
                     do {
@@ -385,7 +405,7 @@ public final class Executor: @unchecked Sendable {
         .object([
             "id": .string(s.runID), "pipeline": .string(s.pipeline), "spec": .string(spec.sourcePath),
             "started": .number(started.timeIntervalSince1970), "seconds": .number(s.seconds),
-            "interrupted": .bool(s.interrupted), "arguments": .array(CommandLine.arguments.map(JSONValue.string)),
+            "interrupted": .bool(s.interrupted), "executor": .string(mode.name), "arguments": .array(CommandLine.arguments.map(JSONValue.string)),
             "machine": .object(options.machine().merging(["cores": .number(Double(RunOptions.cores)), "jobs": .number(Double(options.jobs))]) { a, _ in a }),
             "stages": .array(s.results.map { r in
                 var o: [String: JSONValue] = ["stage": .string(r.stage), "outcome": .string(r.outcome.label),
@@ -393,6 +413,7 @@ public final class Executor: @unchecked Sendable {
                                               "reasons": .array(r.reasons.map(JSONValue.string))]
                 if let k = r.key { o["key"] = .string(k.hex) }
                 if let d = r.output { o["output"] = .string(d.hex) }
+                if let j = r.job { o["slurm_job"] = .string(j) }
                 if case .failed(let m) = r.outcome { o["error"] = .string(m) }
                 if case .skipped(let m) = r.outcome { o["error"] = .string(m) }
                 return .object(o)

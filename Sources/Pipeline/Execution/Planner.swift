@@ -52,6 +52,7 @@ public enum Planner {
             for input in st.inputs {
                 switch input.source {
                 case .path(let p): digests[input.port] = try lookups.inputDigest(p, input.kind)
+                case .artifact(let d): digests[input.port] = d
                 case .stage(let s):
                     if let d = outputs[s] { digests[input.port] = d } else { upstream.append(s) }
                 }

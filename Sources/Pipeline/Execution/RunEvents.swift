@@ -38,6 +38,8 @@ public struct StageResult: Sendable {
     public var kind: ArtifactKind?
     public var seconds: Double
     public var reasons: [String]
+    /// The Slurm job that ran it, under the Slurm executor.
+    public var job: String? = nil
 }
 
 /// Receives what happens during a run, to draw progress (terminal bars or log lines).

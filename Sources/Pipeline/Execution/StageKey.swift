@@ -61,6 +61,7 @@ public struct StageKey: Sendable {
             switch sources[port] {
             case .stage(let s)?: from = " (output of stage '\(s)')"
             case .path(let p)?: from = " (file \(p))"
+            case .artifact(let d)?: from = " (artifact \(d.short))"
             case nil: from = ""
             }
             if a == nil { out.append("new input '\(port)'\(from)") }

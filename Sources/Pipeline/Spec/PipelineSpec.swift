@@ -8,10 +8,12 @@ import Dispatch
 import Glibc
 #endif
 
-/// Where a stage input comes from: another stage's output, or a user's file or directory.
+/// Where a stage input comes from: another stage's output, a user's file or directory, or an
+/// artifact already in the store (by digest: what a Slurm job's one-stage spec reads).
 public enum InputSource: Sendable, Equatable {
     case stage(String)
     case path(String)
+    case artifact(Digest)
 }
 
 /// A validated stage of a pipeline: its type, decoded parameters and wired inputs.
@@ -28,6 +30,9 @@ public struct PlannedStageSpec: Sendable {
     public var pool: String?
     public var cpus: Int
     public var seed: Int
+    /// What a cluster job of this stage asks for beyond its CPUs (`mem`, `gpus`, `time`);
+    /// ignored by the local executor.
+    public var job = JobResources()
     public var dependencies: [String] { inputs.compactMap { if case .stage(let s) = $0.source { return s } else { return nil } } }
 }
 
@@ -43,6 +48,8 @@ public struct PipelineSpec: Sendable {
     public var baseDirectory: String
     public var seed: Int
     public var pools: [String: Int]
+    /// Where the stages run unless the command line says otherwise (`executor` block).
+    public var executor: ExecutorKind = .local
     public var stages: [String: PlannedStageSpec]
     /// Stages in a deterministic topological order (spec order among ready stages).
     public var order: [String]

@@ -9,8 +9,8 @@ import Glibc
 #endif
 
 extension PipelineSpec {
-    static let topLevelFields = ["name", "description", "seed", "resources", "pools", "stages", "sweep"]
-    static let stageFields = ["type", "inputs", "params", "pool", "cpus", "seed", "description"]
+    static let topLevelFields = ["name", "description", "seed", "resources", "pools", "executor", "stages", "sweep"]
+    static let stageFields = ["type", "inputs", "params", "pool", "cpus", "mem", "gpus", "time", "seed", "description"]
     public static let defaultSeed = 43
 
     /// Reads, overrides and validates a spec file. Throws `SpecError` listing every problem.
@@ -133,6 +133,12 @@ struct SpecValidator {
                 }
             } else { report(root.appending("pools"), "expected an object of pool sizes, found \(p.typeDescription)") }
         }
+        var executor = ExecutorKind.local
+        if let e = doc["executor"] {
+            var found: [SpecProblem] = []
+            executor = SlurmSettings.decode(e, at: root.appending("executor")) { found.append(SpecProblem($0, $1)) }
+            problems += found
+        }
         let resources = doc["resources"] ?? .object([])
         if resources.objectMembers == nil { report(root.appending("resources"), "expected an object, found \(resources.typeDescription)") }
 
@@ -221,10 +227,19 @@ struct SpecValidator {
             if let c = sjson["cpus"] {
                 if let n = c.intValue, n >= 1 { cpus = n } else { report(sp.appending("cpus"), "expected a positive integer, found \(c.typeDescription)") }
             }
+            var job = JobResources()
+            for field in ["mem", "time"] {
+                guard let v = sjson[field] else { continue }
+                if let s = v.stringValue, !s.isEmpty { if field == "mem" { job.mem = s } else { job.time = s } }
+                else { report(sp.appending(field), "expected a string in Slurm's syntax (\(field == "mem" ? "\"16G\"" : "\"4:00:00\"")), found \(v.typeDescription)") }
+            }
+            if let g = sjson["gpus"] {
+                if let n = g.intValue, n >= 0 { job.gpus = n } else { report(sp.appending("gpus"), "expected a non-negative integer, found \(g.typeDescription)") }
+            }
             let stageSeed = integer(sjson["seed"], at: sp.appending("seed")) ?? seed
             rawInputs[sname] = inputs
             stages[sname] = PlannedStageSpec(name: sname, definition: def, paramsJSON: paramsJSON, params: params, ports: ports,
-                                             inputs: [], resources: resolved, pool: pool, cpus: cpus, seed: stageSeed)
+                                             inputs: [], resources: resolved, pool: pool, cpus: cpus, seed: stageSeed, job: job)
         }
 
         // Pass 2: wire inputs, check kinds.
@@ -258,7 +273,7 @@ struct SpecValidator {
         let order = topologicalOrder(stageNames, edges)
         if !problems.isEmpty { return nil }
         return PipelineSpec(name: name, description: doc["description"]?.stringValue ?? "", sourcePath: sourcePath,
-                            baseDirectory: baseDirectory, seed: seed, pools: pools, stages: stages, order: order, document: doc)
+                            baseDirectory: baseDirectory, seed: seed, pools: pools, executor: executor, stages: stages, order: order, document: doc)
     }
 
     /// Kahn's algorithm in spec order over `edges` (stage → the stages it reads); reports a

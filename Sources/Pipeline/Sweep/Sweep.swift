@@ -83,6 +83,7 @@ public struct Sweep: Sendable {
                     switch input.source {
                     case .stage(let up): return ["port": .string(input.port), "stage": .string(signatureOf[i][up]!)]
                     case .path(let p): return ["port": .string(input.port), "path": .string(p)]
+                    case .artifact(let d): return ["port": .string(input.port), "artifact": .string(d.hex)]
                     }
                 }
                 let sig = Digest.of(string: JSONValue.object([
