@@ -144,11 +144,13 @@ struct Status: ParsableCommand {
                 let s = try PipelineSpec.load(path: spec, registry: HAPSStages.registry, overrides: overrides)
                 let plan = try Planner.plan(s, selection: Set(s.order), forced: [], lookups: .store(store, pipeline: s.name))
                 print("\(s.name) (\(spec)), store \(store.root)")
+                let jobs = Dictionary(SlurmJobInFlight.all(in: store).map { ($0.key, $0) }) { a, _ in a }
                 for e in plan {
                     let ref = store.ref(pipeline: s.name, stage: e.stage)
                     let state: String
                     switch e.action {
                     case .cached: state = "up to date"
+                    case .run where e.key.flatMap({ jobs[$0] }) != nil: state = jobs[e.key!]!.label
                     case .run: state = ref == nil ? "never run" : "out of date"
                     case .dependsOnRun: state = "waits on upstream"
                     case .excluded: state = "-"
@@ -163,6 +165,9 @@ struct Status: ParsableCommand {
             for p in Set(refs.map(\.pipeline)).sorted() {
                 print("  \(p): \(refs.filter { $0.pipeline == p }.map(\.stage).joined(separator: ", "))")
             }
+            let jobs = SlurmJobInFlight.all(in: store)
+            if !jobs.isEmpty { print("Slurm jobs in flight:") }
+            for j in jobs { print("  \(j.pipeline)/\(j.stage): \(j.label)") }
             let runs = store.runRecordIDs().prefix(5)
             if !runs.isEmpty { print("recent runs:") }
             for id in runs {

@@ -239,7 +239,11 @@ struct SweepStatus: ParsableCommand {
                 let known = ((try? FileIO.listFiles(under: store.root + "/sweeps")) ?? []).filter { $0.hasSuffix(".json") && !$0.contains("/") }.map { String($0.dropLast(5)) }
                 throw NotFoundError("no sweep named '\(name)' in \(store.root)" + NearestName.hintOrChoices(name, among: known))
             }
-            print(try SweepTable.report(try state.sweep(in: store), store: store, plots: plot, failed: Set(state.failed)), terminator: "")
+            let sweep = try state.sweep(in: store)
+            print(try SweepTable.report(sweep, store: store, plots: plot, failed: Set(state.failed)), terminator: "")
+            let jobs = SlurmJobInFlight.all(in: store).filter { $0.pipeline == sweep.merged.name }
+            if !jobs.isEmpty { print("Slurm jobs in flight:") }
+            for j in jobs { print("  \(j.stage): \(j.label)") }
         } catch { throw ErrorOutput.fail(error) }
     }
 }

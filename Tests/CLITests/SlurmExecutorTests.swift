@@ -90,8 +90,9 @@ final class SlurmExecutorTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("/jobs/"), r.stderr)
     }
 
-    /// kill -9 of the driver leaves its job running; the next run adopts that job instead of
-    /// submitting the stage again, and finishes with its result.
+    /// kill -9 of the driver leaves its job running, and `status` shows it with its Slurm id;
+    /// the next run adopts that job instead of submitting the stage again, and finishes with
+    /// its result.
     func testADriverStartedAgainAfterKill9AdoptsTheRunningJob() throws {
         try writeSpec("sleep 4; echo done > {outputs.x.txt}")
         let (driver, _, _) = try CLI.start(["run", "s.json", "--plain"], in: dir)
@@ -100,6 +101,10 @@ final class SlurmExecutorTests: XCTestCase {
         kill(driver.processIdentifier, SIGKILL)
         driver.waitUntilExit()
         XCTAssertTrue(["PENDING", "RUNNING", "CONFIGURING"].contains(try jobState(id)), "the job outlives its driver")
+        let status = try CLI.run(["status", "s.json"], in: dir)
+        XCTAssertTrue(status.stdout.contains("as Slurm job \(id)"), status.stdout)
+        let storeStatus = try CLI.run(["status"], in: dir)
+        XCTAssertTrue(storeStatus.stdout.contains("Slurm jobs in flight:\n  cluster/s: "), storeStatus.stdout)
         let again = try CLI.run(["run", "s.json", "--plain"], in: dir)
         XCTAssertEqual(again.status, 0, again.stderr)
         XCTAssertTrue(again.stderr.contains("adopting Slurm job \(id)"), again.stderr)
@@ -123,6 +128,47 @@ final class SlurmExecutorTests: XCTestCase {
         var state = ""
         for _ in 0..<50 { state = try jobState(id); if state == "CANCELLED" { break }; Thread.sleep(forTimeInterval: 0.2) }
         XCTAssertEqual(state, "CANCELLED")
+    }
+
+    /// A job that Slurm requeues (as preemption does) while its training stage runs starts
+    /// again from the stage's last checkpoint, and the driver waits it out: the result is the
+    /// weights of an uninterrupted local run, bit for bit.
+    func testARequeuedJobResumesItsStageFromTheCheckpoint() throws {
+        let lines = (0..<32).map { i in "[" + (0..<10).map { String(2 + (i + $0) % 22) }.joined(separator: ",") + "]" }
+        try lines.joined(separator: "\n").write(toFile: dir + "/tokens.jsonl", atomically: true, encoding: .utf8)
+        try writeFile("""
+            {"name": "t", "executor": {"type": "slurm", "poll_seconds": 0.2},
+             "stages": {"lm": {"type": "train-decoder", "inputs": {"sequences": "tokens.jsonl"},
+              "params": {"family": "qwen2", "vocab_size": 24, "hidden_size": 16, "intermediate_size": 32, "layers": 2, "heads": 4,
+                         "kv_heads": 2, "steps": 1500, "batch_size": 4, "lr": 0.01, "init_std": 0.1, "checkpoint_every": 50,
+                         "eos_token_id": 1}}}}
+            """, dir + "/t.json")
+        let local = try CLI.run(["run", "t.json", "--store", "local", "--executor", "local", "--plain"], in: dir)
+        XCTAssertEqual(local.status, 0, local.stderr)
+        let (driver, out, err) = try CLI.start(["run", "t.json", "--plain"], in: dir)
+        let id = try String(contentsOfFile: try waitForSubmission(), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let work = dir + "/artifacts/work"
+        var checkpointed = false
+        for _ in 0..<600 where !checkpointed {
+            let keys = (try? FileManager.default.contentsOfDirectory(atPath: work)) ?? []
+            checkpointed = keys.contains { !((try? FileManager.default.contentsOfDirectory(atPath: "\(work)/\($0)/checkpoints")) ?? []).isEmpty }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        XCTAssertTrue(checkpointed, "a checkpoint within 30 s")
+        XCTAssertEqual(try shell("scontrol requeue \(id)").status, 0)
+        Thread.sleep(forTimeInterval: 1)
+        _ = try shell("scontrol update JobId=\(id) StartTime=now")  // a requeued job waits ~2 minutes otherwise
+        let r = CLI.finish(driver, out, err)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("Slurm requeued job \(id) (restart 1)"), r.stderr)
+        let logs = try FileManager.default.contentsOfDirectory(atPath: dir + "/artifacts/jobs").map { dir + "/artifacts/jobs/" + $0 + "/slurm-\(id).log" }
+        XCTAssertTrue(logs.contains { readFile($0).contains("resuming from the checkpoint of step") }, logs.map(readFile).joined())
+        func digest(_ store: String) throws -> String {
+            let s = try CLI.run(["status", "t.json", "--store", store], in: dir)
+            return String(s.stdout.split(separator: "\n").last ?? "")
+        }
+        XCTAssertEqual(try digest("local"), try digest("artifacts"))
+        XCTAssertTrue(try digest("local").contains("up to date"))
     }
 
     /// The path of the `submitted` record of the (single) job under the test's store.

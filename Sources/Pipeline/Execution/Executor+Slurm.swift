@@ -42,14 +42,14 @@ extension Executor {
                     observer?.message(p.name, "submitted as Slurm job \(id!)")
                 }
                 let job = id!
-                guard let end = try waitFor(job, client: client, settings: settings, progress: progress) else {
+                guard let end = try waitFor(job, stage: p.name, client: client, settings: settings, progress: progress) else {
                     FileIO.remove(dir + "/submitted")
                     return StageResult(stage: p.name, outcome: .cancelled, key: key, seconds: Date().timeIntervalSince(p.started),
                                        reasons: p.reasons, job: job)
                 }
                 FileIO.remove(dir + "/submitted")
                 if end.state == "COMPLETED" || end.state == "FORGOTTEN", let hit = store.action(key) {
-                    FileIO.removeTree(dir)
+                    for f in ["job.json", "job.sh"] { FileIO.remove(dir + "/" + f) }  // its logs stay until `gc`
                     return StageResult(stage: p.name, outcome: .ran, key: key, output: hit.output, kind: hit.kind,
                                        seconds: Date().timeIntervalSince(p.started), reasons: p.reasons, job: job)
                 }
@@ -110,10 +110,10 @@ extension Executor {
     /// Polls the job until it is neither queued nor running and returns how it ended
     /// ("FORGOTTEN" when Slurm no longer knows it); nil when the run was cancelled, after
     /// cancelling the job. Queued and running show in the stage's progress line.
-    private func waitFor(_ id: String, client: SlurmClient, settings: SlurmSettings, progress: ProgressReporter) throws -> SlurmJobState? {
+    private func waitFor(_ id: String, stage: String, client: SlurmClient, settings: SlurmSettings, progress: ProgressReporter) throws -> SlurmJobState? {
         let wake = DispatchSemaphore(value: 0)
         cancellation.onCancel { wake.signal() }
-        var failures = 0
+        var failures = 0, restarts = 0
         while true {
             if cancellation.isCancelled {
                 client.cancel(id)
@@ -122,6 +122,10 @@ extension Executor {
             do {
                 guard let s = try client.state(id) else { return SlurmJobState(state: "FORGOTTEN", reason: "None", exitCode: "?", nodes: "") }
                 failures = 0
+                if s.restarts > restarts {
+                    restarts = s.restarts
+                    observer?.message(stage, "Slurm requeued job \(id) (restart \(restarts)); the stage resumes where it stopped")
+                }
                 if !s.isActive { return s }
                 progress.setStatus(s.isRunning ? "Slurm job \(id) running on \(s.nodes)" : "Slurm job \(id) \(s.state.lowercased()) (\(s.reason))")
             } catch {

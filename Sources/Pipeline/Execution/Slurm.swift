@@ -93,6 +93,8 @@ public struct SlurmJobState: Sendable, Equatable {
     public var reason: String
     public var exitCode: String
     public var nodes: String
+    /// How often Slurm requeued the job (preemption, `scontrol requeue`).
+    public var restarts = 0
 
     /// Still queued or running: the driver keeps waiting (and adopts it after a restart).
     public var isActive: Bool {
@@ -113,7 +115,7 @@ public struct SlurmJobState: Sendable, Equatable {
         }
         guard let state = fields["JobState"] else { return nil }
         return SlurmJobState(state: state, reason: fields["Reason"] ?? "None", exitCode: fields["ExitCode"] ?? "?",
-                             nodes: fields["NodeList"] ?? "")
+                             nodes: fields["NodeList"] ?? "", restarts: fields["Restarts"].flatMap { Int($0) } ?? 0)
     }
 }
 
@@ -163,4 +165,32 @@ public struct SlurmClient: Sendable {
     }
 
     public func cancel(_ id: String) { _ = try? call(["scancel", id]) }
+}
+
+/// A job that a driver submitted and has not yet seen end (`STORE/jobs/KEY/submitted`), as
+/// `status` and `sweep status` show it.
+public struct SlurmJobInFlight: Sendable {
+    public var id: String
+    public var pipeline: String
+    public var stage: String
+    public var key: Digest
+    /// Slurm's word on it; nil when Slurm no longer knows the job or cannot be asked.
+    public var state: SlurmJobState?
+
+    public var label: String {
+        guard let s = state else { return "Slurm job \(id) (Slurm does not know it now)" }
+        return s.isRunning ? "running as Slurm job \(id) on \(s.nodes)" : "\(s.state.lowercased()) as Slurm job \(id) (\(s.reason))"
+    }
+
+    /// Every job recorded in the store, asking Slurm for each one's state.
+    public static func all(in store: Store, client: SlurmClient = SlurmClient()) -> [SlurmJobInFlight] {
+        let root = store.root + "/jobs"
+        guard let keys = try? FileManager.default.contentsOfDirectory(atPath: root) else { return [] }
+        return keys.sorted().compactMap { hex in
+            guard let key = Digest(hex: hex), let text = try? FileIO.readString("\(root)/\(hex)/submitted"),
+                  let job = try? StageJob.load(directory: "\(root)/\(hex)") else { return nil }
+            let id = String(text.filter { !$0.isWhitespace })
+            return SlurmJobInFlight(id: id, pipeline: job.pipeline, stage: job.stage, key: key, state: try? client.state(id))
+        }
+    }
 }

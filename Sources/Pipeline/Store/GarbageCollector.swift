@@ -78,6 +78,11 @@ extension Store {
                 if !dryRun { FileIO.remove("\(root)/work/\(w)") }
             }
         }
+        // Slurm jobs that ended (no `submitted` record): their logs.
+        for j in (try? fm.contentsOfDirectory(atPath: "\(root)/jobs")) ?? [] where !FileIO.exists("\(root)/jobs/\(j)/submitted") {
+            report.removedWorkAreas += 1
+            if !dryRun { FileIO.removeTree("\(root)/jobs/\(j)") }
+        }
         if !dryRun { FileIO.remove("\(root)/corrupt"); FileIO.remove("\(root)/filestat") }
         return report
     }
