@@ -8,11 +8,17 @@ final class QuickstartTests: XCTestCase {
     static let spec = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("pipelines/quickstart.json").path
 
-    func testTheQuickstartRunsEndToEndAtMicroSize() throws {
-        let dir = try makeTempDirectory(self)
-        // The encoder the embedding routers read, where the spec names it (relative to where it runs).
-        let models = URL(fileURLWithPath: QuickstartTests.spec).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("models").path
+    /// A directory to run the quickstart in, with the encoder the embedding routers read where
+    /// the spec names it (relative to where it runs).
+    static func directory(_ test: XCTestCase) throws -> String {
+        let dir = try makeTempDirectory(test)
+        let models = URL(fileURLWithPath: spec).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("models").path
         try FileManager.default.createSymbolicLink(atPath: dir + "/models", withDestinationPath: models)
+        return dir
+    }
+
+    /// `--set` arguments that make the world, the candidates and joint RL tiny.
+    static let micro: [String] = {
         var micro: [String] = []
         for split in ["train", "valid", "test"] { micro += ["--set", #"world_\#(split).sizes={"train": 10, "valid": 5, "test": 5}"#] }
         for agent in ["agent_a", "agent_b"] {
@@ -26,6 +32,11 @@ final class QuickstartTests: XCTestCase {
         for stage in ["rl_train", "rl_train_no_lora", "rl_train_no_sharing"] {
             micro += ["--set", "\(stage).samples=2", "--set", "\(stage).max_tokens=24", "--set", "\(stage).eval_interval=2"]
         }
+        return micro
+    }()
+
+    func testTheQuickstartRunsEndToEndAtMicroSize() throws {
+        let dir = try QuickstartTests.directory(self), micro = QuickstartTests.micro
         let r = try CLI.run(["run", QuickstartTests.spec, "--plain"] + micro, in: dir)
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stderr.contains("quickstart: 22 ran"), r.stderr)

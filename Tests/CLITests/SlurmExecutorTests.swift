@@ -80,6 +80,25 @@ final class SlurmExecutorTests: XCTestCase {
         XCTAssertEqual(submitted(again.stderr), [])
     }
 
+    /// The quickstart at micro size as Slurm jobs (22 stages: training, sampling through the
+    /// local engine, routers, joint RL, live evaluation): every stage gets the digest of a
+    /// local run of the same spec.
+    func testTheMicroQuickstartRunsAsSlurmJobsWithTheLocalDigests() throws {
+        let dir = try QuickstartTests.directory(self)
+        var text = try String(contentsOfFile: QuickstartTests.spec, encoding: .utf8)
+        text = text.replacingOccurrences(of: #""name": "quickstart","#, with: #""name": "quickstart", "executor": {"type": "slurm", "poll_seconds": 0.2},"#)
+        try text.write(toFile: dir + "/quickstart.json", atomically: true, encoding: .utf8)
+        let local = try CLI.run(["run", "quickstart.json", "--store", "local", "--executor", "local", "--plain"] + QuickstartTests.micro, in: dir)
+        XCTAssertEqual(local.status, 0, local.stderr)
+        let cluster = try CLI.run(["run", "quickstart.json", "--plain"] + QuickstartTests.micro, in: dir)
+        XCTAssertEqual(cluster.status, 0, cluster.stderr)
+        XCTAssertTrue(cluster.stderr.contains("quickstart: 22 ran"), cluster.stderr)
+        XCTAssertEqual(submitted(cluster.stderr).count, 22, cluster.stderr)
+        let a = try CLI.run(["status", "quickstart.json", "--store", "local"] + QuickstartTests.micro, in: dir)
+        let b = try CLI.run(["status", "quickstart.json"] + QuickstartTests.micro, in: dir)
+        XCTAssertEqual(a.stdout.split(separator: "\n").dropFirst(), b.stdout.split(separator: "\n").dropFirst(), "the same digest for every stage")
+    }
+
     /// A job that fails is reported with Slurm's state, its exit code and the end of its log.
     func testAFailedJobIsReportedWithItsStateAndLog() throws {
         try writeSpec("echo the disk is on fire >&2; exit 3")

@@ -75,7 +75,7 @@ public struct EvaluateStage: StageType {
                 throw RouterError("router(s) \(routers.filter { $0.1.needsEmbeddings }.map(\.0).joined(separator: ", ")) read question embeddings: give evaluate an 'encoder' input")
             }
             context.progress.setStatus("embedding \(matrix.count) questions")
-            embeddings = try SentenceEncoder(directory: encoder.directory).embed(matrix.questions)
+            embeddings = try SentenceEncoder.forStage(encoder.directory, context).embed(matrix.questions)
         }
         context.progress.setTotal(routers.count, unit: "routers")
         var routes: [(name: String, label: String, decisions: [RouteDecision])] = []

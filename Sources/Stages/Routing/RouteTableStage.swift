@@ -48,7 +48,7 @@ public struct RouteTableStage: StageType {
                 throw RouterError("\(p.method.rawValue) reads question embeddings: give the stage an 'encoder' input (models/all-MiniLM-L6-v2)")
             }
             context.progress.setStatus("embedding \(matrix.count) questions")
-            embeddings = try SentenceEncoder(directory: encoder.directory).embed(matrix.questions)
+            embeddings = try SentenceEncoder.forStage(encoder.directory, context).embed(matrix.questions)
         }
         var settings = TableRouter.Settings()
         settings.k = p.k; settings.rank = p.rank; settings.steps = p.steps; settings.learningRate = p.lr; settings.l2 = p.l2

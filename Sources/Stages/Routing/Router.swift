@@ -33,7 +33,18 @@ public protocol TextEmbedder: Sendable {
     func embed(_ texts: [String]) throws -> [[Float]]
 }
 
-extension SentenceEncoder: TextEmbedder {}
+extension SentenceEncoder: TextEmbedder {
+    /// The encoder a stage embeds with, its threads and OpenBLAS's set from the stage's CPUs:
+    /// an embedding's last bits depend on how a batch is split among threads, so they must not
+    /// depend on what another stage of the same process set before (a Slurm job, alone in its
+    /// process, then gives the bits of a local run).
+    static func forStage(_ directory: String, _ context: StageContext) throws -> SentenceEncoder {
+        try BLAS.shared().threads = context.threads
+        let encoder = try SentenceEncoder(directory: directory)
+        encoder.threads = context.threads
+        return encoder
+    }
+}
 
 /// A high-level router: maps questions to an assignment of candidates to roles. Every kind is
 /// a directory (`router.json`, and `arrays.safetensors` for learned weights) that
