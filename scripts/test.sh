@@ -8,12 +8,12 @@ if [ ! -f models/all-MiniLM-L6-v2/model.safetensors ]; then
   echo "         (scripts/setup.sh and .ci/run do)." >&2
 fi
 # The official openai Python client, an outside client of `haps-pipe serve` in the tests, and
-# numpy, the oracle of the evaluation's bootstrap.
-if ! .build/test-venv/bin/python -c "import openai, numpy" 2>/dev/null; then
+# numpy, the oracle of the evaluation's bootstrap, and gguf (llama.cpp's GGUF library), the oracle of export-gguf.
+if ! .build/test-venv/bin/python -c "import openai, numpy, gguf" 2>/dev/null; then
   if python3 -m venv .build/test-venv 2>/dev/null; then
-    .build/test-venv/bin/pip install --quiet --disable-pip-version-check openai numpy
+    .build/test-venv/bin/pip install --quiet --disable-pip-version-check openai numpy gguf
   else  # no venv module: a plain target directory
-    python3 -m pip install --quiet --disable-pip-version-check --target .build/test-python openai numpy
+    python3 -m pip install --quiet --disable-pip-version-check --target .build/test-python openai numpy gguf
     export HAPS_TEST_PYTHON=$(command -v python3) PYTHONPATH="$PWD/.build/test-python${PYTHONPATH:+:$PYTHONPATH}"
   fi
 fi
