@@ -99,6 +99,23 @@ final class SlurmExecutorTests: XCTestCase {
         XCTAssertEqual(a.stdout.split(separator: "\n").dropFirst(), b.stdout.split(separator: "\n").dropFirst(), "the same digest for every stage")
     }
 
+    /// A sweep goes through the Slurm executor unchanged: the shared stage runs once, each
+    /// point's own stage once, each as a job.
+    func testASweepRunsItsMergedStagesAsJobs() throws {
+        try writeFile("""
+            {"name": "sw", "executor": {"type": "slurm", "poll_seconds": 0.2}, "stages": {
+              "a": {"type": "command", "params": {"run": "echo base > {outputs.x.txt}", "outputs": ["x.txt"]}},
+              "b": {"type": "command", "inputs": {"a": "a"}, "params": {"run": "cat {inputs.a}/x.txt > {outputs.x.txt}; echo {params.k} >> {outputs.x.txt}",
+                    "outputs": ["x.txt"], "params": {"k": 1}}}}}
+            """, dir + "/sw.json")
+        let r = try CLI.run(["sweep", "run", "sw.json", "--grid", "b.params.k=1,2,3", "--name", "k", "--plain"], in: dir)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(submitted(r.stderr).count, 4, "a once, b per point: \(r.stderr)")
+        let status = try CLI.run(["sweep", "status", "k"], in: dir)
+        XCTAssertEqual(status.status, 0, status.stderr)
+        XCTAssertFalse(status.stdout.contains("Slurm jobs in flight"), status.stdout)
+    }
+
     /// A job that fails is reported with Slurm's state, its exit code and the end of its log.
     func testAFailedJobIsReportedWithItsStateAndLog() throws {
         try writeSpec("echo the disk is on fire >&2; exit 3")

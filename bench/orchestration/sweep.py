@@ -100,6 +100,20 @@ def run(name, setup):
     return elapsed, counts
 
 
+def median_run(name, setup, expected, runs=RUNS, label=None):
+    """Median seconds of `runs` cold runs, each checked to execute exactly `expected`; None
+    (after saying what ran instead) when one did not."""
+    times = []
+    for _ in range(runs):
+        elapsed, counts = run(label or name, setup)
+        if counts != expected:
+            print(f"  {name:10s} executed {sum(counts.values())} stages: {dict(counts)}  WRONG (expected {sum(expected.values())}: {dict(expected)})")
+            return None
+        times.append(elapsed)
+    times.sort()
+    return times[len(times) // 2]
+
+
 def main():
     tools = {"haps-pipe": haps, "snakemake": snakemake, "make": make}
     if os.environ.get("BENCH_DVC") == "1":  # minutes per sweep (a workspace copy per experiment): opt in
@@ -108,16 +122,9 @@ def main():
     results = {}
     print(f"sweep case: 8 values of rl_train's alpha; {RUNS} cold sweeps per tool")
     for name, setup in tools.items():
-        times = []
-        for i in range(RUNS):
-            elapsed, counts = run(name, setup)
-            if counts != expected:
-                print(f"  {name:10s} executed {sum(counts.values())} stages: {dict(counts)}  WRONG (expected 22: upstream once, 8 x rl_train, 8 x evaluate)")
-                break
-            times.append(elapsed)
-        if times:
-            times.sort()
-            results[name] = times[len(times) // 2]
+        median = median_run(name, setup, expected)
+        if median is not None:
+            results[name] = median
             print(f"  {name:10s} 22 stage executions (upstream once) OK; median {results[name] * 1000:.0f} ms")
     if "haps-pipe" in results:
         h = results["haps-pipe"]

@@ -42,21 +42,13 @@ def measure(case, alphas):
     sweep.ALPHAS = alphas
     expected = collections.Counter({n: 1 for n in sweep.DAG} | {"rl_train": len(alphas), "evaluate": len(alphas)})
     results = {}
+    os.environ["PATH"] = sweep.VENV_BIN + ":" + os.environ["PATH"]  # Snakemake's jobs run the venv's snakemake
     for name, setup in (("haps-pipe", haps), ("snakemake", snakemake)):
-        times = []
-        for _ in range(RUNS):
-            env_path = sweep.VENV_BIN + ":" + os.environ["PATH"]  # Snakemake's jobs run the venv's snakemake
-            os.environ["PATH"] = env_path
-            elapsed, counts = sweep.run(f"slurm-{case}-{name}", setup)
-            if counts != expected:
-                print(f"  {name:10s} executed {dict(counts)}: WRONG (expected {dict(expected)})")
-                break
-            times.append(elapsed)
-        if times:
-            times.sort()
-            results[name] = times[len(times) // 2]
+        median = sweep.median_run(name, setup, expected, runs=RUNS, label=f"slurm-{case}-{name}")
+        if median is not None:
+            results[name] = median
             n = sum(expected.values())
-            print(f"  {case}: {name:10s} {n} stage jobs OK; median {results[name]:.1f} s ({results[name] / n:.2f} s per stage)")
+            print(f"  {case}: {name:10s} {n} stage jobs OK; median {median:.1f} s ({median / n:.2f} s per stage)")
     if len(results) == 2:
         ratio = results["snakemake"] / results["haps-pipe"]
         print(f"  {case}: Snakemake takes {ratio:.1f}x haps-pipe's wall time (target >= 2x: {'met' if ratio >= 2 else 'MISSED'})")
