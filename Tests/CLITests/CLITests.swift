@@ -129,6 +129,31 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(bad.stderr, "error: unknown stage type 'trian-agent'; did you mean 'train-agent'?\n")
     }
 
+    /// `dag` prints the graph: stages in run order with their inputs, as text, DOT and Mermaid.
+    func testDagPrintsTheGraphInThreeFormats() throws {
+        try writeDiamondSpec()
+        try writeFile("x\n", dir + "/notes.txt")
+        var spec = try String(contentsOfFile: dir + "/spec.json", encoding: .utf8)
+        spec = spec.replacingOccurrences(of: #""inputs": {"a": "a", "b": "b"}"#, with: #""inputs": {"a": "a", "b": "b", "notes": "notes.txt"}"#)
+        try spec.write(toFile: dir + "/spec.json", atomically: true, encoding: .utf8)
+        let text = try CLI.run(["dag", "spec.json"], in: dir)
+        XCTAssertEqual(text.status, 0, text.stderr)
+        XCTAssertEqual(text.stdout, "demo: 3 stages\n  a (command)\n  b (command)\n  c (command): a ← a, b ← b, notes ← file notes.txt\n")
+        let dot = try CLI.run(["dag", "spec.json", "--format", "dot"], in: dir)
+        XCTAssertTrue(dot.stdout.hasPrefix("digraph \"demo\" {"), dot.stdout)
+        for edge in [#""a" -> "c" [label="a"];"#, #""b" -> "c" [label="b"];"#, #""notes.txt" -> "c" [label="notes"];"#] {
+            XCTAssertTrue(dot.stdout.contains(edge), dot.stdout)
+        }
+        let mermaid = try CLI.run(["dag", "spec.json", "--format", "mermaid"], in: dir)
+        XCTAssertTrue(mermaid.stdout.hasPrefix("flowchart LR\n"), mermaid.stdout)
+        for line in ["  s_a -->|a| s_c\n", "  s_b -->|b| s_c\n", "  f0[/\"notes.txt\"/]\n", "  f0 -->|notes| s_c\n"] {
+            XCTAssertTrue(mermaid.stdout.contains(line), mermaid.stdout)
+        }
+        let bad = try CLI.run(["dag", "spec.json", "--format", "svg"], in: dir)
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("text, dot, mermaid") || bad.stderr.contains("'svg'"), bad.stderr)
+    }
+
     /// Item mode: 24 items of 0.1 s with 2 workers; kill -9 halfway, rerun, every item once.
     func testKillDashNineMidStageThenRerunYieldsEveryItemExactlyOnce() throws {
         try writeFile((0..<24).map { #"{"q": \#($0)}"# }.joined(separator: "\n") + "\n", dir + "/items.jsonl")
