@@ -33,10 +33,7 @@ struct ExportGGUF: ParsableCommand {
             var directory = model
             if !FileIO.isDirectory(model) {
                 let store = try storeOptions.open()
-                guard let found = try RefLookup.find(model, pipeline: nil, in: store) else {
-                    throw UsageError("'\(model)' is neither a model directory nor a stage with a result in \(store.root)")
-                }
-                directory = try store.materialize(found.ref.output)
+                directory = try store.materialize(try RefLookup.artifact(model, pipeline: nil, in: store))
             }
             let bytes = try GGUFExport.bytes(ofModelIn: directory, name: name ?? Path.lastComponent(model))
             try FileIO.writeAtomically(bytes, to: output)

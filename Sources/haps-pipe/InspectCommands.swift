@@ -74,6 +74,17 @@ enum RefLookup {
         }
         return matches.first
     }
+
+    /// The artifact `target` names: a stage's latest result (STAGE or PIPELINE/STAGE) or a
+    /// digest (a prefix of at least 6 hex digits).
+    static func artifact(_ target: String, pipeline: String?, in store: Store) throws -> Digest {
+        if let found = try find(target, pipeline: pipeline, in: store) { return found.ref.output }
+        if let d = try store.resolveDigestPrefix(target) { return d }
+        if let damaged = store.damagedRefs(stage: target).first {
+            throw NotFoundError("the stored result of '\(target)' cannot be read: its ref file \(damaged) is damaged (rerun the pipeline to rewrite it)")
+        }
+        throw NotFoundError("'\(target)' is neither a stage with a stored result nor an artifact digest in \(store.root)")
+    }
 }
 
 struct Explain: ParsableCommand {
@@ -193,28 +204,23 @@ struct Show: ParsableCommand {
     @Option(help: ArgumentHelp("For a samples artifact: print the dialogue of this question (qid).", valueName: "qid")) var question: Int?
     @Option(help: ArgumentHelp("With --question: only this action (role assignment) index.", valueName: "index")) var action: Int?
     @Option(help: ArgumentHelp("Write this one file of the artifact to standard output, whole and as stored (e.g. summary.json).", valueName: "name")) var file: String?
+    @Flag(help: "Print the directory holding the artifact's files (read-only; `haps-pipe export` makes a copy).") var path = false
     @OptionGroup var storeOptions: StoreOptions
 
     func run() throws {
         do {
             let store = try storeOptions.open()
-            var digest: Digest?
             var ref: (pipeline: String, stage: String, ref: StageRef)?
             let found = try RefLookup.find(target, pipeline: pipeline, in: store)
-            if found == nil, pipeline == nil, let sweep = try SweepState.load(store, target) {  // a sweep: its table
+            if found == nil, pipeline == nil, !path, let sweep = try SweepState.load(store, target) {  // a sweep: its table
                 print(try SweepTable.report(try sweep.sweep(in: store), store: store, failed: Set(sweep.failed)), terminator: "")
                 return
             }
-            if let found {
-                ref = found; digest = found.ref.output
-            } else {
-                digest = try store.resolveDigestPrefix(target)
-            }
-            guard let digest else {
-                if let damaged = store.damagedRefs(stage: target).first {
-                    throw NotFoundError("the stored result of '\(target)' cannot be read: its ref file \(damaged) is damaged (rerun the pipeline to rewrite it)")
-                }
-                throw NotFoundError("'\(target)' is neither a stage with a stored result nor an artifact digest in \(store.root)")
+            ref = found
+            let digest = try RefLookup.artifact(target, pipeline: pipeline, in: store)
+            if path {
+                print(try store.materialize(digest))
+                return
             }
             let m = try store.manifest(digest)
             if let file {

@@ -86,14 +86,3 @@ struct SFTTrainCommand: ParsableCommand {
     }
 }
 
-extension Store {
-    /// Writes a plain, writable copy of an artifact's files under `directory` (what the
-    /// training commands hand the user as their output directory).
-    func copy(artifact: Digest, to directory: String) throws {
-        let tree = try materialize(artifact)
-        try FileIO.makeDirectory(directory)
-        for name in try FileIO.listFiles(under: tree) {
-            try FileIO.writeAtomically(try FileIO.read(tree + "/" + name), to: directory + "/" + name)
-        }
-    }
-}

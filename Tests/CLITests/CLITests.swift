@@ -129,6 +129,31 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(bad.stderr, "error: unknown stage type 'trian-agent'; did you mean 'train-agent'?\n")
     }
 
+    /// `show --path` names the store's read-only files of a result; `export` copies them out.
+    func testShowPathAndExportTakeAResultOutOfTheStore() throws {
+        try writeDiamondSpec()
+        XCTAssertEqual(try CLI.run(["run", "spec.json"], in: dir).status, 0)
+        let path = try CLI.run(["show", "c", "--path"], in: dir)
+        XCTAssertEqual(path.status, 0, path.stderr)
+        let tree = path.stdout.trimmingCharacters(in: .newlines)
+        XCTAssertTrue(tree.hasPrefix(dir + "/artifacts/trees/") || tree.contains("/artifacts/trees/"), tree)
+        XCTAssertEqual(readFile(tree + "/c.txt"), "A\nB 1\n")
+        let mode = try XCTUnwrap(try FileManager.default.attributesOfItem(atPath: tree)[.posixPermissions] as? Int)
+        XCTAssertEqual(mode & 0o222, 0, "the store's tree is read-only")
+        let export = try CLI.run(["export", "demo/c", "out"], in: dir)
+        XCTAssertEqual(export.status, 0, export.stderr)
+        XCTAssertEqual(export.stderr.hasPrefix("copied 1 file of "), true, export.stderr)
+        XCTAssertEqual(readFile(dir + "/out/c.txt"), "A\nB 1\n")
+        try "changed".write(toFile: dir + "/out/c.txt", atomically: true, encoding: .utf8)  // a plain, writable copy
+        XCTAssertEqual(readFile(tree + "/c.txt"), "A\nB 1\n")
+        let again = try CLI.run(["export", "c", "out"], in: dir)
+        XCTAssertEqual(again.status, 2, again.stderr)
+        XCTAssertTrue(again.stderr.contains("out exists and is not empty"), again.stderr)
+        let missing = try CLI.run(["export", "nope", "elsewhere"], in: dir)
+        XCTAssertEqual(missing.status, 1, missing.stderr)
+        XCTAssertTrue(missing.stderr.contains("'nope' is neither a stage with a stored result nor an artifact digest"), missing.stderr)
+    }
+
     /// `dag` prints the graph: stages in run order with their inputs, as text, DOT and Mermaid.
     func testDagPrintsTheGraphInThreeFormats() throws {
         try writeDiamondSpec()
