@@ -49,7 +49,7 @@ struct SpecOptions: ParsableArguments {
     var spec: String
 
     @Option(name: .customLong("set"), parsing: .singleValue,
-            help: ArgumentHelp("Override a stage parameter: stage.param=value (value parsed as JSON when it can be; repeatable).",
+            help: ArgumentHelp("Override a stage parameter: stage.param=value, a typed stage's parameter or a command stage's own (value parsed as JSON when it can be; repeatable).",
                                valueName: "stage.param=value"))
     var overrides: [String] = []
 

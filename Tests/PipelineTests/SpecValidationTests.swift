@@ -129,7 +129,25 @@ final class SpecValidationTests: XCTestCase {
         XCTAssertEqual(errors(json, overrides: ["src.text"]),
                        ["--set 'src.text' is not of the form stage.param=value"])
         XCTAssertEqual(errors(json, overrides: ["src.txet=1"]),
-                       ["spec.json:1:57: $.stages.src.params.txet: unknown parameter 'txet' for stage type 'text-source'; did you mean 'text'?"])
+                       ["--set 'src.txet': unknown parameter 'txet' for stage type 'text-source'; did you mean 'text'?"])
+    }
+
+    /// One path syntax for every stage type (issue 18): STAGE.PARAM reaches a typed stage's
+    /// parameter and a command stage's own; STAGE.params.PARAM works for both; a name the stage
+    /// lacks is an error naming the --set argument; a string parameter takes `true` as text;
+    /// a bad value is the --set argument's problem, not the file's.
+    func testOneOverrideSyntaxForEveryStageType() throws {
+        let json = #"{"name": "p", "stages": {"src": {"type": "text-source", "params": {"text": "x"}}, "#
+            + #""c": {"type": "command", "params": {"run": "echo {params.k}", "outputs": ["o"], "params": {"k": 1}}}}}"#
+        XCTAssertEqual(try load(json, dir: dir, overrides: ["src.params.text=y"]).stages["src"]!.paramsJSON["text"], "y")
+        XCTAssertEqual(try load(json, dir: dir, overrides: ["src.text=true"]).stages["src"]!.paramsJSON["text"], "true")
+        for o in ["c.k=2", "c.params.k=2"] {
+            XCTAssertEqual(try load(json, dir: dir, overrides: [o]).stages["c"]!.paramsJSON["params"]?["k"], 2, o)
+        }
+        XCTAssertEqual(try load(json, dir: dir, overrides: ["c.run=true"]).stages["c"]!.paramsJSON["run"], "true")
+        XCTAssertEqual(errors(json, overrides: ["c.kk=2"]), ["--set 'c.kk': command stage 'c' has no parameter 'kk'; did you mean 'k'?"])
+        XCTAssertEqual(errors(json, overrides: ["c.params.z=2"]), ["--set 'c.params.z': command stage 'c' has no parameter 'z'; did you mean 'k'?"])
+        XCTAssertEqual(errors(json, overrides: ["c.outputs=3"]), ["--set 'c.outputs=3': expected an array, found 3"])
     }
 
     /// One pass reports everything: a bad stage type or a bad parameter value does not hide a

@@ -31,23 +31,31 @@ extension PipelineSpec {
         }
         var value = doc.value
         var problems: [SpecProblem] = []
+        var overridden: [(path: JSONPath, text: String)] = []
         for o in overrides {
-            switch applyOverride(o, to: value) {
-            case .success(let v): value = v
+            switch applyOverride(o, to: value, registry: registry) {
+            case .success(let (v, path)): value = v; overridden.append((path, o))
             case .failure(let p): problems.append(p)
             }
         }
         var validator = SpecValidator(registry: registry, baseDirectory: baseDirectory)
         let spec = validator.validate(value, sourcePath: file)
-        problems += validator.problems
+        // A problem with a value that came from --set is the --set argument's, not the file's.
+        problems += validator.problems.map { p in
+            guard let o = overridden.last(where: { p.path.components.starts(with: $0.path.components) }) else { return p }
+            return SpecProblem(SpecProblem.commandLine, "'\(o.text)': \(p.message)")
+        }
         if !problems.isEmpty || spec == nil {
             throw SpecError(file: file, problems: problems, locations: doc.locations)
         }
         return spec!
     }
 
-    /// Applies `stage.param[.sub]=value` (value as JSON when it parses, else a string).
-    static func applyOverride(_ text: String, to doc: JSONValue) -> Result<JSONValue, SpecProblem> {
+    /// Applies `stage.param[.sub]=value`: a typed stage's parameter and a `command` stage's own
+    /// parameter (under its `params`) alike; `stage.params.param` is accepted too. The value is
+    /// JSON when it parses, else a string, and a string whatever it looks like when the
+    /// parameter is declared a string (`x.run=true`). Returns the document and the path set.
+    static func applyOverride(_ text: String, to doc: JSONValue, registry: StageRegistry) -> Result<(JSONValue, JSONPath), SpecProblem> {
         let at = SpecProblem.commandLine
         guard let eq = text.firstIndex(of: "=") else {
             return .failure(SpecProblem(at, "'\(text)' is not of the form stage.param=value"))
@@ -61,12 +69,41 @@ extension PipelineSpec {
         guard stageNames.contains(keys[0]) else {
             return .failure(SpecProblem(at, "'\(lhs)': unknown stage '\(keys[0])'" + NearestName.hint(keys[0], among: stageNames)))
         }
-        let parsed: JSONValue
+        let stage = doc["stages"]![keys[0]]!
+        var rest = Array(keys[1...])
+        var path = ["stages", keys[0], "params"]
+        var declaration: ParameterDeclaration?
+        if let typeName = stage["type"]?.stringValue, let definition = registry[typeName] {
+            let declared = definition.parameters.map(\.name)
+            if typeName == "command" {
+                // Its own parameters live under params.params; its fields (run, outputs, ...) above.
+                if rest[0] == "params" && rest.count >= 2 { rest.removeFirst(); path.append("params") }
+                else if !declared.contains(rest[0]) { path.append("params") }
+                if path.count == 4 {
+                    let own = stage["params"]?["params"]?.objectMembers?.map(\.key) ?? []
+                    guard own.contains(rest[0]) else {
+                        let choices = own.isEmpty ? "; it declares none (add them under its \"params\": {\"params\": {...}})" : NearestName.hintOrChoices(rest[0], among: own)
+                        return .failure(SpecProblem(at, "'\(lhs)': command stage '\(keys[0])' has no parameter '\(rest[0])'" + choices))
+                    }
+                }
+            } else if rest[0] == "params" && rest.count >= 2 && !declared.contains("params") {
+                rest.removeFirst()
+            }
+            if path.count == 3 {
+                guard declared.contains(rest[0]) else {
+                    return .failure(SpecProblem(at, "'\(lhs)': unknown parameter '\(rest[0])' for stage type '\(typeName)'" + NearestName.hint(rest[0], among: declared)))
+                }
+                declaration = definition.parameters.first { $0.name == rest[0] }
+            }
+        }
+        var parsed: JSONValue
         do { parsed = try JSONParser.parse(rhs) } catch {
             if error.isNumberOutOfRange { return .failure(SpecProblem(at, "'\(text)': \(error.message)")) }
             parsed = .string(rhs)
         }
-        return .success(doc.setting(["stages", keys[0], "params"] + keys[1...], to: parsed))
+        if rest.count == 1, declaration?.type.hasPrefix("a string") == true, parsed.stringValue == nil, parsed.arrayValue == nil { parsed = .string(rhs) }
+        let full = path + rest
+        return .success((doc.setting(full[...], to: parsed), JSONPath(full.map { .key($0) })))
     }
 }
 
