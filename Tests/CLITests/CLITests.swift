@@ -179,6 +179,21 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(bad.stderr.contains("text, dot, mermaid") || bad.stderr.contains("'svg'"), bad.stderr)
     }
 
+    /// docs/stages.md is what `types --markdown` prints: the reference cannot drift from the code.
+    func testDocsStagesIsTheTypesReference() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let r = try CLI.run(["types", "--markdown"], in: dir)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stdout, readFile(root + "/docs/stages.md"), "regenerate it: haps-pipe types --markdown > docs/stages.md")
+        for type in ["synth-data", "train-agent", "train-decoder", "sample", "rl-train", "evaluate"] {
+            XCTAssertTrue(r.stdout.contains("\n## \(type)\n"), type)
+        }
+        let sample = try CLI.run(["types", "sample"], in: dir)
+        XCTAssertTrue(sample.stdout.contains("\n  questions (questions): HotpotQA questions\n"), sample.stdout)
+        XCTAssertTrue(sample.stdout.contains("\n  model_<name> (model, optional): "), sample.stdout)
+        XCTAssertTrue(sample.stdout.contains("\noutput: samples\n"), sample.stdout)
+    }
+
     /// Item mode: 24 items of 0.1 s with 2 workers; kill -9 halfway, rerun, every item once.
     func testKillDashNineMidStageThenRerunYieldsEveryItemExactlyOnce() throws {
         try writeFile((0..<24).map { #"{"q": \#($0)}"# }.joined(separator: "\n") + "\n", dir + "/items.jsonl")

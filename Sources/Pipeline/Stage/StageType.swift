@@ -137,3 +137,26 @@ public struct StageRegistry: Sendable {
     /// The framework's own stage types (`command`).
     public static let builtin = StageRegistry([CommandStage.self])
 }
+
+extension StageDefinition {
+    /// The ports of a stage of this type as documentation shows them: with the parameters'
+    /// defaults, placeholders for required ones (`<name>` in a list, so a port per candidate
+    /// reads `model_<name>`), and a one-element `[<name>]` for an empty list default.
+    public var documentedPorts: StagePorts? {
+        var members: [(String, JSONValue)] = []
+        for d in parameters {
+            let empty = d.defaultValue?.arrayValue?.isEmpty ?? false
+            guard d.required || empty else { continue }
+            let placeholder: JSONValue
+            if let c = d.choices?.first { placeholder = .string(c) }
+            else if d.type.hasPrefix("an array") || empty { placeholder = .array(["<name>"]) }
+            else if d.type.hasPrefix("a string") { placeholder = "<text>" }
+            else if d.type == "an integer" || d.type == "a number" { placeholder = 1 }
+            else if d.type == "a boolean" { placeholder = false }
+            else { placeholder = .object([]) }
+            members.append((d.name, placeholder))
+        }
+        guard let params = decode(.object(members), JSONPath.root).value else { return nil }
+        return portsOf(params)
+    }
+}
