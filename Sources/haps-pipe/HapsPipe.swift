@@ -32,7 +32,7 @@ struct HapsPipe: ParsableCommand {
         version: "0.1.0",
         subcommands: [Run.self, Plan.self, Explain.self, Status.self, Show.self, GC.self,
                       Metrics.self, Score.self, BuildSFTCommand.self, SFTTrainCommand.self, RLTrainCommand.self, Sample.self, Generate.self, Embed.self, Serve.self, SweepCommand.self,
-                      Types.self, Dag.self, Export.self, ExportGGUF.self, Job.self])
+                      Types.self, Dag.self, ExpCommand.self, Export.self, ExportGGUF.self, Job.self])
 }
 
 /// Options every command that reads a store takes.

@@ -295,7 +295,7 @@ struct GC: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gc",
         abstract: "Delete what no pipeline's latest results need: unreferenced objects, cache entries, unpacked trees.",
-        discussion: "Keeps every stage's latest result (the refs). Waits for running haps-pipe processes on the store to finish.")
+        discussion: "Keeps every stage's latest result (the refs) and what the latest run of every experiment ended with (`haps-pipe exp show`; `exp drop` lets one go). --dry-run names the results it would remove. Waits for running haps-pipe processes on the store to finish.")
 
     @OptionGroup var storeOptions: StoreOptions
     @Flag(help: "Only report what would be deleted.") var dryRun = false
@@ -304,8 +304,20 @@ struct GC: ParsableCommand {
     func run() throws {
         do {
             let store = try storeOptions.open()
-            let r = try store.collectGarbage(dryRun: dryRun, keepWork: !cleanWork)
+            let r = try store.collectGarbage(dryRun: dryRun, keepWork: !cleanWork, extraRoots: store.experimentResults())
             let verb = dryRun ? "would remove" : "removed"
+            if dryRun {
+                // Name the stage results that would go, from the run records that made them.
+                var names: [Digest: String] = [:]
+                for id in store.runRecordIDs().reversed() {
+                    guard let rec = store.runRecord(id: id), let p = rec["pipeline"]?.stringValue else { continue }
+                    for s in rec["stages"]?.arrayValue ?? [] {
+                        if let o = s["output"]?.stringValue.flatMap(Digest.init(hex:)), let st = s["stage"]?.stringValue { names[o] = "\(p)/\(st)" }
+                    }
+                }
+                if !r.removedResults.isEmpty { print("results that would go:") }
+                for d in r.removedResults { print("  \(d.output.short)  \(d.type)" + (names[d.output].map { ", last made as \($0)" } ?? "")) }
+            }
             print("\(verb) \(r.removedObjects) objects (\(r.removedBytes) bytes), \(r.removedActions) cache entries, \(r.removedTrees) unpacked trees, \(r.removedTemporaries) temporary files\(cleanWork ? ", \(r.removedWorkAreas) work areas" : ""); kept \(r.keptObjects) objects")
         } catch { throw ErrorOutput.fail(error) }
     }

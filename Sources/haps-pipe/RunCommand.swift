@@ -46,6 +46,9 @@ struct Run: ParsableCommand {
     @Flag(help: "Plain log lines even on a terminal.")
     var plain = false
 
+    @Option(help: ArgumentHelp("Name this run's experiment (default: its --set overrides, or \"spec\" without any); `exp show` lists experiments and gc keeps each one's results.", valueName: "name"))
+    var exp: String?
+
     func run() throws {
         let spec: PipelineSpec
         do { spec = try specOptions.load() } catch { throw ErrorOutput.fail(error) }
@@ -58,6 +61,7 @@ struct Run: ParsableCommand {
         options.force = Set(force)
         options.until = until
         options.verify = verify
+        options.experiment = (exp ?? Experiment.name(overrides: specOptions.overrides), specOptions.overrides)
         executorOptions.apply(to: &options)
         let store: Store
         do { store = try storeOptions.open() } catch { throw ErrorOutput.fail(error) }

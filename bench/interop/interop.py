@@ -85,13 +85,27 @@ def free_port():
     s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 
 
-def serve_and_sample(ggufs):
+# llama-cpp-python's server applies repeat_penalty 1.1 to requests that do not say otherwise
+# (OpenAI's API has no such field, so an OpenAI client never does); with PLAIN, the server runs
+# with that default set to 1.0, i.e. plain greedy decoding as vLLM and our engine do.
+PLAIN = """
+import runpy
+from llama_cpp.server import types
+for model in (types.CreateCompletionRequest, types.CreateChatCompletionRequest):
+    model.model_fields["repeat_penalty"].default = 1.0
+    model.model_rebuild(force=True)
+runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
+"""
+
+
+def serve_and_sample(ggufs, plain):
     servers, urls = [], {}
     for name, preset in (("agent_a", "llama"), ("agent_b", "qwen")):
         port = free_port()
         log = open(os.path.join(tempfile.gettempdir(), f"llama-cpp-{name}.log"), "w")
-        servers.append(subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", ggufs[name], "--port", str(port),
-                                         "--n_ctx", "4096", "--n_threads", "1"], stdout=log, stderr=log))
+        start = [sys.executable, "-c", PLAIN, "llama_cpp.server"] if plain else [sys.executable, "-m", "llama_cpp.server"]
+        servers.append(subprocess.Popen(start + ["--model", ggufs[name], "--port", str(port), "--n_ctx", "4096", "--n_threads", "1"],
+                                        stdout=log, stderr=log))
         urls[preset] = f"http://127.0.0.1:{port}/v1"
     try:
         for url in urls.values():
@@ -101,17 +115,23 @@ def serve_and_sample(ggufs):
                 except OSError:
                     time.sleep(0.2)
         questions = os.path.join(tree("world_valid"), "questions.jsonl")
-        out = os.path.join(tempfile.gettempdir(), "interop-baseline.jsonl")
+        out = os.path.join(tempfile.gettempdir(), f"interop-baseline-{'plain' if plain else 'default'}.jsonl")
         t0 = time.time()
         r = subprocess.run([HAPS, "sample", "--questions", questions, "--preset", "llama_qwen", "--model-url", f"llama={urls['llama']}",
                             "--model-url", f"qwen={urls['qwen']}", "--retriever", "lexical", "--prompts", "prompts/embedded",
-                            "--budget", "3", "--concurrency", "4", "--store", os.path.join(tempfile.gettempdir(), "interop-store"),
+                            "--budget", "3", "--concurrency", "4", "--store", tempfile.mkdtemp(prefix="interop-store-"),
                             "--output", out], cwd=ROOT, capture_output=True, text=True)
-        print(f"haps-pipe sample against llama.cpp's server: exit {r.returncode} in {time.time() - t0:.0f} s; {r.stderr.strip().splitlines()[-1:]}")
-        if r.returncode == 0:
-            rows = [json.loads(l) for l in open(out)]
-            mean = sum(x["f1"] for x in rows) / len(rows)
-            print(f"  {len(rows)} rows (question x assignment), mean F1 {mean:.3f}; our own engine's sample_valid: see `haps-pipe show score_valid`")
+        label = "repeat_penalty 1.0" if plain else "its default repeat_penalty 1.1"
+        print(f"haps-pipe sample (openai backend) against llama.cpp's server with {label}: exit {r.returncode} in {time.time() - t0:.0f} s")
+        if r.returncode != 0:
+            print(r.stderr[-2000:])
+            return
+        theirs = {(x["qid"], x["action_index"]): x for x in map(json.loads, open(out))}
+        ours = {(x["qid"], x["action_index"]): x for x in map(json.loads, open(os.path.join(tree("sample_valid"), "baseline.jsonl")))}
+        same = sum(1 for k, x in ours.items() if k in theirs and theirs[k]["answer"] == x["answer"])
+        mean = lambda rows: sum(x["f1"] for x in rows) / len(rows)
+        print(f"  {len(theirs)} rows (question x assignment): mean F1 {mean(list(theirs.values())):.4f} against our engine's "
+              f"sample_valid {mean(list(ours.values())):.4f}; the same final answer in {same}/{len(ours)} rows")
     finally:
         for s in servers:
             s.terminate()
@@ -124,7 +144,8 @@ def main():
         ggufs[c] = os.path.join(tempfile.gettempdir(), c + ".gguf")
         haps("export-gguf", tree(c), ggufs[c], "--name", c)
         differential(c, ggufs[c], tree(c))
-    serve_and_sample(ggufs)
+    serve_and_sample(ggufs, plain=False)
+    serve_and_sample(ggufs, plain=True)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,9 @@ public struct RunOptions: Sendable {
     /// The haps-pipe a Slurm job runs when the spec's `executor.command` does not say (the
     /// tool sets it to its own executable).
     public var jobCommand = "haps-pipe"
+    /// The experiment this run belongs to (`Experiment`), with the overrides that make it;
+    /// nil for runs that are not experiments (a Slurm job's, a sweep's).
+    public var experiment: (name: String, overrides: [String])?
     public init() {}
 }
 
@@ -405,7 +408,9 @@ public final class Executor: @unchecked Sendable {
         .object([
             "id": .string(s.runID), "pipeline": .string(s.pipeline), "spec": .string(spec.sourcePath),
             "started": .number(started.timeIntervalSince1970), "seconds": .number(s.seconds),
-            "interrupted": .bool(s.interrupted), "executor": .string(mode.name), "arguments": .array(CommandLine.arguments.map(JSONValue.string)),
+            "interrupted": .bool(s.interrupted), "executor": .string(mode.name),
+            "experiment": options.experiment.map { .string($0.name) } ?? .null,
+            "overrides": .array((options.experiment?.overrides ?? []).map(JSONValue.string)), "arguments": .array(CommandLine.arguments.map(JSONValue.string)),
             "machine": .object(options.machine().merging(["cores": .number(Double(RunOptions.cores)), "jobs": .number(Double(options.jobs))]) { a, _ in a }),
             "stages": .array(s.results.map { r in
                 var o: [String: JSONValue] = ["stage": .string(r.stage), "outcome": .string(r.outcome.label),

@@ -18,6 +18,9 @@ public struct GCReport: Sendable {
     public var removedWorkAreas = 0
     /// Half-written files of processes that were killed mid-write.
     public var removedTemporaries = 0
+    /// The results whose cache entries were (or would be) removed: the artifact and the
+    /// stage type that made it.
+    public var removedResults: [(output: Digest, type: String)] = []
 }
 
 extension Store {
@@ -62,6 +65,9 @@ extension Store {
                       let e = ActionEntry(json: json) else { if !dryRun { unlink(p) }; continue }
                 if !liveArtifacts.contains(e.output) {
                     report.removedActions += 1
+                    if !report.removedResults.contains(where: { $0.output == e.output }) {
+                        report.removedResults.append((e.output, e.payload["type"]?.stringValue ?? "?"))
+                    }
                     if !dryRun { unlink(p) }
                 }
             }

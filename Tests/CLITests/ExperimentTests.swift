@@ -1,0 +1,66 @@
+import Foundation
+import XCTest
+
+/// Experiments (issue 18): every run belongs to one (the spec as written, its --set overrides,
+/// or `run --exp NAME`); `exp show` tabulates them with the figures that differ, `exp diff`
+/// compares two, gc keeps each one's latest results until `exp drop`.
+final class ExperimentTests: XCTestCase {
+    var dir = ""
+
+    override func setUpWithError() throws {
+        dir = try makeTempDirectory(self)
+        // A baseline table whose F1s follow the parameter v, and its score table (which has figures).
+        try writeFile(#"""
+        {"name": "e", "stages": {
+          "rows": {"type": "command", "params": {"kind": "samples", "outputs": ["baseline.jsonl"], "params": {"v": 1},
+                   "run": "for q in 0 1; do for a in 0 1 2 3; do echo \"{{\\\"question\\\": \\\"q$q\\\", \\\"action_index\\\": $a, \\\"f1\\\": 0.$(( (q + a * {params.v}) % 10 ))}}\"; done; done > {outputs.baseline.jsonl}"}},
+          "score": {"type": "score", "inputs": {"samples": "rows"}}}}
+        """#, dir + "/e.json")
+    }
+
+    func run(_ args: [String]) throws -> CLI.Result {
+        let r = try CLI.run(args, in: dir)
+        XCTAssertEqual(r.status, 0, "\(args): \(r.stderr)")
+        return r
+    }
+
+    func testExperimentsAreListedComparedAndKeptUntilDropped() throws {
+        _ = try run(["run", "e.json"])
+        let specRows = try run(["show", "rows", "--json"]).stdout
+        let specDigest = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(specRows.utf8)) as? [String: Any])?["digest"] as? String)
+        _ = try run(["run", "e.json", "--set", "rows.v=2"])
+        _ = try run(["run", "e.json", "--set", "rows.v=3", "--exp", "three"])
+
+        // gc keeps the spec's results although the refs now point at the last run's.
+        let dry = try run(["gc", "--dry-run"])
+        XCTAssertFalse(dry.stdout.contains("results that would go"), dry.stdout)
+        _ = try run(["gc"])
+        XCTAssertEqual(try CLI.run(["show", String(specDigest.prefix(12))], in: dir).status, 0, "the spec's result survives gc")
+
+        let show = try run(["exp", "show", "e.json"]).stdout
+        XCTAssertTrue(show.hasPrefix("e: 3 experiments\n"), show)
+        let lines = show.split(separator: "\n").map(String.init)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("  spec ") && $0.hasSuffix("2 (2)") }, show)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("  rows.v=2 ") && $0.hasSuffix("2 (2)") }, show)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("  three ") }, show)
+        let header = try XCTUnwrap(lines.first { $0.hasPrefix("  figures that differ") })
+        XCTAssertTrue(header.contains("spec") && header.contains("rows.v=2") && header.contains("three"), header)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("  score.oracle_f1 ") }, show)
+
+        let diff = try run(["exp", "diff", "spec", "rows.v=2"]).stdout
+        XCTAssertTrue(diff.contains("  rows: params.params.v changed: 1 → 2\n"), diff)
+        XCTAssertTrue(diff.contains("  score: input 'samples' changed"), diff)
+        XCTAssertTrue(diff.contains("metrics diff:\n  score."), diff)
+
+        let drop = try run(["exp", "drop", "rows.v=2"]).stdout
+        XCTAssertTrue(drop.hasPrefix("dropped experiment 'rows.v=2' of e (1 run record)"), drop)
+        let after = try run(["gc", "--dry-run"]).stdout
+        XCTAssertTrue(after.contains("results that would go:\n"), after)
+        XCTAssertTrue(after.contains("  command"), after)
+        XCTAssertTrue(after.contains("  score"), after)
+        XCTAssertFalse(try run(["exp", "show"]).stdout.contains("rows.v=2"))
+        let missing = try CLI.run(["exp", "diff", "spec", "rows.v=9"], in: dir)
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.stderr.contains("no experiment 'rows.v=9'"), missing.stderr)
+    }
+}
