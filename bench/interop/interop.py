@@ -103,7 +103,7 @@ def serve_and_sample(ggufs, plain):
     for name, preset in (("agent_a", "llama"), ("agent_b", "qwen")):
         port = free_port()
         log = open(os.path.join(tempfile.gettempdir(), f"llama-cpp-{name}.log"), "w")
-        start = [sys.executable, "-c", PLAIN, "llama_cpp.server"] if plain else [sys.executable, "-m", "llama_cpp.server"]
+        start = [sys.executable, "-c", PLAIN] if plain else [sys.executable, "-m", "llama_cpp.server"]
         servers.append(subprocess.Popen(start + ["--model", ggufs[name], "--port", str(port), "--n_ctx", "4096", "--n_threads", "1"],
                                         stdout=log, stderr=log))
         urls[preset] = f"http://127.0.0.1:{port}/v1"
