@@ -20,11 +20,15 @@ struct Dag: ParsableCommand {
     enum Format: String, ExpressibleByArgument, CaseIterable { case text, dot, mermaid }
 
     @OptionGroup var specOptions: SpecOptions
+    @OptionGroup var storeOptions: StoreOptions
     @Option(help: "text, dot or mermaid.") var format: Format = .text
 
     func run() throws {
         let spec: PipelineSpec
-        do { spec = try specOptions.load() } catch { throw ErrorOutput.fail(error) }
+        do {
+            // Inputs may name results in the store (PIPELINE/STAGE); without a store, such names read as paths.
+            spec = FileIO.isDirectory(storeOptions.store) ? try specOptions.load(store: try storeOptions.open()) : try specOptions.load()
+        } catch { throw ErrorOutput.fail(error) }
         print(Dag.render(spec, format), terminator: "")
     }
 
@@ -46,7 +50,7 @@ struct Dag: ParsableCommand {
             var out = "\(spec.name): \(spec.order.count) stages\n"
             for name in spec.order {
                 let st = spec.stages[name]!
-                let inputs = edges.filter { $0.to == name }.map { "\($0.port) ← \($0.file ? "file " : "")\($0.from)" }
+                let inputs = edges.filter { $0.to == name }.map { "\($0.port) ← \($0.file && !$0.from.hasPrefix("artifact ") ? "file " : "")\($0.from)" }
                 out += "  \(name) (\(st.definition.name))" + (inputs.isEmpty ? "" : ": " + inputs.joined(separator: ", ")) + "\n"
             }
             return out

@@ -56,6 +56,17 @@ struct SpecOptions: ParsableArguments {
     func load() throws -> PipelineSpec {
         try PipelineSpec.load(path: spec, registry: HAPSStages.registry, overrides: overrides)
     }
+
+    /// The spec, its inputs allowed to name results in `store` (PIPELINE/STAGE, digests).
+    func load(store: Store) throws -> PipelineSpec {
+        try PipelineSpec.load(path: spec, registry: HAPSStages.registry, overrides: overrides, stored: store.results)
+    }
+}
+
+extension Store {
+    /// What a spec's input may name in this store besides stages and files: another pipeline's
+    /// result (PIPELINE/STAGE) or an artifact digest, as `show` takes them.
+    var results: PipelineSpec.StoredResults { { [self] name in try? RefLookup.artifact(name, pipeline: nil, in: self) } }
 }
 
 /// A command line that names something the spec does not have (exit status 2, like a bad spec).

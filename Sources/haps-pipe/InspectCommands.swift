@@ -25,8 +25,8 @@ struct Plan: ParsableCommand {
 
     func run() throws {
         do {
-            let spec = try specOptions.load()
             let store = try storeOptions.open()
+            let spec = try specOptions.load(store: store)
             let plan = try Planner.plan(spec, selection: Planner.selection(spec, until: until), forced: Set(force),
                                         lookups: .store(store, pipeline: spec.name))
             if json {
@@ -105,7 +105,7 @@ struct Explain: ParsableCommand {
             var stageName = stage
             var plan: PlanEntry?
             if let spec {
-                let s = try PipelineSpec.load(path: spec, registry: HAPSStages.registry, overrides: overrides)
+                let s = try PipelineSpec.load(path: spec, registry: HAPSStages.registry, overrides: overrides, stored: store.results)
                 guard s.stages[stage] != nil else {
                     throw UsageError("unknown stage '\(stage)' in \(spec)" + NearestName.hint(stage, among: s.order))
                 }
@@ -152,7 +152,7 @@ struct Status: ParsableCommand {
         do {
             let store = try storeOptions.open()
             if let spec {
-                let s = try PipelineSpec.load(path: spec, registry: HAPSStages.registry, overrides: overrides)
+                let s = try PipelineSpec.load(path: spec, registry: HAPSStages.registry, overrides: overrides, stored: store.results)
                 let plan = try Planner.plan(s, selection: Set(s.order), forced: [], lookups: .store(store, pipeline: s.name))
                 print("\(s.name) (\(spec)), store \(store.root)")
                 let jobs = Dictionary(SlurmJobInFlight.all(in: store).map { ($0.key, $0) }) { a, _ in a }

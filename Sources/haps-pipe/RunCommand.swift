@@ -50,8 +50,8 @@ struct Run: ParsableCommand {
     var exp: String?
 
     func run() throws {
-        let spec: PipelineSpec
-        do { spec = try specOptions.load() } catch { throw ErrorOutput.fail(error) }
+        let spec: PipelineSpec, store: Store
+        do { store = try storeOptions.open(); spec = try specOptions.load(store: store) } catch { throw ErrorOutput.fail(error) }
         for s in force + until where spec.stages[s] == nil {
             throw ErrorOutput.fail(UsageError("unknown stage '\(s)'" + NearestName.hint(s, among: spec.order)))
         }
@@ -63,8 +63,6 @@ struct Run: ParsableCommand {
         options.verify = verify
         options.experiment = (exp ?? Experiment.name(overrides: specOptions.overrides), specOptions.overrides)
         executorOptions.apply(to: &options)
-        let store: Store
-        do { store = try storeOptions.open() } catch { throw ErrorOutput.fail(error) }
         let cancellation = CancellationToken()
         let interrupts = InterruptHandler(cancellation: cancellation)
         // Ctrl-C handling is armed when the first stage starts running; before that there is no

@@ -56,7 +56,7 @@ struct SweepState {
         let text: String
         do { text = try FileIO.readString(spec) } catch { throw UsageError("sweep \(name): cannot read its spec \(spec): \(error.reason)") }
         return try Sweep(name: name, specText: text, file: spec, points: points, registry: HAPSStages.registry,
-                         baseDirectory: FileManager.default.currentDirectoryPath)
+                         baseDirectory: FileManager.default.currentDirectoryPath, stored: store.results)
     }
 }
 

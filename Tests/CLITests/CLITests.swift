@@ -55,8 +55,13 @@ final class CLITests: XCTestCase {
         XCTAssertEqual((obj?["manifest"] as? [String: Any])?["kind"] as? String, "files")
         let status = try CLI.run(["status", "spec.json"], in: dir)
         XCTAssertTrue(status.stdout.contains("  a                up to date"), status.stdout)
+        // The spec's own results are an experiment beside the --set run's: gc keeps both
+        // until one is dropped.
         let gc = try CLI.run(["gc"], in: dir)
-        XCTAssertTrue(gc.stdout.hasPrefix("removed 4 objects"), gc.stdout)
+        XCTAssertTrue(gc.stdout.hasPrefix("removed 0 objects"), gc.stdout)
+        XCTAssertEqual(try CLI.run(["exp", "drop", "spec"], in: dir).status, 0)
+        let gc2 = try CLI.run(["gc"], in: dir)
+        XCTAssertTrue(gc2.stdout.hasPrefix("removed 4 objects"), gc2.stdout)
     }
 
     func testInvalidSpecExitsWithStatus2AndEveryProblem() throws {
@@ -152,6 +157,40 @@ final class CLITests: XCTestCase {
         let missing = try CLI.run(["export", "nope", "elsewhere"], in: dir)
         XCTAssertEqual(missing.status, 1, missing.stderr)
         XCTAssertTrue(missing.stderr.contains("'nope' is neither a stage with a stored result nor an artifact digest"), missing.stderr)
+    }
+
+    /// A spec may read another pipeline's result (PIPELINE/STAGE) or an artifact by digest,
+    /// without copying that pipeline; a name that is neither is still an error.
+    func testAnInputMayNameAnotherPipelinesResultOrADigest() throws {
+        try writeDiamondSpec()
+        XCTAssertEqual(try CLI.run(["run", "spec.json"], in: dir).status, 0)
+        try writeFile(#"""
+        {"name": "reader", "stages": {"d": {"type": "command", "inputs": {"c": "demo/c"},
+          "params": {"run": "cat {inputs.c} > {outputs.d.txt}; echo read >> {outputs.d.txt}", "outputs": ["d.txt"]}}}}
+        """#, dir + "/reader.json")
+        let r = try CLI.run(["run", "reader.json"], in: dir)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try CLI.run(["show", "d", "--file", "d.txt"], in: dir).stdout, "A\nB 1\nread\n")
+        let dag = try CLI.run(["dag", "reader.json"], in: dir)
+        XCTAssertTrue(dag.stdout.contains("d (command): c ← artifact "), dag.stdout)
+
+        // By digest: the same key (the input is the same artifact), so it is cached.
+        let json = try CLI.run(["show", "demo/c", "--json"], in: dir).stdout
+        let digest = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])?["digest"] as? String)
+        try writeFile((try String(contentsOfFile: dir + "/reader.json", encoding: .utf8)).replacingOccurrences(of: "demo/c", with: digest), dir + "/reader.json")
+        let again = try CLI.run(["run", "reader.json"], in: dir)
+        XCTAssertTrue(again.stderr.contains("reader: 1 cached"), again.stderr)
+
+        // A changed upstream result is picked up by the next run of the reader.
+        XCTAssertEqual(try CLI.run(["run", "spec.json", "--set", "b.x=2"], in: dir).status, 0)
+        try writeFile((try String(contentsOfFile: dir + "/reader.json", encoding: .utf8)).replacingOccurrences(of: digest, with: "demo/c"), dir + "/reader.json")
+        XCTAssertEqual(try CLI.run(["run", "reader.json"], in: dir).status, 0)
+        XCTAssertEqual(try CLI.run(["show", "d", "--file", "d.txt"], in: dir).stdout, "A\nB 2\nread\n")
+
+        try writeFile(#"{"name": "bad", "stages": {"d": {"type": "command", "inputs": {"c": "nothing"}, "params": {"run": "true"}}}}"#, dir + "/bad.json")
+        let bad = try CLI.run(["plan", "bad.json"], in: dir)
+        XCTAssertEqual(bad.status, 2)
+        XCTAssertTrue(bad.stderr.contains("'nothing' is neither a stage of this pipeline nor an existing file nor a result in the store"), bad.stderr)
     }
 
     /// `dag` prints the graph: stages in run order with their inputs, as text, DOT and Mermaid.

@@ -13,18 +13,22 @@ extension PipelineSpec {
     static let stageFields = ["type", "inputs", "params", "pool", "cpus", "mem", "gpus", "time", "seed", "description"]
     public static let defaultSeed = 43
 
+    /// Finds a result in a store by the name `show` takes (PIPELINE/STAGE, or a digest): an
+    /// input that is neither a stage of the spec nor an existing file may name one.
+    public typealias StoredResults = @Sendable (String) -> Digest?
+
     /// Reads, overrides and validates a spec file. Throws `SpecError` listing every problem.
     public static func load(path: String, registry: StageRegistry, overrides: [String] = [],
-                            baseDirectory: String = FileManager.default.currentDirectoryPath) throws -> PipelineSpec {
+                            baseDirectory: String = FileManager.default.currentDirectoryPath, stored: StoredResults? = nil) throws -> PipelineSpec {
         let text: String
         do { text = try FileIO.readString(path) } catch {
             throw SpecError(file: path, problems: [SpecProblem(.root, "cannot read the spec: " + (error.line.map { "line \($0): " } ?? "") + error.reason)])
         }
-        return try parse(text: text, file: path, registry: registry, overrides: overrides, baseDirectory: baseDirectory)
+        return try parse(text: text, file: path, registry: registry, overrides: overrides, baseDirectory: baseDirectory, stored: stored)
     }
 
     public static func parse(text: String, file: String, registry: StageRegistry, overrides: [String] = [],
-                             baseDirectory: String = FileManager.default.currentDirectoryPath) throws -> PipelineSpec {
+                             baseDirectory: String = FileManager.default.currentDirectoryPath, stored: StoredResults? = nil) throws -> PipelineSpec {
         let doc: JSONParser.Document
         do { doc = try JSONParser.parseDocument(text) } catch {
             throw SpecError(file: file, problems: [], syntax: error)
@@ -39,6 +43,7 @@ extension PipelineSpec {
             }
         }
         var validator = SpecValidator(registry: registry, baseDirectory: baseDirectory)
+        validator.stored = stored
         let spec = validator.validate(value, sourcePath: file)
         // A problem with a value that came from --set is the --set argument's, not the file's.
         problems += validator.problems.map { p in
@@ -112,6 +117,9 @@ struct SpecValidator {
     let registry: StageRegistry
     let baseDirectory: String
     var problems: [SpecProblem] = []
+
+    /// Results in the store that inputs may name (PIPELINE/STAGE, digests).
+    var stored: PipelineSpec.StoredResults?
 
     init(registry: StageRegistry, baseDirectory: String) {
         self.registry = registry; self.baseDirectory = baseDirectory
@@ -294,6 +302,8 @@ struct SpecValidator {
                     let full = s.hasPrefix("/") ? s : baseDirectory + "/" + s
                     if FileIO.exists(full) {
                         st.inputs.append((port, kind, .path(full)))
+                    } else if let d = stored?(s) {  // another pipeline's result (PIPELINE/STAGE) or an artifact digest
+                        st.inputs.append((port, kind, .artifact(d)))
                     } else if s.contains("/") && NearestName.suggest(s, among: stageNames) == nil {
                         // A path to something the user has yet to fetch (a model directory): the
                         // spec is valid, and a run that needs this stage stops before it starts
@@ -301,7 +311,7 @@ struct SpecValidator {
                         st.inputs.append((port, kind, .path(full)))
                     } else {
                         let hint = NearestName.hint(s, among: stageNames, what: "stage")
-                        report(ip, "'\(s)' is neither a stage of this pipeline nor an existing file" + hint)
+                        report(ip, "'\(s)' is neither a stage of this pipeline nor an existing file" + (stored == nil ? "" : " nor a result in the store (PIPELINE/STAGE or a digest)") + hint)
                     }
                 }
             }

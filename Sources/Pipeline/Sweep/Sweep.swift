@@ -62,9 +62,12 @@ public struct Sweep: Sendable {
     /// The parameter as labels show it: "rl_train.alpha" → "alpha" when the last part is enough.
     static func shortName(_ p: String) -> String { p.split(separator: ".").last.map(String.init) ?? p }
 
-    public init(name: String, specText: String, file: String, points: [Point], registry: StageRegistry, baseDirectory: String) throws {
+    public init(name: String, specText: String, file: String, points: [Point], registry: StageRegistry, baseDirectory: String,
+                stored: PipelineSpec.StoredResults? = nil) throws {
         guard !points.isEmpty else { throw SweepError("a sweep needs at least one point") }
-        let specs = try points.map { try PipelineSpec.parse(text: specText, file: file, registry: registry, overrides: $0.overrides, baseDirectory: baseDirectory) }
+        let specs = try points.map {
+            try PipelineSpec.parse(text: specText, file: file, registry: registry, overrides: $0.overrides, baseDirectory: baseDirectory, stored: stored)
+        }
         self.name = name
         self.points = points
         (merged, mapping) = Sweep.merge(specs, labels: points.map(\.label), name: "\(specs[0].name)~\(name)")
