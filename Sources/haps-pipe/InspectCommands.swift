@@ -250,7 +250,11 @@ struct Show: ParsableCommand {
             if let ref { print("\(ref.pipeline)/\(ref.stage)") }
             print("artifact \(digest.hex)")
             print("kind     \(m.kind)")
-            if let ref { print("key      \(ref.ref.key.hex)") }
+            if let ref {
+                print("key      \(ref.ref.key.hex)")
+                let log = store.logPath(ref.ref.key)
+                if FileIO.exists(log) { print("log      \(log)  (its program's output)") }
+            }
             print("files    \(m.files.count), \(m.totalSize) bytes")
             for name in m.files.keys.sorted() {
                 let e = m.files[name]!

@@ -193,6 +193,23 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(bad.stderr.contains("'nothing' is neither a stage of this pipeline nor an existing file nor a result in the store"), bad.stderr)
     }
 
+    /// A successful command's output is kept beside its result (`show` names the file) and
+    /// goes with it when gc collects the result.
+    func testACommandsLogIsKeptWithItsResult() throws {
+        try writeFile(#"{"name": "l", "stages": {"s": {"type": "command", "params": {"run": "echo hello from the program; echo {params.v} > {outputs.o.txt}", "outputs": ["o.txt"], "params": {"v": 1}}}}}"#,
+                      dir + "/l.json")
+        XCTAssertEqual(try CLI.run(["run", "l.json"], in: dir).status, 0)
+        let show = try CLI.run(["show", "s"], in: dir).stdout
+        let line = try XCTUnwrap(show.split(separator: "\n").first { $0.hasPrefix("log      ") }, show)
+        let path = String(line.dropFirst(9).prefix { $0 != " " })
+        XCTAssertEqual(readFile(path), "hello from the program\n")
+        XCTAssertEqual(try CLI.run(["run", "l.json", "--set", "s.v=2"], in: dir).status, 0)
+        XCTAssertEqual(try CLI.run(["exp", "drop", "spec"], in: dir).status, 0)
+        XCTAssertEqual(try CLI.run(["gc"], in: dir).status, 0)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path), "the log went with its result")
+        XCTAssertTrue(try CLI.run(["show", "s"], in: dir).stdout.contains("log      "), "the new result keeps its own")
+    }
+
     /// `dag` prints the graph: stages in run order with their inputs, as text, DOT and Mermaid.
     func testDagPrintsTheGraphInThreeFormats() throws {
         try writeDiamondSpec()

@@ -363,6 +363,7 @@ public final class Executor: @unchecked Sendable {
             let entry = ActionEntry(key: key.digest, output: output, kind: st.ports.output, payload: key.payload,
                                     createdAt: Date(), seconds: seconds, objectStats: try store.objectFingerprints(ofArtifact: output))
             try store.recordAction(entry)
+            store.keepLog(of: key.digest)
             FileIO.remove(work)
             let cutoff = previous.map { $0.output == output && $0.key != key.digest } ?? false
             try store.writeRef(StageRef(key: key.digest, output: output, kind: st.ports.output, payload: key.payload,

@@ -57,6 +57,7 @@ extension Store {
             }
         }
         let actions = "\(root)/actions"
+        var removedKeys = Set<Digest>()
         for prefix in (try? fm.contentsOfDirectory(atPath: actions)) ?? [] {
             for f in (try? fm.contentsOfDirectory(atPath: "\(actions)/\(prefix)")) ?? [] {
                 let p = "\(actions)/\(prefix)/\(f)"
@@ -65,6 +66,7 @@ extension Store {
                       let e = ActionEntry(json: json) else { if !dryRun { unlink(p) }; continue }
                 if !liveArtifacts.contains(e.output) {
                     report.removedActions += 1
+                    removedKeys.insert(e.key)
                     if !report.removedResults.contains(where: { $0.output == e.output }) {
                         report.removedResults.append((e.output, e.payload["type"]?.stringValue ?? "?"))
                     }
@@ -83,6 +85,11 @@ extension Store {
                 report.removedWorkAreas += 1
                 if !dryRun { FileIO.remove("\(root)/work/\(w)") }
             }
+        }
+        // Logs of results that are gone.
+        for f in (try? fm.contentsOfDirectory(atPath: "\(root)/logs")) ?? [] {
+            guard f.hasSuffix(".log"), let key = Digest(hex: String(f.dropLast(4))), removedKeys.contains(key) else { continue }
+            if !dryRun { FileIO.remove("\(root)/logs/\(f)") }
         }
         // Slurm jobs that ended (no `submitted` record): their logs.
         for j in (try? fm.contentsOfDirectory(atPath: "\(root)/jobs")) ?? [] where !FileIO.exists("\(root)/jobs/\(j)/submitted") {

@@ -217,6 +217,19 @@ public final class Store: @unchecked Sendable {
     /// The directory where a stage keeps journals, checkpoints and scratch until it succeeds.
     public func workDirectory(_ key: Digest) -> String { "\(root)/work/\(key.hex)" }
 
+    /// Where the output of a key's program is kept after it succeeded (a `command` stage's
+    /// `command.log`): beside the store's results, not in the artifact, whose digest it would
+    /// otherwise change with every timestamp it prints.
+    public func logPath(_ key: Digest) -> String { "\(root)/logs/\(key.hex).log" }
+
+    /// Moves a finished stage's log out of its work area before the area is removed.
+    func keepLog(of key: Digest) {
+        let log = workDirectory(key) + "/command.log"
+        guard FileIO.exists(log) else { return }
+        try? FileIO.makeDirectory(root + "/logs")
+        rename(log, logPath(key))
+    }
+
     // MARK: Refs and run records
 
     func refPath(pipeline: String, stage: String) -> String { "\(root)/refs/\(pipeline)/\(stage).json" }
