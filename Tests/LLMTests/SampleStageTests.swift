@@ -120,6 +120,32 @@ final class SampleStageTests: XCTestCase {
     }
 }
 
+/// The preflight probes the protocol, not only the port: a program that is not an OpenAI
+/// server (here Python's file server) is named with what it answered.
+final class PreflightProbeTests: XCTestCase {
+    func testAPortThatAnswersAsSomethingElseIsNamed() throws {
+        let dir = NSTemporaryDirectory() + "probe-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in(); addr.sin_family = sa_family_t(AF_INET); addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(s, $0, &len) } }
+        let port = Int(UInt16(bigEndian: addr.sin_port)); close(s)
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        server.arguments = ["python3", "-m", "http.server", String(port), "--bind", "127.0.0.1", "--directory", dir]
+        server.standardOutput = FileHandle.nullDevice; server.standardError = FileHandle.nullDevice
+        try server.run()
+        defer { server.terminate(); server.waitUntilExit() }
+        for _ in 0..<100 where !Backends.reachable("http://127.0.0.1:\(port)/v1") { Thread.sleep(forTimeInterval: 0.05) }
+        let bad = Backends.unreachable(["models.a": ["backend": "openai", "url": .string("http://127.0.0.1:\(port)/v1"), "model": "m"]])
+        XCTAssertEqual(bad.count, 1, "\(bad)")
+        XCTAssertTrue(bad.first?.hasPrefix("models.a: what answers at http://127.0.0.1:\(port)/v1 is not an OpenAI-compatible server (GET http://127.0.0.1:\(port)/v1/models: HTTP 404") ?? false, "\(bad)")
+        XCTAssertTrue(bad.first?.contains("start it: vllm serve m --port \(port)") ?? false, "\(bad)")
+    }
+}
+
 /// Identical calls made at the same moment by different dialogues reach the model once.
 final class MemoizedChatModelTests: XCTestCase {
     final class SlowModel: ChatModel, @unchecked Sendable {

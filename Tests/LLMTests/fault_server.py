@@ -29,6 +29,8 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self):
+        if self.path == "/v1/models":  # what the sample stage's preflight asks an OpenAI server
+            return self.reply(200, {"object": "list", "data": [{"id": "any", "object": "model"}]})
         if self.path.startswith("/count/"):
             self.reply(200, {"count": counts.get(self.path[len("/count/"):], 0)})
         else:

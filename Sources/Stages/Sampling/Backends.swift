@@ -101,11 +101,14 @@ public enum Backends {
         }
     }
 
-    /// Every URL the resources point at, checked with a TCP connect (1 s each, all at once):
-    /// the unreachable ones, each with how to start its server. Called before any work, so a
-    /// pipeline against absent servers fails in about a second and names them all.
+    /// Every URL the resources point at, checked with a TCP connect (1 s each, all at once),
+    /// and an OpenAI server's protocol with `GET {url}/models` (any program listening on the
+    /// port would pass a connect): the endpoints that do not answer, or answer as something
+    /// else, each with how to start its server. Called before any work, so a pipeline against
+    /// absent servers fails in about a second and names them all. (A `haps` server is only
+    /// connected to: its one request runs the model.)
     public static func unreachable(_ resources: [String: JSONValue]) -> [String] {
-        var checks: [(String, String, String)] = []  // (resource, url, hint)
+        var checks: [(String, String, String, Bool)] = []  // (resource, url, hint, speaks OpenAI)
         for (name, r) in resources.sorted(by: { $0.key < $1.key }) {
             guard let backend = r["backend"]?.stringValue, backend != "lexical", let us = try? urls(r, name) else { continue }
             for u in us {
@@ -116,17 +119,45 @@ public enum Backends {
                     let m = r["model"]?.stringValue ?? name
                     hint = "start it: vllm serve \(m) --port \(OpenAIChatModel.port(of: u) ?? "PORT")"
                 }
-                checks.append((name, u, hint))
+                checks.append((name, u, hint, backend == "openai"))
             }
         }
         final class Box: @unchecked Sendable { var bad: [Int: String] = [:]; let lock = Lock() }
         let box = Box()
         let all = checks
         DispatchQueue.concurrentPerform(iterations: all.count) { i in
-            let (name, u, hint) = all[i]
-            if !reachable(u) { box.lock.withLock { box.bad[i] = "\(name): nothing answers at \(u)\n    \(hint)" } }
+            let (name, u, hint, openAI) = all[i]
+            if !reachable(u) { box.lock.withLock { box.bad[i] = "\(name): nothing answers at \(u)\n    \(hint)" }; return }
+            if openAI, let other = notOpenAI(u) {
+                box.lock.withLock { box.bad[i] = "\(name): what answers at \(u) is not an OpenAI-compatible server (\(other))\n    \(hint)" }
+            }
         }
         return box.bad.keys.sorted().map { box.bad[$0]! }
+    }
+
+    /// Nil when `GET {url}/models` answers as an OpenAI server does (a JSON object with a
+    /// `data` list, or 401/403: a key is needed, so it is a server that checks keys); else what
+    /// answered instead. Which models it serves is not checked: llama.cpp's server answers for
+    /// any name, vLLM's names the model it lacks in its first reply's error.
+    static func notOpenAI(_ url: String) -> String? {
+        guard let client = try? HTTPClient(connectTimeout: 1, timeout: 3, retry: RetryPolicy(maxAttempts: 1)) else { return nil }
+        let base = url.hasSuffix("/") ? String(url.dropLast()) : url
+        func oneLine(_ s: String) -> String {
+            let words = s.split(whereSeparator: { $0 == " " || $0.isNewline }).joined(separator: " ")
+            return words.count > 80 ? String(words.prefix(80)) + "…" : words
+        }
+        let r: HTTPResponse
+        do { r = try client.get(base + "/models") } catch {
+            if case .status(let code) = error.code, code == 401 || code == 403 { return nil }
+            return "GET \(base)/models: \(oneLine(error.message))"
+        }
+        if r.status == 401 || r.status == 403 { return nil }
+        let snippet = oneLine(r.text)
+        guard r.status == 200 else { return "GET \(base)/models: HTTP \(r.status): \(snippet)" }
+        guard let json = try? JSONParser.parse(bytes: r.body), json["data"]?.arrayValue != nil else {
+            return "GET \(base)/models did not answer with a list of models: \(snippet)"
+        }
+        return nil
     }
 
     /// A TCP connect to the URL's host and port, within `timeout` seconds.
