@@ -69,6 +69,15 @@ extension Store {
     var results: PipelineSpec.StoredResults { { [self] name in try? RefLookup.artifact(name, pipeline: nil, in: self) } }
 }
 
+/// The files and directories a direct command (`sample`, `sft-train`, `rl-train`) was given,
+/// checked before it builds its one-stage pipeline: a missing one is reported in the terms the
+/// user typed (`--questions q.jsonl: no such file or directory`), every one at once, not as a
+/// place in the generated spec.
+func requireExisting(_ paths: [(flag: String, path: String?)]) throws {
+    let missing = paths.compactMap { p in p.path.flatMap { FileIO.exists($0) ? nil : "\(p.flag) \($0): no such file or directory" } }
+    if !missing.isEmpty { throw UsageError(missing.joined(separator: "\n")) }
+}
+
 /// A command line that names something the spec does not have (exit status 2, like a bad spec).
 struct UsageError: Error, CustomStringConvertible {
     var description: String

@@ -63,10 +63,8 @@ struct RLTrainCommand: ParsableCommand {
             }
             guard candidates.count >= 1 else { throw UsageError("give the candidates with --model NAME=DIR (candidate 0 first)") }
             guard Set(candidates.map(\.name)).count == candidates.count else { throw UsageError("--model: a candidate name is given twice") }
-            for (flag, path) in [("--router-path", routerPath), ("--train-data", trainData), ("--valid-data", validData)]
-                + [testData.map { ("--test-data", $0) }].compactMap({ $0 }) + candidates.map({ ("--model \($0.name)", $0.dir) }) where !FileIO.exists(path) {
-                throw UsageError("\(flag) \(path): no such file or directory")
-            }
+            try requireExisting([("--router-path", routerPath), ("--train-data", trainData), ("--valid-data", validData), ("--test-data", testData)]
+                                + candidates.map { ("--model \($0.name)", $0.dir) })
             guard SampleStage.BuiltinPrompts(rawValue: prompts) != nil else {
                 throw UsageError("unknown --prompts '\(prompts)'" + NearestName.hintOrChoices(prompts, among: SampleStage.BuiltinPrompts.allCases.map(\.rawValue)))
             }

@@ -49,10 +49,8 @@ struct SFTTrainCommand: ParsableCommand {
             guard ScheduleKind(rawValue: lrSchedulerType) != nil else {
                 throw UsageError("unknown --lr-scheduler-type '\(lrSchedulerType)'" + NearestName.hintOrChoices(lrSchedulerType, among: ScheduleKind.allCases.map(\.rawValue)))
             }
-            for (flag, path) in [("--sft-data", sftData), ("--model-name-or-path", modelNameOrPath), ("--valid-baseline", validBaseline)]
-                + [trainBaseline.map { ("--train-baseline", $0) }, prompts.map { ("--prompts", $0) }].compactMap({ $0 }) where !FileIO.exists(path) {
-                throw UsageError("\(flag) \(path): no such file or directory")
-            }
+            try requireExisting([("--sft-data", sftData), ("--model-name-or-path", modelNameOrPath), ("--valid-baseline", validBaseline),
+                                 ("--train-baseline", trainBaseline), ("--prompts", prompts)])
             var scoreParams: [(String, JSONValue)] = [("candidates", .number(Double(candidateOptions.space.candidates)))]
             if let pair = candidateOptions.pair { scoreParams.append(("pair", .string(pair))) }
             if let names = try candidateOptions.names(), candidateOptions.pair == nil {

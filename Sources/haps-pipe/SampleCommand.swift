@@ -71,9 +71,14 @@ struct Sample: ParsableCommand {
             let file: String
             switch (questions, dataType) {
             case (let q?, nil): file = q
-            case (nil, let split?): file = "dataset/\(split).jsonl"
+            case (nil, let split?):
+                guard ["train", "valid", "test"].contains(split) else {
+                    throw UsageError("unknown --data-type '\(split)'" + NearestName.hintOrChoices(split, among: ["train", "valid", "test"]))
+                }
+                file = "dataset/\(split).jsonl"
             default: throw UsageError("give either --questions FILE or --data-type SPLIT")
             }
+            try requireExisting([(questions == nil ? "--data-type \(dataType!) reads" : "--questions", file), ("--prompts", prompts)])
             var urls: [String: String] = [:]
             for m in modelURL {
                 guard let eq = m.firstIndex(of: "=") else { throw UsageError("--model-url '\(m)' is not NAME=URL") }

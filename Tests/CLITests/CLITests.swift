@@ -210,6 +210,20 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(try CLI.run(["show", "s"], in: dir).stdout.contains("log      "), "the new result keeps its own")
     }
 
+    /// Direct commands report problems with their own flags, not as places in the one-stage
+    /// spec they build.
+    func testDirectCommandsNameTheirOwnFlags() throws {
+        let r = try CLI.run(["sample", "--questions", "nope.jsonl", "--prompts", "nodir", "--output", "x.jsonl"], in: dir)
+        XCTAssertEqual(r.status, 2)
+        XCTAssertEqual(r.stderr, "error: --questions nope.jsonl: no such file or directory\n--prompts nodir: no such file or directory\n")
+        let split = try CLI.run(["sample", "--data-type", "trian", "--output", "x.jsonl"], in: dir)
+        XCTAssertEqual(split.stderr, "error: unknown --data-type 'trian'; did you mean 'train'?\n")
+        let sft = try CLI.run(["sft-train", "--sft-data", "a.json", "--model-name-or-path", "m", "--valid-baseline", "v.jsonl", "--output-dir", "o"], in: dir)
+        XCTAssertEqual(sft.status, 2)
+        XCTAssertTrue(sft.stderr.hasPrefix("error: --sft-data a.json: no such file or directory\n--model-name-or-path m: no such file or directory\n--valid-baseline v.jsonl"), sft.stderr)
+        XCTAssertFalse(sft.stderr.contains("$.stages"), sft.stderr)
+    }
+
     /// `dag` prints the graph: stages in run order with their inputs, as text, DOT and Mermaid.
     func testDagPrintsTheGraphInThreeFormats() throws {
         try writeDiamondSpec()

@@ -114,7 +114,9 @@ public enum Backends {
             for u in us {
                 let hint: String
                 if name == "retriever" || backend == "http" {
-                    hint = "start the reference's retrieval server on port \(OpenAIChatModel.port(of: u) ?? "PORT"), or use {\"backend\": \"lexical\"}"
+                    let port = OpenAIChatModel.port(of: u) ?? "PORT"
+                    hint = "start one: haps-pipe serve --retriever models/all-MiniLM-L6-v2 --port \(port) (or the reference's retrieval server), "
+                        + "or use the lexical retriever (--retriever lexical; {\"backend\": \"lexical\"} in a spec)"
                 } else {
                     let m = r["model"]?.stringValue ?? name
                     hint = "start it: vllm serve \(m) --port \(OpenAIChatModel.port(of: u) ?? "PORT")"
