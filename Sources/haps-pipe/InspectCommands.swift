@@ -234,7 +234,8 @@ struct Show: ParsableCommand {
                 guard let t = m.files["transcripts.jsonl"] else {
                     throw UsageError("--question needs a samples artifact with transcripts; \(digest.short) is a '\(m.kind)' artifact")
                 }
-                try printTranscripts(try store.object(t.digest), question: question, action: action)
+                let rows = try m.files["baseline.jsonl"].map { try store.object($0.digest) } ?? []
+                try printTranscripts(try store.object(t.digest), baseline: rows, question: question, action: action)
                 return
             }
             if json {
@@ -276,13 +277,28 @@ struct Show: ParsableCommand {
 
 extension Show {
     /// The dialogues of one question from a samples artifact's `transcripts.jsonl`, turn by turn.
-    func printTranscripts(_ bytes: [UInt8], question: Int, action: Int?) throws {
+    /// Each dialogue opens with who played which role, the question, the final answer, the
+    /// gold answer and the F1 (from the artifact's baseline rows).
+    func printTranscripts(_ bytes: [UInt8], baseline: [UInt8], question: Int, action: Int?) throws {
+        var rows: [Int: JSONValue] = [:]  // action → its baseline row for this question
+        for line in String(decoding: baseline, as: UTF8.self).split(separator: "\n") {
+            guard let r = try? JSONParser.parse(String(line)), r["qid"]?.intValue == question, let a = r["action_index"]?.intValue else { continue }
+            rows[a] = r
+        }
         var found = 0
         for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
             let v = try JSONParser.parse(String(line))
             guard v["qid"]?.intValue == question, action == nil || v["action_index"]?.intValue == action else { continue }
             found += 1
-            print("═══ question \(question), action \(v["action_index"]?.intValue ?? -1) ═══")
+            let a = v["action_index"]?.intValue ?? -1
+            if let r = rows[a] {
+                func quoted(_ k: String) -> String { r[k].map { $0.stringValue.map { JSONValue.string($0).canonical } ?? $0.canonical } ?? "?" }
+                print("═══ question \(question), action \(a): teacher \(r["teacher"]?.stringValue ?? "?"), student \(r["student"]?.stringValue ?? "?") ═══")
+                if let q = r["question"]?.stringValue { print("Q: " + q) }
+                print("final answer \(quoted("answer")) · gold \(quoted("ground_truth")) · F1 \(r["f1"]?.doubleValue.map { Format.fixed($0, 3) } ?? "?")\n")
+            } else {
+                print("═══ question \(question), action \(a) ═══")
+            }
             for turn in v["turns"]?.arrayValue ?? [] {
                 print("── step \(turn["step"]?.intValue ?? 0) · \(turn["role"]?.stringValue ?? "?") · \(turn["call"]?.stringValue ?? "?") ──")
                 print("PROMPT:\n" + (turn["prompt"]?.stringValue ?? ""))

@@ -119,7 +119,15 @@ final class SampleCommandTests: XCTestCase {
         XCTAssertTrue(again.stdout.hasPrefix("wrote b.jsonl (cached;"), again.stdout)
         let show = try CLI.run(["show", "sample-llama_qwen/sample", "--question", "0", "--action", "1"], in: dir)
         XCTAssertEqual(show.status, 0, show.stderr)
-        XCTAssertTrue(show.stdout.hasPrefix("═══ question 0, action 1 ═══\n── step 0 · student · think ──\nPROMPT:\nYou are a student"), show.stdout)
+        XCTAssertTrue(show.stdout.hasPrefix("""
+            ═══ question 0, action 1: teacher Llama-3.1-8B-Instruct, student Qwen2.5-7B-Instruct ═══
+            Q: Capital of France?
+            final answer "Paris" · gold "Paris" · F1 1.000
+
+            ── step 0 · student · think ──
+            PROMPT:
+            You are a student
+            """), show.stdout)
         XCTAssertTrue(show.stdout.contains("REPLY:\nThought: look it up\nAction: Search[France]"), show.stdout)
         let missing = try CLI.run(["show", "sample-llama_qwen/sample", "--question", "7"], in: dir)
         XCTAssertEqual(missing.stderr, "error: no dialogue for question 7 in this artifact\n")
