@@ -99,6 +99,14 @@ enum SweepTable {
         return (header, sweep.points.indices.map { i in [sweep.points[i].label] + keys.map { cells[i][$0] ?? "" } })
     }
 
+    /// The table without the figure columns that are the same at every point (the CSV keeps
+    /// them all): what a sweep changes stands out.
+    static func withoutConstantFigures(_ t: (header: [String], rows: [[String]])) -> (header: [String], rows: [[String]]) {
+        guard t.rows.count > 1, let state = t.header.firstIndex(of: "state") else { return t }
+        let keep = t.header.indices.filter { c in c <= state || Set(t.rows.map { $0[c] }).count > 1 }
+        return (keep.map { t.header[$0] }, t.rows.map { r in keep.map { r[$0] } })
+    }
+
     static func markdown(_ t: (header: [String], rows: [[String]])) -> String {
         var s = "| " + t.header.joined(separator: " | ") + " |\n|" + String(repeating: " --- |", count: t.header.count) + "\n"
         for r in t.rows { s += "| " + r.joined(separator: " | ") + " |\n" }
@@ -110,28 +118,37 @@ enum SweepTable {
         return ([t.header] + t.rows).map { $0.map(field).joined(separator: ",") }.joined(separator: "\n") + "\n"
     }
 
-    /// An SVG of `figure` against `parameter` (both column names of the table; parameters may
-    /// be given by their short name), one line per combination of the other parameters.
+    /// An SVG of one or more figures (comma-separated: `evaluate.best_fixed_f1,evaluate.oracle_f1`)
+    /// against `parameter` (column names of the table; parameters may be given by their short
+    /// name), one line per figure and combination of the other parameters, on one axis.
     static func plot(_ t: (header: [String], rows: [[String]]), spec: String, sweep: Sweep, store: Store) throws -> String {
         let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
-        guard parts.count == 2 else { throw UsageError("--plot '\(spec)' is not figure:parameter") }
+        guard parts.count == 2 else { throw UsageError("--plot '\(spec)' is not figure[,figure...]:parameter") }
         let figures = Array(t.header.drop { $0 != "state" }.dropFirst())
         let parameters = Array(t.header.dropFirst().prefix { $0 != "state" })
-        guard let y = t.header.firstIndex(of: parts[0]), figures.contains(parts[0]) else {
-            throw UsageError("--plot: no figure '\(parts[0])'" + NearestName.hintOrChoices(parts[0], among: figures))
+        let wanted = parts[0].split(separator: ",").map(String.init)
+        let ys = try wanted.map { f -> Int in
+            guard let y = t.header.firstIndex(of: f), figures.contains(f) else {
+                throw UsageError("--plot: no figure '\(f)'" + NearestName.hintOrChoices(f, among: figures))
+            }
+            return y
         }
         guard let x = t.header.firstIndex(of: parts[1]), parameters.contains(parts[1]) else {
             throw UsageError("--plot: no parameter '\(parts[1])'" + NearestName.hintOrChoices(parts[1], among: parameters))
         }
         let others = parameters.filter { $0 != parts[1] }.compactMap { t.header.firstIndex(of: $0) }
         var series: [(name: String, points: [(x: String, y: Double)])] = []
-        for row in t.rows {
-            guard let value = Double(row[y]) else { continue }
-            let name = others.isEmpty ? parts[0] : others.map { "\(t.header[$0])=\(row[$0])" }.joined(separator: ", ")
-            if let i = series.firstIndex(where: { $0.name == name }) { series[i].points.append((row[x], value)) } else { series.append((name, [(row[x], value)])) }
+        for (f, y) in zip(wanted, ys) {
+            for row in t.rows {
+                guard let value = Double(row[y]) else { continue }
+                let rest = others.map { "\(t.header[$0])=\(row[$0])" }.joined(separator: ", ")
+                let name = wanted.count == 1 ? (rest.isEmpty ? f : rest) : (rest.isEmpty ? f : "\(f) (\(rest))")
+                if let i = series.firstIndex(where: { $0.name == name }) { series[i].points.append((row[x], value)) } else { series.append((name, [(row[x], value)])) }
+            }
         }
-        let svg = SVGPlot(title: "\(sweep.name): \(parts[0]) by \(parts[1])", xLabel: parts[1], yLabel: parts[0], series: series).svg
-        let file = "\(store.root)/sweeps/\(sweep.name)/" + "\(parts[0])-vs-\(parts[1]).svg".map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" || $0 == "_" ? $0 : "_" }
+        let yLabel = wanted.count == 1 ? wanted[0] : "value"
+        let svg = SVGPlot(title: "\(sweep.name): \(wanted.joined(separator: ", ")) by \(parts[1])", xLabel: parts[1], yLabel: yLabel, series: series).svg
+        let file = "\(store.root)/sweeps/\(sweep.name)/" + "\(wanted.joined(separator: "+"))-vs-\(parts[1]).svg".map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" || $0 == "_" ? $0 : "_" }
         try FileIO.writeAtomically(svg, to: file)
         return file
     }
@@ -143,7 +160,7 @@ enum SweepTable {
         for e in plan { planned[e.stage] = e }
         let t = rows(sweep, store: store, planned: planned, failed: failed)
         try FileIO.writeAtomically(csv(t), to: "\(store.root)/sweeps/\(sweep.name)/results.csv")
-        let md = markdown(t)
+        let md = markdown(withoutConstantFigures(t))
         try FileIO.writeAtomically(md, to: "\(store.root)/sweeps/\(sweep.name)/results.md")
         for p in plots { FileIO.writeStderr("plot: \(try plot(t, spec: p, sweep: sweep, store: store))\n") }
         return md

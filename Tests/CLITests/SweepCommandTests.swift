@@ -25,7 +25,8 @@ final class SweepCommandTests: XCTestCase {
         XCTAssertNotEqual(csv[1][7], csv[2][7])
         let status = try CLI.run(["sweep", "status", "targets"], in: dir)
         XCTAssertEqual(status.status, 0, status.stderr)
-        XCTAssertTrue(status.stdout.hasPrefix("| point | smart_target | state |"), status.stdout)
+        XCTAssertEqual(status.stdout.split(separator: "\n").first, "| point | smart_target | state | sft.sft_rows |",
+                       "figures that are the same at every point (the shared score) leave the table; the CSV keeps them")
         let shown = try CLI.run(["show", "targets"], in: dir)
         XCTAssertEqual(shown.stdout, status.stdout, "show of a sweep prints its table")
         let plotted = try CLI.run(["sweep", "status", "targets", "--plot", "sft.sft_rows:smart_target"], in: dir)
@@ -40,6 +41,16 @@ final class SweepCommandTests: XCTestCase {
         xml.standardInput = Pipe()
         try xml.run(); xml.waitUntilExit()
         XCTAssertEqual(xml.terminationStatus, 0)
+        // Several figures on one axis; ticks at round values.
+        let two = try CLI.run(["sweep", "status", "targets", "--plot", "score.oracle_f1,score.best_fixed_f1:smart_target"], in: dir)
+        XCTAssertEqual(two.status, 0, two.stderr)
+        let path = try XCTUnwrap(two.stderr.split(separator: "\n").first { $0.hasPrefix("plot: ") }).dropFirst(6)
+        let both = try String(contentsOfFile: String(path), encoding: .utf8)
+        XCTAssertEqual(both.components(separatedBy: "<circle").count - 1, 4, "two series of two points")
+        XCTAssertTrue(both.contains(">score.oracle_f1<") && both.contains(">score.best_fixed_f1<"), both)
+        let ticks = both.split(separator: "\n").filter { $0.contains("text-anchor=\"end\">") }.map { $0.split(separator: ">")[2].split(separator: "<")[0] }
+        XCTAssertGreaterThanOrEqual(ticks.count, 3)
+        for t in ticks { XCTAssertLessThanOrEqual(t.split(separator: ".").last!.count, 2, "round ticks: \(ticks)") }
         let badPlot = try CLI.run(["sweep", "status", "targets", "--plot", "sft.rows:smart_target"], in: dir)
         XCTAssertEqual(badPlot.status, 2)
         XCTAssertTrue(badPlot.stderr.contains("--plot: no figure 'sft.rows'"), badPlot.stderr)

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A small line plot as SVG, written by the project itself (no plotting library): one series
 /// per label, numeric x positioned by value, otherwise categories in order of appearance.
 public struct SVGPlot: Sendable {
@@ -21,6 +25,14 @@ public struct SVGPlot: Sendable {
 
     static func number(_ v: Double) -> String { Format.fixed(v, 1) }
 
+    /// The round step (1, 2, 2.5 or 5 × 10^k) nearest above `raw`.
+    static func niceStep(_ raw: Double) -> Double {
+        guard raw > 0, raw.isFinite else { return 1 }
+        let magnitude = pow(10, (log10(raw)).rounded(.down))
+        for m in [1.0, 2, 2.5, 5, 10] where m * magnitude >= raw * 0.999 { return m * magnitude }
+        return 10 * magnitude
+    }
+
     public var svg: String {
         let width = 640.0, height = 400.0, left = 70.0, right = 150.0, top = 40.0, bottom = 60.0
         let plotW = width - left - right, plotH = height - top - bottom
@@ -34,8 +46,12 @@ public struct SVGPlot: Sendable {
         let ys = series.flatMap { $0.points.map(\.y) }
         var (yMin, yMax) = (ys.min() ?? 0, ys.max() ?? 1)
         if yMin == yMax { yMin -= 0.5; yMax += 0.5 }
-        let pad = (yMax - yMin) * 0.08
-        yMin -= pad; yMax += pad
+        // Round ticks: a step of 1, 2, 2.5 or 5 × 10^k giving about five, the axis on multiples of it.
+        let step = SVGPlot.niceStep((yMax - yMin) / 4)
+        yMin = (yMin / step).rounded(.down) * step
+        yMax = (yMax / step).rounded(.up) * step
+        let ticks = Int(((yMax - yMin) / step).rounded())
+        let decimals = (0...6).first { d in let v = step * pow(10, Double(d)); return abs(v - v.rounded()) < 1e-6 } ?? 6
         func px(_ x: String) -> Double {
             let v = numeric ? Double(x)! : Double(categories.firstIndex(of: x) ?? 0)
             return left + (xMax == xMin ? plotW / 2 : (v - xMin) / (xMax - xMin) * plotW)
@@ -47,10 +63,10 @@ public struct SVGPlot: Sendable {
         s += #"<text x="\#(Int(width / 2))" y="22" text-anchor="middle" font-size="14">\#(SVGPlot.escape(title))</text>"# + "\n"
         s += #"<line x1="\#(left)" y1="\#(top + plotH)" x2="\#(left + plotW)" y2="\#(top + plotH)" stroke="black"/>"# + "\n"
         s += #"<line x1="\#(left)" y1="\#(top)" x2="\#(left)" y2="\#(top + plotH)" stroke="black"/>"# + "\n"
-        for i in 0...4 {  // y ticks
-            let v = yMin + (yMax - yMin) * Double(i) / 4
+        for i in 0...ticks {  // y ticks
+            let v = yMin + step * Double(i)
             s += #"<line x1="\#(left - 4)" y1="\#(SVGPlot.number(py(v)))" x2="\#(left)" y2="\#(SVGPlot.number(py(v)))" stroke="black"/>"#
-            s += #"<text x="\#(left - 8)" y="\#(SVGPlot.number(py(v) + 4))" text-anchor="end">\#(Format.fixed(v, 3))</text>"# + "\n"
+            s += #"<text x="\#(left - 8)" y="\#(SVGPlot.number(py(v) + 4))" text-anchor="end">\#(Format.fixed(v, decimals))</text>"# + "\n"
         }
         for c in categories {  // x ticks
             s += #"<text x="\#(SVGPlot.number(px(c)))" y="\#(SVGPlot.number(top + plotH + 18))" text-anchor="middle">\#(SVGPlot.escape(c))</text>"# + "\n"
