@@ -92,7 +92,9 @@ struct Sample: ParsableCommand {
                 let haps = protocols[name] == "haps"
                 models[name] = ["backend": .string(haps ? "haps" : "openai"),
                                 "url": .string(urls[name] ?? (haps ? "http://127.0.0.1:\(port)/" : "http://127.0.0.1:\(port)/v1")),
-                                "model": .string(model), "concurrency": .number(Double(concurrency))]
+                                "model": .string(model), "concurrency": .number(Double(concurrency)),
+                                // The rows name a candidate as the reference does: "Llama-3.1-8B-Instruct".
+                                "name": .string(String(model.split(separator: "/").last!))]
             }
             let retrieverJSON: JSONValue = retriever == "lexical" ? ["backend": "lexical"] : ["backend": "http", "url": .string(retriever)]
             let doc: JSONValue = [

@@ -75,7 +75,7 @@ final class DataCommandTests: XCTestCase {
         let r = try CLI.run(["score", fixtures + "/build-sft/baseline.jsonl", "--use-recorded", "--scores", "s.jsonl"], in: dir)
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stdout.hasPrefix("questions: 100 (59 with every action; means below are over those), rows: 354\n"), r.stdout)
-        XCTAssertTrue(r.stdout.contains("best fixed action: 0 (teacher 0, student 0), mean F1 0.5000\n"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("best fixed action: 0 (teacher Llama-3.1-8B-Instruct, student Llama-3.1-8B-Instruct), mean F1 0.5000\n"), r.stdout)
         XCTAssertTrue(r.stdout.contains("oracle (best action per question): mean F1 0.8220 (gap over best fixed: 0.3220)\n"), r.stdout)
         XCTAssertEqual(lines(dir + "/s.jsonl").count, 354)
         let json = try CLI.run(["score", fixtures + "/build-sft/baseline.jsonl", "--json"], in: dir)

@@ -22,7 +22,7 @@ final class SampleStageTests: XCTestCase {
         return try PipelineSpec.parse(text: """
             {"name": "s", "resources": {
                "models": {"a": {"backend": "openai", "url": "\(url)", "model": "org/\(models.0)", "price": {"prompt": 1.0, "completion": 2.0}},
-                          "b": {"backend": "openai", "url": "\(url)", "model": "\(models.1)", "price": {"prompt": 3.0, "completion": 4.0}}},
+                          "b": {"backend": "openai", "url": "\(url)", "model": "\(models.1)", "name": "bee", "price": {"prompt": 3.0, "completion": 4.0}}},
                "retriever": {"backend": "lexical"}},
              "stages": {"sample": {"type": "sample", "inputs": {"questions": "q.jsonl"}, "params": {"candidates": ["a", "b"], "budget": \(budget), "workers": 1}},
                         "score": {"type": "score", "inputs": {"samples": "sample"}}}}
@@ -43,10 +43,10 @@ final class SampleStageTests: XCTestCase {
         let rows = try JSONLines.read(out + "/baseline.jsonl").map(\.value)
         XCTAssertEqual(rows.map { "\($0["qid"]!.intValue!)/\($0["action_index"]!.intValue!)" }, ["0/0", "0/1", "0/2", "0/3", "1/0", "1/1", "1/2", "1/3"])
         XCTAssertEqual(rows.map { $0["f1"]!.doubleValue! }, [1, 1, 1, 1, 0, 0, 0, 0], "\(rows.map { $0["answer"]!.canonical }) \((try? FileIO.readString(out + "/transcripts.jsonl"))?.prefix(3000) ?? "")")
-        XCTAssertEqual(rows[1]["teacher"]?.stringValue, "react-a1", "the model's last path part names it")
-        XCTAssertEqual(rows[1]["student"]?.stringValue, "react-b1")
+        XCTAssertEqual(rows[1]["teacher"]?.stringValue, "a", "a candidate is named by its resource")
+        XCTAssertEqual(rows[1]["student"]?.stringValue, "bee", "or by the resource's name field")
         let baselineLines = try FileIO.readString(out + "/baseline.jsonl").split(separator: "\n")
-        XCTAssertTrue(baselineLines[0].hasPrefix(#"{"qid": 0, "action_index": 0, "question": "Capital of France?", "teacher": "react-a1""#))
+        XCTAssertTrue(baselineLines[0].hasPrefix(#"{"qid": 0, "action_index": 0, "question": "Capital of France?", "teacher": "a""#))
         // As the reference writes them: F1 1 as a Python float, a zero metric as its ZERO_METRIC int.
         XCTAssertTrue(baselineLines[0].hasSuffix(#""answer": "Paris", "ground_truth": "Paris", "f1": 1.0, "precision": 1.0, "recall": 1.0, "em": 1}"#), String(baselineLines[0]))
         XCTAssertTrue(baselineLines[4].hasSuffix(#""ground_truth": "Rome", "f1": 0, "precision": 0, "recall": 0, "em": 0}"#), String(baselineLines[4]))
@@ -58,6 +58,7 @@ final class SampleStageTests: XCTestCase {
         XCTAssertGreaterThan(t("cost"), 0)
         let summary = try FileIO.readString(try store.materialize(try XCTUnwrap(run.result("score")?.output)) + "/summary.txt")
         XCTAssertTrue(summary.contains("cost per question (USD): 0: 0.000"), summary.debugDescription)
+        XCTAssertTrue(summary.contains("\n1       teacher a, student bee "), "the score names the candidates as the rows do: \(summary)")
         let transcript = try JSONLines.read(out + "/transcripts.jsonl")[0].value
         XCTAssertEqual(transcript["turns"]?.arrayValue?.count, 5, "think, summarize, teacher think, teacher summarize, final think")
         let made = try calls("org/react-a1") + calls("react-b1")

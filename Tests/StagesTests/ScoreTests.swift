@@ -40,6 +40,35 @@ final class ScoreTests: XCTestCase {
                        #"{"action":0,"em":1,"f1":1,"precision":1,"question":"q1","question_index":0,"recall":1,"student":0,"teacher":0}"#)
     }
 
+    /// The reports name each candidate as the rows do, and fall back to indices when the rows
+    /// give ids or name a candidate two ways.
+    func testReportsNameTheCandidatesAsTheRowsDo() throws {
+        let dir = NSTemporaryDirectory() + "score-\(UUID().uuidString)"
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
+        let names = ["agent_a", "agent_b"]
+        func table(_ rename: (Int, String) -> String) throws -> ScoreTable {
+            let lines = (0..<4).map { a in row("q", a, answer: "x", truth: "x", f1: 1, teacher: rename(a, names[a / 2]), student: rename(a, names[a % 2])) }
+            try FileIO.writeAtomically(lines.joined(separator: "\n") + "\n", to: dir + "/b.jsonl")
+            return try ScoreStage.table(baseline: dir + "/b.jsonl", space: ActionSpace(), names: nil)
+        }
+        let named = try table { $1 }
+        XCTAssertEqual(named.candidateNames, names)
+        XCTAssertEqual(named.describe(2), "teacher agent_b, student agent_a")
+        XCTAssertTrue(named.summaryText.contains("best fixed action: 0 (teacher agent_a, student agent_a)"), named.summaryText)
+        XCTAssertEqual(named.summaryJSON["candidates"], .array(names.map { .string($0) }))
+        XCTAssertEqual(named.summaryJSON["actions"]?.arrayValue?[1]["assignment"]?.stringValue, "teacher agent_a, student agent_b")
+        let twoWays = try table { a, n in a == 3 ? n + "-v2" : n }
+        XCTAssertNil(twoWays.candidateNames)
+        XCTAssertEqual(twoWays.describe(2), "teacher 1, student 0")
+        XCTAssertNil(try table { _, n in n == "agent_a" ? "0" : "1" }.candidateNames, "ids are not names")
+
+        // An evaluation reads them back from the table's summary.json.
+        let artifact = dir + "/table"
+        try FileIO.writeAtomically(named.jsonLines, to: artifact + "/scores.jsonl")
+        try FileIO.writeAtomically(named.summaryJSON.pretty, to: artifact + "/summary.json")
+        XCTAssertEqual(try ScoreMatrix(directory: artifact).candidateNames, names)
+    }
+
     /// Which role's candidate changes the outcome, and the breakdown by question type.
     func testRoleEffectsAndTheBreakdownByType() throws {
         // Actions are (teacher, student): 0 = (0, 0), 1 = (0, 1), 2 = (1, 0), 3 = (1, 1).

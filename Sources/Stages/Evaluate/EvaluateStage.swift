@@ -20,7 +20,7 @@ public struct EvaluateStage: StageType {
     }
 
     public static let name = "evaluate"
-    public static let version = 2
+    public static let version = 3
     public static let summary = "Compares routers and baselines on a split: F1/EM/P/R, tokens, cost, oracle gap share, bootstrap intervals, by type."
 
     static let fixedPorts = ["scores", "valid_scores", "questions", "encoder"]
@@ -122,7 +122,7 @@ public struct EvaluateStage: StageType {
         let byText = Dictionary(try RLTrainStage.questions(questionsInput).map { ($0.question.trimmingSpaces, $0) }, uniquingKeysWith: { a, _ in a })
         let candidates = try RLTrainStage.candidates(p.candidates, context)
         let retriever = try Backends.retriever(context.resources[p.retriever]!, name: p.retriever, baseDirectory: context.baseDirectory)
-        let names = p.candidates.map { SampleStage.displayName(context.resources["models.\($0)"], $0) }
+        let names = p.candidates.map { SampleStage.candidateName(context.resources["models.\($0)"], $0) }
         let dialogue = Dialogue(prompts: p.prompts == .embedded ? .embedded : .standard, budget: p.budget,
                                 settings: GenerationSettings(maxTokens: p.max_tokens))
         let sampler = DialogueSampler(dialogue: dialogue, retriever: retriever, names: names)

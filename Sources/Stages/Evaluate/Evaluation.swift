@@ -80,7 +80,7 @@ public struct Evaluation: Sendable {
                        precision: pick(matrix.precision), recall: pick(matrix.recall),
                        tokens: zip(matrix.tokens, actions).map { $0[$1] }, cost: zip(matrix.cost, actions).map { $0[$1] })
         }
-        let describe = { (a: Int) in zip(space.roles, space.assignment(of: a)).map { "\($0) \($1)" }.joined(separator: ", ") }
+        let describe = { (a: Int) in space.describe(a, names: matrix.candidateNames) }
         var rows = routes.map { replay($0.name, $0.label, router: true, $0.decisions.map(\.action)) }
         rows += live.map { r in
             Row(name: r.name, label: r.label, isRouter: true, actions: r.actions, f1: r.metrics.map(\.f1), em: r.metrics.map { Double($0.em) },

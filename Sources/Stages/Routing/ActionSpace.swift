@@ -37,6 +37,13 @@ public struct ActionSpace: Sendable, Equatable {
         return out
     }
 
+    /// An action in words: "teacher agent_a, student agent_b" with the candidates' names,
+    /// "teacher 0, student 1" without them.
+    public func describe(_ action: Int, names: [String]? = nil) -> String {
+        let names = names.flatMap { $0.count == candidates ? $0 : nil }
+        return zip(roles, assignment(of: action)).map { "\($0) \(names?[$1] ?? String($1))" }.joined(separator: ", ")
+    }
+
     /// The router's target text, in the reference's exact spelling: `{"teacher": 0,"student": 1}`.
     public func output(for assignment: [Int]) -> String {
         "{" + zip(roles, assignment).map { "\"\($0)\": \($1)" }.joined(separator: ",") + "}"

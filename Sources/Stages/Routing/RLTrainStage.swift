@@ -96,12 +96,12 @@ public struct RLTrainStage: StageType {
         try names.map { c in
             let resource = context.resources["models.\(c)"]!
             if let input = context.inputs["model_\(c)"] {
-                return try LocalChatModel(directory: input.directory, name: "\(SampleStage.displayName(resource, c))@\(input.digest.hex.prefix(16))")
+                return try LocalChatModel(directory: input.directory, name: "\(SampleStage.candidateName(resource, c))@\(input.digest.hex.prefix(16))")
             }
             guard resource["backend"]?.stringValue == "local", let path = resource["path"]?.stringValue else {
                 throw RouterError("rl-train needs the weights of candidate '\(c)' for its gradients: a local model (resources.models.\(c) with backend local and a path, or a model_\(c) input); a server gives none")
             }
-            return try LocalChatModel(directory: Backends.resolve(path, context.baseDirectory), name: SampleStage.displayName(resource, c))
+            return try LocalChatModel(directory: Backends.resolve(path, context.baseDirectory), name: SampleStage.candidateName(resource, c))
         }
     }
 
@@ -119,7 +119,7 @@ public struct RLTrainStage: StageType {
         let models = try candidates(p.candidates, context)
         let retriever = try Backends.retriever(context.resources[p.retriever]!, name: p.retriever, baseDirectory: context.baseDirectory)
         let prompts: PromptSet = p.prompts == .embedded ? .embedded : .standard
-        let names = p.candidates.map { SampleStage.displayName(context.resources["models.\($0)"], $0) }
+        let names = p.candidates.map { SampleStage.candidateName(context.resources["models.\($0)"], $0) }
         let sampler = DialogueSampler(dialogue: Dialogue(prompts: prompts, budget: p.budget), retriever: retriever, names: names)
         var settings = JointRLTrainer.Settings()
         settings.routerLR = Float(p.high_router_lr); settings.generatorLR = Float(p.low_router_lr); settings.alpha = Float(p.alpha)

@@ -13,6 +13,8 @@ public struct ScoreMatrix: Sendable {
     public var f1: [[Double]], em: [[Double]], precision: [[Double]], recall: [[Double]]
     /// Tokens and cost of each question × action, when the samples recorded them.
     public var tokens: [[Double?]], cost: [[Double?]]
+    /// Each candidate's name (from the table's `summary.json`), for reports; nil when unnamed.
+    public var candidateNames: [String]?
 
     public init(space: ActionSpace, questions: [String], f1: [[Double]], em: [[Double]]? = nil, precision: [[Double]]? = nil,
                 recall: [[Double]]? = nil, tokens: [[Double?]]? = nil, cost: [[Double?]]? = nil) {
@@ -52,6 +54,9 @@ public struct ScoreMatrix: Sendable {
                   precision: column("precision"), recall: column("recall"),
                   tokens: complete.map { q in cells[q].map { $0!["tokens"]?.doubleValue } },
                   cost: complete.map { q in cells[q].map { $0!["cost"]?.doubleValue } })
+        let summary = try? JSONParser.parse(FileIO.readString(directory + "/summary.json"))
+        candidateNames = summary?["candidates"]?.arrayValue?.compactMap(\.stringValue)
+        if candidateNames?.count != candidates { candidateNames = nil }
     }
 
     public var count: Int { questions.count }

@@ -29,7 +29,7 @@ public struct SampleStage: StageType {
     }
 
     public static let name = "sample"
-    public static let version = 2
+    public static let version = 3
     public static let summary = "Run the teacher/student dialogue for every question and role assignment."
 
     public static func ports(_ p: Params) -> StagePorts {
@@ -50,12 +50,13 @@ public struct SampleStage: StageType {
         return problems
     }
 
-    /// The name written in the reference's `teacher`/`student` fields: the resource's `name`, or
-    /// the last part of its `model` ("meta-llama/Llama-3.1-8B-Instruct" → "Llama-3.1-8B-Instruct").
-    static func displayName(_ r: JSONValue?, _ key: String) -> String {
-        if let n = r?["name"]?.stringValue { return n }
-        if let m = r?["model"]?.stringValue { return m.split(separator: "/").last.map(String.init) ?? m }
-        return key
+    /// A candidate's one name, written in the rows' `teacher`/`student` fields and shown by every
+    /// report downstream (score, evaluate, `show --question`): the resource's name in the spec
+    /// (`agent_a` for `models.agent_a`), or its `name` field when it has one (to write the
+    /// reference's own model names, e.g. "Llama-3.1-8B-Instruct"). Where the reference needs a
+    /// candidate's index (actions, the router's reply), the index is its place in `candidates`.
+    static func candidateName(_ r: JSONValue?, _ key: String) -> String {
+        r?["name"]?.stringValue ?? key
     }
 
     public static func run(_ p: Params, _ context: StageContext) throws {
@@ -78,14 +79,14 @@ public struct SampleStage: StageType {
                 // memo never replays another version's calls.
                 resource = .object((resource.objectMembers ?? []).filter { $0.key != "path" && $0.key != "backend" && $0.key != "model" } +
                                    [("backend", "local"), ("path", .string(input.directory)),
-                                    ("model", .string("\(displayName(resources["models.\(c)"], c))@\(input.digest.hex.prefix(16))"))])
+                                    ("model", .string("\(candidateName(resources["models.\(c)"], c))@\(input.digest.hex.prefix(16))"))])
             }
             return MemoizedChatModel(try Backends.model(resource, name: "models.\(c)", limits: limits, baseDirectory: context.baseDirectory),
                                      store: context.store, counter: counter)
         }
         let retrieverName = p.retriever
         let retriever = try Backends.retriever(resources[retrieverName]!, name: retrieverName, baseDirectory: context.baseDirectory)
-        let names = p.candidates.map { displayName(resources["models.\($0)"], $0) }
+        let names = p.candidates.map { candidateName(resources["models.\($0)"], $0) }
         // USD per million tokens, from each model resource's optional "price": {"prompt", "completion"}.
         let prices: [DialogueSampler.Price?] = p.candidates.map { c in
             guard let pr = resources["models.\(c)"]?["price"], let a = pr["prompt"]?.doubleValue, let b = pr["completion"]?.doubleValue else { return nil }

@@ -10,7 +10,7 @@ public struct ScoreStage: StageType {
     }
 
     public static let name = "score"
-    public static let version = 2
+    public static let version = 3
     public static let summary = "F1/EM/P/R per question and action, with per-action means, best fixed action, oracle and random routing."
 
     public static func ports(_ p: Params) -> StagePorts {

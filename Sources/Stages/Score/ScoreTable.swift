@@ -69,6 +69,9 @@ public struct ScoreTable: Sendable {
     public var summary: Summary
     /// Filled by `breakDown(byType:)`.
     public var byType: [TypeSummary] = []
+    /// Each candidate's name, as the samples' role fields record it (`teacher`: "agent_a"), when
+    /// the rows name every candidate one way; nil otherwise (the reports then use the indices).
+    public var candidateNames: [String]?
 
     /// Builds the table. Metrics are recomputed from `answer` and `ground_truth` when the row has
     /// both (a recorded `f1` that disagrees is counted, and the recomputed value is used), unless
@@ -101,6 +104,7 @@ public struct ScoreTable: Sendable {
         }
         entries.sort { ($0.questionIndex, $0.action) < ($1.questionIndex, $1.action) }
         self.questions = questions
+        candidateNames = ScoreTable.candidateNames(rows, space: space)
         self.entries = entries
 
         var perAction = space.indices.map { ActionSummary(action: $0, count: 0, f1Sum: 0, emSum: 0, precisionSum: 0, recallSum: 0) }
@@ -201,6 +205,7 @@ public struct ScoreTable: Sendable {
     public var summaryJSON: JSONValue {
         let s = summary
         return .object([
+            "candidates": candidateNames.map { .array($0.map { .string($0) }) } ?? .null,
             "questions": .number(Double(s.questions)), "complete_questions": .number(Double(s.completeQuestions)),
             "rows": .number(Double(s.rows)),
             "actions": .array(s.perAction.map { a in
@@ -225,9 +230,22 @@ public struct ScoreTable: Sendable {
         ])
     }
 
-    /// "teacher 0, student 1"
-    public func describe(_ action: Int) -> String {
-        zip(space.roles, space.assignment(of: action)).map { "\($0) \($1)" }.joined(separator: ", ")
+    /// "teacher agent_a, student agent_b" ("teacher 0, student 1" when the rows do not name the candidates)
+    public func describe(_ action: Int) -> String { space.describe(action, names: candidateNames) }
+
+    /// The name each candidate has in the rows' role fields: the one name every row gives it, or
+    /// nil for all when a candidate is unnamed (ids in the fields) or named two ways.
+    static func candidateNames(_ rows: [BaselineRow], space: ActionSpace) -> [String]? {
+        var names = [String?](repeating: nil, count: space.candidates)
+        for r in rows {
+            for (role, candidate) in zip(space.roles, space.assignment(of: r.action)) {
+                guard let name = r.recorded[role]?.stringValue, Int(name) == nil else { return nil }
+                if let known = names[candidate], known != name { return nil }
+                names[candidate] = name
+            }
+        }
+        let named = names.compactMap { $0 }
+        return named.count == space.candidates ? named : nil
     }
 
     /// The summary as a table for terminals.
