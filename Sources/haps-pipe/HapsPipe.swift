@@ -22,8 +22,8 @@ struct HapsPipe: ParsableCommand {
 
             Examples:
               haps-pipe run pipelines/demo.json
-              haps-pipe plan pipelines/demo.json --set rl_train.params.alpha=0.1
-              haps-pipe run pipelines/demo.json --set rl_train.params.alpha=0.1 -j 2
+              haps-pipe plan pipelines/demo.json --set rl_train.alpha=0.1
+              haps-pipe run pipelines/demo.json --set rl_train.alpha=0.1 -j 2
               haps-pipe explain rl_train
               haps-pipe show evaluate
 

@@ -68,8 +68,11 @@ enum RefLookup {
         if pipe == nil, let slash = target.firstIndex(of: "/") {
             pipe = String(target[..<slash]); stage = String(target[target.index(after: slash)...])
         }
-        let matches = refs.filter { $0.stage == stage && (pipe == nil || $0.pipeline == pipe) }
-        if matches.count > 1 {
+        var matches = refs.filter { $0.stage == stage && (pipe == nil || $0.pipeline == pipe) }
+        // A stage a sweep shares with its spec (quickstart and quickstart~alpha) is one result:
+        // ambiguous only when the pipelines hold different ones.
+        if Set(matches.map(\.ref.output)).count == 1 { matches.sort { ($0.pipeline.contains("~") ? 1 : 0, $0.pipeline) < ($1.pipeline.contains("~") ? 1 : 0, $1.pipeline) } }
+        else if matches.count > 1 {
             throw NotFoundError("stage '\(stage)' exists in several pipelines (\(matches.map(\.pipeline).joined(separator: ", "))); write PIPELINE/\(stage)")
         }
         return matches.first

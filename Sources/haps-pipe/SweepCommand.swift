@@ -14,8 +14,8 @@ struct SweepCommand: ParsableCommand {
         abstract: "Run a spec over several parameter values as one merged DAG; shared stages run once.",
         discussion: """
             Examples:
-              haps-pipe sweep pipelines/demo.json --grid rl_train.params.alpha=0.001,0.01,0.1 --name alpha
-              haps-pipe sweep pipelines/demo.json --grid rl_train.params.alpha=0.01,0.1 --grid sft_train.params.lr=1e-5,3e-5 --name grid
+              haps-pipe sweep pipelines/demo.json --grid rl_train.alpha=0.001,0.01,0.1 --name alpha
+              haps-pipe sweep pipelines/demo.json --grid rl_train.alpha=0.01,0.1 --grid sft_train.lr=1e-5,3e-5 --name grid
               haps-pipe sweep SPEC                      (the spec's own \"sweep\" block)
               haps-pipe sweep status alpha --plot score_valid.oracle_f1:alpha
 

@@ -121,6 +121,9 @@ public final class DecoderTrainer {
     /// OpenBLAS (small products parallelise better across sequences than inside one).
     public var threads: Int
     public var step: Int { optimizer.step }
+    /// Each weight's element count (fixed for the model's life): summing gradients starts with
+    /// the largest.
+    private lazy var weightSizes = model.namedWeights.mapValues(\.count)
 
     public init(model: DecoderModel, learningRate: Float, schedule: LearningRateSchedule = .constant, weightDecay: Float = 0.01,
                 maxGradientNorm: Float? = 1) {
@@ -201,7 +204,7 @@ public final class DecoderTrainer {
         final class Sum: @unchecked Sendable { var tensor: Tensor?; init(_ t: Tensor?) { tensor = t } }  // one object per name: no shared array is written
         let order = names.sorted()
         let sums = order.map { Sum(running.removeValue(forKey: $0)) }
-        let weights = model.namedWeights, size = order.map { weights[$0]?.count ?? 0 }
+        let size = order.map { weightSizes[$0] ?? 0 }
         let work = order.indices.sorted { (size[$0], order[$1]) > (size[$1], order[$0]) }
         let rest = sequences
         try Parallel.forEach(work.count, threads: threads) { w in

@@ -137,8 +137,7 @@ extension Executor {
     }
 
     static func tail(of path: String, lines n: Int) -> String {
-        guard let text = try? FileIO.readString(path) else { return "  (no log at \(path))" }
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).suffix(n + 1)
+        guard let lines = FileIO.lastLines(of: path, count: n + 1) else { return "  (no log at \(path))" }
         return lines.map { "  " + $0 }.joined(separator: "\n")
     }
 

@@ -158,8 +158,7 @@ public struct CommandStage: StageType {
     static func check(_ result: Subprocess.Result, argv: [String], logPath: String, _ context: StageContext) throws {
         if context.cancellation.isCancelled { throw CancellationError() }
         guard result.exitCode != 0 else { return }
-        let log = (try? FileIO.read(logPath)).map { String(decoding: $0, as: UTF8.self) } ?? ""  // a program's output, any bytes
-        let tail = log.split(separator: "\n", omittingEmptySubsequences: false).suffix(20)
+        let tail = FileIO.lastLines(of: logPath, count: 20) ?? []
         let how = result.signal.map { "was killed by signal \($0)" } ?? "exited with status \(result.exitCode)"
         // A full disk is the likely cause when the program failed and no space is left where it writes.
         let full = [context.outputDirectory, context.workDirectory].first { (FileIO.freeBytes($0) ?? .max) < 64 << 10 }

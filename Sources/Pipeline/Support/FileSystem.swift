@@ -107,6 +107,13 @@ public enum FileIO {
         return out
     }
 
+    /// The last `count` lines of a log (a program's output, any bytes: invalid UTF-8 is
+    /// replaced), or nil when it cannot be read. What a failure report quotes.
+    public static func lastLines(of path: String, count: Int) -> [Substring]? {
+        guard let bytes = try? read(path) else { return nil }
+        return Array(String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).suffix(count))
+    }
+
     public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
     /// Bytes free to an unprivileged user on the file system holding `path`.
