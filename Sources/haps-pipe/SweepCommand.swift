@@ -80,9 +80,7 @@ enum SweepTable {
             }
             row["state"] = done ? "done" : running ? "running"
                 : nodes.contains { failed.contains($0) && planned[$0]?.action != .cached } ? "failed" : "pending"
-            // Final stages of the point: those no other stage of the point reads.
-            let sinks = (point0?.order ?? []).filter { s in point0?.dependents(of: s).isEmpty ?? false }
-            for s in sinks {
+            for s in point0.map({ figureStages(sweep, $0) }) ?? [] {
                 guard let node = sweep.mapping[i][s], let entry = planned[node], entry.action == .cached, let key = entry.key,
                       let out = store.action(key)?.output, let dir = try? store.materialize(out),
                       let definition = point0?.stages[s]?.definition else { continue }
@@ -97,6 +95,34 @@ enum SweepTable {
         let header = ["point"] + parameters.map { String($0.split(separator: ".").last!) } + ["state"] + figureNames
         let keys = parameters + ["state"] + figureNames
         return (header, sweep.points.indices.map { i in [sweep.points[i].label] + keys.map { cells[i][$0] ?? "" } })
+    }
+
+    /// The stages whose figures the table holds, in spec order: the final ones (no other stage
+    /// reads them) and every stage the points change (`sample_valid`, `score_valid` of a budget
+    /// sweep, though later stages read them).
+    static func figureStages(_ sweep: Sweep, _ spec: PipelineSpec) -> [String] {
+        spec.order.filter { s in
+            spec.dependents(of: s).isEmpty || Set(sweep.mapping.map { $0[s] }).count > 1
+        }
+    }
+
+    /// `--plot` names a figure as STAGE.FIGURE: a stage that holds none in this sweep is an
+    /// error before anything runs (the figure itself is known only once the stage has run).
+    static func checkPlots(_ plots: [String], _ sweep: Sweep) throws {
+        guard !plots.isEmpty else { return }
+        let spec = try PipelineSpec.parse(text: FileIO.readString(sweep.merged.sourcePath), file: sweep.merged.sourcePath,
+                                          registry: HAPSStages.registry, overrides: sweep.points[0].overrides)
+        let stages = figureStages(sweep, spec)
+        for p in plots {
+            let parts = p.split(separator: ":", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { throw UsageError("--plot '\(p)' is not figure[,figure...]:parameter") }
+            for f in parts[0].split(separator: ",") {
+                let stage = String(f.prefix { $0 != "." })
+                guard stages.contains(stage) else {
+                    throw UsageError("--plot: '\(f)': the table holds figures of \(stages.joined(separator: ", ")) (the final stages and those the points change), not of '\(stage)'")
+                }
+            }
+        }
     }
 
     /// The table without the figure columns that are the same at every point (the CSV keeps
@@ -223,6 +249,7 @@ struct SweepRun: ParsableCommand {
             guard state.spec == spec else { throw UsageError("sweep '\(name)' exists for \(state.spec); choose another --name") }
             for p in points where !state.points.contains(p) { state.points.append(p) }
             let sweep = try state.sweep(in: store)
+            try SweepTable.checkPlots(plot, sweep)
             try state.save(store)
             var options = RunOptions.tool
             options.jobs = max(1, jobs ?? RunOptions.cores)

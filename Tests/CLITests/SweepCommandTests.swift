@@ -66,6 +66,27 @@ final class SweepCommandTests: XCTestCase {
 
 
 extension SweepCommandTests {
+    /// A stage the points change holds figures even when a later stage reads it; `--plot` of a
+    /// stage without figures in the table is refused before anything runs.
+    func testFiguresOfTheStagesThePointsChange() throws {
+        let dir = try makeTempDirectory(self)
+        let baseline = fixtures + "/build-sft/baseline.jsonl"
+        try """
+            {"name": "t", "stages": {
+              "score": {"type": "score", "inputs": {"samples": "\(baseline)"}, "params": {"use_recorded": true}},
+              "sft": {"type": "build-sft", "inputs": {"samples": "\(baseline)"}, "params": {"tie_policy": "all", "balance": "smart_oversample", "smart_target": 40}},
+              "copy": {"type": "command", "inputs": {"sft": "sft", "score": "score"}, "params": {"run": "cp {inputs.sft}/sft.json {outputs.sft.json}", "outputs": ["sft.json"]}}}}
+            """.write(toFile: dir + "/t.json", atomically: true, encoding: .utf8)
+        let refused = try CLI.run(["sweep", "t.json", "--grid", "sft.smart_target=40,60", "--name", "s", "--plot", "score.oracle_f1:smart_target", "--plain"], in: dir)
+        XCTAssertEqual(refused.status, 2, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("the table holds figures of sft, copy (the final stages and those the points change), not of 'score'"), refused.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/artifacts/objects"), "nothing ran")
+        let r = try CLI.run(["sweep", "t.json", "--grid", "sft.smart_target=40,60", "--name", "s", "--plot", "sft.sft_rows:smart_target", "--plain"], in: dir)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stdout.split(separator: "\n").first, "| point | smart_target | state | sft.sft_rows |", r.stdout)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/artifacts/sweeps/s/sft.sft_rows-vs-smart_target.svg"))
+    }
+
     /// A spec's own sweep block, and a failing point that --keep-going isolates.
     func testTheSpecsSweepBlockAndAFailedPoint() throws {
         let dir = try makeTempDirectory(self)
