@@ -39,7 +39,9 @@ struct Plan: ParsableCommand {
                 return
             }
             let running = plan.filter { $0.action == .run || $0.action == .dependsOnRun }.count
-            print("\(spec.name): \(running) of \(plan.filter { $0.action != .excluded }.count) stages to run")
+            let blocked = plan.filter { $0.action == .missingInput }.count
+            print("\(spec.name): \(running) of \(plan.filter { $0.action != .excluded }.count) stages to run"
+                  + (blocked == 0 ? "" : "; \(blocked) cannot run until their inputs exist (or run the others with --until)"))
             for e in plan {
                 print("  \(Plan.symbol(e.action)) \(pad(e.stage, max(16, e.stage.count))) \(Plan.label(e.action))")
                 for r in e.reasons where e.action != .excluded { print("        - \(r)") }
@@ -53,10 +55,11 @@ struct Plan: ParsableCommand {
         case .run: return "will run"
         case .dependsOnRun: return "will run unless its inputs come out unchanged"
         case .excluded: return "excluded"
+        case .missingInput: return "cannot run until its inputs exist"
         }
     }
     static func symbol(_ a: PlanEntry.Action) -> String {
-        switch a { case .cached: return "✓"; case .run: return "▸"; case .dependsOnRun: return "?"; case .excluded: return " " }
+        switch a { case .cached: return "✓"; case .run: return "▸"; case .dependsOnRun: return "?"; case .excluded: return " "; case .missingInput: return "✗" }
     }
 }
 
@@ -133,7 +136,7 @@ struct Explain: ParsableCommand {
                 switch plan.action {
                 case .cached: print("now: up to date (key \(plan.key!.short) is cached)")
                 case .excluded: break
-                case .run, .dependsOnRun:
+                case .run, .dependsOnRun, .missingInput:
                     print("now: \(Plan.label(plan.action)) because:")
                     for reason in plan.reasons { print("  - \(reason)") }
                 }
@@ -168,6 +171,7 @@ struct Status: ParsableCommand {
                     case .run: state = ref == nil ? "never run" : "out of date"
                     case .dependsOnRun: state = "waits on upstream"
                     case .excluded: state = "-"
+                    case .missingInput: state = "missing input"
                     }
                     let out = e.action == .cached ? (store.action(e.key!)?.output.short ?? "") : (ref.map { "(last \($0.output.short))" } ?? "")
                     print("  \(pad(e.stage, max(16, e.stage.count))) \(pad(state, 18)) \(out)")

@@ -227,6 +227,14 @@ final class ReliabilityTests: XCTestCase {
         XCTAssertNotEqual(all.status, 0)
         XCTAssertTrue(all.text.contains("nothing was run: stage 'b' reads input 'model' from \(dir)/models/not-yet-downloaded, which does not exist"), all.text)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/artifacts/refs/m/a.json"), "nothing ran")
+        // plan and status say which stages wait for it, rather than failing.
+        let plan = try output(["plan", "m.json"])
+        XCTAssertEqual(plan.status, 0, plan.text)
+        XCTAssertTrue(plan.text.contains("m: 1 of 2 stages to run; 1 cannot run until their inputs exist (or run the others with --until)"), plan.text)
+        XCTAssertTrue(plan.text.contains("✗ b                cannot run until its inputs exist\n        - input 'model': "), plan.text)
+        XCTAssertTrue(plan.text.contains("models/not-yet-downloaded"), plan.text)
+        let status = try output(["status", "m.json"])
+        XCTAssertTrue(status.text.contains("  b                missing input"), status.text)
         XCTAssertEqual(try output(["run", "m.json", "--until", "a"]).status, 0)
         // A stage name mistyped is still an error of the spec.
         try writeFile(#"{"name": "t", "stages": {"a": {"type": "command", "params": {"run": "true"}}, "b": {"type": "command", "inputs": {"d": "aa"}, "params": {"run": "true"}}}}"#, dir + "/t.json")

@@ -34,6 +34,19 @@ final class PlannerTests: XCTestCase {
         XCTAssertEqual(until.map(\.action), [.run, .excluded, .excluded])
     }
 
+    /// A file input that is not there yet (a model to fetch) makes its stage and those after it
+    /// "cannot run", with the reason, instead of failing the whole plan.
+    func testAMissingInputBlocksItsStageAndItsDependents() throws {
+        let dir = try makeTempDir(self)
+        let spec = try load(#"{"name": "p", "stages": {"up": {"type": "upper", "inputs": {"text": "models/absent.txt"}}, "wc": {"type": "word-count", "inputs": {"text": "up"}}, "src": {"type": "text-source", "params": {"text": "t"}}}}"#, dir: dir)
+        struct Absent: Error, CustomStringConvertible { var description: String { "no such file" } }
+        let lookups = Planner.Lookups(inputDigest: { _, _ in throw Absent() }, action: { _ in nil }, previous: { _ in nil })
+        let plan = try Planner.plan(spec, selection: Set(spec.order), forced: [], lookups: lookups)
+        XCTAssertEqual(plan.map(\.action), [.missingInput, .missingInput, .run])
+        XCTAssertEqual(plan[0].reasons, ["input 'text': no such file"])
+        XCTAssertEqual(plan[1].reasons, ["input from 'up', which cannot run yet"])
+    }
+
     func testKeysIgnoreWhereAResourceIsServed() throws {
         XCTAssertEqual(StageKey.identity(ofResource: ["backend": "openai", "url": "http://a:1/v1", "model": "m"]),
                        StageKey.identity(ofResource: ["backend": "openai", "url": "http://b:2/v1", "model": "m"]))

@@ -9,6 +9,9 @@ public struct PlanEntry: Sendable {
         case dependsOnRun
         /// Not part of this run (`--until`).
         case excluded
+        /// An external input is missing or unreadable (a model directory yet to be fetched),
+        /// or an upstream stage is in that state: a run stops before starting anything.
+        case missingInput
     }
     public var stage: String
     public var action: Action
@@ -40,7 +43,7 @@ public enum Planner {
     public static func plan(_ spec: PipelineSpec, selection: Set<String>, forced: Set<String>, lookups: Lookups) throws -> [PlanEntry] {
         var outputs: [String: Digest] = [:]
         var entries: [PlanEntry] = []
-        var willRun = Set<String>()
+        var willRun = Set<String>(), blocked = Set<String>()
         for name in spec.order {
             let st = spec.stages[name]!
             guard selection.contains(name) else {
@@ -48,14 +51,22 @@ public enum Planner {
                 continue
             }
             var digests: [String: Digest] = [:]
-            var upstream: [String] = []
+            var upstream: [String] = [], missing: [String] = []
             for input in st.inputs {
                 switch input.source {
-                case .path(let p): digests[input.port] = try lookups.inputDigest(p, input.kind)
+                case .path(let p):
+                    do { digests[input.port] = try lookups.inputDigest(p, input.kind) }
+                    catch { missing.append("input '\(input.port)': \(error)") }
                 case .artifact(let d): digests[input.port] = d
                 case .stage(let s):
-                    if let d = outputs[s] { digests[input.port] = d } else { upstream.append(s) }
+                    if blocked.contains(s) { missing.append("input from '\(s)', which cannot run yet") }
+                    else if let d = outputs[s] { digests[input.port] = d } else { upstream.append(s) }
                 }
+            }
+            if !missing.isEmpty {
+                blocked.insert(name)
+                entries.append(PlanEntry(stage: name, action: .missingInput, key: nil, reasons: missing))
+                continue
             }
             if !upstream.isEmpty {
                 willRun.insert(name)
