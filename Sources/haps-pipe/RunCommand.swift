@@ -31,7 +31,7 @@ struct Run: ParsableCommand {
     @Option(name: [.short, .customLong("jobs")], help: "CPU slots for concurrently running stages, or Slurm jobs in flight under --executor slurm (default: number of cores).")
     var jobs: Int?
 
-    @Flag(help: "Keep running every stage whose inputs succeeded after a failure; report all failures at the end.")
+    @Flag(help: "Keep running every stage whose inputs succeeded after a failure, and every stage that needs no missing input (a model yet to fetch); report all failures at the end.")
     var keepGoing = false
 
     @Option(parsing: .singleValue, help: ArgumentHelp("Recompute this stage even if cached (repeatable).", valueName: "stage"))
@@ -88,6 +88,11 @@ struct Run: ParsableCommand {
         if !summary.failures.isEmpty {
             let names = summary.failures.map(\.stage).joined(separator: ", ")
             FileIO.writeStderr("failed: \(names)\n")
+            throw ExitCode.failure
+        }
+        if !summary.succeeded {
+            let names = summary.results.filter { !$0.outcome.succeeded }.map(\.stage).joined(separator: ", ")
+            FileIO.writeStderr("not run (missing inputs): \(names)\n")
             throw ExitCode.failure
         }
     }

@@ -236,6 +236,20 @@ final class ReliabilityTests: XCTestCase {
         let status = try output(["status", "m.json"])
         XCTAssertTrue(status.text.contains("  b                missing input"), status.text)
         XCTAssertEqual(try output(["run", "m.json", "--until", "a"]).status, 0)
+        // --keep-going runs what does not need it and names what it could not run.
+        try writeFile(#"""
+        {"name": "k", "stages": {
+          "a": {"type": "command", "params": {"run": "echo a > {outputs.y}", "outputs": ["y"]}},
+          "b": {"type": "command", "inputs": {"model": "models/not-yet-downloaded", "d": "a"}, "params": {"run": "true"}},
+          "c": {"type": "command", "inputs": {"b": "b"}, "params": {"run": "true"}}}}
+        """#, dir + "/k.json")
+        let some = try output(["run", "k.json", "--keep-going", "--plain"])
+        XCTAssertEqual(some.status, 1, some.text)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/artifacts/refs/k/a.json"), some.text)
+        XCTAssertTrue(some.text.contains("- b                skipped: missing input: stage 'b' reads input 'model' from \(dir)/models/not-yet-downloaded, which does not exist"), some.text)
+        XCTAssertTrue(some.text.contains("- c                skipped: input stage 'b' skipped"), some.text)
+        XCTAssertTrue(some.text.contains("k: 1 cached, 2 skipped in "), "a is m's a, cached: \(some.text)")
+        XCTAssertTrue(some.text.contains("not run (missing inputs): b, c\n"), some.text)
         // A stage name mistyped is still an error of the spec.
         try writeFile(#"{"name": "t", "stages": {"a": {"type": "command", "params": {"run": "true"}}, "b": {"type": "command", "inputs": {"d": "aa"}, "params": {"run": "true"}}}}"#, dir + "/t.json")
         XCTAssertTrue(try output(["plan", "t.json"]).text.contains("'aa' is neither a stage of this pipeline nor an existing file"))

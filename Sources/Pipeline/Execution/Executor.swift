@@ -82,34 +82,42 @@ public final class Executor: @unchecked Sendable {
     /// CPU slots a running stage holds: its CPUs here; one job slot under Slurm.
     private func slotCPUs(_ st: PlannedStageSpec) -> Int { mode == .local ? st.cpus : 1 }
 
-    /// Runs the selected stages and returns when all have finished, failed or been skipped.
-    /// External inputs of the selected stages that do not exist (a spec may name a path the
-    /// user has yet to fetch): "stage 'x' reads input 'p' from PATH, which does not exist".
-    /// And what a selected stage's type says it lacks (its `preflight`).
-    public func missingInputs() -> [String] {
-        spec.order.filter { selection.contains($0) }.flatMap { name in
+    /// What the selected stages lack, by stage: external inputs that do not exist (a spec may
+    /// name a path the user has yet to fetch): "stage 'x' reads input 'p' from PATH, which does
+    /// not exist", and what a stage's type says it lacks (its `preflight`).
+    public func missingInputsByStage() -> [(stage: String, lines: [String])] {
+        spec.order.filter { selection.contains($0) }.compactMap { name in
             let stage = spec.stages[name]!
-            return stage.inputs.compactMap { input -> String? in
+            let lines = stage.inputs.compactMap { input -> String? in
                 guard case .path(let p) = input.source, !FileIO.exists(p) else { return nil }
                 let help = stage.ports.inputs.first { $0.name == input.port }?.help ?? ""
                 return "stage '\(name)' reads input '\(input.port)' from \(p), which does not exist" + (help.isEmpty ? "" : " (\(help))")
             } + stage.definition.preflightOf(stage.params, stage.resources, Set(stage.inputs.map(\.port))).map { "stage '\(name)': \($0)" }
+            return lines.isEmpty ? nil : (name, lines)
         }
     }
 
+    public func missingInputs() -> [String] { missingInputsByStage().flatMap(\.lines) }
+
     /// Runs the selected stages. Stops before starting anything when an external input of one
-    /// of them is missing (`missingInputs`).
+    /// of them is missing (`missingInputs`), unless `keepGoing`: then those stages and the ones
+    /// after them are skipped, saying why, and the rest run.
     public func run() throws -> RunSummary {
-        let missing = missingInputs()
-        if !missing.isEmpty { throw MissingInputs(lines: missing) }
+        let missing = missingInputsByStage()
+        if !missing.isEmpty && !options.keepGoing { throw MissingInputs(lines: missing.flatMap(\.lines)) }
         let started = Date()
         let storeLock = try store.lockStore(.shared)
         defer { storeLock?.unlock() }
         cancellation.onCancel { [weak self] in self?.stop() }
-        lock.withLock {
+        let blocked = lock.withLock {
             for s in spec.order where selection.contains(s) { states[s] = .waiting }
+            return missing.map { m in
+                let why = "missing input: " + m.lines.joined(separator: "; ")
+                return finish(m.stage, StageResult(stage: m.stage, outcome: .skipped(why), seconds: 0, reasons: [why]))
+            }
         }
-        if states.isEmpty { allDone.signal() } else { scheduleReady() }
+        for r in blocked { observer?.stageFinished(r) }
+        if states.isEmpty || states.values.allSatisfy({ $0 == .done }) { allDone.signal() } else { scheduleReady() }
         allDone.wait()
         observer?.runFinished()
         let summary = RunSummary(pipeline: spec.name,
@@ -441,6 +449,6 @@ public struct MissingInputs: Error, CustomStringConvertible {
     public var lines: [String]
     public var description: String {
         "nothing was run: " + (lines.count == 1 ? lines[0] : "\n  " + lines.joined(separator: "\n  "))
-            + "\n(fetch what is missing, or run only the stages that do not need it with --until)"
+            + "\n(fetch what is missing; --keep-going runs every stage that does not need it)"
     }
 }
