@@ -41,7 +41,7 @@ struct Plan: ParsableCommand {
             let running = plan.filter { $0.action == .run || $0.action == .dependsOnRun }.count
             let blocked = plan.filter { $0.action == .missingInput }.count
             print("\(spec.name): \(running) of \(plan.filter { $0.action != .excluded }.count) stages to run"
-                  + (blocked == 0 ? "" : "; \(blocked) cannot run until their inputs exist (or run the others with --until)"))
+                  + (blocked == 0 ? "" : "; \(blocked) cannot run until their inputs exist (run --keep-going runs the others)"))
             for e in plan {
                 print("  \(Plan.symbol(e.action)) \(pad(e.stage, max(16, e.stage.count))) \(Plan.label(e.action))")
                 for r in e.reasons where e.action != .excluded { print("        - \(r)") }

@@ -230,7 +230,7 @@ final class ReliabilityTests: XCTestCase {
         // plan and status say which stages wait for it, rather than failing.
         let plan = try output(["plan", "m.json"])
         XCTAssertEqual(plan.status, 0, plan.text)
-        XCTAssertTrue(plan.text.contains("m: 1 of 2 stages to run; 1 cannot run until their inputs exist (or run the others with --until)"), plan.text)
+        XCTAssertTrue(plan.text.contains("m: 1 of 2 stages to run; 1 cannot run until their inputs exist (run --keep-going runs the others)"), plan.text)
         XCTAssertTrue(plan.text.contains("✗ b                cannot run until its inputs exist\n        - input 'model': "), plan.text)
         XCTAssertTrue(plan.text.contains("models/not-yet-downloaded"), plan.text)
         let status = try output(["status", "m.json"])
