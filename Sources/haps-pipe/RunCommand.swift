@@ -114,7 +114,7 @@ final class InterruptHandler: @unchecked Sendable {
         let cancellation = self.cancellation
         for sig in [SIGINT, SIGTERM] {
             signal(sig, SIG_IGN)
-            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: ControlEvents.queue)
             s.setEventHandler { [weak self] in
                 guard let self else { return }
                 let n = self.lock.withLock { self.count += 1; return self.count }

@@ -65,4 +65,35 @@ final class QuickstartTests: XCTestCase {
         XCTAssertEqual(missing.status, 1)
         XCTAssertTrue(missing.stderr.contains("has no file 'summary.jsn'; did you mean 'summary.json'?"), missing.stderr)
     }
+
+    /// Ctrl-C takes effect while stages compute: with as many training stages as cores, every
+    /// thread of Dispatch's pool would be theirs, and a handler there waited until one ended
+    /// (124 s during the quickstart's training on 2 cores). Here the candidates would train for
+    /// minutes; the run must stop within seconds (10 here; it takes about 1), keeping what it did.
+    func testCtrlCTakesEffectWhileEveryCoreTrains() throws {
+        let dir = try QuickstartTests.directory(self)
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        var args = ["run", QuickstartTests.spec, "--plain", "-j", "\(cores)", "--until", "agent_a", "--until", "agent_b"]
+        for split in ["train", "valid", "test"] { args += ["--set", #"world_\#(split).sizes={"train": 10, "valid": 5, "test": 5}"#] }
+        for agent in ["agent_a", "agent_b"] {
+            args += ["--set", "\(agent).steps=100000", "--set", "\(agent).hidden_size=32", "--set", "\(agent).vocab_size=400"]
+        }
+        let (p, out, err) = try CLI.start(args, in: dir)
+        // Both candidates are training once each has a work directory and a second has passed.
+        let started = Date().addingTimeInterval(60)
+        func training() -> Int { ((try? FileManager.default.contentsOfDirectory(atPath: dir + "/artifacts/work")) ?? []).count }
+        while training() < 2 && Date() < started && p.isRunning { usleep(50_000) }
+        XCTAssertGreaterThanOrEqual(training(), 2, "both candidates started")
+        sleep(2)
+        kill(p.processIdentifier, SIGINT)
+        let deadline = Date().addingTimeInterval(10)
+        while p.isRunning && Date() < deadline { usleep(50_000) }
+        let stopped = !p.isRunning
+        if !stopped { kill(p.processIdentifier, SIGKILL) }
+        let r = CLI.finish(p, out, err)
+        XCTAssertTrue(stopped, "still training 10 s after Ctrl-C: \(r.stderr.suffix(2000))")
+        XCTAssertEqual(r.status, 130, r.stderr)
+        XCTAssertTrue(r.stderr.contains("■ agent_a          interrupted after"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("■ agent_b          interrupted after"), r.stderr)
+    }
 }

@@ -136,7 +136,7 @@ public final class Executor: @unchecked Sendable {
     /// Starts every waiting stage whose inputs are done and skips those whose inputs failed.
     /// Cache hits are settled right here, on the calling thread (a no-op run starts no
     /// thread per stage); stages that must run wait in `queued` until their CPU slots are
-    /// free, and only then go to Dispatch's global queue (a large sweep parks no threads).
+    /// free, and only then get a thread of their own (a large sweep parks no threads).
     /// Observers are told outside the lock.
     private func scheduleReady() {
         while true {
@@ -180,7 +180,7 @@ public final class Executor: @unchecked Sendable {
     }
 
     /// Hands queued stages to Dispatch, in spec order, as far as their CPU slots and pools are
-    /// free (taken here, before a thread is used); when the run is stopping, skips them.
+    /// free (taken here, before a thread is started); when the run is stopping, skips them.
     private func launchQueued() {
         var start: [Prepared] = [], dropped: [Prepared] = []
         lock.withLock {
@@ -191,7 +191,9 @@ public final class Executor: @unchecked Sendable {
                 if slots.tryAcquire(cpus: slotCPUs(st), pool: st.pool) { start.append(queued.remove(at: i)) } else { i += 1 }
             }
         }
-        for p in start { DispatchQueue.global().async { self.execute(p) } }
+        // Each on a thread of its own, not Dispatch's pool: a stage computes for minutes, and the
+        // pool (about a thread a core) is left to short work (ControlEvents).
+        for p in start { Threads.spawn(count: 1, stackSize: 8 << 20) { _ in self.execute(p) }.detach() }
         for p in dropped {
             complete(StageResult(stage: p.name, outcome: .skipped("run stopped before it started"), key: p.key.digest, seconds: 0, reasons: p.reasons))
         }

@@ -40,13 +40,13 @@ public final class ProgressDisplay: RunObserver, @unchecked Sendable {
     private func startTimerLocked() {
         guard timer == nil else { return }
         if self.interactive {
-            let t = DispatchSource.makeTimerSource(queue: Timers.queue)
+            let t = DispatchSource.makeTimerSource(queue: ControlEvents.queue)
             t.schedule(deadline: .now() + 0.2, repeating: 0.2)
             t.setEventHandler { [weak self] in self?.redraw() }
             t.resume()
             timer = t
         } else {
-            let t = DispatchSource.makeTimerSource(queue: Timers.queue)
+            let t = DispatchSource.makeTimerSource(queue: ControlEvents.queue)
             t.schedule(deadline: .now() + 10, repeating: 10)
             t.setEventHandler { [weak self] in self?.plainProgress() }
             t.resume()

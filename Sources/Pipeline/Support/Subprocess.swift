@@ -92,7 +92,7 @@ public enum Subprocess {
         let watchdog = Watchdog(group: child)
         cancellation.onCancel {
             kill(-child, SIGTERM)
-            Timers.queue.asyncAfter(deadline: .now() + graceSeconds) { kill(-child, SIGKILL) }
+            ControlEvents.queue.asyncAfter(deadline: .now() + graceSeconds) { kill(-child, SIGKILL) }
         }
         // Wait for the program without reaping it (so that its id cannot be reused), stop what
         // it left in its group, then reap it.
