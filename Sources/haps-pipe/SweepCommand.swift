@@ -255,10 +255,15 @@ struct SweepRun: ParsableCommand {
             options.jobs = max(1, jobs ?? RunOptions.cores)
             options.keepGoing = keepGoing
             executorOptions.apply(to: &options)
-            let display = ProgressDisplay(interactive: plain ? false : nil)
+            // Ctrl-C stops cleanly, as in `run` (Slurm jobs are cancelled, journals kept).
+            let cancellation = CancellationToken()
+            let interrupts = InterruptHandler(cancellation: cancellation)
+            let display = ProgressDisplay(interactive: plain ? false : nil, onFirstStart: { interrupts.arm() })
+            interrupts.display = display
             FileIO.writeStderr("sweep \(name): \(state.points.count) points, \(sweep.merged.order.count) distinct stages " +
                                "(\(sweep.mapping.reduce(0) { $0 + $1.count }) over all points)\n")
-            let summary = try Executor(spec: sweep.merged, store: store, options: options, observer: display).run()
+            let summary = try Executor(spec: sweep.merged, store: store, options: options, cancellation: cancellation, observer: display).run()
+            interrupts.disarm()
             state.failed = summary.failures.map(\.stage)
             try state.save(store)
             print(try SweepTable.report(sweep, store: store, plots: plot, failed: Set(state.failed)), terminator: "")

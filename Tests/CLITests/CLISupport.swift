@@ -41,6 +41,16 @@ enum CLI {
         return finish(p, out, err)
     }
 
+    /// Starts the tool, presses Ctrl-C (SIGINT) once `ready()` holds (or after 20 s), and
+    /// waits for it to end.
+    static func interrupted(_ args: [String], in directory: String, when ready: () -> Bool) throws -> Result {
+        let (p, out, err) = try start(args, in: directory)
+        let deadline = Date().addingTimeInterval(20)
+        while !ready() && Date() < deadline { usleep(20_000) }
+        kill(p.processIdentifier, SIGINT)
+        return finish(p, out, err)
+    }
+
     static func finish(_ p: Process, _ out: Pipe, _ err: Pipe) -> Result {
         // Read both pipes concurrently so neither fills up.
         final class Box: @unchecked Sendable { var data = Data() }

@@ -310,11 +310,7 @@ final class CLITests: XCTestCase {
         {"name": "slow", "stages": {"each": {"type": "command", "inputs": {"items": "items.jsonl"},
           "params": {"foreach": "items", "run": "sleep 0.1; echo {item_index} >> executed.log; cat {item_file}"}}}}
         """#, dir + "/spec.json")
-        let (p, out, err) = try CLI.start(["run", "spec.json"], in: dir)
-        let deadline = Date().addingTimeInterval(20)
-        while lines(dir + "/executed.log").count < 5 && Date() < deadline { usleep(20_000) }
-        kill(p.processIdentifier, SIGINT)
-        let r = CLI.finish(p, out, err)
+        let r = try CLI.interrupted(["run", "spec.json"], in: dir) { lines(dir + "/executed.log").count >= 5 }
         XCTAssertEqual(r.status, 130, r.stderr)
         XCTAssertTrue(r.stderr.contains("interrupted: stopping running stages and keeping finished work"), r.stderr)
         XCTAssertTrue(r.stderr.contains("■ each             interrupted after"), r.stderr)

@@ -66,6 +66,27 @@ final class SweepCommandTests: XCTestCase {
 
 
 extension SweepCommandTests {
+    /// Ctrl-C stops a sweep as it stops a run: running stages are told, finished items kept,
+    /// exit 130; the sweep resumes where it stopped.
+    func testCtrlCStopsASweepCleanly() throws {
+        let dir = try makeTempDirectory(self)
+        try writeFile((0..<20).map { "\($0)" }.joined(separator: "\n") + "\n", dir + "/items.jsonl")
+        try writeFile(#"""
+        {"name": "slow", "stages": {"each": {"type": "command", "inputs": {"items": "items.jsonl"},
+          "params": {"foreach": "items", "run": "sleep 0.1; echo {params.k} {item_index} >> executed.log; cat {item_file}", "params": {"k": 1}}}}}
+        """#, dir + "/spec.json")
+        let r = try CLI.interrupted(["sweep", "spec.json", "--grid", "each.k=1,2", "--name", "k", "-j", "1", "--plain"], in: dir) {
+            lines(dir + "/executed.log").count >= 5
+        }
+        XCTAssertEqual(r.status, 130, r.stderr)
+        XCTAssertTrue(r.stderr.contains("interrupted: stopping running stages and keeping finished work"), r.stderr)
+        XCTAssertLessThan(lines(dir + "/executed.log").count, 40)
+        let again = try CLI.run(["sweep", "spec.json", "--grid", "each.k=1,2", "--name", "k", "--plain"], in: dir)
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertEqual(Set(lines(dir + "/executed.log")).count, 40)
+        XCTAssertLessThanOrEqual(lines(dir + "/executed.log").count, 42, "finished items are not redone")
+    }
+
     /// A stage the points change holds figures even when a later stage reads it; `--plot` of a
     /// stage without figures in the table is refused before anything runs.
     func testFiguresOfTheStagesThePointsChange() throws {
