@@ -109,15 +109,16 @@ public final class Executor: @unchecked Sendable {
         let storeLock = try store.lockStore(.shared)
         defer { storeLock?.unlock() }
         cancellation.onCancel { [weak self] in self?.stop() }
-        let blocked = lock.withLock {
+        let (blocked, nothingToDo) = lock.withLock {
             for s in spec.order where selection.contains(s) { states[s] = .waiting }
-            return missing.map { m in
+            let blocked = missing.map { m in
                 let why = "missing input: " + m.lines.joined(separator: "; ")
                 return finish(m.stage, StageResult(stage: m.stage, outcome: .skipped(why), seconds: 0, reasons: [why]))
             }
+            return (blocked, states.values.allSatisfy { $0 == .done })
         }
         for r in blocked { observer?.stageFinished(r) }
-        if states.isEmpty || states.values.allSatisfy({ $0 == .done }) { allDone.signal() } else { scheduleReady() }
+        if nothingToDo { allDone.signal() } else { scheduleReady() }
         allDone.wait()
         observer?.runFinished()
         let summary = RunSummary(pipeline: spec.name,
@@ -179,7 +180,7 @@ public final class Executor: @unchecked Sendable {
         }
     }
 
-    /// Hands queued stages to Dispatch, in spec order, as far as their CPU slots and pools are
+    /// Starts queued stages, in spec order, as far as their CPU slots and pools are
     /// free (taken here, before a thread is started); when the run is stopping, skips them.
     private func launchQueued() {
         var start: [Prepared] = [], dropped: [Prepared] = []
