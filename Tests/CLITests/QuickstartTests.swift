@@ -76,7 +76,9 @@ final class QuickstartTests: XCTestCase {
         var args = ["run", QuickstartTests.spec, "--plain", "-j", "\(cores)", "--until", "agent_a", "--until", "agent_b"]
         for split in ["train", "valid", "test"] { args += ["--set", #"world_\#(split).sizes={"train": 10, "valid": 5, "test": 5}"#] }
         for agent in ["agent_a", "agent_b"] {
-            args += ["--set", "\(agent).steps=100000", "--set", "\(agent).hidden_size=32", "--set", "\(agent).vocab_size=400"]
+            // Little data to prepare (which does not look for Ctrl-C), so that training is under way.
+            args += ["--set", "\(agent).steps=100000", "--set", "\(agent).hidden_size=32", "--set", "\(agent).vocab_size=400",
+                     "--set", "\(agent).fresh_worlds=1", "--set", "\(agent).fresh_questions=8", "--set", "\(agent).batch_size=4"]
         }
         let (p, out, err) = try CLI.start(args, in: dir)
         // Both candidates are training once each has a work directory and a second has passed.
@@ -84,7 +86,7 @@ final class QuickstartTests: XCTestCase {
         func training() -> Int { ((try? FileManager.default.contentsOfDirectory(atPath: dir + "/artifacts/work")) ?? []).count }
         while training() < 2 && Date() < started && p.isRunning { usleep(50_000) }
         XCTAssertGreaterThanOrEqual(training(), 2, "both candidates started")
-        sleep(2)
+        sleep(4)
         kill(p.processIdentifier, SIGINT)
         let deadline = Date().addingTimeInterval(10)
         while p.isRunning && Date() < deadline { usleep(50_000) }
