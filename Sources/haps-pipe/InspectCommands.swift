@@ -84,12 +84,18 @@ enum RefLookup {
     /// The artifact `target` names: a stage's latest result (STAGE or PIPELINE/STAGE) or a
     /// digest (a prefix of at least 6 hex digits).
     static func artifact(_ target: String, pipeline: String?, in store: Store) throws -> Digest {
+        if let d = try artifactIfAny(target, pipeline: pipeline, in: store) { return d }
+        throw NotFoundError("'\(target)' is neither a stage with a stored result nor an artifact digest in \(store.root)")
+    }
+
+    /// As `artifact`, but nil when nothing matches (ambiguity and damage still throw).
+    static func artifactIfAny(_ target: String, pipeline: String?, in store: Store) throws -> Digest? {
         if let found = try find(target, pipeline: pipeline, in: store) { return found.ref.output }
         if let d = try store.resolveDigestPrefix(target) { return d }
         if let damaged = store.damagedRefs(stage: target).first {
             throw NotFoundError("the stored result of '\(target)' cannot be read: its ref file \(damaged) is damaged (rerun the pipeline to rewrite it)")
         }
-        throw NotFoundError("'\(target)' is neither a stage with a stored result nor an artifact digest in \(store.root)")
+        return nil
     }
 }
 
@@ -145,6 +151,24 @@ struct Explain: ParsableCommand {
     }
 }
 
+extension Status {
+    /// The keys whose latest attempt in `pipeline`'s recorded runs failed, with the run and
+    /// the error's first line: a stage that failed is "failed", not "never run".
+    static func lastFailures(in store: Store, pipeline: String) -> [Digest: (run: String, error: String)] {
+        var out: [Digest: (run: String, error: String)] = [:], seen = Set<Digest>()
+        for id in store.runRecordIDs().prefix(200) {  // newest first
+            guard let r = store.runRecord(id: id), r["pipeline"]?.stringValue == pipeline else { continue }
+            for st in r["stages"]?.arrayValue ?? [] {
+                guard let key = st["key"]?.stringValue.flatMap(Digest.init(hex:)), seen.insert(key).inserted else { continue }
+                if st["outcome"]?.stringValue == "failed" {
+                    out[key] = (id, String((st["error"]?.stringValue ?? "").split(separator: "\n").first ?? ""))
+                }
+            }
+        }
+        return out
+    }
+}
+
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
@@ -162,12 +186,17 @@ struct Status: ParsableCommand {
                 let plan = try Planner.plan(s, selection: Set(s.order), forced: [], lookups: .store(store, pipeline: s.name))
                 print("\(s.name) (\(spec)), store \(store.root)")
                 let jobs = Dictionary(SlurmJobInFlight.all(in: store).map { ($0.key, $0) }) { a, _ in a }
+                let failures = Self.lastFailures(in: store, pipeline: s.name)
                 for e in plan {
                     let ref = store.ref(pipeline: s.name, stage: e.stage)
                     let state: String
                     switch e.action {
                     case .cached: state = "up to date"
                     case .run where e.key.flatMap({ jobs[$0] }) != nil: state = jobs[e.key!]!.label
+                    case .run where e.key.flatMap({ failures[$0] }) != nil:
+                        let f = failures[e.key!]!
+                        print("  \(pad(e.stage, max(16, e.stage.count))) \(pad("failed", 18)) in run \(f.run): \(f.error)")
+                        continue
                     case .run: state = ref == nil ? "never run" : "out of date"
                     case .dependsOnRun: state = "waits on upstream"
                     case .excluded: state = "-"

@@ -40,7 +40,7 @@ struct Run: ParsableCommand {
     @Option(parsing: .singleValue, help: ArgumentHelp("Run only this stage and what it needs (repeatable).", valueName: "stage"))
     var until: [String] = []
 
-    @Flag(help: "Read and verify every cached object used, not only those whose files changed.")
+    @Flag(help: "Read and verify every cached object used, not only those whose files changed, and rehash every input file instead of trusting its size, times and inode.")
     var verify = false
 
     @Flag(help: "Plain log lines even on a terminal.")

@@ -25,24 +25,45 @@ final class SupportTests: XCTestCase {
         XCTAssertThrowsError(try Template.placeholders(in: "x { y").get())
     }
 
-    /// A value substituted into a shell command is data wherever it stands: the shell itself
-    /// prints each value back exactly, and nothing else runs.
-    func testShellPlaceholdersAreQuotedForTheirContext() throws {
+    /// A value substituted into a shell command is data wherever it stands (plain text, '…',
+    /// "…", `$( )` inside "…", backquotes, an unquoted here-document, a comment): the shell
+    /// itself prints each value back exactly, and nothing else runs.
+    func testShellPlaceholdersAreDataInEveryContext() throws {
         let dir = try makeTempDir(self)
-        let hostile = ["plain", "", "two words", "it's", "a\"b", "$(touch \(dir)/x)", "`touch \(dir)/x`", "; touch \(dir)/x", "back\\slash", "$HOME", "\n"]
+        let hostile = ["plain", "", "two words", "it's", "a\"b", "$(touch \(dir)/x)", "`touch \(dir)/x`", "; touch \(dir)/x",
+                       "back\\slash", "$HOME", "\n", "x\ntouch \(dir)/x", "EOF\ntouch \(dir)/x\ncat <<EOF", ")\"; touch \(dir)/x; echo \"("]
+        let script = """
+            printf '%s|' {v} 'in single {v} quotes' "in double {v} quotes" "$(printf '%s' {v})" "`printf '%s' {v}`"
+            cat <<EOF
+            here {v}
+            EOF
+            cat <<-EOF
+            \there too {v}
+            \tEOF
+            echo "# not a comment {v}" # a comment {v}
+            echo "$(( {n} + 1 ))"
+            """
         for v in hostile {
-            let command = try Template.render("printf '%s|' {v} 'in single {v} quotes' \"in double {v} quotes\"", ["v": v], shell: true)
+            let command = try Template.shellCommand(script, ["v": v, "n": "41"])
+            XCTAssertFalse(command.script.contains("touch"), "no value is written into the script")
             let p = Process()
             p.executableURL = URL(fileURLWithPath: "/bin/sh")
-            p.arguments = ["-c", command]
+            p.arguments = ["-c", command.script]
+            p.environment = command.environment
             let out = Pipe()
             p.standardOutput = out
             try p.run()
             p.waitUntilExit()
             let printed = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            XCTAssertEqual(printed, "\(v)|in single \(v) quotes|in double \(v) quotes|", "value \(v.debugDescription) as \(command)")
+            let inner = v.hasSuffix("\n") ? String(v.dropLast()) : v  // $( ) drops trailing newlines
+            XCTAssertEqual(printed, "\(v)|in single \(v) quotes|in double \(v) quotes|\(inner)|\(inner)|here \(v)\nhere too \(v)\n# not a comment \(v)\n42\n",
+                           "value \(v.debugDescription) as \(command.script)")
             XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/x"), "ran \(v)")
         }
+        // Where the shell expands nothing, a placeholder is refused (at validation, too).
+        XCTAssertThrowsError(try Template.shellCommand("cat <<'EOF'\n{v}\nEOF", ["v": "1"]))
+        XCTAssertThrowsError(try Template.shellCommand("cat <<\"END\"\n{v}\nEND", ["v": "1"]))
+        XCTAssertNoThrow(try Template.shellCommand("cat <<'EOF'\nliteral\nEOF\necho {v}", ["v": "1"]))
         XCTAssertEqual(Template.shellQuoted("a-b_c.d/e:f=1,2@%+"), "a-b_c.d/e:f=1,2@%+")
         XCTAssertEqual(Template.shellQuoted("it's"), #"'it'"'"'s'"#)
         XCTAssertEqual(try Template.render("{v}", ["v": "a b"]), "a b", "outside a shell nothing is quoted")

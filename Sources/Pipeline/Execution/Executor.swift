@@ -264,7 +264,7 @@ public final class Executor: @unchecked Sendable {
             for input in st.inputs {
                 switch input.source {
                 case .stage(let s): digests[input.port] = lock.withLock { results[s]!.output! }
-                case .path(let p): digests[input.port] = try store.importExternal(path: p, kind: input.kind)
+                case .path(let p): digests[input.port] = try store.importExternal(path: p, kind: input.kind, rehash: options.verify)
                 case .artifact(let d): _ = try store.manifest(d); digests[input.port] = d
                 }
             }
@@ -303,6 +303,7 @@ public final class Executor: @unchecked Sendable {
         let name = p.name, key = p.key, digests = p.digests, previous = p.previous, forced = p.forced, t0 = p.started
         var reasons = p.reasons
         let st = spec.stages[name]!
+        var inputs: [String: InputArtifact] = [:]
         do {
             // The key's lock (another process may be computing it).
             var keyLock = try store.lockKey(key.digest, wait: false)
@@ -319,7 +320,6 @@ public final class Executor: @unchecked Sendable {
             }
 
             // 4. Inputs on disk (verified), then run.
-            var inputs: [String: InputArtifact] = [:]
             for input in st.inputs {
                 let d = digests[input.port]!
                 switch input.source {
@@ -384,8 +384,40 @@ public final class Executor: @unchecked Sendable {
             return StageResult(stage: name, outcome: .ran, key: key.digest, output: output, kind: st.ports.output,
                                seconds: Date().timeIntervalSince(t0), reasons: reasons)
         } catch {
-            return StageResult(stage: name, outcome: .failed(Executor.describe(error)), seconds: Date().timeIntervalSince(t0), reasons: [])
+            let message = Executor.inUserTerms(Executor.describe(error), inputs: inputs, wiring: st.inputs)
+            return StageResult(stage: name, outcome: .failed(message), key: key.digest, seconds: Date().timeIntervalSince(t0), reasons: [])
         }
+    }
+
+    /// A stage's error with the store's copies of its inputs (`trees/<digest>/...`) named as
+    /// the user knows them: the input port and the user's own path, or the stage whose result
+    /// it is. A stage reads the snapshot; the user edits their file.
+    static func inUserTerms(_ message: String, inputs: [String: InputArtifact],
+                            wiring: [(port: String, kind: ArtifactKind, source: InputSource)]) -> String {
+        var text = message
+        var named: [String] = []
+        for input in wiring.sorted(by: { $0.port.count > $1.port.count }) {
+            guard let tree = inputs[input.port]?.directory, text.contains(tree) else { continue }
+            switch input.source {
+            case .path(let p):
+                let files = inputs[input.port]!.manifest.files
+                if !FileIO.isDirectory(p), files.count == 1, let only = files.keys.first {
+                    text = text.replacing(tree + "/" + only, with: p)
+                }
+                text = text.replacing(tree, with: p)
+                named.append("input '\(input.port)' is \(p)")
+            case .stage(let producer):
+                text = text.replacing(tree, with: producer)
+                named.append("input '\(input.port)' is the result of stage '\(producer)': haps-pipe show \(producer) --path")
+            case .artifact(let d):
+                text = text.replacing(tree, with: d.short)
+                named.append("input '\(input.port)' is the stored result \(d.short): haps-pipe show \(d.short) --path")
+            }
+        }
+        guard !named.isEmpty else { return text }
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        lines[0] += " (\(named.joined(separator: "; ")))"
+        return lines.joined(separator: "\n")
     }
 
     /// A cache entry whose objects are intact, or nil (a damaged one is dropped, with a reason).

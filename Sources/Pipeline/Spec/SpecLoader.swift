@@ -13,9 +13,19 @@ extension PipelineSpec {
     static let stageFields = ["type", "inputs", "params", "pool", "cpus", "mem", "gpus", "time", "seed", "description"]
     public static let defaultSeed = 43
 
-    /// Finds a result in a store by the name `show` takes (PIPELINE/STAGE, or a digest): an
-    /// input that is neither a stage of the spec nor an existing file may name one.
-    public typealias StoredResults = @Sendable (String) -> Digest?
+    /// The results of a store an input may name when it is neither a stage of the spec nor
+    /// an existing file: another pipeline's result (PIPELINE/STAGE) or an artifact digest, as
+    /// `show` takes them. Names, kinds and digest prefixes are checked at validation.
+    public struct StoredResults: Sendable {
+        /// The result a name gives, with its kind; nil when nothing matches; throws (with the
+        /// message `show` gives) for an ambiguous name or digest prefix, or a damaged ref.
+        public var lookup: @Sendable (String) throws -> (digest: Digest, kind: ArtifactKind)?
+        /// Every stored result's PIPELINE/STAGE, for "did you mean".
+        public var names: @Sendable () -> [String]
+        public init(lookup: @escaping @Sendable (String) throws -> (digest: Digest, kind: ArtifactKind)?, names: @escaping @Sendable () -> [String]) {
+            self.lookup = lookup; self.names = names
+        }
+    }
 
     /// Reads, overrides and validates a spec file. Throws `SpecError` listing every problem.
     public static func load(path: String, registry: StageRegistry, overrides: [String] = [],
@@ -300,10 +310,26 @@ struct SpecValidator {
                     st.inputs.append((port, kind, .stage(s)))
                 } else {
                     let full = s.hasPrefix("/") ? s : baseDirectory + "/" + s
+                    let found: (digest: Digest, kind: ArtifactKind)?
+                    do { found = FileIO.exists(full) ? nil : try stored?.lookup(s) } catch {
+                        report(ip, "input '\(port)': \(error)"); continue
+                    }
+                    // A name of PIPELINE/STAGE's shape that matches nothing is checked against the store's.
+                    let refShaped = s.filter { $0 == "/" }.count == 1 && !s.contains(".") && !s.hasPrefix("/")
+                    let storedNames = found == nil && refShaped && !FileIO.exists(full) ? stored?.names() ?? [] : []
                     if FileIO.exists(full) {
                         st.inputs.append((port, kind, .path(full)))
-                    } else if let d = stored?(s) {  // another pipeline's result (PIPELINE/STAGE) or an artifact digest
-                        st.inputs.append((port, kind, .artifact(d)))
+                    } else if let found {  // another pipeline's result (PIPELINE/STAGE) or an artifact digest
+                        if !kind.accepts(found.kind) {
+                            report(ip, "'\(s)' is a stored result of kind '\(found.kind)' but input '\(port)' of '\(st.definition.name)' expects '\(kind)'")
+                        }
+                        st.inputs.append((port, kind, .artifact(found.digest)))
+                    } else if let near = NearestName.suggest(s, among: storedNames) {
+                        report(ip, "'\(s)' is neither a stage of this pipeline, nor an existing file, nor a result in the store; did you mean '\(near)'?")
+                    } else if let slash = s.firstIndex(of: "/"), Set(storedNames.map { $0.prefix { $0 != "/" } }).contains(s[..<slash]) {
+                        let pipeline = String(s[..<slash])
+                        let stages = storedNames.filter { $0.hasPrefix(pipeline + "/") }.map { String($0.dropFirst(pipeline.count + 1)) }
+                        report(ip, "the store has no result '\(s)': pipeline '\(pipeline)' has \(stages.joined(separator: ", "))")
                     } else if s.contains("/") && NearestName.suggest(s, among: stageNames) == nil {
                         // A path to something the user has yet to fetch (a model directory): the
                         // spec is valid, and a run that needs this stage stops before it starts

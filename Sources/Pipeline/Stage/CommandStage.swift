@@ -49,6 +49,7 @@ public struct CommandStage: StageType {
         public var parameterJSON: JSONValue {
             switch self { case .shell(let s): return .string(s); case .argv(let a): return a.parameterJSON }
         }
+        var isShell: Bool { if case .shell = self { return true }; return false }
         var templates: [String] {
             switch self { case .shell(let s): return [s]; case .argv(let a): return a }
         }
@@ -99,6 +100,12 @@ public struct CommandStage: StageType {
                 }
             }
         }
+        // A placeholder where the shell expands nothing (a quoted here-document) is refused now.
+        if case .shell(let script) = p.run, case .success(let names) = Template.placeholders(in: script) {
+            do { _ = try Template.shellCommand(script, Dictionary(names.map { ($0, "") }, uniquingKeysWith: { a, _ in a })) } catch {
+                problems.append(SpecProblem(path.appending("run"), "\(error)"))
+            }
+        }
         if p.workers < 1 { problems.append(SpecProblem(path.appending("workers"), "expected a positive integer, found \(p.workers)")) }
         if p.foreach != nil && !p.outputs.isEmpty {
             problems.append(SpecProblem(path.appending("outputs"), "item mode ('foreach') writes results.jsonl itself; remove 'outputs'"))
@@ -136,26 +143,32 @@ public struct CommandStage: StageType {
         if let port = p.foreach {
             return try runItems(p, port: port, values: values, env: env, cwd: cwd, context)
         }
-        let argv = try arguments(p, values)
+        let command = try invocation(p, values)
         let logPath = context.workDirectory + "/command.log"
         FileIO.remove(logPath)
-        context.progress.setStatus(argv.last.map { String($0.prefix(60)) } ?? "")
-        let result = try Subprocess.run(arguments: argv, environment: env, directory: cwd, logPath: logPath,
+        context.progress.setStatus(String((p.run.isShell ? command.display.dropFirst("/bin/sh -c ".count) : Substring(command.display)).prefix(60)))
+        let result = try Subprocess.run(arguments: command.argv, environment: env.merging(command.environment) { $1 }, directory: cwd, logPath: logPath,
                                         groupRecord: StageContext.processRecord(context.workDirectory), cancellation: context.cancellation)
-        try check(result, argv: argv, logPath: logPath, context)
+        try check(result, command: command.display, logPath: logPath, context)
         for o in p.outputs where !FileIO.exists(context.outputDirectory + "/" + o) {
             throw CommandFailure(message: "command finished but did not write its declared output '\(o)' (expected at {outputs.\(o)} = \(context.outputDirectory)/\(o))")
         }
     }
 
-    static func arguments(_ p: Params, _ values: [String: String]) throws -> [String] {
+    /// What runs: the arguments, the variables a shell command's placeholders refer to
+    /// (`ShellCommand`: values are data, never code), and the command as messages show it.
+    static func invocation(_ p: Params, _ values: [String: String]) throws -> (argv: [String], environment: [String: String], display: String) {
         switch p.run {
-        case .shell(let s): return ["/bin/sh", "-c", try Template.render(s, values, shell: true)]
-        case .argv(let a): return try a.map { try Template.render($0, values) }
+        case .shell(let s):
+            let c = try Template.shellCommand(s, values)
+            return (["/bin/sh", "-c", c.script], c.environment, "/bin/sh -c " + c.display)
+        case .argv(let a):
+            let argv = try a.map { try Template.render($0, values) }
+            return (argv, [:], argv.map(Template.shellQuoted).joined(separator: " "))
         }
     }
 
-    static func check(_ result: Subprocess.Result, argv: [String], logPath: String, _ context: StageContext) throws {
+    static func check(_ result: Subprocess.Result, command: String, logPath: String, _ context: StageContext) throws {
         if context.cancellation.isCancelled { throw CancellationError() }
         guard result.exitCode != 0 else { return }
         let tail = FileIO.lastLines(of: logPath, count: 20) ?? []
@@ -163,7 +176,7 @@ public struct CommandStage: StageType {
         // A full disk is the likely cause when the program failed and no space is left where it writes.
         let full = [context.outputDirectory, context.workDirectory].first { (FileIO.freeBytes($0) ?? .max) < 64 << 10 }
         let disk = full.map { "\nthe file system holding \($0) is full (ENOSPC, no space left on device): free space and rerun" } ?? ""
-        throw CommandFailure(message: "command \(how): \(argv.joined(separator: " "))\(disk)\n--- last lines of its output (\(logPath)) ---\n" + tail.joined(separator: "\n"))
+        throw CommandFailure(message: "command \(how): \(command)\(disk)\n--- last lines of its output (\(logPath)) ---\n" + tail.joined(separator: "\n"))
     }
 
     /// Item mode: one run per line of the `foreach` input; each finished item goes to the
@@ -188,11 +201,11 @@ public struct CommandStage: StageType {
             try FileIO.writeAtomically(items[i], to: itemFile, sync: false)
             var v = values; v["item_index"] = String(i); v["item_file"] = itemFile
             var e = env; e["HAPS_ITEM_INDEX"] = String(i); e["HAPS_ITEM_FILE"] = itemFile
-            let argv = try arguments(p, v)
+            let command = try invocation(p, v)
             FileIO.remove(logFile)
-            let r = try Subprocess.run(arguments: argv, environment: e, directory: cwd, logPath: logFile, stdoutPath: outFile,
+            let r = try Subprocess.run(arguments: command.argv, environment: e.merging(command.environment) { $1 }, directory: cwd, logPath: logFile, stdoutPath: outFile,
                                        groupRecord: StageContext.processRecord(context.workDirectory), cancellation: context.cancellation)
-            do { try check(r, argv: argv, logPath: logFile, context) } catch {
+            do { try check(r, command: command.display, logPath: logFile, context) } catch {
                 context.log("item \(i) failed: \(String(describing: error).split(separator: "\n").first ?? "")")
                 throw error
             }
@@ -248,62 +261,30 @@ public enum Template {
         return .success(names)
     }
 
-    /// `s` with each placeholder replaced by its value. With `shell`, `s` is a `/bin/sh`
-    /// command and each value is quoted for where it stands, so that it is always data, never
-    /// code: outside quotes as Python's `shlex.quote` writes it, inside '…' with each ' as
-    /// '"'"', inside "…" with \ " $ ` escaped by a backslash.
-    public static func render(_ s: String, _ values: [String: String], shell: Bool = false) throws -> String {
+    /// `s` with each placeholder replaced by its value, as it is (an argument vector's word or
+    /// an environment variable's value; a shell command uses `shellCommand`).
+    public static func render(_ s: String, _ values: [String: String]) throws -> String {
         var out = ""
-        var context = ShellContext.unquoted
         var i = s.startIndex
         while i < s.endIndex {
             let c = s[i]
             let n = s.index(after: i)
-            if c == "{" && n < s.endIndex && s[n] == "{" { out.append("{"); context.read("{"); i = s.index(after: n); continue }
-            if c == "}" && n < s.endIndex && s[n] == "}" { out.append("}"); context.read("}"); i = s.index(after: n); continue }
+            if (c == "{" || c == "}") && n < s.endIndex && s[n] == c { out.append(c); i = s.index(after: n); continue }
             if c == "{", let close = s[n...].firstIndex(of: "}") {
                 let name = String(s[n..<close])
                 guard let v = values[name] else { throw CommandFailure(message: "placeholder {\(name)} has no value") }
-                out += shell ? context.quote(v) : v
+                out += v
                 i = s.index(after: close)
                 continue
             }
-            out.append(c); context.read(c); i = n
+            out.append(c); i = n
         }
         return out
     }
 
-    /// Where a shell command's text stands: outside quotes, or inside single or double quotes.
-    enum ShellContext {
-        case unquoted, unquotedEscape, single, double, doubleEscape
-
-        /// Follows one literal character of the command.
-        mutating func read(_ c: Character) {
-            switch (self, c) {
-            case (.unquoted, "\\"): self = .unquotedEscape
-            case (.unquoted, "'"): self = .single
-            case (.unquoted, "\""): self = .double
-            case (.unquotedEscape, _): self = .unquoted
-            case (.single, "'"): self = .unquoted
-            case (.double, "\\"): self = .doubleEscape
-            case (.double, "\""): self = .unquoted
-            case (.doubleEscape, _): self = .double
-            default: break
-            }
-        }
-
-        func quote(_ v: String) -> String {
-            switch self {
-            case .unquoted, .unquotedEscape: return Template.shellQuoted(v)
-            case .single: return v.map { $0 == "'" ? "'\"'\"'" : String($0) }.joined()
-            case .double, .doubleEscape: return v.map { "\\\"$`".contains($0) ? "\\" + String($0) : String($0) }.joined()
-            }
-        }
-    }
-
     /// A value as one `/bin/sh` word, as Python's `shlex.quote` writes it: unchanged when it is
     /// made of letters, digits and `@%+=:,./_-` only, else in single quotes (a quote inside as
-    /// `'"'"'`).
+    /// `'"'"'`). For messages: commands never run a value written into their text.
     public static func shellQuoted(_ value: String) -> String {
         let safe = Set("@%+=:,./_-".utf8)
         func isSafe(_ b: UInt8) -> Bool {

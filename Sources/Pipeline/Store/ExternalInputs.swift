@@ -12,9 +12,12 @@ extension Store {
     /// Snapshots a user's input file or directory into the store (each file's bytes as an
     /// object, and the manifest that lists them), so that a stage reads exactly the bytes its
     /// key was computed from, even if the user's file changes while it runs. File digests are
-    /// cached by (path, size, mtime, inode), so a no-op rerun stats the file instead of reading it.
-    /// `snapshot: false` only computes the digest (what `plan` needs), storing nothing.
-    public func importExternal(path: String, kind: ArtifactKind, snapshot: Bool = true) throws -> Digest {
+    /// cached by (path, size, mtime, ctime, inode), so a no-op rerun stats the file instead of
+    /// reading it; `rehash` reads every file again (`run --verify`). `snapshot: false` only
+    /// computes the digest (what `plan` needs), storing nothing. Links in a directory are
+    /// followed only within it (`FileIO.listFiles`); a file others may not read is stored
+    /// readable by its owner only.
+    public func importExternal(path: String, kind: ArtifactKind, snapshot: Bool = true, rehash: Bool = false) throws -> Digest {
         var files: [String: ArtifactManifest.Entry] = [:]
         guard let st = FileIO.status(path) else {
             throw FileError(path: path, operation: "read input", reason: "no such file or directory")
@@ -22,10 +25,10 @@ extension Store {
         if st.isDirectory {
             for rel in try FileIO.listFiles(under: path) {
                 let full = path + "/" + rel
-                if let s = FileIO.status(full) { files[rel] = try fileEntry(full, stat: s, snapshot: snapshot) }
+                if let s = FileIO.status(full) { files[rel] = try fileEntry(full, stat: s, snapshot: snapshot, rehash: rehash) }
             }
         } else {
-            files[Path.lastComponent(path)] = try fileEntry(path, stat: st, snapshot: snapshot)
+            files[Path.lastComponent(path)] = try fileEntry(path, stat: st, snapshot: snapshot, rehash: rehash)
         }
         let manifest = ArtifactManifest(kind: kind, files: files)
         let d = manifest.digest
@@ -33,22 +36,24 @@ extension Store {
         return d
     }
 
-    private func fileEntry(_ path: String, stat st: FileIO.Stat, snapshot: Bool) throws -> ArtifactManifest.Entry {
+    private func fileEntry(_ path: String, stat st: FileIO.Stat, snapshot: Bool, rehash: Bool) throws -> ArtifactManifest.Entry {
         let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
         let cachePath = "\(root)/filestat/\(Digest.of(string: absolute).hex.prefix(32))"
-        if let bytes = try? FileIO.read(cachePath), let json = try? JSONParser.parse(bytes: bytes),
+        let isPrivate = st.permissions & 0o044 == 0
+        if !rehash, let bytes = try? FileIO.read(cachePath), let json = try? JSONParser.parse(bytes: bytes),
            json["path"]?.stringValue == absolute,
            json["size"]?.doubleValue == Double(st.size), json["mtime"]?.doubleValue == Double(st.mtimeNanos),
-           json["inode"]?.doubleValue == Double(st.inode),
+           json["ctime"]?.doubleValue == Double(st.ctimeNanos), json["inode"]?.doubleValue == Double(st.inode),
            let d = json["digest"]?.stringValue.flatMap(Digest.init(hex:)), !snapshot || hasObject(d) {
+            if snapshot && isPrivate { makeObjectPrivate(d) }
             return .init(digest: d, size: st.size, executable: st.isExecutable)
         }
         // One read: the bytes hashed are the bytes stored.
         let bytes = try FileIO.read(path)
-        let d = snapshot ? try putObject(bytes) : Digest.of(bytes)
+        let d = snapshot ? try putObject(bytes, private: isPrivate) : Digest.of(bytes)
         let record: JSONValue = .object(["path": .string(absolute), "size": .number(Double(st.size)),
-                                         "mtime": .number(Double(st.mtimeNanos)), "inode": .number(Double(st.inode)),
-                                         "digest": .string(d.hex)])
+                                         "mtime": .number(Double(st.mtimeNanos)), "ctime": .number(Double(st.ctimeNanos)),
+                                         "inode": .number(Double(st.inode)), "digest": .string(d.hex)])
         try? FileIO.writeAtomically(record.canonical, to: cachePath, sync: false)
         return .init(digest: d, size: Int64(bytes.count), executable: st.isExecutable)
     }

@@ -52,17 +52,34 @@ public final class Store: @unchecked Sendable {
     public func hasObject(_ d: Digest) -> Bool { FileIO.exists(objectPath(d)) }
 
     /// Stores bytes (LZ4-compressed) under their digest; a no-op when already present.
+    /// `private` objects (a user's file that others may not read) are readable by the
+    /// owner only, and so are the files unpacked from them: the store never widens who may
+    /// read a file's bytes.
     @discardableResult
-    public func putObject(_ bytes: [UInt8]) throws -> Digest {
+    public func putObject(_ bytes: [UInt8], private isPrivate: Bool = false) throws -> Digest {
         let d = Digest.of(bytes)
-        try putObject(bytes, digest: d)
+        try putObject(bytes, digest: d, private: isPrivate)
         return d
     }
 
-    func putObject(_ bytes: [UInt8], digest d: Digest) throws {
+    func putObject(_ bytes: [UInt8], digest d: Digest, private isPrivate: Bool = false) throws {
         let path = objectPath(d)
-        if FileIO.exists(path) { return }
-        try FileIO.writeAtomically(try LZ4Frame.compress(bytes), to: path, mode: 0o444)
+        if FileIO.exists(path) {
+            if isPrivate { makeObjectPrivate(d) }  // already stored: this copy of the bytes is private
+            return
+        }
+        try FileIO.writeAtomically(try LZ4Frame.compress(bytes), to: path, mode: isPrivate ? 0o400 : 0o444)
+    }
+
+    /// Narrows an object to its owner (a private file's bytes stored before as public).
+    func makeObjectPrivate(_ d: Digest) {
+        if let st = FileIO.status(objectPath(d)), st.permissions & 0o044 != 0 { chmod(objectPath(d), 0o400) }
+    }
+
+    /// Whether an object may be read by the owner only (see `putObject(_:private:)`).
+    public func isPrivateObject(_ d: Digest) -> Bool {
+        guard let st = FileIO.status(objectPath(d)) else { return false }
+        return st.permissions & 0o044 == 0
     }
 
     /// Reads and verifies an object. A damaged object is reported, deleted, and never returned.
@@ -98,12 +115,12 @@ public final class Store: @unchecked Sendable {
     /// it is an error (a stage's output holds what the stage wrote, nothing from elsewhere).
     public func ingest(directory: String, kind: ArtifactKind) throws -> Digest {
         var files: [String: ArtifactManifest.Entry] = [:]
-        let base = FileIO.realPath(directory) ?? directory
-        for rel in try FileIO.listFiles(under: directory) {
+        let listed: [String]
+        do { listed = try FileIO.listFiles(under: directory) } catch {
+            throw FileError(path: error.path, operation: "store output", reason: error.reason)
+        }
+        for rel in listed {
             let full = directory + "/" + rel
-            if let real = FileIO.realPath(full), !real.hasPrefix(base + "/") {
-                throw FileError(path: full, operation: "store output", reason: "it is a symbolic link to \(real), outside the output directory; copy the file instead")
-            }
             let bytes = try FileIO.read(full)
             let d = try putObject(bytes)
             files[rel] = .init(digest: d, size: Int64(bytes.count), executable: FileIO.status(full)?.isExecutable ?? false)

@@ -8,7 +8,7 @@ import Glibc
 #endif
 
 /// Unpacked artifacts (`trees/<digest>/`), the copies that stages read. They are read-only
-/// (files 0444, directories 0555), and each has a stamp (`trees/<digest>.stamp`: every file's
+/// (files 0444, or 0400 when their object is private; directories 0555), and each has a stamp (`trees/<digest>.stamp`: every file's
 /// size, mtime and inode as unpacked), because permissions do not stop every writer (root
 /// ignores them): a tree that no longer matches its stamp is never handed to a stage again,
 /// and a stage that changed one of its inputs fails (`changedTree`).
@@ -34,7 +34,9 @@ extension Store {
         defer { FileIO.removeTree(tmp) }
         for (rel, entry) in m.files {
             let bytes = try object(entry.digest)
-            try FileIO.writeAtomically(bytes, to: tmp + "/" + rel, mode: entry.executable ? 0o555 : 0o444, sync: false)
+            // Owner-only when the object is (a user's private file): never wider than the source.
+            let mode: mode_t = (entry.executable ? 0o555 : 0o444) & (isPrivateObject(entry.digest) ? 0o500 : 0o555)
+            try FileIO.writeAtomically(bytes, to: tmp + "/" + rel, mode: mode, sync: false)
         }
         let stamp = try stampOf(tmp, files: m.files.keys.sorted())
         FileIO.setDirectoriesReadOnly(tmp)

@@ -167,13 +167,19 @@ public enum FileIO {
         }
     }
 
+    /// Creates a directory and its missing parents (as `mkdir -p`); a failure names the
+    /// directory that could not be made and why ("Permission denied", "Read-only file system").
     public static func makeDirectory(_ path: String) throws(FileError) {
         if path.isEmpty || isDirectory(path) { return }
-        do {
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        } catch {
-            if !isDirectory(path) { throw FileError(path: path, operation: "create directory", reason: "\(error)") }
+        let parent = Path.directory(path)
+        if FileIO.exists(parent) && !isDirectory(parent) {
+            throw FileError(path: path, operation: "create directory", reason: "\(parent) is a file, not a directory")
         }
+        if !parent.isEmpty && parent != path { try makeDirectory(parent) }
+        if mkdir(path, 0o755) != 0 && errno != EEXIST {
+            throw FileError(path: path, operation: "create directory", errno: errno)
+        }
+        if !isDirectory(path) { throw FileError(path: path, operation: "create directory", reason: "a file of that name is in the way") }
     }
 
     public static func remove(_ path: String) {
@@ -213,13 +219,19 @@ public enum FileIO {
         }
     }
 
-    /// The identity fields of a file that change when it is rewritten (used by stat caches).
+    /// The identity fields of a file that change when it is rewritten (used by stat caches),
+    /// and its permission bits.
     public struct Stat: Equatable, Sendable, Codable {
         public var size: Int64
         public var mtimeNanos: Int64
         public var inode: UInt64
         public var isDirectory: Bool
         public var isExecutable: Bool
+        /// When the inode last changed: a write, or metadata such as an mtime set back by
+        /// `cp -p` or `touch -d`, which the mtime alone does not show (git's index keeps it too).
+        public var ctimeNanos: Int64 = 0
+        /// The permission bits (`st_mode & 0o7777`).
+        public var permissions: UInt32 = 0o644
     }
 
     public static func status(_ path: String) -> Stat? {
@@ -229,15 +241,25 @@ public enum FileIO {
                     mtimeNanos: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec),
                     inode: UInt64(st.st_ino),
                     isDirectory: (st.st_mode & S_IFMT) == S_IFDIR,
-                    isExecutable: (st.st_mode & S_IXUSR) != 0)
+                    isExecutable: (st.st_mode & S_IXUSR) != 0,
+                    ctimeNanos: Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec),
+                    permissions: UInt32(st.st_mode & 0o7777))
     }
 
-    /// Regular files under `root`, as sorted relative paths (symbolic links are followed).
+    /// Regular files under `root`, as sorted relative paths. A symbolic link is followed only
+    /// when what it points to is inside `root` (a file is listed under the link's name, a
+    /// directory is walked); a link that leads out of `root`, a dangling one, and a directory
+    /// link back to a directory it is already inside (a loop: `a -> .`, `sub/up -> ..`) are
+    /// errors naming the link. So a listing never reaches files the tree's owner did not put
+    /// in it, and always ends.
     public static func listFiles(under root: String) throws(FileError) -> [String] {
         guard isDirectory(root) else { throw FileError(path: root, operation: "list", reason: "not a readable directory") }
+        let realRoot = realPath(root) ?? root
+        func inside(_ real: String) -> Bool { real == realRoot || real.hasPrefix(realRoot == "/" ? "/" : realRoot + "/") }
         var out: [String] = []
-        var todo = [""]
-        while let rel = todo.popLast() {
+        // Each directory to list, with the real paths of the directories on the way to it.
+        var todo: [(rel: String, chain: [String])] = [("", [realRoot])]
+        while let (rel, chain) = todo.popLast() {
             let dir = rel.isEmpty ? root : root + "/" + rel
             let names: [String]
             do { names = try FileManager.default.contentsOfDirectory(atPath: dir) } catch {
@@ -245,8 +267,30 @@ public enum FileIO {
             }
             for name in names {
                 let child = rel.isEmpty ? name : rel + "/" + name
-                guard let st = status(root + "/" + child) else { continue }
-                if st.isDirectory { todo.append(child) } else { out.append(child) }
+                let full = root + "/" + child
+                var link = Glibc.stat()
+                guard lstat(full, &link) == 0 else { continue }  // removed meanwhile
+                if (link.st_mode & S_IFMT) == S_IFLNK {
+                    let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: full)) ?? "?"
+                    guard let real = realPath(full), let st = status(real) else {
+                        throw FileError(path: full, operation: "list", reason: "it is a symbolic link to \(target), which does not exist")
+                    }
+                    guard inside(real) else {
+                        throw FileError(path: full, operation: "list", reason: "it is a symbolic link to \(real), outside \(realRoot); links are followed only within the directory (copy what it points to into it, e.g. with cp -rL)")
+                    }
+                    if st.isDirectory {
+                        if chain.contains(real) {
+                            throw FileError(path: full, operation: "list", reason: "it is a symbolic link to \(target), a directory it is inside (a loop)")
+                        }
+                        todo.append((child, chain + [real]))
+                    } else {
+                        out.append(child)
+                    }
+                } else if (link.st_mode & S_IFMT) == S_IFDIR {
+                    todo.append((child, chain + [chain.last! + "/" + name]))
+                } else {
+                    out.append(child)
+                }
             }
         }
         return out.sorted()

@@ -135,6 +135,11 @@ public enum BaselineReader {
             guard case .number(let f1)? = v["f1"], f1.isFinite else {
                 skip("'f1' is not a number", line); continue
             }
+            for metric in ScoreMatrix.boundedMetrics {
+                if let x = v[metric]?.doubleValue, !(0...1).contains(x) {
+                    throw DataError(file: file, line: line, "'\(metric)' is \(x), outside [0, 1] (F1, EM, precision and recall are bounded)")
+                }
+            }
             out.append(BaselineRow(line: line, question: question, action: action, answer: v["answer"]?.stringValue,
                                    groundTruth: v["ground_truth"]?.stringValue, f1: f1, recorded: v))
         }

@@ -44,6 +44,12 @@ public struct ScoreMatrix: Sendable {
             guard let q = v["question"]?.stringValue, let a = v["action"]?.intValue, space.indices.contains(a) else {
                 throw DataError(file: path, line: line, "a score row needs 'question' and an 'action' in 0..<\(space.count)")
             }
+            for metric in Self.boundedMetrics {
+                guard let m = v[metric] else { continue }
+                guard let x = m.doubleValue, (0...1).contains(x) else {
+                    throw DataError(file: path, line: line, "'\(metric)' is \(m.canonical), outside [0, 1] (F1, EM, precision and recall are bounded)")
+                }
+            }
             let qi: Int
             if let i = index[q] { qi = i } else { qi = questions.count; index[q] = qi; questions.append(q); cells.append(Array(repeating: nil, count: space.count)) }
             cells[qi][a] = v
@@ -60,6 +66,10 @@ public struct ScoreMatrix: Sendable {
     }
 
     public var count: Int { questions.count }
+
+    /// The metrics a score row holds that lie in [0, 1]: a value outside is refused where it is
+    /// read (a table with F1 = 1e300 would skew every mean and router silently).
+    public static let boundedMetrics = ["f1", "em", "precision", "recall"]
 
     /// Row of each question text (as sampled, spaces trimmed).
     public var rowByQuestion: [String: Int] {
