@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import JSON
 import LLM
+import NIOCore
 import NN
 
 /// A served chat model and the batcher that feeds its engine.
@@ -27,7 +28,10 @@ struct APIError: Error {
         var error: [(String, JSONValue)] = [("message", .string(message)), ("type", .string(type))]
         error.append(("param", param.map(JSONValue.string) ?? .null))
         error.append(("code", code.map(JSONValue.string) ?? .null))
-        return Routes.json(.object([("error", .object(error))]), status: status)
+        var response = Routes.json(.object([("error", .object(error))]), status: status)
+        // The rest of a body too large is not read: the connection closes after the answer.
+        if status == .contentTooLarge { response.headers[.connection] = "close" }
+        return response
     }
 }
 
@@ -55,19 +59,40 @@ struct Routes: Sendable {
         }
     }
 
-    /// The request body as JSON, refusing other content types (415), bodies over the limit (413)
-    /// and malformed JSON (400).
+    /// The request body as JSON, refusing other content types (415), bodies over the limit (413),
+    /// invalid UTF-8 and malformed JSON (400).
     func body(_ request: Request) async throws -> JSONValue {
         let type = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
         guard type == "application/json" else {
             throw APIError(status: .unsupportedMediaType, message: "the body must be JSON, sent with 'Content-Type: application/json' (got \(type.map { "'\($0)'" } ?? "none"))")
         }
         let buffer: ByteBuffer
-        do { buffer = try await request.body.collect(upTo: limits.maxBodyBytes) } catch {
+        do { buffer = try await request.body.collect(upTo: limits.maxBodyBytes) } catch is NIOTooManyBytesError {
             throw APIError(status: .contentTooLarge, message: "the request body is larger than \(limits.maxBodyBytes) bytes")
+        } catch {  // the connection closed (by the client, or at --read-timeout): the log says so
+            throw APIError(status: .requestTimeout, message: "the request body did not arrive in full: \(error)")
         }
-        do { return try JSONParser.parse(bytes: Array(buffer.readableBytesView)) } catch {
+        let bytes = Array(buffer.readableBytesView)
+        if let offset = Routes.invalidUTF8(bytes) {
+            throw APIError(status: .badRequest, message: "the body is not valid UTF-8 (at byte \(offset))")
+        }
+        do { return try JSONParser.parse(bytes: bytes) } catch {
             throw APIError(status: .badRequest, message: "the body is not valid JSON: \(error)")
+        }
+    }
+
+    /// The offset of the first byte that is not valid UTF-8, or nil if all are (the JSON parser
+    /// would turn such bytes into U+FFFD silently).
+    static func invalidUTF8(_ bytes: [UInt8]) -> Int? {
+        var parser = Unicode.UTF8.ForwardParser()
+        var input = bytes.makeIterator()
+        var offset = 0
+        while true {
+            switch parser.parseScalar(from: &input) {
+            case .valid(let scalar): offset += scalar.count
+            case .emptyInput: return nil
+            case .error: return offset
+            }
         }
     }
 
@@ -93,7 +118,11 @@ struct Routes: Sendable {
         return d
     }
 
-    /// Messages as OpenAI sends them: a non-empty list of {role, content string}.
+    /// The roles the chat templates know; another would be written into the prompt verbatim.
+    static let roles = ["system", "developer", "user", "assistant"]
+
+    /// Messages as OpenAI sends them: a non-empty list of {role, content string}, the role one
+    /// of `roles`.
     func messages(_ v: JSONValue?) throws -> [ChatMessage] {
         guard let list = v?.arrayValue, !list.isEmpty else {
             throw APIError(status: .badRequest, message: "'messages' must be a non-empty list", param: "messages")
@@ -102,8 +131,23 @@ struct Routes: Sendable {
             guard let role = m["role"]?.stringValue, let content = m["content"]?.stringValue else {
                 throw APIError(status: .badRequest, message: "messages[\(i)] needs a string 'role' and a string 'content'", param: "messages")
             }
-            return ChatMessage(role: role, content: content)
+            guard Routes.roles.contains(role) else {
+                throw APIError(status: .badRequest, message: "messages[\(i)].role must be one of \(Routes.roles.joined(separator: ", ")), got \(JSONValue.string(role).canonical)",
+                               param: "messages")
+            }
+            // OpenAI's newer clients send "developer" for what older ones call "system".
+            return ChatMessage(role: role == "developer" ? "system" : role, content: content)
         }
+    }
+
+    /// OpenAI's `stop`: absent, null, a string or a list of strings; anything else is a 400.
+    func stops(_ v: JSONValue?) throws -> [String] {
+        guard let v, v != .null else { return [] }
+        if let s = v.stringValue { return [s] }
+        guard let list = v.arrayValue?.compactMap(\.stringValue), list.count == v.arrayValue?.count else {
+            throw APIError(status: .badRequest, message: "'stop' must be a string or a list of strings, got \(v.canonical)", param: "stop")
+        }
+        return list
     }
 
     /// Generates through the batcher; a full queue is a 429.
@@ -151,7 +195,7 @@ struct Routes: Sendable {
         }
         if try integer(v, "n") ?? 1 != 1 { throw APIError(status: .badRequest, message: "only n = 1 is supported", param: "n") }
         if v["stream"]?.boolValue == true { throw APIError(status: .badRequest, message: "streaming is not supported", param: "stream") }
-        let stop = v["stop"]?.stringValue.map { [$0] } ?? v["stop"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        let stop = try stops(v["stop"])
         let (reply, _) = try await generate(served, try messages(v["messages"]),
                                             maxTokens: try integer(v, "max_tokens") ?? integer(v, "max_completion_tokens") ?? 256,
                                             temperature: try number(v, "temperature") ?? 1, topP: try number(v, "top_p") ?? 1,
@@ -224,11 +268,35 @@ struct RequestLog: RouterMiddleware {
     }
 }
 
-/// Requires `Authorization: Bearer <key>` (401 in OpenAI's error shape otherwise).
+/// Answers 413 at once to a request whose `Content-Length` passes `maxBytes`, before any of its
+/// body is read (the route's own check, while reading, covers bodies sent without a length).
+struct BodyLimit: RouterMiddleware {
+    let maxBytes: Int
+    func handle(_ request: Request, context: BasicRequestContext, next: (Request, BasicRequestContext) async throws -> Response) async throws -> Response {
+        if let length = request.headers[.contentLength], !length.isEmpty, length.allSatisfy(\.isASCII), length.allSatisfy(\.isNumber),
+           Int(length) ?? .max > maxBytes {
+            return APIError(status: .contentTooLarge, message: "the request body is larger than \(maxBytes) bytes (Content-Length: \(length))").response
+        }
+        return try await next(request, context)
+    }
+}
+
+/// Requires `Authorization: Bearer <key>`, the scheme in any case (RFC 9110 §11.1); 401 in
+/// OpenAI's error shape otherwise.
 struct BearerKey: RouterMiddleware {
     let key: String
+
+    /// Whether an Authorization header carries the key; compares in time independent of where
+    /// a wrong key differs.
+    func accepts(_ header: String?) -> Bool {
+        guard let header, let space = header.firstIndex(of: " "), header[..<space].lowercased() == "bearer" else { return false }
+        let given = Array(header[space...].trimmingCharacters(in: .whitespaces).utf8), expected = Array(key.utf8)
+        guard given.count == expected.count else { return false }
+        return zip(given, expected).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
+    }
+
     func handle(_ request: Request, context: BasicRequestContext, next: (Request, BasicRequestContext) async throws -> Response) async throws -> Response {
-        guard request.headers[.authorization] == "Bearer \(key)" else {
+        guard accepts(request.headers[.authorization]) else {
             return APIError(status: .unauthorized, message: "a valid API key is required (Authorization: Bearer ...)", type: "invalid_request_error",
                             code: "invalid_api_key").response
         }

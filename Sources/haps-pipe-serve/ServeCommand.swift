@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import LLM
+import NIOCore
 import NN
 
 /// `haps-pipe serve`: a local model over the OpenAI chat-completions protocol and the
@@ -37,6 +39,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Largest max_tokens a request may ask for.") var maxTokensLimit: Int = 2048
     @Option(help: "Requests that may wait for the engine before new ones get 429.") var maxQueue: Int = 256
     @Option(help: "Most sequences generated in one batch.") var maxBatch: Int = 16
+    @Option(help: ArgumentHelp("Seconds a connection may take to send a request's head, or stay silent (between requests, or in the middle of a body), before it is closed.",
+                               valueName: "seconds")) var idleTimeout: Double = 30
+    @Option(help: ArgumentHelp("Seconds a request's body may take to arrive in full, counted from its head; a slower one has its connection closed.",
+                               valueName: "seconds")) var readTimeout: Double = 60
+    @Option(help: ArgumentHelp("Most connections open at once. A connection past it closes the one idle the longest (no request being answered), or is closed itself if none is. Lowered to fit the open-file limit, whose soft value is raised to the hard one.",
+                               valueName: "n")) var maxConnections: Int = 512
     @Option(help: "OpenBLAS threads (default: all cores).") var threads: Int?
 
     func validate() throws {
@@ -45,15 +53,18 @@ struct ServeCommand: AsyncParsableCommand {
         if maxBodyBytes < 1024 || maxTokensLimit < 1 || maxQueue < 1 || maxBatch < 1 {
             throw ValidationError("--max-body-bytes (≥ 1024), --max-tokens-limit, --max-queue and --max-batch must be positive")
         }
+        if !(idleTimeout > 0 && idleTimeout <= 86400) || !(readTimeout > 0 && readTimeout <= 86400) {
+            throw ValidationError("--idle-timeout and --read-timeout must be between 0 and 86400 seconds (got \(idleTimeout) and \(readTimeout))")
+        }
+        if maxConnections < 1 { throw ValidationError("--max-connections must be positive (got \(maxConnections))") }
     }
 
     func run() async throws {
         if let threads { try BLAS.shared().threads = threads }
         var key: String?
         if let env = apiKeyEnv {
-            guard let v = ProcessInfo.processInfo.environment[env], !v.isEmpty else {
-                throw ValidationError("--api-key-env names \(env), which is not set")
-            }
+            guard let v = ProcessInfo.processInfo.environment[env] else { throw ValidationError("--api-key-env names \(env), which is not set") }
+            guard !v.isEmpty else { throw ValidationError("--api-key-env names \(env), which is empty") }
             key = v
         }
         if key == nil && !["127.0.0.1", "localhost", "::1"].contains(host) {
@@ -69,10 +80,12 @@ struct ServeCommand: AsyncParsableCommand {
         let limits = Limits(maxBodyBytes: maxBodyBytes, maxTokens: maxTokensLimit)
         let router = Router()
         router.add(middleware: RequestLog())
+        router.add(middleware: BodyLimit(maxBytes: maxBodyBytes))
         if let key { router.add(middleware: BearerKey(key: key)) }
         Routes(model: chat, retriever: search, limits: limits).register(on: router)
         let host = self.host
-        let app = Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "haps-pipe"),
+        let app = Application(router: router, server: .http1(configuration: connectionHandling()),
+                              configuration: .init(address: .hostname(host, port: port), serverName: "haps-pipe"),
                               onServerRunning: { channel in
                                   let bound = channel.localAddress?.port ?? 0
                                   let line = "haps-pipe serve: listening on http://\(host):\(bound)" +
@@ -82,6 +95,21 @@ struct ServeCommand: AsyncParsableCommand {
         try await app.runService()
         chat?.batcher.stop()
         FileHandle.standardError.write(Data("haps-pipe serve: stopped\n".utf8))
+    }
+
+    /// The connections' limits: Hummingbird's idle timeout (it also bounds the time to send a
+    /// request's head), and per connection a `ConnectionGuard` (the cap, the body's deadline).
+    /// The cap is kept under the open-file limit, less what the server needs for itself.
+    func connectionHandling() -> HTTP1Channel.Configuration {
+        let files = ConnectionCap.raiseFileLimit()
+        let cap = max(1, min(maxConnections, files - ConnectionCap.reservedFiles))
+        if cap < maxConnections {
+            FileHandle.standardError.write(Data("haps-pipe serve: warning: --max-connections lowered from \(maxConnections) to \(cap) to stay under the open-file limit (\(files); ulimit -n)\n".utf8))
+        }
+        let connections = ConnectionCap(limit: cap)
+        let read = TimeAmount.nanoseconds(Int64(readTimeout * 1e9))
+        return HTTP1Channel.Configuration(additionalChannelHandlers: [ConnectionGuard(cap: connections, readTimeout: read)],
+                                          idleTimeout: .nanoseconds(Int64(idleTimeout * 1e9)))
     }
 }
 

@@ -21,11 +21,18 @@ final class ServeTests: XCTestCase {
         let log: String
         var port = 0
         var base: String { "http://127.0.0.1:\(port)" }
-        init(_ args: [String], environment: [String: String] = [:]) throws {
+        /// Starts the server; `fileLimit` runs it under `ulimit -n` (soft and hard) of that many files.
+        init(_ args: [String], environment: [String: String] = [:], fileLimit: Int? = nil) throws {
             log = NSTemporaryDirectory() + "serve-\(UUID().uuidString).log"
             FileManager.default.createFile(atPath: log, contents: nil)
-            process.executableURL = URL(fileURLWithPath: ServeTests.binary)
-            process.arguments = args + ["--port", "0", "--threads", "1"]
+            let args = args + ["--port", "0", "--threads", "1"]
+            if let fileLimit {
+                process.executableURL = URL(fileURLWithPath: "/bin/sh")
+                process.arguments = ["-c", "ulimit -n \(fileLimit) && exec \"$0\" \"$@\"", ServeTests.binary] + args
+            } else {
+                process.executableURL = URL(fileURLWithPath: ServeTests.binary)
+                process.arguments = args
+            }
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, b in b }
             let out = Pipe()
             process.standardOutput = out
