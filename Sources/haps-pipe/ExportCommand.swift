@@ -37,7 +37,7 @@ struct Export: ParsableCommand {
                 throw UsageError("\(directory) is inside the store (\(inside)); export copies a result out of the store: give a directory outside it")
             }
             let digest = try RefLookup.artifact(target, pipeline: pipeline, in: store)
-            if FileIO.isDirectory(directory), !((try? FileIO.listFiles(under: directory)) ?? []).isEmpty {
+            if FileIO.isDirectory(directory), !((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).isEmpty {
                 throw UsageError("\(directory) exists and is not empty; give a new or empty directory")
             }
             try store.copy(artifact: digest, to: directory)

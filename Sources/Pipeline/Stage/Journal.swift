@@ -22,8 +22,15 @@ import Glibc
 /// `[u32 LE key length][key UTF-8][value]`. Each record is written with one `write` and
 /// `fdatasync`ed. On open, records are read until the first torn or damaged one, and the
 /// file is truncated there: a half-written last record is dropped, never half-used.
+///
+/// Test-only: with `HAPS_TEST_KILL_AT=<journal>/<key>` in the environment (`evals/e@8`: the
+/// record `e@8` of the journal `evals.log`), the process kills itself with SIGKILL right after
+/// that record is durably written, so that a test can stop a real run exactly between a
+/// journal write and what follows it (a step's checkpoint). Never set it otherwise.
 public final class Journal: @unchecked Sendable {
     public let path: String
+    /// The journal's name: its file name without `.log` (`evals`).
+    public let name: String
     private let lock = Lock()
     private var fd: Int32 = -1
     private var order: [String] = []
@@ -33,8 +40,13 @@ public final class Journal: @unchecked Sendable {
 
     static let magic = Array("HAPSJNL1\n".utf8)
 
+    /// `HAPS_TEST_KILL_AT` (test-only; see the type's comment).
+    static let killAt: String? = getenv("HAPS_TEST_KILL_AT").map { String(cString: $0) }
+
     public init(path: String) throws {
         self.path = path
+        let file = Path.lastComponent(path)
+        name = file.hasSuffix(".log") ? String(file.dropLast(4)) : file
         try FileIO.makeDirectory(Path.directory(path))
         let existing = (try? FileIO.read(path)) ?? []
         var good = 0
@@ -92,6 +104,7 @@ public final class Journal: @unchecked Sendable {
             if values[key] == nil { order.append(key) }
             values[key] = value
         }
+        if let target = Journal.killAt, target == name + "/" + key { kill(getpid(), SIGKILL) }  // test-only, see above
     }
 
     public func append(key: String, json: JSONValue) throws { try append(key: key, value: Array(json.canonical.utf8)) }
@@ -101,11 +114,11 @@ public final class Journal: @unchecked Sendable {
 /// Checkpoints of a training-style stage: a state blob per step, written atomically, with a
 /// digest that is checked on load, so a resumed run starts from the newest sound checkpoint.
 ///
-///     if let (step, state) = try context.checkpoints.latest() { restore(state); start = step }
+///     if let (step, state) = context.checkpoints.latest(reporting: { context.log("\($0): \($1)") }) { restore(state) }
 ///     try context.checkpoints.save(step: step, state: serialize())
 ///
-/// File `step-<step>.ckpt`: magic `HAPSCKP1`, u64 LE step, u64 LE length, 32-byte SHA-256,
-/// then the state. The `keep` newest are kept.
+/// File `step-<step>.ckpt`: a sealed record (`encode`) of the step and the state. The `keep`
+/// newest are kept.
 public final class CheckpointStore: @unchecked Sendable {
     public let directory: String
     public let keep: Int
@@ -126,34 +139,158 @@ public final class CheckpointStore: @unchecked Sendable {
     private func path(_ step: Int) -> String { "\(directory)/step-\(step).ckpt" }
 
     public func save(step: Int, state: [UInt8]) throws {
-        var header = CheckpointStore.magic
-        header += CheckpointStore.u64(step) + CheckpointStore.u64(state.count)
+        try FileIO.writeAtomically(CheckpointStore.encode(step: step, state: state), to: path(step))
+        for old in steps().dropLast(keep) { unlink(path(old)) }
+    }
+
+    /// The newest checkpoint that reads back intact, or nil when there is none. Each newer one
+    /// that does not (truncated, a changed byte) is passed to `damaged` with what is wrong with
+    /// it, before an older one is tried, so that the caller can say which it skipped.
+    public func latest(reporting damaged: (_ path: String, _ problem: String) -> Void = { _, _ in }) -> (step: Int, state: [UInt8])? {
+        for step in steps().reversed() {
+            let bytes: [UInt8]
+            do { bytes = try FileIO.read(path(step)) } catch {
+                damaged(path(step), "unreadable: \(error)")
+                continue
+            }
+            switch CheckpointStore.decode(bytes) {
+            case .success(let record) where record.step == step: return record
+            case .success(let record): damaged(path(step), "it holds step \(record.step), not \(step)")
+            case .failure(let problem): damaged(path(step), problem.description)
+            }
+        }
+        return nil
+    }
+
+    /// What is wrong with a sealed record, in words ("truncated: 100 of 4156 bytes").
+    public struct Damage: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// The one checksummed record format of work areas (checkpoints, and the seals of kept
+    /// directories): magic `HAPSCKP1`, u64 LE step, u64 LE length, the state's 32-byte SHA-256,
+    /// then the state.
+    public static func encode(step: Int, state: [UInt8]) -> [UInt8] {
+        var header = magic
+        header += u64(step) + u64(state.count)
         let d = Digest.of(state)
         header += stride(from: 0, to: 64, by: 2).map { i -> UInt8 in
             let s = d.hex.utf8.dropFirst(i).prefix(2)
             return UInt8(String(decoding: s, as: UTF8.self), radix: 16)!
         }
-        try FileIO.writeAtomically(header + state, to: path(step))
-        for old in steps().dropLast(keep) { unlink(path(old)) }
+        return header + state
     }
 
-    /// The newest checkpoint that reads back intact, or nil when there is none.
-    public func latest() -> (step: Int, state: [UInt8])? {
-        for step in steps().reversed() {
-            guard let b = try? FileIO.read(path(step)), b.count >= 56, Array(b[0..<8]) == CheckpointStore.magic else { continue }
-            let len = Int(CheckpointStore.readU64(b, 16))
-            guard b.count == 56 + len else { continue }
-            let state = Array(b[56...])
-            let d = Digest.of(state)
-            let stored = b[24..<56].map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
-            guard d.hex == stored, Int(CheckpointStore.readU64(b, 8)) == step else { continue }
-            return (step, state)
+    /// The step and state of a record `encode` wrote, or what is wrong with `b`.
+    public static func decode(_ b: [UInt8]) -> Result<(step: Int, state: [UInt8]), Damage> {
+        guard b.count >= 8, Array(b[0..<8]) == magic else {
+            return .failure(Damage(description: b.isEmpty ? "empty" : "not a checkpoint record (\(b.count) bytes)"))
         }
-        return nil
+        guard b.count >= 56 else { return .failure(Damage(description: "truncated: \(b.count) bytes, its header alone has 56")) }
+        let len = Int(clamping: readU64(b, 16))
+        guard b.count == 56 + len else {
+            return .failure(Damage(description: b.count < 56 + len ? "truncated: \(b.count) of \(56 + len) bytes" : "\(b.count - 56 - len) bytes more than its header says"))
+        }
+        let state = Array(b[56...])
+        let stored = b[24..<56].map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        guard Digest.of(state).hex == stored else { return .failure(Damage(description: "its SHA-256 does not match its contents (a changed byte)")) }
+        return .success((Int(clamping: readU64(b, 8)), state))
     }
 
     static func u64(_ v: Int) -> [UInt8] { (0..<8).map { UInt8((UInt64(v) >> (8 * UInt64($0))) & 0xFF) } }
     static func readU64(_ b: [UInt8], _ at: Int) -> UInt64 {
         (0..<8).reduce(UInt64(0)) { $0 | UInt64(b[at + $1]) << (8 * UInt64($1)) }
+    }
+}
+
+/// A directory that a stage keeps in its work area between runs (a training stage's best
+/// weights so far), sealed as checkpoints are: `replace` writes it whole and adds `.seal`, a
+/// `CheckpointStore` record of every file's size and SHA-256; `problem()` reads everything back
+/// and says what is wrong (a flipped bit, a truncated, missing or extra file, no seal), so that
+/// a damaged one is never used.
+///
+///     let best = SealedDirectory(path: context.workDirectory + "/best")
+///     if let problem = best.problem() { /* report it, rebuild */ }
+///     try best.replace { tmp in try model.save(directory: tmp) }
+///     let files = try best.verifiedFiles()     // without the seal
+public struct SealedDirectory: Sendable {
+    public let path: String
+    /// The seal's file name inside the directory.
+    public static let sealName = ".seal"
+
+    public init(path: String) { self.path = path }
+
+    /// Whether the directory is there (sound or not).
+    public var exists: Bool { FileIO.isDirectory(path) }
+
+    /// Replaces the directory with what `fill` writes into a fresh one, sealed, atomically (a
+    /// crash leaves the old directory or the new one).
+    public func replace(_ fill: (String) throws -> Void) throws {
+        try FileIO.replaceDirectory(path) { tmp in
+            try fill(tmp)
+            let files = try FileIO.listFiles(under: tmp).filter { $0 != SealedDirectory.sealName }
+            let manifest = JSONValue.object(try files.map { name -> (key: String, value: JSONValue) in
+                let (size, digest) = try SealedDirectory.digest(ofFile: tmp + "/" + name)
+                return (name, JSONValue.object([("size", .number(Double(size))), ("sha256", .string(digest.hex))]))
+            })
+            try FileIO.writeAtomically(CheckpointStore.encode(step: files.count, state: Array(manifest.canonical.utf8)),
+                                       to: tmp + "/" + SealedDirectory.sealName)
+        }
+    }
+
+    /// What is wrong with the directory, naming the file ("model.safetensors is truncated: 100
+    /// of 383864 bytes"), or nil when it is sound or absent.
+    public func problem() -> String? {
+        guard exists else { return nil }
+        let sealPath = path + "/" + SealedDirectory.sealName
+        guard let bytes = try? FileIO.read(sealPath) else { return "it has no seal (\(SealedDirectory.sealName)): kept by an older haps-pipe, or changed by hand" }
+        let sealed: [(key: String, value: JSONValue)]
+        switch CheckpointStore.decode(bytes) {
+        case .failure(let damage): return "its seal \(SealedDirectory.sealName) is damaged: \(damage)"
+        case .success(let record):
+            guard let m = try? JSONParser.parse(bytes: record.state), case .object(let entries) = m else { return "its seal does not list files" }
+            sealed = entries
+        }
+        let present: [String]
+        do { present = try FileIO.listFiles(under: path).filter { $0 != SealedDirectory.sealName } } catch { return "\(error)" }
+        let names = Set(sealed.map(\.key))
+        if let extra = present.first(where: { !names.contains($0) }) { return "\(extra) is not one of the files it was sealed with" }
+        for (name, entry) in sealed {
+            guard let size = entry["size"]?.intValue, let sha = entry["sha256"]?.stringValue else { return "its seal's entry for \(name) is incomplete" }
+            guard let found = FileIO.status(path + "/" + name) else { return "\(name) is missing" }
+            if found.size != Int64(size) {
+                return "\(name) " + (found.size < Int64(size) ? "is truncated: \(found.size) of \(size) bytes" : "has \(found.size) bytes, sealed with \(size)")
+            }
+            guard let (_, digest) = try? SealedDirectory.digest(ofFile: path + "/" + name) else { return "\(name) cannot be read" }
+            if digest.hex != sha { return "\(name) changed since it was kept (its SHA-256 differs: a changed byte)" }
+        }
+        return nil
+    }
+
+    /// The directory's files (relative paths, without the seal), after checking them all; a
+    /// damaged directory is an error that names it and what is wrong.
+    public func verifiedFiles() throws -> [String] {
+        if let problem = problem() { throw FileError(path: path, operation: "use the kept directory", reason: problem) }
+        return try FileIO.listFiles(under: path).filter { $0 != SealedDirectory.sealName }
+    }
+
+    /// A file's size and SHA-256, read in chunks (model weights are large).
+    static func digest(ofFile path: String) throws -> (size: Int, digest: Digest) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw FileError(path: path, operation: "read", errno: errno) }
+        defer { close(fd) }
+        var hasher = DigestBuilder(), size = 0
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw FileError(path: path, operation: "read", errno: errno)
+            }
+            if n == 0 { break }
+            buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            size += n
+        }
+        return (size, hasher.finalize())
     }
 }

@@ -132,21 +132,25 @@ public struct RLTrainStage: StageType {
         let trainer = try JointRLTrainer(router: router, candidates: models, sampler: sampler, settings: settings)
         let start = trainer.router.model.namedWeights  // before a checkpoint is restored: the weights RL starts from
 
+        let best = TrainingLoop.keptWeights(context)  // before the journals: a damaged one clears them
         let stepsJournal = try context.journal("steps"), evals = try context.journal("evals")
-        let bestDirectory = context.workDirectory + "/best"
-        func evalCount() -> Int { (0...).prefix { evals.contains("e\($0)") }.count }
-        func stopped() -> Bool {
+        // Evaluations are journalled by the step they were made at, and a step sees only those
+        // made up to it, so that a step replayed after a resume neither adds a second one nor
+        // sees the ones made after it (a resumed run equals an uninterrupted one byte for byte).
+        func evaluations(through questions: Int) -> [JSONValue] {
+            stride(from: p.eval_interval, through: questions, by: p.eval_interval).compactMap { evals.json(evalKey($0)) }
+        }
+        func stopped(_ step: Int) -> Bool {
             // Early stopping: the last `early_patience_evals` evaluations brought no improvement.
-            let n = evalCount()
-            guard n > p.early_patience_evals else { return false }
-            return (n - p.early_patience_evals..<n).allSatisfy { evals.json("e\($0)")?["improved"]?.boolValue == false }
+            let done = evaluations(through: step)
+            return done.count > p.early_patience_evals && done.suffix(p.early_patience_evals).allSatisfy { $0["improved"]?.boolValue == false }
         }
         context.log("\(train.count) training questions × \(p.epochs) epochs; valid every \(p.eval_interval) questions; candidates \(names.joined(separator: ", "))")
         var order: (epoch: Int, questions: [Int]) = (-1, [])
         _ = try TrainingLoop(steps: settings.totalSteps, checkpointEvery: p.checkpoint_every).run(trainer, context, status: { step in
             "epoch \(step / train.count + 1)/\(p.epochs)"
         }) { step in
-            if stopped() { trainer.skipStep(); return .init(loss: 0, tokens: 0) }
+            if stopped(step) { trainer.skipStep(); return .init(loss: 0, tokens: 0) }
             let epoch = step / train.count
             if order.epoch != epoch { order = (epoch, JointRLOrder.questions(count: train.count, epoch: epoch)) }  // once an epoch
             let qi = order.questions[step % train.count]
@@ -160,14 +164,17 @@ public struct RLTrainStage: StageType {
                     ("router_lr", .number(Double(r.routerLR))),
                     ("generator_lr", .object(r.generatorLRs.sorted { $0.key < $1.key }.map { (String($0.key), .number(Double($0.value))) }))]))
             }
-            if (step + 1) % p.eval_interval == 0, !evals.contains("e\(evalCount())") {
-                try evaluate(trainer, valid: valid, test: test, evals: evals, index: evalCount(), step: step + 1, best: bestDirectory, context: context)
+            if (step + 1) % p.eval_interval == 0, !evals.contains(evalKey(step + 1)) {
+                try evaluate(trainer, valid: valid, test: test, evals: evals, earlier: evaluations(through: step), step: step + 1, best: best, context: context)
             }
             return .init(loss: r.loss, tokens: 0)
         }
-        try writeOutput(trainer, evals: (0..<evalCount()).compactMap { evals.json("e\($0)") }, steps: (0..<settings.totalSteps).compactMap { stepsJournal.json("s\($0)") },
-                        best: bestDirectory, start: start, context: context)
+        try writeOutput(trainer, evals: evaluations(through: settings.totalSteps), steps: (0..<settings.totalSteps).compactMap { stepsJournal.json("s\($0)") },
+                        best: best, start: start, context: context)
     }
+
+    /// The journal key of the evaluation made after `questions` training questions.
+    static func evalKey(_ questions: Int) -> String { "e@\(questions)" }
 
     /// How far weights moved: ‖W − W₀‖ / ‖W₀‖ over all tensors, and the share of values that
     /// differ at all (with bf16 rounding, most stay put at small learning rates).
@@ -184,25 +191,27 @@ public struct RLTrainStage: StageType {
         return (norm > 0 ? (diff / norm).squareRoot() : 0, total > 0 ? Double(changed) / Double(total) : 0)
     }
 
-    /// The valid F1 sum of the router and generators as they are (greedy, updates applied);
-    /// an improvement is kept (router and generators, in `best`) and test evaluated.
-    static func evaluate(_ trainer: JointRLTrainer, valid: [HotpotQuestion], test: [HotpotQuestion]?, evals: Journal, index: Int, step: Int,
-                         best: String, context: StageContext) throws {
+    /// The valid F1 sum of the router and generators as they are (greedy, updates applied),
+    /// after `step` questions and the `earlier` evaluations; an improvement is kept (router and
+    /// generators, in `best`) and test evaluated. Journalled under `evalKey(step)`.
+    static func evaluate(_ trainer: JointRLTrainer, valid: [HotpotQuestion], test: [HotpotQuestion]?, evals: Journal, earlier: [JSONValue], step: Int,
+                         best: SealedDirectory, context: StageContext) throws {
+        let index = earlier.count
         context.progress.setStatus("evaluation \(index + 1): \(valid.count) valid questions")
         let validSum = try f1Sum(trainer, valid, cancellation: context.cancellation)
-        let previous = (0..<index).compactMap { evals.json("e\($0)")?["valid_f1_sum"]?.doubleValue }.max() ?? -.infinity
+        let previous = earlier.compactMap { $0["valid_f1_sum"]?.doubleValue }.max() ?? -.infinity
         let improved = validSum > previous
         var record: [(String, JSONValue)] = [("eval", .number(Double(index))), ("step", .number(Double(step))),
                                              ("valid_f1_sum", .number(validSum)), ("improved", .bool(improved))]
         if improved {
             if let test { record.append(("test_f1_sum", .number(try f1Sum(trainer, test, cancellation: context.cancellation)))) }
-            try FileIO.replaceDirectory(best) { tmp in
+            try best.replace { tmp in
                 try trainer.router.save(directory: tmp)
                 try saveGenerators(trainer, to: tmp + "/generators", routerFrom: startingWeights(context))
             }
         }
         context.log("evaluation \(index + 1) after \(step) questions: valid F1 sum \(Format.fixed(validSum, 2))" + (improved ? " (best so far)" : ""))
-        try evals.append(key: "e\(index)", json: .object(record))
+        try evals.append(key: evalKey(step), json: .object(record))
     }
 
     /// Σ F1 over `questions`, each routed greedily, its candidates adapted, the dialogue greedy
@@ -266,12 +275,12 @@ public struct RLTrainStage: StageType {
         return HAPSSystem(router: try router.with(model: router.model), generators: generators, alpha: Float(alpha), layers: layers)
     }
 
-    static func writeOutput(_ trainer: JointRLTrainer, evals: [JSONValue], steps: [JSONValue], best: String, start: [String: Tensor],
+    static func writeOutput(_ trainer: JointRLTrainer, evals: [JSONValue], steps: [JSONValue], best: SealedDirectory, start: [String: Tensor],
                             context: StageContext) throws {
         let out = context.outputDirectory
-        if FileIO.isDirectory(best) {
-            for name in try FileIO.listFiles(under: best) {
-                try FileIO.writeAtomically(try FileIO.read(best + "/" + name), to: out + "/" + name)
+        if best.exists {  // verified: a damaged one is an error here (the next run rebuilds it), never used
+            for name in try best.verifiedFiles() {
+                try FileIO.writeAtomically(try FileIO.read(best.path + "/" + name), to: out + "/" + name)
             }
         } else {  // no evaluation ran: the final weights
             try trainer.router.save(directory: out)

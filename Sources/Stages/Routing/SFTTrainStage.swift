@@ -126,8 +126,8 @@ public struct SFTTrainStage: StageType {
         context.log("\(data.count) SFT rows, \(stepsPerEpoch) steps an epoch of \(perStep) (\(p.batch_size) × \(p.gradient_accumulation)), \(steps) steps; "
                     + "best fixed on valid: action \(bestFixed), F1 sum \(Format.fixed(bestFixedSum, 2))")
 
+        let best = TrainingLoop.keptWeights(context)  // before the journals: a damaged one clears them
         let epochs = try context.journal("epochs")
-        let bestDirectory = context.workDirectory + "/best"
         let streams = BatchStreams(seed: context.seed)
         let losses = try TrainingLoop(steps: steps, checkpointEvery: p.checkpoint_every).run(trainer, context, status: { step in
             "epoch \(min(p.epochs, step / stepsPerEpoch + 1))/\(p.epochs)"
@@ -141,14 +141,14 @@ public struct SFTTrainStage: StageType {
                 let previousBest = (0..<epoch).compactMap { epochs.json("e\($0)")?["valid_f1_sum"]?.doubleValue }.max() ?? -.infinity
                 let sum = record["valid_f1_sum"]!.doubleValue!
                 if sum > previousBest && sum > bestFixedSum {  // the reference's rule: best valid, and better than best fixed
-                    try FileIO.replaceDirectory(bestDirectory) { try trainer.model.save(directory: $0) }
+                    try best.replace { try trainer.model.save(directory: $0) }
                 }
                 try epochs.append(key: "e\(epoch)", json: record)
             }
             return .init(loss: Double(loss), tokens: items.reduce(0) { $0 + $1.tokens.count })
         }
         try writeOutput(p, context: context, backbone: backbone, trainer: trainer, epochs: (0..<p.epochs).compactMap { epochs.json("e\($0)") },
-                        bestDirectory: bestDirectory, bestFixed: bestFixed, bestFixedSum: bestFixedSum, valid: valid, losses: losses)
+                        best: best, bestFixed: bestFixed, bestFixedSum: bestFixedSum, valid: valid, losses: losses)
     }
 
     /// Routes valid (and train) greedily with the epoch's weights and scores the choices.
@@ -175,11 +175,12 @@ public struct SFTTrainStage: StageType {
     }
 
     static func writeOutput(_ p: Params, context: StageContext, backbone: DecoderRouter, trainer: DecoderTrainer, epochs: [JSONValue],
-                            bestDirectory: String, bestFixed: Int, bestFixedSum: Double, valid: ScoreMatrix, losses: LossLog) throws {
+                            best keptWeights: SealedDirectory, bestFixed: Int, bestFixedSum: Double, valid: ScoreMatrix, losses: LossLog) throws {
         let out = context.outputDirectory
-        let kept = FileIO.isDirectory(bestDirectory)
+        let kept = keptWeights.exists
+        if kept { _ = try keptWeights.verifiedFiles() }  // a damaged one is an error here (the next run rebuilds it), never used
         let best = epochs.filter { $0["valid_f1_sum"]!.doubleValue! > bestFixedSum }.max { $0["valid_f1_sum"]!.doubleValue! < $1["valid_f1_sum"]!.doubleValue! }
-        let router = kept ? try backbone.with(model: try DecoderModel(directory: bestDirectory))
+        let router = kept ? try backbone.with(model: try DecoderModel(directory: keptWeights.path))
                           : try backbone.with(model: trainer.model, fallbackAction: bestFixed)
         try router.save(directory: out)
         try FileIO.writeAtomically(epochs.map { $0.canonical + "\n" }.joined(), to: out + "/epochs.jsonl")

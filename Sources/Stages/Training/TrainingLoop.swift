@@ -18,10 +18,11 @@ public protocol Checkpointable: AnyObject {
 extension DecoderTrainer: Checkpointable {}
 
 /// The one training loop of the training stages (`train-agent`, `train-decoder`, and the
-/// router and RL stages built on them): resume from the stage's latest checkpoint, one step
-/// at a time until `steps`, cancellation between steps, each step's loss journaled (a resumed
-/// run keeps the losses of the steps it does not redo), a checkpoint every `checkpointEvery`
-/// steps and at the end, and the progress line (loss, tokens/s; the display adds the ETA).
+/// router and RL stages built on them): resume from the stage's latest sound checkpoint (each
+/// damaged newer one is named in the log), one step at a time until `steps`, cancellation
+/// between steps, each step's loss journaled (a resumed run keeps the losses of the steps it
+/// does not redo), a checkpoint every `checkpointEvery` steps and at the end, and the progress
+/// line (loss, tokens/s; the display adds the ETA).
 ///
 ///     let loop = TrainingLoop(steps: p.steps, checkpointEvery: p.checkpoint_every)
 ///     let losses = try loop.run(trainer, context) { step in
@@ -51,9 +52,16 @@ public struct TrainingLoop {
     public func run(_ trainer: some Checkpointable, _ context: StageContext, status: ((Int) -> String)? = nil,
                     step: (Int) throws -> StepResult) throws -> LossLog {
         let journal = try context.journal("losses")
-        if let (at, state) = context.checkpoints.latest() {
+        var damaged = 0
+        let newest = context.checkpoints.latest { path, problem in
+            damaged += 1
+            context.log("checkpoint \(path) is damaged (\(problem)): skipped")
+        }
+        if let (at, state) = newest {
             try trainer.restore(state)
             context.log("resuming from the checkpoint of step \(at)")
+        } else if damaged > 0 {
+            context.log("no sound checkpoint: training from the start")
         }
         context.progress.setTotal(steps, unit: "steps")
         context.progress.resume(completed: trainer.step)
@@ -72,6 +80,22 @@ public struct TrainingLoop {
             if trainer.step % checkpointEvery == 0 || trainer.step == steps { try context.checkpoints.save(step: trainer.step, state: try trainer.state()) }
         }
         return LossLog(losses: (0..<steps).map { journal.json("s\($0)")?.doubleValue })
+    }
+}
+
+extension TrainingLoop {
+    /// The training stage's kept best weights (`<work area>/best`, a `SealedDirectory`: sealed
+    /// as checkpoints are). Call it before opening the stage's journals: a damaged one (a
+    /// flipped bit, a truncated or missing file, no seal) is reported with its path and what is
+    /// wrong, and the stage's whole training state — checkpoints, journals and the kept weights —
+    /// is removed, so that this run trains from the start and keeps its weights again (the same
+    /// ones: training is deterministic). Damaged weights are never used.
+    public static func keptWeights(_ context: StageContext) -> SealedDirectory {
+        let best = SealedDirectory(path: context.workDirectory + "/best")
+        guard let problem = best.problem() else { return best }
+        context.log("the kept weights \(best.path) are damaged (\(problem)): they are not used; training again from the start to rebuild them")
+        for part in ["checkpoints", "journal", "best", "best.tmp"] { FileIO.remove(context.workDirectory + "/" + part) }
+        return best
     }
 }
 
