@@ -162,6 +162,17 @@ final class ProbeTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.text)
         XCTAssertEqual(readFile(dir + "/out/y"), "x\n")
         XCTAssertEqual(try FileManager.default.subpathsOfDirectory(atPath: dir + "/artifacts").sorted(), before)
+        // Where this machine lets us (root with mount rights), the same on a truly read-only store.
+        let readOnly = dir + "/ro-store"
+        try FileManager.default.createDirectory(atPath: readOnly, withIntermediateDirectories: true)
+        if shell("mount --bind \(dir)/artifacts \(readOnly) && mount -o remount,bind,ro \(readOnly)") {
+            defer { _ = shell("umount \(readOnly)") }
+            let ro = try output(["export", "s", "out-ro", "--store", "ro-store"])
+            XCTAssertEqual(ro.status, 0, ro.text)
+            XCTAssertEqual(readFile(dir + "/out-ro/y"), "x\n")
+            let fresh = try output(["status", "--store", "ro-store/new"])
+            XCTAssertTrue(fresh.text.contains("cannot create directory") && fresh.text.contains("Read-only file system"), fresh.text)
+        }
         // A store that cannot be created is named with the system's reason, not a raw error value.
         try writeFile("", dir + "/plain")
         let bad = try output(["status", "--store", "plain/store"])
@@ -213,6 +224,16 @@ final class ProbeTests: XCTestCase {
         try check("abcdef", expect: "digest prefix 'abcdef' matches 2 objects; give more digits")
         XCTAssertTrue(try output(["show", "abcdef"]).text.contains("digest prefix 'abcdef' matches 2 objects"))
     }
+}
+
+/// Runs a `/bin/sh` command quietly; whether it succeeded.
+private func shell(_ command: String) -> Bool {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/bin/sh")
+    p.arguments = ["-c", command + " 2>/dev/null"]
+    guard (try? p.run()) != nil else { return false }
+    p.waitUntilExit()
+    return p.terminationStatus == 0
 }
 
 /// Removes a directory tree whose directories may be read-only (the store's trees).
