@@ -30,6 +30,7 @@ final class ProbeTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: input + "/sub", withIntermediateDirectories: true)
         try writeFile("a\n", input + "/a.txt")
         try FileManager.default.createSymbolicLink(atPath: input + "/alias.txt", withDestinationPath: "a.txt")
+        try FileManager.default.createSymbolicLink(atPath: input + "/.#lock", withDestinationPath: "user@host.1234")  // dangling: left out
         try FileManager.default.createSymbolicLink(atPath: input + "/sub/deep", withDestinationPath: "..")
         // A link back to a directory it is inside (a loop) is refused at once, by plan and run alike.
         for command in [["plan", "l.json"], ["run", "l.json"]] {
@@ -72,7 +73,7 @@ final class ProbeTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir + "/in", withIntermediateDirectories: true)
         try writeFile("secret\n", dir + "/in/key.txt")
         try writeFile("public\n", dir + "/in/open.txt")
-        chmod(dir + "/in/key.txt", 0o600)
+        chmod(dir + "/in/key.txt", 0o640)  // group-readable, not others: still private
         XCTAssertEqual(try output(["run", "l.json"]).status, 0)
         let stored = try XCTUnwrap(FileManager.default.subpathsOfDirectory(atPath: dir + "/artifacts/trees").first { $0.hasSuffix("/key.txt") })
         func mode(_ path: String) throws -> Int { try (FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as! NSNumber).intValue }
@@ -216,6 +217,11 @@ final class ProbeTests: XCTestCase {
         }
         try check("p1/score_valdi", expect: "did you mean 'p1/score_valid'?")
         try check("p1/nothing_like_it", expect: "pipeline 'p1' has score_valid")
+        // A path of the same shape that is not about the store (a model yet to fetch) stays a path.
+        try writeFile(#"{"name": "p3", "stages": {"s": {"type": "command", "inputs": {"x": "weights/score_valid"}, "params": {"run": "true"}}}}"#, dir + "/p3.json")
+        let later = try output(["plan", "p3.json"])
+        XCTAssertEqual(later.status, 0, later.text)
+        XCTAssertTrue(later.text.contains("cannot run until its inputs exist"), later.text)
         try check("p1/score_valid", "build-sft", port: "samples", expect: "is a stored result of kind 'score-table' but input 'samples' of 'build-sft' expects 'samples'")
         // Two objects whose digests share a prefix: the prefix is ambiguous, as show says.
         let objects = dir + "/artifacts/objects/ab"

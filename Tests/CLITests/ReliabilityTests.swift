@@ -157,7 +157,7 @@ final class ReliabilityTests: XCTestCase {
           "in": {"type": "command", "params": {"run": "echo a > {out}/a; ln -s a {out}/b"}}}}
         """#, dir + "/l.json")
         let r = try output(["run", "l.json", "--keep-going"])
-        XCTAssertTrue(r.text.contains("cannot store output") && r.text.contains("it is a symbolic link to /etc/passwd, outside"), r.text)
+        XCTAssertTrue(r.text.contains("cannot store output") && r.text.contains("it is a symbolic link to /etc/passwd, outside the output directory"), r.text)
         XCTAssertEqual(try CLI.run(["show", "in", "--file", "b"], in: dir).stdout, "a\n")
     }
 

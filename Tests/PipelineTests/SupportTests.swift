@@ -64,6 +64,23 @@ final class SupportTests: XCTestCase {
         XCTAssertThrowsError(try Template.shellCommand("cat <<'EOF'\n{v}\nEOF", ["v": "1"]))
         XCTAssertThrowsError(try Template.shellCommand("cat <<\"END\"\n{v}\nEND", ["v": "1"]))
         XCTAssertNoThrow(try Template.shellCommand("cat <<'EOF'\nliteral\nEOF\necho {v}", ["v": "1"]))
+        XCTAssertThrowsError(try Template.shellCommand("python3 - <<'EOF'\nopen('{inputs.data}')\nEOF", ["inputs.data": "x"])) {
+            XCTAssertTrue("\($0)".contains("os.environ[\"HAPS_INPUT_DATA\"]"), "\($0)")
+        }
+        XCTAssertThrowsError(try Template.shellCommand("printf %s \\{v}", ["v": "1"]), "a backslash before a placeholder")
+        // bash's here-string (<<<) starts no here-document; nested parentheses in $(( )).
+        XCTAssertEqual(try Template.shellCommand("read x <<< \"$HOME\"; printf '[%s]' '{v}' {v}", ["v": "a"]).script,
+                       #"read x <<< "$HOME"; printf '[%s]' ''"${HAPS_V_1}"'' "${HAPS_V_1}""#)
+        let nested = try Template.shellCommand("printf '%s|' \"$(echo $((2*(1+1))) {v})\"", ["v": "a  b"])
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", nested.script]
+        p.environment = nested.environment
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        p.waitUntilExit()
+        XCTAssertEqual(String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self), "4 a  b|")
         XCTAssertEqual(Template.shellQuoted("a-b_c.d/e:f=1,2@%+"), "a-b_c.d/e:f=1,2@%+")
         XCTAssertEqual(Template.shellQuoted("it's"), #"'it'"'"'s'"#)
         XCTAssertEqual(try Template.render("{v}", ["v": "a b"]), "a b", "outside a shell nothing is quoted")

@@ -315,8 +315,12 @@ struct SpecValidator {
                         report(ip, "input '\(port)': \(error)"); continue
                     }
                     // A name of PIPELINE/STAGE's shape that matches nothing is checked against the store's.
+                    // Only when its first part is (within one edit) a stored pipeline and no directory
+                    // of that name is there: `data/train`, a directory yet to fetch, stays a path.
                     let refShaped = s.filter { $0 == "/" }.count == 1 && !s.contains(".") && !s.hasPrefix("/")
-                    let storedNames = found == nil && refShaped && !FileIO.exists(full) ? stored?.names() ?? [] : []
+                    let first = String(s.prefix { $0 != "/" })
+                    var storedNames = found == nil && refShaped && !FileIO.exists(full) && !FileIO.exists(baseDirectory + "/" + first) ? stored?.names() ?? [] : []
+                    if !storedNames.contains(where: { NearestName.distance(first, String($0.prefix { $0 != "/" })) <= 1 }) { storedNames = [] }
                     if FileIO.exists(full) {
                         st.inputs.append((port, kind, .path(full)))
                     } else if let found {  // another pipeline's result (PIPELINE/STAGE) or an artifact digest

@@ -100,7 +100,8 @@ public struct CommandStage: StageType {
                 }
             }
         }
-        // A placeholder where the shell expands nothing (a quoted here-document) is refused now.
+        // A placeholder where the shell expands nothing (a quoted here-document), or after a
+        // backslash, is refused now.
         if case .shell(let script) = p.run, case .success(let names) = Template.placeholders(in: script) {
             do { _ = try Template.shellCommand(script, Dictionary(names.map { ($0, "") }, uniquingKeysWith: { a, _ in a })) } catch {
                 problems.append(SpecProblem(path.appending("run"), "\(error)"))

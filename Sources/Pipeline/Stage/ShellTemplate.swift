@@ -45,8 +45,11 @@ extension Template {
                 let variable = variables[name] ?? "HAPS_V_\(variables.count + 1)"
                 variables[name] = variable
                 environment[variable] = v
+                if scanner.isEscaped {
+                    throw CommandFailure(message: "placeholder {\(name)} follows a backslash, which would escape its value's first character; remove the backslash")
+                }
                 guard let reference = scanner.reference(to: variable) else {
-                    throw CommandFailure(message: "placeholder {\(name)} stands inside a quoted here-document (<<'WORD'), where the shell expands nothing; use an unquoted one (<<WORD) or pass the value another way")
+                    throw CommandFailure(message: "placeholder {\(name)} stands inside a quoted here-document (<<'WORD'), where the shell expands nothing; read the value there from the environment instead (\(environmentHint(name)))")
                 }
                 script += reference
                 display += v
@@ -57,6 +60,23 @@ extension Template {
             script.append(c); display.append(c); scanner.read(c); i = n
         }
         return ShellCommand(script: script, environment: environment, display: display)
+    }
+
+    /// Where a program finds a placeholder's value in its environment (`CommandStage`'s variables).
+    static func environmentHint(_ name: String) -> String {
+        let parts = name.split(separator: ".", maxSplits: 1).map(String.init)
+        let upper = { (s: String) in String(s.uppercased().map { $0.isLetter || $0.isNumber ? $0 : "_" }) }
+        switch (parts.first ?? "", parts.count) {
+        case ("inputs", 2): return "$HAPS_INPUT_\(upper(parts[1])), e.g. os.environ[\"HAPS_INPUT_\(upper(parts[1]))\"] in Python"
+        case ("params", 2): return "$HAPS_PARAM_\(upper(parts[1])), e.g. os.environ[\"HAPS_PARAM_\(upper(parts[1]))\"] in Python"
+        case ("outputs", 2): return "$HAPS_OUT/\(parts[1])"
+        case ("out", 1): return "$HAPS_OUT"
+        case ("work", 1): return "$HAPS_WORK"
+        case ("seed", 1): return "$HAPS_SEED"
+        case ("item_index", 1): return "$HAPS_ITEM_INDEX"
+        case ("item_file", 1): return "$HAPS_ITEM_FILE"
+        default: return "the HAPS_* variables"
+        }
     }
 }
 
@@ -77,6 +97,7 @@ struct ShellScanner {
     private(set) var stack: [Frame] = [.command(closer: nil, depth: 0)]
     /// `\` seen: the next character is literal.
     private var escaped = false
+    var isEscaped: Bool { escaped }
     /// The previous character, to see `$(`, `<<`, and where a word starts (for `#`).
     private var previous: Character = "\n"
     private var beforePrevious: Character = "\n"
@@ -134,12 +155,13 @@ struct ShellScanner {
             case "(" where previous == "$": stack.append(.command(closer: ")", depth: 0))
             default: break
             }
-        case .arithmetic(let depth):
+        case .arithmetic(let depth):  // depth -1: the first `)` of the closing `))` was read
             switch c {
-            case "(": stack[stack.count - 1] = .arithmetic(depth: depth + 1)
+            case "(": stack[stack.count - 1] = .arithmetic(depth: max(0, depth) + 1)
             case ")" where depth > 0: stack[stack.count - 1] = .arithmetic(depth: depth - 1)
-            case ")" where previous == ")": stack.removeLast()
-            default: break
+            case ")" where depth == 0: stack[stack.count - 1] = .arithmetic(depth: -1)
+            case ")": stack.removeLast()
+            default: if depth < 0 { stack[stack.count - 1] = .arithmetic(depth: 0) }
             }
         case .comment:
             if c == "\n" { stack.removeLast(); startHeredocs() }
@@ -164,6 +186,10 @@ struct ShellScanner {
     /// is). Returns whether `c` was part of it.
     private mutating func readDelimiter(_ c: Character) -> Bool {
         guard var d = delimiter else { return false }
+        if d.word.isEmpty && !d.stripTabs && !d.quoted && c == "<" && previous == "<" {
+            delimiter = nil  // `<<<`: bash's here-string, a word and no here-document
+            return true
+        }
         if let q = d.quote {
             if c == q { d.quote = nil } else { d.word.append(c) }
         } else if d.word.isEmpty && !d.stripTabs && c == "-" && previous == "<" {

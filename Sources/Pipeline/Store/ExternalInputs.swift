@@ -39,7 +39,7 @@ extension Store {
     private func fileEntry(_ path: String, stat st: FileIO.Stat, snapshot: Bool, rehash: Bool) throws -> ArtifactManifest.Entry {
         let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
         let cachePath = "\(root)/filestat/\(Digest.of(string: absolute).hex.prefix(32))"
-        let isPrivate = st.permissions & 0o044 == 0
+        let isPrivate = st.permissions & 0o004 == 0  // others may not read it (0600, 0640, ...)
         if !rehash, let bytes = try? FileIO.read(cachePath), let json = try? JSONParser.parse(bytes: bytes),
            json["path"]?.stringValue == absolute,
            json["size"]?.doubleValue == Double(st.size), json["mtime"]?.doubleValue == Double(st.mtimeNanos),

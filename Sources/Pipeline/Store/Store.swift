@@ -117,7 +117,8 @@ public final class Store: @unchecked Sendable {
         var files: [String: ArtifactManifest.Entry] = [:]
         let listed: [String]
         do { listed = try FileIO.listFiles(under: directory) } catch {
-            throw FileError(path: error.path, operation: "store output", reason: error.reason)
+            let outside = FileIO.realPath(error.path).map { "it is a symbolic link to \($0), outside the output directory; copy the file instead" }
+            throw FileError(path: error.path, operation: "store output", reason: error.reason.contains(", outside ") ? outside ?? error.reason : error.reason)
         }
         for rel in listed {
             let full = directory + "/" + rel

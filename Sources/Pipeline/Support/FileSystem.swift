@@ -248,9 +248,9 @@ public enum FileIO {
 
     /// Regular files under `root`, as sorted relative paths. A symbolic link is followed only
     /// when what it points to is inside `root` (a file is listed under the link's name, a
-    /// directory is walked); a link that leads out of `root`, a dangling one, and a directory
-    /// link back to a directory it is already inside (a loop: `a -> .`, `sub/up -> ..`) are
-    /// errors naming the link. So a listing never reaches files the tree's owner did not put
+    /// directory is walked); a link that leads out of `root` and a directory link back to a
+    /// directory it is already inside (a loop: `a -> .`, `sub/up -> ..`) are errors naming the
+    /// link; a dangling link is left out (it holds nothing). So a listing never reaches files the tree's owner did not put
     /// in it, and always ends.
     public static func listFiles(under root: String) throws(FileError) -> [String] {
         guard isDirectory(root) else { throw FileError(path: root, operation: "list", reason: "not a readable directory") }
@@ -272,15 +272,13 @@ public enum FileIO {
                 guard lstat(full, &link) == 0 else { continue }  // removed meanwhile
                 if (link.st_mode & S_IFMT) == S_IFLNK {
                     let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: full)) ?? "?"
-                    guard let real = realPath(full), let st = status(real) else {
-                        throw FileError(path: full, operation: "list", reason: "it is a symbolic link to \(target), which does not exist")
-                    }
+                    guard let real = realPath(full), let st = status(real) else { continue }  // dangling: nothing to store
                     guard inside(real) else {
-                        throw FileError(path: full, operation: "list", reason: "it is a symbolic link to \(real), outside \(realRoot); links are followed only within the directory (copy what it points to into it, e.g. with cp -rL)")
+                        throw FileError(path: full, operation: "read", reason: "it is a symbolic link to \(real), outside \(root); haps-pipe follows links only within the directory it is given. Give it a copy that holds the files themselves (cp -rL \(root) NEWDIR, then name NEWDIR; for a Hugging Face model, huggingface-cli download --local-dir writes real files)")
                     }
                     if st.isDirectory {
                         if chain.contains(real) {
-                            throw FileError(path: full, operation: "list", reason: "it is a symbolic link to \(target), a directory it is inside (a loop)")
+                            throw FileError(path: full, operation: "read", reason: "it is a symbolic link to \(target), a directory it is inside (a loop)")
                         }
                         todo.append((child, chain + [real]))
                     } else {
