@@ -25,6 +25,19 @@ final class SupportTests: XCTestCase {
         XCTAssertThrowsError(try Template.placeholders(in: "x { y").get())
     }
 
+    /// What `/bin/sh` prints running a filled-in command with its variables.
+    func printed(_ command: ShellCommand) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", command.script]
+        p.environment = command.environment
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        p.waitUntilExit()
+        return String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    }
+
     /// A value substituted into a shell command is data wherever it stands (plain text, '…',
     /// "…", `$( )` inside "…", backquotes, an unquoted here-document, a comment): the shell
     /// itself prints each value back exactly, and nothing else runs.
@@ -46,15 +59,7 @@ final class SupportTests: XCTestCase {
         for v in hostile {
             let command = try Template.shellCommand(script, ["v": v, "n": "41"])
             XCTAssertFalse(command.script.contains("touch"), "no value is written into the script")
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/bin/sh")
-            p.arguments = ["-c", command.script]
-            p.environment = command.environment
-            let out = Pipe()
-            p.standardOutput = out
-            try p.run()
-            p.waitUntilExit()
-            let printed = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let printed = try printed(command)
             let inner = v.hasSuffix("\n") ? String(v.dropLast()) : v  // $( ) drops trailing newlines
             XCTAssertEqual(printed, "\(v)|in single \(v) quotes|in double \(v) quotes|\(inner)|\(inner)|here \(v)\nhere too \(v)\n# not a comment \(v)\n42\n",
                            "value \(v.debugDescription) as \(command.script)")
@@ -71,16 +76,7 @@ final class SupportTests: XCTestCase {
         // bash's here-string (<<<) starts no here-document; nested parentheses in $(( )).
         XCTAssertEqual(try Template.shellCommand("read x <<< \"$HOME\"; printf '[%s]' '{v}' {v}", ["v": "a"]).script,
                        #"read x <<< "$HOME"; printf '[%s]' ''"${HAPS_V_1}"'' "${HAPS_V_1}""#)
-        let nested = try Template.shellCommand("printf '%s|' \"$(echo $((2*(1+1))) {v})\"", ["v": "a  b"])
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/sh")
-        p.arguments = ["-c", nested.script]
-        p.environment = nested.environment
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
-        p.waitUntilExit()
-        XCTAssertEqual(String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self), "4 a  b|")
+        XCTAssertEqual(try printed(Template.shellCommand("printf '%s|' \"$(echo $((2*(1+1))) {v})\"", ["v": "a  b"])), "4 a  b|")
         XCTAssertEqual(Template.shellQuoted("a-b_c.d/e:f=1,2@%+"), "a-b_c.d/e:f=1,2@%+")
         XCTAssertEqual(Template.shellQuoted("it's"), #"'it'"'"'s'"#)
         XCTAssertEqual(try Template.render("{v}", ["v": "a b"]), "a b", "outside a shell nothing is quoted")
