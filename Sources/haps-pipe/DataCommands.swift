@@ -8,7 +8,7 @@ struct Metrics: ParsableCommand {
         abstract: "Score answers as the reference does: F1, precision, recall and EM per line.",
         discussion: """
             Reads JSON Lines with `prediction` and `ground_truth` and prints each line back, in \
-            order, with `f1`, `precision`, `recall` and `em` added (REFERENCE.md §2: SQuAD-style \
+            order, with `f1`, `precision`, `recall` and `em` added (docs/data.md, Metrics: SQuAD-style \
             normalisation, the yes/no/noanswer rule, and the reference's EM quirk that "not sure" \
             matches "no").
 

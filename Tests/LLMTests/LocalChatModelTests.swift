@@ -67,7 +67,7 @@ enum TokenizerFixtures {
 }
 
 extension LocalChatModelTests {
-    /// REFERENCE.md §6.1: the reference's RL sampler drops the token that crosses top_p; the
+    /// the reference's rl_batch.py; docs/routing.md, Joint RL: the reference's RL sampler drops the token that crosses top_p; the
     /// common rule keeps it. Both keep the most probable token.
     func testTheReferenceNucleusDropsTheCrossingToken() throws {
         XCTAssertEqual(TokenSampler.nucleus([0.5, 0.3, 0.15, 0.05], topP: 0.9, rule: .reference).tokens, [0, 1])

@@ -6,7 +6,7 @@ import JSON
 import Stages
 
 /// The parameter generator and the gradient chain of joint RL against torch
-/// (`Tests/Fixtures/generator`, the reference's generator written out from REFERENCE.md §6.1):
+/// (`Tests/Fixtures/generator`, the reference's generator written out from the reference's rl_batch.py; docs/routing.md, Joint RL):
 /// router → pooled state → generator → A, B → the candidate's log q of a fixed reply under the
 /// reference's nucleus rule → every gradient of −R·log q, ours within 1e-4 of scale.
 final class ParameterGeneratorTests: XCTestCase {

@@ -1,6 +1,6 @@
 import NN
 
-/// The `dense` retriever backend: the reference's rule (REFERENCE.md §3: embed the entity and
+/// The `dense` retriever backend: the reference's rule (docs/sampling.md and the reference's dialogue code: embed the entity and
 /// every paragraph, return the single paragraph with the highest dot product, the first on ties)
 /// with a sentence encoder such as all-MiniLM-L6-v2, in process. Embeddings are cached by text
 /// (one cache per encoder, so by model and text): a dialogue searches the same question's

@@ -13,7 +13,7 @@ public struct DecoderLayerWeights: Sendable {
     public var gate: Tensor, up: Tensor, down: Tensor
 }
 
-/// A per-sequence low-rank update of `o_proj` (REFERENCE.md §6): W ← W + alpha·A·B on the last
+/// A per-sequence low-rank update of `o_proj` (the reference's rl_batch.py; docs/routing.md): W ← W + alpha·A·B on the last
 /// `layers` decoder layers, A [hidden × r], B [r × hidden].
 public struct LoRAUpdate: Sendable {
     public var a: Tensor

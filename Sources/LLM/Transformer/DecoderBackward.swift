@@ -120,7 +120,7 @@ extension DecoderModel {
     }
 
     /// Σ over `positions` of log p(token) under softmax(logits / T) restricted to the top-p
-    /// nucleus and renormalised (REFERENCE.md §6), with its gradient with respect to the logits:
+    /// nucleus and renormalised (the reference's rl_batch.py; docs/routing.md), with its gradient with respect to the logits:
     /// ∂/∂z_i = ([i = token] − [i ∈ nucleus] p_i / mass) / T.
     public static func sampledLogProbability(logits: Tensor, positions: [(row: Int, token: Int)], temperature: Float,
                                              topP: Float, rule: NucleusRule = .standard) -> (value: Float, dLogits: Tensor) {

@@ -33,7 +33,7 @@ public enum NucleusRule: String, Sendable, CaseIterable {
 
 /// Generated tokens with the log-probability of each: under the distribution it was drawn from
 /// (softmax at the temperature, restricted to the top-p nucleus and renormalised, as
-/// REFERENCE.md §6 defines it), or, when greedy, the model's plain log-softmax.
+/// the reference's rl_batch.py; docs/routing.md defines it), or, when greedy, the model's plain log-softmax.
 public struct GenerationResult: Sendable, Equatable {
     public var ids: [Int]
     public var logprobs: [Float]
@@ -72,7 +72,7 @@ public enum TokenSampler {
     /// The nucleus of a distribution: the most probable tokens, in decreasing probability, and
     /// their total mass. `.standard` (transformers, vLLM) keeps each token whose mass *before*
     /// it is below `topP`, so the token that crosses `topP` is kept; `.reference` (the reference's
-    /// RL sampler, REFERENCE.md §6.1) keeps those whose *inclusive* mass is at most `topP`, so
+    /// RL sampler, the reference's rl_batch.py; docs/routing.md, Joint RL) keeps those whose *inclusive* mass is at most `topP`, so
     /// the crossing token is dropped. Both always keep the most probable token.
     public static func nucleus(_ probs: [Float], topP: Float, rule: NucleusRule = .standard) -> (tokens: [Int], mass: Float) {
         if topP >= 1 { return (Array(probs.indices), probs.reduce(0, +)) }

@@ -3,7 +3,7 @@ import NN
 import Glibc
 #endif
 
-/// HAPS's low-level router for one candidate model (REFERENCE.md §6, §6.1): from the router's
+/// HAPS's low-level router for one candidate model (the reference's rl_batch.py; docs/routing.md, Joint RL): from the router's
 /// pooled hidden state, an MLP of `Linear(·, hidden)+ReLU` layers and two heads give a
 /// question-specific LoRA update: A (D × r) and B (r × D), applied as alpha·A·B to the
 /// candidate's `o_proj`. Weights are named as torch's state dict names them (`mlp.0.weight`,

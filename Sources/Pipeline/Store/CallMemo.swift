@@ -2,7 +2,7 @@
 import Glibc
 #endif
 
-/// Model calls are recorded facts (DESIGN.md §3): a reply, keyed by everything that determines
+/// Model calls are recorded facts (docs/store.md, The call memo): a reply, keyed by everything that determines
 /// it (model identity, generation settings with the seed, the messages, a LoRA digest if any),
 /// is stored once and replayed by every later run, resumed run, sweep point or stage that asks
 /// the same thing.

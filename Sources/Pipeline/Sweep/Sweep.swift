@@ -1,6 +1,6 @@
 /// A sweep: one spec, several sets of overrides (points), merged into one DAG in which stages
 /// that are the same in several points (same type, version, parameters, resources, seed and
-/// inputs, recursively) are one node, so each runs once (DESIGN.md §4, docs/sweeps.md).
+/// inputs, recursively) are one node, so each runs once (docs/sweeps.md).
 ///
 ///     let sweep = try Sweep(name: "alpha", specPath: "pipelines/demo.json",
 ///                           points: Sweep.grid(["rl_train.params.alpha": ["0.1", "0.2"]]), registry: r)

@@ -24,7 +24,7 @@ public struct DialogueResult: Sendable, Equatable {
     public var completionTokens: Int { turns.reduce(0) { $0 + $1.completionTokens } }
 }
 
-/// The teacher/student dialogue of REFERENCE.md §3, exactly: turn order, parsing, the
+/// The teacher/student dialogue of docs/sampling.md and the reference's dialogue code, exactly: turn order, parsing, the
 /// `Search[`/`Finish[` slicing, fall-backs and stop rules, given the same model outputs.
 ///
 ///     let r = try Dialogue(prompts: .standard, budget: 3).run(question: q.question, paragraphs: q.paragraphs,

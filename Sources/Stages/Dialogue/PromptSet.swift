@@ -1,6 +1,6 @@
 public import Pipeline
 
-/// The wording of the dialogue: four templates and the fixed sentences (REFERENCE.md §3), with
+/// The wording of the dialogue: four templates and the fixed sentences (docs/sampling.md and the reference's dialogue code), with
 /// Python `str.format` placeholders. The project ships its own wording (`PromptSet.standard`,
 /// also in `prompts/standard/`); `load(directory:)` reads a user's files instead, so the
 /// reference's own prompt files work unchanged. The content's digest is part of stage keys.

@@ -1,4 +1,4 @@
-/// Parses agents' replies exactly as the reference's regular expressions do (REFERENCE.md §3),
+/// Parses agents' replies exactly as the reference's regular expressions do (docs/sampling.md and the reference's dialogue code),
 /// with Python `re` semantics: Unicode `\w` and `\s`, case-insensitive literals with Python's
 /// case equivalences (`ı` matches `i`, `ſ` matches `s`, `İ` matches `i`), `^` at line starts.
 ///

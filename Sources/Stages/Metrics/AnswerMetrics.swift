@@ -1,5 +1,5 @@
 /// F1, precision, recall and exact match of an answer, exactly as the reference computes them
-/// (REFERENCE.md §2, HotpotQA's official script plus the reference's EM quirk).
+/// (docs/data.md, Metrics, HotpotQA's official script plus the reference's EM quirk).
 ///
 ///     let m = AnswerMetrics(prediction: "The Las Vegas.", groundTruth: "Las Vegas")
 ///     m.f1    // 1.0

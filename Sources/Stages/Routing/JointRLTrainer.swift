@@ -3,7 +3,7 @@ public import NN
 public import Pipeline
 
 /// Joint RL of the router and the parameter generators, one training question a step, as the
-/// reference's `rl_batch.py` takes it (REFERENCE.md §6, §6.1): route greedily with the current
+/// reference's `rl_batch.py` takes it (docs/routing.md, Joint RL): route greedily with the current
 /// router; generate the update of each chosen candidate from the router's pooled state (both
 /// roles of one candidate share it); run the dialogue sampled (T 1.0, top-p 0.9 under the
 /// reference's nucleus rule, ≤ 256 tokens); reward = F1, 0 → −1; loss = −reward · Σ log q over

@@ -7,7 +7,7 @@ public import LLM
 import NN
 public import Pipeline
 
-/// The `rl-train` stage: the reference's joint RL (`rl_batch.py`, REFERENCE.md §6, §6.1) of the
+/// The `rl-train` stage: the reference's joint RL (`rl_batch.py`; docs/routing.md, Joint RL) of the
 /// SFT router and one parameter generator per candidate, a `JointRLTrainer` step per training
 /// question in the reference's epoch order; every `eval_interval` questions the router and
 /// generators route and adapt the valid questions (greedy, the updates applied) and the valid

@@ -56,7 +56,7 @@ public struct BuildSFTReport: Sendable, Equatable {
     }
 }
 
-/// The reference's build_sft (REFERENCE.md §5), exactly, random choices included: one
+/// The reference's build_sft (docs/data.md), exactly, random choices included: one
 /// CPython-compatible generator seeded with `seed`, used for every random step in order.
 public enum BuildSFT {
     /// A scored action of a question, in row order.

@@ -33,7 +33,7 @@ extension BuildSFT {
 }
 
 /// The `build-sft` stage: SFT data for the high-level router from a samples table
-/// (REFERENCE.md §5, exactly). Output kind `sft-data`: `sft.json` and `stats.txt`.
+/// (the reference's build_sft; docs/data.md, exactly). Output kind `sft-data`: `sft.json` and `stats.txt`.
 public struct BuildSFTStage: StageType {
     public struct Params: StageParameters {
         @Param("which of several best actions become rows") var tie_policy = BuildSFTOptions.TiePolicy.deterministic_one

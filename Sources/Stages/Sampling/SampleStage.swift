@@ -6,7 +6,7 @@ import Foundation
 public import LLM
 public import Pipeline
 
-/// The `sample` stage (REFERENCE.md §4): the teacher/student dialogue for every question ×
+/// The `sample` stage (the reference's generate_baselines.py; docs/sampling.md): the teacher/student dialogue for every question ×
 /// role assignment, against the spec's model and retriever resources. Each finished item is
 /// journaled (a killed run resumes; a failed item is recorded with its error and retried by the
 /// next run); every model call is memoised in the store, so a rerun asks no server anything it

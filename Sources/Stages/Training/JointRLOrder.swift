@@ -1,4 +1,4 @@
-/// The reference's order of training questions in joint RL (REFERENCE.md §6.1): each epoch
+/// The reference's order of training questions in joint RL (the reference's rl_batch.py; docs/routing.md, Joint RL): each epoch
 /// `random.Random(seed + epoch).shuffle(order)` is applied in place, so an epoch's order is the
 /// previous epoch's shuffled again (not a fresh shuffle of the file order).
 public enum JointRLOrder {

@@ -33,7 +33,7 @@ LORA_R, LORA_ALPHA, LORA_LAYERS = 4, 0.5, 1
 
 
 def logprob_sum(logits, tokens, temperature, top_p):
-    """Sum over positions of log p(token) under the top-p renormalised distribution (REFERENCE.md §6)."""
+    """Sum over positions of log p(token) under the top-p renormalised distribution (the reference's rl_batch.py; docs/routing.md)."""
     probs = torch.softmax(logits / temperature, dim=-1)
     total = 0
     for row, tok in zip(probs, tokens):

@@ -1,4 +1,4 @@
-"""Records the parameter generator's reference fixture (REFERENCE.md §6, §6.1) with torch and
+"""Records the parameter generator's reference fixture (the reference's rl_batch.py; docs/routing.md, Joint RL) with torch and
 transformers, in float32 on the CPU: `python3 make_fixtures.py OUTDIR`.
 
 The reference's generator written out from §6.1: input = the mean over positions of the router
@@ -121,7 +121,7 @@ json.dump({"R": R, "alpha": ALPHA, "rank": RANK, "top_p": TOP_P, "temperature": 
 print("ok", float(logq.detach()), reply, "nucleus sizes", sizes)
 
 # torch's LinearLR (1.0 -> 0.1) as joint RL steps it: the router's scheduler every question, a
-# generator's only when that generator was used (REFERENCE.md §6.1). lrs[i]: the lr of step i.
+# generator's only when that generator was used (the reference's rl_batch.py; docs/routing.md, Joint RL). lrs[i]: the lr of step i.
 def linear_lr(total, used):
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.AdamW([p], lr=1e-5)

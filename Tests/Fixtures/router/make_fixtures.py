@@ -1,4 +1,4 @@
-"""Records the router's reference fixtures with Hugging Face transformers (REFERENCE.md §6, §6.1).
+"""Records the router's reference fixtures with Hugging Face transformers (the reference's rl_batch.py; docs/routing.md, Joint RL).
 
 Run where torch and transformers are installed (the device tool's GPU machine, or a venv):
 `python3 make_fixtures.py OUTDIR`. Everything runs on the CPU in float32. Writes:
