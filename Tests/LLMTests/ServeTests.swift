@@ -209,19 +209,19 @@ final class ServeTests: XCTestCase {
         let server = try Server(["--model", try model(), "--name", "tiny"])
         let body = Array(#"{"messages": [{"role": "user", "content": "go"}], "max_tokens": 8, "temperature": 0}"#.utf8)
         let head = Array("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n".utf8)
-        let fd = try connect(port: server.port)
+        let fd = try ServeHardeningTests.Socket.open(port: server.port)
         defer { close(fd) }
-        try send(fd, head + body.prefix(10))  // the request has begun: its head and part of its body are in
+        XCTAssertTrue(ServeHardeningTests.Socket.send(fd, head + body.prefix(10)))  // the request has begun: its head and part of its body are in
         usleep(100_000)                        // (for the server to read them; the order below does not depend on it)
         server.process.interrupt()
         var waited = 0
-        while let probe = try? connect(port: server.port) {  // until the listener is closed: shutdown has begun
+        while let probe = try? ServeHardeningTests.Socket.open(port: server.port) {  // until the listener is closed: shutdown has begun
             close(probe)
             usleep(20_000); waited += 1
             XCTAssertLessThan(waited, 500, "the server still accepts connections 10 s after Ctrl-C")
             if waited >= 500 { return }
         }
-        try send(fd, Array(body.dropFirst(10)))
+        XCTAssertTrue(ServeHardeningTests.Socket.send(fd, Array(body.dropFirst(10))))
         var response: [UInt8] = [], buffer = [UInt8](repeating: 0, count: 4096)
         while true {
             let n = read(fd, &buffer, buffer.count)
@@ -233,29 +233,6 @@ final class ServeTests: XCTestCase {
         XCTAssertTrue(text.contains("\"completion_tokens\""), text)
         server.process.waitUntilExit()
         XCTAssertEqual(server.process.terminationStatus, 0)
-    }
-
-    struct SocketError: Error { var what: String }
-
-    func connect(port: Int) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw SocketError(what: "socket") }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard rc == 0 else { close(fd); throw SocketError(what: "connect") }
-        return fd
-    }
-
-    func send(_ fd: Int32, _ bytes: [UInt8]) throws {
-        var sent = 0
-        while sent < bytes.count {
-            let n = bytes[sent...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            guard n > 0 else { throw SocketError(what: "write") }
-            sent += n
-        }
     }
 
     /// The official OpenAI Python client (PyPI `openai`) as an outside client.

@@ -65,7 +65,7 @@ extension Template {
     /// Where a program finds a placeholder's value in its environment (`CommandStage`'s variables).
     static func environmentHint(_ name: String) -> String {
         let parts = name.split(separator: ".", maxSplits: 1).map(String.init)
-        let upper = { (s: String) in String(s.uppercased().map { $0.isLetter || $0.isNumber ? $0 : "_" }) }
+        let upper = CommandStage.envName
         switch (parts.first ?? "", parts.count) {
         case ("inputs", 2): return "$HAPS_INPUT_\(upper(parts[1])), e.g. os.environ[\"HAPS_INPUT_\(upper(parts[1]))\"] in Python"
         case ("params", 2): return "$HAPS_PARAM_\(upper(parts[1])), e.g. os.environ[\"HAPS_PARAM_\(upper(parts[1]))\"] in Python"
