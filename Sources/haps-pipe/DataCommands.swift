@@ -105,7 +105,8 @@ struct Score: ParsableCommand {
 }
 
 struct BuildSFTCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(
         commandName: "build-sft",
         abstract: "Build the router's SFT data from a baseline table, exactly as the reference's build_sft.",
         discussion: """
@@ -114,40 +115,25 @@ struct BuildSFTCommand: ParsableCommand {
 
             Example:
               haps-pipe build-sft --baseline baseline.jsonl --output sft.json --tie-policy all --balance smart_oversample --smart-target 40
-            """)
+            """ + "\n\n" + flags.help)
+    }
+
+    /// build-sft's parameters as flags (the reference's build_sft.py names, in kebab case).
+    static let flags = StageFlags(stageType: "build-sft", setByCommand: [("pair", "--pair"), ("model_name_to_id", "--model-name-to-id-json"),
+                                                                        ("candidates", "--candidates")])
 
     @Option(help: ArgumentHelp("Baseline rows (reference baseline.jsonl format).", valueName: "file")) var baseline: String
     @Option(help: ArgumentHelp("Where to write the SFT JSON array.", valueName: "file")) var output: String
-    @Option(help: "Seed of the random choices.") var seed: Int = 43
-    @Option(help: "all | random_one | deterministic_one") var tiePolicy: String = "deterministic_one"
-    @Option(help: "Skip questions whose best score is below this.") var minMaxScore: Double = 1e-6
-    @Option(help: "none | undersample | oversample | smart_oversample") var balance: String = "none"
-    @Option(help: "undersample/oversample: rows per class (default: smallest/largest class).") var targetPerClass: Int?
-    @Option(help: "smart_oversample: grow each class to at least this.") var smartTarget: Int?
-    @Option(help: "smart_oversample: grow each class to this fraction of the largest.") var smartFracOfMax: Double?
-    @Option(help: "smart_oversample: multiply each class by this (at most the largest).") var smartMinorityDupFactor: Double?
-    @Option(help: "smart_oversample: leave the data alone when largest/smallest is at most this.") var autoSkipIfBalancedRatio: Double?
     @OptionGroup var candidateOptions: CandidateOptions
+    @Argument(parsing: .allUnrecognized, help: .hidden) var stageArguments: [String] = []
 
     func run() throws {
         do {
-            var o = BuildSFTOptions()
-            o.seed = seed
-            guard let tie = BuildSFTOptions.TiePolicy(rawValue: tiePolicy) else {
-                throw UsageError("unknown --tie-policy '\(tiePolicy)'" + NearestName.hintOrChoices(tiePolicy, among: BuildSFTOptions.TiePolicy.allCases.map(\.rawValue)))
-            }
-            guard let bal = BuildSFTOptions.Balance(rawValue: balance) else {
-                throw UsageError("unknown --balance '\(balance)'" + NearestName.hintOrChoices(balance, among: BuildSFTOptions.Balance.allCases.map(\.rawValue)))
-            }
-            o.tiePolicy = tie
-            o.balance = bal
-            o.minMaxScore = minMaxScore
-            o.targetPerClass = targetPerClass
-            o.smartTarget = smartTarget
-            o.smartFracOfMax = smartFracOfMax
-            o.smartMinorityDupFactor = smartMinorityDupFactor
-            o.autoSkipIfBalancedRatio = autoSkipIfBalancedRatio
-            let (rows, report) = try BuildSFT.build(baseline: baseline, space: candidateOptions.space, names: try candidateOptions.names(), options: o)
+            let (given, notes) = try Self.flags.parse(stageArguments)
+            for n in notes { FileIO.writeStderr(n + "\n") }
+            let params = try BuildSFTStage.Params.from(.object(given + [("candidates", .number(Double(candidateOptions.candidates)))]))
+            let (rows, report) = try BuildSFT.build(baseline: baseline, space: params.names.space, names: try candidateOptions.names(),
+                                                    options: BuildSFTStage.options(params, seed: PipelineSpec.defaultSeed))
             for line in report.lines { print(line) }
             try FileIO.writeAtomically(BuildSFT.json(rows), to: output)
             print("wrote \(output)")

@@ -5,7 +5,8 @@ import Stages
 /// `haps-pipe sample`: the reference's generate_baselines.py as one command, run as a one-stage
 /// pipeline on the store (so it is journaled, resumable and memoised like any stage).
 struct Sample: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(
         commandName: "sample",
         abstract: "Sample every question × role assignment against model servers (the reference's generate_baselines).",
         discussion: """
@@ -23,7 +24,11 @@ struct Sample: ParsableCommand {
               haps-pipe sample --questions my.jsonl --preset mistral_qwen --retriever lexical --budget 2 --output b.jsonl
               haps-pipe sample --data-type valid --preset llama_qwen --protocol haps --prompts ../HAPS --output baseline.jsonl
               haps-pipe sample --data-type test --protocol qwen=haps --model-url qwen=http://127.0.0.1:2025 --output b.jsonl
-            """)
+            """ + "\n\n" + flags.help)
+    }
+
+    /// The sample stage's parameters as flags.
+    static let flags = StageFlags(stageType: "sample", setByCommand: [("candidates", "--preset"), ("retriever", "--retriever"), ("prompts", "--prompts")])
 
     @Option(help: ArgumentHelp("Split to read from dataset/ (train, valid or test).", valueName: "split")) var dataType: String?
     @Option(help: ArgumentHelp("Questions file (HotpotQA JSON Lines or JSON array); instead of --data-type.", valueName: "file")) var questions: String?
@@ -32,13 +37,13 @@ struct Sample: ParsableCommand {
     @Option(help: ArgumentHelp("Retriever: 'lexical' (BM25 in process) or the URL of a /retrieve server.", valueName: "lexical|url")) var retriever: String = "http://127.0.0.1:2022/retrieve"
     @Option(parsing: .singleValue, help: ArgumentHelp("The servers' protocol: openai (OpenAI-compatible, as vLLM; default) or haps (the reference's model servers); PROTOCOL for every model, NAME=PROTOCOL for one; repeatable.", valueName: "protocol|name=protocol"))
     var `protocol`: [String] = []
-    @Option(help: ArgumentHelp("Prompt-set directory (the reference's layout or the project's); default: the project's standard set.", valueName: "dir"))
+    @Option(help: ArgumentHelp("Prompt set: a directory (the reference's layout or the project's), or a built-in set (standard, embedded); default: standard.", valueName: "dir|set"))
     var prompts: String?
-    @Option(help: "Search steps per question.") var budget: Int = Dialogue.defaultBudget
-    @Option(help: "Dialogues in flight (more than --concurrency: dialogues wait on retrieval and on each other's identical calls).") var workers: Int = 128
     @Option(help: "Requests in flight per server URL (the reference's 32 workers).") var concurrency: Int = 32
     @Option(help: ArgumentHelp("Where to write the baseline table (reference format).", valueName: "file")) var output: String
+    @Option(help: ArgumentHelp("Seed of sampled calls, with --temperature above 0 (default: a spec's, \(PipelineSpec.defaultSeed)).", valueName: "n")) var seed: Int?
     @OptionGroup var storeOptions: StoreOptions
+    @Argument(parsing: .allUnrecognized, help: .hidden) var stageArguments: [String] = []
 
     static let presets: [String: [(String, String, Int)]] = [
         "llama_qwen": [("llama", "meta-llama/Llama-3.1-8B-Instruct", 2024), ("qwen", "Qwen/Qwen2.5-7B-Instruct", 2025)],
@@ -78,13 +83,17 @@ struct Sample: ParsableCommand {
                 file = "dataset/\(split).jsonl"
             default: throw UsageError("give either --questions FILE or --data-type SPLIT")
             }
-            try requireExisting([(questions == nil ? "--data-type \(dataType!) reads" : "--questions", file), ("--prompts", prompts)])
+            let builtin = prompts.flatMap { BuiltinPrompts(rawValue: $0) }
+            let promptsDirectory = builtin == nil ? prompts : nil
+            try requireExisting([(questions == nil ? "--data-type \(dataType!) reads" : "--questions", file), ("--prompts", promptsDirectory)])
+            let (given, notes) = try Self.flags.parse(stageArguments)
+            for n in notes { FileIO.writeStderr(n + "\n") }
             var urls: [String: String] = [:]
             for m in modelURL {
                 guard let eq = m.firstIndex(of: "=") else { throw UsageError("--model-url '\(m)' is not NAME=URL") }
                 urls[String(m[..<eq])] = String(m[m.index(after: eq)...])
             }
-            guard workers >= 1, concurrency >= 1 else { throw UsageError("--workers and --concurrency must be at least 1") }
+            guard concurrency >= 1 else { throw UsageError("--concurrency must be at least 1") }
             let protocols = try Sample.protocols(`protocol`, names: pair.map(\.0))
             var models: [String: JSONValue] = [:]
             for (name, model, port) in pair {
@@ -97,14 +106,12 @@ struct Sample: ParsableCommand {
                                 "name": .string(String(model.split(separator: "/").last!))]
             }
             let retrieverJSON: JSONValue = retriever == "lexical" ? ["backend": "lexical"] : ["backend": "http", "url": .string(retriever)]
-            let doc: JSONValue = [
-                "name": .string("sample-\(preset)"),
-                "resources": ["models": .object(models), "retriever": retrieverJSON],
-                "stages": ["sample": ["type": "sample", "inputs": .object(["questions": .string(file)].merging(prompts.map { ["prompts": .string($0)] } ?? [:]) { a, _ in a }),
-                                      "params": ["candidates": .array(pair.map { .string($0.0) }), "budget": .number(Double(budget)),
-                                                 "workers": .number(Double(workers))]]],
-            ]
-            let spec = try PipelineSpec.parse(text: doc.pretty, file: "haps-pipe sample", registry: HAPSStages.registry)
+            var inputs: [(String, JSONValue)] = [("questions", .string(file))]
+            if let promptsDirectory { inputs.append(("prompts", .string(promptsDirectory))) }
+            var params: [(String, JSONValue)] = [("candidates", .array(pair.map { .string($0.0) }))]
+            if let builtin { params.append(("prompts", .string(builtin.rawValue))) }
+            let spec = try PipelineSpec.direct("sample", name: "sample-\(preset)", seed: seed, resources: ["models": .object(models), "retriever": retrieverJSON],
+                                               stages: [("sample", .object([("type", "sample"), ("inputs", .object(inputs)), ("params", .object(params + given))]))])
             let store = try storeOptions.open()
             let display = ProgressDisplay()
             let summary = try Executor(spec: spec, store: store, options: .tool, observer: display).run()

@@ -49,6 +49,13 @@ final class SFTTrainCommandTests: XCTestCase {
         let schedule = try CLI.run(["sft-train", "--sft-data", "sft.json", "--model-name-or-path", "backbone", "--valid-baseline", "baseline.jsonl",
                                     "--lr-scheduler-type", "cosin", "--output-dir", "r2"], in: dir)
         XCTAssertTrue(schedule.stderr.contains("unknown --lr-scheduler-type 'cosin'; did you mean 'cosine'?"), schedule.stderr)
+        // The reference's sft.py spellings name the same parameters: the same work, cached.
+        let reference = try CLI.run(["sft-train", "--sft-json", "sft.json", "--model-name-or-path", "backbone", "--valid-bsl-jsonl", "baseline.jsonl",
+                                     "--train-bsl-jsonl", "baseline.jsonl", "--epochs", "2", "--lr", "0.001", "--grad-accum", "1", "--bsz", "3",
+                                     "--eval-bs", "64", "--output-dir", "router-ref"], in: dir)
+        XCTAssertEqual(reference.status, 0, reference.stderr)
+        XCTAssertTrue(reference.stdout.hasPrefix("wrote the router to router-ref (cached)"), reference.stdout)
+        XCTAssertTrue(reference.stderr.contains("note: --eval-bs has no effect"), reference.stderr)
 
         // Joint RL from that router, the backbone standing in for both candidates.
         let root = URL(fileURLWithPath: f).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path

@@ -139,17 +139,30 @@ final class JointRLTrainerTests: XCTestCase {
     static let question = try! HotpotQA.load(URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("dataset/valid.jsonl").path)[0]
 
-    func trainer(frozen: Bool = false, baseline: Int = 0, configure: (inout JointRLTrainer.Settings) -> Void = { _ in }) throws -> JointRLTrainer {
+    func trainer(frozen: Bool = false, baseline: Int = 0, seed: UInt64 = 43, _ extra: [(String, JSONValue)] = []) throws -> JointRLTrainer {
         let router = try DecoderRouter(directory: try LocalChatModelTests.makeModel(), space: ActionSpace(), settings: .init(candidates: ["a", "b"]))
         let candidates = try ["a", "b"].map { try LocalChatModel(directory: try LocalChatModelTests.makeModel(), name: $0) }
-        let sampler = DialogueSampler(dialogue: Dialogue(budget: 1), retriever: LexicalRetriever(), names: ["a", "b"])
-        var settings = JointRLTrainer.Settings()
-        settings.routerLR = 1e-3; settings.generatorLR = 1e-3; settings.alpha = 0.5; settings.rank = 2; settings.totalSteps = 4
-        settings.sampling.maxTokens = 8
-        settings.routerFrozen = frozen
-        settings.baselineWindow = baseline
-        configure(&settings)
-        return try JointRLTrainer(router: router, candidates: candidates, sampler: sampler, settings: settings)
+        let sampler = DialogueSampler(dialogue: Dialogue(budget: 1, settings: GenerationSettings(maxTokens: 8)), retriever: LexicalRetriever(), names: ["a", "b"])
+        let settings = try JointRLSettings.from(.object([("high_router_lr", 1e-3), ("low_router_lr", 1e-3), ("alpha", 0.5), ("lora_r", 2),
+                                                         ("router_frozen", .bool(frozen)), ("baseline_window", .number(Double(baseline)))] + extra))
+        return try JointRLTrainer(router: router, candidates: candidates, sampler: sampler, settings: settings, totalSteps: 4, seed: seed)
+    }
+
+    /// The stage's seed initialises the generators (43, the reference's `set_seed(43)`, by
+    /// default); `mlp_num_layer` and `mlp_hidden_dim` shape them; training samples at the
+    /// sampler's reply length under the reference's T 1.0 and top-p 0.9.
+    func testTheSettingsReachTheGenerators() throws {
+        let t = try trainer()
+        XCTAssertEqual(t.generators[0].weights, ParameterGenerator(inputSize: t.router.model.config.hiddenSize,
+                                                                   targetSize: t.candidates[0].model.config.hiddenSize, rank: 2, seed: 43).weights)
+        XCTAssertNotEqual(try trainer(seed: 7).generators[0].weights, t.generators[0].weights, "the stage's seed reaches the initialisation")
+        let shaped = try trainer([("mlp_num_layer", 3), ("mlp_hidden_dim", 16)])
+        XCTAssertEqual(shaped.generators[0].layers, 3)
+        XCTAssertEqual(shaped.generators[0].hiddenSize, 16)
+        XCTAssertEqual(shaped.generators[0].weights["mlp.4.weight"]?.shape, [16, 16])
+        XCTAssertEqual([t.sampling.temperature, t.sampling.topP], [1, 0.9])
+        XCTAssertEqual(t.sampling.maxTokens, 8, "the stage's max_tokens, not 256")
+        XCTAssertEqual(t.sampler.dialogue.settings.temperature, 0, "evaluations are greedy")
     }
 
     func testAStepMovesWhatItUsedAndNothingElse() throws {
@@ -202,7 +215,7 @@ final class JointRLTrainerTests: XCTestCase {
     /// Several dialogues a question: each samples its own stream; with the group baseline equal
     /// rewards leave nothing to learn (every advantage 0, the generators unchanged).
     func testSeveralSamplesAndTheGroupBaseline() throws {
-        let t = try trainer { $0.samples = 3; $0.groupBaseline = true }
+        let t = try trainer([("samples", 3), ("group_baseline", true)])
         let before = t.generators.map(\.weights)
         let r = try t.train(JointRLTrainerTests.question, qid: 0)
         XCTAssertEqual(r.rewards, [-1, -1, -1])
@@ -210,7 +223,7 @@ final class JointRLTrainerTests: XCTestCase {
         XCTAssertEqual(r.loss, 0)
         XCTAssertEqual(t.generators.map(\.weights), before, "zero advantages move nothing")
         // Without a baseline the loss is −R times the samples' mean Σ log q.
-        let plain = try trainer { $0.samples = 2 }
+        let plain = try trainer([("samples", 2)])
         let p = try plain.train(JointRLTrainerTests.question, qid: 0)
         XCTAssertEqual(p.loss, -p.reward * p.logq, accuracy: 1e-9)
         let seeds = (0..<4).flatMap { step in (0..<8).map { JointRLTrainer.sampleSeed(43, step: step, sample: $0) } }
@@ -219,7 +232,7 @@ final class JointRLTrainerTests: XCTestCase {
 
     /// The bf16 emulation: the router's weights stay representable in bfloat16 after a step.
     func testTheRouterStaysInBF16() throws {
-        let t = try trainer { $0.routerBF16 = true }
+        let t = try trainer([("router_bf16", true)])
         _ = try t.train(JointRLTrainerTests.question, qid: 0)
         for (name, w) in t.router.model.namedWeights {
             XCTAssertTrue(w.data.allSatisfy { $0.bitPattern & 0xFFFF == 0 }, "\(name) has bits below bfloat16's")

@@ -43,7 +43,16 @@ extension PipelineSpec {
         do { doc = try JSONParser.parseDocument(text) } catch {
             throw SpecError(file: file, problems: [], syntax: error)
         }
-        var value = doc.value
+        return try parse(value: doc.value, file: file, registry: registry, overrides: overrides, baseDirectory: baseDirectory, stored: stored,
+                         locations: doc.locations)
+    }
+
+    /// A spec given as a value (a command's one-stage pipeline, built in code rather than as
+    /// text), validated as a file is; `file` names it in errors.
+    public static func parse(value: JSONValue, file: String, registry: StageRegistry, overrides: [String] = [],
+                             baseDirectory: String = FileManager.default.currentDirectoryPath, stored: StoredResults? = nil,
+                             locations: [JSONPath: SourceLocation] = [:]) throws -> PipelineSpec {
+        var value = value
         var problems: [SpecProblem] = []
         var overridden: [(path: JSONPath, text: String)] = []
         for o in overrides {
@@ -61,7 +70,7 @@ extension PipelineSpec {
             return SpecProblem(SpecProblem.commandLine, "'\(o.text)': \(p.message)")
         }
         if !problems.isEmpty || spec == nil {
-            throw SpecError(file: file, problems: problems, locations: doc.locations)
+            throw SpecError(file: file, problems: problems, locations: locations)
         }
         return spec!
     }

@@ -172,9 +172,9 @@ public struct DecodedParameters<P: Sendable>: Sendable {
     }
 }
 
-extension StageParameters {
+extension ParameterGroup {
     /// Parameters from a JSON object, as a spec's `params` would give them (for callers that
-    /// run a stage's logic outside a pipeline, and tests).
+    /// run a stage's or the method's logic outside a pipeline, and tests).
     public static func from(_ json: JSONValue) throws(ParamDecodingProblems) -> Self {
         try decode(json, at: JSONPath.root.appending("params"), stageType: "\(Self.self)").get()
     }

@@ -11,11 +11,9 @@ import LLM
 public struct EvaluateStage: StageType {
     public struct Params: StageParameters {
         @Param("bootstrap resamples of the paired intervals") var resamples = 10_000
-        @Param("for joint inputs (HAPS, run live): the candidates' model resources, candidate 0 first, as sampled") var candidates: [String] = []
-        @Param("for joint inputs: the retriever resource") var retriever = "retriever"
-        @Param("for joint inputs: search steps per question, as sampled") var budget = Dialogue.defaultBudget
-        @Param("for joint inputs: the built-in prompt set, as sampled") var prompts = SampleStage.BuiltinPrompts.standard
-        @Param("for joint inputs: longest reply in tokens, as sampled (greedy)") var max_tokens = 256
+        /// For joint inputs (HAPS, run live, greedy): the candidates (local models), retriever,
+        /// budget, prompts and reply length, as sampled.
+        var dialogue = DialogueParams()
         public init() {}
     }
 
@@ -30,19 +28,22 @@ public struct EvaluateStage: StageType {
                             InputPort("valid_scores", kind: .scoreTable, help: "valid's score table: chooses the best fixed action"),
                             InputPort("questions", kind: .questions, optional: true, help: "the split's questions: types (by-type figures, per-type routers)"),
                             InputPort("encoder", kind: .model, optional: true, help: "a sentence-transformers directory, for routers that read embeddings")] +
-                       p.candidates.map { InputPort("model_\($0)", kind: .model, optional: true, help: "a model directory from the pipeline for candidate \($0)") },
+                       p.dialogue.candidates.map { InputPort("model_\($0)", kind: .model, optional: true, help: "a model directory from the pipeline for candidate \($0)") },
                    output: .evaluation, openInputKind: .any)
     }
 
-    public static func resources(_ p: Params) -> [String] { p.candidates.isEmpty ? [] : p.candidates.map { "models.\($0)" } + [p.retriever] }
+    public static func resources(_ p: Params) -> [String] { p.dialogue.candidates.isEmpty ? [] : p.dialogue.resources }
 
     public static func validate(_ p: Params, at path: JSONPath) -> [SpecProblem] {
-        p.resamples < 1 ? [SpecProblem(path.appending("resamples"), "expected a positive integer, found \(p.resamples)")] : []
+        (p.resamples < 1 ? [SpecProblem(path.appending("resamples"), "expected a positive integer, found \(p.resamples)")] : [])
+            + p.dialogue.validate(at: path, requireCandidates: false)
     }
+
+    static let needsWeights = "evaluate runs HAPS live under LoRA updates, which needs its weights"
 
     /// Joint inputs run the candidates live under their updates: their weights must be at hand.
     public static func preflight(_ p: Params, resources: [String: JSONValue], inputs: Set<String>) -> [String] {
-        RLTrainStage.weightsPreflight(p.candidates, resources: resources, inputs: inputs, needs: "evaluate runs HAPS live under LoRA updates, which needs its weights")
+        p.dialogue.weightsPreflight(resources: resources, inputs: inputs, needs: needsWeights)
     }
 
     /// Mean F1 of each router and of best fixed, oracle and random (for sweep tables).
@@ -62,7 +63,7 @@ public struct EvaluateStage: StageType {
         }
         let typeOf = try context.inputs["questions"].map { try RoutingQuestions.types($0.path(of: "questions.jsonl")) } ?? [:]
         let questions = RoutingQuestions.of(matrix, types: typeOf)
-        let systemPorts = context.inputs.keys.filter { !fixedPorts.contains($0) && !p.candidates.map({ "model_\($0)" }).contains($0) }.sorted()
+        let systemPorts = context.inputs.keys.filter { !fixedPorts.contains($0) && !p.dialogue.candidates.map({ "model_\($0)" }).contains($0) }.sorted()
         let kinds = Dictionary(uniqueKeysWithValues: systemPorts.map { ($0, systemKind(context.inputs[$0]!)) })
         for port in systemPorts where ![.router, .joint].contains(kinds[port]!) {
             throw RouterError("input '\(port)' is a '\(context.inputs[port]!.kind)' artifact; evaluate compares routers (kind router) and HAPS systems (kind joint, from rl-train)")
@@ -101,7 +102,7 @@ public struct EvaluateStage: StageType {
     /// (kind `any`) is a joint artifact if it has generators, a router if it has router.json.
     static func systemKind(_ input: InputArtifact) -> ArtifactKind {
         guard input.kind == .any else { return input.kind }
-        if FileIO.exists(input.directory + "/generators/generators.json") { return .joint }
+        if HAPSSystem.isTrainedSystem(directory: input.directory) { return .joint }
         return FileIO.exists(input.directory + "/router.json") ? .router : .any
     }
 
@@ -109,23 +110,19 @@ public struct EvaluateStage: StageType {
     /// (greedy, its candidates adapted by the generated updates; calls memoised, keyed by each
     /// update's digest): HAPS itself, and the best fixed action with the generated updates.
     static func liveRuns(port: String, _ p: Params, _ context: StageContext, matrix: ScoreMatrix, bestFixed: Int) throws -> [Evaluation.LiveRun] {
-        guard !p.candidates.isEmpty else {
+        guard !p.dialogue.candidates.isEmpty else {
             throw RouterError("input '\(port)' is a HAPS system, run live: give evaluate the 'candidates' (and their model_<name> inputs) as the samples were made")
         }
         guard let questionsInput = context.inputs["questions"] else {
             throw RouterError("input '\(port)' is a HAPS system, run live: give evaluate the split's 'questions' (with their paragraphs)")
         }
-        let system = try RLTrainStage.load(directory: context.inputs[port]!.directory)
-        let provenance = RLTrainStage.provenance(directory: context.inputs[port]!.directory)
+        let system = try HAPSSystem.load(directory: context.inputs[port]!.directory)
+        let provenance = HAPSSystem.provenance(directory: context.inputs[port]!.directory)
         // The router input this system's training started from, if evaluate has it too.
         let startedFrom = context.inputs.filter { systemKind($0.value) == .router && $0.value.manifest.files["model.safetensors"]?.digest.hex == provenance.routerFrom }.keys.sorted().first
-        let byText = Dictionary(try RLTrainStage.questions(questionsInput).map { ($0.question.trimmingSpaces, $0) }, uniquingKeysWith: { a, _ in a })
-        let candidates = try RLTrainStage.candidates(p.candidates, context)
-        let retriever = try Backends.retriever(context.resources[p.retriever]!, name: p.retriever, baseDirectory: context.baseDirectory)
-        let names = p.candidates.map { SampleStage.candidateName(context.resources["models.\($0)"], $0) }
-        let dialogue = Dialogue(prompts: p.prompts == .embedded ? .embedded : .standard, budget: p.budget,
-                                settings: GenerationSettings(maxTokens: p.max_tokens))
-        let sampler = DialogueSampler(dialogue: dialogue, retriever: retriever, names: names)
+        let byText = Dictionary(try HotpotQA.load(questionsOf: questionsInput).map { ($0.question.trimmingSpaces, $0) }, uniquingKeysWith: { a, _ in a })
+        let candidates = try p.dialogue.localCandidates(context, needs: needsWeights)
+        let sampler = try p.dialogue.sampler(context, settings: .reference)  // greedy
         let counter = CallCounter()
         let questions = try matrix.questions.map { text in
             guard let q = byText[text.trimmingSpaces] else {

@@ -11,7 +11,7 @@ public struct CandidateParams: ParameterGroup {
     @Param("role names") var roles = ActionSpace.referenceRoles
     public init() {}
 
-    var space: ActionSpace { ActionSpace(candidates: candidates, roles: roles) }
+    public var space: ActionSpace { ActionSpace(candidates: candidates, roles: roles) }
 
     func names() throws -> CandidateNames? {
         if let m = model_name_to_id { return CandidateNames(ids: m) }

@@ -6,7 +6,7 @@ public import Pipeline
 /// reference's `rl_batch.py` takes it (docs/routing.md, Joint RL): route greedily with the current
 /// router; generate the update of each chosen candidate from the router's pooled state (both
 /// roles of one candidate share it); run the dialogue sampled (T 1.0, top-p 0.9 under the
-/// reference's nucleus rule, ≤ 256 tokens); reward = F1, 0 → −1; loss = −reward · Σ log q over
+/// reference's nucleus rule, ≤ max_tokens); reward = F1, 0 → −1; loss = −reward · Σ log q over
 /// every call of both agents; one AdamW step for the router (its lr, weight decay 0.01) and for
 /// each generator used (its lr, decay 0), each decayed linearly 1.0 → 0.1, the router's
 /// schedule stepping every question and a generator's only when it was used. The router's
@@ -14,31 +14,6 @@ public import Pipeline
 ///
 /// The `rl-train` stage (issue 16) drives it; its state is one safetensors blob for checkpoints.
 public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
-    public struct Settings: Sendable {
-        public var routerLR: Float = 5e-6
-        public var generatorLR: Float = 1e-5
-        public var alpha: Float = 0.01
-        public var layers = 1
-        public var rank = 8
-        /// Steps over which the learning rates decay to 0.1 of their base (epochs × questions).
-        public var totalSteps = 1
-        /// The gradient through the pooled state into the router backbone (the paper's sharing).
-        public var backboneGradient = true
-        public var routerFrozen = false
-        /// A variant beyond the reference: subtract the mean of the last `baselineWindow`
-        /// rewards from the reward (0: none, as the reference).
-        public var baselineWindow = 0
-        /// A variant beyond the reference: dialogues sampled per question (their losses
-        /// averaged); with `groupBaseline`, each reward less the mean of the others' (RLOO).
-        public var samples = 1
-        public var groupBaseline = false
-        /// Emulate the reference's bf16 router: its weights rounded to bfloat16 at the start
-        /// and after every update (arithmetic stays float32).
-        public var routerBF16 = false
-        public var sampling = GenerationSettings(temperature: 1, topP: 0.9, maxTokens: 256, seed: 43)
-        public init() {}
-    }
-
     /// What one step did.
     public struct StepRecord: Sendable {
         public var action: Int
@@ -56,8 +31,15 @@ public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
     public private(set) var router: DecoderRouter
     public private(set) var generators: [ParameterGenerator]
     public let candidates: [LocalChatModel]
+    /// The dialogue as evaluated (greedy, the stage's reply length); training samples it as
+    /// the reference does (`sampling`).
     public let sampler: DialogueSampler
-    public let settings: Settings
+    public let settings: JointRLSettings
+    /// Steps over which the learning rates decay to 0.1 of their base (epochs × questions).
+    public let totalSteps: Int
+    /// The training dialogues' sampling: the reference's T 1.0 and top-p 0.9, the sampler's
+    /// reply length, and the stage's seed (moved on per step and sample).
+    public let sampling: GenerationSettings
     var routerOptimizer = AdamW(weightDecay: 0.01)
     var generatorOptimizers: [AdamW]
     /// Scheduler steps of each generator: the questions that used it.
@@ -67,21 +49,34 @@ public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
     /// The last rewards, for the baseline variant (at most `baselineWindow`).
     public private(set) var recentRewards: [Double] = []
 
-    public init(router: DecoderRouter, candidates: [LocalChatModel], sampler: DialogueSampler, settings: Settings, seed: UInt64 = 43) throws {
-        let router = settings.routerBF16 ? try router.with(model: try DecoderModel(config: router.model.config,
-                                                                                  weights: JointRLTrainer.bf16Rounded(router.model.namedWeights)))
-                                         : router
-        self.router = router; self.candidates = candidates; self.sampler = sampler; self.settings = settings
+    /// The reference's sampling of training dialogues (`rl_batch.py`): temperature 1.0, top-p 0.9.
+    public static let referenceSampling = (temperature: 1.0, topP: 0.9)
+
+    /// `seed`: the stage's; it initialises the generators (the reference's `set_seed(43)`
+    /// before each, so every candidate's starts the same) and seeds the training dialogues.
+    public init(router: DecoderRouter, candidates: [LocalChatModel], sampler: DialogueSampler, settings: JointRLSettings,
+                totalSteps: Int, seed: UInt64) throws {
+        let router = settings.router_bf16 ? try router.with(model: try DecoderModel(config: router.model.config,
+                                                                                   weights: JointRLTrainer.bf16Rounded(router.model.namedWeights)))
+                                          : router
+        self.router = router; self.candidates = candidates; self.sampler = sampler; self.settings = settings; self.totalSteps = totalSteps
+        var sampling = sampler.dialogue.settings
+        (sampling.temperature, sampling.topP) = JointRLTrainer.referenceSampling
+        sampling.seed = Int(truncatingIfNeeded: seed)
+        self.sampling = sampling
         let h = router.model.config.hiddenSize
-        generators = candidates.map { ParameterGenerator(inputSize: h, targetSize: $0.model.config.hiddenSize, rank: settings.rank, seed: seed) }
+        generators = candidates.map {
+            ParameterGenerator(inputSize: h, hiddenSize: settings.mlp_hidden_dim, layers: settings.mlp_num_layer,
+                               targetSize: $0.model.config.hiddenSize, rank: settings.lora_r, seed: seed)
+        }
         generatorOptimizers = candidates.map { _ in AdamW(weightDecay: 0) }
         generatorSteps = candidates.map { _ in 0 }
     }
 
-    var decay: LearningRateSchedule { .linearDecay(from: 1, to: 0.1, total: settings.totalSteps) }
+    var decay: LearningRateSchedule { .linearDecay(from: 1, to: 0.1, total: totalSteps) }
 
     /// The router and generators as they are now.
-    public var system: HAPSSystem { HAPSSystem(router: router, generators: generators, alpha: settings.alpha, layers: settings.layers) }
+    public var system: HAPSSystem { HAPSSystem(router: router, generators: generators, alpha: Float(settings.alpha), layers: settings.layers) }
 
     /// The updates the generators give the candidates of `action` for `question`, with what
     /// backward needs.
@@ -98,8 +93,8 @@ public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
         for k in 0..<settings.samples {
             var adapted: [Int: LoRAChatModel] = [:]
             var rl = sampler
-            rl.dialogue.settings = settings.sampling
-            rl.dialogue.settings.seed = settings.sampling.seed.map { JointRLTrainer.sampleSeed($0, step: step, sample: k) }
+            rl.dialogue.settings = sampling
+            rl.dialogue.settings.seed = sampling.seed.map { JointRLTrainer.sampleSeed($0, step: step, sample: k) }
             // With alpha 0 every gradient is exactly 0 (the update is 0·A·B): the calls need not
             // record log q and its gradient; the optimisers still step on zeros (weight decay).
             let sample = try system.run(q, qid: qid, action: action, loras: loras.mapValues(\.0), candidates: candidates, sampler: rl,
@@ -111,9 +106,9 @@ public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
         }
         let rewards = runs.map(\.reward)
         let advantages = rewards.indices.map { k in rewards[k] - baseline(rewards, leaving: k) }
-        if settings.baselineWindow > 0 {
+        if settings.baseline_window > 0 {
             recentRewards.append(contentsOf: rewards)
-            recentRewards.removeFirst(max(0, recentRewards.count - settings.baselineWindow))
+            recentRewards.removeFirst(max(0, recentRewards.count - settings.baseline_window))
         }
         // d(−(1/K) Σ_k A_k·Σ log q_k)/dA, dB per candidate, summed over the samples.
         var logq: Double = 0, loss: Double = 0
@@ -135,17 +130,17 @@ public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
         for c in gradients.keys.sorted() {
             let (grads, dp) = try generators[c].backward(loras[c]!.1, dA: gradients[c]!.dA, dB: gradients[c]!.dB)
             for j in dPooled.indices { dPooled[j] += dp[j] }
-            let lr = settings.generatorLR * decay.multiplier(generatorSteps[c])
+            let lr = Float(settings.low_router_lr) * decay.multiplier(generatorSteps[c])
             generatorOptimizers[c].update(&generators[c].weights, gradients: grads, lr: lr)
             generatorSteps[c] += 1
             generatorLRs[c] = lr
         }
-        let routerLR = settings.routerLR * decay.multiplier(step)
-        if settings.backboneGradient && !settings.routerFrozen {
+        let routerLR = Float(settings.high_router_lr) * decay.multiplier(step)
+        if settings.backbone_gradient && !settings.router_frozen {
             let grads = try router.model.backward(routerTape, dPooled: dPooled)
             var weights = router.model.namedWeights
             routerOptimizer.update(&weights, gradients: grads, lr: routerLR)
-            if settings.routerBF16 { weights = JointRLTrainer.bf16Rounded(weights) }
+            if settings.router_bf16 { weights = JointRLTrainer.bf16Rounded(weights) }
             router = try router.with(model: try DecoderModel(config: router.model.config, weights: weights))
         }
         step += 1
@@ -157,7 +152,7 @@ public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
     /// What sample `k`'s reward is measured against: the mean of the other samples' rewards
     /// (group baseline), the mean of the recent rewards (window), or nothing (the reference).
     func baseline(_ rewards: [Double], leaving k: Int) -> Double {
-        if settings.groupBaseline && rewards.count > 1 {
+        if settings.group_baseline && rewards.count > 1 {
             return (rewards.reduce(0, +) - rewards[k]) / Double(rewards.count - 1)
         }
         return recentRewards.isEmpty ? 0 : recentRewards.reduce(0, +) / Double(recentRewards.count)
@@ -204,7 +199,7 @@ public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
         router = try router.with(model: try DecoderModel(config: router.model.config, weights: part("router.")))
         routerOptimizer.restore(part("router_opt."))
         for c in generators.indices {
-            generators[c] = try ParameterGenerator(weights: part("generator\(c)."), rank: settings.rank)
+            generators[c] = try ParameterGenerator(weights: part("generator\(c)."), rank: settings.lora_r)
             generatorOptimizers[c].restore(part("generator\(c)_opt."))
         }
         guard let text = file.metadata["counters"], let counters = try? JSONParser.parse(text),
@@ -213,76 +208,5 @@ public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
         }
         step = s; generatorSteps = g
         recentRewards = counters["recent_rewards"]?.arrayValue?.compactMap(\.doubleValue) ?? []
-    }
-}
-
-/// HAPS as a system: a router, one generator per candidate, and the update's alpha and layers.
-/// What `rl-train` trains and `evaluate` runs live.
-public struct HAPSSystem: Sendable {
-    public var router: DecoderRouter
-    public var generators: [ParameterGenerator]
-    public var alpha: Float
-    public var layers: Int
-
-    public init(router: DecoderRouter, generators: [ParameterGenerator], alpha: Float, layers: Int) {
-        self.router = router; self.generators = generators; self.alpha = alpha; self.layers = layers
-    }
-
-    /// The updates the generators give the candidates of `action` for `question` (one a
-    /// candidate: both roles of one share it), from the router's pooled state.
-    public func updates(_ question: String, action: Int) throws -> (routerTape: DecoderTape, loras: [Int: (LoRAUpdate, ParameterGenerator.Tape)]) {
-        let tape = try router.model.tapedForward(try router.promptTokens(question, routing: true))
-        let pooled = DecoderModel.pooled(tape)
-        var out: [Int: (LoRAUpdate, ParameterGenerator.Tape)] = [:]
-        for c in Set(router.space.assignment(of: action)) {
-            let (a, b, genTape) = try generators[c].forward(pooled)
-            out[c] = (LoRAUpdate(a: a, b: b, alpha: alpha, layers: layers), genTape)
-        }
-        return (tape, out)
-    }
-
-    /// The dialogue of `q` under `action`, the chosen candidates adapted by `loras` (a
-    /// `LoRAChatModel` each, under the reference's nucleus rule, which `wrap` may wrap: a memo
-    /// for evaluation, a recorder for RL). `gradients`: the calls record log q and gradients
-    /// (joint RL); without, they only reply (evaluation, cheaper).
-    public func run(_ q: HotpotQuestion, qid: Int, action: Int, loras: [Int: LoRAUpdate], candidates: [LocalChatModel], sampler: DialogueSampler,
-                    gradients: Bool = true, wrap: (Int, LoRAChatModel) -> any ChatModel = { $1 }) throws -> DialogueSampler.Sample {
-        var models: [any ChatModel] = candidates
-        for (c, update) in loras.sorted(by: { $0.key < $1.key }) {
-            models[c] = wrap(c, LoRAChatModel(base: candidates[c], lora: update, rule: .reference, recordsGradients: gradients))
-        }
-        return try sampler.run(q, qid: qid, action: action, models: models)
-    }
-
-    /// Every question routed greedily (or given `action`), adapted and run for evaluation, with
-    /// `workers` dialogues in flight: their calls meet in the candidates' batchers, each
-    /// sequence under its own update. Results in the questions' order; `qid` is the position.
-    /// `done` is told each finished question.
-    public func runAll(_ questions: [HotpotQuestion], action fixed: Int? = nil, candidates: [LocalChatModel], sampler: DialogueSampler,
-                       workers: Int = 32, cancellation: CancellationToken = CancellationToken(), done: @escaping @Sendable () -> Void = {},
-                       wrap: @escaping @Sendable (Int, LoRAChatModel) -> any ChatModel = { $1 }) throws -> [(action: Int, sample: DialogueSampler.Sample)] {
-        final class Results: @unchecked Sendable {
-            let lock = Lock()
-            var rows: [Int: (action: Int, sample: DialogueSampler.Sample)] = [:]
-        }
-        let results = Results()
-        let failures = ItemWorkers.run(Array(questions.indices), workers: workers, cancellation: cancellation) { i in
-            let r = try self.run(questions[i], qid: i, action: fixed, candidates: candidates, sampler: sampler, wrap: wrap)
-            results.lock.withLock { results.rows[i] = r }
-            done()
-        }
-        if let f = failures.first { throw RouterError("question \(f.item) (\(questions[f.item].id)): \(f.error)") }
-        if cancellation.isCancelled { throw CancellationError() }
-        return questions.indices.map { results.rows[$0]! }
-    }
-
-    /// Routes greedily (or takes `action`), adapts, and runs the dialogue, for evaluation (no
-    /// gradients recorded).
-    public func run(_ q: HotpotQuestion, qid: Int, action fixed: Int? = nil, candidates: [LocalChatModel], sampler: DialogueSampler,
-                    wrap: (Int, LoRAChatModel) -> any ChatModel = { $1 }) throws -> (action: Int, sample: DialogueSampler.Sample) {
-        let action = try fixed ?? router.actions([q.question])[0]
-        let (_, loras) = try updates(q.question, action: action)
-        return (action, try run(q, qid: qid, action: action, loras: loras.mapValues(\.0), candidates: candidates, sampler: sampler,
-                                gradients: false, wrap: wrap))
     }
 }

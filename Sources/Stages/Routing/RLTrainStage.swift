@@ -18,25 +18,13 @@ public import Pipeline
 /// `summary.txt`.
 public struct RLTrainStage: StageType {
     public struct Params: StageParameters {
-        @Param("model resources (local models: their gradients are needed), candidate 0 first") var candidates: [String]
-        @Param("retriever resource") var retriever = "retriever"
-        @Param("search steps per question") var budget = Dialogue.defaultBudget
-        @Param("the built-in prompt set") var prompts = SampleStage.BuiltinPrompts.standard
-        @Param("the router's learning rate (the script's default; the README's command passes 1e-6)") var high_router_lr = 5e-6
-        @Param("the generators' learning rate") var low_router_lr = 1e-5
-        @Param("the LoRA update's scale (0: no low-level router)") var alpha = 0.01
+        /// The candidates (local models: their gradients are needed), retriever, budget, prompts, reply length.
+        var dialogue = DialogueParams()
+        /// The method's settings, as `JointRLTrainer` reads them.
+        var method = JointRLSettings()
         @Param("epochs over the training questions") var epochs = 3
         @Param("training questions between evaluations on valid") var eval_interval = 30
         @Param("evaluations without improvement before stopping") var early_patience_evals = 4
-        @Param("candidate layers (from the last) whose o_proj gets the update") var layers = 1
-        @Param("the update's rank") var lora_r = 8
-        @Param("the gradient through the pooled state into the router backbone (false: no sharing)") var backbone_gradient = true
-        @Param("keep the router's weights fixed") var router_frozen = false
-        @Param("subtract the mean of the last N rewards from the reward (0: none, as the reference)") var baseline_window = 0
-        @Param("dialogues sampled per question, their gradients averaged (1: the reference)") var samples = 1
-        @Param("with samples > 1, each reward less the mean of the other samples' rewards") var group_baseline = false
-        @Param("round the router's weights to bfloat16 at the start and after each update (the reference trains in bf16)") var router_bf16 = false
-        @Param("longest sampled reply in tokens") var max_tokens = 256
         @Param("steps between checkpoints") var checkpoint_every = 1
         public init() {}
     }
@@ -50,63 +38,25 @@ public struct RLTrainStage: StageType {
                             InputPort("train", kind: .questions, help: "training questions"),
                             InputPort("valid", kind: .questions, help: "valid questions: evaluation and early stopping"),
                             InputPort("test", kind: .questions, optional: true, help: "test questions, evaluated at each improvement")] +
-                       p.candidates.map { InputPort("model_\($0)", kind: .model, optional: true, help: "a model directory from the pipeline for candidate \($0)") },
+                       p.dialogue.candidates.map { InputPort("model_\($0)", kind: .model, optional: true, help: "a model directory from the pipeline for candidate \($0)") },
                    output: .joint)
     }
 
-    public static func resources(_ p: Params) -> [String] { p.candidates.map { "models.\($0)" } + [p.retriever] }
+    public static func resources(_ p: Params) -> [String] { p.dialogue.resources }
 
     public static func validate(_ p: Params, at path: JSONPath) -> [SpecProblem] {
-        var problems: [SpecProblem] = []
-        if p.candidates.isEmpty { problems.append(SpecProblem(path.appending("candidates"), "needs at least one candidate")) }
+        var problems = p.dialogue.validate(at: path, requireCandidates: true) + p.method.validate(at: path)
         for (name, value) in [("epochs", p.epochs), ("eval_interval", p.eval_interval), ("early_patience_evals", p.early_patience_evals),
-                              ("layers", p.layers), ("lora_r", p.lora_r), ("samples", p.samples), ("max_tokens", p.max_tokens), ("checkpoint_every", p.checkpoint_every)] where value < 1 {
+                              ("checkpoint_every", p.checkpoint_every)] where value < 1 {
             problems.append(SpecProblem(path.appending(name), "expected a positive integer, found \(value)"))
-        }
-        if p.baseline_window < 0 { problems.append(SpecProblem(path.appending("baseline_window"), "expected 0 or more, found \(p.baseline_window)")) }
-        if p.samples > 64 { problems.append(SpecProblem(path.appending("samples"), "expected at most 64, found \(p.samples)")) }
-        if p.group_baseline && p.samples < 2 {
-            problems.append(SpecProblem(path.appending("group_baseline"), "a group baseline needs samples of 2 or more (found \(p.samples))"))
-        }
-        if p.group_baseline && p.baseline_window > 0 {
-            problems.append(SpecProblem(path.appending("baseline_window"), "choose one baseline: group_baseline or baseline_window"))
         }
         return problems
     }
 
+    static let needsWeights = "rl-train needs its weights for the gradients of log q"
+
     public static func preflight(_ p: Params, resources: [String: JSONValue], inputs: Set<String>) -> [String] {
-        weightsPreflight(p.candidates, resources: resources, inputs: inputs, needs: "rl-train needs its weights for the gradients of log q")
-    }
-
-    /// Every candidate's weights must be at hand (a `model_<name>` input or a local resource):
-    /// said before anything runs, not after hours of sampling. `needs`: why, in words.
-    static func weightsPreflight(_ candidates: [String], resources: [String: JSONValue], inputs: Set<String>, needs: String) -> [String] {
-        candidates.compactMap { c in
-            let resource = resources["models.\(c)"]
-            if inputs.contains("model_\(c)") || (resource?["backend"]?.stringValue == "local" && resource?["path"] != nil) { return nil }
-            let backend = resource?["backend"]?.stringValue ?? "?"
-            return "candidate '\(c)' is a\(backend.first.map { "aeiou".contains($0) } == true ? "n" : "") \(backend) server, and \(needs): "
-                + "wire its model directory as input 'model_\(c)' (a Hugging Face directory), or make resources.models.\(c) a local model"
-        }
-    }
-
-    /// The candidates as local models: a `model_<name>` input, or a `local` resource. Servers
-    /// give no gradients, so anything else is an error that says so.
-    static func candidates(_ names: [String], _ context: StageContext) throws -> [LocalChatModel] {
-        try names.map { c in
-            let resource = context.resources["models.\(c)"]!
-            if let input = context.inputs["model_\(c)"] {
-                return try LocalChatModel(directory: input.directory, name: "\(SampleStage.candidateName(resource, c))@\(input.digest.hex.prefix(16))")
-            }
-            guard resource["backend"]?.stringValue == "local", let path = resource["path"]?.stringValue else {
-                throw RouterError("rl-train needs the weights of candidate '\(c)' for its gradients: a local model (resources.models.\(c) with backend local and a path, or a model_\(c) input); a server gives none")
-            }
-            return try LocalChatModel(directory: Backends.resolve(path, context.baseDirectory), name: SampleStage.candidateName(resource, c))
-        }
-    }
-
-    static func questions(_ input: InputArtifact) throws -> [HotpotQuestion] {
-        try HotpotQA.load(input.manifest.files["questions.jsonl"] != nil ? input.path(of: "questions.jsonl") : input.path)
+        p.dialogue.weightsPreflight(resources: resources, inputs: inputs, needs: needsWeights)
     }
 
     public static func run(_ p: Params, _ context: StageContext) throws {
@@ -114,22 +64,16 @@ public struct RLTrainStage: StageType {
             throw RouterError("rl-train trains a decoder router (sft-train's output); this router is of another kind")
         }
         let router = try loaded.with(model: loaded.model)  // a router that fell back to best fixed is trained from its weights
-        let train = try questions(context.inputs["train"]!), valid = try questions(context.inputs["valid"]!)
-        let test = try context.inputs["test"].map(questions)
-        let models = try candidates(p.candidates, context)
-        let retriever = try Backends.retriever(context.resources[p.retriever]!, name: p.retriever, baseDirectory: context.baseDirectory)
-        let prompts: PromptSet = p.prompts == .embedded ? .embedded : .standard
-        let names = p.candidates.map { SampleStage.candidateName(context.resources["models.\($0)"], $0) }
-        let sampler = DialogueSampler(dialogue: Dialogue(prompts: prompts, budget: p.budget), retriever: retriever, names: names)
-        var settings = JointRLTrainer.Settings()
-        settings.routerLR = Float(p.high_router_lr); settings.generatorLR = Float(p.low_router_lr); settings.alpha = Float(p.alpha)
-        settings.layers = p.layers; settings.rank = p.lora_r; settings.backboneGradient = p.backbone_gradient; settings.routerFrozen = p.router_frozen
-        settings.baselineWindow = p.baseline_window
-        settings.samples = p.samples; settings.groupBaseline = p.group_baseline; settings.routerBF16 = p.router_bf16
-        settings.totalSteps = p.epochs * train.count
-        settings.sampling = GenerationSettings(temperature: 1, topP: 0.9, maxTokens: p.max_tokens, seed: Int(truncatingIfNeeded: context.seed))
+        let train = try HotpotQA.load(questionsOf: context.inputs["train"]!), valid = try HotpotQA.load(questionsOf: context.inputs["valid"]!)
+        let test = try context.inputs["test"].map { try HotpotQA.load(questionsOf: $0) }
+        let models = try p.dialogue.localCandidates(context, needs: needsWeights)
+        let names = p.dialogue.names(context.resources)
+        // Evaluations are greedy at the stage's reply length; training samples (JointRLTrainer).
+        let sampler = try p.dialogue.sampler(context, settings: .reference)
+        let totalSteps = p.epochs * train.count
         try BLAS.shared().threads = context.threads
-        let trainer = try JointRLTrainer(router: router, candidates: models, sampler: sampler, settings: settings)
+        let trainer = try JointRLTrainer(router: router, candidates: models, sampler: sampler, settings: p.method, totalSteps: totalSteps,
+                                         seed: context.seed)
         let start = trainer.router.model.namedWeights  // before a checkpoint is restored: the weights RL starts from
 
         let best = TrainingLoop.keptWeights(context)  // before the journals: a damaged one clears them
@@ -147,7 +91,7 @@ public struct RLTrainStage: StageType {
         }
         context.log("\(train.count) training questions × \(p.epochs) epochs; valid every \(p.eval_interval) questions; candidates \(names.joined(separator: ", "))")
         var order: (epoch: Int, questions: [Int]) = (-1, [])
-        _ = try TrainingLoop(steps: settings.totalSteps, checkpointEvery: p.checkpoint_every).run(trainer, context, status: { step in
+        _ = try TrainingLoop(steps: totalSteps, checkpointEvery: p.checkpoint_every).run(trainer, context, status: { step in
             "epoch \(step / train.count + 1)/\(p.epochs)"
         }) { step in
             if stopped(step) { trainer.skipStep(); return .init(loss: 0, tokens: 0) }
@@ -169,7 +113,7 @@ public struct RLTrainStage: StageType {
             }
             return .init(loss: r.loss, tokens: 0)
         }
-        try writeOutput(trainer, evals: evaluations(through: settings.totalSteps), steps: (0..<settings.totalSteps).compactMap { stepsJournal.json("s\($0)") },
+        try writeOutput(trainer, evals: evaluations(through: totalSteps), steps: (0..<totalSteps).compactMap { stepsJournal.json("s\($0)") },
                         best: best, start: start, context: context)
     }
 
@@ -207,7 +151,7 @@ public struct RLTrainStage: StageType {
             if let test { record.append(("test_f1_sum", .number(try f1Sum(trainer, test, cancellation: context.cancellation)))) }
             try best.replace { tmp in
                 try trainer.router.save(directory: tmp)
-                try saveGenerators(trainer, to: tmp + "/generators", routerFrom: startingWeights(context))
+                try trainer.system.saveGenerators(to: tmp + "/generators", variant: trainer.settings.variant, routerFrom: startingWeights(context))
             }
         }
         context.log("evaluation \(index + 1) after \(step) questions: valid F1 sum \(Format.fixed(validSum, 2))" + (improved ? " (best so far)" : ""))
@@ -221,58 +165,10 @@ public struct RLTrainStage: StageType {
             .reduce(0.0) { $0 + $1.sample.metrics.f1 }
     }
 
-    /// The generators (torch's names) and `generators.json`: the update's settings, the variant
-    /// trained and the digest of the starting router's weights (evaluate compares the two).
-    static func saveGenerators(_ trainer: JointRLTrainer, to directory: String, routerFrom: String) throws {
-        try FileIO.makeDirectory(directory)
-        for (c, g) in trainer.generators.enumerated() {
-            try SafeTensorsFile.write(g.weights, metadata: ["rank": String(g.rank), "candidate": String(c)], to: directory + "/generator\(c).safetensors")
-        }
-        let s = trainer.settings
-        let settings: JSONValue = ["alpha": .number(Double(s.alpha)), "layers": .number(Double(s.layers)),
-                                   "rank": .number(Double(s.rank)), "generators": .number(Double(trainer.generators.count)),
-                                   "variant": .string(variant(s)), "router_from": .string(routerFrom)]
-        try FileIO.writeAtomically(settings.pretty + "\n", to: directory + "/generators.json")
-    }
-
     /// The content digest of the starting router's weights (`model.safetensors`): evaluate
     /// finds that router among its inputs by it, whatever kind the input was given as.
     static func startingWeights(_ context: StageContext) -> String {
         context.inputs["router"]!.manifest.files["model.safetensors"]?.digest.hex ?? ""
-    }
-
-    /// The training variant in words ("as the reference" when it is the reference's).
-    static func variant(_ s: JointRLTrainer.Settings) -> String {
-        var parts: [String] = []
-        if s.alpha == 0 { parts.append("no low-level router (alpha 0)") }
-        if !s.backboneGradient { parts.append("no sharing (no backbone gradient)") }
-        if s.routerFrozen { parts.append("router frozen") }
-        if s.samples > 1 { parts.append("\(s.samples) dialogues a question" + (s.groupBaseline ? " with a group baseline" : "")) }
-        if s.baselineWindow > 0 { parts.append("reward baseline over the last \(s.baselineWindow)") }
-        if s.routerBF16 { parts.append("bf16 router") }
-        return parts.isEmpty ? "as the reference" : parts.joined(separator: ", ")
-    }
-
-    /// What a joint artifact says of itself: its variant and the router it started from.
-    public static func provenance(directory: String) -> (variant: String, routerFrom: String?) {
-        let j = (try? FileIO.readString(directory + "/generators/generators.json")).flatMap { try? JSONParser.parse($0) }
-        return (j?["variant"]?.stringValue ?? "as the reference", j?["router_from"]?.stringValue)
-    }
-
-    /// A joint artifact's router and generators, and the update's alpha and layers.
-    public static func load(directory: String) throws -> HAPSSystem {
-        guard let router = try RouterArtifacts.load(directory: directory) as? DecoderRouter else {
-            throw RouterError("\(directory): a joint artifact's router is a decoder router")
-        }
-        let path = directory + "/generators/generators.json"
-        guard let s = try? JSONParser.parse(try FileIO.readString(path)), let alpha = s["alpha"]?.doubleValue, let layers = s["layers"]?.intValue,
-              let rank = s["rank"]?.intValue, let n = s["generators"]?.intValue else {
-            throw RouterError("\(path): not a joint artifact's generators (rl-train writes them)")
-        }
-        let generators = try (0..<n).map { c in
-            try ParameterGenerator(weights: try SafeTensorsFile(path: directory + "/generators/generator\(c).safetensors").all(), rank: rank)
-        }
-        return HAPSSystem(router: try router.with(model: router.model), generators: generators, alpha: Float(alpha), layers: layers)
     }
 
     static func writeOutput(_ trainer: JointRLTrainer, evals: [JSONValue], steps: [JSONValue], best: SealedDirectory, start: [String: Tensor],
@@ -284,7 +180,7 @@ public struct RLTrainStage: StageType {
             }
         } else {  // no evaluation ran: the final weights
             try trainer.router.save(directory: out)
-            try saveGenerators(trainer, to: out + "/generators", routerFrom: startingWeights(context))
+            try trainer.system.saveGenerators(to: out + "/generators", variant: trainer.settings.variant, routerFrom: startingWeights(context))
         }
         try FileIO.writeAtomically(steps.map { $0.canonical + "\n" }.joined(), to: out + "/steps.jsonl")
         try FileIO.writeAtomically(evals.map { $0.canonical + "\n" }.joined(), to: out + "/evals.jsonl")

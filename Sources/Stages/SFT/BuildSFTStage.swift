@@ -44,7 +44,7 @@ public struct BuildSFTStage: StageType {
         @Param("smart_oversample: grow each class to this fraction of the largest") var smart_frac_of_max: Double? = nil
         @Param("smart_oversample: multiply each class by this (up to the largest)") var smart_minority_dup_factor: Double? = nil
         @Param("smart_oversample: leave data alone when largest/smallest is at most this") var auto_skip_if_balanced_ratio: Double? = nil
-        var names = CandidateParams()
+        public var names = CandidateParams()
         @Param("seed of the random choices (default: the stage's seed)") var seed: Int? = nil
         public init() {}
     }
@@ -61,7 +61,8 @@ public struct BuildSFTStage: StageType {
         p.names.validate(at: path)
     }
 
-    static func options(_ p: Params, seed: Int) -> BuildSFTOptions {
+    /// The builder's options from the parameters; `seed`: the stage's, used when `seed` is unset.
+    public static func options(_ p: Params, seed: Int) -> BuildSFTOptions {
         var o = BuildSFTOptions()
         o.seed = p.seed ?? seed
         o.tiePolicy = p.tie_policy

@@ -13,18 +13,12 @@ public import Pipeline
 /// was asked before. Output kind `samples`: `samples.jsonl` (rows with token counts),
 /// `baseline.jsonl` (the reference's format), `transcripts.jsonl` (every prompt and reply).
 public struct SampleStage: StageType {
-    /// The built-in prompt sets.
-    public enum BuiltinPrompts: String, ParameterEnum { case standard, embedded }
-
     public struct Params: StageParameters {
-        @Param("model resources (under resources.models), candidate 0 first") var candidates: [String]
-        @Param("search steps per question") var budget = Dialogue.defaultBudget
-        @Param("retriever resource") var retriever = "retriever"
+        /// The candidates (any backend), retriever, budget, prompts and reply length.
+        var dialogue = DialogueParams()
         @Param("dialogues in flight; requests in flight are each model's 'concurrency'") var workers = 128
         @Param("0 is greedy, as the reference; above 0, calls are sampled with the stage's seed") var temperature = 0.0
         @Param("nucleus sampling's mass") var top_p = 1.0
-        @Param("longest reply in tokens") var max_tokens = 256
-        @Param("the built-in prompt set, when no prompts input is given") var prompts = BuiltinPrompts.standard
         public init() {}
     }
 
@@ -35,36 +29,22 @@ public struct SampleStage: StageType {
     public static func ports(_ p: Params) -> StagePorts {
         StagePorts(inputs: [InputPort("questions", kind: .questions, help: "HotpotQA questions"),
                             InputPort("prompts", kind: .any, optional: true, help: "a prompt-set directory (default: the standard set)")] +
-                       p.candidates.map { InputPort("model_\($0)", kind: .model, optional: true,
+                       p.dialogue.candidates.map { InputPort("model_\($0)", kind: .model, optional: true,
                                                     help: "a model directory from the pipeline (train-agent) for candidate \($0): its resource is then local") },
                    output: .samples)
     }
 
-    public static func resources(_ p: Params) -> [String] { p.candidates.map { "models.\($0)" } + [p.retriever] }
+    public static func resources(_ p: Params) -> [String] { p.dialogue.resources }
 
     public static func validate(_ p: Params, at path: JSONPath) -> [SpecProblem] {
-        var problems: [SpecProblem] = []
-        if p.candidates.isEmpty { problems.append(SpecProblem(path.appending("candidates"), "needs at least one candidate")) }
-        if p.budget < 0 { problems.append(SpecProblem(path.appending("budget"), "expected a non-negative integer")) }
+        var problems = p.dialogue.validate(at: path, requireCandidates: true)
         if p.workers < 1 { problems.append(SpecProblem(path.appending("workers"), "expected a positive integer")) }
         return problems
     }
 
-    /// A candidate's one name, written in the rows' `teacher`/`student` fields and shown by every
-    /// report downstream (score, evaluate, `show --question`): the resource's name in the spec
-    /// (`agent_a` for `models.agent_a`), or its `name` field when it has one (to write the
-    /// reference's own model names, e.g. "Llama-3.1-8B-Instruct"). Where the reference needs a
-    /// candidate's index (actions, the router's reply), the index is its place in `candidates`.
-    static func candidateName(_ r: JSONValue?, _ key: String) -> String {
-        r?["name"]?.stringValue ?? key
-    }
-
     public static func run(_ p: Params, _ context: StageContext) throws {
-        let questionsInput = context.inputs["questions"]!
-        let questionsPath = questionsInput.manifest.files["questions.jsonl"] != nil ? questionsInput.path(of: "questions.jsonl") : questionsInput.path
-        let questions = try HotpotQA.load(questionsPath)
-        let prompts: PromptSet = try context.inputs["prompts"].map { try PromptSet.load(directory: $0.directory) } ??
-            (p.prompts == .embedded ? PromptSet.embedded : PromptSet.standard)
+        let questions = try HotpotQA.load(questionsOf: context.inputs["questions"]!)
+        let prompts = try context.inputs["prompts"].map { try PromptSet.load(directory: $0.directory) }
         let resources = context.resources
         let unreachable = Backends.unreachable(resources)
         if !unreachable.isEmpty {
@@ -72,29 +52,26 @@ public struct SampleStage: StageType {
         }
         let counter = CallCounter()
         let limits = EndpointLimits()
-        let models: [any ChatModel] = try p.candidates.map { c in
+        let models: [any ChatModel] = try p.dialogue.candidates.map { c in
             var resource = resources["models.\(c)"]!
             if let input = context.inputs["model_\(c)"] {
                 // A model trained by the pipeline: local, named with its content digest so that the
                 // memo never replays another version's calls.
                 resource = .object((resource.objectMembers ?? []).filter { $0.key != "path" && $0.key != "backend" && $0.key != "model" } +
                                    [("backend", "local"), ("path", .string(input.directory)),
-                                    ("model", .string("\(candidateName(resources["models.\(c)"], c))@\(input.digest.hex.prefix(16))"))])
+                                    ("model", .string("\(DialogueParams.candidateName(resources["models.\(c)"], c))@\(input.digest.hex.prefix(16))"))])
             }
             return MemoizedChatModel(try Backends.model(resource, name: "models.\(c)", limits: limits, baseDirectory: context.baseDirectory),
                                      store: context.store, counter: counter)
         }
-        let retrieverName = p.retriever
-        let retriever = try Backends.retriever(resources[retrieverName]!, name: retrieverName, baseDirectory: context.baseDirectory)
-        let names = p.candidates.map { candidateName(resources["models.\($0)"], $0) }
         // USD per million tokens, from each model resource's optional "price": {"prompt", "completion"}.
-        let prices: [DialogueSampler.Price?] = p.candidates.map { c in
+        let prices: [DialogueSampler.Price?] = p.dialogue.candidates.map { c in
             guard let pr = resources["models.\(c)"]?["price"], let a = pr["prompt"]?.doubleValue, let b = pr["completion"]?.doubleValue else { return nil }
             return DialogueSampler.Price(prompt: a, completion: b)
         }
-        let dialogue = Dialogue(prompts: prompts, budget: p.budget,
-                                settings: GenerationSettings(temperature: p.temperature, topP: p.top_p, maxTokens: p.max_tokens, seed: Int(truncatingIfNeeded: context.seed)))
-        let sampler = DialogueSampler(dialogue: dialogue, retriever: retriever, names: names, prices: prices)
+        let sampler = try p.dialogue.sampler(context, settings: GenerationSettings(temperature: p.temperature, topP: p.top_p,
+                                                                                   seed: Int(truncatingIfNeeded: context.seed)),
+                                             prompts: prompts, prices: prices)
         let space = sampler.space
 
         let journal = try context.journal("items")
