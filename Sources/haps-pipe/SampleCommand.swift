@@ -32,7 +32,7 @@ struct Sample: ParsableCommand {
 
     @Option(help: ArgumentHelp("Split to read from dataset/ (train, valid or test).", valueName: "split")) var dataType: String?
     @Option(help: ArgumentHelp("Questions file (HotpotQA JSON Lines or JSON array); instead of --data-type.", valueName: "file")) var questions: String?
-    @Option(help: ArgumentHelp("Candidate pair: llama_qwen, mistral_qwen or llama_mistral.", valueName: "preset")) var preset: String = "llama_qwen"
+    @Option(help: ArgumentHelp("Candidate pair: " + ReferenceModels.pairs.keys.sorted().joined(separator: ", ") + ".", valueName: "preset")) var preset: String = "llama_qwen"
     @Option(parsing: .singleValue, help: ArgumentHelp("A candidate's server, as NAME=URL (NAME: llama, qwen or mistral); repeatable.", valueName: "name=url")) var modelURL: [String] = []
     @Option(help: ArgumentHelp("Retriever: 'lexical' (BM25 in process) or the URL of a /retrieve server.", valueName: "lexical|url")) var retriever: String = "http://127.0.0.1:2022/retrieve"
     @Option(parsing: .singleValue, help: ArgumentHelp("The servers' protocol: openai (OpenAI-compatible, as vLLM; default) or haps (the reference's model servers); PROTOCOL for every model, NAME=PROTOCOL for one; repeatable.", valueName: "protocol|name=protocol"))
@@ -44,12 +44,6 @@ struct Sample: ParsableCommand {
     @Option(help: ArgumentHelp("Seed of sampled calls, with --temperature above 0 (default: a spec's, \(PipelineSpec.defaultSeed)).", valueName: "n")) var seed: Int?
     @OptionGroup var storeOptions: StoreOptions
     @Argument(parsing: .allUnrecognized, help: .hidden) var stageArguments: [String] = []
-
-    static let presets: [String: [(String, String, Int)]] = [
-        "llama_qwen": [("llama", "meta-llama/Llama-3.1-8B-Instruct", 2024), ("qwen", "Qwen/Qwen2.5-7B-Instruct", 2025)],
-        "mistral_qwen": [("mistral", "mistralai/Mistral-7B-Instruct-v0.3", 2026), ("qwen", "Qwen/Qwen2.5-7B-Instruct", 2025)],
-        "llama_mistral": [("llama", "meta-llama/Llama-3.1-8B-Instruct", 2024), ("mistral", "mistralai/Mistral-7B-Instruct-v0.3", 2026)],
-    ]
 
     /// `--protocol` values → protocol per model name (openai unless said otherwise).
     static func protocols(_ values: [String], names: [String]) throws -> [String: String] {
@@ -70,9 +64,10 @@ struct Sample: ParsableCommand {
 
     func run() throws {
         do {
-            guard let pair = Sample.presets[preset] else {
-                throw UsageError("unknown --preset '\(preset)'" + NearestName.hintOrChoices(preset, among: Sample.presets.keys.sorted()))
+            guard let keys = ReferenceModels.pairs[preset] else {
+                throw UsageError("unknown --preset '\(preset)'" + NearestName.hintOrChoices(preset, among: ReferenceModels.pairs.keys.sorted()))
             }
+            let pair = keys.map { ($0, ReferenceModels.all[$0]!) }
             let file: String
             switch (questions, dataType) {
             case (let q?, nil): file = q
@@ -96,14 +91,15 @@ struct Sample: ParsableCommand {
             guard concurrency >= 1 else { throw UsageError("--concurrency must be at least 1") }
             let protocols = try Sample.protocols(`protocol`, names: pair.map(\.0))
             var models: [String: JSONValue] = [:]
-            for (name, model, port) in pair {
+            for (name, model) in pair {
+                guard let url = urls[name] ?? model.port.map({ protocols[name] == "haps" ? "http://127.0.0.1:\($0)/" : "http://127.0.0.1:\($0)/v1" }) else {
+                    throw UsageError("the reference serves no \(name) (\(model.id)) on a fixed port: give its server with --model-url \(name)=URL")
+                }
                 // The reference's servers answer POST / on the port; OpenAI-compatible ones under /v1.
-                let haps = protocols[name] == "haps"
-                models[name] = ["backend": .string(haps ? "haps" : "openai"),
-                                "url": .string(urls[name] ?? (haps ? "http://127.0.0.1:\(port)/" : "http://127.0.0.1:\(port)/v1")),
-                                "model": .string(model), "concurrency": .number(Double(concurrency)),
+                models[name] = ["backend": .string(protocols[name] == "haps" ? "haps" : "openai"), "url": .string(url),
+                                "model": .string(model.id), "concurrency": .number(Double(concurrency)),
                                 // The rows name a candidate as the reference does: "Llama-3.1-8B-Instruct".
-                                "name": .string(String(model.split(separator: "/").last!))]
+                                "name": .string(model.name)]
             }
             let retrieverJSON: JSONValue = retriever == "lexical" ? ["backend": "lexical"] : ["backend": "http", "url": .string(retriever)]
             var inputs: [(String, JSONValue)] = [("questions", .string(file))]

@@ -42,18 +42,38 @@ public enum JSONLines {
     }
 }
 
+/// The reference's candidate models and pairs (its scripts' presets), declared once: the key
+/// its scripts name a model by, the Hugging Face id, and the port its vLLM script serves it on.
+public enum ReferenceModels {
+    public struct Model: Sendable {
+        public let id: String
+        /// The port of the reference's `<model>_vllm_<port>.py`, where it has one.
+        public let port: Int?
+        /// The name rows carry ("Llama-3.1-8B-Instruct"): the id's last part.
+        public var name: String { String(id.split(separator: "/").last ?? Substring(id)) }
+    }
+
+    public static let all: [String: Model] = [
+        "llama": Model(id: "meta-llama/Llama-3.1-8B-Instruct", port: 2024),
+        "qwen": Model(id: "Qwen/Qwen2.5-7B-Instruct", port: 2025),
+        "mistral": Model(id: "mistralai/Mistral-7B-Instruct-v0.3", port: 2026),
+        "qwen3b": Model(id: "Qwen/Qwen2.5-3B-Instruct", port: nil),
+        "qwen14b": Model(id: "Qwen/Qwen2.5-14B-Instruct", port: nil),
+    ]
+
+    /// Each pair's models by key, candidate 0 first.
+    public static let pairs: [String: [String]] = [
+        "llama_qwen": ["llama", "qwen"], "mistral_qwen": ["mistral", "qwen"], "llama_mistral": ["llama", "mistral"],
+        "llama8b_qwen3b": ["llama", "qwen3b"], "llama8b_qwen14b": ["llama", "qwen14b"],
+    ]
+}
+
 /// Maps model names to candidate ids: the reference's presets, or a user's mapping.
 public struct CandidateNames: Sendable, Equatable {
     public var ids: [String: Int]
 
-    /// The reference's pairs (candidate 0, candidate 1).
-    public static let presets: [String: [String]] = [
-        "llama_qwen": ["Llama-3.1-8B-Instruct", "Qwen2.5-7B-Instruct"],
-        "mistral_qwen": ["Mistral-7B-Instruct-v0.3", "Qwen2.5-7B-Instruct"],
-        "llama_mistral": ["Llama-3.1-8B-Instruct", "Mistral-7B-Instruct-v0.3"],
-        "llama8b_qwen3b": ["Llama-3.1-8B-Instruct", "Qwen2.5-3B-Instruct"],
-        "llama8b_qwen14b": ["Llama-3.1-8B-Instruct", "Qwen2.5-14B-Instruct"],
-    ]
+    /// The reference's pairs (candidate 0, candidate 1), by their models' names.
+    public static let presets: [String: [String]] = ReferenceModels.pairs.mapValues { $0.map { ReferenceModels.all[$0]!.name } }
 
     public init(ids: [String: Int]) { self.ids = ids }
 

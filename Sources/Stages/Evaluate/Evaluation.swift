@@ -70,7 +70,7 @@ public struct Evaluation: Sendable {
     /// `routes`: (name, label, decisions on the matrix's questions in order), replayed on the
     /// table; `live`: systems run live. `bestFixedAction`: chosen on valid.
     public init(matrix: ScoreMatrix, types: [String?], bestFixedAction: Int, routes: [(name: String, label: String, decisions: [RouteDecision])],
-                live: [LiveRun] = [], resamples: Int = 10_000, seed: UInt64 = 43) {
+                live: [LiveRun] = [], resamples: Int = 10_000, seed: UInt64 = UInt64(PipelineSpec.defaultSeed)) {
         self.matrix = matrix; self.types = types; self.bestFixedAction = bestFixedAction
         self.resamples = resamples; self.seed = seed
         let space = matrix.space

@@ -29,7 +29,7 @@ public struct TableRouter: QuestionRouter {
         public var steps = 500
         public var learningRate = 0.05
         public var l2 = 1e-3
-        public var seed: UInt64 = 43
+        public var seed = UInt64(PipelineSpec.defaultSeed)
         public init() {}
     }
 
@@ -40,7 +40,7 @@ public struct TableRouter: QuestionRouter {
     var actionByType: [String: Int] = [:]
     var k = 10
     /// random: the seed of each question's draw.
-    var seed: UInt64 = 43
+    var seed = UInt64(PipelineSpec.defaultSeed)
     /// knn: training embeddings [n, d] and F1 [n, actions]; logistic: weights [actions, d] and
     /// bias [actions]; mf: projection [rank, d], action factors [actions, rank], bias [actions].
     var arrays: [String: Tensor] = [:]
@@ -269,7 +269,7 @@ public struct TableRouter: QuestionRouter {
             throw RouterError("\(path): a table router needs 'method' and 'action'")
         }
         self.space = space; method = m; action = a; k = json["k"]?.intValue ?? 10; self.arrays = arrays
-        seed = json["seed"]?.stringValue.flatMap { UInt64($0) } ?? 43
+        seed = json["seed"]?.stringValue.flatMap { UInt64($0) } ?? UInt64(PipelineSpec.defaultSeed)
         for (t, v) in json["action_by_type"]?.objectMembers ?? [] { if let i = v.intValue { actionByType[t] = i } }
         let needed = ["knn": ["embeddings", "f1"], "logistic": ["weight", "bias"], "mf": ["projection", "actions", "bias"]][m.rawValue] ?? []
         if let missing = needed.first(where: { arrays[$0] == nil }) { throw RouterError("\(path): the \(m.rawValue) router has no array '\(missing)'") }

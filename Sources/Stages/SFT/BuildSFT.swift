@@ -5,7 +5,7 @@ public struct BuildSFTOptions: Sendable, Equatable {
     public enum TiePolicy: String, ParameterEnum { case all, random_one, deterministic_one }
     public enum Balance: String, ParameterEnum { case none, undersample, oversample, smart_oversample }
 
-    public var seed = 43
+    public var seed = PipelineSpec.defaultSeed
     public var tiePolicy = TiePolicy.deterministic_one
     public var minMaxScore = 1e-6
     public var balance = Balance.none

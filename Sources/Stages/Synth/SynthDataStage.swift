@@ -15,7 +15,7 @@ public struct SynthDataStage: StageType {
     public struct Params: StageParameters {
         @Param("a disjoint slice of the world's questions") var split: Split
         @Param("questions per split (a split left out keeps its default)") var sizes = SynthDataStage.defaultSizes
-        @Param("the world and its questions (the same for all three splits)") var world_seed = 43
+        @Param("the world and its questions (the same for all three splits)") var world_seed = PipelineSpec.defaultSeed
         @Param("people in the world (cities, companies and countries in proportion)") var people = 120
         @Param("share of bridge questions, the rest comparisons (as HotpotQA)") var bridge_fraction = 0.8
         @Param("how many distractors are confusable with the gold paragraphs") var difficulty = SynthQuestions.Difficulty.hard
