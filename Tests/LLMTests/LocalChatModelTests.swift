@@ -75,18 +75,21 @@ extension LocalChatModelTests {
         XCTAssertEqual(TokenSampler.nucleus([0.05, 0.95], topP: 0.9, rule: .reference).tokens, [1], "the first is always kept")
         XCTAssertEqual(TokenSampler.nucleus([0.3, 0.3, 0.4], topP: 1, rule: .reference).tokens, [0, 1, 2])
         XCTAssertEqual(TokenSampler.nucleus([0.5, 0.3, 0.15, 0.05], topP: 0.9, rule: .reference).mass, 0.8, accuracy: 1e-6)
-        // A LoRA reply under the reference rule: generation and log q use the same nucleus.
-        let m = try LocalChatModel(directory: try LocalChatModelTests.makeModel(), name: "tiny")
+        // A LoRA reply under the reference rule (on the CPU engine): generation and log q use
+        // the same nucleus.
+        let directory = try LocalChatModelTests.makeModel()
+        let m = try LocalChatModel(directory: directory, name: "tiny"), e = try EngineChatModel(directory: directory, name: "tiny", engine: CPUEngine())
         var rng = SamplingRandom(seed: 2)
         func random(_ shape: [Int]) -> Tensor { Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in rng.unit() - 0.5 }) }
         let lora = LoRAUpdate(a: random([16, 4]), b: random([4, 16]), alpha: 0.5, layers: 1)
         let settings = GenerationSettings(temperature: 1, topP: 0.9, maxTokens: 6, seed: 4)
-        let r = try m.chat([.user("Which city?")], settings: settings, lora: lora, rule: .reference)
+        let r = try e.chat([.user("Which city?")], settings: settings, update: EngineUpdate(id: 1, generator: 0, lora: lora), rule: .reference,
+                           recording: true).engine
         let prompt = m.tokenizer.encode(ChatTemplate.llama3.render([.user("Which city?")]))
         let generated = try m.model.generate([GenerationRequest(prompt: prompt, maxNewTokens: 6, temperature: 1, topP: 0.9, seed: 4,
                                                                 stopTokens: m.stopTokens, lora: lora, nucleusRule: .reference)])[0]
         XCTAssertEqual(generated.ids, r.ids)
-        XCTAssertEqual(generated.logprobs.reduce(0, +), r.logprob, accuracy: 1e-3)
+        XCTAssertEqual(generated.logprobs.reduce(0, +), r.logq, accuracy: 1e-3)
     }
 
     func testALoRAReplyCarriesItsLogProbabilityAndGradient() throws {
@@ -95,11 +98,13 @@ extension LocalChatModelTests {
         func random(_ shape: [Int]) -> Tensor { Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in rng.unit() - 0.5 }) }
         let lora = LoRAUpdate(a: random([16, 4]), b: random([4, 16]), alpha: 0.5, layers: 1)
         let settings = GenerationSettings(temperature: 1, topP: 0.9, maxTokens: 6, seed: 4)
-        let r = try m.chat([.user("Which city?")], settings: settings, lora: lora)
+        let prompt = m.tokenizer.encode(ChatTemplate.llama3.render([.user("Which city?")]))
+        let g = try m.model.generateWithLoRAGradient(GenerationRequest(prompt: prompt, maxNewTokens: 6, temperature: 1, topP: 0.9, seed: 4,
+                                                                       stopTokens: m.stopTokens, lora: lora))
+        let r = (ids: g.result.ids, logprob: g.logprob, gradientA: g.gradientA, gradientB: g.gradientB)
         XCTAssertFalse(r.ids.isEmpty)
         // Two code paths agree: the incremental generation's per-token log-probabilities and the
         // taped full forward over prompt + reply.
-        let prompt = m.tokenizer.encode(ChatTemplate.llama3.render([.user("Which city?")]))
         let generated = try m.model.generate([GenerationRequest(prompt: prompt, maxNewTokens: 6, temperature: 1, topP: 0.9, seed: 4,
                                                                 stopTokens: m.stopTokens, lora: lora)])[0]
         XCTAssertEqual(generated.ids, r.ids)

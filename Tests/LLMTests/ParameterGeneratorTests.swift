@@ -95,40 +95,51 @@ final class ParameterGeneratorTests: XCTestCase {
     }
 }
 
-/// A candidate under a LoRA update as the dialogue sampler's `ChatModel`.
+/// A candidate under a LoRA update as the dialogue sampler's `ChatModel`, on the CPU engine.
 final class LoRAChatModelTests: XCTestCase {
     func testCallsAreRecordedAndKeyedApartFromTheBaseModel() throws {
-        let base = try LocalChatModel(directory: try LocalChatModelTests.makeModel(), name: "tiny")
+        let engine = CPUEngine()
+        let directory = try LocalChatModelTests.makeModel()
+        let base = try EngineChatModel(directory: directory, name: "tiny", engine: engine)
         var rng = SamplingRandom(seed: 5)
         func random(_ shape: [Int]) -> Tensor { Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in rng.unit() - 0.5 }) }
+        var ids = 1000
+        func update(_ b: Tensor, _ a: Tensor) -> EngineUpdate {
+            ids += 1
+            return EngineUpdate(id: ids, generator: 0, lora: LoRAUpdate(a: a, b: b, alpha: 0.5, layers: 1))
+        }
         let a = random([16, 4])
-        // A zero update (B = 0) leaves the model as it is: the same greedy reply as the base.
-        let zero = LoRAChatModel(base: base, lora: LoRAUpdate(a: a, b: Tensor(zeros: [4, 16]), alpha: 0.5, layers: 1))
+        // A zero update (B = 0) leaves the model as it is: the same greedy reply as the base,
+        // and as the local backend's (the same decoder, outside the engine).
+        let zero = LoRAChatModel(base: base, update: update(Tensor(zeros: [4, 16]), a))
         let greedy = GenerationSettings(maxTokens: 8)
         XCTAssertEqual(try zero.chat([.user("Where?")], settings: greedy), try base.chat([.user("Where?")], settings: greedy))
-        // Without gradients (evaluation), the same reply, through the batcher, recorded nowhere.
-        let lora0 = LoRAUpdate(a: a, b: random([4, 16]), alpha: 0.5, layers: 1)
-        let recording = LoRAChatModel(base: base, lora: lora0), replying = LoRAChatModel(base: base, lora: lora0, recordsGradients: false)
+        XCTAssertEqual(try base.chat([.user("Where?")], settings: greedy),
+                       try LocalChatModel(directory: directory, name: "tiny").chat([.user("Where?")], settings: greedy))
+        // Without recording (evaluation), the same reply, through the batcher, recorded nowhere.
+        let u0 = update(random([4, 16]), a)
+        let recording = LoRAChatModel(base: base, update: u0), replying = LoRAChatModel(base: base, update: u0, recording: false)
         XCTAssertEqual(try replying.chat([.user("Where?")], settings: greedy).text, try recording.chat([.user("Where?")], settings: greedy).text)
         XCTAssertTrue(replying.calls.isEmpty)
         XCTAssertEqual(recording.calls.count, 1)
-        // Sampled calls under a real update: each recorded with its log q and gradients.
-        let lora = LoRAUpdate(a: a, b: random([4, 16]), alpha: 0.5, layers: 1)
-        let model = LoRAChatModel(base: base, lora: lora, rule: .reference)
+        // Sampled calls under a real update: each recorded with its log q.
+        let u = update(random([4, 16]), a)
+        let model = LoRAChatModel(base: base, update: u, rule: .reference)
         let sampled = GenerationSettings(temperature: 1, topP: 0.9, maxTokens: 5, seed: 3)
+        let first = try base.chat([.user("Where?")], settings: sampled, update: u, rule: .reference).engine
         _ = try model.chat([.user("Where?")], settings: sampled)
         _ = try model.chat([.user("When?")], settings: sampled)
         XCTAssertEqual(model.calls.count, 2)
-        let total = model.total
-        XCTAssertEqual(total.logq, model.calls.reduce(0) { $0 + $1.logprob }, accuracy: 1e-5)
-        XCTAssertEqual(total.dA.data[0], model.calls[0].gradientA.data[0] + model.calls[1].gradientA.data[0], accuracy: 1e-5)
+        XCTAssertEqual(Set(model.calls).count, 2, "each call its own record")
+        let second = try base.chat([.user("When?")], settings: sampled, update: u, rule: .reference).engine
+        XCTAssertEqual(model.logq, first.logq + second.logq, accuracy: 1e-5, "Σ log q over the calls, in order")
         // Memo keys: the update's digest joins the key; the same update gives the same key.
         let messages = [ChatMessage.user("Where?")]
         let withUpdate = MemoizedChatModel.key(identity: model.identity, adapter: model.adapter, messages: messages, settings: greedy)
         XCTAssertNotEqual(withUpdate, MemoizedChatModel.key(identity: base.identity, adapter: base.adapter, messages: messages, settings: greedy))
         XCTAssertNotEqual(model.adapter, zero.adapter)
-        XCTAssertEqual(LoRAChatModel(base: base, lora: lora, rule: .reference).adapter, model.adapter)
-        XCTAssertNotEqual(LoRAChatModel(base: base, lora: lora, rule: .standard).adapter, model.adapter, "the nucleus rule is part of it")
+        XCTAssertEqual(LoRAChatModel(base: base, update: u, rule: .reference).adapter, model.adapter)
+        XCTAssertNotEqual(LoRAChatModel(base: base, update: u, rule: .standard).adapter, model.adapter, "the nucleus rule is part of it")
     }
 }
 
@@ -140,26 +151,29 @@ final class JointRLTrainerTests: XCTestCase {
         .deletingLastPathComponent().appendingPathComponent("dataset/valid.jsonl").path)[0]
 
     func trainer(frozen: Bool = false, baseline: Int = 0, seed: UInt64 = 43, _ extra: [(String, JSONValue)] = []) throws -> JointRLTrainer {
-        let router = try DecoderRouter(directory: try LocalChatModelTests.makeModel(), space: ActionSpace(), settings: .init(candidates: ["a", "b"]))
-        let candidates = try ["a", "b"].map { try LocalChatModel(directory: try LocalChatModelTests.makeModel(), name: $0) }
+        let router = try DecoderRouter(directory: try LocalChatModelTests.makeModel(), engine: CPUEngine(), space: ActionSpace(), settings: .init(candidates: ["a", "b"]))
+        let candidates = try ["a", "b"].map { try EngineChatModel(directory: try LocalChatModelTests.makeModel(), name: $0, engine: router.engine) }
         let sampler = DialogueSampler(dialogue: Dialogue(budget: 1, settings: GenerationSettings(maxTokens: 8)), retriever: LexicalRetriever(), names: ["a", "b"])
         let settings = try JointRLSettings.from(.object([("high_router_lr", 1e-3), ("low_router_lr", 1e-3), ("alpha", 0.5), ("lora_r", 2),
                                                          ("router_frozen", .bool(frozen)), ("baseline_window", .number(Double(baseline)))] + extra))
         return try JointRLTrainer(router: router, candidates: candidates, sampler: sampler, settings: settings, totalSteps: 4, seed: seed)
     }
 
+    func gens(_ t: JointRLTrainer) throws -> [[String: Tensor]] { try t.engine.generatorWeights() }
+    func routerWeights(_ t: JointRLTrainer) throws -> [String: Tensor] { try t.engine.weights(t.router.model) }
+
     /// The stage's seed initialises the generators (43, the reference's `set_seed(43)`, by
     /// default); `mlp_num_layer` and `mlp_hidden_dim` shape them; training samples at the
     /// sampler's reply length under the reference's T 1.0 and top-p 0.9.
     func testTheSettingsReachTheGenerators() throws {
         let t = try trainer()
-        XCTAssertEqual(t.generators[0].weights, ParameterGenerator(inputSize: t.router.model.config.hiddenSize,
-                                                                   targetSize: t.candidates[0].model.config.hiddenSize, rank: 2, seed: 43).weights)
-        XCTAssertNotEqual(try trainer(seed: 7).generators[0].weights, t.generators[0].weights, "the stage's seed reaches the initialisation")
+        XCTAssertEqual(try gens(t)[0], ParameterGenerator(inputSize: t.router.model.config.hiddenSize,
+                                                                   targetSize: t.system.candidates[0].config.hiddenSize, rank: 2, seed: 43).weights)
+        XCTAssertNotEqual(try gens(try trainer(seed: 7))[0], try gens(t)[0], "the stage's seed reaches the initialisation")
         let shaped = try trainer([("mlp_num_layer", 3), ("mlp_hidden_dim", 16)])
-        XCTAssertEqual(shaped.generators[0].layers, 3)
-        XCTAssertEqual(shaped.generators[0].hiddenSize, 16)
-        XCTAssertEqual(shaped.generators[0].weights["mlp.4.weight"]?.shape, [16, 16])
+        XCTAssertEqual(try gens(shaped)[0]["mlp.0.weight"]?.shape, [16, t.router.model.config.hiddenSize])
+        XCTAssertEqual(try gens(shaped)[0]["mlp.4.weight"]?.shape, [16, 16], "three hidden layers")
+        XCTAssertNil(try gens(shaped)[0]["mlp.6.weight"])
         XCTAssertEqual([t.sampling.temperature, t.sampling.topP], [1, 0.9])
         XCTAssertEqual(t.sampling.maxTokens, 8, "the stage's max_tokens, not 256")
         XCTAssertEqual(t.sampler.dialogue.settings.temperature, 0, "evaluations are greedy")
@@ -167,7 +181,7 @@ final class JointRLTrainerTests: XCTestCase {
 
     func testAStepMovesWhatItUsedAndNothingElse() throws {
         let t = try trainer()
-        let routerBefore = t.router.model.namedWeights, generatorsBefore = t.generators.map(\.weights)
+        let routerBefore = try routerWeights(t), generatorsBefore = try gens(t)
         let optimizersBefore = try t.state()
         let record = try t.train(JointRLTrainerTests.question, qid: 0)
         let used = Set(ActionSpace().assignment(of: record.action))
@@ -176,25 +190,25 @@ final class JointRLTrainerTests: XCTestCase {
         XCTAssertEqual(t.step, 1)
         for c in 0..<2 {
             if used.contains(c) {
-                XCTAssertNotEqual(t.generators[c].weights, generatorsBefore[c], "generator \(c) was used")
+                XCTAssertNotEqual(try gens(t)[c], generatorsBefore[c], "generator \(c) was used")
                 XCTAssertEqual(t.generatorSteps[c], 1)
             } else {
-                XCTAssertEqual(t.generators[c].weights, generatorsBefore[c], "generator \(c) was not used")
+                XCTAssertEqual(try gens(t)[c], generatorsBefore[c], "generator \(c) was not used")
                 XCTAssertEqual(t.generatorSteps[c], 0)
             }
         }
-        XCTAssertNotEqual(t.router.model.namedWeights["model.layers.0.mlp.up_proj.weight"], routerBefore["model.layers.0.mlp.up_proj.weight"],
+        XCTAssertNotEqual(try routerWeights(t)["model.layers.0.mlp.up_proj.weight"], routerBefore["model.layers.0.mlp.up_proj.weight"],
                           "the backbone moves through the pooled state")
-        XCTAssertEqual(t.router.model.namedWeights["lm_head.weight"], routerBefore["lm_head.weight"], "the head has no gradient")
+        XCTAssertEqual(try routerWeights(t)["lm_head.weight"], routerBefore["lm_head.weight"], "the head has no gradient")
         // An unused generator's optimiser state is untouched too (its tensors in the checkpoint).
         let before = try SafeTensorsFile(bytes: optimizersBefore).all(), after = try SafeTensorsFile(bytes: try t.state()).all()
         for c in 0..<2 where !used.contains(c) {
             for (k, v) in before where k.hasPrefix("generator\(c)") { XCTAssertEqual(after[k], v, k) }
         }
         let frozen = try trainer(frozen: true)
-        let frozenBefore = frozen.router.model.namedWeights
+        let frozenBefore = try routerWeights(frozen)
         _ = try frozen.train(JointRLTrainerTests.question, qid: 0)
-        XCTAssertEqual(frozen.router.model.namedWeights, frozenBefore, "a frozen router does not move")
+        XCTAssertEqual(try routerWeights(frozen), frozenBefore, "a frozen router does not move")
     }
 
     /// The baseline variant: the reward less the mean of the last N rewards scales −Σ log q;
@@ -216,12 +230,12 @@ final class JointRLTrainerTests: XCTestCase {
     /// rewards leave nothing to learn (every advantage 0, the generators unchanged).
     func testSeveralSamplesAndTheGroupBaseline() throws {
         let t = try trainer([("samples", 3), ("group_baseline", true)])
-        let before = t.generators.map(\.weights)
+        let before = try gens(t)
         let r = try t.train(JointRLTrainerTests.question, qid: 0)
         XCTAssertEqual(r.rewards, [-1, -1, -1])
         XCTAssertEqual(r.advantage, 0)
         XCTAssertEqual(r.loss, 0)
-        XCTAssertEqual(t.generators.map(\.weights), before, "zero advantages move nothing")
+        XCTAssertEqual(try gens(t), before, "zero advantages move nothing")
         // Without a baseline the loss is −R times the samples' mean Σ log q.
         let plain = try trainer([("samples", 2)])
         let p = try plain.train(JointRLTrainerTests.question, qid: 0)
@@ -234,10 +248,10 @@ final class JointRLTrainerTests: XCTestCase {
     func testTheRouterStaysInBF16() throws {
         let t = try trainer([("router_bf16", true)])
         _ = try t.train(JointRLTrainerTests.question, qid: 0)
-        for (name, w) in t.router.model.namedWeights {
+        for (name, w) in try routerWeights(t) {
             XCTAssertTrue(w.data.allSatisfy { $0.bitPattern & 0xFFFF == 0 }, "\(name) has bits below bfloat16's")
         }
-        XCTAssertFalse(try trainer().router.model.namedWeights.values.allSatisfy { $0.data.allSatisfy { $0.bitPattern & 0xFFFF == 0 } },
+        XCTAssertFalse(try routerWeights(try trainer()).values.allSatisfy { $0.data.allSatisfy { $0.bitPattern & 0xFFFF == 0 } },
                        "float32 weights are not all bfloat16 values to begin with")
     }
 

@@ -16,7 +16,7 @@ func makeTinyHAPS(_ dir: String) throws {
         try FileIO.writeAtomically(try FileIO.read(SFTTrainTests.tokenizer), to: dir + "/" + name + "/tokenizer.json")
     }
     try tiny("a", seed: 1); try tiny("b", seed: 2); try tiny("backbone", seed: 3)
-    let router = try DecoderRouter(directory: dir + "/backbone", space: ActionSpace(), settings: .init(candidates: ["a", "b"]))
+    let router = try DecoderRouter(directory: dir + "/backbone", engine: CPUEngine(), space: ActionSpace(), settings: .init(candidates: ["a", "b"]))
     try FileIO.makeDirectory(dir + "/router")
     try router.save(directory: dir + "/router")
     let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
@@ -53,7 +53,7 @@ final class RLTrainTests: XCTestCase {
         for file in ["router.json", "model.safetensors", "tokenizer.json", "generators/generator0.safetensors", "generators/generator1.safetensors", "summary.txt"] {
             XCTAssertTrue(FileIO.exists(out + "/" + file), file)
         }
-        XCTAssertTrue(try RouterArtifacts.load(directory: out) is DecoderRouter)
+        XCTAssertTrue(try RouterArtifacts.load(directory: out, engine: CPUEngine()) is DecoderRouter)
         let summary = try FileIO.readString(out + "/summary.txt")
         XCTAssertTrue(summary.contains("the kept router moved from its start by ") && !summary.contains("; 0.0% of its weights changed"), summary)
         // The router, generators, steps and evals of a run killed at its first checkpoint.

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import Pipeline
 @testable import Stages
+import LLM
 
 /// Routers learned from score tables, on constructed tables whose right answer is known, and
 /// the evaluation's figures and bootstrap (against numpy, with the same resamples).
@@ -48,7 +49,7 @@ final class RoutingTests: XCTestCase {
             let dir = NSTemporaryDirectory() + "router-\(UUID().uuidString)"
             try FileIO.makeDirectory(dir)
             try router.save(directory: dir)
-            let loaded = try RouterArtifacts.load(directory: dir)
+            let loaded = try RouterArtifacts.load(directory: dir, engine: CPUEngine())
             XCTAssertEqual(try loaded.route(testQuestions, embeddings: method.needsEmbeddings ? testEmbeddings : nil), decisions, "\(method.rawValue)")
         }
     }
@@ -65,7 +66,7 @@ final class RoutingTests: XCTestCase {
         let dir = NSTemporaryDirectory() + "router-\(UUID().uuidString)"
         try FileIO.makeDirectory(dir)
         try FileIO.writeAtomically(#"{"kind": "tabel", "space": {"candidates": 2, "roles": ["teacher", "student"]}}"#, to: dir + "/router.json")
-        XCTAssertThrowsError(try RouterArtifacts.load(directory: dir)) { e in XCTAssertTrue("\(e)".contains("unknown router kind 'tabel'"), "\(e)") }
+        XCTAssertThrowsError(try RouterArtifacts.load(directory: dir, engine: CPUEngine())) { e in XCTAssertTrue("\(e)".contains("unknown router kind 'tabel'"), "\(e)") }
     }
 
     func testAScoreTableReadsAsAMatrixOfCompleteQuestions() throws {

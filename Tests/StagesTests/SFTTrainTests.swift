@@ -72,7 +72,7 @@ final class SFTTrainTests: XCTestCase {
         XCTAssertEqual(selection["valid_f1_sum"]?.doubleValue, 6)
         XCTAssertEqual(selection["best_fixed_valid_f1_sum"]?.doubleValue, 3)
         // The saved router routes held-out questions by their type.
-        let router = try RouterArtifacts.load(directory: out)
+        let router = try RouterArtifacts.load(directory: out, engine: CPUEngine())
         let held = [question(40, comparison: true), question(41, comparison: false)].map { RoutingQuestion($0) }
         XCTAssertEqual(try router.route(held, embeddings: nil).map(\.action), [3, 0])
         XCTAssertTrue(try FileIO.readString(out + "/summary.txt").contains("beats best fixed"))
@@ -85,7 +85,7 @@ final class SFTTrainTests: XCTestCase {
         let selection = try JSONParser.parse(try FileIO.readString(out + "/selection.json"))
         XCTAssertEqual(selection["kept"], false)
         XCTAssertTrue(try FileIO.readString(out + "/summary.txt").contains("no epoch beat the best fixed action on valid (action 0"))
-        let router = try RouterArtifacts.load(directory: out)
+        let router = try RouterArtifacts.load(directory: out, engine: CPUEngine())
         XCTAssertEqual(router.label, "decoder router (no epoch beat best fixed: routes action 0)")
         XCTAssertEqual(try router.route([RoutingQuestion(question(1, comparison: true))], embeddings: nil).map(\.action), [0])
     }
@@ -127,7 +127,7 @@ final class RouterFixtureTests: XCTestCase {
         }
         var settings = DecoderRouter.Settings(candidates: recorded["candidates"]!.arrayValue!.map { $0.stringValue! })
         settings.date = recorded["date"]!.stringValue!
-        return (try DecoderRouter(directory: dir, space: ActionSpace(), settings: settings), recorded)
+        return (try DecoderRouter(directory: dir, engine: CPUEngine(), space: ActionSpace(), settings: settings), recorded)
     }
 
     func testTheExampleTokensAreWhatTransformersBuilds() throws {
@@ -149,13 +149,14 @@ final class RouterFixtureTests: XCTestCase {
     func testOneSFTStepMatchesTransformers() throws {
         let (router, recorded) = try router()
         let examples = try recorded["examples"]!.arrayValue!.map { try router.example(question: $0["question"]!.stringValue!, output: $0["output"]!.stringValue!) }
-        let trainer = DecoderTrainer(model: router.model, learningRate: 1e-3, schedule: .constant, weightDecay: 0, maxGradientNorm: 1)
+        // The engine's SFT step (what sft-train runs), against transformers' Trainer step.
+        let before = try router.engine.weights(router.model)
+        let trainer = RouterSFT(router: router, learningRate: 1e-3, schedule: .constant, weightDecay: 0, maxGradientNorm: 1)
         let loss = try trainer.train(examples.map(\.tokens), targetsFrom: examples.map(\.targetsFrom), accumulation: 2)
         let expectedLoss = try JSONParser.parse(try FileIO.readString(RouterFixtureTests.fixtures + "/loss.json"))["loss"]!.doubleValue!
         XCTAssertEqual(Double(loss), expectedLoss, accuracy: 1e-4 * expectedLoss)
         let after = try SafeTensorsFile(path: RouterFixtureTests.fixtures + "/router_step.safetensors").all()
-        let before = router.model.namedWeights
-        for (name, ours) in trainer.model.namedWeights {
+        for (name, ours) in try router.engine.weights(router.model) {
             let theirs = try XCTUnwrap(after[name], name)
             let scale = theirs.data.map { abs($0) }.max()!
             let worst = zip(ours.data, theirs.data).map { abs($0 - $1) }.max()!

@@ -223,6 +223,10 @@ public final class DecoderTrainer {
         total = out
     }
 
+    /// Continues from other weights (set by someone else: a restored checkpoint, a rounding),
+    /// with the optimiser's moments as they are.
+    public func replaceModel(_ m: DecoderModel) { model = m }
+
     /// Weights (`param.<name>`), optimizer state (`opt.<...>`) and step, as safetensors bytes.
     public func state() throws -> [UInt8] {
         var all: [String: Tensor] = [:]

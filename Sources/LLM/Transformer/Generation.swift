@@ -16,10 +16,14 @@ public struct GenerationRequest: Sendable {
     public var lora: LoRAUpdate?
     /// Which tokens the top-p nucleus keeps (`TokenSampler.nucleus`).
     public var nucleusRule: NucleusRule
+    /// The uniform in [0, 1) each sampled token draws, in order, given by the caller (so that
+    /// two engines draw the same tokens from the same logits); nil: drawn from `seed`
+    /// (`SamplingRandom`, one a sampled token: the same values `SamplingUniforms` gives).
+    public var uniforms: [Float]?
     public init(prompt: [Int], maxNewTokens: Int, temperature: Float = 0, topP: Float = 1, seed: UInt64 = 0,
-                stopTokens: Set<Int> = [], lora: LoRAUpdate? = nil, nucleusRule: NucleusRule = .standard) {
+                stopTokens: Set<Int> = [], lora: LoRAUpdate? = nil, nucleusRule: NucleusRule = .standard, uniforms: [Float]? = nil) {
         self.prompt = prompt; self.maxNewTokens = maxNewTokens; self.temperature = temperature; self.topP = topP
-        self.seed = seed; self.stopTokens = stopTokens; self.lora = lora; self.nucleusRule = nucleusRule
+        self.seed = seed; self.stopTokens = stopTokens; self.lora = lora; self.nucleusRule = nucleusRule; self.uniforms = uniforms
     }
 }
 
@@ -65,6 +69,13 @@ public struct SamplingRandom: RandomNumberGenerator, Sendable {
     }
     /// Uniform in [0, 1).
     public mutating func unit() -> Float { Float(next() >> 40) * (1.0 / Float(1 << 24)) }
+
+    /// The first `count` uniforms of the stream seeded by `seed`: what a sampled call draws,
+    /// one a token, when the caller gives them (`GenerationRequest.uniforms`).
+    public static func uniforms(seed: UInt64, count: Int) -> [Float] {
+        var r = SamplingRandom(seed: seed)
+        return (0..<count).map { _ in r.unit() }
+    }
 }
 
 /// Token choice from one row of logits.
@@ -88,9 +99,10 @@ public enum TokenSampler {
         return (kept, mass)
     }
 
-    /// Picks a token and its log-probability (see `GenerationResult`).
+    /// Picks a token and its log-probability (see `GenerationResult`); a sampled pick takes
+    /// the next uniform from `uniform` (greedy takes none).
     public static func choose(_ logits: UnsafeBufferPointer<Float>, temperature: Float, topP: Float, rule: NucleusRule = .standard,
-                              random: inout SamplingRandom) -> (token: Int, logprob: Float) {
+                              uniform: () -> Float) -> (token: Int, logprob: Float) {
         let n = logits.count
         if temperature <= 0 {
             var best = 0
@@ -100,7 +112,7 @@ public enum TokenSampler {
         var probs = logits.map { $0 / temperature }
         probs.withUnsafeMutableBufferPointer { Kernels.softmax($0.baseAddress!, count: n) }
         let (tokens, mass) = nucleus(probs, topP: topP, rule: rule)
-        var u = random.unit() * mass
+        var u = uniform() * mass
         var pick = tokens.last!
         for t in tokens {
             if u < probs[t] { pick = t; break }
@@ -120,8 +132,12 @@ extension DecoderModel {
     /// `captures[i]`, when given, receives request i's last-layer rows of every step (one pass
     /// gives the LoRA gradient: `generateWithLoRAGradient`).
     func generate(_ requests: [GenerationRequest], captures: [LoRACapture?]) throws -> [GenerationResult] {
+        for r in requests where r.temperature > 0 && (r.uniforms?.count ?? r.maxNewTokens) < r.maxNewTokens {
+            throw ModelError("generate", "a sampled request of up to \(r.maxNewTokens) tokens was given \(r.uniforms?.count ?? 0) uniforms")
+        }
         var results = requests.map { _ in GenerationResult(ids: [], logprobs: [], finishReason: "length") }
         var randoms = requests.map { SamplingRandom(seed: $0.seed) }
+        var drawn = requests.map { _ in 0 }
         let caches = requests.map { _ in KVCache(layers: config.layers) }
         var active = requests.indices.filter { requests[$0].maxNewTokens > 0 && !requests[$0].prompt.isEmpty }
         var next: [Int: [Int]] = [:]
@@ -138,7 +154,11 @@ extension DecoderModel {
                 let r = requests[i]
                 let (token, logprob) = logits.data.withUnsafeBufferPointer { lp in
                     TokenSampler.choose(UnsafeBufferPointer(rebasing: lp[(row * config.vocabSize)..<((row + 1) * config.vocabSize)]),
-                                        temperature: r.temperature, topP: r.topP, rule: r.nucleusRule, random: &randoms[i])
+                                        temperature: r.temperature, topP: r.topP, rule: r.nucleusRule) {
+                        defer { drawn[i] += 1 }
+                        guard let given = r.uniforms else { return randoms[i].unit() }
+                        return given[drawn[i]]
+                    }
                 }
                 results[i].ids.append(token); results[i].logprobs.append(logprob)
                 if r.stopTokens.contains(token) { results[i].finishReason = "stop"; continue }

@@ -69,7 +69,8 @@ public struct EvaluateStage: StageType {
             throw RouterError("input '\(port)' is a '\(context.inputs[port]!.kind)' artifact; evaluate compares routers (kind router) and HAPS systems (kind joint, from rl-train)")
         }
         let routerPorts = systemPorts.filter { kinds[$0] == .router }, jointPorts = systemPorts.filter { kinds[$0] == .joint }
-        let routers = try routerPorts.map { ($0, try RouterArtifacts.load(directory: context.inputs[$0]!.directory)) }
+        let engine = CPUEngine(threads: context.threads)
+        let routers = try routerPorts.map { ($0, try RouterArtifacts.load(directory: context.inputs[$0]!.directory, engine: engine)) }
         var embeddings: [[Float]]? = nil
         if routers.contains(where: { $0.1.needsEmbeddings }) {
             guard let encoder = context.inputs["encoder"] else {
@@ -88,7 +89,7 @@ public struct EvaluateStage: StageType {
             routes.append((port, router.label, try router.route(questions, embeddings: router.needsEmbeddings ? embeddings : nil)))
             context.progress.advance()
         }
-        let live = try jointPorts.flatMap { try liveRuns(port: $0, p, context, matrix: matrix, bestFixed: valid.bestFixedAction) }
+        let live = try jointPorts.flatMap { try liveRuns(port: $0, p, context, engine: engine, matrix: matrix, bestFixed: valid.bestFixedAction) }
         context.progress.setStatus("bootstrap")
         let evaluation = Evaluation(matrix: matrix, types: questions.map(\.type), bestFixedAction: valid.bestFixedAction, routes: routes,
                                     live: live, resamples: p.resamples, seed: context.seed)
@@ -109,19 +110,19 @@ public struct EvaluateStage: StageType {
     /// A HAPS system run live on the split's questions through the shared dialogue sampler
     /// (greedy, its candidates adapted by the generated updates; calls memoised, keyed by each
     /// update's digest): HAPS itself, and the best fixed action with the generated updates.
-    static func liveRuns(port: String, _ p: Params, _ context: StageContext, matrix: ScoreMatrix, bestFixed: Int) throws -> [Evaluation.LiveRun] {
+    static func liveRuns(port: String, _ p: Params, _ context: StageContext, engine: any Engine, matrix: ScoreMatrix, bestFixed: Int) throws -> [Evaluation.LiveRun] {
         guard !p.dialogue.candidates.isEmpty else {
             throw RouterError("input '\(port)' is a HAPS system, run live: give evaluate the 'candidates' (and their model_<name> inputs) as the samples were made")
         }
         guard let questionsInput = context.inputs["questions"] else {
             throw RouterError("input '\(port)' is a HAPS system, run live: give evaluate the split's 'questions' (with their paragraphs)")
         }
-        let system = try HAPSSystem.load(directory: context.inputs[port]!.directory)
+        let candidates = try p.dialogue.localCandidates(context, engine: engine, needs: needsWeights)
+        let system = try HAPSSystem.load(directory: context.inputs[port]!.directory, candidates: candidates, engine: engine)
         let provenance = HAPSSystem.provenance(directory: context.inputs[port]!.directory)
         // The router input this system's training started from, if evaluate has it too.
         let startedFrom = context.inputs.filter { systemKind($0.value) == .router && $0.value.manifest.files["model.safetensors"]?.digest.hex == provenance.routerFrom }.keys.sorted().first
         let byText = Dictionary(try HotpotQA.load(questionsOf: questionsInput).map { ($0.question.trimmingSpaces, $0) }, uniquingKeysWith: { a, _ in a })
-        let candidates = try p.dialogue.localCandidates(context, needs: needsWeights)
         let sampler = try p.dialogue.sampler(context, settings: .reference)  // greedy
         let counter = CallCounter()
         let questions = try matrix.questions.map { text in
@@ -134,7 +135,7 @@ public struct EvaluateStage: StageType {
         var out: [Evaluation.LiveRun] = []
         for (suffix, fixed) in [("", nil as Int?), ("+best_fixed", bestFixed)] {
             context.progress.setStatus("\(port)\(suffix): \(matrix.count) questions, live")
-            let runs = try system.runAll(questions, action: fixed, candidates: candidates, sampler: sampler, cancellation: context.cancellation,
+            let runs = try system.runAll(questions, action: fixed, sampler: sampler, cancellation: context.cancellation,
                                          wrap: { _, m in MemoizedChatModel(m, store: store, counter: counter) })
             let actions = runs.map(\.action), metrics = runs.map(\.sample.metrics)
             let tokens = runs.map { Double($0.sample.result.promptTokens + $0.sample.result.completionTokens) as Double? }

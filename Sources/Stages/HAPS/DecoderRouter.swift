@@ -80,7 +80,10 @@ public final class DecoderRouter: QuestionRouter, @unchecked Sendable {
         public init(candidates: [String]) { self.candidates = candidates }
     }
 
-    public let model: DecoderModel
+    /// The engine holding the backbone, and the backbone in it (its weights change as the
+    /// engine trains it: every route reads them as they are).
+    public let engine: any Engine
+    public let model: EngineModel
     public let tokenizer: BPETokenizer
     /// The tokenizer's file, saved with the router as it was read.
     let tokenizerJSON: [UInt8]
@@ -97,29 +100,33 @@ public final class DecoderRouter: QuestionRouter, @unchecked Sendable {
     }
     public var needsEmbeddings: Bool { false }
 
-    public init(model: DecoderModel, tokenizerJSON: [UInt8], template: ChatTemplate? = nil, space: ActionSpace, settings: Settings,
+    public init(engine: any Engine, model: EngineModel, tokenizerJSON: [UInt8], template: ChatTemplate? = nil, space: ActionSpace, settings: Settings,
                 fallbackAction: Int? = nil) throws {
         let tokenizer = try BPETokenizer(json: try JSONParser.parse(bytes: tokenizerJSON), path: "tokenizer.json")
         let template = template ?? ChatTemplate.forFamily(model.config.family)
-        self.model = model; self.tokenizer = tokenizer; self.tokenizerJSON = tokenizerJSON; self.template = template; self.space = space
-        self.settings = settings; self.fallbackAction = fallbackAction
+        self.engine = engine; self.model = model; self.tokenizer = tokenizer; self.tokenizerJSON = tokenizerJSON; self.template = template
+        self.space = space; self.settings = settings; self.fallbackAction = fallbackAction
         stopTokens = Set(model.config.eosTokenIDs + template.endOfTurn.compactMap { tokenizer.addedTokens[$0] })
     }
 
-    /// A model directory (config.json, model.safetensors, tokenizer.json) as a router: a
-    /// backbone to train, or a trained router's own directory.
-    public convenience init(directory: String, template: ChatTemplate? = nil, space: ActionSpace, settings: Settings, fallbackAction: Int? = nil) throws {
-        let model = try DecoderModel(directory: directory)
+    /// A model directory (config.json, model.safetensors, tokenizer.json) as a router, its
+    /// backbone loaded into `engine` (trainable): a backbone to train, or a trained router's
+    /// own directory.
+    public convenience init(directory: String, engine: any Engine, template: ChatTemplate? = nil, space: ActionSpace, settings: Settings,
+                            fallbackAction: Int? = nil) throws {
         let bytes: [UInt8]
         do { bytes = try FileIO.read(directory + "/tokenizer.json") } catch {
             throw RouterError("\(directory): no tokenizer.json (a router's backbone needs its tokenizer)")
         }
-        try self.init(model: model, tokenizerJSON: bytes, template: template, space: space, settings: settings, fallbackAction: fallbackAction)
+        let model = try engine.loadModel(directory: directory, name: "router", trainable: true)
+        try self.init(engine: engine, model: model, tokenizerJSON: bytes, template: template, space: space, settings: settings, fallbackAction: fallbackAction)
     }
 
-    /// The same router with other weights (a training step's result).
-    public func with(model: DecoderModel, fallbackAction: Int? = nil) throws -> DecoderRouter {
-        try DecoderRouter(model: model, tokenizerJSON: tokenizerJSON, template: template, space: space, settings: settings, fallbackAction: fallbackAction)
+    /// The same router (the same backbone in the same engine) that routes every question to
+    /// `fallbackAction` (nil: by its replies).
+    public func with(fallbackAction: Int?) throws -> DecoderRouter {
+        try DecoderRouter(engine: engine, model: model, tokenizerJSON: tokenizerJSON, template: template, space: space, settings: settings,
+                          fallbackAction: fallbackAction)
     }
 
     // MARK: Prompt and target
@@ -176,10 +183,10 @@ public final class DecoderRouter: QuestionRouter, @unchecked Sendable {
     public func replies(_ questions: [String], batch: Int = 32) throws -> [String] {
         var out: [String] = []
         for start in stride(from: 0, to: questions.count, by: batch) {
-            let requests = try questions[start..<min(questions.count, start + batch)].map {
-                GenerationRequest(prompt: try promptTokens($0, routing: true), maxNewTokens: settings.maxNewTokens, stopTokens: stopTokens)
+            let calls = try questions[start..<min(questions.count, start + batch)].map {
+                EngineCall(model: model, prompt: try promptTokens($0, routing: true), maxNewTokens: settings.maxNewTokens, stopTokens: stopTokens)
             }
-            out += try model.generate(requests).map { r in
+            out += try engine.generate(calls).map { r in
                 var ids = r.ids
                 if r.finishReason == "stop" { ids.removeLast() }
                 return tokenizer.decode(ids, skipSpecial: true)
@@ -206,26 +213,7 @@ public final class DecoderRouter: QuestionRouter, @unchecked Sendable {
         if fallbackAction != nil { return chosen.map { .certain($0, of: space) } }
         let targets = try space.indices.map { try targetTokens(space.output(for: space.assignment(of: $0))) }
         return try zip(questions, chosen).map { q, action in
-            let prompt = try promptTokens(q.text, routing: true)
-            let segments = targets.map { DecoderModel.Segment(tokens: prompt + $0, cache: KVCache(layers: model.config.layers)) }
-            let logits = try model.forward(segments, allLogits: true)
-            let v = model.config.vocabSize
-            var logp = [Double](repeating: 0, count: targets.count)
-            var row = 0
-            for (a, t) in targets.enumerated() {
-                let n = prompt.count + t.count
-                for (j, token) in t.enumerated() {
-                    let r = row + prompt.count + j - 1
-                    logp[a] += logits.data.withUnsafeBufferPointer { lp in
-                        var m = -Float.infinity
-                        for i in 0..<v { m = max(m, lp[r * v + i]) }
-                        var s: Double = 0
-                        for i in 0..<v { s += Double(expf(lp[r * v + i] - m)) }
-                        return Double(lp[r * v + token] - m) - Glibc.log(s)
-                    }
-                }
-                row += n
-            }
+            let logp = try engine.continuationLogProbabilities(model, prompt: try promptTokens(q.text, routing: true), continuations: targets)
             let top = logp.max()!
             let e = logp.map { Glibc.exp($0 - top) }
             let total = e.reduce(0, +)
@@ -234,17 +222,16 @@ public final class DecoderRouter: QuestionRouter, @unchecked Sendable {
     }
 
     /// The mean over positions of the backbone's last hidden state (after the final norm)
-    /// for a question's routing prompt: what the parameter generators read.
-    public func pooledHiddenState(_ question: String) throws -> [Float] {
-        let tape = try model.tapedForward(try promptTokens(question, routing: true))
-        let h = tape.hiddenStates, n = h.rows, d = h.columns
-        return (0..<d).map { j in (0..<n).reduce(0) { $0 + h.data[$1 * d + j] } / Float(n) }
+    /// for a question's routing prompt: what the parameter generators read. `keepForBackward`:
+    /// the engine keeps what a step's gradient into the backbone needs.
+    public func pooledState(_ question: String, keepForBackward: Bool = false) throws -> PooledState {
+        try engine.pooledState(model, prompt: try promptTokens(question, routing: true), keepForBackward: keepForBackward)
     }
 
     // MARK: Saving
 
     public func save(directory: String) throws {
-        try model.save(directory: directory)
+        try engine.saveModel(model, to: directory)
         try FileIO.writeAtomically(tokenizerJSON, to: directory + "/tokenizer.json")
         var fields: [(String, JSONValue)] = [
             ("template", .string(template.rawValue)), ("candidates", .array(settings.candidates.map(JSONValue.string))),
@@ -256,7 +243,7 @@ public final class DecoderRouter: QuestionRouter, @unchecked Sendable {
         try RouterArtifacts.write(directory: directory, kind: DecoderRouter.kind, space: space, fields: fields, arrays: [:])
     }
 
-    static func load(directory: String, json: JSONValue, space: ActionSpace) throws -> any QuestionRouter {
+    static func load(directory: String, json: JSONValue, space: ActionSpace, engine: any Engine) throws -> any QuestionRouter {
         let path = directory + "/router.json"
         guard let names = json["candidates"]?.arrayValue?.compactMap(\.stringValue), let system = json["prompt"]?["system"]?.stringValue,
               let user = json["prompt"]?["user"]?.stringValue else {
@@ -267,7 +254,7 @@ public final class DecoderRouter: QuestionRouter, @unchecked Sendable {
         settings.date = json["date"]?.stringValue
         settings.doubleBOSWhenRouting = json["double_bos_when_routing"]?.boolValue ?? false
         settings.maxNewTokens = json["max_new_tokens"]?.intValue ?? 16
-        return try DecoderRouter(directory: directory, template: json["template"]?.stringValue.flatMap(ChatTemplate.init(rawValue:)),
+        return try DecoderRouter(directory: directory, engine: engine, template: json["template"]?.stringValue.flatMap(ChatTemplate.init(rawValue:)),
                                  space: space, settings: settings, fallbackAction: json["fallback_action"]?.intValue)
     }
 }

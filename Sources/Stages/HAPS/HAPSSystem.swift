@@ -8,40 +8,43 @@ public import NN
 public import Pipeline
 import Threading
 
-/// HAPS as a system: a router, one generator per candidate, and the update's alpha and layers.
-/// What `rl-train` trains and `evaluate` runs live.
+/// HAPS as a system: a router, one parameter generator per candidate (held by the router's
+/// engine, beside the candidates), and the update's alpha and layers. Route → each chosen
+/// candidate's update from the router's pooled state → the dialogue under the updates: what
+/// `rl-train` trains and `evaluate` runs live.
 public struct HAPSSystem: Sendable {
     public var router: DecoderRouter
-    public var generators: [ParameterGenerator]
+    /// Candidate i, in the router's engine.
+    public var candidates: [EngineChatModel]
     public var alpha: Float
     public var layers: Int
+    public var engine: any Engine { router.engine }
 
-    public init(router: DecoderRouter, generators: [ParameterGenerator], alpha: Float, layers: Int) {
-        self.router = router; self.generators = generators; self.alpha = alpha; self.layers = layers
+    public init(router: DecoderRouter, candidates: [EngineChatModel], alpha: Float, layers: Int) {
+        self.router = router; self.candidates = candidates; self.alpha = alpha; self.layers = layers
     }
 
     /// The updates the generators give the candidates of `action` for `question` (one a
-    /// candidate: both roles of one share it), from the router's pooled state.
-    public func updates(_ question: String, action: Int) throws -> (routerTape: DecoderTape, loras: [Int: (LoRAUpdate, ParameterGenerator.Tape)]) {
-        let tape = try router.model.tapedForward(try router.promptTokens(question, routing: true))
-        let pooled = DecoderModel.pooled(tape)
-        var out: [Int: (LoRAUpdate, ParameterGenerator.Tape)] = [:]
-        for c in Set(router.space.assignment(of: action)) {
-            let (a, b, genTape) = try generators[c].forward(pooled)
-            out[c] = (LoRAUpdate(a: a, b: b, alpha: alpha, layers: layers), genTape)
+    /// candidate: both roles of one share it), from the router's pooled state; with
+    /// `keepForBackward` the engine keeps both for a training step.
+    public func updates(_ question: String, action: Int, keepForBackward: Bool) throws -> (pooled: PooledState, updates: [Int: EngineUpdate]) {
+        let pooled = try router.pooledState(question, keepForBackward: keepForBackward)
+        var out: [Int: EngineUpdate] = [:]
+        for c in Set(router.space.assignment(of: action)).sorted() {
+            out[c] = try engine.makeUpdate(generator: c, from: pooled, alpha: alpha, layers: layers, keepForBackward: keepForBackward)
         }
-        return (tape, out)
+        return (pooled, out)
     }
 
-    /// The dialogue of `q` under `action`, the chosen candidates adapted by `loras` (a
+    /// The dialogue of `q` under `action`, the chosen candidates adapted by `updates` (a
     /// `LoRAChatModel` each, under the reference's nucleus rule, which `wrap` may wrap: a memo
-    /// for evaluation, a recorder for RL). `gradients`: the calls record log q and gradients
-    /// (joint RL); without, they only reply (evaluation, cheaper).
-    public func run(_ q: HotpotQuestion, qid: Int, action: Int, loras: [Int: LoRAUpdate], candidates: [LocalChatModel], sampler: DialogueSampler,
-                    gradients: Bool = true, wrap: (Int, LoRAChatModel) -> any ChatModel = { $1 }) throws -> DialogueSampler.Sample {
+    /// for evaluation). `recording`: the calls keep their log q's gradient in the engine (joint
+    /// RL); without, they only reply (evaluation, cheaper).
+    public func run(_ q: HotpotQuestion, qid: Int, action: Int, updates: [Int: EngineUpdate], sampler: DialogueSampler,
+                    recording: Bool, wrap: (Int, LoRAChatModel) -> any ChatModel = { $1 }) throws -> DialogueSampler.Sample {
         var models: [any ChatModel] = candidates
-        for (c, update) in loras.sorted(by: { $0.key < $1.key }) {
-            models[c] = wrap(c, LoRAChatModel(base: candidates[c], lora: update, rule: .reference, recordsGradients: gradients))
+        for (c, update) in updates.sorted(by: { $0.key < $1.key }) {
+            models[c] = wrap(c, LoRAChatModel(base: candidates[c], update: update, rule: .reference, recording: recording))
         }
         return try sampler.run(q, qid: qid, action: action, models: models)
     }
@@ -50,7 +53,7 @@ public struct HAPSSystem: Sendable {
     /// `workers` dialogues in flight: their calls meet in the candidates' batchers, each
     /// sequence under its own update. Results in the questions' order; `qid` is the position.
     /// `done` is told each finished question.
-    public func runAll(_ questions: [HotpotQuestion], action fixed: Int? = nil, candidates: [LocalChatModel], sampler: DialogueSampler,
+    public func runAll(_ questions: [HotpotQuestion], action fixed: Int? = nil, sampler: DialogueSampler,
                        workers: Int = 32, cancellation: CancellationToken = CancellationToken(), done: @escaping @Sendable () -> Void = {},
                        wrap: @escaping @Sendable (Int, LoRAChatModel) -> any ChatModel = { $1 }) throws -> [(action: Int, sample: DialogueSampler.Sample)] {
         final class Results: @unchecked Sendable {
@@ -59,7 +62,7 @@ public struct HAPSSystem: Sendable {
         }
         let results = Results()
         let failures = ItemWorkers.run(Array(questions.indices), workers: workers, cancellation: cancellation) { i in
-            let r = try self.run(questions[i], qid: i, action: fixed, candidates: candidates, sampler: sampler, wrap: wrap)
+            let r = try self.run(questions[i], qid: i, action: fixed, sampler: sampler, wrap: wrap)
             results.lock.withLock { results.rows[i] = r }
             done()
         }
@@ -70,12 +73,12 @@ public struct HAPSSystem: Sendable {
 
     /// Routes greedily (or takes `action`), adapts, and runs the dialogue, for evaluation (no
     /// gradients recorded).
-    public func run(_ q: HotpotQuestion, qid: Int, action fixed: Int? = nil, candidates: [LocalChatModel], sampler: DialogueSampler,
+    public func run(_ q: HotpotQuestion, qid: Int, action fixed: Int? = nil, sampler: DialogueSampler,
                     wrap: (Int, LoRAChatModel) -> any ChatModel = { $1 }) throws -> (action: Int, sample: DialogueSampler.Sample) {
         let action = try fixed ?? router.actions([q.question])[0]
-        let (_, loras) = try updates(q.question, action: action)
-        return (action, try run(q, qid: qid, action: action, loras: loras.mapValues(\.0), candidates: candidates, sampler: sampler,
-                                gradients: false, wrap: wrap))
+        let (pooled, updates) = try self.updates(q.question, action: action, keepForBackward: false)
+        defer { engine.release(Array(updates.values), pooled: pooled) }
+        return (action, try run(q, qid: qid, action: action, updates: updates, sampler: sampler, recording: false, wrap: wrap))
     }
 }
 
@@ -85,21 +88,23 @@ extension HAPSSystem {
     /// Writes the generators (one safetensors file a candidate, torch's names) and
     /// `generators.json`: the update's settings, the variant trained and the digest of the
     /// starting router's weights (evaluate finds that router among its inputs by it).
-    public func saveGenerators(to directory: String, variant: String, routerFrom: String) throws {
+    public func saveGenerators(to directory: String, rank: Int, variant: String, routerFrom: String) throws {
         try FileIO.makeDirectory(directory)
-        for (c, g) in generators.enumerated() {
-            try SafeTensorsFile.write(g.weights, metadata: ["rank": String(g.rank), "candidate": String(c)], to: directory + "/generator\(c).safetensors")
+        let weights = try engine.generatorWeights()
+        for (c, w) in weights.enumerated() {
+            try SafeTensorsFile.write(w, metadata: ["rank": String(rank), "candidate": String(c)], to: directory + "/generator\(c).safetensors")
         }
         let settings: JSONValue = ["alpha": .number(Double(alpha)), "layers": .number(Double(layers)),
-                                   "rank": .number(Double(generators.first?.rank ?? 0)), "generators": .number(Double(generators.count)),
+                                   "rank": .number(Double(rank)), "generators": .number(Double(weights.count)),
                                    "variant": .string(variant), "router_from": .string(routerFrom)]
         try FileIO.writeAtomically(settings.pretty + "\n", to: directory + "/generators.json")
     }
 
-    /// A joint artifact's router and generators, and the update's alpha and layers (what
-    /// `rl-train` writes: the router's model directory with `generators/`).
-    public static func load(directory: String) throws -> HAPSSystem {
-        guard let router = try RouterArtifacts.load(directory: directory) as? DecoderRouter else {
+    /// A joint artifact (what `rl-train` writes: the router's model directory with
+    /// `generators/`) loaded into `engine` with `candidates` (already in it): the router, the
+    /// generators, and the update's alpha and layers.
+    public static func load(directory: String, candidates: [EngineChatModel], engine: any Engine) throws -> HAPSSystem {
+        guard let router = try RouterArtifacts.load(directory: directory, engine: engine) as? DecoderRouter else {
             throw RouterError("\(directory): a joint artifact's router is a decoder router")
         }
         let path = directory + "/generators/generators.json"
@@ -107,10 +112,11 @@ extension HAPSSystem {
               let rank = s["rank"]?.intValue, let n = s["generators"]?.intValue else {
             throw RouterError("\(path): not a joint artifact's generators (rl-train writes them)")
         }
-        let generators = try (0..<n).map { c in
-            try ParameterGenerator(weights: try SafeTensorsFile(path: directory + "/generators/generator\(c).safetensors").all(), rank: rank)
+        guard n == candidates.count else {
+            throw RouterError("\(path): \(n) generators, but \(candidates.count) candidates are given (one generator a candidate, in order)")
         }
-        return HAPSSystem(router: try router.with(model: router.model), generators: generators, alpha: Float(alpha), layers: layers)
+        try engine.setGenerators(try (0..<n).map { c in try SafeTensorsFile(path: directory + "/generators/generator\(c).safetensors").all() }, rank: rank)
+        return HAPSSystem(router: try router.with(fallbackAction: nil), candidates: candidates, alpha: Float(alpha), layers: layers)
     }
 
     /// What a joint artifact says of itself: its variant and the router it started from.

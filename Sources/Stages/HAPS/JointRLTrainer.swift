@@ -28,9 +28,10 @@ public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
         public var rewards: [Double]
     }
 
-    public private(set) var router: DecoderRouter
-    public private(set) var generators: [ParameterGenerator]
-    public let candidates: [LocalChatModel]
+    /// The router, the candidates and the generators, all in one engine.
+    public let system: HAPSSystem
+    public var router: DecoderRouter { system.router }
+    public var engine: any Engine { system.engine }
     /// The dialogue as evaluated (greedy, the stage's reply length); training samples it as
     /// the reference does (`sampling`).
     public let sampler: DialogueSampler
@@ -40,8 +41,6 @@ public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
     /// The training dialogues' sampling: the reference's T 1.0 and top-p 0.9, the sampler's
     /// reply length, and the stage's seed (moved on per step and sample).
     public let sampling: GenerationSettings
-    var routerOptimizer = AdamW(weightDecay: 0.01)
-    var generatorOptimizers: [AdamW]
     /// Scheduler steps of each generator: the questions that used it.
     public private(set) var generatorSteps: [Int]
     /// Questions trained on (the router's scheduler steps).
@@ -52,57 +51,53 @@ public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
     /// The reference's sampling of training dialogues (`rl_batch.py`): temperature 1.0, top-p 0.9.
     public static let referenceSampling = (temperature: 1.0, topP: 0.9)
 
+    /// `router` and `candidates` in one engine, which gets one generator a candidate.
     /// `seed`: the stage's; it initialises the generators (the reference's `set_seed(43)`
     /// before each, so every candidate's starts the same) and seeds the training dialogues.
-    public init(router: DecoderRouter, candidates: [LocalChatModel], sampler: DialogueSampler, settings: JointRLSettings,
+    public init(router: DecoderRouter, candidates: [EngineChatModel], sampler: DialogueSampler, settings: JointRLSettings,
                 totalSteps: Int, seed: UInt64) throws {
-        let router = settings.router_bf16 ? try router.with(model: try DecoderModel(config: router.model.config,
-                                                                                   weights: JointRLTrainer.bf16Rounded(router.model.namedWeights)))
-                                          : router
-        self.router = router; self.candidates = candidates; self.sampler = sampler; self.settings = settings; self.totalSteps = totalSteps
+        guard candidates.allSatisfy({ $0.engine === router.engine }) else {
+            throw RouterError("joint RL needs the router and the candidates in one engine")
+        }
+        if settings.router_bf16 { try router.engine.roundWeightsToBFloat16(router.model) }
+        system = HAPSSystem(router: router, candidates: candidates, alpha: Float(settings.alpha), layers: settings.layers)
+        self.sampler = sampler; self.settings = settings; self.totalSteps = totalSteps
         var sampling = sampler.dialogue.settings
         (sampling.temperature, sampling.topP) = JointRLTrainer.referenceSampling
         sampling.seed = Int(truncatingIfNeeded: seed)
         self.sampling = sampling
-        let h = router.model.config.hiddenSize
-        generators = candidates.map {
-            ParameterGenerator(inputSize: h, hiddenSize: settings.mlp_hidden_dim, layers: settings.mlp_num_layer,
-                               targetSize: $0.model.config.hiddenSize, rank: settings.lora_r, seed: seed)
-        }
-        generatorOptimizers = candidates.map { _ in AdamW(weightDecay: 0) }
+        try router.engine.makeGenerators(candidates.map {
+            GeneratorShape(input: router.model.config.hiddenSize, hidden: settings.mlp_hidden_dim, layers: settings.mlp_num_layer,
+                           target: $0.config.hiddenSize, rank: settings.lora_r)
+        }, seed: seed)
         generatorSteps = candidates.map { _ in 0 }
     }
 
     var decay: LearningRateSchedule { .linearDecay(from: 1, to: 0.1, total: totalSteps) }
 
-    /// The router and generators as they are now.
-    public var system: HAPSSystem { HAPSSystem(router: router, generators: generators, alpha: Float(settings.alpha), layers: settings.layers) }
-
-    /// The updates the generators give the candidates of `action` for `question`, with what
-    /// backward needs.
-    public func updates(_ question: String, action: Int) throws -> (routerTape: DecoderTape, loras: [Int: (LoRAUpdate, ParameterGenerator.Tape)]) {
-        try system.updates(question, action: action)
-    }
-
     /// One training question (`qid`: its number, for the sample's row): `samples` dialogues
     /// under one routing and one set of updates, their gradients averaged.
     public func train(_ q: HotpotQuestion, qid: Int) throws -> StepRecord {
         let action = try router.actions([q.question])[0]
-        let (routerTape, loras) = try updates(q.question, action: action)
+        let (pooled, updates) = try system.updates(q.question, action: action, keepForBackward: true)
         var runs: [(reward: Double, adapted: [Int: LoRAChatModel])] = []
-        for k in 0..<settings.samples {
-            var adapted: [Int: LoRAChatModel] = [:]
-            var rl = sampler
-            rl.dialogue.settings = sampling
-            rl.dialogue.settings.seed = sampling.seed.map { JointRLTrainer.sampleSeed($0, step: step, sample: k) }
-            // With alpha 0 every gradient is exactly 0 (the update is 0·A·B): the calls need not
-            // record log q and its gradient; the optimisers still step on zeros (weight decay).
-            let sample = try system.run(q, qid: qid, action: action, loras: loras.mapValues(\.0), candidates: candidates, sampler: rl,
-                                        gradients: settings.alpha != 0) { c, m in
-                adapted[c] = m
-                return m
+        do {
+            for k in 0..<settings.samples {
+                var adapted: [Int: LoRAChatModel] = [:]
+                var rl = sampler
+                rl.dialogue.settings = sampling
+                rl.dialogue.settings.seed = sampling.seed.map { JointRLTrainer.sampleSeed($0, step: step, sample: k) }
+                // With alpha 0 every gradient is exactly 0 (the update is 0·A·B): the calls need not
+                // record log q and its gradient; the optimisers still step on zeros (weight decay).
+                let sample = try system.run(q, qid: qid, action: action, updates: updates, sampler: rl, recording: settings.alpha != 0) { c, m in
+                    adapted[c] = m
+                    return m
+                }
+                runs.append((sample.metrics.f1 == 0 ? -1 : sample.metrics.f1, adapted))
             }
-            runs.append((sample.metrics.f1 == 0 ? -1 : sample.metrics.f1, adapted))
+        } catch {
+            engine.release(Array(updates.values), pooled: pooled)
+            throw error
         }
         let rewards = runs.map(\.reward)
         let advantages = rewards.indices.map { k in rewards[k] - baseline(rewards, leaving: k) }
@@ -110,39 +105,25 @@ public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
             recentRewards.append(contentsOf: rewards)
             recentRewards.removeFirst(max(0, recentRewards.count - settings.baseline_window))
         }
-        // d(−(1/K) Σ_k A_k·Σ log q_k)/dA, dB per candidate, summed over the samples.
+        // d(−(1/K) Σ_k A_k·Σ log q_k)/dA, dB per candidate, summed over the samples in the engine.
         var logq: Double = 0, loss: Double = 0
-        var gradients: [Int: (dA: Tensor, dB: Tensor)] = [:]
         for (k, run) in runs.enumerated() {
             for (c, model) in run.adapted.sorted(by: { $0.key < $1.key }) {  // a fixed order: the sums below are logged
-                let total = model.total
-                logq += Double(total.logq) / Double(runs.count)
-                loss -= advantages[k] * Double(total.logq) / Double(runs.count)
-                let scale = Float(-advantages[k] / Double(runs.count))
-                var g = gradients[c] ?? (Tensor(zeros: total.dA.shape), Tensor(zeros: total.dB.shape))
-                Kernels.addScaled(&g.dA, total.dA, scale)
-                Kernels.addScaled(&g.dB, total.dB, scale)
-                gradients[c] = g
+                let total = model.logq
+                logq += Double(total) / Double(runs.count)
+                loss -= advantages[k] * Double(total) / Double(runs.count)
+                try engine.accumulate(updates[c]!, calls: model.calls, coefficient: Float(-advantages[k] / Double(runs.count)))
             }
         }
-        var dPooled = [Float](repeating: 0, count: router.model.config.hiddenSize)
         var generatorLRs: [Int: Float] = [:]
-        for c in gradients.keys.sorted() {
-            let (grads, dp) = try generators[c].backward(loras[c]!.1, dA: gradients[c]!.dA, dB: gradients[c]!.dB)
-            for j in dPooled.indices { dPooled[j] += dp[j] }
-            let lr = Float(settings.low_router_lr) * decay.multiplier(generatorSteps[c])
-            generatorOptimizers[c].update(&generators[c].weights, gradients: grads, lr: lr)
+        for c in updates.keys.sorted() {
+            generatorLRs[c] = Float(settings.low_router_lr) * decay.multiplier(generatorSteps[c])
             generatorSteps[c] += 1
-            generatorLRs[c] = lr
         }
         let routerLR = Float(settings.high_router_lr) * decay.multiplier(step)
-        if settings.backbone_gradient && !settings.router_frozen {
-            let grads = try router.model.backward(routerTape, dPooled: dPooled)
-            var weights = router.model.namedWeights
-            routerOptimizer.update(&weights, gradients: grads, lr: routerLR)
-            if settings.router_bf16 { weights = JointRLTrainer.bf16Rounded(weights) }
-            router = try router.with(model: try DecoderModel(config: router.model.config, weights: weights))
-        }
+        try engine.step(EngineStep(updates: Array(updates.values), generatorLRs: generatorLRs,
+                                   routerLR: settings.backbone_gradient && !settings.router_frozen ? routerLR : nil,
+                                   pooled: pooled, routerBF16: settings.router_bf16))
         step += 1
         let mean = { (xs: [Double]) in xs.reduce(0, +) / Double(xs.count) }
         return StepRecord(action: action, reward: mean(rewards), advantage: mean(advantages), logq: logq, loss: loss, routerLR: routerLR,
@@ -165,45 +146,23 @@ public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
         return Int(truncatingIfNeeded: r.next() >> 1)
     }
 
-    /// Weights rounded to bfloat16 and back (round to nearest even), as bf16 storage keeps them.
-    static func bf16Rounded(_ weights: [String: Tensor]) -> [String: Tensor] {
-        weights.mapValues { t in Tensor(shape: t.shape, data: t.data.map { HalfFloat.bf16ToFloat(HalfFloat.floatToBF16($0)) }) }
-    }
-
     /// Counts a step without training (after early stopping), so that the loop's count ends.
     public func skipStep() { step += 1 }
 
     // MARK: Checkpoints
 
-    /// The router's and generators' weights and optimiser moments, and the counters, as
-    /// safetensors bytes (`restore` continues from them bit for bit).
+    /// The router's and generators' weights and optimiser moments (the engine's), and the
+    /// counters, as safetensors bytes (`restore` continues from them bit for bit).
     public func state() throws -> [UInt8] {
-        var all: [String: Tensor] = [:]
-        for (k, t) in router.model.namedWeights { all["router." + k] = t }
-        for (k, t) in routerOptimizer.state { all["router_opt." + k] = t }
-        for (c, g) in generators.enumerated() {
-            for (k, t) in g.weights { all["generator\(c)." + k] = t }
-            for (k, t) in generatorOptimizers[c].state { all["generator\(c)_opt." + k] = t }
-        }
         let counters = JSONValue.object(["step": .number(Double(step)), "generator_steps": .array(generatorSteps.map { .number(Double($0)) }),
                                          "recent_rewards": .array(recentRewards.map { .number($0) })])
-        return try SafeTensorsFile.serialize(all, metadata: ["counters": counters.canonical])
+        return try engine.state(metadata: ["counters": counters.canonical])
     }
 
     public func restore(_ bytes: [UInt8]) throws {
-        let file = try SafeTensorsFile(bytes: bytes, name: "joint RL checkpoint")
-        let all = try file.all()
-        func part(_ prefix: String) -> [String: Tensor] {
-            Dictionary(uniqueKeysWithValues: all.filter { $0.key.hasPrefix(prefix) }.map { (String($0.key.dropFirst(prefix.count)), $0.value) })
-        }
-        router = try router.with(model: try DecoderModel(config: router.model.config, weights: part("router.")))
-        routerOptimizer.restore(part("router_opt."))
-        for c in generators.indices {
-            generators[c] = try ParameterGenerator(weights: part("generator\(c)."), rank: settings.lora_r)
-            generatorOptimizers[c].restore(part("generator\(c)_opt."))
-        }
-        guard let text = file.metadata["counters"], let counters = try? JSONParser.parse(text),
-              let s = counters["step"]?.intValue, let g = counters["generator_steps"]?.arrayValue?.compactMap(\.intValue), g.count == generators.count else {
+        let metadata = try engine.restore(bytes)
+        guard let text = metadata["counters"], let counters = try? JSONParser.parse(text),
+              let s = counters["step"]?.intValue, let g = counters["generator_steps"]?.arrayValue?.compactMap(\.intValue), g.count == generatorSteps.count else {
             throw RouterError("joint RL checkpoint: no counters")
         }
         step = s; generatorSteps = g

@@ -3,28 +3,29 @@ public import NN
 public import Pipeline
 import Threading
 
-/// A local candidate under one question's LoRA update, as a `ChatModel` for the shared
-/// dialogue sampler (issue 16: HAPS runs live, and joint RL). Every call generates under the
-/// update with `rule`'s nucleus and records its log q and gradient with respect to A and B;
-/// both roles played by this model share the update and add to the same record. Its
-/// `adapter` is the update's digest, so a memo keys its calls apart from the base model's
-/// (for evaluation; RL calls it directly, since a replayed call has no gradient).
+/// A candidate under one question's LoRA update, as a `ChatModel` for the shared dialogue
+/// sampler (HAPS run live, and joint RL). Every call generates under the update with `rule`'s
+/// nucleus; when `recording`, the engine keeps each call's log q gradient with respect to A
+/// and B (`calls` names them to `Engine.accumulate`); both roles played by this model share
+/// the update and add to the same record. Its `adapter` is the update's digest, so a memo keys
+/// its calls apart from the base model's (for evaluation; RL calls it directly, since a
+/// replayed call has no gradient). The call's seed is used as given: in a dialogue the
+/// sampler's `CandidateStream` gives each sampled call its own.
 public final class LoRAChatModel: ChatModel, @unchecked Sendable {
-    public let base: LocalChatModel
-    public let lora: LoRAUpdate
+    public let base: EngineChatModel
+    public let update: EngineUpdate
     public let rule: NucleusRule
     public let adapter: String?
-    /// Whether each call records its log q and gradient (joint RL), or only replies (evaluation).
-    public let recordsGradients: Bool
+    /// Whether each call records its gradient (joint RL), or only replies (evaluation).
+    public let recording: Bool
     private let lock = Lock()
-    private var records: [LocalChatModel.LoRAReply] = []
-    private var callCount = 0
+    private var records: [EngineReply] = []
 
     public var identity: String { base.identity }
 
-    public init(base: LocalChatModel, lora: LoRAUpdate, rule: NucleusRule = .standard, recordsGradients: Bool = true) {
-        self.base = base; self.lora = lora; self.rule = rule; self.recordsGradients = recordsGradients
-        adapter = LoRAChatModel.digest(lora, rule: rule).hex
+    public init(base: EngineChatModel, update: EngineUpdate, rule: NucleusRule = .standard, recording: Bool = true) {
+        self.base = base; self.update = update; self.rule = rule; self.recording = recording
+        adapter = LoRAChatModel.digest(update.lora, rule: rule).hex
     }
 
     /// SHA-256 over the update's shape, alpha, layers, nucleus rule and A's and B's float bits.
@@ -36,29 +37,14 @@ public final class LoRAChatModel: ChatModel, @unchecked Sendable {
     }
 
     public func chat(_ messages: [ChatMessage], settings: GenerationSettings) throws -> ChatReply {
-        // Each sampled call draws its own stream: the settings' seed moved on by the call's
-        // number under this update (the same seed for every call would reuse one stream).
-        var settings = settings
-        let number = lock.withLock { defer { callCount += 1 }; return callCount }
-        if settings.temperature > 0, let seed = settings.seed { settings.seed = seed &+ 1_000_003 &* number }
-        guard recordsGradients else { return try base.chat(messages, settings: settings, under: lora, rule: rule) }
-        let r = try base.chat(messages, settings: settings, lora: lora, rule: rule)
-        lock.withLock { records.append(r) }
-        return r.reply
+        let (reply, r) = try base.chat(messages, settings: settings, update: update, rule: rule, recording: recording)
+        if recording { lock.withLock { records.append(r) } }
+        return reply
     }
 
-    /// Every call made so far, in order: reply, tokens, log q and its gradients.
-    public var calls: [LocalChatModel.LoRAReply] { lock.withLock { records } }
+    /// The recorded calls, in order (what `Engine.accumulate` sums).
+    public var calls: [EngineCallID] { lock.withLock { records.compactMap(\.call) } }
 
-    /// Σ log q over the calls and the summed gradients with respect to A and B (what −R·Σ log q
-    /// needs, scaled by −R).
-    public var total: (logq: Float, dA: Tensor, dB: Tensor) {
-        var dA = Tensor(zeros: lora.a.shape), dB = Tensor(zeros: lora.b.shape), logq: Float = 0
-        for r in calls {
-            logq += r.logprob
-            Kernels.add(&dA, r.gradientA)
-            Kernels.add(&dB, r.gradientB)
-        }
-        return (logq, dA, dB)
-    }
+    /// Σ log q over the recorded calls, in order (what −R·Σ log q is scaled from).
+    public var logq: Float { lock.withLock { records.reduce(Float(0)) { $0 + $1.logq } } }
 }

@@ -73,20 +73,21 @@ public struct DialogueParams: ParameterGroup {
         }
     }
 
-    /// The candidates as local models: a `model_<name>` input (named with its content digest,
-    /// so that a memo never replays another version's calls), or a `local` resource. Servers
-    /// give no gradients and take no updates, so anything else is an error that says so.
-    func localCandidates(_ context: StageContext, needs: String) throws -> [LocalChatModel] {
+    /// The candidates as local models in `engine`: a `model_<name>` input (named with its
+    /// content digest, so that a memo never replays another version's calls), or a `local`
+    /// resource. Servers give no gradients and take no updates, so anything else is an error
+    /// that says so.
+    func localCandidates(_ context: StageContext, engine: any Engine, needs: String) throws -> [EngineChatModel] {
         try candidates.map { c in
             let resource = context.resources["models.\(c)"]!
             let name = DialogueParams.candidateName(resource, c)
             if let input = context.inputs["model_\(c)"] {
-                return try LocalChatModel(directory: input.directory, name: "\(name)@\(input.digest.hex.prefix(16))")
+                return try EngineChatModel(directory: input.directory, name: "\(name)@\(input.digest.hex.prefix(16))", engine: engine)
             }
             guard resource["backend"]?.stringValue == "local", let path = resource["path"]?.stringValue else {
                 throw RouterError("\(needs): candidate '\(c)' must be a local model (resources.models.\(c) with backend local and a path, or a model_\(c) input); a server gives none")
             }
-            return try LocalChatModel(directory: Backends.resolve(path, context.baseDirectory), name: name)
+            return try EngineChatModel(directory: Backends.resolve(path, context.baseDirectory), name: name, engine: engine)
         }
     }
 }

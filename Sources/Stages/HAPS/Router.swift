@@ -70,8 +70,9 @@ public struct RouterError: Error, CustomStringConvertible, Sendable {
 
 /// Reading and writing router directories.
 public enum RouterArtifacts {
-    /// Loads any router directory by its `router.json`'s `kind`.
-    public static func load(directory: String) throws -> any QuestionRouter {
+    /// Loads any router directory by its `router.json`'s `kind`; a decoder router's backbone
+    /// goes into `engine`.
+    public static func load(directory: String, engine: any Engine) throws -> any QuestionRouter {
         let path = directory + "/router.json"
         let json: JSONValue
         do { json = try JSONParser.parse(try FileIO.readString(path)) } catch {
@@ -82,7 +83,7 @@ public enum RouterArtifacts {
         let arrays = FileIO.exists(directory + "/arrays.safetensors") ? try SafeTensorsFile(path: directory + "/arrays.safetensors").all() : [:]
         switch kind {
         case TableRouter.kind: return try TableRouter(json: json, arrays: arrays, space: space, path: path)
-        case DecoderRouter.kind: return try DecoderRouter.load(directory: directory, json: json, space: space)
+        case DecoderRouter.kind: return try DecoderRouter.load(directory: directory, json: json, space: space, engine: engine)
         default: throw RouterError("\(path): unknown router kind '\(kind)' (known: \(TableRouter.kind), \(DecoderRouter.kind))")
         }
     }

@@ -60,13 +60,14 @@ public struct RLTrainStage: StageType {
     }
 
     public static func run(_ p: Params, _ context: StageContext) throws {
-        guard let loaded = try RouterArtifacts.load(directory: context.inputs["router"]!.directory) as? DecoderRouter else {
+        let engine = CPUEngine(threads: context.threads)
+        guard let loaded = try RouterArtifacts.load(directory: context.inputs["router"]!.directory, engine: engine) as? DecoderRouter else {
             throw RouterError("rl-train trains a decoder router (sft-train's output); this router is of another kind")
         }
-        let router = try loaded.with(model: loaded.model)  // a router that fell back to best fixed is trained from its weights
+        let router = try loaded.with(fallbackAction: nil)  // a router that fell back to best fixed is trained from its weights
         let train = try HotpotQA.load(questionsOf: context.inputs["train"]!), valid = try HotpotQA.load(questionsOf: context.inputs["valid"]!)
         let test = try context.inputs["test"].map { try HotpotQA.load(questionsOf: $0) }
-        let models = try p.dialogue.localCandidates(context, needs: needsWeights)
+        let models = try p.dialogue.localCandidates(context, engine: engine, needs: needsWeights)
         let names = p.dialogue.names(context.resources)
         // Evaluations are greedy at the stage's reply length; training samples (JointRLTrainer).
         let sampler = try p.dialogue.sampler(context, settings: .reference)
@@ -74,7 +75,7 @@ public struct RLTrainStage: StageType {
         try BLAS.shared().threads = context.threads
         let trainer = try JointRLTrainer(router: router, candidates: models, sampler: sampler, settings: p.method, totalSteps: totalSteps,
                                          seed: context.seed)
-        let start = trainer.router.model.namedWeights  // before a checkpoint is restored: the weights RL starts from
+        let start = try engine.weights(router.model)  // before a checkpoint is restored: the weights RL starts from
 
         let best = TrainingLoop.keptWeights(context)  // before the journals: a damaged one clears them
         let stepsJournal = try context.journal("steps"), evals = try context.journal("evals")
@@ -151,7 +152,7 @@ public struct RLTrainStage: StageType {
             if let test { record.append(("test_f1_sum", .number(try f1Sum(trainer, test, cancellation: context.cancellation)))) }
             try best.replace { tmp in
                 try trainer.router.save(directory: tmp)
-                try trainer.system.saveGenerators(to: tmp + "/generators", variant: trainer.settings.variant, routerFrom: startingWeights(context))
+                try trainer.system.saveGenerators(to: tmp + "/generators", rank: trainer.settings.lora_r, variant: trainer.settings.variant, routerFrom: startingWeights(context))
             }
         }
         context.log("evaluation \(index + 1) after \(step) questions: valid F1 sum \(Format.fixed(validSum, 2))" + (improved ? " (best so far)" : ""))
@@ -161,7 +162,7 @@ public struct RLTrainStage: StageType {
     /// Σ F1 over `questions`, each routed greedily, its candidates adapted, the dialogue greedy
     /// (many at once, batched).
     static func f1Sum(_ trainer: JointRLTrainer, _ questions: [HotpotQuestion], cancellation: CancellationToken) throws -> Double {
-        try trainer.system.runAll(questions, candidates: trainer.candidates, sampler: trainer.sampler, cancellation: cancellation)
+        try trainer.system.runAll(questions, sampler: trainer.sampler, cancellation: cancellation)
             .reduce(0.0) { $0 + $1.sample.metrics.f1 }
     }
 
@@ -180,7 +181,7 @@ public struct RLTrainStage: StageType {
             }
         } else {  // no evaluation ran: the final weights
             try trainer.router.save(directory: out)
-            try trainer.system.saveGenerators(to: out + "/generators", variant: trainer.settings.variant, routerFrom: startingWeights(context))
+            try trainer.system.saveGenerators(to: out + "/generators", rank: trainer.settings.lora_r, variant: trainer.settings.variant, routerFrom: startingWeights(context))
         }
         try FileIO.writeAtomically(steps.map { $0.canonical + "\n" }.joined(), to: out + "/steps.jsonl")
         try FileIO.writeAtomically(evals.map { $0.canonical + "\n" }.joined(), to: out + "/evals.jsonl")
@@ -190,8 +191,8 @@ public struct RLTrainStage: StageType {
             lines.append("  after \(e["step"]!.intValue!) questions: valid F1 sum \(Format.fixed(e["valid_f1_sum"]!.doubleValue!, 2))"
                          + (e["test_f1_sum"].map { ", test \(Format.fixed($0.doubleValue!, 2))" } ?? "") + (e["improved"]?.boolValue == true ? " *" : ""))
         }
-        if let kept = try RouterArtifacts.load(directory: out) as? DecoderRouter {
-            let d = drift(from: start, to: kept.model.namedWeights)
+        if let kept = try RouterArtifacts.load(directory: out, engine: CPUEngine()) as? DecoderRouter {
+            let d = drift(from: start, to: try kept.engine.weights(kept.model))
             lines.append("the kept router moved from its start by \(Format.fixed(d.relative * 100, 4))% (relative L2); "
                          + "\(Format.fixed(d.changed * 100, 1))% of its weights changed")
         }

@@ -106,7 +106,8 @@ public struct SFTTrainStage: StageType {
         settings.prompt = try context.inputs["prompts"].map { try RouterPrompt.load(directory: $0.directory) } ?? .standard
         settings.date = p.date; settings.doubleBOSWhenRouting = p.double_bos_when_routing; settings.maxNewTokens = p.max_new_tokens
         try BLAS.shared().threads = context.threads
-        let backbone = try DecoderRouter(directory: context.inputs["backbone"]!.directory, space: space, settings: settings)
+        let engine = CPUEngine(threads: context.threads)
+        let backbone = try DecoderRouter(directory: context.inputs["backbone"]!.directory, engine: engine, space: space, settings: settings)
         let examples = try data.map { try backbone.example(question: $0.question, output: $0.output) }
 
         if data.isEmpty {  // nothing to learn (build-sft kept no question): the reference would keep no checkpoint
@@ -119,9 +120,8 @@ public struct SFTTrainStage: StageType {
         let perStep = p.batch_size * p.gradient_accumulation
         let stepsPerEpoch = (data.count + perStep - 1) / perStep, steps = stepsPerEpoch * p.epochs  // 0 without rows
         let warmup = Int((Double(steps) * p.warmup_ratio).rounded(.up))
-        let trainer = DecoderTrainer(model: backbone.model, learningRate: Float(p.lr), schedule: p.schedule.schedule(warmup: warmup, total: steps),
-                                     weightDecay: Float(p.weight_decay), maxGradientNorm: p.max_grad_norm > 0 ? Float(p.max_grad_norm) : nil)
-        trainer.threads = context.threads
+        let trainer = RouterSFT(router: backbone, learningRate: Float(p.lr), schedule: p.schedule.schedule(warmup: warmup, total: steps),
+                                weightDecay: Float(p.weight_decay), maxGradientNorm: p.max_grad_norm > 0 ? Float(p.max_grad_norm) : nil)
         let bestFixed = valid.bestFixedAction, bestFixedSum = valid.f1.reduce(0) { $0 + $1[bestFixed] }
         context.log("\(data.count) SFT rows, \(stepsPerEpoch) steps an epoch of \(perStep) (\(p.batch_size) × \(p.gradient_accumulation)), \(steps) steps; "
                     + "best fixed on valid: action \(bestFixed), F1 sum \(Format.fixed(bestFixedSum, 2))")
@@ -137,17 +137,17 @@ public struct SFTTrainStage: StageType {
             let items = order[(within * perStep)..<min(data.count, (within + 1) * perStep)].map { examples[$0] }
             let loss = try trainer.train(items.map(\.tokens), targetsFrom: items.map(\.targetsFrom), accumulation: p.gradient_accumulation)
             if within == stepsPerEpoch - 1, !epochs.contains("e\(epoch)") {
-                let record = try evaluateEpoch(epoch + 1, router: try backbone.with(model: trainer.model), valid: valid, train: train, context: context)
+                let record = try evaluateEpoch(epoch + 1, router: backbone, valid: valid, train: train, context: context)
                 let previousBest = (0..<epoch).compactMap { epochs.json("e\($0)")?["valid_f1_sum"]?.doubleValue }.max() ?? -.infinity
                 let sum = record["valid_f1_sum"]!.doubleValue!
                 if sum > previousBest && sum > bestFixedSum {  // the reference's rule: best valid, and better than best fixed
-                    try best.replace { try trainer.model.save(directory: $0) }
+                    try best.replace { try engine.saveModel(backbone.model, to: $0) }
                 }
                 try epochs.append(key: "e\(epoch)", json: record)
             }
             return .init(loss: Double(loss), tokens: items.reduce(0) { $0 + $1.tokens.count })
         }
-        try writeOutput(p, context: context, backbone: backbone, trainer: trainer, epochs: (0..<p.epochs).compactMap { epochs.json("e\($0)") },
+        try writeOutput(p, context: context, backbone: backbone, epochs: (0..<p.epochs).compactMap { epochs.json("e\($0)") },
                         best: best, bestFixed: bestFixed, bestFixedSum: bestFixedSum, valid: valid, losses: losses)
     }
 
@@ -174,14 +174,14 @@ public struct SFTTrainStage: StageType {
         return .object(record)
     }
 
-    static func writeOutput(_ p: Params, context: StageContext, backbone: DecoderRouter, trainer: DecoderTrainer, epochs: [JSONValue],
+    static func writeOutput(_ p: Params, context: StageContext, backbone: DecoderRouter, epochs: [JSONValue],
                             best keptWeights: SealedDirectory, bestFixed: Int, bestFixedSum: Double, valid: ScoreMatrix, losses: LossLog) throws {
         let out = context.outputDirectory
         let kept = keptWeights.exists
         if kept { _ = try keptWeights.verifiedFiles() }  // a damaged one is an error here (the next run rebuilds it), never used
         let best = epochs.filter { $0["valid_f1_sum"]!.doubleValue! > bestFixedSum }.max { $0["valid_f1_sum"]!.doubleValue! < $1["valid_f1_sum"]!.doubleValue! }
-        let router = kept ? try backbone.with(model: try DecoderModel(directory: keptWeights.path))
-                          : try backbone.with(model: trainer.model, fallbackAction: bestFixed)
+        if kept { try backbone.engine.loadWeights(backbone.model, directory: keptWeights.path) }
+        let router = kept ? backbone : try backbone.with(fallbackAction: bestFixed)
         try router.save(directory: out)
         try FileIO.writeAtomically(epochs.map { $0.canonical + "\n" }.joined(), to: out + "/epochs.jsonl")
         try FileIO.writeAtomically(losses.jsonLines, to: out + "/losses.jsonl")
