@@ -18,7 +18,6 @@ public final class LoRAChatModel: ChatModel, @unchecked Sendable {
     public let recordsGradients: Bool
     private let lock = Lock()
     private var records: [LocalChatModel.LoRAReply] = []
-    private var callCount = 0
 
     public var identity: String { base.identity }
 
@@ -35,12 +34,10 @@ public final class LoRAChatModel: ChatModel, @unchecked Sendable {
         return h.finalize()
     }
 
+    /// A reply under the update, drawn with the settings' seed as given: in a dialogue, the
+    /// sampler's `CandidateStream` gives each sampled call its own seed, from the dialogue's
+    /// seed, this candidate's index and the call's number among this candidate's calls.
     public func chat(_ messages: [ChatMessage], settings: GenerationSettings) throws -> ChatReply {
-        // Each sampled call draws its own stream: the settings' seed moved on by the call's
-        // number under this update (the same seed for every call would reuse one stream).
-        var settings = settings
-        let number = lock.withLock { defer { callCount += 1 }; return callCount }
-        if settings.temperature > 0, let seed = settings.seed { settings.seed = seed &+ 1_000_003 &* number }
         guard recordsGradients else { return try base.chat(messages, settings: settings, under: lora, rule: rule) }
         let r = try base.chat(messages, settings: settings, lora: lora, rule: rule)
         lock.withLock { records.append(r) }

@@ -21,7 +21,7 @@ public struct SampleStage: StageType {
         @Param("search steps per question") var budget = Dialogue.defaultBudget
         @Param("retriever resource") var retriever = "retriever"
         @Param("dialogues in flight; requests in flight are each model's 'concurrency'") var workers = 128
-        @Param("0 is greedy, as the reference; above 0, calls are sampled with the stage's seed") var temperature = 0.0
+        @Param("0 is greedy, as the reference; above 0, calls are sampled, each candidate of a question drawing its own stream from the stage's seed") var temperature = 0.0
         @Param("nucleus sampling's mass") var top_p = 1.0
         @Param("longest reply in tokens") var max_tokens = 256
         @Param("the built-in prompt set, when no prompts input is given") var prompts = BuiltinPrompts.standard
@@ -29,7 +29,7 @@ public struct SampleStage: StageType {
     }
 
     public static let name = "sample"
-    public static let version = 3
+    public static let version = 4
     public static let summary = "Run the teacher/student dialogue for every question and role assignment."
 
     public static func ports(_ p: Params) -> StagePorts {
@@ -108,7 +108,11 @@ public struct SampleStage: StageType {
         let started = Date()
         let failed = ItemWorkers.run(pending, workers: p.workers, cancellation: context.cancellation) { i in
             do {
-                let sample = try sampler.run(questions[i / space.count], qid: i / space.count, action: i % space.count, models: models)
+                var seeded = sampler
+                if p.temperature > 0, let seed = sampler.dialogue.settings.seed {
+                    seeded.dialogue.settings.seed = DialogueSampler.questionSeed(seed, qid: i / space.count)
+                }
+                let sample = try seeded.run(questions[i / space.count], qid: i / space.count, action: i % space.count, models: models)
                 try journal.append(key: key(i), value: sample.outputLines)
             } catch {
                 try? failures.append(key: key(i), json: .string(String(describing: error)))
