@@ -18,7 +18,7 @@ public struct EvaluateStage: StageType {
     }
 
     public static let name = "evaluate"
-    public static let version = 3
+    public static let version = 4
     public static let summary = "Compares routers and baselines on a split: F1/EM/P/R, tokens, cost, oracle gap share, bootstrap intervals, by type."
 
     static let fixedPorts = ["scores", "valid_scores", "questions", "encoder"]

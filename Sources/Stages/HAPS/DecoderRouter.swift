@@ -157,23 +157,26 @@ public final class DecoderRouter: QuestionRouter, @unchecked Sendable {
 
     // MARK: Routing
 
-    /// The action of the last `{...}` in a reply whose roles hold candidate ids (an int or a
-    /// digit string); anything else is action 0, as the reference falls back.
+    /// The action a reply names; anything else is action 0, as the reference falls back.
     public static func parse(_ reply: String, space: ActionSpace) -> Int { parsed(reply, space: space) ?? 0 }
 
-    /// The action a reply names, or nil when it names none (what `parse` turns into 0).
+    /// The action a reply names, or nil when it names none (what `parse` turns into 0, and
+    /// what `sft-train` counts as unparsed). The reference's `parse_router_output`
+    /// (joint_rl/utils.py), exactly: `l, r = txt.rfind("{"), txt.rfind("}") + 1`, then
+    /// `json.loads(txt[l:r])` (Python's slice, by code points: empty when the last `}` comes
+    /// before the last `{`) and `int()` of each role's value (`true` is 1, `1.7` is 1, `"1"` is
+    /// 1, `"1.0"` fails); any exception gives (0, 0). An id outside the candidates is nil too:
+    /// sft.py scores such a pair as `tuple2index.get((t, s), 0)`, action 0 (rl_batch.py's
+    /// `candidate_pair[t]`, a dict {0: …, 1: …}, raises KeyError and ends the run there).
+    /// With K candidates and other roles, each of `space.roles` is read the same way.
     public static func parsed(_ reply: String, space: ActionSpace) -> Int? {
-        var last: Substring?
-        var i = reply.startIndex
-        while let open = reply[i...].firstIndex(of: "{") {  // Python's re.findall(r"\{.*?\}"): no newline inside
-            let rest = reply[reply.index(after: open)...]
-            guard let close = rest.firstIndex(where: { $0 == "}" || $0 == "\n" }) else { break }
-            if rest[close] == "}" { last = reply[open...close]; i = reply.index(after: close) } else { i = close }
-        }
-        guard let last, let json = try? JSONParser.parse(String(last)) else { return nil }
+        let text = Array(reply.unicodeScalars)
+        let l = text.lastIndex(of: "{") ?? -1, r = (text.lastIndex(of: "}") ?? -1) + 1
+        let start = l < 0 ? max(0, text.count + l) : l  // txt[-1:r] when there is no "{"
+        guard start < r, case .dict(let object)? = try? PythonJSONLoads.loads(Array(text[start..<r])) else { return nil }
         var assignment: [Int] = []
         for role in space.roles {
-            guard let v = json[role], let id = v.intValue ?? v.stringValue.flatMap({ Int($0) }), (0..<space.candidates).contains(id) else { return nil }
+            guard let v = object[role], let id = PythonJSONLoads.int(v), (0..<space.candidates).contains(id) else { return nil }
             assignment.append(id)
         }
         return space.index(of: assignment)

@@ -1,5 +1,6 @@
 public import LLM
 public import Pipeline
+import Threading
 
 /// One question under one role assignment, end to end: the dialogue, the answer's metrics,
 /// each role's token usage and cost, and the output lines (`samples.jsonl`, the reference's
@@ -57,12 +58,16 @@ public struct DialogueSampler: Sendable {
     }
 
     /// Runs question `q` (number `qid` of its file) with the candidates of `action`
-    /// (`models[i]` is candidate i).
+    /// (`models[i]` is candidate i), each behind its own `CandidateStream`: sampled calls of
+    /// different candidates draw different streams, from the dialogue settings' seed.
     public func run(_ q: HotpotQuestion, qid: Int, action: Int, models: [any ChatModel]) throws -> Sample {
         precondition(models.count == names.count, "\(models.count) models for \(names.count) candidates")
         let roles = space.assignment(of: action)  // [teacher, student]
-        let r = try dialogue.run(question: q.question, paragraphs: q.paragraphs, student: models[roles[1]],
-                                 teacher: models[roles[0]], retriever: retriever)
+        // Both roles of one candidate share its stream (one counter).
+        var streams: [Int: CandidateStream] = [:]
+        for c in roles where streams[c] == nil { streams[c] = CandidateStream(models[c], candidate: c) }
+        let r = try dialogue.run(question: q.question, paragraphs: q.paragraphs, student: streams[roles[1]]!,
+                                 teacher: streams[roles[0]]!, retriever: retriever)
         let m = AnswerMetrics(prediction: r.answer, groundTruth: q.answer ?? "")
         var usage: [String: JSONValue] = [:]
         var cost: Double? = 0
@@ -87,5 +92,52 @@ public struct DialogueSampler: Sendable {
                      "prompt": .string(t.prompt), "reply": .string(t.reply)])
         })
         return Sample(result: r, metrics: m, row: row, turns: turns)
+    }
+}
+
+extension DialogueSampler {
+    /// The dialogue seed of question `qid` for a stage whose calls are sampled with `seed`
+    /// (`sample` with temperature > 0): each question its own streams, and every role
+    /// assignment of one question the same ones, so that a candidate's first calls (the
+    /// student's first turns, which do not depend on the teacher) are one call, made once.
+    public static func questionSeed(_ seed: Int, qid: Int) -> Int { CandidateStream.derivedSeed(seed, stream: qid) }
+}
+
+/// One candidate's calls within one dialogue, both of its roles counted together (the
+/// dialogue sampler makes one per chosen candidate). A sampled call (temperature > 0) numbered
+/// n draws its uniforms from `callSeed(dialogue seed, candidate, n)`: two different candidates
+/// of a dialogue never share a stream (the same seed would make them draw the same uniforms
+/// call for call), no two calls of one candidate reuse one, and every stream is fixed by the
+/// dialogue's seed. A greedy call, or one without a seed, is passed on unchanged.
+public final class CandidateStream: ChatModel, @unchecked Sendable {
+    public let base: any ChatModel
+    public let candidate: Int
+    private let lock = Lock()
+    private var calls = 0
+
+    public var identity: String { base.identity }
+    public var adapter: String? { base.adapter }
+
+    public init(_ base: any ChatModel, candidate: Int) { self.base = base; self.candidate = candidate }
+
+    public func chat(_ messages: [ChatMessage], settings: GenerationSettings) throws -> ChatReply {
+        var settings = settings
+        let number = lock.withLock { defer { calls += 1 }; return calls }
+        if settings.temperature > 0, let seed = settings.seed { settings.seed = CandidateStream.callSeed(seed, candidate: candidate, call: number) }
+        return try base.chat(messages, settings: settings)
+    }
+
+    /// The seed of call `call` of candidate `candidate` in a dialogue seeded `seed`: the
+    /// candidate's stream drawn from the dialogue's, then the call's from the candidate's.
+    public static func callSeed(_ seed: Int, candidate: Int, call: Int) -> Int {
+        derivedSeed(derivedSeed(seed, stream: candidate), stream: call)
+    }
+
+    /// The first draw of SplitMix64 stream `stream` of `seed` (`SeededRandom(seed:stream:)`,
+    /// which mixes the stream number first, so that nearby numbers give unrelated seeds), kept
+    /// below 2^53 so that a JSON request body carries it exactly.
+    static func derivedSeed(_ seed: Int, stream: Int) -> Int {
+        var r = SeededRandom(seed: UInt64(bitPattern: Int64(seed)), stream: UInt64(bitPattern: Int64(stream)))
+        return Int(r.next() >> 11)
     }
 }

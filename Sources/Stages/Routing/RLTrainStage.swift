@@ -30,7 +30,7 @@ public struct RLTrainStage: StageType {
     }
 
     public static let name = "rl-train"
-    public static let version = 2
+    public static let version = 3
     public static let summary = "Joint RL of the router and the LoRA parameter generators (the reference's rl_batch.py)."
 
     public static func ports(_ p: Params) -> StagePorts {

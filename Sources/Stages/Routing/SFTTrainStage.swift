@@ -38,7 +38,7 @@ public struct SFTTrainStage: StageType {
     }
 
     public static let name = "sft-train"
-    public static let version = 1
+    public static let version = 2
     public static let summary = "The router's SFT warm-up: a causal LM learns the best assignment per question; the best valid epoch is kept if it beats best fixed."
 
     public static func ports(_ p: Params) -> StagePorts {

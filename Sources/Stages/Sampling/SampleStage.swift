@@ -17,13 +17,13 @@ public struct SampleStage: StageType {
         /// The candidates (any backend), retriever, budget, prompts and reply length.
         var dialogue = DialogueParams()
         @Param("dialogues in flight; requests in flight are each model's 'concurrency'") var workers = 128
-        @Param("0 is greedy, as the reference; above 0, calls are sampled with the stage's seed") var temperature = 0.0
+        @Param("0 is greedy, as the reference; above 0, calls are sampled, each candidate of a question drawing its own stream from the stage's seed") var temperature = 0.0
         @Param("nucleus sampling's mass") var top_p = 1.0
         public init() {}
     }
 
     public static let name = "sample"
-    public static let version = 3
+    public static let version = 4
     public static let summary = "Run the teacher/student dialogue for every question and role assignment."
 
     public static func ports(_ p: Params) -> StagePorts {
@@ -85,7 +85,11 @@ public struct SampleStage: StageType {
         let started = Date()
         let failed = ItemWorkers.run(pending, workers: p.workers, cancellation: context.cancellation) { i in
             do {
-                let sample = try sampler.run(questions[i / space.count], qid: i / space.count, action: i % space.count, models: models)
+                var seeded = sampler
+                if p.temperature > 0, let seed = sampler.dialogue.settings.seed {
+                    seeded.dialogue.settings.seed = DialogueSampler.questionSeed(seed, qid: i / space.count)
+                }
+                let sample = try seeded.run(questions[i / space.count], qid: i / space.count, action: i % space.count, models: models)
                 try journal.append(key: key(i), value: sample.outputLines)
             } catch {
                 try? failures.append(key: key(i), json: .string(String(describing: error)))
