@@ -108,7 +108,10 @@ public final class CPUEngine: Engine, @unchecked Sendable {
             let requests = indices.map { request(calls[$0]) }
             let results: [GenerationResult]
             if let batcher = l.batcher {
-                results = try requests.map { r in try Waiter<GenerationResult>.wait { done in try batcher.submit(r, completion: done) } }
+                // Every row queued at once (they may share batches with other callers'), then awaited.
+                let waiters = requests.map { _ in Waiter<GenerationResult>() }
+                for (r, w) in zip(requests, waiters) { try batcher.submit(r, completion: w.deliver) }
+                results = try waiters.map { try $0.result() }
             } else {
                 results = try l.model.generate(requests)
             }

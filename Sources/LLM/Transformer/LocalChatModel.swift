@@ -43,17 +43,25 @@ public final class LocalChatModel: ChatModel, @unchecked Sendable {
 /// Blocks a thread until a callback delivers a result.
 final class Waiter<T: Sendable>: @unchecked Sendable {
     private let condition = Condition()
-    private var result: Result<T, any Error>?
+    private var value: Result<T, any Error>?
 
     static func wait(_ start: (@escaping @Sendable (Result<T, any Error>) -> Void) throws -> Void) throws -> T {
         let w = Waiter<T>()
-        try start { r in
-            w.condition.lock(); w.result = r; w.condition.signal(); w.condition.unlock()
-        }
-        w.condition.lock()
-        while w.result == nil { w.condition.wait() }
-        let r = w.result!
-        w.condition.unlock()
+        try start(w.deliver)
+        return try w.result()
+    }
+
+    /// The callback: hands the result to the waiting thread.
+    @Sendable func deliver(_ r: Result<T, any Error>) {
+        condition.lock(); value = r; condition.signal(); condition.unlock()
+    }
+
+    /// Waits for the result.
+    func result() throws -> T {
+        condition.lock()
+        while value == nil { condition.wait() }
+        let r = value!
+        condition.unlock()
         return try r.get()
     }
 }
