@@ -74,7 +74,8 @@ struct CandidateOptions: ParsableArguments {
 }
 
 struct Score: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(
         commandName: "score",
         abstract: "Summarise a samples table (reference baseline.jsonl): per-action means, best fixed action, oracle, random.",
         discussion: """
@@ -85,18 +86,30 @@ struct Score: ParsableCommand {
               haps-pipe score baseline.jsonl
               haps-pipe score baseline.jsonl --json --scores scores.jsonl
               haps-pipe score baseline.jsonl --questions dataset/valid.jsonl   # + a breakdown by question type
-            """)
+            """ + "\n\n" + flags.help)
+    }
 
-    @Argument(help: ArgumentHelp("Samples table (JSON Lines, reference baseline format).", valueName: "baseline.jsonl")) var file: String
+    /// The score stage's parameters as flags.
+    static let flags = StageFlags(stageType: "score", setByCommand: [("pair", "--pair"), ("model_name_to_id", "--model-name-to-id-json"),
+                                                                    ("candidates", "--candidates")])
+
     @OptionGroup var candidateOptions: CandidateOptions
     @Flag(help: "Print the summary as JSON.") var json = false
-    @Flag(help: "Keep the recorded metrics instead of recomputing them from answer and ground_truth.") var useRecorded = false
     @Option(help: ArgumentHelp("Also write the question × action table here (JSON Lines).", valueName: "file")) var scores: String?
     @Option(help: ArgumentHelp("The sampled questions (HotpotQA JSON or JSON Lines): adds a breakdown by question type.", valueName: "file")) var questions: String?
+    /// The operand and the stage flags, in any order (one capture: ArgumentParser would refuse
+    /// a stage flag written before a declared operand).
+    @Argument(parsing: .allUnrecognized, help: ArgumentHelp("Samples table (JSON Lines, reference baseline format), and any stage parameters.",
+                                                           valueName: "baseline.jsonl"))
+    var arguments: [String] = []
 
     func run() throws {
         do {
-            var t = try ScoreStage.table(baseline: file, space: candidateOptions.space, names: try candidateOptions.names(), useRecorded: useRecorded)
+            let (given, notes, operands) = try Self.flags.parse(arguments, positionals: 1)
+            guard let file = operands.first else { throw UsageError("give the samples table (baseline.jsonl)") }
+            for n in notes { FileIO.writeStderr(n + "\n") }
+            let params = try ScoreStage.Params.from(.object(given + [("candidates", .number(Double(candidateOptions.candidates)))]))
+            var t = try ScoreStage.table(baseline: file, space: params.names.space, names: try candidateOptions.names(), useRecorded: params.use_recorded)
             if let questions { t.breakDown(byType: try ScoreStage.questionTypes(questions)) }
             if let scores { try FileIO.writeAtomically(t.jsonLines, to: scores) }
             print(json ? t.summaryJSON.pretty : t.summaryText, terminator: json ? "\n" : "")
@@ -125,11 +138,16 @@ struct BuildSFTCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Baseline rows (reference baseline.jsonl format).", valueName: "file")) var baseline: String
     @Option(help: ArgumentHelp("Where to write the SFT JSON array.", valueName: "file")) var output: String
     @OptionGroup var candidateOptions: CandidateOptions
-    @Argument(parsing: .allUnrecognized, help: .hidden) var stageArguments: [String] = []
+    /// The operand and the stage flags, in any order (one capture: ArgumentParser would refuse
+    /// a stage flag written before a declared operand).
+    @Argument(parsing: .allUnrecognized, help: ArgumentHelp("Samples table (JSON Lines, reference baseline format), and any stage parameters.",
+                                                           valueName: "baseline.jsonl"))
+    var arguments: [String] = []
 
     func run() throws {
         do {
-            let (given, notes) = try Self.flags.parse(stageArguments)
+            let (given, notes, operands) = try Self.flags.parse(arguments, positionals: 1)
+            guard let file = operands.first else { throw UsageError("give the samples table (baseline.jsonl)") }
             for n in notes { FileIO.writeStderr(n + "\n") }
             let params = try BuildSFTStage.Params.from(.object(given + [("candidates", .number(Double(candidateOptions.candidates)))]))
             let (rows, report) = try BuildSFT.build(baseline: baseline, space: params.names.space, names: try candidateOptions.names(),

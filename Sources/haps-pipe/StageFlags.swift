@@ -51,7 +51,14 @@ struct StageFlags {
     /// that have no effect here. Unknown flags and values of the wrong type are usage errors
     /// that name the flag.
     func parse(_ arguments: [String]) throws -> (params: [(String, JSONValue)], notes: [String]) {
-        var values: [(String, JSONValue)] = [], notes: [String] = []
+        let r = try parse(arguments, positionals: 0)
+        return (r.params, r.notes)
+    }
+
+    /// As `parse`, with up to `positionals` arguments that are not flags (a command's operands,
+    /// wherever they stand among the flags), returned in order.
+    func parse(_ arguments: [String], positionals: Int) throws -> (params: [(String, JSONValue)], notes: [String], positionals: [String]) {
+        var values: [(String, JSONValue)] = [], notes: [String] = [], operands: [String] = []
         let byFlag = Dictionary(uniqueKeysWithValues: declarations.map { (StageFlags.flag($0.name), $0) })
         var i = 0
         func set(_ name: String, _ v: JSONValue, append: Bool) {
@@ -61,7 +68,11 @@ struct StageFlags {
         }
         while i < arguments.count {
             let argument = arguments[i]
-            guard argument.hasPrefix("--") else { throw UsageError("unexpected argument '\(argument)'") }
+            guard argument.hasPrefix("--") else {
+                guard operands.count < positionals else { throw UsageError("unexpected argument '\(argument)'") }
+                operands.append(argument); i += 1
+                continue
+            }
             var name = String(argument.dropFirst(2)), inline: String? = nil
             if let eq = name.firstIndex(of: "=") { inline = String(name[name.index(after: eq)...]); name = String(name[..<eq]) }
             name = name.replacing("_", with: "-")  // the reference's snake_case spellings too
@@ -114,7 +125,7 @@ struct StageFlags {
                 set(d.name, .string(t), append: false)
             }
         }
-        return (values, notes)
+        return (values, notes, operands)
     }
 }
 

@@ -1,12 +1,12 @@
 import Foundation
 import XCTest
 
-/// The direct commands that mirror a stage (`sample`, `build-sft`, `sft-train`, `rl-train`)
+/// The direct commands that mirror a stage (`sample`, `score`, `build-sft`, `sft-train`, `rl-train`)
 /// take that stage's parameters as flags from its own declarations: `--help` lists the same
 /// parameters with the same defaults as `haps-pipe types`, and the reference scripts'
 /// spellings name the same parameters.
 final class DirectCommandTests: XCTestCase {
-    static let commands = ["sample", "build-sft", "sft-train", "rl-train"]
+    static let commands = ["sample", "score", "build-sft", "sft-train", "rl-train"]
 
     /// `types TYPE`: parameter → "default X" | "required" | "optional".
     static func declared(_ types: String) -> [String: String] {

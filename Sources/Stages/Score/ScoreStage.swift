@@ -4,8 +4,8 @@ public import Pipeline
 /// (`summary.json`) and the summary as text (`summary.txt`). Output kind `score-table`.
 public struct ScoreStage: StageType {
     public struct Params: StageParameters {
-        var names = CandidateParams()
-        @Param("keep the recorded metrics instead of recomputing them from answer and ground_truth") var use_recorded = false
+        public var names = CandidateParams()
+        @Param("keep the recorded metrics instead of recomputing them from answer and ground_truth") public var use_recorded = false
         public init() {}
     }
 
