@@ -96,6 +96,7 @@ enum ErrorOutput {
         default: text = "error: \(error)"
         }
         FileIO.writeStderr(text + "\n")
-        return error is SpecError || error is UsageError ? ExitCode(2) : ExitCode.failure
+        let usage = error is SpecError || error is UsageError || (error as? SweepError)?.code == .badRequest
+        return usage ? ExitCode(2) : ExitCode.failure
     }
 }

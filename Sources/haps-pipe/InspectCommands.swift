@@ -195,7 +195,7 @@ struct Show: ParsableCommand {
             var ref: (pipeline: String, stage: String, ref: StageRef)?
             let found = try RefLookup.find(target, pipeline: pipeline, in: store)
             if found == nil, pipeline == nil, !path, let sweep = try SweepState.load(store, target) {  // a sweep: its table
-                print(try SweepTable.report(try sweep.sweep(in: store), store: store, failed: Set(sweep.failed)), terminator: "")
+                print(try SweepCommand.report(try sweep.sweep(in: store, registry: HAPSStages.registry), store: store, failed: Set(sweep.failed)), terminator: "")
                 return
             }
             ref = found
