@@ -27,38 +27,17 @@ struct ExpCommand: ParsableCommand {
             """,
         subcommands: [ExpShow.self, ExpDiff.self, ExpDrop.self])
 
-    /// The experiments of `pipeline` (or of the only pipeline that has experiments).
-    static func experiments(in store: Store, pipeline: String?) throws -> [Experiment] {
-        let all = store.experiments()
-        let pipelines = Array(Set(all.map(\.pipeline))).sorted()
-        if let pipeline {
-            guard pipelines.contains(pipeline) else {
-                throw NotFoundError("no experiments of pipeline '\(pipeline)' in \(store.root)" + NearestName.hintOrChoices(pipeline, among: pipelines))
-            }
-            return all.filter { $0.pipeline == pipeline }
-        }
-        return all
-    }
-
+    /// The experiment called `name` (`Store.experiment(named:pipeline:)`); a name several
+    /// pipelines have is a usage error (exit status 2): the command line must say which.
     static func find(_ name: String, in store: Store, pipeline: String?) throws -> Experiment {
-        let matches = try experiments(in: store, pipeline: pipeline).filter { $0.name == name }
-        if matches.count > 1 {
-            throw UsageError("experiment '\(name)' exists in several pipelines (\(matches.map(\.pipeline).joined(separator: ", "))); give --pipeline")
+        do { return try store.experiment(named: name, pipeline: pipeline) } catch where error.code == .ambiguous {
+            throw UsageError(error.message)
         }
-        guard let e = matches.first else {
-            let names = try experiments(in: store, pipeline: pipeline).map(\.name)
-            throw NotFoundError("no experiment '\(name)'" + NearestName.hintOrChoices(name, among: names))
-        }
-        return e
     }
 
-    /// "stage.figure" → value for the latest results of `e` (figures as the stage types define them).
+    /// "stage.figure" → value for the latest results of `e` (figures as the HAPS stage types define them).
     static func figures(_ e: Experiment, store: Store) -> [(name: String, value: Double)] {
-        e.results.flatMap { r -> [(name: String, value: Double)] in
-            guard let type = store.action(r.key)?.payload["type"]?.stringValue, let definition = HAPSStages.registry[type],
-                  let dir = try? store.materialize(r.output) else { return [] }
-            return definition.figures(dir).map { ("\(r.stage).\($0.name)", $0.value) }
-        }
+        store.figures(of: e, registry: HAPSStages.registry)
     }
 
     static func when(_ e: Experiment) -> String {
@@ -81,7 +60,7 @@ struct ExpShow: ParsableCommand {
             let store = try options.storeOptions.open()
             var pipeline = options.pipeline
             if let spec { pipeline = try PipelineSpec.load(path: spec, registry: HAPSStages.registry).name }
-            let all = try ExpCommand.experiments(in: store, pipeline: pipeline)
+            let all = try store.experiments(pipeline: pipeline)
             guard !all.isEmpty else { print("no experiments in \(store.root) yet: `haps-pipe run SPEC` makes the first"); return }
             for p in Array(Set(all.map(\.pipeline))).sorted() {
                 let exps = all.filter { $0.pipeline == p }

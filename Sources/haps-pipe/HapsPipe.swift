@@ -63,19 +63,6 @@ struct SpecOptions: ParsableArguments {
     }
 }
 
-extension Store {
-    /// What a spec's input may name in this store besides stages and files: another pipeline's
-    /// result (PIPELINE/STAGE) or an artifact digest, as `show` takes them.
-    var results: PipelineSpec.StoredResults {
-        PipelineSpec.StoredResults(
-            lookup: { [self] name in
-                guard let d = try RefLookup.artifactIfAny(name, pipeline: nil, in: self) else { return nil }
-                return (d, try manifest(d).kind)
-            },
-            names: { [self] in allRefs().map { "\($0.pipeline)/\($0.stage)" } })
-    }
-}
-
 /// The files and directories a direct command (`sample`, `sft-train`, `rl-train`) was given,
 /// checked before it builds its one-stage pipeline: a missing one is reported in the terms the
 /// user typed (`--questions q.jsonl: no such file or directory`), every one at once, not as a
@@ -109,6 +96,7 @@ enum ErrorOutput {
         default: text = "error: \(error)"
         }
         FileIO.writeStderr(text + "\n")
-        return error is SpecError || error is UsageError ? ExitCode(2) : ExitCode.failure
+        let usage = error is SpecError || error is UsageError || (error as? SweepError)?.code == .badRequest
+        return usage ? ExitCode(2) : ExitCode.failure
     }
 }

@@ -63,42 +63,6 @@ struct Plan: ParsableCommand {
     }
 }
 
-/// Finds a stage's ref by `stage`, `pipeline/stage`, or with a spec's pipeline name.
-enum RefLookup {
-    static func find(_ target: String, pipeline: String?, in store: Store) throws -> (pipeline: String, stage: String, ref: StageRef)? {
-        let refs = store.allRefs()
-        var pipe = pipeline, stage = target
-        if pipe == nil, let slash = target.firstIndex(of: "/") {
-            pipe = String(target[..<slash]); stage = String(target[target.index(after: slash)...])
-        }
-        var matches = refs.filter { $0.stage == stage && (pipe == nil || $0.pipeline == pipe) }
-        // A stage a sweep shares with its spec (quickstart and quickstart~alpha) is one result:
-        // ambiguous only when the pipelines hold different ones.
-        if Set(matches.map(\.ref.output)).count == 1 { matches.sort { ($0.pipeline.contains("~") ? 1 : 0, $0.pipeline) < ($1.pipeline.contains("~") ? 1 : 0, $1.pipeline) } }
-        else if matches.count > 1 {
-            throw NotFoundError("stage '\(stage)' exists in several pipelines (\(matches.map(\.pipeline).joined(separator: ", "))); write PIPELINE/\(stage)")
-        }
-        return matches.first
-    }
-
-    /// The artifact `target` names: a stage's latest result (STAGE or PIPELINE/STAGE) or a
-    /// digest (a prefix of at least 6 hex digits).
-    static func artifact(_ target: String, pipeline: String?, in store: Store) throws -> Digest {
-        if let d = try artifactIfAny(target, pipeline: pipeline, in: store) { return d }
-        throw NotFoundError("'\(target)' is neither a stage with a stored result nor an artifact digest in \(store.root)")
-    }
-
-    /// As `artifact`, but nil when nothing matches (ambiguity and damage still throw).
-    static func artifactIfAny(_ target: String, pipeline: String?, in store: Store) throws -> Digest? {
-        if let found = try find(target, pipeline: pipeline, in: store) { return found.ref.output }
-        if let d = try store.resolveDigestPrefix(target) { return d }
-        if let damaged = store.damagedRefs(stage: target).first {
-            throw NotFoundError("the stored result of '\(target)' cannot be read: its ref file \(damaged) is damaged (rerun the pipeline to rewrite it)")
-        }
-        return nil
-    }
-}
-
 struct Explain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "explain",
@@ -151,24 +115,6 @@ struct Explain: ParsableCommand {
     }
 }
 
-extension Status {
-    /// The keys whose latest attempt in `pipeline`'s recorded runs failed, with the run and
-    /// the error's first line: a stage that failed is "failed", not "never run".
-    static func lastFailures(in store: Store, pipeline: String) -> [Digest: (run: String, error: String)] {
-        var out: [Digest: (run: String, error: String)] = [:], seen = Set<Digest>()
-        for id in store.runRecordIDs().prefix(200) {  // newest first
-            guard let r = store.runRecord(id: id), r["pipeline"]?.stringValue == pipeline else { continue }
-            for st in r["stages"]?.arrayValue ?? [] {
-                guard let key = st["key"]?.stringValue.flatMap(Digest.init(hex:)), seen.insert(key).inserted else { continue }
-                if st["outcome"]?.stringValue == "failed" {
-                    out[key] = (id, String((st["error"]?.stringValue ?? "").split(separator: "\n").first ?? ""))
-                }
-            }
-        }
-        return out
-    }
-}
-
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
@@ -186,7 +132,7 @@ struct Status: ParsableCommand {
                 let plan = try Planner.plan(s, selection: Set(s.order), forced: [], lookups: .store(store, pipeline: s.name))
                 print("\(s.name) (\(spec)), store \(store.root)")
                 let jobs = Dictionary(SlurmJobInFlight.all(in: store).map { ($0.key, $0) }) { a, _ in a }
-                let failures = Self.lastFailures(in: store, pipeline: s.name)
+                let failures = store.lastFailures(pipeline: s.name)
                 for e in plan {
                     let ref = store.ref(pipeline: s.name, stage: e.stage)
                     let state: String
@@ -249,7 +195,7 @@ struct Show: ParsableCommand {
             var ref: (pipeline: String, stage: String, ref: StageRef)?
             let found = try RefLookup.find(target, pipeline: pipeline, in: store)
             if found == nil, pipeline == nil, !path, let sweep = try SweepState.load(store, target) {  // a sweep: its table
-                print(try SweepTable.report(try sweep.sweep(in: store), store: store, failed: Set(sweep.failed)), terminator: "")
+                print(try SweepCommand.report(try sweep.sweep(in: store, registry: HAPSStages.registry), store: store, failed: Set(sweep.failed)), terminator: "")
                 return
             }
             ref = found
@@ -364,13 +310,7 @@ struct GC: ParsableCommand {
             let verb = dryRun ? "would remove" : "removed"
             if dryRun {
                 // Name the stage results that would go, from the run records that made them.
-                var names: [Digest: String] = [:]
-                for id in store.runRecordIDs().reversed() {
-                    guard let rec = store.runRecord(id: id), let p = rec["pipeline"]?.stringValue else { continue }
-                    for s in rec["stages"]?.arrayValue ?? [] {
-                        if let o = s["output"]?.stringValue.flatMap(Digest.init(hex:)), let st = s["stage"]?.stringValue { names[o] = "\(p)/\(st)" }
-                    }
-                }
+                let names = store.resultNames()
                 if !r.removedResults.isEmpty { print("results that would go:") }
                 for d in r.removedResults { print("  \(d.output.short)  \(d.type)" + (names[d.output].map { ", last made as \($0)" } ?? "")) }
             }

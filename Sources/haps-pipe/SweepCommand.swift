@@ -26,170 +26,13 @@ struct SweepCommand: ParsableCommand {
         defaultSubcommand: SweepRun.self)
 }
 
-/// The sweep's state in the store: `sweeps/<name>.json` (spec, points).
-struct SweepState {
-    var name: String
-    var spec: String
-    var points: [Sweep.Point]
-    /// Merged stages that failed in the last run.
-    var failed: [String] = []
-
-    static func path(_ store: Store, _ name: String) -> String { "\(store.root)/sweeps/\(name).json" }
-
-    static func load(_ store: Store, _ name: String) throws -> SweepState? {
-        guard FileIO.exists(path(store, name)) else { return nil }
-        let j = try JSONParser.parse(try FileIO.readString(path(store, name)))
-        return SweepState(name: name, spec: j["spec"]?.stringValue ?? "",
-                          points: (j["points"]?.arrayValue ?? []).map { Sweep.Point(label: $0["label"]?.stringValue ?? "",
-                                                                                    overrides: ($0["overrides"]?.arrayValue ?? []).compactMap(\.stringValue)) },
-                          failed: (j["failed"]?.arrayValue ?? []).compactMap(\.stringValue))
-    }
-
-    func save(_ store: Store) throws {
-        let j: JSONValue = ["name": .string(name), "spec": .string(spec),
-                            "points": .array(points.map { ["label": .string($0.label), "overrides": .array($0.overrides.map(JSONValue.string))] }),
-                            "failed": .array(failed.map(JSONValue.string))]
-        try FileIO.writeAtomically(j.pretty + "\n", to: SweepState.path(store, name))
-    }
-
-    func sweep(in store: Store) throws -> Sweep {
-        let text: String
-        do { text = try FileIO.readString(spec) } catch { throw UsageError("sweep \(name): cannot read its spec \(spec): \(error.reason)") }
-        return try Sweep(name: name, specText: text, file: spec, points: points, registry: HAPSStages.registry,
-                         baseDirectory: FileManager.default.currentDirectoryPath, stored: store.results)
-    }
-}
-
-/// One table row per point: its overrides, its state and the figures of its final artifacts.
-enum SweepTable {
-    static func rows(_ sweep: Sweep, store: Store, planned: [String: PlanEntry], failed: Set<String> = []) -> (header: [String], rows: [[String]]) {
-        let parameters = sweep.points.first?.overrides.map { String($0.prefix { $0 != "=" }) } ?? []
-        var figureNames: [String] = []
-        var cells: [[String: String]] = []
-        let point0 = try? PipelineSpec.parse(text: (try? FileIO.readString(sweep.merged.sourcePath)) ?? "", file: sweep.merged.sourcePath,
-                                             registry: HAPSStages.registry, overrides: sweep.points[0].overrides)
-        for (i, point) in sweep.points.enumerated() {
-            var row: [String: String] = [:]
-            for o in point.overrides { let k = String(o.prefix { $0 != "=" }); row[k] = String(o.dropFirst(k.count + 1)) }
-            let nodes = Array(Set(sweep.mapping[i].values))
-            let done = nodes.allSatisfy { planned[$0]?.action == .cached }
-            // Running: a process (this sweep or another run) holds the lock of one of its keys.
-            let running = !done && nodes.contains { n in
-                guard let entry = planned[n], entry.action == .run, let key = entry.key else { return false }
-                return store.isBeingComputed(key)
-            }
-            row["state"] = done ? "done" : running ? "running"
-                : nodes.contains { failed.contains($0) && planned[$0]?.action != .cached } ? "failed" : "pending"
-            for s in point0.map({ figureStages(sweep, $0) }) ?? [] {
-                guard let node = sweep.mapping[i][s], let entry = planned[node], entry.action == .cached, let key = entry.key,
-                      let out = store.action(key)?.output, let dir = try? store.materialize(out),
-                      let definition = point0?.stages[s]?.definition else { continue }
-                for f in definition.figures(dir) {
-                    let name = "\(s).\(f.name)"
-                    if !figureNames.contains(name) { figureNames.append(name) }
-                    row[name] = Format.fixed(f.value, 4)
-                }
-            }
-            cells.append(row)
-        }
-        let header = ["point"] + parameters.map { String($0.split(separator: ".").last!) } + ["state"] + figureNames
-        let keys = parameters + ["state"] + figureNames
-        return (header, sweep.points.indices.map { i in [sweep.points[i].label] + keys.map { cells[i][$0] ?? "" } })
-    }
-
-    /// The stages whose figures the table holds, in spec order: the final ones (no other stage
-    /// reads them) and every stage the points change (`sample_valid`, `score_valid` of a budget
-    /// sweep, though later stages read them).
-    static func figureStages(_ sweep: Sweep, _ spec: PipelineSpec) -> [String] {
-        spec.order.filter { s in
-            spec.dependents(of: s).isEmpty || Set(sweep.mapping.map { $0[s] }).count > 1
-        }
-    }
-
-    /// `--plot` names a figure as STAGE.FIGURE: a stage that holds none in this sweep is an
-    /// error before anything runs (the figure itself is known only once the stage has run).
-    static func checkPlots(_ plots: [String], _ sweep: Sweep) throws {
-        guard !plots.isEmpty else { return }
-        let spec = try PipelineSpec.parse(text: FileIO.readString(sweep.merged.sourcePath), file: sweep.merged.sourcePath,
-                                          registry: HAPSStages.registry, overrides: sweep.points[0].overrides)
-        let stages = figureStages(sweep, spec)
-        for p in plots {
-            let parts = p.split(separator: ":", maxSplits: 1).map(String.init)
-            guard parts.count == 2 else { throw UsageError("--plot '\(p)' is not figure[,figure...]:parameter") }
-            for f in parts[0].split(separator: ",") {
-                let stage = String(f.prefix { $0 != "." })
-                guard stages.contains(stage) else {
-                    throw UsageError("--plot: '\(f)': the table holds figures of \(stages.joined(separator: ", ")) (the final stages and those the points change), not of '\(stage)'")
-                }
-            }
-        }
-    }
-
-    /// The table without the figure columns that are the same at every point (the CSV keeps
-    /// them all): what a sweep changes stands out.
-    static func withoutConstantFigures(_ t: (header: [String], rows: [[String]])) -> (header: [String], rows: [[String]]) {
-        guard t.rows.count > 1, let state = t.header.firstIndex(of: "state") else { return t }
-        let keep = t.header.indices.filter { c in c <= state || Set(t.rows.map { $0[c] }).count > 1 }
-        return (keep.map { t.header[$0] }, t.rows.map { r in keep.map { r[$0] } })
-    }
-
-    static func markdown(_ t: (header: [String], rows: [[String]])) -> String {
-        var s = "| " + t.header.joined(separator: " | ") + " |\n|" + String(repeating: " --- |", count: t.header.count) + "\n"
-        for r in t.rows { s += "| " + r.joined(separator: " | ") + " |\n" }
-        return s
-    }
-
-    static func csv(_ t: (header: [String], rows: [[String]])) -> String {
-        func field(_ f: String) -> String { f.contains(",") || f.contains("\"") ? "\"" + f.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\"") + "\"" : f }
-        return ([t.header] + t.rows).map { $0.map(field).joined(separator: ",") }.joined(separator: "\n") + "\n"
-    }
-
-    /// An SVG of one or more figures (comma-separated: `evaluate.best_fixed_f1,evaluate.oracle_f1`)
-    /// against `parameter` (column names of the table; parameters may be given by their short
-    /// name), one line per figure and combination of the other parameters, on one axis.
-    static func plot(_ t: (header: [String], rows: [[String]]), spec: String, sweep: Sweep, store: Store) throws -> String {
-        let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
-        guard parts.count == 2 else { throw UsageError("--plot '\(spec)' is not figure[,figure...]:parameter") }
-        let figures = Array(t.header.drop { $0 != "state" }.dropFirst())
-        let parameters = Array(t.header.dropFirst().prefix { $0 != "state" })
-        let wanted = parts[0].split(separator: ",").map(String.init)
-        let ys = try wanted.map { f -> Int in
-            guard let y = t.header.firstIndex(of: f), figures.contains(f) else {
-                throw UsageError("--plot: no figure '\(f)'" + NearestName.hintOrChoices(f, among: figures))
-            }
-            return y
-        }
-        guard let x = t.header.firstIndex(of: parts[1]), parameters.contains(parts[1]) else {
-            throw UsageError("--plot: no parameter '\(parts[1])'" + NearestName.hintOrChoices(parts[1], among: parameters))
-        }
-        let others = parameters.filter { $0 != parts[1] }.compactMap { t.header.firstIndex(of: $0) }
-        var series: [(name: String, points: [(x: String, y: Double)])] = []
-        for (f, y) in zip(wanted, ys) {
-            for row in t.rows {
-                guard let value = Double(row[y]) else { continue }
-                let rest = others.map { "\(t.header[$0])=\(row[$0])" }.joined(separator: ", ")
-                let name = wanted.count == 1 ? (rest.isEmpty ? f : rest) : (rest.isEmpty ? f : "\(f) (\(rest))")
-                if let i = series.firstIndex(where: { $0.name == name }) { series[i].points.append((row[x], value)) } else { series.append((name, [(row[x], value)])) }
-            }
-        }
-        let yLabel = wanted.count == 1 ? wanted[0] : "value"
-        let svg = SVGPlot(title: "\(sweep.name): \(wanted.joined(separator: ", ")) by \(parts[1])", xLabel: parts[1], yLabel: yLabel, series: series).svg
-        let file = "\(store.root)/sweeps/\(sweep.name)/" + "\(wanted.joined(separator: "+"))-vs-\(parts[1]).svg".map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" || $0 == "_" ? $0 : "_" }
-        try FileIO.writeAtomically(svg, to: file)
-        return file
-    }
-
-    /// Plans the merged DAG (what is cached) and writes the tables beside the state, and plots.
+extension SweepCommand {
+    /// Writes the sweep's tables beside its state (`SweepTable.report`) and the plots asked
+    /// for, naming each plot's file on standard error; returns the Markdown table to print.
     static func report(_ sweep: Sweep, store: Store, plots: [String] = [], failed: Set<String> = []) throws -> String {
-        let plan = try Planner.plan(sweep.merged, selection: Set(sweep.merged.order), forced: [], lookups: .store(store, pipeline: sweep.merged.name))
-        var planned: [String: PlanEntry] = [:]
-        for e in plan { planned[e.stage] = e }
-        let t = rows(sweep, store: store, planned: planned, failed: failed)
-        try FileIO.writeAtomically(csv(t), to: "\(store.root)/sweeps/\(sweep.name)/results.csv")
-        let md = markdown(withoutConstantFigures(t))
-        try FileIO.writeAtomically(md, to: "\(store.root)/sweeps/\(sweep.name)/results.md")
-        for p in plots { FileIO.writeStderr("plot: \(try plot(t, spec: p, sweep: sweep, store: store))\n") }
-        return md
+        let (table, markdown) = try SweepTable.report(sweep, store: store, failed: failed)
+        for p in plots { FileIO.writeStderr("plot: \(try table.plot(p, sweep: sweep, store: store))\n") }
+        return markdown
     }
 }
 
@@ -245,10 +88,8 @@ struct SweepRun: ParsableCommand {
             }
             let store = try storeOptions.open()
             // An existing sweep of this name is extended with the new points.
-            var state = try SweepState.load(store, name) ?? SweepState(name: name, spec: spec, points: [])
-            guard state.spec == spec else { throw UsageError("sweep '\(name)' exists for \(state.spec); choose another --name") }
-            for p in points where !state.points.contains(p) { state.points.append(p) }
-            let sweep = try state.sweep(in: store)
+            var state = try SweepState.extending(name, spec: spec, with: points, in: store)
+            let sweep = try state.sweep(in: store, registry: HAPSStages.registry)
             try SweepTable.checkPlots(plot, sweep)
             try state.save(store)
             var options = RunOptions.tool
@@ -266,7 +107,7 @@ struct SweepRun: ParsableCommand {
             interrupts.disarm()
             state.failed = summary.failures.map(\.stage)
             try state.save(store)
-            print(try SweepTable.report(sweep, store: store, plots: plot, failed: Set(state.failed)), terminator: "")
+            print(try SweepCommand.report(sweep, store: store, plots: plot, failed: Set(state.failed)), terminator: "")
             FileIO.writeStderr("tables: \(store.root)/sweeps/\(name)/results.csv, results.md\n")
             if summary.interrupted { throw ExitCode(130) }
             if !summary.failures.isEmpty { throw ExitCode.failure }
@@ -285,11 +126,10 @@ struct SweepStatus: ParsableCommand {
         do {
             let store = try storeOptions.open()
             guard let state = try SweepState.load(store, name) else {
-                let known = ((try? FileIO.listFiles(under: store.root + "/sweeps")) ?? []).filter { $0.hasSuffix(".json") && !$0.contains("/") }.map { String($0.dropLast(5)) }
-                throw NotFoundError("no sweep named '\(name)' in \(store.root)" + NearestName.hintOrChoices(name, among: known))
+                throw NotFoundError("no sweep named '\(name)' in \(store.root)" + NearestName.hintOrChoices(name, among: SweepState.names(in: store)))
             }
-            let sweep = try state.sweep(in: store)
-            print(try SweepTable.report(sweep, store: store, plots: plot, failed: Set(state.failed)), terminator: "")
+            let sweep = try state.sweep(in: store, registry: HAPSStages.registry)
+            print(try SweepCommand.report(sweep, store: store, plots: plot, failed: Set(state.failed)), terminator: "")
             let jobs = SlurmJobInFlight.all(in: store).filter { $0.pipeline == sweep.merged.name }
             if !jobs.isEmpty { print("Slurm jobs in flight:") }
             for j in jobs { print("  \(j.stage): \(j.label)") }

@@ -60,3 +60,43 @@ extension Store {
         return e.runIDs.count
     }
 }
+
+extension Store {
+    /// The experiments of `pipeline`, or every pipeline's when nil. A pipeline without any is
+    /// `.notFound`, with the pipelines that have some.
+    public func experiments(pipeline: String?) throws(StoreError) -> [Experiment] {
+        let all = experiments()
+        let pipelines = Array(Set(all.map(\.pipeline))).sorted()
+        if let pipeline {
+            guard pipelines.contains(pipeline) else {
+                throw StoreError(.notFound, "no experiments of pipeline '\(pipeline)' in \(root)" + NearestName.hintOrChoices(pipeline, among: pipelines))
+            }
+            return all.filter { $0.pipeline == pipeline }
+        }
+        return all
+    }
+
+    /// The experiment called `name` (of `pipeline` when given): `.ambiguous` when several
+    /// pipelines have one of that name, `.notFound` (with the closest names) when none has.
+    public func experiment(named name: String, pipeline: String?) throws(StoreError) -> Experiment {
+        let matches = try experiments(pipeline: pipeline).filter { $0.name == name }
+        if matches.count > 1 {
+            throw StoreError(.ambiguous, "experiment '\(name)' exists in several pipelines (\(matches.map(\.pipeline).joined(separator: ", "))); give --pipeline")
+        }
+        guard let e = matches.first else {
+            let names = try experiments(pipeline: pipeline).map(\.name)
+            throw StoreError(.notFound, "no experiment '\(name)'" + NearestName.hintOrChoices(name, among: names))
+        }
+        return e
+    }
+
+    /// "stage.figure" → value for the latest results of `e`, as the stage types in `registry`
+    /// define their figures (results of types it lacks, or no longer stored, have none).
+    public func figures(of e: Experiment, registry: StageRegistry) -> [(name: String, value: Double)] {
+        e.results.flatMap { r -> [(name: String, value: Double)] in
+            guard let type = action(r.key)?.payload["type"]?.stringValue, let definition = registry[type],
+                  let dir = try? materialize(r.output) else { return [] }
+            return definition.figures(dir).map { ("\(r.stage).\($0.name)", $0.value) }
+        }
+    }
+}

@@ -18,6 +18,8 @@ public struct Sweep: Sendable {
     public let merged: PipelineSpec
     /// Per point: its own stage name → the merged stage that computes it.
     public let mapping: [[String: String]]
+    /// The stage types its specs were read with (its table reads their figures).
+    public let registry: StageRegistry
 
     /// The cartesian product of `axes` (parameter → values), in the given order.
     public static func grid(_ axes: [(parameter: String, values: [String])]) -> [Point] {
@@ -70,6 +72,7 @@ public struct Sweep: Sendable {
         }
         self.name = name
         self.points = points
+        self.registry = registry
         (merged, mapping) = Sweep.merge(specs, labels: points.map(\.label), name: "\(specs[0].name)~\(name)")
     }
 
@@ -126,8 +129,20 @@ public struct Sweep: Sendable {
     }
 }
 
+/// Why a sweep could not be made or used, with a code so that callers can tell a sweep that
+/// cannot be from a request that does not fit it (the tool's exit status 2, as for a bad
+/// argument).
 public struct SweepError: Error, CustomStringConvertible, Sendable {
+    public enum Code: Sendable, Equatable {
+        /// The points do not make a sweep (none, or zip axes of different lengths).
+        case invalid
+        /// A request does not fit the sweep: a `--plot` naming what its table lacks, a name
+        /// another spec's sweep has, a spec that can no longer be read.
+        case badRequest
+    }
+    public var code: Code
     public var description: String
-    public init(_ message: String) { description = message }
+    public init(_ message: String) { self.init(.invalid, message) }
+    public init(_ code: Code, _ message: String) { self.code = code; description = message }
 }
 

@@ -1,0 +1,56 @@
+/// Finds what a user's name for a stored result means: a stage's ref by `STAGE` or
+/// `PIPELINE/STAGE` (or a stage within a given pipeline), or an artifact by its digest or a
+/// prefix of it. `show`, `explain`, `export` and spec inputs that name stored results all
+/// resolve names here, so they agree on what a name means and on the errors for it.
+public enum RefLookup {
+    /// The ref `target` names (STAGE, or PIPELINE/STAGE unless `pipeline` is given); nil when
+    /// no stored result matches. A stage several pipelines hold different results of is
+    /// ambiguous (`StoreError.Code.ambiguous`).
+    public static func find(_ target: String, pipeline: String?, in store: Store) throws(StoreError)
+        -> (pipeline: String, stage: String, ref: StageRef)? {
+        let refs = store.allRefs()
+        var pipe = pipeline, stage = target
+        if pipe == nil, let slash = target.firstIndex(of: "/") {
+            pipe = String(target[..<slash]); stage = String(target[target.index(after: slash)...])
+        }
+        var matches = refs.filter { $0.stage == stage && (pipe == nil || $0.pipeline == pipe) }
+        // A stage a sweep shares with its spec (quickstart and quickstart~alpha) is one result:
+        // ambiguous only when the pipelines hold different ones.
+        if Set(matches.map(\.ref.output)).count == 1 { matches.sort { ($0.pipeline.contains("~") ? 1 : 0, $0.pipeline) < ($1.pipeline.contains("~") ? 1 : 0, $1.pipeline) } }
+        else if matches.count > 1 {
+            throw StoreError(.ambiguous, "stage '\(stage)' exists in several pipelines (\(matches.map(\.pipeline).joined(separator: ", "))); write PIPELINE/\(stage)")
+        }
+        return matches.first
+    }
+
+    /// The artifact `target` names: a stage's latest result (STAGE or PIPELINE/STAGE) or a
+    /// digest (a prefix of at least 6 hex digits). Nothing matching is `.notFound`.
+    public static func artifact(_ target: String, pipeline: String?, in store: Store) throws(StoreError) -> Digest {
+        if let d = try artifactIfAny(target, pipeline: pipeline, in: store) { return d }
+        throw StoreError(.notFound, "'\(target)' is neither a stage with a stored result nor an artifact digest in \(store.root)")
+    }
+
+    /// As `artifact`, but nil when nothing matches (ambiguity and damage still throw: a damaged
+    /// ref of that stage is `.badMetadata`).
+    public static func artifactIfAny(_ target: String, pipeline: String?, in store: Store) throws(StoreError) -> Digest? {
+        if let found = try find(target, pipeline: pipeline, in: store) { return found.ref.output }
+        if let d = try store.resolveDigestPrefix(target) { return d }
+        if let damaged = store.damagedRefs(stage: target).first {
+            throw StoreError(.badMetadata, "the stored result of '\(target)' cannot be read: its ref file \(damaged) is damaged (rerun the pipeline to rewrite it)")
+        }
+        return nil
+    }
+}
+
+extension Store {
+    /// What a spec's input may name in this store besides stages and files: another pipeline's
+    /// result (PIPELINE/STAGE) or an artifact digest, as `show` takes them.
+    public var results: PipelineSpec.StoredResults {
+        PipelineSpec.StoredResults(
+            lookup: { [self] name in
+                guard let d = try RefLookup.artifactIfAny(name, pipeline: nil, in: self) else { return nil }
+                return (d, try manifest(d).kind)
+            },
+            names: { [self] in allRefs().map { "\($0.pipeline)/\($0.stage)" } })
+    }
+}
