@@ -138,16 +138,11 @@ struct BuildSFTCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Baseline rows (reference baseline.jsonl format).", valueName: "file")) var baseline: String
     @Option(help: ArgumentHelp("Where to write the SFT JSON array.", valueName: "file")) var output: String
     @OptionGroup var candidateOptions: CandidateOptions
-    /// The operand and the stage flags, in any order (one capture: ArgumentParser would refuse
-    /// a stage flag written before a declared operand).
-    @Argument(parsing: .allUnrecognized, help: ArgumentHelp("Samples table (JSON Lines, reference baseline format), and any stage parameters.",
-                                                           valueName: "baseline.jsonl"))
-    var arguments: [String] = []
+    @Argument(parsing: .allUnrecognized, help: .hidden) var stageArguments: [String] = []
 
     func run() throws {
         do {
-            let (given, notes, operands) = try Self.flags.parse(arguments, positionals: 1)
-            guard let file = operands.first else { throw UsageError("give the samples table (baseline.jsonl)") }
+            let (given, notes) = try Self.flags.parse(stageArguments)
             for n in notes { FileIO.writeStderr(n + "\n") }
             let params = try BuildSFTStage.Params.from(.object(given + [("candidates", .number(Double(candidateOptions.candidates)))]))
             let (rows, report) = try BuildSFT.build(baseline: baseline, space: params.names.space, names: try candidateOptions.names(),
