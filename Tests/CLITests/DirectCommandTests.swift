@@ -62,6 +62,12 @@ final class DirectCommandTests: XCTestCase {
                                 "--model", "a=.", "--lora-rank", "4"], in: dir)
         XCTAssertEqual(typo.status, 2, typo.stderr)
         XCTAssertTrue(typo.stderr.contains("unknown option '--lora-rank' for rl-train; did you mean"), typo.stderr)
+        // rl_batch.py's batch sizes and devices mean nothing to the CPU engine: accepted, with a note.
+        let reference = try CLI.run(["rl-train", "--base-router-path", "r", "--train-jsonl", "t", "--valid-jsonl", "v", "--output-dir", "o",
+                                     "--model", "a=.", "--dialogue-bs", "8", "--mlp-num-layer", "3", "--s-device", "cuda:0"], in: dir)
+        XCTAssertTrue(reference.stderr.contains("note: --dialogue-bs has no effect"), reference.stderr)
+        XCTAssertTrue(reference.stderr.contains("note: --s-device has no effect"), reference.stderr)
+        XCTAssertTrue(reference.stderr.contains("-router-path r: no such file or directory"), "the reference's names are the inputs': \(reference.stderr)")
         let number = try CLI.run(["build-sft", "--baseline", "b", "--output", "o", "--min-max-score", "lots"], in: dir)
         XCTAssertTrue(number.stderr.contains("--min-max-score: expected a number, found 'lots'"), number.stderr)
         let choice = try CLI.run(["build-sft", "--baseline", "b", "--output", "o", "--tie-policy", "al"], in: dir)

@@ -83,4 +83,21 @@ final class ParameterTests: XCTestCase {
             XCTAssertEqual("\(e)", "$.params.peeple: unknown parameter 'peeple' for stage type 'Params'; did you mean 'people'?")
         }
     }
+
+    /// The dialogue-running stages share one declaration of the dialogue's parameters, and its
+    /// reply length reaches every call: rl-train's evaluations run at the stage's `max_tokens`
+    /// (they ran at 256 whatever it said), greedy; its training samples at the same length.
+    func testTheDialogueParametersAreSharedAndReachTheDialogue() throws {
+        for type in ["sample", "rl-train", "evaluate"] {
+            let names = Set(HAPSStages.registry[type]!.parameters.map(\.name))
+            XCTAssertTrue(names.isSuperset(of: ["candidates", "retriever", "budget", "prompts", "max_tokens"]), type)
+        }
+        let p = try RLTrainStage.Params.from(["candidates": ["a"], "max_tokens": 64, "budget": 2, "prompts": "embedded"])
+        let d = p.dialogue.dialogue(settings: .reference)
+        XCTAssertEqual(d.settings.maxTokens, 64)
+        XCTAssertEqual(d.settings.temperature, 0, "evaluations are greedy")
+        XCTAssertEqual(d.budget, 2)
+        XCTAssertEqual(d.prompts, PromptSet.embedded)
+        XCTAssertEqual(try RLTrainStage.Params.from(["candidates": ["a"]]).dialogue.dialogue(settings: .reference).settings.maxTokens, 256)
+    }
 }

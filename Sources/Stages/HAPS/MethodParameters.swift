@@ -54,11 +54,17 @@ public struct DialogueParams: ParameterGroup {
     /// built-in one), budget, reply settings (`settings`, with `max_tokens`) and retriever.
     func sampler(_ context: StageContext, settings: GenerationSettings, prompts input: PromptSet? = nil,
                  prices: [DialogueSampler.Price?]? = nil) throws -> DialogueSampler {
+        let retriever = try Backends.retriever(context.resources[self.retriever]!, name: self.retriever, baseDirectory: context.baseDirectory)
+        return DialogueSampler(dialogue: dialogue(settings: settings, prompts: input), retriever: retriever, names: names(context.resources),
+                               prices: prices)
+    }
+
+    /// The dialogue: the prompts (`input`, else the built-in set), the budget, and `settings`
+    /// at this reply length (every call of the stage, training and evaluation alike).
+    func dialogue(settings: GenerationSettings, prompts input: PromptSet? = nil) -> Dialogue {
         var settings = settings
         settings.maxTokens = max_tokens
-        let retriever = try Backends.retriever(context.resources[self.retriever]!, name: self.retriever, baseDirectory: context.baseDirectory)
-        return DialogueSampler(dialogue: Dialogue(prompts: input ?? prompts.promptSet, budget: budget, settings: settings),
-                               retriever: retriever, names: names(context.resources), prices: prices)
+        return Dialogue(prompts: input ?? prompts.promptSet, budget: budget, settings: settings)
     }
 
     /// Every candidate's weights must be at hand (a `model_<name>` input or a local resource):
