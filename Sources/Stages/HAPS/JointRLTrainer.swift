@@ -12,7 +12,8 @@ public import Pipeline
 /// schedule stepping every question and a generator's only when it was used. The router's
 /// discrete choice gets no direct gradient: it moves only through the shared backbone.
 ///
-/// The `rl-train` stage (issue 16) drives it; its state is one safetensors blob for checkpoints.
+/// The `rl-train` stage drives it. Its tensors (router, candidates, generators, optimiser moments)
+/// are the engine's; its checkpoint is the engine's state with this trainer's counters.
 public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
     /// What one step did.
     public struct StepRecord: Sendable {
