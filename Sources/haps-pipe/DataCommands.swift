@@ -105,9 +105,8 @@ struct Score: ParsableCommand {
 
     func run() throws {
         do {
-            let (given, notes, operands) = try Self.flags.parse(arguments, positionals: 1)
+            let (given, operands) = try Self.flags.given(arguments, positionals: 1)
             guard let file = operands.first else { throw UsageError("give the samples table (baseline.jsonl)") }
-            for n in notes { FileIO.writeStderr(n + "\n") }
             let params = try ScoreStage.Params.from(.object(given + [("candidates", .number(Double(candidateOptions.candidates)))]))
             var t = try ScoreStage.table(baseline: file, space: params.names.space, names: try candidateOptions.names(), useRecorded: params.use_recorded)
             if let questions { t.breakDown(byType: try ScoreStage.questionTypes(questions)) }
@@ -142,8 +141,7 @@ struct BuildSFTCommand: ParsableCommand {
 
     func run() throws {
         do {
-            let (given, notes) = try Self.flags.parse(stageArguments)
-            for n in notes { FileIO.writeStderr(n + "\n") }
+            let given = try Self.flags.given(stageArguments).params
             let params = try BuildSFTStage.Params.from(.object(given + [("candidates", .number(Double(candidateOptions.candidates)))]))
             let (rows, report) = try BuildSFT.build(baseline: baseline, space: params.names.space, names: try candidateOptions.names(),
                                                     options: BuildSFTStage.options(params, seed: PipelineSpec.defaultSeed))

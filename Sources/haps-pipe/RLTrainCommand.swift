@@ -61,8 +61,7 @@ struct RLTrainCommand: ParsableCommand {
 
     func run() throws {
         do {
-            let (given, notes) = try Self.flags.parse(stageArguments)
-            for n in notes { FileIO.writeStderr(n + "\n") }
+            let given = try Self.flags.given(stageArguments).params
             let candidates = try model.map { m -> (name: String, dir: String) in
                 guard let eq = m.firstIndex(of: "="), eq != m.startIndex else { throw UsageError("--model '\(m)' is not NAME=DIR") }
                 return (String(m[..<eq]), String(m[m.index(after: eq)...]))

@@ -49,8 +49,7 @@ struct SFTTrainCommand: ParsableCommand {
 
     func run() throws {
         do {
-            let (given, notes) = try Self.flags.parse(stageArguments)
-            for n in notes { FileIO.writeStderr(n + "\n") }
+            let given = try Self.flags.given(stageArguments).params
             try requireExisting([("--sft-data", sftData), ("--model-name-or-path", modelNameOrPath), ("--valid-baseline", validBaseline),
                                  ("--train-baseline", trainBaseline), ("--prompts", prompts)])
             var scoreParams: [(String, JSONValue)] = [("candidates", .number(Double(candidateOptions.space.candidates)))]

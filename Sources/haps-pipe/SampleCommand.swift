@@ -81,8 +81,7 @@ struct Sample: ParsableCommand {
             let builtin = prompts.flatMap { BuiltinPrompts(rawValue: $0) }
             let promptsDirectory = builtin == nil ? prompts : nil
             try requireExisting([(questions == nil ? "--data-type \(dataType!) reads" : "--questions", file), ("--prompts", promptsDirectory)])
-            let (given, notes) = try Self.flags.parse(stageArguments)
-            for n in notes { FileIO.writeStderr(n + "\n") }
+            let given = try Self.flags.given(stageArguments).params
             var urls: [String: String] = [:]
             for m in modelURL {
                 guard let eq = m.firstIndex(of: "=") else { throw UsageError("--model-url '\(m)' is not NAME=URL") }

@@ -46,6 +46,13 @@ struct StageFlags {
         return lines.joined(separator: "\n")
     }
 
+    /// `parse`'s parameters, its notes written to standard error (what a command runs).
+    func given(_ arguments: [String], positionals: Int = 0) throws -> (params: [(String, JSONValue)], positionals: [String]) {
+        let r = try parse(arguments, positionals: positionals)
+        for n in r.notes { FileIO.writeStderr(n + "\n") }
+        return (r.params, r.positionals)
+    }
+
     /// The given flags as `params` members (in the order given; a repeated array flag adds an
     /// element, a repeated scalar's last value wins), and notes for accepted reference flags
     /// that have no effect here. Unknown flags and values of the wrong type are usage errors
