@@ -151,8 +151,10 @@ final class RouterFixtureTests: XCTestCase {
         let examples = try recorded["examples"]!.arrayValue!.map { try router.example(question: $0["question"]!.stringValue!, output: $0["output"]!.stringValue!) }
         // The engine's SFT step (what sft-train runs), against transformers' Trainer step.
         let before = try router.engine.weights(router.model)
-        let trainer = RouterSFT(router: router, learningRate: 1e-3, schedule: .constant, weightDecay: 0, maxGradientNorm: 1)
-        let loss = try trainer.train(examples.map(\.tokens), targetsFrom: examples.map(\.targetsFrom), accumulation: 2)
+        let settings = try RouterSFTSettings.from(["lr": 1e-3, "schedule": "constant", "warmup_ratio": 0, "weight_decay": 0, "max_grad_norm": 1,
+                                                   "gradient_accumulation": 2])
+        let trainer = RouterSFT(router: router, settings: settings, rows: examples.count)
+        let loss = try trainer.train(examples.map(\.tokens), targetsFrom: examples.map(\.targetsFrom))
         let expectedLoss = try JSONParser.parse(try FileIO.readString(RouterFixtureTests.fixtures + "/loss.json"))["loss"]!.doubleValue!
         XCTAssertEqual(Double(loss), expectedLoss, accuracy: 1e-4 * expectedLoss)
         let after = try SafeTensorsFile(path: RouterFixtureTests.fixtures + "/router_step.safetensors").all()

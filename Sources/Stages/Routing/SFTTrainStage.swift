@@ -20,14 +20,8 @@ public import Pipeline
 /// `losses.jsonl`, `selection.json` and `summary.txt`.
 public struct SFTTrainStage: StageType {
     public struct Params: StageParameters {
-        @Param("epochs over the SFT rows") var epochs = 10
-        @Param("peak learning rate") var lr = 1e-5
-        @Param("share of the steps spent warming up") var warmup_ratio = 0.03
-        @Param("learning-rate schedule after warm-up") var schedule = ScheduleKind.cosine
-        @Param("sequences per micro-batch") var batch_size = 8
-        @Param("micro-batches summed into one optimiser step") var gradient_accumulation = 8
-        @Param("AdamW weight decay (transformers' Trainer: 0)") var weight_decay = 0.0
-        @Param("gradient clipping norm (0: none)") var max_grad_norm = 1.0
+        /// The training's settings, as `RouterSFT` reads them.
+        var training = RouterSFTSettings()
         @Param("new tokens of a routing reply") var max_new_tokens = 16
         @Param("candidate names shown in the prompt, by id (default: the pair's model names, else 'candidate N')") var candidate_names: [String]? = nil
         @Param("candidate preset whose model names the prompt shows: " + CandidateNames.presets.keys.sorted().joined(separator: ", ")) var pair: String? = nil
@@ -51,12 +45,10 @@ public struct SFTTrainStage: StageType {
     }
 
     public static func validate(_ p: Params, at path: JSONPath) -> [SpecProblem] {
-        var problems: [SpecProblem] = []
-        for (name, value) in [("epochs", p.epochs), ("batch_size", p.batch_size), ("gradient_accumulation", p.gradient_accumulation),
-                              ("max_new_tokens", p.max_new_tokens), ("checkpoint_every", p.checkpoint_every)] where value < 1 {
+        var problems = p.training.validate(at: path)
+        for (name, value) in [("max_new_tokens", p.max_new_tokens), ("checkpoint_every", p.checkpoint_every)] where value < 1 {
             problems.append(SpecProblem(path.appending(name), "expected a positive integer, found \(value)"))
         }
-        if !(0...1).contains(p.warmup_ratio) { problems.append(SpecProblem(path.appending("warmup_ratio"), "expected a share in 0...1, found \(p.warmup_ratio)")) }
         if let pair = p.pair, CandidateNames.presets[pair] == nil {
             problems.append(SpecProblem(path.appending("pair"), "unknown pair '\(pair)'" + NearestName.hintOrChoices(pair, among: CandidateNames.presets.keys.sorted())))
         }
@@ -117,25 +109,23 @@ public struct SFTTrainStage: StageType {
         if longest > p.max_new_tokens {
             context.log("warning: with this tokenizer a reply takes up to \(longest) tokens, more than max_new_tokens \(p.max_new_tokens): routing replies will be cut and read as action 0; raise max_new_tokens")
         }
-        let perStep = p.batch_size * p.gradient_accumulation
-        let stepsPerEpoch = (data.count + perStep - 1) / perStep, steps = stepsPerEpoch * p.epochs  // 0 without rows
-        let warmup = Int((Double(steps) * p.warmup_ratio).rounded(.up))
-        let trainer = RouterSFT(router: backbone, learningRate: Float(p.lr), schedule: p.schedule.schedule(warmup: warmup, total: steps),
-                                weightDecay: Float(p.weight_decay), maxGradientNorm: p.max_grad_norm > 0 ? Float(p.max_grad_norm) : nil)
+        let trainer = RouterSFT(router: backbone, settings: p.training, rows: data.count)
+        let perStep = p.training.rowsPerStep, stepsPerEpoch = p.training.stepsPerEpoch(rows: data.count)
+        let steps = stepsPerEpoch * p.training.epochs  // 0 without rows
         let bestFixed = valid.bestFixedAction, bestFixedSum = valid.f1.reduce(0) { $0 + $1[bestFixed] }
-        context.log("\(data.count) SFT rows, \(stepsPerEpoch) steps an epoch of \(perStep) (\(p.batch_size) × \(p.gradient_accumulation)), \(steps) steps; "
+        context.log("\(data.count) SFT rows, \(stepsPerEpoch) steps an epoch of \(perStep) (\(p.training.batch_size) × \(p.training.gradient_accumulation)), \(steps) steps; "
                     + "best fixed on valid: action \(bestFixed), F1 sum \(Format.fixed(bestFixedSum, 2))")
 
         let best = TrainingLoop.keptWeights(context)  // before the journals: a damaged one clears them
         let epochs = try context.journal("epochs")
         let streams = BatchStreams(seed: context.seed)
         let losses = try TrainingLoop(steps: steps, checkpointEvery: p.checkpoint_every).run(trainer, context, status: { step in
-            "epoch \(min(p.epochs, step / stepsPerEpoch + 1))/\(p.epochs)"
+            "epoch \(min(p.training.epochs, step / stepsPerEpoch + 1))/\(p.training.epochs)"
         }) { step in
             let epoch = step / stepsPerEpoch, within = step % stepsPerEpoch
             let order = streams.permutation(epoch: epoch, count: data.count)
             let items = order[(within * perStep)..<min(data.count, (within + 1) * perStep)].map { examples[$0] }
-            let loss = try trainer.train(items.map(\.tokens), targetsFrom: items.map(\.targetsFrom), accumulation: p.gradient_accumulation)
+            let loss = try trainer.train(items.map(\.tokens), targetsFrom: items.map(\.targetsFrom))
             if within == stepsPerEpoch - 1, !epochs.contains("e\(epoch)") {
                 let record = try evaluateEpoch(epoch + 1, router: backbone, valid: valid, train: train, context: context)
                 let previousBest = (0..<epoch).compactMap { epochs.json("e\($0)")?["valid_f1_sum"]?.doubleValue }.max() ?? -.infinity
@@ -147,7 +137,7 @@ public struct SFTTrainStage: StageType {
             }
             return .init(loss: Double(loss), tokens: items.reduce(0) { $0 + $1.tokens.count })
         }
-        try writeOutput(p, context: context, backbone: backbone, epochs: (0..<p.epochs).compactMap { epochs.json("e\($0)") },
+        try writeOutput(p, context: context, backbone: backbone, epochs: (0..<p.training.epochs).compactMap { epochs.json("e\($0)") },
                         best: best, bestFixed: bestFixed, bestFixedSum: bestFixedSum, valid: valid, losses: losses)
     }
 
