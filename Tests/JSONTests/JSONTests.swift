@@ -1,5 +1,5 @@
 import XCTest
-@testable import Pipeline
+@testable import JSON
 import TestSupport
 
 final class JSONTests: XCTestCase {
