@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 
 /// `haps-pipe metrics`, `score` and `build-sft` as users run them, against the reference fixtures.
 final class DataCommandTests: XCTestCase {
@@ -88,24 +89,9 @@ final class DataCommandTests: XCTestCase {
 final class SampleCommandTests: XCTestCase {
     func testSamplesAPresetAndWritesTheReferenceTable() throws {
         let dir = try makeTempDirectory(self)
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("LLMTests/fault_server.py").path
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        server.arguments = ["python3", script]
-        let out = Pipe()
-        server.standardOutput = out
-        server.standardInput = Pipe()
-        server.standardError = FileHandle.nullDevice
-        try server.run()
-        defer { server.terminate() }
-        var line = Data()
-        while true {
-            let b = out.fileHandleForReading.readData(ofLength: 1)
-            if b.isEmpty || b == Data("\n".utf8) { break }
-            line += b
-        }
-        let url = "http://127.0.0.1:\(String(decoding: line, as: UTF8.self))/v1"
+        let server = try FaultServer()
+        defer { server.stop() }
+        let url = server.base + "/v1"
         let q = #"{"_id": "1", "answer": "Paris", "question": "Capital of France?", "supporting_facts": [["France", 0]], "context": [["France", ["France's capital is Paris."]]]}"#
         try writeFile(q + "\n", dir + "/q.jsonl")
         let args = ["sample", "--questions", "q.jsonl", "--preset", "llama_qwen", "--model-url", "llama=\(url)", "--model-url", "qwen=\(url)",

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 
 /// `haps-pipe generate` on the transformers-recorded tiny models.
 final class GenerateCommandTests: XCTestCase {
@@ -47,11 +48,8 @@ final class GenerateCommandTests: XCTestCase {
             hb = json.dumps(header).encode(); hb += b' ' * ((8 - (8 + len(hb)) % 8) % 8)
             open(sys.argv[2], 'wb').write(struct.pack('<Q', len(hb)) + hb + blobs)
             """
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        p.arguments = ["-c", py, ref, lora]
-        try p.run(); p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0)
+        let p = try Python.run(py, arguments: [ref, lora])
+        XCTAssertEqual(p.status, 0, p.stderr)
         let greedy = ["generate", "--model", model, "--prompt-ids", "0,3,77,12", "--max-new-tokens", "8", "--ignore-eos"]
         let plain = try CLI.run(greedy, in: dir).stdout
         let patched = try CLI.run(greedy + ["--lora", lora, "--alpha", "0.5", "--layers", "1"], in: dir)

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 
 /// The probes of issue 14, reproduced with the real tool and real processes: each of these let
 /// a wrong result into the cache, ran someone's text as a command, or changed data silently.
@@ -52,15 +53,9 @@ final class ReliabilityTests: XCTestCase {
         print(sum(1 for _, _, c in processes() if "sleep 0.3" in c))
         """#
         try writeFile(script, dir + "/kill.py")
-        let python = Process()
-        python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        python.arguments = ["python3", dir + "/kill.py", CLI.binary, dir, watchdog ? "1" : "0"]
-        let out = Pipe()
-        python.standardOutput = out
-        try python.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        python.waitUntilExit()
-        return try XCTUnwrap(Int(text.trimmingCharacters(in: .whitespacesAndNewlines)), text)
+        let python = try Python.run(script: dir + "/kill.py", arguments: [CLI.binary, dir, watchdog ? "1" : "0"])
+        let text = python.stdout
+        return try XCTUnwrap(Int(text.trimmingCharacters(in: .whitespacesAndNewlines)), text + python.stderr)
     }
 
     func testAProgramDiesWithItsDriver() throws {

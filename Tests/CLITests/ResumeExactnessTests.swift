@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -247,13 +248,8 @@ final class ResumeExactnessTests: XCTestCase {
         json.dump([{"question": t, "reward": 1, "output": '{"teacher": %d,"student": %d}' % (b // 2, b % 2)} for t, b in train], open("sft_rows.json", "w"))
         """#
         try writeFile(script, dir + "/make.py")
-        let python = Process()
-        python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        python.arguments = ["python3", dir + "/make.py", ResumeExactnessTests.root]
-        python.currentDirectoryURL = URL(fileURLWithPath: dir)
-        try python.run()
-        python.waitUntilExit()
-        XCTAssertEqual(python.terminationStatus, 0, "make.py")
+        let python = try Python.run(script: dir + "/make.py", arguments: [ResumeExactnessTests.root], in: dir)
+        XCTAssertEqual(python.status, 0, "make.py: \(python.stderr)")
         try writeFile(#"""
         {"name": "sft", "stages": {
           "score_valid": {"type": "score", "inputs": {"samples": "valid_baseline.jsonl"}, "params": {"candidates": 2}},

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 
 /// `haps-pipe sweep` end to end: a grid over build-sft's smart_target on the reference fixture.
 final class SweepCommandTests: XCTestCase {
@@ -39,12 +40,10 @@ final class SweepCommandTests: XCTestCase {
         XCTAssertTrue(svg.hasPrefix("<svg xmlns=\"http://www.w3.org/2000/svg\""), svg)
         XCTAssertEqual(svg.components(separatedBy: "<circle").count - 1, 2, "one point per sweep point")
         XCTAssertTrue(svg.contains("<title>40: 164.0</title>"), "the points carry their values")
-        let xml = Process()  // well-formed XML, by Python's parser
-        xml.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        xml.arguments = ["python3", "-c", "import sys, xml.etree.ElementTree as E; E.parse(sys.argv[1])", dir + "/artifacts/sweeps/targets/sft.sft_rows-vs-smart_target.svg"]
-        xml.standardInput = Pipe()
-        try xml.run(); xml.waitUntilExit()
-        XCTAssertEqual(xml.terminationStatus, 0)
+        // well-formed XML, by Python's parser
+        let xml = try Python.run("import sys, xml.etree.ElementTree as E; E.parse(sys.argv[1])",
+                                 arguments: [dir + "/artifacts/sweeps/targets/sft.sft_rows-vs-smart_target.svg"])
+        XCTAssertEqual(xml.status, 0, xml.stderr)
         // Several figures on one axis; ticks at round values.
         let two = try CLI.run(["sweep", "status", "targets", "--plot", "score.oracle_f1,score.best_fixed_f1:smart_target"], in: dir)
         XCTAssertEqual(two.status, 0, two.stderr)

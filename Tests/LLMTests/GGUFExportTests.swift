@@ -3,6 +3,7 @@ import XCTest
 import JSON
 @testable import LLM
 import NN
+import TestSupport
 
 /// `export-gguf` against the `gguf` Python package (llama.cpp's own reader and writer library,
 /// installed by scripts/test.sh): it reads our file, every tensor equals the model's weight
@@ -26,16 +27,9 @@ final class GGUFExportTests: XCTestCase {
         try tokenizer.canonical.write(toFile: dir + "/model/tokenizer.json", atomically: true, encoding: .utf8)
         try Data(try GGUFExport.bytes(ofModelIn: dir + "/model", name: "tiny")).write(to: URL(fileURLWithPath: dir + "/tiny.gguf"))
 
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-        let venv = ProcessInfo.processInfo.environment["HAPS_TEST_PYTHON"] ?? root + "/.build/test-venv/bin/python"
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: FileManager.default.isExecutableFile(atPath: venv) ? venv : "/usr/bin/python3")
-        p.arguments = ["-c", #"""
+        let text = try Python.output(#"""
             import json, struct, sys
-            try:
-                import gguf, numpy as np
-            except ImportError:
-                print("no gguf"); sys.exit(0)
+            import gguf, numpy as np
             d = sys.argv[1]
             raw = open(d + "/model/model.safetensors", "rb").read()
             n = struct.unpack("<Q", raw[:8])[0]
@@ -77,13 +71,7 @@ final class GGUFExportTests: XCTestCase {
             if abs(value("llama.attention.layer_norm_rms_epsilon") - 1e-5) > 1e-12: problems.append("rms eps")
             if abs(value("llama.rope.freq_base") - 10000) > 0: problems.append("rope base")
             print(json.dumps({"tensors": len(r.tensors), "problems": problems}))
-            """#, dir]
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        try XCTSkipIf(text.hasPrefix("no gguf"), "the gguf package is not installed (scripts/test.sh installs it)")
+            """#, arguments: [dir], requiring: ["gguf", "numpy"])
         let result = try JSONParser.parse(text)
         XCTAssertEqual(result["tensors"]?.intValue, 21, text)
         XCTAssertEqual(result["problems"]?.arrayValue?.count, 0, text)

@@ -1,36 +1,20 @@
 import Foundation
 import XCTest
 @testable import LLM
+import TestSupport
 
 /// The libcurl client and the HTTP backends against a real HTTP server on loopback
-/// (Tests/LLMTests/fault_server.py) that injects 429s, 5xx, slow and torn replies.
+/// (Tests/TestSupport/fault_server.py) that injects 429s, 5xx, slow and torn replies.
 final class HTTPClientTests: XCTestCase {
-    nonisolated(unsafe) static var server: Process?
-    nonisolated(unsafe) static var stdin: Pipe?
-    nonisolated(unsafe) static var port = 0
+    /// One server for the class; a failure to start it (a skip where there is no Python) is
+    /// every test's.
+    nonisolated(unsafe) static var server: Result<FaultServer, any Error>?
 
-    override class func setUp() {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("fault_server.py").path]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardInput = Pipe()  // the server exits when this process does (see fault_server.py)
-        p.standardError = FileHandle.nullDevice
-        try! p.run()
-        var line = Data()
-        while true {
-            let b = out.fileHandleForReading.readData(ofLength: 1)
-            if b.isEmpty || b == Data("\n".utf8) { break }
-            line += b
-        }
-        port = Int(String(decoding: line, as: UTF8.self))!
-        server = p
-    }
+    override class func setUp() { server = Result { try FaultServer() } }
+    override class func tearDown() { try? server?.get().stop(); server = nil }
+    override func setUpWithError() throws { _ = try HTTPClientTests.server?.get() }
 
-    override class func tearDown() { server?.terminate() }
-
-    var base: String { "http://127.0.0.1:\(HTTPClientTests.port)" }
+    var base: String { (try? HTTPClientTests.server?.get().base) ?? "" }
 
     func count(_ key: String) throws -> Int {
         let r = try HTTPClient().postJSON("\(base)/count/\(key)", body: Array("{}".utf8))

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 @testable import LLM
 import JSON
+import TestSupport
 
 /// The probes of issue 25 (item 6) against the real haps-pipe-serve, with raw sockets, curl and
 /// the official `openai` Python package: slow or unfinished requests, an oversized
@@ -268,16 +269,9 @@ extension ServeHardeningTests {
         /// Runs `body` (Python, at top level) with `client` (key "sesame") and `out` defined;
         /// returns `out` as JSON.
         static func python(_ base: String, _ body: String) throws -> JSONValue {
-            let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-            let python = ProcessInfo.processInfo.environment["HAPS_TEST_PYTHON"] ?? root + "/.build/test-venv/bin/python"
-            guard FileManager.default.isExecutableFile(atPath: python) else {
-                throw ProbeError(what: "no Python with the openai package at \(python): scripts/test.sh makes one (pip install openai)")
-            }
             let script = "import json, sys, openai\nclient = openai.OpenAI(base_url=sys.argv[1] + \"/v1\", api_key=\"sesame\", max_retries=0)\nout = {}\n"
                 + body + "\nprint(json.dumps(out))\n"
-            let r = try run(python, ["-c", script, base])
-            guard r.status == 0 else { throw ProbeError(what: "python exited \(r.status): \(r.error)") }
-            return try JSONParser.parse(r.output)
+            return try JSONParser.parse(try Python.output(script, arguments: [base], requiring: ["openai"]))
         }
     }
 }

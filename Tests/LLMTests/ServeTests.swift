@@ -3,6 +3,7 @@ import XCTest
 @testable import LLM
 import NN
 import JSON
+import TestSupport
 
 /// `haps-pipe serve` (the haps-pipe-serve program) with real clients: our own openai, haps and
 /// http backends, and the official `openai` Python package.
@@ -237,11 +238,7 @@ final class ServeTests: XCTestCase {
 
     /// The official OpenAI Python client (PyPI `openai`) as an outside client.
     func testTheOfficialOpenAIClient() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-        let python = ProcessInfo.processInfo.environment["HAPS_TEST_PYTHON"] ?? root + "/.build/test-venv/bin/python"
-        guard FileManager.default.isExecutableFile(atPath: python) else {
-            return XCTFail("no Python with the openai package at \(python): scripts/test.sh makes one (pip install openai)")
-        }
+        try Python.require(["openai"])
         let dir = try model()
         let server = try Server(["--model", dir, "--name", "tiny", "--api-key-env", "SERVE_TEST_KEY"], environment: ["SERVE_TEST_KEY": "sesame"])
         defer { server.stop() }
@@ -262,17 +259,9 @@ final class ServeTests: XCTestCase {
                 out["auth"] = e.status_code
             print(json.dumps(out))
             """
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: python)
-        p.arguments = ["-c", script, server.base]
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out; p.standardError = err; p.standardInput = Pipe()
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        let errText = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0, errText)
-        let r = try JSONParser.parse(bytes: Array(data))
+        let p = try Python.run(script, arguments: [server.base], requiring: ["openai"])
+        XCTAssertEqual(p.status, 0, p.stderr)
+        let r = try JSONParser.parse(bytes: Array(p.stdoutData))
         let expected = try LocalChatModel(directory: dir, name: "tiny").chat([.user("Where is the Eiffel Tower?")], settings: GenerationSettings(maxTokens: 12))
         XCTAssertEqual(r["text"]?.stringValue, expected.text)
         XCTAssertEqual(r["usage"]?.intValue, expected.completionTokens)

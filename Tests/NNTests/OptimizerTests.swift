@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import NN
+import TestSupport
 
 final class OptimizerTests: XCTestCase {
     /// torch.optim.AdamW's update, written out in Python (double precision) as the oracle.
@@ -18,20 +19,6 @@ final class OptimizerTests: XCTestCase {
                 p[i] -= (lr / bc1) * m[i] / (math.sqrt(v[i]) / math.sqrt(bc2) + eps)
         print(json.dumps(p))
         """
-
-    func python(_ script: String, input: Data) throws -> Data {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", script]
-        let inPipe = Pipe(), outPipe = Pipe()
-        p.standardInput = inPipe; p.standardOutput = outPipe; p.standardError = FileHandle.nullDevice
-        try p.run()
-        inPipe.fileHandleForWriting.write(input); try inPipe.fileHandleForWriting.close()
-        let out = outPipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0)
-        return out
-    }
 
     /// The update in eight lanes gives the bits of the plain scalar loop (kept here as the
     /// reference, llm.c's habit), over sizes around the lane width and a changing rate.
@@ -71,7 +58,8 @@ final class OptimizerTests: XCTestCase {
         for (g, lr) in zip(grads, lrs) { opt.update(&params, gradients: ["w": Tensor(shape: [10], data: g)], lr: lr) }
         let input = try JSONSerialization.data(withJSONObject: ["p": start.map(Double.init), "grads": grads.map { $0.map(Double.init) },
                                                                   "lrs": lrs.map(Double.init), "wd": 0.1])
-        let expected = try XCTUnwrap(try JSONSerialization.jsonObject(with: try python(OptimizerTests.oracle, input: input)) as? [Double])
+        let oracle = try Python.run(OptimizerTests.oracle, stdin: input).checked().stdoutData
+        let expected = try XCTUnwrap(try JSONSerialization.jsonObject(with: oracle) as? [Double])
         for (a, b) in zip(params["w"]!.data, expected) { XCTAssertEqual(Double(a), b, accuracy: 1e-5 * max(1, abs(b))) }
         // A restored optimizer continues exactly where the saved one was.
         var restored = AdamW(weightDecay: 0.1)

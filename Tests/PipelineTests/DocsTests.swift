@@ -1,8 +1,8 @@
 import XCTest
 @testable import Pipeline
-import Stages
 
-/// The specs users read and run must be valid: the example in docs/spec.md and pipelines/*.json.
+/// The specs users read and run must be valid: the example in docs/spec.md (the shipped
+/// pipelines/*.json, which use HAPS stage types, are StagesTests.ShippedPipelinesTests').
 final class DocsTests: XCTestCase {
     let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 
@@ -18,15 +18,5 @@ final class DocsTests: XCTestCase {
         XCTAssertEqual(spec.order, ["answers", "train"])
         XCTAssertEqual(spec.stages["train"]?.ports.output, "router-checkpoint")
         XCTAssertEqual(spec.stages["train"]?.pool, "gpu")
-    }
-
-    /// Every shipped pipeline validates from the repository itself (the HotpotQA splits it
-    /// carries in dataset/), as a fresh clone runs it.
-    func testShippedPipelinesValidate() throws {
-        let names = try FileManager.default.contentsOfDirectory(atPath: root + "/pipelines").filter { $0.hasSuffix(".json") }
-        XCTAssertGreaterThanOrEqual(names.count, 4)
-        for name in names {
-            XCTAssertNoThrow(try PipelineSpec.load(path: root + "/pipelines/" + name, registry: HAPSStages.registry, baseDirectory: root), name)
-        }
     }
 }

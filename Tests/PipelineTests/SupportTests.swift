@@ -1,12 +1,13 @@
 import Foundation
 import XCTest
 @testable import Pipeline
+import TestSupport
 
 final class SupportTests: XCTestCase {
     func testDigestMatchesPythonHashlib() throws {
         for n in [0, 1, 55, 56, 64, 1000, 100_000] {
             let bytes = (0..<n).map { UInt8(($0 * 31 + 7) % 251) }
-            let py = try python(["-c", "import hashlib,sys; print(hashlib.sha256(bytes((i*31+7)%251 for i in range(int(sys.argv[1])))).hexdigest())", "\(n)"])
+            let py = try Python.output("import hashlib,sys; print(hashlib.sha256(bytes((i*31+7)%251 for i in range(int(sys.argv[1])))).hexdigest())", arguments: ["\(n)"])
             XCTAssertEqual(Digest.of(bytes).hex, py.trimmingCharacters(in: .newlines), "n=\(n)")
         }
     }
@@ -162,7 +163,7 @@ final class SHA256Tests: XCTestCase {
             while i < bytes.count { b.update(Array(bytes[i..<min(i + chunk, bytes.count)])); i += chunk }
             XCTAssertEqual(b.finalize(), whole, "chunk \(chunk)")
         }
-        let py = try python(["-c", "import hashlib; print(hashlib.sha256(bytes(((i*7919)>>3)&255 for i in range(10000))).hexdigest())"])
+        let py = try Python.output("import hashlib; print(hashlib.sha256(bytes(((i*7919)>>3)&255 for i in range(10000))).hexdigest())")
         XCTAssertEqual(whole.hex, py.trimmingCharacters(in: .newlines))
     }
 }

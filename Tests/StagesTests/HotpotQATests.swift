@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 @testable import Pipeline
 @testable import Stages
+import TestSupport
 
 final class HotpotQATests: XCTestCase {
     let shared = Fixtures.hotpotQA
@@ -21,18 +22,12 @@ final class HotpotQATests: XCTestCase {
     }
 
     func testParagraphStringsMatchThePythonJoin() throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", """
+        let expected = try Python.output("""
             import json, sys
             for line in list(open(sys.argv[1]))[:20]:
                 q = json.loads(line)
                 for title, sentences in q["context"]: print(json.dumps("".join(sentences)))
-            """, "\(shared)/test.jsonl"]
-        let out = Pipe(); p.standardOutput = out
-        try p.run()
-        let expected = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n")
-        p.waitUntilExit()
+            """, arguments: ["\(shared)/test.jsonl"]).split(separator: "\n")
         let ours = try HotpotQA.load("\(shared)/test.jsonl").prefix(20).flatMap(\.paragraphs)
         XCTAssertEqual(ours.count, expected.count)
         for (a, b) in zip(ours, expected) { XCTAssertEqual(a, try JSONParser.parse(String(b)).stringValue) }

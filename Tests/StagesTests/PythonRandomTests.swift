@@ -3,26 +3,14 @@ import XCTest
 @testable import Stages
 import Pipeline
 import NN
+import TestSupport
 
 /// CPython's random.Random is the oracle: python3 prints what each method returns.
 final class PythonRandomTests: XCTestCase {
-    func python(_ script: String) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", script]
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0)
-        return String(decoding: data, as: UTF8.self)
-    }
-
     let seeds = [0, 1, 2, 42, 43, 1000, 123_456_789, 4_294_967_295, 4_294_967_296, 98_765_432_109_876, -7, Int.max]
 
     func testRandomAndGetrandbitsMatchCPython() throws {
-        let py = try python("""
+        let py = try Python.output("""
             import random
             for s in \(seeds):
                 r = random.Random(s)
@@ -38,7 +26,7 @@ final class PythonRandomTests: XCTestCase {
 
     func testShuffleChoiceSampleChoicesMatchCPythonOverSizes() throws {
         let sizes = [1, 2, 3, 5, 10, 21, 22, 50, 100, 300]
-        let py = try python("""
+        let py = try Python.output("""
             import random
             for s in \(seeds):
                 for n in \(sizes):
@@ -68,7 +56,7 @@ final class PythonRandomTests: XCTestCase {
 
     func testSampleUsesTheSetAlgorithmForLargePopulations() throws {
         // n = 1000, k = 3: setsize 21 < n, so CPython draws with a selected set.
-        let py = try python("import random; r = random.Random(5); print(r.sample(range(1000), 3), r.sample(range(10000), 40))")
+        let py = try Python.output("import random; r = random.Random(5); print(r.sample(range(1000), 3), r.sample(range(10000), 40))")
         var r = PythonRandom(seed: 5)
         XCTAssertEqual("\(r.sample(Array(0..<1000), 3)) \(r.sample(Array(0..<10000), 40))", py.trimmingCharacters(in: .newlines))
     }
@@ -80,14 +68,7 @@ final class PythonRandomTests: XCTestCase {
 /// scheduler stepping every question and a generator's only when it was used.
 final class JointRLScheduleTests: XCTestCase {
     func testTheEpochOrderIsTheReferencesChainedShuffle() throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", "import random\no = list(range(37))\nfor e in range(4):\n    random.Random(43 + e).shuffle(o)\n    print(o)"]
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
+        let text = try Python.output("import random\no = list(range(37))\nfor e in range(4):\n    random.Random(43 + e).shuffle(o)\n    print(o)")
         let expected = text.split(separator: "\n").map { line in line.dropFirst().dropLast().split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces))! } }
         XCTAssertEqual(expected.count, 4)
         for e in 0..<4 { XCTAssertEqual(JointRLOrder.questions(count: 37, epoch: e), expected[e], "epoch \(e)") }

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 @testable import Pipeline
 @testable import Stages
+import TestSupport
 
 /// Paths of the data the repository carries for its tests.
 enum Fixtures {
@@ -49,13 +50,8 @@ final class MetricsFixtureTests: XCTestCase {
                 return white_space_fix(remove_articles(remove_punc(s.lower())))
             for c in json.loads(sys.argv[1]): print(json.dumps(normalize_answer(c)))
             """
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", script, String(decoding: try JSONSerialization.data(withJSONObject: cases), as: UTF8.self)]
-        let out = Pipe(); p.standardOutput = out
-        try p.run()
-        let lines = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n")
-        p.waitUntilExit()
+        let lines = try Python.output(script, arguments: [String(decoding: try JSONSerialization.data(withJSONObject: cases), as: UTF8.self)])
+            .split(separator: "\n")
         for (c, line) in zip(cases, lines) {
             let expected = try JSONParser.parse(String(line)).stringValue!
             XCTAssertTrue(AnswerMetrics.normalize(c).unicodeScalars.elementsEqual(expected.unicodeScalars),

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 @testable import Pipeline
 @testable import Stages
+import TestSupport
 
 /// The reply parser against python3's `re` running the reference's patterns, on thousands of
 /// generated replies built from the fragments that matter (cases, word boundaries, Unicode
@@ -38,14 +39,7 @@ final class ReplyParserTests: XCTestCase {
         let input = NSTemporaryDirectory() + "replies-\(UUID().uuidString).json"
         try JSONValue.array(replies.map(JSONValue.string)).canonical.write(toFile: input, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: input) }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", script, input]
-        let out = Pipe(); p.standardOutput = out
-        try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0)
+        let text = try Python.output(script, arguments: [input])
         return try text.split(separator: "\n").map { try JSONParser.parse(String($0)) }
     }
 

@@ -3,6 +3,7 @@ import XCTest
 import Pipeline
 @testable import Stages
 import LLM
+import TestSupport
 
 /// Routers learned from score tables, on constructed tables whose right answer is known, and
 /// the evaluation's figures and bootstrap (against numpy, with the same resamples).
@@ -120,28 +121,14 @@ final class RoutingTests: XCTestCase {
         try FileIO.writeAtomically(JSONValue.object(["values": .array(values.map { .number($0) }),
                                                      "indices": .array(indices.map { .array($0.map { .number(Double($0)) }) })]).canonical,
                                    to: dir + "/b.json")
-        // scripts/test.sh's Python (it installs numpy), else the machine's.
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-        let venv = ProcessInfo.processInfo.environment["HAPS_TEST_PYTHON"] ?? root + "/.build/test-venv/bin/python"
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: FileManager.default.isExecutableFile(atPath: venv) ? venv : "/usr/bin/python3")
-        p.arguments = ["-c", """
+        let text = try Python.output("""
             import json, sys
-            try:
-                import numpy as np
-            except ImportError:
-                print("no numpy"); sys.exit(0)
+            import numpy as np
             d = json.load(open(sys.argv[1]))
             v, idx = np.array(d["values"]), np.array(d["indices"], dtype=int)
             means = v[idx].mean(axis=1)
             print(json.dumps([float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]))
-            """, dir + "/b.json"]
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
-        p.waitUntilExit()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        try XCTSkipIf(text.hasPrefix("no numpy"), "numpy is not installed")
+            """, arguments: [dir + "/b.json"], requiring: ["numpy"])
         let numpy = try JSONParser.parse(text).arrayValue!.map { $0.doubleValue! }
         XCTAssertEqual(ours.low, numpy[0], accuracy: 1e-12)
         XCTAssertEqual(ours.high, numpy[1], accuracy: 1e-12)

@@ -3,14 +3,17 @@ import XCTest
 @testable import LLM
 @testable import Pipeline
 @testable import Stages
+import TestSupport
 
 /// The sample stage end to end against the loopback server (models "react-*" follow the
 /// standard prompt set: search once, then answer Paris).
 final class SampleStageTests: XCTestCase {
-    var base: String { "http://127.0.0.1:\(HTTPClientTests.port)" }
+    nonisolated(unsafe) static var server: Result<FaultServer, any Error>?
+    override class func setUp() { server = Result { try FaultServer() } }
+    override class func tearDown() { try? server?.get().stop(); server = nil }
+    override func setUpWithError() throws { _ = try SampleStageTests.server?.get() }
 
-    override class func setUp() { HTTPClientTests.setUp() }
-    override class func tearDown() { HTTPClientTests.tearDown() }
+    var base: String { (try? SampleStageTests.server?.get().base) ?? "" }
 
     func calls(_ model: String) throws -> Int {
         let r = try HTTPClient().postJSON("\(base)/count/\(model)", body: Array("{}".utf8))
@@ -133,21 +136,17 @@ final class PreflightProbeTests: XCTestCase {
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(s, $0, &len) } }
         let port = Int(UInt16(bigEndian: addr.sin_port)); close(s)
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         // Python's file server, without the reverse DNS lookup its server_bind makes (seconds
         // without a network, between binding the port and answering).
-        server.arguments = ["python3", "-c", """
+        let server = try Python.start("""
             import http.server, socketserver, sys, functools
             class S(http.server.HTTPServer):
                 def server_bind(self):
                     socketserver.TCPServer.server_bind(self)
                     self.server_name, self.server_port = "localhost", self.server_address[1]
             S(("127.0.0.1", int(sys.argv[1])), functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[2])).serve_forever()
-            """, String(port), dir]
-        server.standardOutput = FileHandle.nullDevice; server.standardError = FileHandle.nullDevice
-        try server.run()
-        defer { server.terminate(); server.waitUntilExit() }
+            """, arguments: [String(port), dir])
+        defer { server.stop() }
         // Until it answers HTTP at all (a loaded machine may take seconds to start Python).
         let started = Date()
         while Date().timeIntervalSince(started) < 60, Backends.notOpenAI("http://127.0.0.1:\(port)/v1")?.contains("HTTP 404") != true {

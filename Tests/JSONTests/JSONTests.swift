@@ -1,5 +1,6 @@
 import XCTest
-@testable import Pipeline
+@testable import JSON
+import TestSupport
 
 final class JSONTests: XCTestCase {
     func testParsesAllValueKindsAndRecordsLocations() throws {
@@ -67,7 +68,7 @@ final class JSONTests: XCTestCase {
 
     func testCanonicalMatchesPythonSortedDumpsForPlainValues() throws {
         let text = #"{"z": [1, 2, {"b": "x", "a": 3}], "k": "v", "n": 12345}"#
-        let py = try python(["-c", "import json,sys; print(json.dumps(json.loads(sys.argv[1]), sort_keys=True, separators=(',',':')))", text])
+        let py = try Python.output("import json,sys; print(json.dumps(json.loads(sys.argv[1]), sort_keys=True, separators=(',',':')))", arguments: [text])
         XCTAssertEqual(try JSONParser.parse(text).canonical, py.trimmingCharacters(in: .newlines))
     }
 
@@ -80,17 +81,4 @@ final class JSONTests: XCTestCase {
     func testJSONPathRendering() {
         XCTAssertEqual(JSONPath.root.appending("stages").appending("a b").appending(index: 3).description, #"$.stages["a b"][3]"#)
     }
-}
-
-/// Runs python3 and returns its standard output.
-func python(_ args: [String]) throws -> String {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = ["python3"] + args
-    let pipe = Pipe()
-    p.standardOutput = pipe
-    try p.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return String(decoding: data, as: UTF8.self)
 }
