@@ -1,6 +1,6 @@
 """A re-creation of the reference's sampling design for bench/sampling: a process pool of 32,
 `requests`, one question per worker, the four role assignments in sequence, no memo. The
-dialogue follows REFERENCE.md §3 with the standard prompt set's wording (the same calls the
+dialogue follows the reference's agent.py (docs/sampling.md) with the standard prompt set's wording (the same calls the
 Swift stage makes, before memoisation)."""
 import json, multiprocessing, re, sys, time
 import requests
