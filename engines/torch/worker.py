@@ -18,6 +18,7 @@ The worker starts without torch (to say so); ops that need it fail with a clear 
 exits on "shutdown", at the end of its input, or when its parent dies.
 """
 import json
+import math
 import os
 import platform
 import struct
@@ -109,13 +110,172 @@ def hello():
     return info
 
 
+def choose(logits, temperature, top_p, rule, uniform):
+    """A token and its log-probability from one row of float32 logits, exactly as the CPU
+    engine's TokenSampler.choose: greedy is the first maximum with the plain log-softmax;
+    sampling draws by the inverse CDF of the top-p nucleus at the caller's uniform (the
+    standard rule keeps the token that crosses top_p, the reference's drops it) and returns
+    the log-probability under the renormalised nucleus."""
+    import torch
+    if temperature <= 0:
+        best = int(torch.argmax(logits).item())
+        return best, float(logits[best] - torch.logsumexp(logits, 0))
+    import numpy as np
+    f32 = np.float32
+    values = torch.softmax(logits / temperature, 0).numpy().astype(np.float32)
+    # Float32 arithmetic throughout, as the CPU engine's, so that the nucleus's edge and the
+    # inverse CDF agree to the bit given the same probabilities.
+    if top_p >= 1:
+        tokens, mass = list(range(len(values))), f32(np.cumsum(values, dtype=np.float32)[-1])  # sequential, as the CPU engine sums
+    else:
+        order = sorted(range(len(values)), key=lambda i: (-values[i], i))
+        tokens, mass, p = [], f32(0), f32(top_p)
+        for i in order:
+            if rule == "standard" and mass >= p:
+                break
+            if rule == "reference" and tokens and f32(mass + values[i]) > p:
+                break
+            tokens.append(i)
+            mass = f32(mass + values[i])
+    u = f32(f32(uniform()) * mass)
+    pick = tokens[-1]
+    for tok in tokens:
+        if u < values[tok]:
+            pick = tok
+            break
+        u = f32(u - values[tok])
+    return pick, float(np.log(f32(values[pick] / mass)))
+
+
+class Models:
+    """Loaded models by handle, each with its device and dtype."""
+
+    def __init__(self):
+        self.models = {}
+        self.next_id = 0
+
+    def load(self, directory, device, dtype):
+        import torch
+        from transformers import AutoModelForCausalLM
+        dt = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
+        model = AutoModelForCausalLM.from_pretrained(directory, dtype=dt).to(device).eval()
+        handle = self.next_id
+        self.next_id += 1
+        self.models[handle] = model
+        return handle, model
+
+    def __getitem__(self, handle):
+        if handle not in self.models:
+            raise KeyError("no model %s in this worker" % handle)
+        return self.models[handle]
+
+
+class UpdateHooks:
+    """The per-call LoRA update on the last `layers` layers' o_proj: output + alpha · x Bᵀ Aᵀ,
+    x the o_proj input (as the CPU engine's addLoRA)."""
+
+    def __init__(self, model):
+        self.update = None
+        layers = model.model.layers
+        self.layers = layers
+        for i, layer in enumerate(layers):
+            layer.self_attn.o_proj.register_forward_hook(self.hook(i))
+
+    def hook(self, index):
+        def apply(module, inputs, output):
+            u = self.update
+            if u is None or index < len(self.layers) - u["layers"]:
+                return output
+            x = inputs[0]
+            return output + u["alpha"] * ((x @ u["b"].T) @ u["a"].T)
+        return apply
+
+
 class Worker:
     def __init__(self, channel):
         self.channel = channel
+        self.models = Models()
+        self.hooks = {}
 
     def op_echo(self, request, blobs):
         """The framing's own check: the tensors come back as they came, byte for byte."""
         return {"tensors": request.get("tensors", [])}, blobs
+
+    def op_load_model(self, request, blobs):
+        import torch
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        handle, model = self.models.load(request["directory"], request.get("device", "cpu"), request.get("dtype", "float32"))
+        self.hooks[handle] = UpdateHooks(model)
+        return {"model": handle}, []
+
+    def tensor(self, request, blobs, name, device):
+        import torch
+        for t, b in zip(request.get("tensors", []), blobs):
+            if t["name"] == name:
+                dtype = {"float32": torch.float32, "int64": torch.int64}[t["dtype"]]
+                return torch.frombuffer(bytearray(b), dtype=dtype).reshape(t["shape"]).to(device)
+        raise KeyError("no tensor '%s' in the request" % name)
+
+    def op_generate(self, request, blobs):
+        """Each call in turn, with its own update (A, B as tensors "a<i>", "b<i>"), its KV
+        cache, and its uniforms; ids and per-token log q come back as tensors."""
+        import torch
+        out_tensors, out_blobs, replies = [], [], []
+        for i, call in enumerate(request["calls"]):
+            model = self.models[call["model"]]
+            device = next(model.parameters()).device
+            hooks = self.hooks[call["model"]]
+            update = call.get("update")
+            hooks.update = None if update is None else {
+                "alpha": update["alpha"], "layers": update["layers"],
+                "a": self.tensor(request, blobs, "a%d" % i, device), "b": self.tensor(request, blobs, "b%d" % i, device)}
+            uniforms = iter(call.get("uniforms", []))
+            ids, logprobs, finish = [], [], "length"
+            stop = set(call.get("stop", []))
+            with torch.no_grad():
+                past, tokens = None, torch.tensor([call["prompt"]], device=device)
+                for _ in range(call["max_new_tokens"]):
+                    out = model(input_ids=tokens, past_key_values=past, use_cache=True)
+                    past = out.past_key_values
+                    logits = out.logits[0, -1].float().cpu()
+                    token, lp = choose(logits, call.get("temperature", 0), call.get("top_p", 1), call.get("rule", "standard"),
+                                       lambda: next(uniforms))
+                    ids.append(token)
+                    logprobs.append(lp)
+                    if token in stop:
+                        finish = "stop"
+                        break
+                    tokens = torch.tensor([[token]], device=device)
+            hooks.update = None
+            replies.append({"finish_reason": finish})
+            out_tensors += [{"name": "ids%d" % i, "dtype": "int64", "shape": [len(ids)]},
+                            {"name": "logprobs%d" % i, "dtype": "float32", "shape": [len(ids)]}]
+            out_blobs += [struct.pack("<%dq" % len(ids), *ids), struct.pack("<%df" % len(ids), *logprobs)]
+        return {"replies": replies, "tensors": out_tensors}, out_blobs
+
+    def op_continuation_logprobs(self, request, blobs):
+        """Σ log-softmax of each continuation's tokens after the prompt, teacher-forced."""
+        import torch
+        model = self.models[request["model"]]
+        device = next(model.parameters()).device
+        prompt, out = request["prompt"], []
+        with torch.no_grad():
+            for cont in request["continuations"]:
+                logits = model(input_ids=torch.tensor([prompt + cont], device=device)).logits[0].float()
+                logp = torch.log_softmax(logits, -1)
+                out.append(float(sum(logp[len(prompt) + j - 1, tok] for j, tok in enumerate(cont))))
+        return {"logprobs": out}, []
+
+    def op_pooled_state(self, request, blobs):
+        """The mean over positions of the last hidden state (after the final norm)."""
+        import torch
+        model = self.models[request["model"]]
+        device = next(model.parameters()).device
+        with torch.no_grad():
+            h = model(input_ids=torch.tensor([request["prompt"]], device=device), output_hidden_states=True).hidden_states[-1][0]
+        pooled = h.float().mean(0).cpu()
+        return {"tensors": [{"name": "pooled", "dtype": "float32", "shape": [pooled.numel()]}]}, [pooled.numpy().tobytes()]
 
     def serve(self):
         self.channel.send(hello())

@@ -1,0 +1,95 @@
+import JSON
+import NN
+
+/// The torch engine (issue 27), over a `TorchWorker`: the models in PyTorch (transformers'
+/// Llama, Qwen2 and Mistral) on the worker's device, the method in Swift. This step has the
+/// inference side of `Engine`: loading models, generation under per-call updates with the
+/// caller's uniforms and per-token log q, the routing distribution and the pooled state, each
+/// checked against `CPUEngine` (`TorchEngineTests`); the learning side (generators, gradients,
+/// steps, state) is the next step, and with it the `Engine` conformance and the stages'
+/// `engine` parameter. Docs: docs/engine.md, "The torch worker".
+public final class TorchEngine: @unchecked Sendable {
+    public let worker: TorchWorker
+    /// "cpu", "cuda", "cuda:N".
+    public let device: String
+    /// "float32" or "bfloat16".
+    public let dtype: String
+
+    /// Starts the worker (`python script`, its log at `log`) and checks it can run models on
+    /// `device`: what is missing (torch, transformers, a CUDA device) is one error, said
+    /// before any model is loaded.
+    public init(python: String, script: String, log: String, device: String = "cpu", dtype: String = "float32") throws {
+        worker = try TorchWorker(python: python, script: script, log: log)
+        self.device = device; self.dtype = dtype
+        let problems = worker.preflight(needsCUDA: device.hasPrefix("cuda"))
+        if !problems.isEmpty {
+            worker.stop()
+            throw EngineError("the torch engine cannot run on \(device): " + problems.joined(separator: "; "))
+        }
+    }
+
+    public var info: EngineInfo {
+        let h = worker.hello
+        var versions = ["protocol": String(h.protocolVersion), "python": h.python]
+        versions["torch"] = h.torch; versions["transformers"] = h.transformers; versions["cuda"] = h.cuda
+        return EngineInfo(name: "torch", versions: versions, devices: device == "cpu" ? ["cpu"] : h.devices)
+    }
+
+    /// Loads a Hugging Face model directory in the worker; its config is read here (what
+    /// prompts and generators are sized by).
+    public func loadModel(directory: String, name: String, trainable: Bool) throws -> EngineModel {
+        let config = try DecoderConfig.load(directory + "/config.json")
+        let reply = try worker.call("load_model", [("directory", .string(directory)), ("device", .string(device)), ("dtype", .string(dtype)),
+                                                   ("trainable", .bool(trainable))])
+        guard let id = reply.header["model"]?.intValue else { throw EngineError("load_model: the worker gave no model handle") }
+        return EngineModel(id: id, name: name, config: config)
+    }
+
+    public func generate(_ calls: [EngineCall]) throws -> [EngineReply] {
+        var described: [JSONValue] = [], tensors: [TorchWorker.NamedTensor] = []
+        for (i, c) in calls.enumerated() {
+            guard !c.recordsGradient else { throw EngineError("recorded calls (their log q's gradient) come with the torch engine's learning side") }
+            if c.temperature > 0 && c.uniforms.count < c.maxNewTokens {
+                throw EngineError("a sampled call of up to \(c.maxNewTokens) tokens was given \(c.uniforms.count) uniforms")
+            }
+            var call: [(String, JSONValue)] = [
+                ("model", .number(Double(c.model.id))), ("prompt", .array(c.prompt.map { .number(Double($0)) })),
+                ("max_new_tokens", .number(Double(c.maxNewTokens))), ("stop", .array(c.stopTokens.sorted().map { .number(Double($0)) })),
+                ("temperature", .number(Double(c.temperature))), ("top_p", .number(Double(c.topP))), ("rule", .string(c.rule.rawValue)),
+            ]
+            if c.temperature > 0 { call.append(("uniforms", .array(c.uniforms.map { .number(Double($0)) }))) }
+            if let u = c.update {
+                call.append(("update", ["alpha": .number(Double(u.lora.alpha)), "layers": .number(Double(u.lora.layers))]))
+                tensors += [TorchWorker.NamedTensor("a\(i)", .float32(u.lora.a.data), shape: u.lora.a.shape),
+                            TorchWorker.NamedTensor("b\(i)", .float32(u.lora.b.data), shape: u.lora.b.shape)]
+            }
+            described.append(.object(call))
+        }
+        let reply = try worker.call("generate", [("calls", .array(described))], tensors: tensors)
+        let byName = Dictionary(reply.tensors.map { ($0.name, $0.payload) }, uniquingKeysWith: { a, _ in a })
+        let finishes = reply.header["replies"]?.arrayValue ?? []
+        return try calls.indices.map { i in
+            guard case .int64(let ids)? = byName["ids\(i)"], case .float32(let logprobs)? = byName["logprobs\(i)"], i < finishes.count else {
+                throw EngineError("generate: the worker's reply lacks call \(i)")
+            }
+            return EngineReply(ids: ids.map { Int($0) }, logprobs: logprobs, finishReason: finishes[i]["finish_reason"]?.stringValue ?? "length",
+                               logq: logprobs.reduce(0, +), call: nil)
+        }
+    }
+
+    public func continuationLogProbabilities(_ model: EngineModel, prompt: [Int], continuations: [[Int]]) throws -> [Double] {
+        let reply = try worker.call("continuation_logprobs", [("model", .number(Double(model.id))), ("prompt", .array(prompt.map { .number(Double($0)) })),
+                                                              ("continuations", .array(continuations.map { .array($0.map { .number(Double($0)) }) }))])
+        guard let values = reply.header["logprobs"]?.arrayValue?.compactMap(\.doubleValue), values.count == continuations.count else {
+            throw EngineError("continuation_logprobs: the worker gave no log-probabilities")
+        }
+        return values
+    }
+
+    /// The pooled state (kept for backward with the learning side, next step).
+    public func pooledState(_ model: EngineModel, prompt: [Int]) throws -> [Float] {
+        let reply = try worker.call("pooled_state", [("model", .number(Double(model.id))), ("prompt", .array(prompt.map { .number(Double($0)) }))])
+        guard case .float32(let values)? = reply.tensors.first?.payload else { throw EngineError("pooled_state: the worker gave no state") }
+        return values
+    }
+}

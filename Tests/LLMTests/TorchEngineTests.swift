@@ -1,0 +1,80 @@
+import Foundation
+import XCTest
+@testable import LLM
+import NN
+import TestSupport
+
+/// The torch engine against the CPU engine, on the tests' tiny Llama (float32, CPU torch):
+/// greedy and sampled generation under the same uniforms, with and without a per-call update
+/// (the same ids; log q within 1e-4 of scale), the routing distribution and the pooled state.
+/// Needs a Python with torch and transformers: `HAPS_TORCH_PYTHON` (`.ci/run` makes one);
+/// without it these tests skip, saying so.
+final class TorchEngineTests: XCTestCase {
+    let prompt = [5, 17, 42, 99, 7, 300]
+
+    func engines() throws -> (torch: TorchEngine, cpu: CPUEngine, directory: String) {
+        guard let python = ProcessInfo.processInfo.environment["HAPS_TORCH_PYTHON"] else {
+            throw XCTSkip("HAPS_TORCH_PYTHON is not set: the torch engine's differential tests need a Python with torch and transformers (scripts/setup-gpu.sh, or .ci/run)")
+        }
+        let log = NSTemporaryDirectory() + "torch-engine-\(UUID().uuidString).log"
+        let torch = try TorchEngine(python: python, script: Repository.root + "/engines/torch/worker.py", log: log)
+        return (torch, CPUEngine(), try LocalChatModelTests.makeModel())
+    }
+
+    func assertClose(_ a: [Float], _ b: [Float], _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(a.count, b.count, what, file: file, line: line)
+        let scale = max(b.map { abs($0) }.max() ?? 0, 1e-6)
+        let worst = zip(a, b).map { abs($0 - $1) }.max() ?? 0
+        XCTAssertLessThanOrEqual(worst, 1e-4 * scale, "\(what): off by \(worst) at scale \(scale)", file: file, line: line)
+    }
+
+    func testGenerationMatchesTheCPUEngine() throws {
+        let (torch, cpu, directory) = try engines()
+        XCTAssertEqual(torch.info.name, "torch")
+        XCTAssertNotNil(torch.info.versions["torch"])
+        let t = try torch.loadModel(directory: directory, name: "tiny", trainable: false)
+        let c = try cpu.loadModel(directory: directory, name: "tiny", trainable: false)
+        XCTAssertEqual(t.config, c.config)
+        var rng = SamplingRandom(seed: 5)
+        func random(_ shape: [Int]) -> Tensor { Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in rng.unit() - 0.5 }) }
+        let update = EngineUpdate(id: 1, generator: 0, lora: LoRAUpdate(a: random([16, 4]), b: random([4, 16]), alpha: 0.5, layers: 1))
+        for (temperature, seed, withUpdate, rule) in [(Float(0), UInt64(0), false, NucleusRule.standard), (0, 0, true, .standard),
+                                                      (1, 3, false, .standard), (1, 4, true, .reference), (0.7, 9, true, .standard)] {
+            func call(_ m: EngineModel) -> EngineCall {
+                EngineCall(model: m, prompt: prompt, maxNewTokens: 12, stopTokens: [], temperature: temperature, topP: 0.9, rule: rule,
+                           uniforms: SamplingRandom.uniforms(seed: seed, count: 12), update: withUpdate ? update : nil)
+            }
+            let what = "T \(temperature), seed \(seed), update \(withUpdate), \(rule)"
+            let ours = try torch.generate([call(t)])[0], theirs = try cpu.generate([call(c)])[0]
+            XCTAssertEqual(ours.ids, theirs.ids, what)
+            assertClose(ours.logprobs, theirs.logprobs, what)
+        }
+        // Several calls in one request come back in order.
+        let both = try torch.generate([EngineCall(model: t, prompt: prompt, maxNewTokens: 3, stopTokens: []),
+                                       EngineCall(model: t, prompt: [1, 2, 3], maxNewTokens: 2, stopTokens: [])])
+        XCTAssertEqual(both.map(\.ids.count), [3, 2])
+        XCTAssertThrowsError(try torch.generate([EngineCall(model: t, prompt: prompt, maxNewTokens: 4, stopTokens: [], temperature: 1, uniforms: [0.5])]))
+    }
+
+    func testTheRoutingDistributionAndThePooledStateMatchTheCPUEngine() throws {
+        let (torch, cpu, directory) = try engines()
+        let t = try torch.loadModel(directory: directory, name: "router", trainable: true)
+        let c = try cpu.loadModel(directory: directory, name: "router", trainable: true)
+        let continuations = [[8, 9, 10], [11], [12, 13]]
+        let ours = try torch.continuationLogProbabilities(t, prompt: prompt, continuations: continuations)
+        let theirs = try cpu.continuationLogProbabilities(c, prompt: prompt, continuations: continuations)
+        assertClose(ours.map { Float($0) }, theirs.map { Float($0) }, "continuation log-probabilities")
+        assertClose(try torch.pooledState(t, prompt: prompt), try cpu.pooledState(c, prompt: prompt, keepForBackward: false).values, "pooled state")
+    }
+
+    func testAWorkerWithoutTorchIsRefusedBeforeAnyModel() throws {
+        guard let python = Python.interpreter else { throw XCTSkip("no Python") }
+        let log = NSTemporaryDirectory() + "torch-engine-\(UUID().uuidString).log"
+        let w = try TorchWorker(python: python, script: Repository.root + "/engines/torch/worker.py", log: log)
+        guard w.hello.torch == nil else { throw XCTSkip("\(python) has torch") }
+        w.stop()
+        XCTAssertThrowsError(try TorchEngine(python: python, script: Repository.root + "/engines/torch/worker.py", log: log)) {
+            XCTAssertTrue("\($0)".contains("the torch engine cannot run on cpu") && "\($0)".contains("lacks torch"), "\($0)")
+        }
+    }
+}
