@@ -227,9 +227,10 @@ class Worker:
             device = next(model.parameters()).device
             hooks = self.hooks[call["model"]]
             update = call.get("update")
+            dtype = next(model.parameters()).dtype  # the update in the model's own precision
             hooks.update = None if update is None else {
                 "alpha": update["alpha"], "layers": update["layers"],
-                "a": self.tensor(request, blobs, "a%d" % i, device), "b": self.tensor(request, blobs, "b%d" % i, device)}
+                "a": self.tensor(request, blobs, "a%d" % i, device).to(dtype), "b": self.tensor(request, blobs, "b%d" % i, device).to(dtype)}
             uniforms = iter(call.get("uniforms", []))
             ids, logprobs, finish = [], [], "length"
             stop = set(call.get("stop", []))
