@@ -6,7 +6,8 @@ import TestSupport
 
 /// The torch engine against the CPU engine, on the tests' tiny Llama (float32, CPU torch):
 /// greedy and sampled generation under the same uniforms, with and without a per-call update
-/// (the same ids; log q within 1e-4 of scale), the routing distribution and the pooled state.
+/// (the same ids; log q within 1e-4 of scale), a recorded call's gradient with respect to A
+/// and B, the routing distribution and the pooled state.
 /// Needs a Python with torch and transformers: `HAPS_TORCH_PYTHON` (`.ci/run` makes one);
 /// without it these tests skip, saying so.
 final class TorchEngineTests: XCTestCase {
@@ -54,6 +55,31 @@ final class TorchEngineTests: XCTestCase {
                                        EngineCall(model: t, prompt: [1, 2, 3], maxNewTokens: 2, stopTokens: [])])
         XCTAssertEqual(both.map(\.ids.count), [3, 2])
         XCTAssertThrowsError(try torch.generate([EngineCall(model: t, prompt: prompt, maxNewTokens: 4, stopTokens: [], temperature: 1, uniforms: [0.5])]))
+    }
+
+    /// A recorded call's Σ log q and its gradient with respect to A and B: the CPU engine's
+    /// one-pass gradient from the captured rows, and the worker's autograd, agree.
+    func testARecordedCallsGradientMatchesTheCPUEngine() throws {
+        let (torch, _, directory) = try engines()
+        let t = try torch.loadModel(directory: directory, name: "tiny", trainable: false)
+        let decoder = try DecoderModel(directory: directory)
+        var rng = SamplingRandom(seed: 8)
+        func random(_ shape: [Int]) -> Tensor { Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in rng.unit() - 0.5 }) }
+        let lora = LoRAUpdate(a: random([16, 4]), b: random([4, 16]), alpha: 0.5, layers: 1)
+        for (temperature, seed, rule) in [(Float(0), UInt64(0), NucleusRule.standard), (1, 6, .reference), (0.8, 7, .standard)] {
+            let reply = try torch.generate([EngineCall(model: t, prompt: prompt, maxNewTokens: 10, stopTokens: [], temperature: temperature, topP: 0.9,
+                                                       rule: rule, uniforms: SamplingRandom.uniforms(seed: seed, count: 10),
+                                                       update: EngineUpdate(id: 1, generator: 0, lora: lora), recordsGradient: true)])[0]
+            let expected = try decoder.generateWithLoRAGradient(GenerationRequest(prompt: prompt, maxNewTokens: 10, temperature: temperature, topP: 0.9,
+                                                                                  seed: seed, lora: lora, nucleusRule: rule))
+            let what = "T \(temperature), \(rule)"
+            XCTAssertEqual(reply.ids, expected.result.ids, what)
+            XCTAssertEqual(reply.logq, expected.logprob, accuracy: 1e-4 * max(1, abs(expected.logprob)), what)
+            let g = try torch.callGradient(try XCTUnwrap(reply.call, what))
+            assertClose(g.dA, expected.gradientA.data, "dA, " + what)
+            assertClose(g.dB, expected.gradientB.data, "dB, " + what)
+        }
+        XCTAssertThrowsError(try torch.generate([EngineCall(model: t, prompt: prompt, maxNewTokens: 2, stopTokens: [], recordsGradient: true)]))
     }
 
     func testTheRoutingDistributionAndThePooledStateMatchTheCPUEngine() throws {

@@ -110,6 +110,27 @@ def hello():
     return info
 
 
+def nucleus(values, top_p, rule, with_mass=False):
+    """The tokens the top-p nucleus keeps, most probable first (ties by index), in float32
+    as the CPU engine's TokenSampler.nucleus; with their total mass when asked."""
+    import numpy as np
+    f32 = np.float32
+    values = np.asarray(values, dtype=np.float32)
+    if top_p >= 1:
+        tokens, mass = list(range(len(values))), f32(np.cumsum(values, dtype=np.float32)[-1])  # sequential, as the CPU engine sums
+    else:
+        order = sorted(range(len(values)), key=lambda i: (-values[i], i))
+        tokens, mass, p = [], f32(0), f32(top_p)
+        for i in order:
+            if rule == "standard" and mass >= p:
+                break
+            if rule == "reference" and tokens and f32(mass + values[i]) > p:
+                break
+            tokens.append(i)
+            mass = f32(mass + values[i])
+    return (tokens, mass) if with_mass else tokens
+
+
 def choose(logits, temperature, top_p, rule, uniform):
     """A token and its log-probability from one row of float32 logits, exactly as the CPU
     engine's TokenSampler.choose: greedy is the first maximum with the plain log-softmax;
@@ -125,18 +146,7 @@ def choose(logits, temperature, top_p, rule, uniform):
     values = torch.softmax(logits / temperature, 0).numpy().astype(np.float32)
     # Float32 arithmetic throughout, as the CPU engine's, so that the nucleus's edge and the
     # inverse CDF agree to the bit given the same probabilities.
-    if top_p >= 1:
-        tokens, mass = list(range(len(values))), f32(np.cumsum(values, dtype=np.float32)[-1])  # sequential, as the CPU engine sums
-    else:
-        order = sorted(range(len(values)), key=lambda i: (-values[i], i))
-        tokens, mass, p = [], f32(0), f32(top_p)
-        for i in order:
-            if rule == "standard" and mass >= p:
-                break
-            if rule == "reference" and tokens and f32(mass + values[i]) > p:
-                break
-            tokens.append(i)
-            mass = f32(mass + values[i])
+    tokens, mass = nucleus(values, top_p, rule, with_mass=True)
     u = f32(f32(uniform()) * mass)
     pick = tokens[-1]
     for tok in tokens:
@@ -187,7 +197,7 @@ class UpdateHooks:
             if u is None or index < len(self.layers) - u["layers"]:
                 return output
             x = inputs[0]
-            return output + u["alpha"] * ((x @ u["b"].T) @ u["a"].T)
+            return output + u["alpha"] * ((x @ u["b"].T.to(x.dtype)) @ u["a"].T.to(x.dtype))
         return apply
 
 
@@ -196,6 +206,8 @@ class Worker:
         self.channel = channel
         self.models = Models()
         self.hooks = {}
+        self.calls = {}
+        self.next_call = 0
 
     def op_echo(self, request, blobs):
         """The framing's own check: the tensors come back as they came, byte for byte."""
@@ -248,12 +260,55 @@ class Worker:
                         finish = "stop"
                         break
                     tokens = torch.tensor([[token]], device=device)
+            reply = {"finish_reason": finish}
+            if call.get("record"):
+                if update is None:
+                    raise ValueError("a recorded call needs an update (its gradient is with respect to A and B)")
+                reply["logq"], reply["call"] = self.record(model, hooks, call, ids)
             hooks.update = None
-            replies.append({"finish_reason": finish})
+            replies.append(reply)
             out_tensors += [{"name": "ids%d" % i, "dtype": "int64", "shape": [len(ids)]},
                             {"name": "logprobs%d" % i, "dtype": "float32", "shape": [len(ids)]}]
             out_blobs += [struct.pack("<%dq" % len(ids), *ids), struct.pack("<%df" % len(ids), *logprobs)]
         return {"replies": replies, "tensors": out_tensors}, out_blobs
+
+    def record(self, model, hooks, call, ids):
+        """Σ log q of a generated reply and its gradient with respect to the update's A and B,
+        by autograd over one taped pass of prompt + reply (the nucleus of each position held
+        fixed, as the CPU engine's sampledLogProbability; greedy calls: the plain
+        log-softmax); kept under a new call id for `accumulate`."""
+        import torch
+        temperature = call.get("temperature", 0)
+        greedy = temperature <= 0
+        t, top_p = (1.0, 1.0) if greedy else (temperature, call.get("top_p", 1))
+        a = hooks.update["a"].detach().float().clone().requires_grad_(True)
+        b = hooks.update["b"].detach().float().clone().requires_grad_(True)
+        hooks.update = dict(hooks.update, a=a, b=b)
+        device = a.device
+        prompt = call["prompt"]
+        with torch.enable_grad():
+            logits = model(input_ids=torch.tensor([prompt + ids], device=device)).logits[0].float()
+            total = torch.zeros((), device=device)
+            for j, token in enumerate(ids):
+                row = logits[len(prompt) + j - 1] / t
+                probs = torch.softmax(row, 0)
+                kept = nucleus(probs.detach().cpu().numpy(), top_p, call.get("rule", "standard"))
+                total = total + torch.log(probs[token]) - torch.log(probs[kept].sum())
+            total.backward()
+        handle = self.next_call
+        self.next_call += 1
+        self.calls[handle] = {"da": a.grad.detach(), "db": b.grad.detach()}
+        return float(total.detach()), handle
+
+    def op_call_gradient(self, request, blobs):
+        """A recorded call's gradient of Σ log q with respect to A and B (an inspection op:
+        the differential tests read it; training accumulates it in the worker)."""
+        c = self.calls[request["call"]]
+        out = []
+        for name in ("da", "db"):
+            out.append((name, c[name].cpu().contiguous()))
+        return ({"tensors": [{"name": n, "dtype": "float32", "shape": list(v.shape)} for n, v in out]},
+                [v.numpy().tobytes() for _, v in out])
 
     def op_continuation_logprobs(self, request, blobs):
         """Σ log-softmax of each continuation's tokens after the prompt, teacher-forced."""

@@ -4,9 +4,10 @@ import NN
 /// The torch engine (issue 27), over a `TorchWorker`: the models in PyTorch (transformers'
 /// Llama, Qwen2 and Mistral) on the worker's device, the method in Swift. This step has the
 /// inference side of `Engine`: loading models, generation under per-call updates with the
-/// caller's uniforms and per-token log q, the routing distribution and the pooled state, each
-/// checked against `CPUEngine` (`TorchEngineTests`); the learning side (generators, gradients,
-/// steps, state) is the next step, and with it the `Engine` conformance and the stages'
+/// caller's uniforms and per-token log q, recorded calls with the gradient of their log q with
+/// respect to A and B, the routing distribution and the pooled state, each checked against
+/// `CPUEngine` (`TorchEngineTests`); the rest of the learning side (generators, accumulate,
+/// steps, SFT, state) is the next step, and with it the `Engine` conformance and the stages'
 /// `engine` parameter. Docs: docs/engine.md, "The torch worker".
 public final class TorchEngine: @unchecked Sendable {
     public let worker: TorchWorker
@@ -48,7 +49,6 @@ public final class TorchEngine: @unchecked Sendable {
     public func generate(_ calls: [EngineCall]) throws -> [EngineReply] {
         var described: [JSONValue] = [], tensors: [TorchWorker.NamedTensor] = []
         for (i, c) in calls.enumerated() {
-            guard !c.recordsGradient else { throw EngineError("recorded calls (their log q's gradient) come with the torch engine's learning side") }
             if c.temperature > 0 && c.uniforms.count < c.maxNewTokens {
                 throw EngineError("a sampled call of up to \(c.maxNewTokens) tokens was given \(c.uniforms.count) uniforms")
             }
@@ -58,6 +58,10 @@ public final class TorchEngine: @unchecked Sendable {
                 ("temperature", .number(Double(c.temperature))), ("top_p", .number(Double(c.topP))), ("rule", .string(c.rule.rawValue)),
             ]
             if c.temperature > 0 { call.append(("uniforms", .array(c.uniforms.map { .number(Double($0)) }))) }
+            if c.recordsGradient {
+                guard c.update != nil else { throw EngineError("a recorded call needs an update (its gradient is with respect to A and B)") }
+                call.append(("record", true))
+            }
             if let u = c.update {
                 call.append(("update", ["alpha": .number(Double(u.lora.alpha)), "layers": .number(Double(u.lora.layers))]))
                 tensors += [TorchWorker.NamedTensor("a\(i)", .float32(u.lora.a.data), shape: u.lora.a.shape),
@@ -72,9 +76,20 @@ public final class TorchEngine: @unchecked Sendable {
             guard case .int64(let ids)? = byName["ids\(i)"], case .float32(let logprobs)? = byName["logprobs\(i)"], i < finishes.count else {
                 throw EngineError("generate: the worker's reply lacks call \(i)")
             }
+            let recorded = finishes[i]["call"]?.intValue.map { EngineCallID(id: $0) }
             return EngineReply(ids: ids.map { Int($0) }, logprobs: logprobs, finishReason: finishes[i]["finish_reason"]?.stringValue ?? "length",
-                               logq: logprobs.reduce(0, +), call: nil)
+                               logq: finishes[i]["logq"]?.doubleValue.map { Float($0) } ?? logprobs.reduce(0, +), call: recorded)
         }
+    }
+
+    /// A recorded call's gradient of Σ log q with respect to its update's A and B, as the
+    /// worker keeps it (an inspection: training accumulates it in the worker).
+    public func callGradient(_ call: EngineCallID) throws -> (dA: [Float], dB: [Float]) {
+        let reply = try worker.call("call_gradient", [("call", .number(Double(call.id)))])
+        guard reply.tensors.count == 2, case .float32(let a) = reply.tensors[0].payload, case .float32(let b) = reply.tensors[1].payload else {
+            throw EngineError("call_gradient: the worker gave no gradient for call \(call.id)")
+        }
+        return (a, b)
     }
 
     public func continuationLogProbabilities(_ model: EngineModel, prompt: [Int], continuations: [[Int]]) throws -> [Double] {
