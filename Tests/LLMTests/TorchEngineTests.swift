@@ -82,6 +82,29 @@ final class TorchEngineTests: XCTestCase {
         XCTAssertThrowsError(try torch.generate([EngineCall(model: t, prompt: prompt, maxNewTokens: 2, stopTokens: [], recordsGradient: true)]))
     }
 
+    /// The generators' forward: the same A and B from the same weights and pooled state.
+    func testTheGeneratorsUpdateMatchesTheCPUEngine() throws {
+        let (torch, cpu, directory) = try engines()
+        let c = try cpu.loadModel(directory: directory, name: "router", trainable: true)
+        let shapes = [GeneratorShape(input: 16, hidden: 12, layers: 2, target: 16, rank: 2), GeneratorShape(input: 16, hidden: 8, layers: 3, target: 24, rank: 2)]
+        try cpu.makeGenerators(shapes, seed: 43)
+        var weights = try cpu.generatorWeights()
+        var rng = SamplingRandom(seed: 3)
+        for c in weights.indices { for k in weights[c].keys where k.hasSuffix("bias") { weights[c][k]!.data = weights[c][k]!.data.map { _ in rng.unit() - 0.5 } } }
+        try cpu.setGenerators(weights, rank: 2)
+        try torch.setGenerators(weights, rank: 2)
+        let pooled = try cpu.pooledState(c, prompt: prompt, keepForBackward: false)
+        for g in 0..<2 {
+            let theirs = try cpu.makeUpdate(generator: g, from: pooled, alpha: 0.5, layers: 1, keepForBackward: false).lora
+            let ours = try torch.makeUpdate(generator: g, pooled: pooled.values, alpha: 0.5, layers: 1)
+            XCTAssertEqual(ours.a.shape, theirs.a.shape)
+            XCTAssertEqual(ours.b.shape, theirs.b.shape)
+            assertClose(ours.a.data, theirs.a.data, "A of generator \(g)")
+            assertClose(ours.b.data, theirs.b.data, "B of generator \(g)")
+        }
+        XCTAssertThrowsError(try torch.makeUpdate(generator: 5, pooled: pooled.values, alpha: 0.5, layers: 1))
+    }
+
     func testTheRoutingDistributionAndThePooledStateMatchTheCPUEngine() throws {
         let (torch, cpu, directory) = try engines()
         let t = try torch.loadModel(directory: directory, name: "router", trainable: true)

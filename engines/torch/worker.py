@@ -310,6 +310,47 @@ class Worker:
         return ({"tensors": [{"name": n, "dtype": "float32", "shape": list(v.shape)} for n, v in out]},
                 [v.numpy().tobytes() for _, v in out])
 
+    def op_set_generators(self, request, blobs):
+        """The parameter generators from named weights (tensors "g<c>.<torch name>": mlp.<2i>,
+        head_a, head_b), replacing any there were; on `device`, float32."""
+        import torch
+        device = request.get("device", "cpu")
+        generators = {}
+        for t, b in zip(request.get("tensors", []), blobs):
+            c, name = t["name"].split(".", 1)
+            generators.setdefault(int(c[1:]), {})[name] = torch.frombuffer(bytearray(b), dtype=torch.float32).reshape(t["shape"]).to(device)
+        self.generators = [generators[c] for c in sorted(generators)]
+        self.ranks = request["ranks"]
+        return {"generators": len(self.generators)}, []
+
+    def generator_forward(self, g, pooled, rank):
+        """A (target × rank) and B (rank × target) from a pooled state, as the CPU engine's
+        ParameterGenerator.forward: Linear+ReLU layers, then the two heads."""
+        import torch
+        x = pooled.reshape(1, -1)
+        i = 0
+        while "mlp.%d.weight" % (2 * i) in g:
+            x = torch.relu(x @ g["mlp.%d.weight" % (2 * i)].T + g["mlp.%d.bias" % (2 * i)])
+            i += 1
+        a = x @ g["head_a.weight"].T + g["head_a.bias"]
+        b = x @ g["head_b.weight"].T + g["head_b.bias"]
+        target = a.numel() // rank
+        return a.reshape(target, rank), b.reshape(rank, target)
+
+    def op_make_update(self, request, blobs):
+        """Generator `generator`'s update for the pooled state given as tensor "pooled"."""
+        import torch
+        c = request["generator"]
+        if not 0 <= c < len(getattr(self, "generators", [])):
+            raise KeyError("no generator %s (set_generators first)" % c)
+        g = self.generators[c]
+        device = g["head_a.weight"].device
+        with torch.no_grad():
+            a, b = self.generator_forward(g, self.tensor(request, blobs, "pooled", device), self.ranks[c])
+        out = [("a", a.cpu().contiguous()), ("b", b.cpu().contiguous())]
+        return ({"tensors": [{"name": n, "dtype": "float32", "shape": list(v.shape)} for n, v in out]},
+                [v.numpy().tobytes() for _, v in out])
+
     def op_continuation_logprobs(self, request, blobs):
         """Σ log-softmax of each continuation's tokens after the prompt, teacher-forced."""
         import torch

@@ -82,6 +82,26 @@ public final class TorchEngine: @unchecked Sendable {
         }
     }
 
+    /// Generators from named weights (torch's names), replacing any there were.
+    public func setGenerators(_ weights: [[String: Tensor]], rank: Int) throws {
+        var tensors: [TorchWorker.NamedTensor] = []
+        for (c, w) in weights.enumerated() {
+            for name in w.keys.sorted() { tensors.append(TorchWorker.NamedTensor("g\(c).\(name)", .float32(w[name]!.data), shape: w[name]!.shape)) }
+        }
+        _ = try worker.call("set_generators", [("device", .string(device)), ("ranks", .array(weights.map { _ in .number(Double(rank)) }))],
+                            tensors: tensors)
+    }
+
+    /// Generator `generator`'s update (A, B) for a pooled state.
+    public func makeUpdate(generator: Int, pooled: [Float], alpha: Float, layers: Int) throws -> LoRAUpdate {
+        let reply = try worker.call("make_update", [("generator", .number(Double(generator)))],
+                                    tensors: [TorchWorker.NamedTensor("pooled", .float32(pooled), shape: [pooled.count])])
+        guard reply.tensors.count == 2, case .float32(let a) = reply.tensors[0].payload, case .float32(let b) = reply.tensors[1].payload else {
+            throw EngineError("make_update: the worker gave no update")
+        }
+        return LoRAUpdate(a: Tensor(shape: reply.tensors[0].shape, data: a), b: Tensor(shape: reply.tensors[1].shape, data: b), alpha: alpha, layers: layers)
+    }
+
     /// A recorded call's gradient of Σ log q with respect to its update's A and B, as the
     /// worker keeps it (an inspection: training accumulates it in the worker).
     public func callGradient(_ call: EngineCallID) throws -> (dA: [Float], dB: [Float]) {
