@@ -96,13 +96,57 @@ final class TorchEngineTests: XCTestCase {
         let pooled = try cpu.pooledState(c, prompt: prompt, keepForBackward: false)
         for g in 0..<2 {
             let theirs = try cpu.makeUpdate(generator: g, from: pooled, alpha: 0.5, layers: 1, keepForBackward: false).lora
-            let ours = try torch.makeUpdate(generator: g, pooled: pooled.values, alpha: 0.5, layers: 1)
+            let ours = try torch.makeUpdate(generator: g, from: pooled, alpha: 0.5, layers: 1, keepForBackward: false).lora
             XCTAssertEqual(ours.a.shape, theirs.a.shape)
             XCTAssertEqual(ours.b.shape, theirs.b.shape)
             assertClose(ours.a.data, theirs.a.data, "A of generator \(g)")
             assertClose(ours.b.data, theirs.b.data, "B of generator \(g)")
         }
-        XCTAssertThrowsError(try torch.makeUpdate(generator: 5, pooled: pooled.values, alpha: 0.5, layers: 1))
+        XCTAssertThrowsError(try torch.makeUpdate(generator: 5, from: pooled, alpha: 0.5, layers: 1, keepForBackward: false))
+    }
+
+    /// One joint-RL question on both engines (the pooled state and the updates kept, recorded
+    /// calls, accumulate with the advantage, one step of the generators and, through the
+    /// pooled state, the router): the same generator and router weights after it.
+    func testAJointRLStepMatchesTheCPUEngine() throws {
+        let (torch, cpu, _) = try engines()
+        let routerDirectory = try LocalChatModelTests.makeModel(), candidateDirectory = try LocalChatModelTests.makeModel(vocab: 1300)
+        struct Side { var router: EngineModel; var candidate: EngineModel }
+        func prepare(_ e: any Engine) throws -> Side {
+            Side(router: try e.loadModel(directory: routerDirectory, name: "router", trainable: true),
+                 candidate: try e.loadModel(directory: candidateDirectory, name: "c", trainable: false))
+        }
+        let c = try prepare(cpu)
+        let tr = try torch.loadModel(directory: routerDirectory, name: "router", trainable: true)
+        let tc = try torch.loadModel(directory: candidateDirectory, name: "c", trainable: false)
+        let shape = GeneratorShape(input: 16, hidden: 12, layers: 2, target: 16, rank: 2)
+        try cpu.makeGenerators([shape, shape], seed: 43)
+        try torch.setGenerators(try cpu.generatorWeights(), rank: 2)
+        for (question, seed) in [(prompt, UInt64(9)), ([3, 1, 4, 1, 5, 9, 2, 6], 10)] {
+            // CPU
+            let cp = try cpu.pooledState(c.router, prompt: question, keepForBackward: true)
+            let cu = try cpu.makeUpdate(generator: 1, from: cp, alpha: 0.5, layers: 1, keepForBackward: true)
+            let callC = EngineCall(model: c.candidate, prompt: question, maxNewTokens: 8, stopTokens: [], temperature: 1, topP: 0.9, rule: .reference,
+                                   uniforms: SamplingRandom.uniforms(seed: seed, count: 8), update: cu, recordsGradient: true)
+            let rc = try cpu.generate([callC, callC])
+            try cpu.accumulate(cu, calls: rc.compactMap(\.call), coefficient: -0.75)
+            try cpu.step(EngineStep(updates: [cu], generatorLRs: [1: 1e-2], routerLR: 1e-3, pooled: cp, routerBF16: false))
+            // torch
+            let tp = try torch.pooledState(tr, prompt: question, keepForBackward: true)
+            let tu = try torch.makeUpdate(generator: 1, from: tp, alpha: 0.5, layers: 1, keepForBackward: true)
+            assertClose(tu.lora.a.data, cu.lora.a.data, "A")
+            var callT = callC
+            callT.model = tc; callT.update = tu
+            let rt = try torch.generate([callT, callT])
+            XCTAssertEqual(rt.map(\.ids), rc.map(\.ids))
+            try torch.accumulate(tu, calls: rt.compactMap(\.call), coefficient: -0.75)
+            try torch.step(EngineStep(updates: [tu], generatorLRs: [1: 1e-2], routerLR: 1e-3, pooled: tp, routerBF16: false))
+        }
+        let (ours, theirs) = (try torch.generatorWeights(), try cpu.generatorWeights())
+        for g in 0..<2 { for (name, w) in theirs[g] { assertClose(ours[g][name]?.data ?? [], w.data, "generator \(g) \(name)") } }
+        XCTAssertNotEqual(theirs[1]["head_a.weight"], try cpu.generatorWeights()[0]["head_a.weight"], "the used generator moved")
+        let (routerOurs, routerTheirs) = (try torch.weights(tr), try cpu.weights(c.router))
+        for (name, w) in routerTheirs { assertClose(routerOurs[name]?.data ?? [], w.data, "router \(name)") }
     }
 
     func testTheRoutingDistributionAndThePooledStateMatchTheCPUEngine() throws {
@@ -113,7 +157,8 @@ final class TorchEngineTests: XCTestCase {
         let ours = try torch.continuationLogProbabilities(t, prompt: prompt, continuations: continuations)
         let theirs = try cpu.continuationLogProbabilities(c, prompt: prompt, continuations: continuations)
         assertClose(ours.map { Float($0) }, theirs.map { Float($0) }, "continuation log-probabilities")
-        assertClose(try torch.pooledState(t, prompt: prompt), try cpu.pooledState(c, prompt: prompt, keepForBackward: false).values, "pooled state")
+        assertClose(try torch.pooledState(t, prompt: prompt, keepForBackward: false).values, try cpu.pooledState(c, prompt: prompt, keepForBackward: false).values,
+                    "pooled state")
     }
 
     func testAWorkerWithoutTorchIsRefusedBeforeAnyModel() throws {

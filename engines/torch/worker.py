@@ -208,6 +208,11 @@ class Worker:
         self.hooks = {}
         self.calls = {}
         self.next_call = 0
+        self.kept = {}
+        self.next_kept = 0
+        self.generators = []
+        self.generator_optimizers = []
+        self.router_optimizers = {}
 
     def op_echo(self, request, blobs):
         """The framing's own check: the tensors come back as they came, byte for byte."""
@@ -218,8 +223,16 @@ class Worker:
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
         handle, model = self.models.load(request["directory"], request.get("device", "cpu"), request.get("dtype", "float32"))
+        model.requires_grad_(bool(request.get("trainable", False)))  # a candidate's weights take no gradient
         self.hooks[handle] = UpdateHooks(model)
         return {"model": handle}, []
+
+    def op_weights(self, request, blobs):
+        """A model's weights by torch's names (float32)."""
+        model = self.models[request["model"]]
+        out = [(n, p.detach().float().cpu().contiguous()) for n, p in model.named_parameters()]
+        return ({"tensors": [{"name": n, "dtype": "float32", "shape": list(v.shape)} for n, v in out]},
+                [v.numpy().tobytes() for _, v in out])
 
     def tensor(self, request, blobs, name, device):
         import torch
@@ -297,7 +310,7 @@ class Worker:
             total.backward()
         handle = self.next_call
         self.next_call += 1
-        self.calls[handle] = {"da": a.grad.detach(), "db": b.grad.detach()}
+        self.calls[handle] = {"da": a.grad.detach(), "db": b.grad.detach(), "update": call["update"].get("handle")}
         return float(total.detach()), handle
 
     def op_call_gradient(self, request, blobs):
@@ -320,6 +333,11 @@ class Worker:
             c, name = t["name"].split(".", 1)
             generators.setdefault(int(c[1:]), {})[name] = torch.frombuffer(bytearray(b), dtype=torch.float32).reshape(t["shape"]).to(device)
         self.generators = [generators[c] for c in sorted(generators)]
+        for g in self.generators:
+            for v in g.values():
+                v.requires_grad_(True)
+        self.generator_optimizers = [torch.optim.AdamW(list(g.values()), lr=1.0, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+                                     for g in self.generators]
         self.ranks = request["ranks"]
         return {"generators": len(self.generators)}, []
 
@@ -345,9 +363,22 @@ class Worker:
             raise KeyError("no generator %s (set_generators first)" % c)
         g = self.generators[c]
         device = g["head_a.weight"].device
-        with torch.no_grad():
-            a, b = self.generator_forward(g, self.tensor(request, blobs, "pooled", device), self.ranks[c])
-        out = [("a", a.cpu().contiguous()), ("b", b.cpu().contiguous())]
+        keep = bool(request.get("keep", False))
+        if "pooled" in request:  # a kept pooled state, by handle: its graph reaches the router
+            pooled = self.kept_pooled(request["pooled"])[2]
+        else:
+            pooled = self.tensor(request, blobs, "pooled", device)
+        with torch.set_grad_enabled(keep):
+            a, b = self.generator_forward(g, pooled, self.ranks[c])
+        header = {}
+        if keep:
+            header["update"] = self.keep(("update", c, request.get("pooled"), a, b, [torch.zeros_like(a), torch.zeros_like(b)]))
+        out = [("a", a.detach().cpu().contiguous()), ("b", b.detach().cpu().contiguous())]
+        header["tensors"] = [{"name": n, "dtype": "float32", "shape": list(v.shape)} for n, v in out]
+        return header, [v.numpy().tobytes() for _, v in out]
+
+    def op_generator_weights(self, request, blobs):
+        out = [("g%d.%s" % (c, n), v.detach().cpu().contiguous()) for c, g in enumerate(self.generators) for n, v in sorted(g.items())]
         return ({"tensors": [{"name": n, "dtype": "float32", "shape": list(v.shape)} for n, v in out]},
                 [v.numpy().tobytes() for _, v in out])
 
@@ -365,14 +396,95 @@ class Worker:
         return {"logprobs": out}, []
 
     def op_pooled_state(self, request, blobs):
-        """The mean over positions of the last hidden state (after the final norm)."""
+        """The mean over positions of the last hidden state (after the final norm); with
+        `keep`, computed with its graph and kept under a new id, for a step's backward."""
         import torch
         model = self.models[request["model"]]
         device = next(model.parameters()).device
-        with torch.no_grad():
+        keep = bool(request.get("keep", False))
+        with torch.set_grad_enabled(keep):
             h = model(input_ids=torch.tensor([request["prompt"]], device=device), output_hidden_states=True).hidden_states[-1][0]
-        pooled = h.float().mean(0).cpu()
-        return {"tensors": [{"name": "pooled", "dtype": "float32", "shape": [pooled.numel()]}]}, [pooled.numpy().tobytes()]
+            pooled = h.float().mean(0)
+        header = {"tensors": [{"name": "pooled", "dtype": "float32", "shape": [pooled.numel()]}]}
+        if keep:
+            header["pooled"] = self.keep(("pooled", request["model"], pooled))
+        return header, [pooled.detach().cpu().numpy().tobytes()]
+
+    def keep(self, value):
+        handle = self.next_kept
+        self.next_kept += 1
+        self.kept[handle] = value
+        return handle
+
+    def kept_pooled(self, handle):
+        v = self.kept.get(handle)
+        if v is None or v[0] != "pooled":
+            raise KeyError("pooled state %s was not kept (or was released)" % handle)
+        return v
+
+    def op_accumulate(self, request, blobs):
+        """coefficient · Σ (the calls' dA, dB), in the order given, added to the update's gradient."""
+        import torch
+        u = self.kept.get(request["update"])
+        if u is None or u[0] != "update":
+            raise KeyError("update %s was not kept for backward" % request["update"])
+        _, c, pooled, a, b, grads = u
+        da, db = torch.zeros_like(a), torch.zeros_like(b)
+        for cid in request["calls"]:
+            call = self.calls.get(cid)
+            if call is None or call.get("update") != request["update"]:
+                raise KeyError("call %s was not recorded under update %s" % (cid, request["update"]))
+            da, db = da + call["da"], db + call["db"]
+        k = float(request["coefficient"])
+        grads[0] = grads[0] + k * da
+        grads[1] = grads[1] + k * db
+        return {}, []
+
+    def op_step(self, request, blobs):
+        """Each update's gradient through its generator (AdamW at its rate, weight decay 0)
+        and, with `router_lr`, through the pooled state into the router (AdamW, weight decay
+        0.01; bfloat16 rounding when asked); then the question's state is released."""
+        import torch
+        updates = [self.kept[h] for h in request["updates"]]
+        pooled_handle = request["pooled"]
+        _, model_handle, pooled = self.kept_pooled(pooled_handle)
+        router = self.models[model_handle]
+        ordered = sorted(updates, key=lambda u: u[1])
+        for i, (_, c, _, a, b, grads) in enumerate(ordered):
+            g = self.generators[c]
+            torch.autograd.backward([a, b], [grads[0], grads[1]], retain_graph=i < len(ordered) - 1)
+            lr = float(request["generator_lrs"][str(c)])
+            opt = self.generator_optimizers[c]
+            for group in opt.param_groups:
+                group["lr"] = lr
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        if request.get("router_lr") is not None:
+            opt = self.router_optimizers.get(model_handle)
+            if opt is None:
+                params = [p for p in router.parameters() if p.requires_grad]
+                opt = self.router_optimizers[model_handle] = torch.optim.AdamW(params, lr=1.0, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+            for group in opt.param_groups:
+                group["lr"] = float(request["router_lr"])
+            opt.step()
+            if request.get("router_bf16"):
+                with torch.no_grad():
+                    for p in router.parameters():
+                        p.copy_(p.to(torch.bfloat16).to(p.dtype))
+        router.zero_grad(set_to_none=True)
+        self.release(request["updates"], pooled_handle)
+        return {}, []
+
+    def release(self, updates, pooled):
+        for h in updates:
+            self.kept.pop(h, None)
+        self.calls = {k: v for k, v in self.calls.items() if v.get("update") not in set(updates)}
+        if pooled is not None:
+            self.kept.pop(pooled, None)
+
+    def op_release(self, request, blobs):
+        self.release(request.get("updates", []), request.get("pooled"))
+        return {}, []
 
     def serve(self):
         self.channel.send(hello())

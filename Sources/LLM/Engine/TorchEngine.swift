@@ -63,7 +63,7 @@ public final class TorchEngine: @unchecked Sendable {
                 call.append(("record", true))
             }
             if let u = c.update {
-                call.append(("update", ["alpha": .number(Double(u.lora.alpha)), "layers": .number(Double(u.lora.layers))]))
+                call.append(("update", ["alpha": .number(Double(u.lora.alpha)), "layers": .number(Double(u.lora.layers)), "handle": .number(Double(u.id))]))
                 tensors += [TorchWorker.NamedTensor("a\(i)", .float32(u.lora.a.data), shape: u.lora.a.shape),
                             TorchWorker.NamedTensor("b\(i)", .float32(u.lora.b.data), shape: u.lora.b.shape)]
             }
@@ -92,14 +92,63 @@ public final class TorchEngine: @unchecked Sendable {
                             tensors: tensors)
     }
 
-    /// Generator `generator`'s update (A, B) for a pooled state.
-    public func makeUpdate(generator: Int, pooled: [Float], alpha: Float, layers: Int) throws -> LoRAUpdate {
-        let reply = try worker.call("make_update", [("generator", .number(Double(generator)))],
-                                    tensors: [TorchWorker.NamedTensor("pooled", .float32(pooled), shape: [pooled.count])])
+    /// Generator `generator`'s update for a pooled state; with `keepForBackward` (the pooled
+    /// state kept too) the worker keeps the update's graph for a step.
+    public func makeUpdate(generator: Int, from pooled: PooledState, alpha: Float, layers: Int, keepForBackward: Bool) throws -> EngineUpdate {
+        var fields: [(String, JSONValue)] = [("generator", .number(Double(generator))), ("keep", .bool(keepForBackward))]
+        var tensors: [TorchWorker.NamedTensor] = []
+        if keepForBackward { fields.append(("pooled", .number(Double(pooled.id)))) } else {
+            tensors.append(TorchWorker.NamedTensor("pooled", .float32(pooled.values), shape: [pooled.values.count]))
+        }
+        let reply = try worker.call("make_update", fields, tensors: tensors)
         guard reply.tensors.count == 2, case .float32(let a) = reply.tensors[0].payload, case .float32(let b) = reply.tensors[1].payload else {
             throw EngineError("make_update: the worker gave no update")
         }
-        return LoRAUpdate(a: Tensor(shape: reply.tensors[0].shape, data: a), b: Tensor(shape: reply.tensors[1].shape, data: b), alpha: alpha, layers: layers)
+        let lora = LoRAUpdate(a: Tensor(shape: reply.tensors[0].shape, data: a), b: Tensor(shape: reply.tensors[1].shape, data: b), alpha: alpha, layers: layers)
+        return EngineUpdate(id: reply.header["update"]?.intValue ?? -1, generator: generator, lora: lora)
+    }
+
+    /// Each generator's weights (torch's names).
+    public func generatorWeights() throws -> [[String: Tensor]] {
+        var out: [[String: Tensor]] = []
+        for t in try worker.call("generator_weights").tensors {
+            guard case .float32(let v) = t.payload else { continue }
+            let parts = t.name.split(separator: ".", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let c = Int(parts[0].dropFirst()) else { continue }
+            while out.count <= c { out.append([:]) }
+            out[c][parts[1]] = Tensor(shape: t.shape, data: v)
+        }
+        return out
+    }
+
+    /// A model's weights by torch's names.
+    public func weights(_ model: EngineModel) throws -> [String: Tensor] {
+        var out: [String: Tensor] = [:]
+        for t in try worker.call("weights", [("model", .number(Double(model.id)))]).tensors {
+            if case .float32(let v) = t.payload { out[t.name] = Tensor(shape: t.shape, data: v) }
+        }
+        return out
+    }
+
+    public func accumulate(_ update: EngineUpdate, calls: [EngineCallID], coefficient: Float) throws {
+        _ = try worker.call("accumulate", [("update", .number(Double(update.id))), ("calls", .array(calls.map { .number(Double($0.id)) })),
+                                           ("coefficient", .number(Double(coefficient)))])
+    }
+
+    public func step(_ step: EngineStep) throws {
+        var fields: [(String, JSONValue)] = [
+            ("updates", .array(step.updates.map { .number(Double($0.id)) })), ("pooled", .number(Double(step.pooled.id))),
+            ("generator_lrs", .object(step.generatorLRs.sorted { $0.key < $1.key }.map { (String($0.key), .number(Double($0.value))) })),
+            ("router_bf16", .bool(step.routerBF16)),
+        ]
+        if let lr = step.routerLR { fields.append(("router_lr", .number(Double(lr)))) }
+        _ = try worker.call("step", fields)
+    }
+
+    public func release(_ updates: [EngineUpdate], pooled: PooledState?) {
+        var fields: [(String, JSONValue)] = [("updates", .array(updates.map { .number(Double($0.id)) }))]
+        if let pooled { fields.append(("pooled", .number(Double(pooled.id)))) }
+        _ = try? worker.call("release", fields)
     }
 
     /// A recorded call's gradient of Σ log q with respect to its update's A and B, as the
@@ -121,10 +170,11 @@ public final class TorchEngine: @unchecked Sendable {
         return values
     }
 
-    /// The pooled state (kept for backward with the learning side, next step).
-    public func pooledState(_ model: EngineModel, prompt: [Int]) throws -> [Float] {
-        let reply = try worker.call("pooled_state", [("model", .number(Double(model.id))), ("prompt", .array(prompt.map { .number(Double($0)) }))])
+    /// The pooled state; `keepForBackward`: the worker keeps its graph for a step.
+    public func pooledState(_ model: EngineModel, prompt: [Int], keepForBackward: Bool) throws -> PooledState {
+        let reply = try worker.call("pooled_state", [("model", .number(Double(model.id))), ("prompt", .array(prompt.map { .number(Double($0)) })),
+                                                     ("keep", .bool(keepForBackward))])
         guard case .float32(let values)? = reply.tensors.first?.payload else { throw EngineError("pooled_state: the worker gave no state") }
-        return values
+        return PooledState(id: reply.header["pooled"]?.intValue ?? -1, values: values)
     }
 }
