@@ -213,6 +213,7 @@ class Worker:
         self.generators = []
         self.generator_optimizers = []
         self.router_optimizers = {}
+        self.sft_optimizers = {}
 
     def op_echo(self, request, blobs):
         """The framing's own check: the tensors come back as they came, byte for byte."""
@@ -474,6 +475,42 @@ class Worker:
         router.zero_grad(set_to_none=True)
         self.release(request["updates"], pooled_handle)
         return {}, []
+
+    def op_sft_step(self, request, blobs):
+        """One SFT step of a trainable model, as the CPU engine's DecoderTrainer: each
+        sequence's mean next-token loss on its targets (from targets_from), the gradients of
+        the batch's mean, clipped to max_grad_norm (torch's clip_grad_norm_), one AdamW step at
+        `lr` (its own optimiser, weight decay as given). Returns the mean loss before the step."""
+        import torch
+        handle = request["model"]
+        model = self.models[handle]
+        params = [p for p in model.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError("model %s was loaded frozen; only the router's backbone is trained" % handle)
+        device = params[0].device
+        opt = self.sft_optimizers.get(handle)
+        if opt is None:
+            opt = self.sft_optimizers[handle] = torch.optim.AdamW(params, lr=1.0, betas=(0.9, 0.999), eps=1e-8,
+                                                                  weight_decay=float(request["weight_decay"]))
+        batch, starts = request["batch"], request["targets_from"]
+        model.zero_grad(set_to_none=True)
+        total = 0.0
+        for seq, start in zip(batch, starts):
+            first, n = max(1, start), len(seq)
+            if n <= first:
+                continue
+            logits = model(input_ids=torch.tensor([seq], device=device)).logits[0].float()
+            logp = torch.log_softmax(logits[first - 1:n - 1], -1)
+            loss = -logp[torch.arange(n - first, device=device), torch.tensor(seq[first:n], device=device)].mean()
+            (loss / len(batch)).backward()
+            total += float(loss.detach())
+        if request.get("max_grad_norm") is not None:
+            torch.nn.utils.clip_grad_norm_(params, float(request["max_grad_norm"]))
+        for group in opt.param_groups:
+            group["lr"] = float(request["lr"])
+        opt.step()
+        model.zero_grad(set_to_none=True)
+        return {"loss": total / max(1, len(batch))}, []
 
     def release(self, updates, pooled):
         for h in updates:

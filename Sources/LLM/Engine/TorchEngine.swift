@@ -145,6 +145,18 @@ public final class TorchEngine: @unchecked Sendable {
         _ = try worker.call("step", fields)
     }
 
+    public func sftStep(_ model: EngineModel, batch: [[Int]], targetsFrom: [Int], accumulation: Int, settings: SFTStepSettings) throws -> Float {
+        // Micro-batches sum to the same gradient: the worker takes the batch at once.
+        var fields: [(String, JSONValue)] = [
+            ("model", .number(Double(model.id))), ("batch", .array(batch.map { .array($0.map { .number(Double($0)) }) })),
+            ("targets_from", .array(targetsFrom.map { .number(Double($0)) })), ("lr", .number(Double(settings.lr))),
+            ("weight_decay", .number(Double(settings.weightDecay))),
+        ]
+        if let clip = settings.maxGradientNorm { fields.append(("max_grad_norm", .number(Double(clip)))) }
+        guard let loss = try worker.call("sft_step", fields).header["loss"]?.doubleValue else { throw EngineError("sft_step: the worker gave no loss") }
+        return Float(loss)
+    }
+
     public func release(_ updates: [EngineUpdate], pooled: PooledState?) {
         var fields: [(String, JSONValue)] = [("updates", .array(updates.map { .number(Double($0.id)) }))]
         if let pooled { fields.append(("pooled", .number(Double(pooled.id)))) }
