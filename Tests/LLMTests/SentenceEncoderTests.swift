@@ -5,7 +5,7 @@ import NN
 import JSON
 
 /// all-MiniLM-L6-v2 against sentence-transformers 6.2 (Tests/Fixtures/encoder/make_fixtures.py):
-/// 228 sentences, long ones truncated at 256 tokens, Unicode of many scripts, control characters.
+/// 227 sentences, long ones truncated at 256 tokens, Unicode of many scripts, control characters.
 final class SentenceEncoderTests: XCTestCase {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
     static let model = root + "/models/all-MiniLM-L6-v2"
