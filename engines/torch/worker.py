@@ -110,6 +110,20 @@ def hello():
     return info
 
 
+def float_tensors(named, header=None):
+    """A reply carrying float32 tensors: the header (with "tensors" described) and their bytes."""
+    out = [(n, v.detach().float().cpu().contiguous()) for n, v in named]
+    header = dict(header or {}, tensors=[{"name": n, "dtype": "float32", "shape": list(v.shape)} for n, v in out])
+    return header, [v.numpy().tobytes() for _, v in out]
+
+
+def from_blob(described, blob, device):
+    """A tensor of a request, from its description and bytes."""
+    import torch
+    dtype = {"float32": torch.float32, "int64": torch.int64}[described["dtype"]]
+    return torch.frombuffer(bytearray(blob), dtype=dtype).reshape(described["shape"]).to(device)
+
+
 def nucleus(values, top_p, rule, with_mass=False):
     """The tokens the top-p nucleus keeps, most probable first (ties by index), in float32
     as the CPU engine's TokenSampler.nucleus; with their total mass when asked."""
@@ -231,16 +245,12 @@ class Worker:
     def op_weights(self, request, blobs):
         """A model's weights by torch's names (float32)."""
         model = self.models[request["model"]]
-        out = [(n, p.detach().float().cpu().contiguous()) for n, p in model.named_parameters()]
-        return ({"tensors": [{"name": n, "dtype": "float32", "shape": list(v.shape)} for n, v in out]},
-                [v.numpy().tobytes() for _, v in out])
+        return float_tensors(model.named_parameters())
 
     def tensor(self, request, blobs, name, device):
-        import torch
         for t, b in zip(request.get("tensors", []), blobs):
             if t["name"] == name:
-                dtype = {"float32": torch.float32, "int64": torch.int64}[t["dtype"]]
-                return torch.frombuffer(bytearray(b), dtype=dtype).reshape(t["shape"]).to(device)
+                return from_blob(t, b, device)
         raise KeyError("no tensor '%s' in the request" % name)
 
     def op_generate(self, request, blobs):
@@ -318,11 +328,7 @@ class Worker:
         """A recorded call's gradient of Σ log q with respect to A and B (an inspection op:
         the differential tests read it; training accumulates it in the worker)."""
         c = self.calls[request["call"]]
-        out = []
-        for name in ("da", "db"):
-            out.append((name, c[name].cpu().contiguous()))
-        return ({"tensors": [{"name": n, "dtype": "float32", "shape": list(v.shape)} for n, v in out]},
-                [v.numpy().tobytes() for _, v in out])
+        return float_tensors([("da", c["da"]), ("db", c["db"])])
 
     def op_set_generators(self, request, blobs):
         """The parameter generators from named weights (tensors "g<c>.<torch name>": mlp.<2i>,
@@ -332,7 +338,7 @@ class Worker:
         generators = {}
         for t, b in zip(request.get("tensors", []), blobs):
             c, name = t["name"].split(".", 1)
-            generators.setdefault(int(c[1:]), {})[name] = torch.frombuffer(bytearray(b), dtype=torch.float32).reshape(t["shape"]).to(device)
+            generators.setdefault(int(c[1:]), {})[name] = from_blob(t, b, device).float()
         self.generators = [generators[c] for c in sorted(generators)]
         for g in self.generators:
             for v in g.values():
@@ -374,14 +380,10 @@ class Worker:
         header = {}
         if keep:
             header["update"] = self.keep(("update", c, request.get("pooled"), a, b, [torch.zeros_like(a), torch.zeros_like(b)]))
-        out = [("a", a.detach().cpu().contiguous()), ("b", b.detach().cpu().contiguous())]
-        header["tensors"] = [{"name": n, "dtype": "float32", "shape": list(v.shape)} for n, v in out]
-        return header, [v.numpy().tobytes() for _, v in out]
+        return float_tensors([("a", a), ("b", b)], header)
 
     def op_generator_weights(self, request, blobs):
-        out = [("g%d.%s" % (c, n), v.detach().cpu().contiguous()) for c, g in enumerate(self.generators) for n, v in sorted(g.items())]
-        return ({"tensors": [{"name": n, "dtype": "float32", "shape": list(v.shape)} for n, v in out]},
-                [v.numpy().tobytes() for _, v in out])
+        return float_tensors([("g%d.%s" % (c, n), v) for c, g in enumerate(self.generators) for n, v in sorted(g.items())])
 
     def op_continuation_logprobs(self, request, blobs):
         """Σ log-softmax of each continuation's tokens after the prompt, teacher-forced."""
@@ -406,10 +408,8 @@ class Worker:
         with torch.set_grad_enabled(keep):
             h = model(input_ids=torch.tensor([request["prompt"]], device=device), output_hidden_states=True).hidden_states[-1][0]
             pooled = h.float().mean(0)
-        header = {"tensors": [{"name": "pooled", "dtype": "float32", "shape": [pooled.numel()]}]}
-        if keep:
-            header["pooled"] = self.keep(("pooled", request["model"], pooled))
-        return header, [pooled.detach().cpu().numpy().tobytes()]
+        header = {"pooled": self.keep(("pooled", request["model"], pooled))} if keep else {}
+        return float_tensors([("pooled", pooled)], header)
 
     def keep(self, value):
         handle = self.next_kept

@@ -98,10 +98,11 @@ public final class CPUEngine: Engine, @unchecked Sendable {
     public func generate(_ calls: [EngineCall]) throws -> [EngineReply] {
         // Recorded calls one at a time (their captures); plain calls of a trainable model as
         // one batch (routing), of a candidate through its batcher (many callers' rows meet).
+        for c in calls { try c.validate() }
         var out = [EngineReply?](repeating: nil, count: calls.count)
         var plain: [Int: [Int]] = [:]
         for (i, c) in calls.enumerated() {
-            if c.recordsGradient { out[i] = try recorded(c) } else { plain[c.model.id, default: []].append(i) }
+            if c.recordsGradient, let update = c.update { out[i] = try recorded(c, under: update) } else { plain[c.model.id, default: []].append(i) }
         }
         for (_, indices) in plain.sorted(by: { $0.key < $1.key }) {
             let l = try loaded(calls[indices[0]].model)
@@ -127,8 +128,7 @@ public final class CPUEngine: Engine, @unchecked Sendable {
                           lora: c.update?.lora, nucleusRule: c.rule, uniforms: c.temperature > 0 ? c.uniforms : nil)
     }
 
-    private func recorded(_ c: EngineCall) throws -> EngineReply {
-        guard let update = c.update else { throw EngineError("a recorded call needs an update (its gradient is with respect to A and B)") }
+    private func recorded(_ c: EngineCall, under update: EngineUpdate) throws -> EngineReply {
         let l = try loaded(c.model)
         let g = try l.gradientLock.withLock { try l.model.generateWithLoRAGradient(request(c)) }
         let id = newID()

@@ -157,6 +157,17 @@ public struct EngineCall: Sendable {
     }
 }
 
+extension EngineCall {
+    /// What makes a call unrunnable on any engine, checked before any is run: a recorded call
+    /// without an update, a sampled call given fewer uniforms than it may draw.
+    public func validate() throws {
+        if recordsGradient && update == nil { throw EngineError("a recorded call needs an update (its gradient is with respect to A and B)") }
+        if temperature > 0 && uniforms.count < maxNewTokens {
+            throw EngineError("a sampled call of up to \(maxNewTokens) tokens was given \(uniforms.count) uniforms")
+        }
+    }
+}
+
 /// What a call generated.
 public struct EngineReply: Sendable {
     public var ids: [Int]

@@ -49,19 +49,14 @@ public final class TorchEngine: @unchecked Sendable {
     public func generate(_ calls: [EngineCall]) throws -> [EngineReply] {
         var described: [JSONValue] = [], tensors: [TorchWorker.NamedTensor] = []
         for (i, c) in calls.enumerated() {
-            if c.temperature > 0 && c.uniforms.count < c.maxNewTokens {
-                throw EngineError("a sampled call of up to \(c.maxNewTokens) tokens was given \(c.uniforms.count) uniforms")
-            }
+            try c.validate()
             var call: [(String, JSONValue)] = [
                 ("model", .number(Double(c.model.id))), ("prompt", .array(c.prompt.map { .number(Double($0)) })),
                 ("max_new_tokens", .number(Double(c.maxNewTokens))), ("stop", .array(c.stopTokens.sorted().map { .number(Double($0)) })),
                 ("temperature", .number(Double(c.temperature))), ("top_p", .number(Double(c.topP))), ("rule", .string(c.rule.rawValue)),
             ]
             if c.temperature > 0 { call.append(("uniforms", .array(c.uniforms.map { .number(Double($0)) }))) }
-            if c.recordsGradient {
-                guard c.update != nil else { throw EngineError("a recorded call needs an update (its gradient is with respect to A and B)") }
-                call.append(("record", true))
-            }
+            if c.recordsGradient { call.append(("record", true)) }
             if let u = c.update {
                 call.append(("update", ["alpha": .number(Double(u.lora.alpha)), "layers": .number(Double(u.lora.layers)), "handle": .number(Double(u.id))]))
                 tensors += [TorchWorker.NamedTensor("a\(i)", .float32(u.lora.a.data), shape: u.lora.a.shape),
