@@ -14,11 +14,9 @@ final class TorchEngineTests: XCTestCase {
     let prompt = [5, 17, 42, 99, 7, 300]
 
     func engines() throws -> (torch: TorchEngine, cpu: CPUEngine, directory: String) {
-        guard let python = ProcessInfo.processInfo.environment["HAPS_TORCH_PYTHON"] else {
-            throw XCTSkip("HAPS_TORCH_PYTHON is not set: the torch engine's differential tests need a Python with torch and transformers (scripts/setup-gpu.sh, or .ci/run)")
-        }
+        let python = try TorchPython.require()
         let log = NSTemporaryDirectory() + "torch-engine-\(UUID().uuidString).log"
-        let torch = try TorchEngine(python: python, script: Repository.root + "/engines/torch/worker.py", log: log)
+        let torch = try TorchEngine(python: python, script: TorchPython.worker, log: log)
         return (torch, CPUEngine(), try LocalChatModelTests.makeModel())
     }
 
@@ -191,6 +189,57 @@ final class TorchEngineTests: XCTestCase {
         assertClose(ours.map { Float($0) }, theirs.map { Float($0) }, "continuation log-probabilities")
         assertClose(try torch.pooledState(t, prompt: prompt, keepForBackward: false).values, try cpu.pooledState(c, prompt: prompt, keepForBackward: false).values,
                     "pooled state")
+    }
+
+    /// The rest of the protocol: the generators made from a seed (the CPU engine's), weights
+    /// set, saved to a directory and loaded back, bf16 rounding as the CPU engine rounds, and a
+    /// state that continues bit for bit: a question run after `restore` gives the weights the
+    /// same question gave the first time.
+    func testStateWeightsAndGeneratorsMatchTheCPUEngineAndRestoreContinues() throws {
+        let (torch, cpu, directory) = try engines()
+        let candidateDirectory = try LocalChatModelTests.makeModel(vocab: 1300)
+        let tr = try torch.loadModel(directory: directory, name: "router", trainable: true)
+        let tc = try torch.loadModel(directory: candidateDirectory, name: "c", trainable: false)
+        let cr = try cpu.loadModel(directory: directory, name: "router", trainable: true)
+        let shapes = [GeneratorShape(input: 16, hidden: 12, layers: 2, target: 16, rank: 2), GeneratorShape(input: 16, hidden: 8, layers: 1, target: 16, rank: 3)]
+        try torch.makeGenerators(shapes, seed: 43)
+        try cpu.makeGenerators(shapes, seed: 43)
+        XCTAssertEqual(try torch.generatorWeights(), try cpu.generatorWeights(), "the generators' initial weights")
+
+        try torch.roundWeightsToBFloat16(tr)
+        try cpu.roundWeightsToBFloat16(cr)
+        XCTAssertEqual(try torch.weights(tr), try cpu.weights(cr), "bf16-rounded weights")
+        let saved = NSTemporaryDirectory() + "torch-saved-\(UUID().uuidString)"
+        try torch.saveModel(tr, to: saved)
+        XCTAssertEqual(try DecoderModel(directory: saved).namedWeights, try cpu.weights(cr), "a saved router reads back on the CPU engine")
+        var changed = try torch.weights(tr)
+        changed["model.norm.weight"] = Tensor(shape: changed["model.norm.weight"]!.shape, data: changed["model.norm.weight"]!.data.map { $0 * 2 })
+        try torch.setWeights(tr, changed)
+        XCTAssertEqual(try torch.weights(tr)["model.norm.weight"], changed["model.norm.weight"])
+        try torch.loadWeights(tr, directory: saved)
+        XCTAssertEqual(try torch.weights(tr), try cpu.weights(cr), "weights loaded from a directory")
+        XCTAssertThrowsError(try torch.setWeights(tc, changed), "a candidate is frozen")
+
+        func question(_ seed: UInt64) throws {
+            let p = try torch.pooledState(tr, prompt: prompt, keepForBackward: true)
+            let u = try torch.makeUpdate(generator: 1, from: p, alpha: 0.5, layers: 1, keepForBackward: true)
+            let call = EngineCall(model: tc, prompt: prompt, maxNewTokens: 6, stopTokens: [], temperature: 1, topP: 0.9,
+                                  uniforms: SamplingRandom.uniforms(seed: seed, count: 6), update: u, recordsGradient: true)
+            let r = try torch.generate([call])
+            try torch.accumulate(u, calls: r.compactMap(\.call), coefficient: -0.5)
+            try torch.step(EngineStep(updates: [u], generatorLRs: [1: 1e-2], routerLR: 1e-3, pooled: p, routerBF16: false))
+        }
+        try question(1)
+        _ = try torch.sftStep(tr, batch: [prompt + [8, 9]], targetsFrom: [prompt.count], accumulation: 1,
+                              settings: SFTStepSettings(lr: 1e-3, weightDecay: 0.01, maxGradientNorm: 1))
+        let state = try torch.state(metadata: ["step": "1"])
+        try question(2)
+        let (router, generators) = (try torch.weights(tr), try torch.generatorWeights())
+        try question(3)
+        XCTAssertEqual(try torch.restore(state)["step"], "1")
+        try question(2)
+        XCTAssertEqual(try torch.weights(tr), router, "the router after a restored step")
+        XCTAssertEqual(try torch.generatorWeights(), generators, "the generators after a restored step")
     }
 
     func testAWorkerWithoutTorchIsRefusedBeforeAnyModel() throws {

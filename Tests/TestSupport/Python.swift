@@ -247,3 +247,20 @@ public final class PythonProcess: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: errorLog)
     }
 }
+
+/// The Python that runs the torch engine's worker in tests: `HAPS_TORCH_PYTHON` (`.ci/run` makes
+/// one with CPU torch), else the test skips saying what to set; with `torch` listed in
+/// `HAPS_REQUIRE_PYTHON_MODULES` it fails instead.
+public enum TorchPython {
+    public static func require(file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        let env = ProcessInfo.processInfo.environment
+        if let python = env["HAPS_TORCH_PYTHON"], !python.isEmpty { return python }
+        let why = "HAPS_TORCH_PYTHON is not set: the torch engine's tests need a Python with torch and transformers (scripts/setup-gpu.sh, or .ci/run)"
+        let required = (env["HAPS_REQUIRE_PYTHON_MODULES"] ?? "").split(whereSeparator: { $0 == " " || $0 == "," })
+        if required.contains("torch") { throw PythonError(why + "; HAPS_REQUIRE_PYTHON_MODULES makes this a failure") }
+        throw XCTSkip(why, file: file, line: line)
+    }
+
+    /// The worker program in this checkout.
+    public static let worker = Repository.root + "/engines/torch/worker.py"
+}

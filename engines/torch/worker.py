@@ -1,218 +1,24 @@
 #!/usr/bin/env python3
 """haps-pipe's torch engine worker (docs/engine.md, "The torch worker").
 
-haps-pipe starts this program and talks to it over its standard input and output; it does
-tensor work only (the method, prompts, parsing, rewards, schedules and seeds stay in Swift).
-Every message, both ways, is one frame:
-
-    4 bytes   little-endian length N of the header
-    N bytes   the header: a JSON object (UTF-8)
-    ...       the raw bytes of the tensors the header lists under "tensors", in order:
-              [{"name": str, "dtype": "float32" | "int64" | "bfloat16", "shape": [int...]}]
-
-The worker speaks first: a "hello" frame with the protocol version, Python's, torch's,
-transformers' and CUDA's versions (null when absent), the GPUs, and "missing": the packages
-it could not import. Then each request {"id": n, "op": str, ...} gets one reply
-{"id": n, "ok": true, ...} or {"id": n, "ok": false, "error": {"type": str, "message": str}}.
-The worker starts without torch (to say so); ops that need it fail with a clear error. It
-exits on "shutdown", at the end of its input, or when its parent dies.
+haps-pipe starts this program and talks to it over its standard input and output in frames
+(frames.py); it does tensor work only (the method, prompts, parsing, rewards, schedules and
+seeds stay in Swift). The worker speaks first: a "hello" frame with the protocol version,
+Python's, torch's, transformers' and CUDA's versions (null when absent), the GPUs, and
+"missing": the packages it could not import. Then each request {"id": n, "op": str, ...} gets
+one reply {"id": n, "ok": true, ...} or {"id": n, "ok": false, "error": {"type": str,
+"message": str}}. The worker starts without torch (to say so); ops that need it fail with a
+clear error. It exits on "shutdown", at the end of its input, or when its parent dies.
 """
-import json
-import math
 import os
-import platform
 import struct
 import sys
 import traceback
 
-PROTOCOL = 1
-DTYPES = {"float32": 4, "int64": 8, "bfloat16": 2}
-
-
-def die_with_parent():
-    """Linux: be killed when the process that started us dies (PR_SET_PDEATHSIG), so that a
-    haps-pipe killed with -9 leaves no worker holding GPU memory."""
-    try:
-        import ctypes
-        import signal
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        if os.getppid() == 1:  # the parent died before prctl
-            os._exit(1)
-    except Exception:
-        pass
-
-
-class Channel:
-    """Frames over two binary streams."""
-
-    def __init__(self, read, write):
-        self.read_stream, self.write_stream = read, write
-
-    def _read_exactly(self, n):
-        data = b""
-        while len(data) < n:
-            chunk = self.read_stream.read(n - len(data))
-            if not chunk:
-                return None
-            data += chunk
-        return data
-
-    def receive(self):
-        """(header, [bytes per tensor]) or None at the end of the input."""
-        prefix = self._read_exactly(4)
-        if prefix is None:
-            return None
-        (n,) = struct.unpack("<I", prefix)
-        body = self._read_exactly(n)
-        if body is None:
-            raise EOFError("the input ended inside a frame's header")
-        header = json.loads(body.decode("utf-8"))
-        blobs = []
-        for t in header.get("tensors", []):
-            count = 1
-            for d in t["shape"]:
-                count *= d
-            blob = self._read_exactly(count * DTYPES[t["dtype"]])
-            if blob is None:
-                raise EOFError("the input ended inside tensor '%s'" % t.get("name"))
-            blobs.append(blob)
-        return header, blobs
-
-    def send(self, header, blobs=()):
-        body = json.dumps(header, separators=(",", ":")).encode("utf-8")
-        self.write_stream.write(struct.pack("<I", len(body)) + body)
-        for b in blobs:
-            self.write_stream.write(b)
-        self.write_stream.flush()
-
-
-def hello():
-    """What this worker has: versions, GPUs, and the packages it could not import."""
-    info = {"op": "hello", "protocol": int(os.environ.get("HAPS_TORCH_WORKER_PROTOCOL", PROTOCOL)),
-            "python": platform.python_version(), "torch": None, "transformers": None, "cuda": None,
-            "devices": [], "missing": []}
-    try:
-        import torch
-        info["torch"] = torch.__version__
-        info["cuda"] = torch.version.cuda
-        if torch.cuda.is_available():
-            for i in range(torch.cuda.device_count()):
-                p = torch.cuda.get_device_properties(i)
-                info["devices"].append({"index": i, "name": p.name, "memory": p.total_memory})
-    except Exception:
-        info["missing"].append("torch")
-    try:
-        import transformers
-        info["transformers"] = transformers.__version__
-    except Exception:
-        info["missing"].append("transformers")
-    return info
-
-
-def float_tensors(named, header=None):
-    """A reply carrying float32 tensors: the header (with "tensors" described) and their bytes."""
-    out = [(n, v.detach().float().cpu().contiguous()) for n, v in named]
-    header = dict(header or {}, tensors=[{"name": n, "dtype": "float32", "shape": list(v.shape)} for n, v in out])
-    return header, [v.numpy().tobytes() for _, v in out]
-
-
-def from_blob(described, blob, device):
-    """A tensor of a request, from its description and bytes."""
-    import torch
-    dtype = {"float32": torch.float32, "int64": torch.int64}[described["dtype"]]
-    return torch.frombuffer(bytearray(blob), dtype=dtype).reshape(described["shape"]).to(device)
-
-
-def nucleus(values, top_p, rule, with_mass=False):
-    """The tokens the top-p nucleus keeps, most probable first (ties by index), in float32
-    as the CPU engine's TokenSampler.nucleus; with their total mass when asked."""
-    import numpy as np
-    f32 = np.float32
-    values = np.asarray(values, dtype=np.float32)
-    if top_p >= 1:
-        tokens, mass = list(range(len(values))), f32(np.cumsum(values, dtype=np.float32)[-1])  # sequential, as the CPU engine sums
-    else:
-        order = sorted(range(len(values)), key=lambda i: (-values[i], i))
-        tokens, mass, p = [], f32(0), f32(top_p)
-        for i in order:
-            if rule == "standard" and mass >= p:
-                break
-            if rule == "reference" and tokens and f32(mass + values[i]) > p:
-                break
-            tokens.append(i)
-            mass = f32(mass + values[i])
-    return (tokens, mass) if with_mass else tokens
-
-
-def choose(logits, temperature, top_p, rule, uniform):
-    """A token and its log-probability from one row of float32 logits, exactly as the CPU
-    engine's TokenSampler.choose: greedy is the first maximum with the plain log-softmax;
-    sampling draws by the inverse CDF of the top-p nucleus at the caller's uniform (the
-    standard rule keeps the token that crosses top_p, the reference's drops it) and returns
-    the log-probability under the renormalised nucleus."""
-    import torch
-    if temperature <= 0:
-        best = int(torch.argmax(logits).item())
-        return best, float(logits[best] - torch.logsumexp(logits, 0))
-    import numpy as np
-    f32 = np.float32
-    values = torch.softmax(logits / temperature, 0).numpy().astype(np.float32)
-    # Float32 arithmetic throughout, as the CPU engine's, so that the nucleus's edge and the
-    # inverse CDF agree to the bit given the same probabilities.
-    tokens, mass = nucleus(values, top_p, rule, with_mass=True)
-    u = f32(f32(uniform()) * mass)
-    pick = tokens[-1]
-    for tok in tokens:
-        if u < values[tok]:
-            pick = tok
-            break
-        u = f32(u - values[tok])
-    return pick, float(np.log(f32(values[pick] / mass)))
-
-
-class Models:
-    """Loaded models by handle, each with its device and dtype."""
-
-    def __init__(self):
-        self.models = {}
-        self.next_id = 0
-
-    def load(self, directory, device, dtype):
-        import torch
-        from transformers import AutoModelForCausalLM
-        dt = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
-        model = AutoModelForCausalLM.from_pretrained(directory, dtype=dt).to(device).eval()
-        handle = self.next_id
-        self.next_id += 1
-        self.models[handle] = model
-        return handle, model
-
-    def __getitem__(self, handle):
-        if handle not in self.models:
-            raise KeyError("no model %s in this worker" % handle)
-        return self.models[handle]
-
-
-class UpdateHooks:
-    """The per-call LoRA update on the last `layers` layers' o_proj: output + alpha · x Bᵀ Aᵀ,
-    x the o_proj input (as the CPU engine's addLoRA)."""
-
-    def __init__(self, model):
-        self.update = None
-        layers = model.model.layers
-        self.layers = layers
-        for i, layer in enumerate(layers):
-            layer.self_attn.o_proj.register_forward_hook(self.hook(i))
-
-    def hook(self, index):
-        def apply(module, inputs, output):
-            u = self.update
-            if u is None or index < len(self.layers) - u["layers"]:
-                return output
-            x = inputs[0]
-            return output + u["alpha"] * ((x @ u["b"].T.to(x.dtype)) @ u["a"].T.to(x.dtype))
-        return apply
+from frames import Channel, float_tensors, from_blob, hello
+from models import (Models, UpdateHooks, adamw, check_memory, generator_forward, load_optimizer_state, named_weights, optimizer_state,
+                    read_weights, round_to_bfloat16, save_weights, set_weights)
+from sampling import choose, nucleus
 
 
 class Worker:
@@ -225,6 +31,8 @@ class Worker:
         self.kept = {}
         self.next_kept = 0
         self.generators = []
+        self.ranks = []
+        self.generator_device = "cpu"
         self.generator_optimizers = []
         self.router_optimizers = {}
         self.sft_optimizers = {}
@@ -237,15 +45,38 @@ class Worker:
         import torch
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
+        trainable = bool(request.get("trainable", False))
+        check_memory(request["directory"], request.get("device", "cpu"), request.get("dtype", "float32"), trainable)
         handle, model = self.models.load(request["directory"], request.get("device", "cpu"), request.get("dtype", "float32"))
-        model.requires_grad_(bool(request.get("trainable", False)))  # a candidate's weights take no gradient
+        model.requires_grad_(trainable)  # a candidate's weights take no gradient
         self.hooks[handle] = UpdateHooks(model)
         return {"model": handle}, []
 
     def op_weights(self, request, blobs):
         """A model's weights by torch's names (float32)."""
-        model = self.models[request["model"]]
-        return float_tensors(model.named_parameters())
+        return float_tensors(named_weights(self.models[request["model"]]))
+
+    def op_set_weights(self, request, blobs):
+        """A trainable model's weights from the request's tensors (torch's names)."""
+        model = self.models.trainable(request["model"])
+        weights = {t["name"]: from_blob(t, b, "cpu") for t, b in zip(request.get("tensors", []), blobs)}
+        set_weights(model, weights, "the request")
+        return {}, []
+
+    def op_load_weights(self, request, blobs):
+        """A trainable model's weights from a directory's safetensors (a kept checkpoint)."""
+        model = self.models.trainable(request["model"])
+        set_weights(model, read_weights(request["directory"]), request["directory"])
+        return {}, []
+
+    def op_save_weights(self, request, blobs):
+        """A model's weights to `path` (safetensors, torch's names, float32)."""
+        save_weights(self.models[request["model"]], request["path"])
+        return {}, []
+
+    def op_round_bf16(self, request, blobs):
+        round_to_bfloat16(self.models.trainable(request["model"]))
+        return {}, []
 
     def tensor(self, request, blobs, name, device):
         for t, b in zip(request.get("tensors", []), blobs):
@@ -316,7 +147,7 @@ class Worker:
             for j, token in enumerate(ids):
                 row = logits[len(prompt) + j - 1] / t
                 probs = torch.softmax(row, 0)
-                kept = nucleus(probs.detach().cpu().numpy(), top_p, call.get("rule", "standard"))
+                kept = torch.as_tensor(nucleus(probs.detach().cpu().numpy(), top_p, call.get("rule", "standard")), device=device)
                 total = total + torch.log(probs[token]) - torch.log(probs[kept].sum())
             total.backward()
         handle = self.next_call
@@ -334,7 +165,7 @@ class Worker:
         """The parameter generators from named weights (tensors "g<c>.<torch name>": mlp.<2i>,
         head_a, head_b), replacing any there were; on `device`, float32."""
         import torch
-        device = request.get("device", "cpu")
+        device = self.generator_device = request.get("device", "cpu")
         generators = {}
         for t, b in zip(request.get("tensors", []), blobs):
             c, name = t["name"].split(".", 1)
@@ -343,30 +174,15 @@ class Worker:
         for g in self.generators:
             for v in g.values():
                 v.requires_grad_(True)
-        self.generator_optimizers = [torch.optim.AdamW(list(g.values()), lr=1.0, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
-                                     for g in self.generators]
+        self.generator_optimizers = [adamw(list(g.values()), 0.0) for g in self.generators]
         self.ranks = request["ranks"]
         return {"generators": len(self.generators)}, []
-
-    def generator_forward(self, g, pooled, rank):
-        """A (target × rank) and B (rank × target) from a pooled state, as the CPU engine's
-        ParameterGenerator.forward: Linear+ReLU layers, then the two heads."""
-        import torch
-        x = pooled.reshape(1, -1)
-        i = 0
-        while "mlp.%d.weight" % (2 * i) in g:
-            x = torch.relu(x @ g["mlp.%d.weight" % (2 * i)].T + g["mlp.%d.bias" % (2 * i)])
-            i += 1
-        a = x @ g["head_a.weight"].T + g["head_a.bias"]
-        b = x @ g["head_b.weight"].T + g["head_b.bias"]
-        target = a.numel() // rank
-        return a.reshape(target, rank), b.reshape(rank, target)
 
     def op_make_update(self, request, blobs):
         """Generator `generator`'s update for the pooled state given as tensor "pooled"."""
         import torch
         c = request["generator"]
-        if not 0 <= c < len(getattr(self, "generators", [])):
+        if not 0 <= c < len(self.generators):
             raise KeyError("no generator %s (set_generators first)" % c)
         g = self.generators[c]
         device = g["head_a.weight"].device
@@ -376,7 +192,7 @@ class Worker:
         else:
             pooled = self.tensor(request, blobs, "pooled", device)
         with torch.set_grad_enabled(keep):
-            a, b = self.generator_forward(g, pooled, self.ranks[c])
+            a, b = generator_forward(g, pooled, self.ranks[c])
         header = {}
         if keep:
             header["update"] = self.keep(("update", c, request.get("pooled"), a, b, [torch.zeros_like(a), torch.zeros_like(b)]))
@@ -464,7 +280,7 @@ class Worker:
             opt = self.router_optimizers.get(model_handle)
             if opt is None:
                 params = [p for p in router.parameters() if p.requires_grad]
-                opt = self.router_optimizers[model_handle] = torch.optim.AdamW(params, lr=1.0, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+                opt = self.router_optimizers[model_handle] = adamw(params, 0.01)
             for group in opt.param_groups:
                 group["lr"] = float(request["router_lr"])
             opt.step()
@@ -483,15 +299,12 @@ class Worker:
         `lr` (its own optimiser, weight decay as given). Returns the mean loss before the step."""
         import torch
         handle = request["model"]
-        model = self.models[handle]
+        model = self.models.trainable(handle)
         params = [p for p in model.parameters() if p.requires_grad]
-        if not params:
-            raise ValueError("model %s was loaded frozen; only the router's backbone is trained" % handle)
         device = params[0].device
         opt = self.sft_optimizers.get(handle)
         if opt is None:
-            opt = self.sft_optimizers[handle] = torch.optim.AdamW(params, lr=1.0, betas=(0.9, 0.999), eps=1e-8,
-                                                                  weight_decay=float(request["weight_decay"]))
+            opt = self.sft_optimizers[handle] = adamw(params, float(request["weight_decay"]))
         batch, starts = request["batch"], request["targets_from"]
         model.zero_grad(set_to_none=True)
         total = 0.0
@@ -508,9 +321,68 @@ class Worker:
             torch.nn.utils.clip_grad_norm_(params, float(request["max_grad_norm"]))
         for group in opt.param_groups:
             group["lr"] = float(request["lr"])
+            group["weight_decay"] = float(request["weight_decay"])
         opt.step()
         model.zero_grad(set_to_none=True)
         return {"loss": total / max(1, len(batch))}, []
+
+    def trainable_models(self):
+        return [(h, m) for h, m in sorted(self.models.models.items()) if any(p.requires_grad for p in m.parameters())]
+
+    def op_save_state(self, request, blobs):
+        """Every trainable model's weights, the generators', and each optimiser's moments and
+        step, to `path` (safetensors; the request's `metadata` and the generators' ranks in its
+        metadata): what `restore_state` continues from bit for bit."""
+        from safetensors.torch import save_file
+        out = {}
+        for h, m in self.trainable_models():
+            names = [n for n, p in m.named_parameters() if p.requires_grad]
+            out.update({"m%d.param.%s" % (h, n): p for n, p in named_weights(m)})
+            for kind, opts in (("rl_opt", self.router_optimizers), ("sft_opt", self.sft_optimizers)):
+                if h in opts:
+                    out.update(optimizer_state(opts[h], names, "m%d.%s." % (h, kind)))
+        for c, g in enumerate(self.generators):
+            names = list(g.keys())
+            out.update({"g%d.param.%s" % (c, n): v for n, v in g.items()})
+            out.update(optimizer_state(self.generator_optimizers[c], names, "g%d.opt." % c))
+        metadata = dict(request.get("metadata", {}), engine="torch", generator_ranks=",".join(str(r) for r in self.ranks))
+        save_file({k: v.detach().cpu().contiguous() for k, v in out.items()}, request["path"], metadata=metadata)
+        return {}, []
+
+    def op_restore_state(self, request, blobs):
+        """The inverse of `save_state`: weights, generators and moments from `path`; the
+        file's metadata comes back."""
+        from safetensors import safe_open
+        path = request["path"]
+        with safe_open(path, framework="pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+
+        def part(prefix):
+            return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        for h, m in self.trainable_models():
+            set_weights(m, part("m%d.param." % h), path)
+            names = [n for n, p in m.named_parameters() if p.requires_grad]
+            params = [p for p in m.parameters() if p.requires_grad]
+            for kind, opts, decay in (("rl_opt", self.router_optimizers, 0.01), ("sft_opt", self.sft_optimizers, 0.0)):
+                moments = part("m%d.%s." % (h, kind))
+                if not moments:
+                    opts.pop(h, None)
+                    continue
+                if h not in opts:  # an SFT optimiser's weight decay is set by each step
+                    opts[h] = adamw(params, decay)
+                load_optimizer_state(opts[h], names, "", moments)
+        ranks = [int(r) for r in metadata.get("generator_ranks", "").split(",") if r]
+        device = self.generator_device
+        self.generators = []
+        for c in range(len(ranks)):
+            g = {n: v.to(device).float().requires_grad_(True) for n, v in sorted(part("g%d.param." % c).items())}
+            self.generators.append(g)
+        self.ranks = ranks
+        self.generator_optimizers = [adamw(list(g.values()), 0.0) for g in self.generators]
+        for c, g in enumerate(self.generators):
+            load_optimizer_state(self.generator_optimizers[c], list(g.keys()), "g%d.opt." % c, tensors)
+        return {"metadata": metadata}, []
 
     def release(self, updates, pooled):
         for h in updates:
@@ -545,6 +417,21 @@ class Worker:
                 traceback.print_exc(file=sys.stderr)
                 self.channel.send({"id": request.get("id"), "ok": False,
                                    "error": {"type": type(e).__name__, "message": str(e)}})
+
+
+def die_with_parent():
+    """Linux: be killed when the process that started us dies (PR_SET_PDEATHSIG), so that a
+    haps-pipe killed with -9 leaves no worker holding GPU memory."""
+    try:
+        import ctypes
+        import signal
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the parent died before prctl
+            os._exit(1)
+    except Exception:
+        pass
+
 
 
 def main():

@@ -1,49 +1,104 @@
 import JSON
 import NN
+#if canImport(Glibc)
+import Glibc
+#endif
 
-/// The torch engine (issue 27), over a `TorchWorker`: the models in PyTorch (transformers'
-/// Llama, Qwen2 and Mistral) on the worker's device, the method in Swift. This step has the
-/// inference side of `Engine`: loading models, generation under per-call updates with the
-/// caller's uniforms and per-token log q, recorded calls with the gradient of their log q with
-/// respect to A and B, the routing distribution and the pooled state, each checked against
-/// `CPUEngine` (`TorchEngineTests`); the rest of the learning side (generators, accumulate,
-/// steps, SFT, state) is the next step, and with it the `Engine` conformance and the stages'
-/// `engine` parameter. Docs: docs/engine.md, "The torch worker".
-public final class TorchEngine: @unchecked Sendable {
+/// The torch engine (issue 27): `Engine` over a `TorchWorker`, the models in PyTorch
+/// (transformers' Llama, Qwen2 and Mistral) on the worker's devices, the method in Swift. Every
+/// operation is held to `CPUEngine` by `TorchEngineTests` (float32, within 1e-4 of scale).
+/// Seeds stay here: the generators are initialised in Swift (`ParameterGenerator`, the CPU
+/// engine's) and their weights sent. State crosses as a safetensors file the worker writes in
+/// `scratch`. Docs: docs/engine.md, "The torch worker".
+public final class TorchEngine: Engine, @unchecked Sendable {
     public let worker: TorchWorker
-    /// "cpu", "cuda", "cuda:N".
-    public let device: String
+    /// Where each model goes.
+    public let placement: Placement
     /// "float32" or "bfloat16".
     public let dtype: String
+    /// Where state files cross between this process and the worker.
+    public let scratch: String
 
-    /// Starts the worker (`python script`, its log at `log`) and checks it can run models on
-    /// `device`: what is missing (torch, transformers, a CUDA device) is one error, said
-    /// before any model is loaded.
-    public init(python: String, script: String, log: String, device: String = "cpu", dtype: String = "float32") throws {
+    /// Where the engine's models go: `default` ("cpu", "cuda", "cuda:N"), and by model name
+    /// ("router", a candidate's name) where they differ.
+    public struct Placement: Sendable, Equatable {
+        public var `default`: String
+        public var byModel: [String: String]
+        public init(_ device: String, byModel: [String: String] = [:]) { self.default = device; self.byModel = byModel }
+
+        /// A model's device: its name's entry (a candidate's name before any "@digest"), else
+        /// "candidates" for a frozen model, else the default.
+        public func device(for name: String, trainable: Bool) -> String {
+            let base = name.split(separator: "@", maxSplits: 1).first.map(String.init) ?? name
+            return byModel[name] ?? byModel[base] ?? (trainable ? nil : byModel["candidates"]) ?? self.default
+        }
+
+        /// Every device named.
+        public var devices: [String] { Array(Set([self.default] + byModel.values)).sorted() }
+        public var usesCUDA: Bool { devices.contains { $0.hasPrefix("cuda") } }
+    }
+
+    /// Starts the worker (`python script`, its log at `log`) and checks it can run models where
+    /// `placement` puts them: what is missing (torch, transformers, a CUDA device) is one error,
+    /// said before any model is loaded.
+    public init(python: String, script: String, log: String, placement: Placement = Placement("cpu"), dtype: String = "float32",
+                scratch: String? = nil) throws {
         worker = try TorchWorker(python: python, script: script, log: log)
-        self.device = device; self.dtype = dtype
-        let problems = worker.preflight(needsCUDA: device.hasPrefix("cuda"))
+        self.placement = placement; self.dtype = dtype
+        self.scratch = scratch ?? (log.contains("/") ? String(log[..<log.lastIndex(of: "/")!]) : ".")
+        let problems = worker.preflight(needsCUDA: placement.usesCUDA)
         if !problems.isEmpty {
             worker.stop()
-            throw EngineError("the torch engine cannot run on \(device): " + problems.joined(separator: "; "))
+            throw EngineError("the torch engine cannot run on \(placement.devices.joined(separator: ", ")): " + problems.joined(separator: "; "))
         }
+    }
+
+    public convenience init(python: String, script: String, log: String, device: String, dtype: String = "float32") throws {
+        try self.init(python: python, script: script, log: log, placement: Placement(device), dtype: dtype)
     }
 
     public var info: EngineInfo {
         let h = worker.hello
-        var versions = ["protocol": String(h.protocolVersion), "python": h.python]
+        var versions = ["protocol": String(h.protocolVersion), "python": h.python, "dtype": dtype]
         versions["torch"] = h.torch; versions["transformers"] = h.transformers; versions["cuda"] = h.cuda
-        return EngineInfo(name: "torch", versions: versions, devices: device == "cpu" ? ["cpu"] : h.devices)
+        return EngineInfo(name: "torch", versions: versions, devices: placement.usesCUDA ? h.devices : ["cpu"])
     }
+
+    private var routerDevice = "cpu"
+
+    private func number(_ i: Int) -> JSONValue { .number(Double(i)) }
 
     /// Loads a Hugging Face model directory in the worker; its config is read here (what
     /// prompts and generators are sized by).
     public func loadModel(directory: String, name: String, trainable: Bool) throws -> EngineModel {
         let config = try DecoderConfig.load(directory + "/config.json")
+        let device = placement.device(for: name, trainable: trainable)
         let reply = try worker.call("load_model", [("directory", .string(directory)), ("device", .string(device)), ("dtype", .string(dtype)),
                                                    ("trainable", .bool(trainable))])
         guard let id = reply.header["model"]?.intValue else { throw EngineError("load_model: the worker gave no model handle") }
+        if trainable { routerDevice = device }
         return EngineModel(id: id, name: name, config: config)
+    }
+
+    public func loadWeights(_ model: EngineModel, directory: String) throws {
+        _ = try worker.call("load_weights", [("model", number(model.id)), ("directory", .string(directory))])
+    }
+
+    /// config.json (written here, as the CPU engine writes it) and model.safetensors (by the
+    /// worker: torch's names, float32).
+    public func saveModel(_ model: EngineModel, to directory: String) throws {
+        mkdir(directory, 0o755)
+        _ = try worker.call("save_weights", [("model", number(model.id)), ("path", .string(directory + "/model.safetensors"))])
+        try model.config.write(directory: directory)
+    }
+
+    public func setWeights(_ model: EngineModel, _ weights: [String: Tensor]) throws {
+        let tensors = weights.keys.sorted().map { TorchWorker.NamedTensor($0, .float32(weights[$0]!.data), shape: weights[$0]!.shape) }
+        _ = try worker.call("set_weights", [("model", number(model.id))], tensors: tensors)
+    }
+
+    public func roundWeightsToBFloat16(_ model: EngineModel) throws {
+        _ = try worker.call("round_bf16", [("model", number(model.id))])
     }
 
     public func generate(_ calls: [EngineCall]) throws -> [EngineReply] {
@@ -77,14 +132,25 @@ public final class TorchEngine: @unchecked Sendable {
         }
     }
 
+    /// The generators initialised here, as the CPU engine's (`ParameterGenerator` from
+    /// `seed`), then sent: the same initial weights on both engines.
+    public func makeGenerators(_ shapes: [GeneratorShape], seed: UInt64) throws {
+        let made = shapes.map { ParameterGenerator(inputSize: $0.input, hiddenSize: $0.hidden, layers: $0.layers, targetSize: $0.target, rank: $0.rank, seed: seed) }
+        try setGenerators(made.map(\.weights), ranks: made.map(\.rank))
+    }
+
     /// Generators from named weights (torch's names), replacing any there were.
     public func setGenerators(_ weights: [[String: Tensor]], rank: Int) throws {
+        try setGenerators(weights, ranks: weights.map { _ in rank })
+    }
+
+    /// On the router's device (the pooled state's).
+    func setGenerators(_ weights: [[String: Tensor]], ranks: [Int]) throws {
         var tensors: [TorchWorker.NamedTensor] = []
         for (c, w) in weights.enumerated() {
             for name in w.keys.sorted() { tensors.append(TorchWorker.NamedTensor("g\(c).\(name)", .float32(w[name]!.data), shape: w[name]!.shape)) }
         }
-        _ = try worker.call("set_generators", [("device", .string(device)), ("ranks", .array(weights.map { _ in .number(Double(rank)) }))],
-                            tensors: tensors)
+        _ = try worker.call("set_generators", [("device", .string(routerDevice)), ("ranks", .array(ranks.map(number)))], tensors: tensors)
     }
 
     /// Generator `generator`'s update for a pooled state; with `keepForBackward` (the pooled
@@ -183,5 +249,33 @@ public final class TorchEngine: @unchecked Sendable {
                                                      ("keep", .bool(keepForBackward))])
         guard case .float32(let values)? = reply.tensors.first?.payload else { throw EngineError("pooled_state: the worker gave no state") }
         return PooledState(id: reply.header["pooled"]?.intValue ?? -1, values: values)
+    }
+
+    // MARK: State
+
+    /// The worker writes its state (trainable weights, generators, optimiser moments and
+    /// steps, `metadata`) to a file in `scratch`, read back here.
+    public func state(metadata: [String: String]) throws -> [UInt8] {
+        let path = scratchFile()
+        defer { unlink(path) }
+        _ = try worker.call("save_state", [("path", .string(path)), ("metadata", .object(metadata.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))])
+        return try ModelFiles.read(path)
+    }
+
+    public func restore(_ bytes: [UInt8]) throws -> [String: String] {
+        let path = scratchFile()
+        defer { unlink(path) }
+        guard let f = fopen(path, "wb") else { throw EngineError("cannot write \(path): \(String(cString: strerror(errno)))") }
+        let written = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, f) }
+        fclose(f)
+        guard written == bytes.count else { throw EngineError("cannot write \(path): the disk may be full") }
+        let reply = try worker.call("restore_state", [("path", .string(path))])
+        var metadata: [String: String] = [:]
+        for (k, v) in reply.header["metadata"]?.objectMembers ?? [] { metadata[k] = v.stringValue }
+        return metadata
+    }
+
+    private func scratchFile() -> String {
+        (scratch.hasSuffix("/") ? scratch : scratch + "/") + "engine-state-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).safetensors"
     }
 }

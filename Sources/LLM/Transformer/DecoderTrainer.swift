@@ -77,14 +77,19 @@ extension DecoderModel {
     public func save(directory: String) throws {
         mkdir(directory, 0o755)
         try SafeTensorsFile.write(namedWeights, metadata: ["format": "pt"], to: directory + "/model.safetensors")
-        let text = config.json.pretty + "\n"
-        guard let f = fopen(directory + "/config.json", "wb") else { throw ModelError(directory, "cannot write config.json") }
-        defer { fclose(f) }
-        _ = text.withCString { fputs($0, f) }
+        try config.write(directory: directory)
     }
 }
 
 extension DecoderConfig {
+    /// Writes `directory/config.json` (`json`, pretty-printed).
+    public func write(directory: String) throws {
+        let text = json.pretty + "\n"
+        guard let f = fopen(directory + "/config.json", "wb") else { throw ModelError(directory, "cannot write config.json") }
+        defer { fclose(f) }
+        _ = text.withCString { fputs($0, f) }
+    }
+
     /// The config as transformers 4 writes it (read back by transformers 4 and 5 alike).
     public var json: JSONValue {
         let architecture = ["llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "mistral": "MistralForCausalLM"][family.rawValue]!
