@@ -12,13 +12,13 @@ final class SFTTrainTests: XCTestCase {
     static let tokenizer = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/engine/tokenizer-llama3.json").path
 
-    func question(_ i: Int, comparison: Bool) -> String {
+    static func question(_ i: Int, comparison: Bool) -> String {
         let names = ["Alice Smith", "Bob Jones", "Carol Brown", "Dan White", "Eve Black", "Frank Green", "Gina Gray", "Hugo Stone", "Ivy Lane"]
         return comparison ? "Which is older, \(names[i % 9]) or \(names[(i + 4) % 9])?" : "In what year was the city where \(names[i % 9]) was born founded?"
     }
 
     /// A score table directory: F1 1 for `best(question)`, 0 for the other actions.
-    func table(_ dir: String, _ questions: [(String, Int)]) throws {
+    static func table(_ dir: String, _ questions: [(String, Int)]) throws {
         try FileIO.makeDirectory(dir)
         var lines = ""
         for (qi, (q, best)) in questions.enumerated() {
@@ -34,7 +34,7 @@ final class SFTTrainTests: XCTestCase {
 
     /// Backbone, prompts, tables and SFT rows in `dir`; `typed`: the best action depends on the
     /// question's type (else it is 0 everywhere, and no router can beat best fixed).
-    func spec(_ dir: String, typed: Bool, epochs: Int = 12) throws -> PipelineSpec {
+    static func spec(_ dir: String, typed: Bool, epochs: Int = 12, params: String = "") throws -> PipelineSpec {
         let config = DecoderConfig(family: .llama, vocabSize: 1200, hiddenSize: 32, intermediateSize: 64, layers: 2, heads: 4, kvHeads: 2,
                                    bosTokenID: 0, eosTokenIDs: [1])
         try FileIO.makeDirectory(dir + "/backbone")
@@ -43,11 +43,11 @@ final class SFTTrainTests: XCTestCase {
         try FileIO.writeAtomically("Route the question.", to: dir + "/prompts/system.txt")
         try FileIO.writeAtomically("Q: {question}\nModels:\n{candidates}\nReply {format}", to: dir + "/prompts/user.txt")
         func split(_ n: Int, offset: Int) -> [(String, Int)] {
-            (0..<n).map { i in (question(i + offset, comparison: i % 2 == 0), typed && i % 2 == 0 ? 3 : 0) }
+            (0..<n).map { i in (Self.question(i + offset, comparison: i % 2 == 0), typed && i % 2 == 0 ? 3 : 0) }
         }
         let train = split(12, offset: 0), valid = split(6, offset: 20)
-        try table(dir + "/train", train)
-        try table(dir + "/valid", valid)
+        try Self.table(dir + "/train", train)
+        try Self.table(dir + "/valid", valid)
         let rows = train.map { q, best in
             JSONValue.object(["question": .string(q), "reward": 1, "output": .string(ActionSpace().output(for: ActionSpace().assignment(of: best)))])
         }
@@ -56,13 +56,13 @@ final class SFTTrainTests: XCTestCase {
             {"name": "s", "stages": {"router": {"type": "sft-train",
               "inputs": {"sft": "sft", "backbone": "backbone", "valid_scores": "valid", "train_scores": "train", "prompts": "prompts"},
               "params": {"epochs": \(epochs), "lr": 0.01, "batch_size": 4, "gradient_accumulation": 1, "warmup_ratio": 0,
-                         "candidate_names": ["small", "large"]}}}}
+                         "candidate_names": ["small", "large"]\(params)}}}}
             """, file: "s.json", registry: HAPSStages.registry, baseDirectory: dir)
     }
 
     func testTheRouterLearnsTheKnownMappingAndIsKept() throws {
         let dir = try makeTempDir(self, "sft")
-        let spec = try spec(dir, typed: true)
+        let spec = try Self.spec(dir, typed: true)
         let (_, out) = try runAndUnpack(spec, stage: "router", storeAt: dir + "/store")
         let epochs = try jsonLines(out + "/epochs.jsonl")
         XCTAssertEqual(epochs.count, 12)
@@ -73,26 +73,26 @@ final class SFTTrainTests: XCTestCase {
         XCTAssertEqual(selection["best_fixed_valid_f1_sum"]?.doubleValue, 3)
         // The saved router routes held-out questions by their type.
         let router = try RouterArtifacts.load(directory: out, engine: CPUEngine())
-        let held = [question(40, comparison: true), question(41, comparison: false)].map { RoutingQuestion($0) }
+        let held = [Self.question(40, comparison: true), Self.question(41, comparison: false)].map { RoutingQuestion($0) }
         XCTAssertEqual(try router.route(held, embeddings: nil).map(\.action), [3, 0])
         XCTAssertTrue(try FileIO.readString(out + "/summary.txt").contains("beats best fixed"))
     }
 
     func testWithoutAnEpochBeatingBestFixedTheRouterRoutesBestFixed() throws {
         let dir = try makeTempDir(self, "sft")
-        let spec = try spec(dir, typed: false, epochs: 2)
+        let spec = try Self.spec(dir, typed: false, epochs: 2)
         let (_, out) = try runAndUnpack(spec, stage: "router", storeAt: dir + "/store")
         let selection = try JSONParser.parse(try FileIO.readString(out + "/selection.json"))
         XCTAssertEqual(selection["kept"], false)
         XCTAssertTrue(try FileIO.readString(out + "/summary.txt").contains("no epoch beat the best fixed action on valid (action 0"))
         let router = try RouterArtifacts.load(directory: out, engine: CPUEngine())
         XCTAssertEqual(router.label, "decoder router (no epoch beat best fixed: routes action 0)")
-        XCTAssertEqual(try router.route([RoutingQuestion(question(1, comparison: true))], embeddings: nil).map(\.action), [0])
+        XCTAssertEqual(try router.route([RoutingQuestion(Self.question(1, comparison: true))], embeddings: nil).map(\.action), [0])
     }
 
     func testAKilledRunResumesToTheSameRouter() throws {
         let dir = try makeTempDir(self, "sft")
-        let spec = try spec(dir, typed: true, epochs: 3)
+        let spec = try Self.spec(dir, typed: true, epochs: 3)
         let reference = try Executor(spec: spec, store: try Store(root: dir + "/a"), options: RunOptions()).run()
         XCTAssertTrue(reference.succeeded, "\(reference.results)")
         try assertResumesToTheSameOutput(spec, stage: "router", expected: reference.result("router")!.output, storeAt: dir + "/b")

@@ -382,7 +382,7 @@ public final class Executor: @unchecked Sendable {
                                pipeline: spec.name, stage: name)
             if cutoff { observer?.message(name, "output unchanged (\(output.short)): dependents stay cached") }
             return StageResult(stage: name, outcome: .ran, key: key.digest, output: output, kind: st.ports.output,
-                               seconds: Date().timeIntervalSince(t0), reasons: reasons)
+                               seconds: Date().timeIntervalSince(t0), reasons: reasons, environment: context.environment)
         } catch {
             let message = Executor.inUserTerms(Executor.describe(error), inputs: inputs, wiring: st.inputs)
             return StageResult(stage: name, outcome: .failed(message), key: key.digest, seconds: Date().timeIntervalSince(t0), reasons: [])
@@ -463,6 +463,7 @@ public final class Executor: @unchecked Sendable {
                 if let k = r.key { o["key"] = .string(k.hex) }
                 if let d = r.output { o["output"] = .string(d.hex) }
                 if let j = r.job { o["slurm_job"] = .string(j) }
+                if !r.environment.isEmpty { o["environment"] = .object(r.environment.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }) }
                 if case .failed(let m) = r.outcome { o["error"] = .string(m) }
                 if case .skipped(let m) = r.outcome { o["error"] = .string(m) }
                 return .object(o)

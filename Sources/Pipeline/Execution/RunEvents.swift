@@ -40,6 +40,8 @@ public struct StageResult: Sendable {
     public var reasons: [String]
     /// The Slurm job that ran it, under the Slurm executor.
     public var job: String? = nil
+    /// What the stage recorded of what it ran on (`StageContext.recordEnvironment`).
+    public var environment: [String: JSONValue] = [:]
 }
 
 /// Receives what happens during a run, to draw progress (terminal bars or log lines).

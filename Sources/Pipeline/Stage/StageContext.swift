@@ -44,6 +44,19 @@ public final class StageContext: @unchecked Sendable {
         self.baseDirectory = baseDirectory; self.threads = threads; self.store = store; self.logSink = log
     }
 
+    private let environmentLock = Lock()
+    private var recordedEnvironment: [String: JSONValue] = [:]
+
+    /// Records what the stage ran on beyond the key (an engine's name, its library versions,
+    /// the GPUs): it goes into the run record's entry for the stage (`runs/`), not the key
+    /// nor the output, so that a result's bytes do not depend on it.
+    public func recordEnvironment(_ name: String, _ value: JSONValue) {
+        environmentLock.withLock { recordedEnvironment[name] = value }
+    }
+
+    /// What `recordEnvironment` recorded.
+    public var environment: [String: JSONValue] { environmentLock.withLock { recordedEnvironment } }
+
     /// A fresh generator seeded from the stage seed (the same sequence on every run).
     public func makeRandom() -> SeededRandom { SeededRandom(seed: seed) }
 

@@ -14,6 +14,8 @@ public struct EvaluateStage: StageType {
         /// For joint inputs (HAPS, run live, greedy): the candidates (local models), retriever,
         /// budget, prompts and reply length, as sampled.
         var dialogue = DialogueParams()
+        /// The engine that runs routers and live HAPS systems: engine, device, dtype.
+        var engine = EngineParams()
         public init() {}
     }
 
@@ -36,14 +38,14 @@ public struct EvaluateStage: StageType {
 
     public static func validate(_ p: Params, at path: JSONPath) -> [SpecProblem] {
         (p.resamples < 1 ? [SpecProblem(path.appending("resamples"), "expected a positive integer, found \(p.resamples)")] : [])
-            + p.dialogue.validate(at: path, requireCandidates: false)
+            + p.dialogue.validate(at: path, requireCandidates: false) + p.engine.validate(at: path)
     }
 
     static let needsWeights = "evaluate runs HAPS live under LoRA updates, which needs its weights"
 
     /// Joint inputs run the candidates live under their updates: their weights must be at hand.
     public static func preflight(_ p: Params, resources: [String: JSONValue], inputs: Set<String>) -> [String] {
-        p.dialogue.weightsPreflight(resources: resources, inputs: inputs, needs: needsWeights)
+        p.dialogue.weightsPreflight(resources: resources, inputs: inputs, needs: needsWeights) + p.engine.preflight()
     }
 
     /// Mean F1 of each router and of best fixed, oracle and random (for sweep tables).
@@ -69,7 +71,7 @@ public struct EvaluateStage: StageType {
             throw RouterError("input '\(port)' is a '\(context.inputs[port]!.kind)' artifact; evaluate compares routers (kind router) and HAPS systems (kind joint, from rl-train)")
         }
         let routerPorts = systemPorts.filter { kinds[$0] == .router }, jointPorts = systemPorts.filter { kinds[$0] == .joint }
-        let engine = CPUEngine(threads: context.threads)
+        let engine = try p.engine.makeEngine(context, candidates: Dictionary(zip(p.dialogue.candidates, p.dialogue.names(context.resources))) { a, _ in a })
         let routers = try routerPorts.map { ($0, try RouterArtifacts.load(directory: context.inputs[$0]!.directory, engine: engine)) }
         var embeddings: [[Float]]? = nil
         if routers.contains(where: { $0.1.needsEmbeddings }) {

@@ -22,6 +22,8 @@ public struct RLTrainStage: StageType {
         var dialogue = DialogueParams()
         /// The method's settings, as `JointRLTrainer` reads them.
         var method = JointRLSettings()
+        /// The engine that runs the router and candidates: engine, device, dtype.
+        var engine = EngineParams()
         @Param("epochs over the training questions") var epochs = 3
         @Param("training questions between evaluations on valid") var eval_interval = 30
         @Param("evaluations without improvement before stopping") var early_patience_evals = 4
@@ -45,7 +47,7 @@ public struct RLTrainStage: StageType {
     public static func resources(_ p: Params) -> [String] { p.dialogue.resources }
 
     public static func validate(_ p: Params, at path: JSONPath) -> [SpecProblem] {
-        var problems = p.dialogue.validate(at: path, requireCandidates: true) + p.method.validate(at: path)
+        var problems = p.dialogue.validate(at: path, requireCandidates: true) + p.method.validate(at: path) + p.engine.validate(at: path)
         for (name, value) in [("epochs", p.epochs), ("eval_interval", p.eval_interval), ("early_patience_evals", p.early_patience_evals),
                               ("checkpoint_every", p.checkpoint_every)] where value < 1 {
             problems.append(SpecProblem(path.appending(name), "expected a positive integer, found \(value)"))
@@ -56,11 +58,11 @@ public struct RLTrainStage: StageType {
     static let needsWeights = "rl-train needs its weights for the gradients of log q"
 
     public static func preflight(_ p: Params, resources: [String: JSONValue], inputs: Set<String>) -> [String] {
-        p.dialogue.weightsPreflight(resources: resources, inputs: inputs, needs: needsWeights)
+        p.dialogue.weightsPreflight(resources: resources, inputs: inputs, needs: needsWeights) + p.engine.preflight()
     }
 
     public static func run(_ p: Params, _ context: StageContext) throws {
-        let engine = CPUEngine(threads: context.threads)
+        let engine = try p.engine.makeEngine(context, candidates: Dictionary(zip(p.dialogue.candidates, p.dialogue.names(context.resources))) { a, _ in a })
         guard let loaded = try RouterArtifacts.load(directory: context.inputs["router"]!.directory, engine: engine) as? DecoderRouter else {
             throw RouterError("rl-train trains a decoder router (sft-train's output); this router is of another kind")
         }

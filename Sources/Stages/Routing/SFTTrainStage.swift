@@ -28,6 +28,8 @@ public struct SFTTrainStage: StageType {
         @Param("the Llama 3 date block's date, e.g. '26 Jul 2024' (the reference's prompts carry one); none when unset") var date: String? = nil
         @Param("route with a second BOS, as the reference's re-tokenised prompt has") var double_bos_when_routing = false
         @Param("steps between checkpoints") var checkpoint_every = 1
+        /// The engine that trains the backbone: engine, device, dtype.
+        var engine = EngineParams()
         public init() {}
     }
 
@@ -45,7 +47,7 @@ public struct SFTTrainStage: StageType {
     }
 
     public static func validate(_ p: Params, at path: JSONPath) -> [SpecProblem] {
-        var problems = p.training.validate(at: path)
+        var problems = p.training.validate(at: path) + p.engine.validate(at: path)
         for (name, value) in [("max_new_tokens", p.max_new_tokens), ("checkpoint_every", p.checkpoint_every)] where value < 1 {
             problems.append(SpecProblem(path.appending(name), "expected a positive integer, found \(value)"))
         }
@@ -54,6 +56,8 @@ public struct SFTTrainStage: StageType {
         }
         return problems
     }
+
+    public static func preflight(_ p: Params, resources: [String: JSONValue], inputs: Set<String>) -> [String] { p.engine.preflight() }
 
     /// From `selection.json`: the kept epoch's valid mean F1 and whether one was kept.
     public static func figures(directory: String) -> [Figure] {
@@ -98,7 +102,7 @@ public struct SFTTrainStage: StageType {
         settings.prompt = try context.inputs["prompts"].map { try RouterPrompt.load(directory: $0.directory) } ?? .standard
         settings.date = p.date; settings.doubleBOSWhenRouting = p.double_bos_when_routing; settings.maxNewTokens = p.max_new_tokens
         try BLAS.shared().threads = context.threads
-        let engine = CPUEngine(threads: context.threads)
+        let engine = try p.engine.makeEngine(context)
         let backbone = try DecoderRouter(directory: context.inputs["backbone"]!.directory, engine: engine, space: space, settings: settings)
         let examples = try data.map { try backbone.example(question: $0.question, output: $0.output) }
 
