@@ -13,10 +13,13 @@ import TestSupport
 final class TorchEngineTests: XCTestCase {
     let prompt = [5, 17, 42, 99, 7, 300]
 
-    func engines() throws -> (torch: TorchEngine, cpu: CPUEngine, directory: String) {
+    /// `decoder`: "transformers" makes the worker decode with transformers' own forward (its
+    /// fallback for models decoder.py cannot run) instead of its batched decoder.
+    func engines(decoder: String? = nil) throws -> (torch: TorchEngine, cpu: CPUEngine, directory: String) {
         let python = try TorchPython.require()
         let log = NSTemporaryDirectory() + "torch-engine-\(UUID().uuidString).log"
-        let torch = try TorchEngine(python: python, script: TorchPython.worker, log: log)
+        let torch = try TorchEngine(python: python, script: TorchPython.worker, log: log,
+                                    environment: decoder.map { ["HAPS_TORCH_DECODER": $0] } ?? [:])
         return (torch, CPUEngine(), try LocalChatModelTests.makeModel())
     }
 
@@ -28,7 +31,43 @@ final class TorchEngineTests: XCTestCase {
     }
 
     func testGenerationMatchesTheCPUEngine() throws {
+        try checkGeneration(try engines())
+    }
+
+    func testTheTransformersFallbackMatchesTheCPUEngine() throws {
+        let engines = try engines(decoder: "transformers")
+        try checkGeneration(engines)
+        try checkRecordedGradients(engines)
+    }
+
+    /// Calls of different prompts, lengths, rules and updates (of two ranks) in one request,
+    /// decoded as one batch: each the same as the CPU engine's alone.
+    func testABatchOfCallsMatchesTheCPUEngineCallByCall() throws {
         let (torch, cpu, directory) = try engines()
+        let t = try torch.loadModel(directory: directory, name: "tiny", trainable: false)
+        let c = try cpu.loadModel(directory: directory, name: "tiny", trainable: false)
+        var rng = SamplingRandom(seed: 11)
+        func random(_ shape: [Int]) -> Tensor { Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in rng.unit() - 0.5 }) }
+        let updates = [EngineUpdate(id: 1, generator: 0, lora: LoRAUpdate(a: random([16, 4]), b: random([4, 16]), alpha: 0.5, layers: 1)),
+                       EngineUpdate(id: 2, generator: 1, lora: LoRAUpdate(a: random([16, 2]), b: random([2, 16]), alpha: 0.8, layers: 2))]
+        func calls(_ m: EngineModel) -> [EngineCall] {
+            (0..<7).map { i in
+                EngineCall(model: m, prompt: Array(prompt.prefix(2 + i % 5)) + [i + 3], maxNewTokens: 3 + 2 * i, stopTokens: i == 4 ? [42, 7] : [],
+                           temperature: i % 3 == 0 ? 0 : 0.9, topP: i % 2 == 0 ? 0.8 : 1, rule: i % 4 == 1 ? .reference : .standard,
+                           uniforms: SamplingRandom.uniforms(seed: UInt64(20 + i), count: 3 + 2 * i), update: i % 3 == 2 ? nil : updates[i % 2])
+            }
+        }
+        let ours = try torch.generate(calls(t))
+        for (i, call) in calls(c).enumerated() {
+            let theirs = try cpu.generate([call])[0]
+            XCTAssertEqual(ours[i].ids, theirs.ids, "call \(i)")
+            XCTAssertEqual(ours[i].finishReason, theirs.finishReason, "call \(i)")
+            assertClose(ours[i].logprobs, theirs.logprobs, "call \(i)")
+        }
+    }
+
+    func checkGeneration(_ engines: (torch: TorchEngine, cpu: CPUEngine, directory: String)) throws {
+        let (torch, cpu, directory) = engines
         XCTAssertEqual(torch.info.name, "torch")
         XCTAssertNotNil(torch.info.versions["torch"])
         let t = try torch.loadModel(directory: directory, name: "tiny", trainable: false)
@@ -58,19 +97,26 @@ final class TorchEngineTests: XCTestCase {
     /// A recorded call's Σ log q and its gradient with respect to A and B: the CPU engine's
     /// one-pass gradient from the captured rows, and the worker's autograd, agree.
     func testARecordedCallsGradientMatchesTheCPUEngine() throws {
-        let (torch, _, directory) = try engines()
+        try checkRecordedGradients(try engines())
+    }
+
+    func checkRecordedGradients(_ engines: (torch: TorchEngine, cpu: CPUEngine, directory: String)) throws {
+        let (torch, _, directory) = engines
         let t = try torch.loadModel(directory: directory, name: "tiny", trainable: false)
         let decoder = try DecoderModel(directory: directory)
         var rng = SamplingRandom(seed: 8)
         func random(_ shape: [Int]) -> Tensor { Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in rng.unit() - 0.5 }) }
-        let lora = LoRAUpdate(a: random([16, 4]), b: random([4, 16]), alpha: 0.5, layers: 1)
-        for (temperature, seed, rule) in [(Float(0), UInt64(0), NucleusRule.standard), (1, 6, .reference), (0.8, 7, .standard)] {
+        let (a, b) = (random([16, 4]), random([4, 16]))
+        // One layer: the gradient from the last layer's captured rows; two: a taped pass.
+        for (temperature, seed, rule, layers) in [(Float(0), UInt64(0), NucleusRule.standard, 1), (1, 6, .reference, 1), (0.8, 7, .standard, 1),
+                                                  (0.8, 7, .standard, 2)] {
+            let lora = LoRAUpdate(a: a, b: b, alpha: 0.5, layers: layers)
             let reply = try torch.generate([EngineCall(model: t, prompt: prompt, maxNewTokens: 10, stopTokens: [], temperature: temperature, topP: 0.9,
                                                        rule: rule, uniforms: SamplingRandom.uniforms(seed: seed, count: 10),
                                                        update: EngineUpdate(id: 1, generator: 0, lora: lora), recordsGradient: true)])[0]
             let expected = try decoder.generateWithLoRAGradient(GenerationRequest(prompt: prompt, maxNewTokens: 10, temperature: temperature, topP: 0.9,
                                                                                   seed: seed, lora: lora, nucleusRule: rule))
-            let what = "T \(temperature), \(rule)"
+            let what = "T \(temperature), \(rule), \(layers) layer(s)"
             XCTAssertEqual(reply.ids, expected.result.ids, what)
             XCTAssertEqual(reply.logq, expected.logprob, accuracy: 1e-4 * max(1, abs(expected.logprob)), what)
             let g = try torch.callGradient(try XCTUnwrap(reply.call, what))

@@ -18,6 +18,7 @@ import traceback
 from frames import Channel, float_tensors, from_blob, hello
 from models import (Models, UpdateHooks, adamw, check_memory, generator_forward, load_optimizer_state, named_weights, optimizer_state,
                     read_weights, round_to_bfloat16, save_weights, set_weights)
+from decoder import Decoder, bucket, decode, supported, tail_gradient
 from sampling import choose, nucleus
 
 
@@ -26,6 +27,7 @@ class Worker:
         self.channel = channel
         self.models = Models()
         self.hooks = {}
+        self.decoders = {}
         self.calls = {}
         self.next_call = 0
         self.kept = {}
@@ -85,49 +87,100 @@ class Worker:
         raise KeyError("no tensor '%s' in the request" % name)
 
     def op_generate(self, request, blobs):
-        """Each call in turn, with its own update (A, B as tensors "a<i>", "b<i>"), its KV
-        cache, and its uniforms; ids and per-token log q come back as tensors."""
-        import torch
-        out_tensors, out_blobs, replies = [], [], []
-        for i, call in enumerate(request["calls"]):
+        """The calls, each with its own update (A, B as tensors "a<i>", "b<i>") and uniforms,
+        batched by model (decoder.py; transformers' own forward, one call at a time, for a model
+        it cannot run or with HAPS_TORCH_DECODER=transformers); ids and per-token log q come
+        back as tensors; a recorded call's Σ log q and its gradient are kept under a call id."""
+        calls = request["calls"]
+        updates = []
+        for i, call in enumerate(calls):
+            u = call.get("update")
+            if call.get("record") and u is None:
+                raise ValueError("a recorded call needs an update (its gradient is with respect to A and B)")
             model = self.models[call["model"]]
             device = next(model.parameters()).device
-            hooks = self.hooks[call["model"]]
-            update = call.get("update")
-            dtype = next(model.parameters()).dtype  # the update in the model's own precision
-            hooks.update = None if update is None else {
-                "alpha": update["alpha"], "layers": update["layers"],
-                "a": self.tensor(request, blobs, "a%d" % i, device).to(dtype), "b": self.tensor(request, blobs, "b%d" % i, device).to(dtype)}
-            uniforms = iter(call.get("uniforms", []))
-            ids, logprobs, finish = [], [], "length"
-            stop = set(call.get("stop", []))
-            with torch.no_grad():
-                past, tokens = None, torch.tensor([call["prompt"]], device=device)
-                for _ in range(call["max_new_tokens"]):
-                    out = model(input_ids=tokens, past_key_values=past, use_cache=True)
-                    past = out.past_key_values
-                    logits = out.logits[0, -1].float().cpu()
-                    token, lp = choose(logits, call.get("temperature", 0), call.get("top_p", 1), call.get("rule", "standard"),
-                                       lambda: next(uniforms))
-                    ids.append(token)
-                    logprobs.append(lp)
-                    if token in stop:
-                        finish = "stop"
-                        break
-                    tokens = torch.tensor([[token]], device=device)
-            reply = {"finish_reason": finish}
-            if call.get("record"):
-                if update is None:
-                    raise ValueError("a recorded call needs an update (its gradient is with respect to A and B)")
-                reply["logq"], reply["call"] = self.record(model, hooks, call, ids)
-            hooks.update = None
+            updates.append(None if u is None else {"alpha": u["alpha"], "layers": u["layers"], "handle": u.get("handle"),
+                                                   "a": self.tensor(request, blobs, "a%d" % i, device),
+                                                   "b": self.tensor(request, blobs, "b%d" % i, device)})
+        results = [None] * len(calls)
+        by_model = {}
+        for i, call in enumerate(calls):
+            by_model.setdefault(call["model"], []).append(i)
+        for handle, indices in sorted(by_model.items()):
+            model = self.models[handle]
+            if os.environ.get("HAPS_TORCH_DECODER") == "transformers" or supported(model) is not None:
+                for i in indices:
+                    results[i] = self.generate_one(model, self.hooks[handle], calls[i], updates[i])
+                continue
+            decoder = self.decoder(handle, model, [calls[i] for i in indices])
+            decoded = decode(decoder, [calls[i] for i in indices], [updates[i] for i in indices])
+            for i, (ids, logprobs, finish, captured) in zip(indices, decoded):
+                reply = {"finish_reason": finish}
+                if calls[i].get("record"):
+                    u = updates[i]
+                    if u["layers"] == 1:
+                        logq, da, db = tail_gradient(model, captured, u, calls[i], ids)
+                        reply["logq"], reply["call"] = logq, self.keep_call(da, db, u)
+                    else:  # the update reaches layers whose attention mixes positions: a taped pass
+                        reply["logq"], reply["call"] = self.record(model, self.hooks[handle], calls[i], ids, u)
+                results[i] = (ids, logprobs, reply)
+        out_tensors, out_blobs, replies = [], [], []
+        for i, (ids, logprobs, reply) in enumerate(results):
             replies.append(reply)
             out_tensors += [{"name": "ids%d" % i, "dtype": "int64", "shape": [len(ids)]},
                             {"name": "logprobs%d" % i, "dtype": "float32", "shape": [len(ids)]}]
             out_blobs += [struct.pack("<%dq" % len(ids), *ids), struct.pack("<%df" % len(ids), *logprobs)]
         return {"replies": replies, "tensors": out_tensors}, out_blobs
 
-    def record(self, model, hooks, call, ids):
+    def decoder(self, handle, model, calls):
+        """The model's decoder, made (or remade larger) to hold these calls: rows for every
+        call, a cache as long as the longest prompt and reply (rounded up to 256)."""
+        rows = len(calls)
+        length = max(len(c["prompt"]) + c["max_new_tokens"] for c in calls)
+        d = self.decoders.get(handle)
+        if d is None or rows > d.rows or length > d.length:
+            rows = bucket(max(rows, d.rows if d else 1))
+            length = -(-max(length, d.length if d else 0) // 256) * 256
+            self.decoders.pop(handle, None)
+            d = self.decoders[handle] = Decoder(model, rows, length)
+        return d
+
+    def generate_one(self, model, hooks, call, update):
+        """One call by transformers' forward with its KV cache, the update as a hook."""
+        import torch
+        device = next(model.parameters()).device
+        dtype = next(model.parameters()).dtype  # the update in the model's own precision
+        hooks.update = None if update is None else dict(update, a=update["a"].to(dtype), b=update["b"].to(dtype))
+        uniforms = iter(call.get("uniforms", []))
+        ids, logprobs, finish = [], [], "length"
+        stop = set(call.get("stop", []))
+        with torch.no_grad():
+            past, tokens = None, torch.tensor([call["prompt"]], device=device)
+            for _ in range(call["max_new_tokens"]):
+                out = model(input_ids=tokens, past_key_values=past, use_cache=True)
+                past = out.past_key_values
+                logits = out.logits[0, -1].float().cpu()
+                token, lp = choose(logits, call.get("temperature", 0), call.get("top_p", 1), call.get("rule", "standard"),
+                                   lambda: next(uniforms))
+                ids.append(token)
+                logprobs.append(lp)
+                if token in stop:
+                    finish = "stop"
+                    break
+                tokens = torch.tensor([[token]], device=device)
+        reply = {"finish_reason": finish}
+        if call.get("record"):
+            reply["logq"], reply["call"] = self.record(model, hooks, call, ids, update)
+        hooks.update = None
+        return ids, logprobs, reply
+
+    def keep_call(self, da, db, update):
+        handle = self.next_call
+        self.next_call += 1
+        self.calls[handle] = {"da": da, "db": db, "update": update.get("handle")}
+        return handle
+
+    def record(self, model, hooks, call, ids, update):
         """Σ log q of a generated reply and its gradient with respect to the update's A and B,
         by autograd over one taped pass of prompt + reply (the nucleus of each position held
         fixed, as the CPU engine's sampledLogProbability; greedy calls: the plain
@@ -136,9 +189,9 @@ class Worker:
         temperature = call.get("temperature", 0)
         greedy = temperature <= 0
         t, top_p = (1.0, 1.0) if greedy else (temperature, call.get("top_p", 1))
-        a = hooks.update["a"].detach().float().clone().requires_grad_(True)
-        b = hooks.update["b"].detach().float().clone().requires_grad_(True)
-        hooks.update = dict(hooks.update, a=a, b=b)
+        a = update["a"].detach().float().clone().requires_grad_(True)
+        b = update["b"].detach().float().clone().requires_grad_(True)
+        hooks.update = dict(update, a=a, b=b)
         device = a.device
         prompt = call["prompt"]
         with torch.enable_grad():
@@ -150,10 +203,8 @@ class Worker:
                 kept = torch.as_tensor(nucleus(probs.detach().cpu().numpy(), top_p, call.get("rule", "standard")), device=device)
                 total = total + torch.log(probs[token]) - torch.log(probs[kept].sum())
             total.backward()
-        handle = self.next_call
-        self.next_call += 1
-        self.calls[handle] = {"da": a.grad.detach(), "db": b.grad.detach(), "update": call["update"].get("handle")}
-        return float(total.detach()), handle
+        hooks.update = None
+        return float(total.detach()), self.keep_call(a.grad.detach(), b.grad.detach(), update)
 
     def op_call_gradient(self, request, blobs):
         """A recorded call's gradient of Σ log q with respect to A and B (an inspection op:

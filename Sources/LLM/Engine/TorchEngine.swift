@@ -42,8 +42,8 @@ public final class TorchEngine: Engine, @unchecked Sendable {
     /// `placement` puts them: what is missing (torch, transformers, a CUDA device) is one error,
     /// said before any model is loaded.
     public init(python: String, script: String, log: String, placement: Placement = Placement("cpu"), dtype: String = "float32",
-                scratch: String? = nil) throws {
-        worker = try TorchWorker(python: python, script: script, log: log)
+                scratch: String? = nil, environment: [String: String] = [:]) throws {
+        worker = try TorchWorker(python: python, script: script, log: log, environment: environment)
         self.placement = placement; self.dtype = dtype
         self.scratch = scratch ?? (log.contains("/") ? String(log[..<log.lastIndex(of: "/")!]) : ".")
         let problems = worker.preflight(needsCUDA: placement.usesCUDA)
