@@ -75,6 +75,7 @@ def main():
             call["uniforms"] = [rng.random() for _ in range(32)]
         if i >= 4:
             call["update"] = {"alpha": 0.5, "layers": 1}
+            call["record"] = True  # Σ log q's gradient with respect to A and B, from the captured rows
         calls.append(call)
     tensors = []
     for i, c in enumerate(calls):
@@ -89,7 +90,11 @@ def main():
         for i in range(len(calls)):
             ids = list(struct.unpack("<%dq" % (len(blobs[2 * i]) // 8), blobs[2 * i]))
             lps = list(struct.unpack("<%df" % (len(blobs[2 * i + 1]) // 4), blobs[2 * i + 1]))
-            results.append((ids, lps))
+            gradient = []
+            if "call" in reply["replies"][i]:
+                _, g = w.call("call_gradient", call=reply["replies"][i]["call"])
+                gradient = [x for blob in g for x in struct.unpack("<%df" % (len(blob) // 4), blob)]
+            results.append((ids, lps, gradient))
         return w.hello, results
 
     report = {"torch": torch.__version__, "cuda": torch.version.cuda,
@@ -99,12 +104,17 @@ def main():
     report["hello"] = hello
     same_ids = sum(c[0] == g[0] for c, g in zip(cpu, gpu))
     worst = 0.0
-    for (ci, cl), (gi, gl) in zip(cpu, gpu):
+    worst_gradient = 0.0
+    for (ci, cl, cg), (gi, gl, gg) in zip(cpu, gpu):
         if ci == gi:
             scale = max(max(abs(x) for x in cl), 1e-6)
             worst = max(worst, max(abs(x - y) for x, y in zip(cl, gl)) / scale)
+            if cg:
+                scale = max(max(abs(x) for x in cg), 1e-6)
+                worst_gradient = max(worst_gradient, max(abs(x - y) for x, y in zip(cg, gg)) / scale)
     report["float32"] = {"calls": len(calls), "identical_ids": same_ids, "worst_logq_relative": worst,
-                         "pass": same_ids == len(calls) and worst <= 1e-4}
+                         "recorded_calls": sum(1 for c in calls if c.get("record")), "worst_gradient_relative": worst_gradient,
+                         "pass": same_ids == len(calls) and worst <= 1e-4 and worst_gradient <= 1e-4}
     _, bf = run("cuda", "bfloat16")
     greedy = [i for i, c in enumerate(calls) if c["temperature"] == 0]
     total = sum(len(cpu[i][0]) for i in greedy)

@@ -130,6 +130,15 @@ class Decoder:
             h = h + layer.mlp(layer.post_attention_layernorm(h))
         return model.lm_head(model.model.norm(h[:, -1])).float()
 
+    def ready(self, n):
+        """Captures the decode graph for `n` rows before their prompts are in the cache: the
+        capture's own forwards write (position 0 of rows 0..bucket-1), and a prefill after
+        them overwrites what they wrote."""
+        if self.device.type == "cuda" and n <= self.rows:
+            b = min(bucket(n), self.rows)
+            if b not in self.graphs:
+                self.graphs[b] = self.capture(b)
+
     def step(self, ids, positions, n):
         """One decode step of rows 0..n-1 (ids, positions: [n] on the device): a CUDA graph
         of the bucket's size replayed on a GPU (captured on first use), the plain forward
@@ -228,6 +237,7 @@ def decode(decoder, calls, updates):
     decoder.set_updates(updates, max([u["a"].shape[1] for u in updates if u is not None] or [1]))
     recorded = [bool(c.get("record")) for c in calls]
     captures = [([], []) if r else None for r in recorded]
+    decoder.ready(n)
     first_logits = []
     with torch.no_grad():
         for i, c in enumerate(calls):

@@ -181,3 +181,33 @@ def load_optimizer_state(opt, names, prefix, tensors):
         opt.state[p] = {"step": tensors[key + "step"].reshape(()).to(torch.float32).cpu(),
                         "exp_avg": tensors[key + "exp_avg"].to(p.device, p.dtype).clone(),
                         "exp_avg_sq": tensors[key + "exp_avg_sq"].to(p.device, p.dtype).clone()}
+
+
+def sft_loss(model, batch, starts, device):
+    """The SFT loss of a batch, as the CPU engine's DecoderTrainer: each sequence's mean
+    next-token loss on its targets (positions from max(1, start)), summed over the batch and
+    divided by its size; one padded forward (right padding, masked), the head applied only at
+    target positions. None when no sequence has a target."""
+    import torch
+    n = len(batch)
+    width = max(len(s) for s in batch)
+    ids = torch.zeros(n, width, dtype=torch.long, device=device)
+    mask = torch.zeros(n, width, dtype=torch.long, device=device)
+    rows, cols, targets, weights = [], [], [], []
+    for i, (seq, start) in enumerate(zip(batch, starts)):
+        ids[i, :len(seq)] = torch.tensor(seq, device=device)
+        mask[i, :len(seq)] = 1
+        first = max(1, start)
+        count = len(seq) - first
+        for j in range(first, len(seq)):
+            rows.append(i)
+            cols.append(j - 1)
+            targets.append(seq[j])
+            weights.append(1.0 / (count * n))
+    if not targets:
+        return None
+    hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state
+    picked = hidden[torch.tensor(rows, device=device), torch.tensor(cols, device=device)]
+    logp = torch.log_softmax(model.lm_head(picked).float(), -1)
+    nll = -logp.gather(1, torch.tensor(targets, device=device).view(-1, 1)).view(-1)
+    return (nll * torch.tensor(weights, device=device)).sum()

@@ -16,7 +16,7 @@ import sys
 import traceback
 
 from frames import Channel, float_tensors, from_blob, hello
-from models import (Models, UpdateHooks, adamw, check_memory, generator_forward, load_optimizer_state, named_weights, optimizer_state,
+from models import (Models, UpdateHooks, adamw, check_memory, sft_loss, generator_forward, load_optimizer_state, named_weights, optimizer_state,
                     read_weights, round_to_bfloat16, save_weights, set_weights)
 from decoder import Decoder, bucket, decode, supported, tail_gradient
 from sampling import choose, nucleus
@@ -358,16 +358,17 @@ class Worker:
             opt = self.sft_optimizers[handle] = adamw(params, float(request["weight_decay"]))
         batch, starts = request["batch"], request["targets_from"]
         model.zero_grad(set_to_none=True)
+        # `accumulation` micro-batches, each's share of the batch's loss backward in turn: the
+        # same sum, with the activations of one micro-batch at a time.
+        parts = max(1, min(int(request.get("accumulation", 1)), len(batch)))
+        size = -(-len(batch) // parts)
         total = 0.0
-        for seq, start in zip(batch, starts):
-            first, n = max(1, start), len(seq)
-            if n <= first:
-                continue
-            logits = model(input_ids=torch.tensor([seq], device=device)).logits[0].float()
-            logp = torch.log_softmax(logits[first - 1:n - 1], -1)
-            loss = -logp[torch.arange(n - first, device=device), torch.tensor(seq[first:n], device=device)].mean()
-            (loss / len(batch)).backward()
-            total += float(loss.detach())
+        for i in range(0, len(batch), size):
+            loss = sft_loss(model, batch[i:i + size], starts[i:i + size], device)
+            if loss is not None:
+                loss = loss * (len(batch[i:i + size]) / len(batch))
+                loss.backward()
+                total += float(loss.detach()) * len(batch)
         if request.get("max_grad_norm") is not None:
             torch.nn.utils.clip_grad_norm_(params, float(request["max_grad_norm"]))
         for group in opt.param_groups:

@@ -207,9 +207,11 @@ public final class TorchEngine: Engine, @unchecked Sendable {
     }
 
     public func sftStep(_ model: EngineModel, batch: [[Int]], targetsFrom: [Int], accumulation: Int, settings: SFTStepSettings) throws -> Float {
-        // Micro-batches sum to the same gradient: the worker takes the batch at once.
+        // The worker backwards `accumulation` micro-batches in turn (the same sum, the
+        // activations of one at a time).
         var fields: [(String, JSONValue)] = [
             ("model", .number(Double(model.id))), ("batch", .array(batch.map { .array($0.map { .number(Double($0)) }) })),
+            ("accumulation", .number(Double(accumulation))),
             ("targets_from", .array(targetsFrom.map { .number(Double($0)) })), ("lr", .number(Double(settings.lr))),
             ("weight_decay", .number(Double(settings.weightDecay))),
         ]
