@@ -26,6 +26,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        // SHA-256 (Pipeline's digests). 4.x: its Crypto module imports FoundationEssentials, not
+        // all of Foundation (3.x did), so linking it keeps the tool's start-up (docs/architecture.md).
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         // System-library shims (Debian packages libopenblas-dev, libcurl4-openssl-dev, liblz4-dev).
@@ -42,7 +45,8 @@ let package = Package(
         .target(name: "JSON", swiftSettings: upcoming),
         .target(name: "Threading", swiftSettings: upcoming),
         .target(name: "Pipeline",
-                dependencies: ["JSON", "Threading", "CLZ4"],
+                dependencies: ["JSON", "Threading", "CLZ4",
+                               .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: upcoming),
         .target(name: "NN", dependencies: ["JSON", "Threading", "COpenBLAS"], swiftSettings: numeric),
         .target(name: "LLM", dependencies: ["JSON", "NN", "CCurl"], swiftSettings: numeric),

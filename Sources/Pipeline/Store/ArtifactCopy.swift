@@ -20,6 +20,11 @@ extension Store {
         try FileIO.makeDirectory(directory)
         for (name, entry) in manifest.files.sorted(by: { $0.key < $1.key }) {
             let mode: mode_t = (entry.executable ? 0o755 : 0o644) & (isPrivateObject(entry.digest) ? 0o700 : 0o777)
+            if isRawObject(entry.digest) {  // a large file: streamed, never held in memory
+                try FileIO.makeDirectory(Path.directory(directory + "/" + name))
+                try copyRawObject(entry.digest, from: try soundRawObject(entry.digest), to: directory + "/" + name, mode: mode, sync: true)
+                continue
+            }
             try FileIO.writeAtomically(try object(entry.digest), to: directory + "/" + name, mode: mode)
         }
     }

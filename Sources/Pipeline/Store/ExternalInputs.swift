@@ -16,7 +16,8 @@ extension Store {
     /// reading it; `rehash` reads every file again (`run --verify`). `snapshot: false` only
     /// computes the digest (what `plan` needs), storing nothing. Links in a directory are
     /// followed only within it (`FileIO.listFiles`); a file others may not read is stored
-    /// readable by its owner only.
+    /// readable by its owner only. A large file (`largeFileBytes`) is hashed and stored a
+    /// buffer at a time, as a raw object (LargeObjects.swift), never read whole.
     public func importExternal(path: String, kind: ArtifactKind, snapshot: Bool = true, rehash: Bool = false) throws -> Digest {
         var files: [String: ArtifactManifest.Entry] = [:]
         guard let st = FileIO.status(path) else {
@@ -44,17 +45,24 @@ extension Store {
            json["path"]?.stringValue == absolute,
            json["size"]?.doubleValue == Double(st.size), json["mtime"]?.doubleValue == Double(st.mtimeNanos),
            json["ctime"]?.doubleValue == Double(st.ctimeNanos), json["inode"]?.doubleValue == Double(st.inode),
-           let d = json["digest"]?.stringValue.flatMap(Digest.init(hex:)), !snapshot || hasObject(d) {
+           let d = json["digest"]?.stringValue.flatMap(Digest.init(hex:)), !snapshot || hasSoundObject(d) {
             if snapshot && isPrivate { makeObjectPrivate(d) }
             return .init(digest: d, size: st.size, executable: st.isExecutable)
         }
         // One read: the bytes hashed are the bytes stored.
-        let bytes = try FileIO.read(path)
-        let d = snapshot ? try putObject(bytes, private: isPrivate) : Digest.of(bytes)
+        let d: Digest, size: Int64
+        if st.size >= largeFileBytes {
+            let read = snapshot ? try putLargeFile(path, private: isPrivate) : try FileStream.hash(path)
+            (d, size) = (read.digest, read.size)
+        } else {
+            let bytes = try FileIO.read(path)
+            d = snapshot ? try putObject(bytes, private: isPrivate) : Digest.of(bytes)
+            size = Int64(bytes.count)
+        }
         let record: JSONValue = .object(["path": .string(absolute), "size": .number(Double(st.size)),
                                          "mtime": .number(Double(st.mtimeNanos)), "ctime": .number(Double(st.ctimeNanos)),
                                          "inode": .number(Double(st.inode)), "digest": .string(d.hex)])
         try? FileIO.writeAtomically(record.canonical, to: cachePath, sync: false)
-        return .init(digest: d, size: Int64(bytes.count), executable: st.isExecutable)
+        return .init(digest: d, size: size, executable: st.isExecutable)
     }
 }

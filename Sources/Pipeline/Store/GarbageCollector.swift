@@ -43,8 +43,11 @@ extension Store {
         let fm = FileManager.default
         let objects = "\(root)/objects"
         for prefix in (try? fm.contentsOfDirectory(atPath: objects)) ?? [] {
+            // A large file's half-written copy (`putLargeFile`) lies beside the prefixes.
+            if prefix.hasPrefix(".tmp-") { report.removedTemporaries += 1; if !dryRun { unlink("\(objects)/\(prefix)") }; continue }
             for rest in (try? fm.contentsOfDirectory(atPath: "\(objects)/\(prefix)")) ?? [] {
-                guard let d = Digest(hex: prefix + rest) else {
+                // `cdef…` is an LZ4 object, `cdef….raw` a large file's raw one.
+                guard let d = Digest(hex: prefix + (rest.hasSuffix(".raw") ? String(rest.dropLast(4)) : rest)) else {
                     // A temporary file left by a killed process (no run holds the store now).
                     if rest.contains(".tmp-") { report.removedTemporaries += 1; if !dryRun { unlink("\(objects)/\(prefix)/\(rest)") } }
                     continue

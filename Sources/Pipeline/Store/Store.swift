@@ -17,6 +17,7 @@ import Glibc
 /// Layout (all writes atomic: temporary file, fsync, rename):
 ///
 ///     objects/ab/cdef…        LZ4 frames of file contents and manifests, named by SHA-256
+///     objects/ab/cdef….raw    large files (`largeFileThreshold`) as they are, sealed (LargeObjects.swift)
 ///     actions/ab/<key>.json   action cache: stage key → output artifact digest (+ provenance)
 ///     refs/<pipeline>/<stage>.json   the latest result of each stage of each pipeline
 ///     runs/<time>-<pid>.json  one record per `haps-pipe run`
@@ -29,8 +30,12 @@ public final class Store: @unchecked Sendable {
     public let root: String
     /// Recorded model calls (`memo/`), indexed on first use.
     public let callMemo: CallMemo
+    /// Files of at least this many bytes are stored raw and streamed, never read whole
+    /// (`Store.largeFileThreshold`; tests pass a small one).
+    public let largeFileBytes: Int64
 
-    public init(root: String) throws(FileError) {
+    public init(root: String, largeFileBytes: Int64 = Store.largeFileThreshold) throws(FileError) {
+        self.largeFileBytes = largeFileBytes
         var r = root
         while r.count > 1 && r.hasSuffix("/") { r.removeLast() }
         if !r.hasPrefix("/") { r = FileManager.default.currentDirectoryPath + "/" + r }
@@ -44,12 +49,7 @@ public final class Store: @unchecked Sendable {
 
     // MARK: Objects
 
-    func objectPath(_ d: Digest) -> String {
-        let h = d.hex
-        return "\(root)/objects/\(h.prefix(2))/\(h.dropFirst(2))"
-    }
-
-    public func hasObject(_ d: Digest) -> Bool { FileIO.exists(objectPath(d)) }
+    public func hasObject(_ d: Digest) -> Bool { FileIO.exists(lz4ObjectPath(d)) || FileIO.exists(rawObjectPath(d)) }
 
     /// Stores bytes (LZ4-compressed) under their digest; a no-op when already present.
     /// `private` objects (a user's file that others may not read) are readable by the
@@ -63,12 +63,11 @@ public final class Store: @unchecked Sendable {
     }
 
     func putObject(_ bytes: [UInt8], digest d: Digest, private isPrivate: Bool = false) throws {
-        let path = objectPath(d)
-        if FileIO.exists(path) {
+        if hasObject(d) {
             if isPrivate { makeObjectPrivate(d) }  // already stored: this copy of the bytes is private
             return
         }
-        try FileIO.writeAtomically(try LZ4Frame.compress(bytes), to: path, mode: isPrivate ? 0o400 : 0o444)
+        try FileIO.writeAtomically(try LZ4Frame.compress(bytes), to: lz4ObjectPath(d), mode: isPrivate ? 0o400 : 0o444)
     }
 
     /// Narrows an object to its owner (a private file's bytes stored before as public).
@@ -82,15 +81,17 @@ public final class Store: @unchecked Sendable {
         return st.permissions & 0o044 == 0
     }
 
-    /// Reads and verifies an object. A damaged object is reported, deleted, and never returned.
+    /// Reads and verifies an object (a raw one whole: for a large file's bytes in memory; see
+    /// `verifyObject` and `placeRawObject` for what need not hold them). A damaged object is
+    /// reported, deleted, and never returned.
     public func object(_ d: Digest) throws(StoreError) -> [UInt8] {
         let path = objectPath(d)
-        let compressed: [UInt8]
-        do { compressed = try FileIO.read(path) } catch {
+        let stored: [UInt8]
+        do { stored = try FileIO.read(path) } catch {
             throw StoreError(.missingObject, "object \(d.short) is missing from the store (\(path))", digest: d)
         }
         let bytes: [UInt8]
-        do { bytes = try LZ4Frame.decompress(compressed) } catch {
+        do { bytes = path.hasSuffix(".raw") ? stored : try LZ4Frame.decompress(stored) } catch {
             quarantine(path)
             throw StoreError(.corruptObject, "object \(d.short) is corrupt (\(error)); it was removed and will be recomputed", digest: d)
         }
@@ -102,7 +103,7 @@ public final class Store: @unchecked Sendable {
     }
 
     /// Moves a damaged object aside (kept for inspection under `corrupt/`, never read again).
-    private func quarantine(_ path: String) {
+    func quarantine(_ path: String) {
         let dest = "\(root)/corrupt/\(Path.lastComponent(path))-\(Int(Date().timeIntervalSince1970))"
         try? FileIO.makeDirectory("\(root)/corrupt")
         if rename(path, dest) != 0 { unlink(path) }
@@ -122,9 +123,15 @@ public final class Store: @unchecked Sendable {
         }
         for rel in listed {
             let full = directory + "/" + rel
+            let st = FileIO.status(full)
+            if let st, st.size >= largeFileBytes {
+                let stored = try putLargeFile(full, private: false)
+                files[rel] = .init(digest: stored.digest, size: stored.size, executable: st.isExecutable)
+                continue
+            }
             let bytes = try FileIO.read(full)
             let d = try putObject(bytes)
-            files[rel] = .init(digest: d, size: Int64(bytes.count), executable: FileIO.status(full)?.isExecutable ?? false)
+            files[rel] = .init(digest: d, size: Int64(bytes.count), executable: st?.isExecutable ?? false)
         }
         let manifest = ArtifactManifest(kind: kind, files: files)
         try putObject(manifest.bytes, digest: manifest.digest)
@@ -198,7 +205,7 @@ public final class Store: @unchecked Sendable {
                 return .failure(StoreError(.missingObject, "object \(d.short) of the cached output is missing", digest: d))
             }
             if verifyAll || current!.size != recorded.size || current!.mtimeNanos != recorded.mtimeNanos || current!.inode != recorded.inode {
-                do { _ = try object(d) } catch { return .failure(error) }
+                do { try verifyObject(d) } catch { return .failure(error) }
             }
         }
         return .success(())
@@ -307,7 +314,9 @@ extension Store {
         guard p.count >= 6, p.allSatisfy({ $0.isHexDigit }) else { return nil }
         if let d = Digest(hex: p) { return hasObject(d) ? d : nil }
         let dir = "\(root)/objects/\(p.prefix(2))"
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasPrefix(String(p.dropFirst(2))) }
+        let listed = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        let names = Set(listed.filter { $0.hasPrefix(String(p.dropFirst(2))) && !$0.contains(".tmp-") }
+            .map { $0.hasSuffix(".raw") ? String($0.dropLast(4)) : $0 }).sorted()
         if names.count > 1 { throw StoreError(.ambiguous, "digest prefix '\(prefix)' matches \(names.count) objects; give more digits") }
         return names.first.flatMap { Digest(hex: String(p.prefix(2)) + $0) }
     }

@@ -11,7 +11,10 @@ import Glibc
 /// (files 0444, or 0400 when their object is private; directories 0555), and each has a stamp (`trees/<digest>.stamp`: every file's
 /// size, mtime and inode as unpacked), because permissions do not stop every writer (root
 /// ignores them): a tree that no longer matches its stamp is never handed to a stage again,
-/// and a stage that changed one of its inputs fails (`changedTree`).
+/// and a stage that changed one of its inputs fails (`changedTree`). A large file's raw object
+/// is hard-linked into the tree, not copied (LargeObjects.swift): a write to the tree's file is
+/// a write to the object, which breaks the object's seal, so the object is rehashed (and
+/// quarantined when damaged) before it is used again.
 extension Store {
     func treePath(_ d: Digest) -> String { "\(root)/trees/\(d.hex)" }
     func treeStampPath(_ d: Digest) -> String { "\(root)/trees/\(d.hex).stamp" }
@@ -33,10 +36,13 @@ extension Store {
         try FileIO.makeDirectory(tmp)
         defer { FileIO.removeTree(tmp) }
         for (rel, entry) in m.files {
-            let bytes = try object(entry.digest)
             // Owner-only when the object is (a user's private file): never wider than the source.
             let mode: mode_t = (entry.executable ? 0o555 : 0o444) & (isPrivateObject(entry.digest) ? 0o500 : 0o555)
-            try FileIO.writeAtomically(bytes, to: tmp + "/" + rel, mode: mode, sync: false)
+            if isRawObject(entry.digest) {
+                try placeRawObject(entry.digest, at: tmp + "/" + rel, mode: mode, link: !entry.executable)
+                continue
+            }
+            try FileIO.writeAtomically(try object(entry.digest), to: tmp + "/" + rel, mode: mode, sync: false)
         }
         let stamp = try stampOf(tmp, files: m.files.keys.sorted())
         FileIO.setDirectoriesReadOnly(tmp)
