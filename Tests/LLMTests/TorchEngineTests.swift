@@ -66,6 +66,33 @@ final class TorchEngineTests: XCTestCase {
         }
     }
 
+    /// Sixteen callers at once (as evaluation's dialogues): their calls meet in the worker's
+    /// batches, and each caller gets its own replies, the CPU engine's.
+    func testConcurrentCallersEachGetTheirOwnReplies() throws {
+        let (torch, cpu, directory) = try engines()
+        let t = try torch.loadModel(directory: directory, name: "tiny", trainable: false)
+        let c = try cpu.loadModel(directory: directory, name: "tiny", trainable: false)
+        let base = prompt
+        @Sendable func call(_ m: EngineModel, _ i: Int) -> EngineCall {
+            EngineCall(model: m, prompt: [i + 1] + base, maxNewTokens: 4 + i % 5, stopTokens: [], temperature: i % 2 == 0 ? 0 : 1, topP: 0.9,
+                       uniforms: SamplingRandom.uniforms(seed: UInt64(i), count: 4 + i % 5))
+        }
+        final class Replies: @unchecked Sendable { let lock = NSLock(); var ids: [Int: [[Int]]] = [:]; var errors: [String] = [] }
+        let replies = Replies()
+        DispatchQueue.concurrentPerform(iterations: 16) { i in
+            do {
+                let r = try torch.generate([call(t, i), call(t, i + 100)])
+                replies.lock.lock(); replies.ids[i] = r.map(\.ids); replies.lock.unlock()
+            } catch {
+                replies.lock.lock(); replies.errors.append("\(error)"); replies.lock.unlock()
+            }
+        }
+        XCTAssertEqual(replies.errors, [])
+        for i in 0..<16 {
+            XCTAssertEqual(replies.ids[i], try cpu.generate([call(c, i), call(c, i + 100)]).map(\.ids), "caller \(i)")
+        }
+    }
+
     func checkGeneration(_ engines: (torch: TorchEngine, cpu: CPUEngine, directory: String)) throws {
         let (torch, cpu, directory) = engines
         XCTAssertEqual(torch.info.name, "torch")

@@ -65,6 +65,9 @@ public final class TorchEngine: Engine, @unchecked Sendable {
     }
 
     private var routerDevice = "cpu"
+    /// Rows a worker request decodes at most (the decoder's largest CUDA graph).
+    public static let maxBatchRows = 64
+    private let batcher = TorchCallBatcher(maxRows: TorchEngine.maxBatchRows)
 
     private func number(_ i: Int) -> JSONValue { .number(Double(i)) }
 
@@ -101,10 +104,17 @@ public final class TorchEngine: Engine, @unchecked Sendable {
         _ = try worker.call("round_bf16", [("model", number(model.id))])
     }
 
+    /// The calls, batched in the worker with those of every other caller in flight
+    /// (`TorchCallBatcher`).
     public func generate(_ calls: [EngineCall]) throws -> [EngineReply] {
+        for c in calls { try c.validate() }
+        return try batcher.generate(calls, send: request)
+    }
+
+    /// One worker request of these calls.
+    func request(_ calls: [EngineCall]) throws -> [EngineReply] {
         var described: [JSONValue] = [], tensors: [TorchWorker.NamedTensor] = []
         for (i, c) in calls.enumerated() {
-            try c.validate()
             var call: [(String, JSONValue)] = [
                 ("model", .number(Double(c.model.id))), ("prompt", .array(c.prompt.map { .number(Double($0)) })),
                 ("max_new_tokens", .number(Double(c.maxNewTokens))), ("stop", .array(c.stopTokens.sorted().map { .number(Double($0)) })),
