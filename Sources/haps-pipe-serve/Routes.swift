@@ -5,12 +5,6 @@ import LLM
 import NIOCore
 import NN
 
-/// A served chat model and the batcher that feeds its engine.
-struct ServedModel: Sendable {
-    let model: LocalChatModel
-    let batcher: GenerationBatcher
-}
-
 struct Limits: Sendable {
     var maxBodyBytes: Int
     var maxTokens: Int
@@ -97,7 +91,7 @@ struct Routes: Sendable {
     }
 
     func models() -> Response {
-        let data: [JSONValue] = model.map { [["id": .string($0.model.name), "object": "model", "owned_by": "haps-pipe", "created": 0]] } ?? []
+        let data: [JSONValue] = model.map { [["id": .string($0.name), "object": "model", "owned_by": "haps-pipe", "created": 0]] } ?? []
         return Routes.json(["object": "list", "data": .array(data)])
     }
 
@@ -159,22 +153,18 @@ struct Routes: Sendable {
         guard temperature >= 0, topP > 0, topP <= 1 else {
             throw APIError(status: .badRequest, message: "temperature must be ≥ 0 and top_p in (0, 1]", param: "temperature")
         }
-        let m = served.model
+        let m = served.codec
         let prompt = m.tokenizer.encode(m.template.render(messages))
-        let context = m.model.config.maxPositions
+        let context = served.maxPositions
         guard prompt.count + maxTokens <= context else {
             throw APIError(status: .badRequest, message: "This model's maximum context length is \(context) tokens. However, you requested \(prompt.count + maxTokens) tokens (\(prompt.count) in the messages, \(maxTokens) in the completion). Please reduce the length of the messages or completion.",
                            code: "context_length_exceeded", param: "messages")
         }
         let request = GenerationRequest(prompt: prompt, maxNewTokens: maxTokens, temperature: Float(temperature), topP: Float(topP),
                                         seed: UInt64(truncatingIfNeeded: seed ?? 0), stopTokens: m.stopTokens)
-        let result: GenerationResult = try await withCheckedThrowingContinuation { continuation in
-            do {
-                try served.batcher.submit(request) { continuation.resume(with: $0) }
-            } catch {
-                continuation.resume(throwing: APIError(status: .tooManyRequests, message: "\(error); retry later",
-                                                       type: "rate_limit_error", code: "rate_limit_exceeded"))
-            }
+        let result: GenerationResult
+        do { result = try await served.generator.generate(request) } catch let full as QueueFull {
+            throw APIError(status: .tooManyRequests, message: "\(full); retry later", type: "rate_limit_error", code: "rate_limit_exceeded")
         }
         var ids = result.ids
         if result.finishReason == "stop" { ids.removeLast() }
@@ -189,8 +179,8 @@ struct Routes: Sendable {
     func chatCompletions(_ request: Request) async throws -> Response {
         guard let served = model else { throw APIError(status: .notFound, message: "this server serves no model (start it with --model)", code: "model_not_found") }
         let v = try await body(request)
-        if let asked = v["model"]?.stringValue, asked != served.model.name {
-            throw APIError(status: .notFound, message: "The model '\(asked)' does not exist; this server has '\(served.model.name)'.",
+        if let asked = v["model"]?.stringValue, asked != served.name {
+            throw APIError(status: .notFound, message: "The model '\(asked)' does not exist; this server has '\(served.name)'.",
                            code: "model_not_found", param: "model")
         }
         if try integer(v, "n") ?? 1 != 1 { throw APIError(status: .badRequest, message: "only n = 1 is supported", param: "n") }
@@ -203,7 +193,7 @@ struct Routes: Sendable {
         let created = Int(Date().timeIntervalSince1970)
         return Routes.json([
             "id": .string("chatcmpl-\(UUID().uuidString.lowercased())"), "object": "chat.completion", "created": .number(Double(created)),
-            "model": .string(served.model.name),
+            "model": .string(served.name),
             "choices": [["index": 0, "message": ["role": "assistant", "content": .string(reply.text)],
                          "finish_reason": .string(reply.finishReason ?? "stop")]],
             "usage": ["prompt_tokens": .number(Double(reply.promptTokens)), "completion_tokens": .number(Double(reply.completionTokens)),

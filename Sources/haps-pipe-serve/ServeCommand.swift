@@ -23,6 +23,7 @@ struct ServeCommand: AsyncParsableCommand {
 
             Examples:
               haps-pipe serve --model models/tiny-qwen --port 2025
+              haps-pipe serve --model /data/Llama-3.1-8B-Instruct --engine torch --device cuda:0 --port 2024
               haps-pipe serve --retriever models/all-MiniLM-L6-v2 --port 2022
               HAPS_KEY=secret haps-pipe serve --model models/tiny-qwen --api-key-env HAPS_KEY --host 0.0.0.0
             """)
@@ -46,6 +47,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Most connections open at once. A connection past it closes the one idle the longest (no request being answered), or is closed itself if none is. Lowered to fit the open-file limit, whose soft value is raised to the hard one.",
                                valueName: "n")) var maxConnections: Int = 512
     @Option(help: "OpenBLAS threads (default: all cores).") var threads: Int?
+    @Option(help: ArgumentHelp("What generates: cpu (this program's engine) or torch (the PyTorch worker, for GPUs; its Python is HAPS_TORCH_PYTHON; docs/engine.md).",
+                               valueName: "cpu|torch")) var engine: String = "cpu"
+    @Option(help: ArgumentHelp("--engine torch: the model's device.", valueName: "cpu|cuda|cuda:N")) var device: String = "cuda"
+    @Option(help: ArgumentHelp("--engine torch: the model's dtype.", valueName: "float32|bfloat16")) var dtype: String = "bfloat16"
 
     func validate() throws {
         if model == nil && retriever == nil { throw ValidationError("give --model DIR, --retriever lexical|DIR, or both") }
@@ -57,6 +62,11 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("--idle-timeout and --read-timeout must be between 0 and 86400 seconds (got \(idleTimeout) and \(readTimeout))")
         }
         if maxConnections < 1 { throw ValidationError("--max-connections must be positive (got \(maxConnections))") }
+        if !["cpu", "torch"].contains(engine) { throw ValidationError("--engine is cpu or torch (got '\(engine)')") }
+        if !["float32", "bfloat16"].contains(dtype) { throw ValidationError("--dtype is float32 or bfloat16 (got '\(dtype)')") }
+        if !(device == "cpu" || device == "cuda" || (device.hasPrefix("cuda:") && Int(device.dropFirst(5)) != nil)) {
+            throw ValidationError("--device is cpu, cuda or cuda:N (got '\(device)')")
+        }
     }
 
     func run() async throws {
@@ -70,10 +80,7 @@ struct ServeCommand: AsyncParsableCommand {
         if key == nil && !["127.0.0.1", "localhost", "::1"].contains(host) {
             FileHandle.standardError.write(Data("haps-pipe serve: warning: listening on \(host) without --api-key-env: anyone who can reach this address can use the server\n".utf8))
         }
-        let chat = try model.map { dir in
-            let m = try LocalChatModel(directory: dir, name: name ?? Path(dir).lastComponent)
-            return ServedModel(model: m, batcher: GenerationBatcher(model: m.model, maxBatch: maxBatch, maxQueue: maxQueue))
-        }
+        let chat = try model.map { try served(directory: $0) }
         let search: (any Retriever)? = try retriever.map { r in
             r == "lexical" ? LexicalRetriever() as any Retriever : DenseRetriever(encoder: try SentenceEncoder(directory: r))
         }
@@ -89,12 +96,31 @@ struct ServeCommand: AsyncParsableCommand {
                               onServerRunning: { channel in
                                   let bound = channel.localAddress?.port ?? 0
                                   let line = "haps-pipe serve: listening on http://\(host):\(bound)" +
-                                      (chat.map { " (model \($0.model.name))" } ?? "") + (search.map { " (retriever \($0.identity))" } ?? "") + "\n"
+                                      (chat.map { " (model \($0.name)\(engine == "torch" ? ", torch on \(device), \(dtype)" : ""))" } ?? "") + (search.map { " (retriever \($0.identity))" } ?? "") + "\n"
                                   FileHandle.standardOutput.write(Data(line.utf8))
                               })
         try await app.runService()
-        chat?.batcher.stop()
+        chat?.stop()
         FileHandle.standardError.write(Data("haps-pipe serve: stopped\n".utf8))
+    }
+
+    /// The model to serve, on the engine asked for: the torch worker is started and checked
+    /// (torch, transformers, the device) before the server listens.
+    func served(directory dir: String) throws -> ServedModel {
+        let name = self.name ?? Path(dir).lastComponent
+        if engine == "cpu" {
+            let m = try LocalChatModel(directory: dir, name: name)
+            return ServedModel(name: name, codec: m.codec, maxPositions: m.model.config.maxPositions,
+                               generator: CPUGenerator(batcher: GenerationBatcher(model: m.model, maxBatch: maxBatch, maxQueue: maxQueue)))
+        }
+        guard let script = TorchWorkerLocation.script() else { throw ValidationError(TorchWorkerLocation.notFound) }
+        let python = ProcessInfo.processInfo.environment["HAPS_TORCH_PYTHON"].flatMap { $0.isEmpty ? nil : $0 } ?? "python3"
+        let log = NSTemporaryDirectory() + "haps-pipe-serve-torch-\(getpid()).log"
+        let torch = try TorchEngine(python: python, script: script, log: log, placement: .init(device), dtype: dtype)
+        let config = try DecoderConfig.load(dir + "/config.json")
+        let model = try torch.loadModel(directory: dir, name: name, trainable: false)
+        return ServedModel(name: name, codec: try ChatCodec(directory: dir, config: config), maxPositions: config.maxPositions,
+                           generator: TorchGenerator(engine: torch, model: model, maxQueue: maxQueue))
     }
 
     /// The connections' limits: Hummingbird's idle timeout (it also bounds the time to send a

@@ -117,6 +117,38 @@ final class ServeTests: XCTestCase {
         XCTAssertTrue(log.contains("POST /retrieve 400"), log)
     }
 
+    /// `--engine torch` (CPU torch, float32, as CI has it): the same answers as this program's
+    /// engine, greedy and sampled with a seed, alone and concurrently.
+    func testTheTorchEngineServesWhatTheCPUEngineServes() throws {
+        let python = try TorchPython.require()
+        let dir = try model()
+        let server = try Server(["--model", dir, "--name", "tiny", "--engine", "torch", "--device", "cpu", "--dtype", "float32"],
+                                environment: ["HAPS_TORCH_PYTHON": python, "HAPS_TORCH_WORKER": TorchPython.worker])
+        defer { server.stop() }
+        let local = try LocalChatModel(directory: dir, name: "tiny")
+        let openai = try OpenAIChatModel(urls: [server.base + "/v1"], model: "tiny")
+        for settings in [GenerationSettings(maxTokens: 12), GenerationSettings(temperature: 0.9, topP: 0.8, maxTokens: 10, seed: 7)] {
+            let messages = [ChatMessage.user("Where is the Eiffel Tower?")]
+            let expected = try local.chat(messages, settings: settings)
+            let got = try openai.chat(messages, settings: settings)
+            XCTAssertEqual(got.text, expected.text)
+            XCTAssertEqual(got.completionTokens, expected.completionTokens)
+            XCTAssertEqual(got.finishReason, expected.finishReason)
+        }
+        let settings = GenerationSettings(maxTokens: 8)
+        let prompts = (0..<6).map { "Question number \($0)?" }
+        let alone = try prompts.map { try local.chat([.user($0)], settings: settings).text }
+        final class Box: @unchecked Sendable { var texts = [String?](repeating: nil, count: 6); let lock = NSLock() }
+        let box = Box()
+        DispatchQueue.concurrentPerform(iterations: 6) { i in
+            let t = try? openai.chat([.user(prompts[i])], settings: settings).text
+            box.lock.withLock { box.texts[i] = t }
+        }
+        XCTAssertEqual(box.texts, alone)
+        server.stop()
+        XCTAssertEqual(server.process.terminationStatus, 0)
+    }
+
     func testLimitsAndErrorsInOpenAIsShape() throws {
         let server = try Server(["--model", try model(), "--name", "tiny", "--max-body-bytes", "2048", "--max-tokens-limit", "64",
                                  "--api-key-env", "SERVE_TEST_KEY"], environment: ["SERVE_TEST_KEY": "sesame"])

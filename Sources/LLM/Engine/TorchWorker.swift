@@ -260,3 +260,26 @@ private func withCStrings<R>(_ strings: [String], _ body: ([UnsafeMutablePointer
     defer { for p in pointers { free(p) } }
     return body(pointers)
 }
+
+/// Where the torch worker program is: `HAPS_TORCH_WORKER`, else `engines/torch/worker.py` in
+/// the checkout the running program was built in (found upwards from the executable), else
+/// `share/haps-pipe/engines/torch/worker.py` beside an installed one.
+public enum TorchWorkerLocation {
+    public static let notFound = "the torch engine's worker (engines/torch/worker.py) was not found beside this haps-pipe: set HAPS_TORCH_WORKER to its path"
+
+    public static func script() -> String? {
+        func exists(_ p: String) -> Bool { access(p, R_OK) == 0 }
+        if let s = getenv("HAPS_TORCH_WORKER").map({ String(cString: $0) }), !s.isEmpty { return exists(s) ? s : nil }
+        guard let exe = realpath("/proc/self/exe", nil) else { return nil }
+        var dir = String(cString: exe)
+        free(exe)
+        for _ in 0..<7 {
+            guard let slash = dir.lastIndex(of: "/"), slash != dir.startIndex else { break }
+            dir = String(dir[..<slash])
+            for candidate in [dir + "/engines/torch/worker.py", dir + "/share/haps-pipe/engines/torch/worker.py"] where exists(candidate) {
+                return candidate
+            }
+        }
+        return nil
+    }
+}

@@ -43,6 +43,9 @@ public struct GenerationResult: Sendable, Equatable {
     public var logprobs: [Float]
     /// "stop" (a stop token was generated, and is included) or "length".
     public var finishReason: String
+    public init(ids: [Int], logprobs: [Float], finishReason: String) {
+        self.ids = ids; self.logprobs = logprobs; self.finishReason = finishReason
+    }
 }
 
 /// xoshiro256** seeded through SplitMix64: a small, fast, reproducible generator for sampling.

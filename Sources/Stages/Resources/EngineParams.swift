@@ -105,24 +105,3 @@ public struct EngineParams: ParameterGroup {
 
 /// A message for a spec problem at a known path.
 struct SpecMessage: Error { var message: String; init(_ m: String) { message = m } }
-
-/// Where the torch worker program is: `HAPS_TORCH_WORKER`, else `engines/torch/worker.py` in
-/// the checkout the running haps-pipe was built in (found upwards from the executable), else
-/// `share/haps-pipe/engines/torch/worker.py` beside an installed one.
-public enum TorchWorkerLocation {
-    static let notFound = "the torch engine's worker (engines/torch/worker.py) was not found beside this haps-pipe: set HAPS_TORCH_WORKER to its path"
-
-    public static func script() -> String? {
-        if let s = ProcessInfo.processInfo.environment["HAPS_TORCH_WORKER"], !s.isEmpty { return FileIO.exists(s) ? s : nil }
-        guard var dir = (FileIO.realPath("/proc/self/exe") ?? CommandLine.arguments.first).map(Path.directory), !dir.isEmpty else { return nil }
-        for _ in 0..<6 {
-            for candidate in [dir + "/engines/torch/worker.py", dir + "/share/haps-pipe/engines/torch/worker.py"] where FileIO.exists(candidate) {
-                return candidate
-            }
-            let up = Path.directory(dir)
-            if up == dir || up.isEmpty { break }
-            dir = up
-        }
-        return nil
-    }
-}
