@@ -108,6 +108,9 @@ final class TorchEngineStageTests: XCTestCase {
         XCTAssertThrowsError(try SFTTrainTests.spec(dir, typed: true, epochs: 1, params: #", "device": "cuda""#)) { error in
             XCTAssertTrue("\(error)".contains("'device' is the torch engine's"), "\(error)")
         }
+        // With the cpu engine named, a GPU pipeline's device and dtype are kept and ignored
+        // (`--set STAGE.engine=cpu`).
+        XCTAssertNoThrow(try SFTTrainTests.spec(dir, typed: true, epochs: 1, params: #", "engine": "cpu", "device": "cuda", "dtype": "bfloat16""#))
         XCTAssertThrowsError(try SFTTrainTests.spec(dir, typed: true, epochs: 1, params: #", "engine": "torch", "device": "gpu0""#)) { error in
             XCTAssertTrue("\(error)".contains("expected cpu, cuda or cuda:N, found \"gpu0\""), "\(error)")
         }

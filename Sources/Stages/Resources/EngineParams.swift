@@ -34,7 +34,10 @@ public struct EngineParams: ParameterGroup {
 
     func validate(at path: JSONPath) -> [SpecProblem] {
         var problems: [SpecProblem] = []
-        if kind == .cpu {
+        // Without an engine named, a device or dtype is a mistake (it would do nothing); with
+        // "engine": "cpu" named, they are kept for when the stage goes back to torch
+        // (`--set STAGE.engine=cpu` on a GPU pipeline) and ignored, with a note at run time.
+        if engine == nil {
             for (name, given) in [("device", device != nil), ("dtype", dtype != nil)] where given {
                 problems.append(SpecProblem(path.appending(name), "'\(name)' is the torch engine's: set \"engine\": \"torch\", or leave it out"))
             }
@@ -80,6 +83,7 @@ public struct EngineParams: ParameterGroup {
     public func makeEngine(_ context: StageContext, candidates: [String: String] = [:]) throws -> any Engine {
         switch kind {
         case .cpu:
+            if device != nil || dtype != nil { context.log("the cpu engine runs in float32 on this machine's CPUs: device and dtype (the torch engine's) are ignored") }
             let engine = CPUEngine(threads: context.threads)
             context.recordEnvironment("engine", .object([("name", "cpu")]))
             return engine
