@@ -61,21 +61,23 @@ final class TorchEngineStageTests: XCTestCase {
         XCTAssertNotNil(record?["versions"]?["torch"]?.stringValue)
     }
 
+    /// The micro rl-train of RLTrainTests (makeTinyHAPS's models and questions in `dir`).
+    func rlSpec(_ dir: String, _ extra: String) throws -> PipelineSpec {
+        try PipelineSpec.parse(text: """
+            {"name": "r", "resources": {"models": {"a": {"backend": "local", "path": "a"}, "b": {"backend": "local", "path": "b"}},
+                                        "retriever": {"backend": "lexical"}},
+             "stages": {"rl": {"type": "rl-train", "inputs": {"router": "router", "train": "train.jsonl", "valid": "valid.jsonl"},
+               "params": {"candidates": ["a", "b"], "budget": 1, "epochs": 1, "eval_interval": 2, "max_tokens": 6,
+                          "high_router_lr": 0.001, "low_router_lr": 0.001, "alpha": 0.5, "lora_r": 2\(extra)}}}}
+            """, file: "r.json", registry: HAPSStages.registry, baseDirectory: dir)
+    }
+
     func testRLTrainOnTheTorchEngineMatchesTheCPUEngine() throws {
         _ = try TorchPython.require()
         let dir = try makeTempDir(self, "rl-torch")
         try makeTinyHAPS(dir)
-        func spec(_ extra: String) throws -> PipelineSpec {
-            try PipelineSpec.parse(text: """
-                {"name": "r", "resources": {"models": {"a": {"backend": "local", "path": "a"}, "b": {"backend": "local", "path": "b"}},
-                                            "retriever": {"backend": "lexical"}},
-                 "stages": {"rl": {"type": "rl-train", "inputs": {"router": "router", "train": "train.jsonl", "valid": "valid.jsonl"},
-                   "params": {"candidates": ["a", "b"], "budget": 1, "epochs": 1, "eval_interval": 2, "max_tokens": 6,
-                              "high_router_lr": 0.001, "low_router_lr": 0.001, "alpha": 0.5, "lora_r": 2\(extra)}}}}
-                """, file: "r.json", registry: HAPSStages.registry, baseDirectory: dir)
-        }
-        let cpu = try run(try spec(""), stage: "rl", store: dir + "/cpu")
-        let torch = try run(try spec(Self.onTorch), stage: "rl", store: dir + "/torch")
+        let cpu = try run(try rlSpec(dir, ""), stage: "rl", store: dir + "/cpu")
+        let torch = try run(try rlSpec(dir, Self.onTorch), stage: "rl", store: dir + "/torch")
         XCTAssertEqual(torch.run.result("rl")?.environment["engine"]?["name"], "torch")
         XCTAssertEqual(cpu.run.result("rl")?.environment["engine"]?["name"], "cpu")
 
@@ -101,6 +103,32 @@ final class TorchEngineStageTests: XCTestCase {
             XCTAssertEqual(Set(o.keys), Set(t.keys))
             for (name, w) in t { assertClose(o[name]?.data ?? [], w.data, tolerance: 1e-3, "generator \(g) \(name)") }
         }
+    }
+
+    /// A worker that dies in the middle of rl-train (at its third optimiser step, after two
+    /// checkpoints) fails the stage with a message naming the operation and quoting the
+    /// worker's log; the next run resumes from the last checkpoint and ends with the output of
+    /// a run that was never interrupted, byte for byte.
+    func testAWorkerThatDiesFailsTheStageAndARerunResumesToTheSameOutput() throws {
+        _ = try TorchPython.require()
+        let dir = try makeTempDir(self, "rl-torch-dies")
+        try makeTinyHAPS(dir)
+        let spec = try rlSpec(dir, Self.onTorch)
+        let clean = try run(spec, stage: "rl", store: dir + "/clean")
+        let store = try Store(root: dir + "/faulty")
+        setenv("HAPS_TORCH_WORKER_DIE_AT", "step:3", 1)
+        let failed = try Executor(spec: spec, store: store, options: RunOptions()).run()
+        unsetenv("HAPS_TORCH_WORKER_DIE_AT")
+        guard case .failed(let message)? = failed.result("rl")?.outcome else {
+            return XCTFail("the stage should have failed: \(failed.results)")
+        }
+        XCTAssertTrue(message.contains("stopped answering during 'step'"), message)
+        XCTAssertTrue(message.contains("dying on request 3 of 'step'"), "the worker's log is quoted: \(message)")
+        let messages = SampleStageTests.Messages()
+        let resumed = try Executor(spec: spec, store: store, options: RunOptions(), observer: messages).run()
+        XCTAssertEqual(resumed.result("rl")?.outcome.label, "ran")
+        XCTAssertTrue(messages.lines.contains("resuming from the checkpoint of step 2"), "\(messages.lines)")
+        XCTAssertEqual(resumed.result("rl")?.output, clean.run.result("rl")?.output, "the resumed run's output is the uninterrupted one's")
     }
 
     func testTheEngineParametersAreCheckedBeforeAnythingRuns() throws {

@@ -449,12 +449,21 @@ class Worker:
 
     def serve(self):
         self.channel.send(hello())
+        # Fault injection for the tests of a worker that dies mid-stage: "OP:N" exits, as a
+        # crash would, on receiving the N-th request of OP.
+        die_op, _, die_at = os.environ.get("HAPS_TORCH_WORKER_DIE_AT", "").partition(":")
+        seen = 0
         while True:
             message = self.channel.receive()
             if message is None:
                 return
             request, blobs = message
             op = request.get("op")
+            if op == die_op:
+                seen += 1
+                if seen == int(die_at or 0):
+                    print("haps-pipe torch worker: dying on request %d of '%s' (HAPS_TORCH_WORKER_DIE_AT)" % (seen, op), file=sys.stderr)
+                    os._exit(9)
             if op == "shutdown":
                 self.channel.send({"id": request.get("id"), "ok": True})
                 return
