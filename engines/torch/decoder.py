@@ -63,6 +63,7 @@ class Decoder:
         self.lora_b = torch.zeros(rows, self.rank, self.width, dtype=self.dtype, device=self.device)
         self.lora_scale = torch.zeros(len(self.layers), rows, dtype=self.dtype, device=self.device)
         self.graphs = {}
+        self.with_updates = False
         # The last layer's o_proj input and the residual before it, at each row's last position
         # of the latest forward (what a recorded call's gradient needs; graph-static buffers).
         self.captured_x = torch.zeros(rows, self.width, dtype=self.dtype, device=self.device)
@@ -83,6 +84,7 @@ class Decoder:
         self.lora_a.zero_()
         self.lora_b.zero_()
         self.lora_scale.zero_()
+        self.with_updates = any(u is not None for u in updates)  # graphs are captured with and without the products
         n = len(self.layers)
         for i, u in enumerate(updates):
             if u is None:
@@ -121,8 +123,10 @@ class Decoder:
             values = self.v[l, rows].transpose(1, 2)
             o = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=attn.scaling, enable_gqa=True)
             o = o.transpose(1, 2).reshape(n, t, self.width)
-            out = attn.o_proj(o) + self.lora_scale[l, rows].view(n, 1, 1) * torch.bmm(torch.bmm(o, self.lora_b[rows].transpose(1, 2)),
-                                                                                        self.lora_a[rows].transpose(1, 2))
+            out = attn.o_proj(o)
+            if self.with_updates:
+                out = out + self.lora_scale[l, rows].view(n, 1, 1) * torch.bmm(torch.bmm(o, self.lora_b[rows].transpose(1, 2)),
+                                                                                self.lora_a[rows].transpose(1, 2))
             if l == last:
                 self.captured_x[rows].copy_(o[:, -1])
                 self.captured_residual[rows].copy_(residual[:, -1])
@@ -135,9 +139,9 @@ class Decoder:
         capture's own forwards write (position 0 of rows 0..bucket-1), and a prefill after
         them overwrites what they wrote."""
         if self.device.type == "cuda" and n <= self.rows:
-            b = min(bucket(n), self.rows)
-            if b not in self.graphs:
-                self.graphs[b] = self.capture(b)
+            key = (min(bucket(n), self.rows), self.with_updates)
+            if key not in self.graphs:
+                self.graphs[key] = self.capture(key[0])
 
     def step(self, ids, positions, n):
         """One decode step of rows 0..n-1 (ids, positions: [n] on the device): a CUDA graph
@@ -146,9 +150,9 @@ class Decoder:
         if self.device.type != "cuda" or n > self.rows:
             return self.forward(ids.view(n, 1), positions.view(n, 1))
         b = min(bucket(n), self.rows)
-        g = self.graphs.get(b)
+        g = self.graphs.get((b, self.with_updates))
         if g is None:
-            g = self.graphs[b] = self.capture(b)
+            g = self.graphs[(b, self.with_updates)] = self.capture(b)
         graph, static_ids, static_positions, static_logits = g
         static_ids[:n, 0] = ids
         static_positions[:n, 0] = positions
@@ -183,11 +187,12 @@ def choose_rows(logits, calls, uniforms, step, active):
     tokens, logprobs = [0] * n, [0.0] * n
     greedy = [i for i in range(n) if active[i] and calls[i].get("temperature", 0) <= 0]
     if greedy:
-        rows = logits[greedy]
+        rows = logits if len(greedy) == n else logits[greedy]
         best = torch.argmax(rows, 1)
         lp = rows.gather(1, best.view(-1, 1)).view(-1) - torch.logsumexp(rows, 1)
-        for j, (t, p) in enumerate(zip(best.tolist(), lp.tolist())):
-            tokens[greedy[j]], logprobs[greedy[j]] = t, p
+        both = torch.stack([best.double(), lp.double()]).tolist()  # one transfer
+        for j, (t, p) in enumerate(zip(both[0], both[1])):
+            tokens[greedy[j]], logprobs[greedy[j]] = int(t), p
     for i in range(n):
         c = calls[i]
         if not active[i] or c.get("temperature", 0) <= 0:
@@ -250,7 +255,8 @@ def decode(decoder, calls, updates):
         uniforms = [c.get("uniforms", []) for c in calls]
         ids, logprobs, finish = [[] for _ in calls], [[] for _ in calls], ["length"] * n
         done = [c["max_new_tokens"] <= 0 for c in calls]
-        positions = [len(c["prompt"]) for c in calls]
+        at = torch.tensor([len(c["prompt"]) for c in calls], device=decoder.device)
+        advance = None  # 1 for each row still generating (a finished row keeps rewriting its last slot)
         stops = [set(c.get("stop", [])) for c in calls]
         step = 0
         while not all(done):
@@ -267,14 +273,15 @@ def decode(decoder, calls, updates):
             if all(done):
                 break
             feed = torch.tensor([ids[i][-1] if ids[i] else 0 for i in range(n)], device=decoder.device)
-            at = torch.tensor([positions[i] for i in range(n)], device=decoder.device)
             logits = decoder.step(feed, at, n)
+            if advance is None or step == 0 or any(d != a for d, a in zip(done, was_done)):
+                advance = torch.tensor([0 if d else 1 for d in done], device=decoder.device)
+                was_done = list(done)
+            at = at + advance
             for i in range(n):
-                if not done[i]:
-                    positions[i] += 1  # a finished row keeps rewriting its last slot
-                    if recorded[i]:
-                        captures[i][0].append(decoder.captured_x[i].clone())
-                        captures[i][1].append(decoder.captured_residual[i].clone())
+                if not done[i] and recorded[i]:
+                    captures[i][0].append(decoder.captured_x[i].clone())
+                    captures[i][1].append(decoder.captured_residual[i].clone())
             step += 1
     return [(ids[i], logprobs[i], finish[i], None if captures[i] is None else (torch.stack(captures[i][0][:len(ids[i])]),
                                                                                  torch.stack(captures[i][1][:len(ids[i])])))
