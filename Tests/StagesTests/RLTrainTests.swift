@@ -85,6 +85,27 @@ final class RLTrainTests: XCTestCase {
         XCTAssertNotEqual(outputs[0][0], outputs[0][1], "alpha changes the result")
     }
 
+    /// A `prompts` input reaches the dialogue: the repository's copy of the built-in wording
+    /// (prompts/standard) trains exactly as no input does, and the embedded set differently.
+    func testAPromptsInputIsTheDialoguesWording() throws {
+        let dir = try makeTempDir(self, "rl-prompts")
+        try makeTinyHAPS(dir)
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        func output(_ prompts: String?) throws -> Digest? {
+            let spec = try PipelineSpec.parse(text: """
+                {"name": "r", "resources": {"models": {"a": {"backend": "local", "path": "a"}, "b": {"backend": "local", "path": "b"}},
+                                            "retriever": {"backend": "lexical"}},
+                 "stages": {"rl": {"type": "rl-train", "inputs": {"router": "router", "train": "train.jsonl", "valid": "valid.jsonl"\(prompts.map { #", "prompts": "\#($0)""# } ?? "")},
+                   "params": {"candidates": ["a", "b"], "budget": 1, "epochs": 1, "eval_interval": 4, "max_tokens": 6,
+                              "high_router_lr": 0.001, "low_router_lr": 0.001, "alpha": 0.5, "lora_r": 2}}}}
+                """, file: "r.json", registry: HAPSStages.registry, baseDirectory: dir)
+            return try Executor(spec: spec, store: try Store(root: dir + "/store"), options: RunOptions()).run().result("rl")?.output
+        }
+        let builtIn = try XCTUnwrap(try output(nil))
+        XCTAssertEqual(try output(root + "/prompts/standard"), builtIn, "the built-in wording, given as an input")
+        XCTAssertNotEqual(try output(root + "/prompts/embedded"), builtIn, "another wording")
+    }
+
     func testServersAreRefusedByName() throws {
         let dir = try makeTempDir(self, "rl")
         _ = try spec(dir)

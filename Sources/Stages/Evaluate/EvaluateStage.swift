@@ -23,13 +23,14 @@ public struct EvaluateStage: StageType {
     public static let version = 4
     public static let summary = "Compares routers and baselines on a split: F1/EM/P/R, tokens, cost, oracle gap share, bootstrap intervals, by type."
 
-    static let fixedPorts = ["scores", "valid_scores", "questions", "encoder"]
+    static let fixedPorts = ["scores", "valid_scores", "questions", "encoder", "prompts"]
 
     public static func ports(_ p: Params) -> StagePorts {
         StagePorts(inputs: [InputPort("scores", kind: .scoreTable, help: "the split's score table (what is reported)"),
                             InputPort("valid_scores", kind: .scoreTable, help: "valid's score table: chooses the best fixed action"),
                             InputPort("questions", kind: .questions, optional: true, help: "the split's questions: types (by-type figures, per-type routers)"),
-                            InputPort("encoder", kind: .model, optional: true, help: "a sentence-transformers directory, for routers that read embeddings")] +
+                            InputPort("encoder", kind: .model, optional: true, help: "a sentence-transformers directory, for routers that read embeddings"),
+                            InputPort("prompts", kind: .any, optional: true, help: "a prompt-set directory for the live HAPS rows, as sample's (default: the built-in set)")] +
                        p.dialogue.candidates.map { InputPort("model_\($0)", kind: .model, optional: true, help: "a model directory from the pipeline for candidate \($0)") },
                    output: .evaluation, openInputKind: .any)
     }
@@ -125,7 +126,8 @@ public struct EvaluateStage: StageType {
         // The router input this system's training started from, if evaluate has it too.
         let startedFrom = context.inputs.filter { systemKind($0.value) == .router && $0.value.manifest.files["model.safetensors"]?.digest.hex == provenance.routerFrom }.keys.sorted().first
         let byText = Dictionary(try HotpotQA.load(questionsOf: questionsInput).map { ($0.question.trimmingSpaces, $0) }, uniquingKeysWith: { a, _ in a })
-        let sampler = try p.dialogue.sampler(context, settings: .reference)  // greedy
+        let prompts = try context.inputs["prompts"].map { try PromptSet.load(directory: $0.directory) }
+        let sampler = try p.dialogue.sampler(context, settings: .reference, prompts: prompts)  // greedy
         let counter = CallCounter()
         let questions = try matrix.questions.map { text in
             guard let q = byText[text.trimmingSpaces] else {

@@ -39,7 +39,8 @@ public struct RLTrainStage: StageType {
         StagePorts(inputs: [InputPort("router", kind: .router, help: "the SFT router (sft-train)"),
                             InputPort("train", kind: .questions, help: "training questions"),
                             InputPort("valid", kind: .questions, help: "valid questions: evaluation and early stopping"),
-                            InputPort("test", kind: .questions, optional: true, help: "test questions, evaluated at each improvement")] +
+                            InputPort("test", kind: .questions, optional: true, help: "test questions, evaluated at each improvement"),
+                            InputPort("prompts", kind: .any, optional: true, help: "a prompt-set directory, as sample's (default: the built-in set)")] +
                        p.dialogue.candidates.map { InputPort("model_\($0)", kind: .model, optional: true, help: "a model directory from the pipeline for candidate \($0)") },
                    output: .joint)
     }
@@ -72,7 +73,8 @@ public struct RLTrainStage: StageType {
         let models = try p.dialogue.localCandidates(context, engine: engine, needs: needsWeights)
         let names = p.dialogue.names(context.resources)
         // Evaluations are greedy at the stage's reply length; training samples (JointRLTrainer).
-        let sampler = try p.dialogue.sampler(context, settings: .reference)
+        let prompts = try context.inputs["prompts"].map { try PromptSet.load(directory: $0.directory) }
+        let sampler = try p.dialogue.sampler(context, settings: .reference, prompts: prompts)
         let totalSteps = p.epochs * train.count
         try BLAS.shared().threads = context.threads
         let trainer = try JointRLTrainer(router: router, candidates: models, sampler: sampler, settings: p.method, totalSteps: totalSteps,
