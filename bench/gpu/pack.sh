@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Packs a stripped static release haps-pipe and the shared libraries it loads (OpenBLAS, its
-# Fortran runtime, LZ4) into a tarball (about 19 MB) for a GPU machine without Swift:
+# Fortran runtime, LZ4) into a tarball (19 MB; 48 MB with haps-pipe-serve) for a GPU machine without Swift:
 #   bench/gpu/pack.sh OUT.tgz    (after: swift build -c release --static-swift-stdlib --product haps-pipe,
 #                                 and --product haps-pipe-serve for `haps-pipe serve`)
 set -euo pipefail
