@@ -64,7 +64,7 @@ struct ServeCommand: AsyncParsableCommand {
         if maxConnections < 1 { throw ValidationError("--max-connections must be positive (got \(maxConnections))") }
         if !["cpu", "torch"].contains(engine) { throw ValidationError("--engine is cpu or torch (got '\(engine)')") }
         if !["float32", "bfloat16"].contains(dtype) { throw ValidationError("--dtype is float32 or bfloat16 (got '\(dtype)')") }
-        if !(device == "cpu" || device == "cuda" || (device.hasPrefix("cuda:") && Int(device.dropFirst(5)) != nil)) {
+        if !TorchEngine.Placement.isDevice(device) {
             throw ValidationError("--device is cpu, cuda or cuda:N (got '\(device)')")
         }
     }

@@ -218,8 +218,13 @@ def main():
     if "sft" in parts:
         try:
             report["sft_1b"] = sft_bench(2 if quick else 4)
-        except Exception as e:  # the peer's own requirements (datasets) may be missing
+        except Exception as e:  # the peer's own requirements (accelerate, for Trainer) may be missing
             report["sft_1b"] = {"error": repr(e)}
+    write_report(report, path)
+
+
+def write_report(report, path):
+    """Prints a bench's report as JSON, and writes it to `path` when given."""
     text = json.dumps(report, indent=2)
     print(text)
     if path:

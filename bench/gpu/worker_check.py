@@ -15,6 +15,8 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from speed import write_report  # noqa: E402
 WORKER = os.path.join(ROOT, "engines", "torch", "worker.py")
 
 
@@ -120,11 +122,7 @@ def main():
     total = sum(len(cpu[i][0]) for i in greedy)
     same = sum(sum(x == y for x, y in zip(cpu[i][0], bf[i][0])) for i in greedy)
     report["bfloat16"] = {"greedy_tokens": total, "identical_greedy_tokens": same, "share": same / max(1, total)}
-    text = json.dumps(report, indent=2)
-    print(text)
-    if out:
-        with open(out, "w") as f:
-            f.write(text + "\n")
+    write_report(report, out)
 
 
 if __name__ == "__main__":

@@ -300,22 +300,29 @@ def tail_gradient(model, captured, update, call, ids):
     dtype = xs.dtype
     a = update["a"].detach().float().clone().requires_grad_(True)
     b = update["b"].detach().float().clone().requires_grad_(True)
-    temperature = call.get("temperature", 0)
-    greedy = temperature <= 0
-    t, top_p = (1.0, 1.0) if greedy else (temperature, call.get("top_p", 1))
     with torch.enable_grad():
         out = layer.self_attn.o_proj(xs) + update["alpha"] * ((xs @ b.T.to(dtype)) @ a.T.to(dtype))
         h = residuals + out
         h = h + layer.mlp(layer.post_attention_layernorm(h))
-        logits = model.lm_head(model.model.norm(h)).float() / t
-        probs = torch.softmax(logits, 1)
-        tokens = torch.tensor(ids, device=xs.device)
-        total = torch.log(probs.gather(1, tokens.view(-1, 1))).sum()
-        if not greedy:
-            kept = nucleus_masks(probs.detach(), top_p, call.get("rule", "standard"))
-            total = total - torch.log((probs * kept).sum(1)).sum()
+        total = reply_logq(model.lm_head(model.model.norm(h)).float(), ids, call)
         total.backward()
     return float(total.detach()), a.grad.detach(), b.grad.detach()
+
+
+def reply_logq(logits, ids, call):
+    """Σ log q of a reply from the logits that chose its tokens ([T, V], float32): greedy calls
+    the plain log-softmax; sampled ones the log-probability under each position's nucleus,
+    the nucleus held fixed (as the CPU engine's sampledLogProbability). Differentiable in the
+    logits; what every recorded call's gradient is taken of."""
+    import torch
+    temperature = call.get("temperature", 0)
+    greedy = temperature <= 0
+    probs = torch.softmax(logits if greedy else logits / temperature, 1)
+    total = torch.log(probs.gather(1, torch.tensor(ids, device=logits.device).view(-1, 1))).sum()
+    if not greedy:
+        kept = nucleus_masks(probs.detach(), call.get("top_p", 1), call.get("rule", "standard"))
+        total = total - torch.log((probs * kept).sum(1)).sum()
+    return total
 
 
 def nucleus_masks(probs, top_p, rule):

@@ -18,8 +18,8 @@ import traceback
 from frames import Channel, float_tensors, from_blob, hello
 from models import (Models, UpdateHooks, adamw, check_memory, sft_loss, generator_forward, load_optimizer_state, named_weights, optimizer_state,
                     read_weights, round_to_bfloat16, save_weights, set_weights)
-from decoder import Decoder, bucket, decode, supported, tail_gradient
-from sampling import choose, nucleus
+from decoder import Decoder, bucket, decode, reply_logq, supported, tail_gradient
+from sampling import choose
 
 
 class Worker:
@@ -186,22 +186,13 @@ class Worker:
         fixed, as the CPU engine's sampledLogProbability; greedy calls: the plain
         log-softmax); kept under a new call id for `accumulate`."""
         import torch
-        temperature = call.get("temperature", 0)
-        greedy = temperature <= 0
-        t, top_p = (1.0, 1.0) if greedy else (temperature, call.get("top_p", 1))
         a = update["a"].detach().float().clone().requires_grad_(True)
         b = update["b"].detach().float().clone().requires_grad_(True)
         hooks.update = dict(update, a=a, b=b)
-        device = a.device
         prompt = call["prompt"]
         with torch.enable_grad():
-            logits = model(input_ids=torch.tensor([prompt + ids], device=device)).logits[0].float()
-            total = torch.zeros((), device=device)
-            for j, token in enumerate(ids):
-                row = logits[len(prompt) + j - 1] / t
-                probs = torch.softmax(row, 0)
-                kept = torch.as_tensor(nucleus(probs.detach().cpu().numpy(), top_p, call.get("rule", "standard")), device=device)
-                total = total + torch.log(probs[token]) - torch.log(probs[kept].sum())
+            logits = model(input_ids=torch.tensor([prompt + ids], device=a.device)).logits[0].float()
+            total = reply_logq(logits[len(prompt) - 1:len(prompt) - 1 + len(ids)], ids, call)
             total.backward()
         hooks.update = None
         return float(total.detach()), self.keep_call(a.grad.detach(), b.grad.detach(), update)

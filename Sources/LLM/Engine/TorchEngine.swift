@@ -33,6 +33,11 @@ public final class TorchEngine: Engine, @unchecked Sendable {
             return byModel[name] ?? byModel[base] ?? (trainable ? nil : byModel["candidates"]) ?? self.default
         }
 
+        /// Whether `s` names a device: "cpu", "cuda" or "cuda:N".
+        public static func isDevice(_ s: String) -> Bool {
+            s == "cpu" || s == "cuda" || (s.hasPrefix("cuda:") && Int(s.dropFirst(5)).map { $0 >= 0 } == true)
+        }
+
         /// Every device named.
         public var devices: [String] { Array(Set([self.default] + byModel.values)).sorted() }
         public var usesCUDA: Bool { devices.contains { $0.hasPrefix("cuda") } }

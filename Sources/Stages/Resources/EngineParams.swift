@@ -51,7 +51,7 @@ public struct EngineParams: ParameterGroup {
     /// The device parameter as a placement: a device for every model, or one per model name.
     func placement(_ json: JSONValue?) throws(SpecMessage) -> TorchEngine.Placement {
         func device(_ v: JSONValue, _ what: String) throws(SpecMessage) -> String {
-            guard let s = v.stringValue, EngineParams.isDevice(s) else {
+            guard let s = v.stringValue, TorchEngine.Placement.isDevice(s) else {
                 throw SpecMessage("\(what): expected cpu, cuda or cuda:N, found \(v.canonical)")
             }
             return s
@@ -64,10 +64,6 @@ public struct EngineParams: ParameterGroup {
         var byModel: [String: String] = [:]
         for (name, v) in members { byModel[name] = try device(v, "device of '\(name)'") }
         return TorchEngine.Placement(byModel.removeValue(forKey: "default") ?? "cuda", byModel: byModel)
-    }
-
-    static func isDevice(_ s: String) -> Bool {
-        s == "cpu" || s == "cuda" || (s.hasPrefix("cuda:") && Int(s.dropFirst(5)).map { $0 >= 0 } == true)
     }
 
     /// What is missing before anything runs: the torch engine's worker program.
