@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""Where a batched decode step's time goes (bench/gpu/speed.py's decode at one batch size):
-the captured graph's replay alone against a whole step of decoder.decode (the host's token
-choice and bookkeeping around it), and torch.profiler's top CUDA kernels of one replay.
+"""Where a batched decode step's time goes (bench/gpu/speed.py's decode), with the decode
+step's fused pieces compiled (the default on a GPU) and without (HAPS_TORCH_COMPILE=0): per
+batch size, the time to capture the bucket's graph (and compile the pieces), the captured
+graph's replay alone, a whole step of decoder.decode (the host's token choice and
+bookkeeping around it, greedy and sampled), and how far the compiled step's logits are from
+the uncompiled forward's.
 
-    python3 bench/gpu/profile_decode.py [BATCH] [SHAPE]
+    python3 bench/gpu/profile_decode.py [SHAPE] [BATCH...]     (default llama-3.1-8b 1 64)
 """
 import os
 import sys
@@ -16,34 +19,42 @@ import speed  # noqa: E402
 def main():
     import torch
     from decoder import Decoder, decode
-    batch = int(sys.argv[1]) if len(sys.argv) > 1 else 64
-    shape = sys.argv[2] if len(sys.argv) > 2 else "llama-3.1-8b"
+    shape = sys.argv[1] if len(sys.argv) > 1 else "llama-3.1-8b"
+    batches = [int(b) for b in sys.argv[2:]] or [1, 64]
     model = speed.random_model(shape, torch.bfloat16)
     model.requires_grad_(False)
-    decoder = Decoder(model, batch, 768)
     vocab = model.config.vocab_size
-    prompts = torch.randint(0, vocab, (batch, 512)).tolist()
-    calls = [{"prompt": p, "max_new_tokens": 64, "stop": [], "temperature": 0} for p in prompts]
-    decode(decoder, calls, [None] * batch)
-    ids = torch.zeros(batch, dtype=torch.long, device="cuda")
-    positions = torch.full((batch,), 600, dtype=torch.long, device="cuda")
-    with torch.no_grad():
-        decoder.step(ids, positions, batch)
-        replay, _ = speed.timed(lambda: decoder.step(ids, positions, batch), repeat=50)
-        whole, _ = speed.timed(lambda: decode(decoder, calls, [None] * batch))
-        prefill, _ = speed.timed(lambda: decode(decoder, [dict(c, max_new_tokens=1) for c in calls], [None] * batch))
-        print("batch %d: graph replay %.2f ms; a whole decode step %.2f ms" % (batch, replay * 1e3, (whole - prefill) / 63 * 1e3))
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA, torch.profiler.ProfilerActivity.CPU]) as prof:
-            for _ in range(5):
-                decoder.step(ids, positions, batch)
-            torch.cuda.synchronize()
-        print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=15))
-        eager, _ = speed.timed(lambda: decoder.forward(ids.view(-1, 1), positions.view(-1, 1)), repeat=10)
-        print("eager forward %.2f ms" % (eager * 1e3))
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-            decoder.forward(ids.view(-1, 1), positions.view(-1, 1))
-            torch.cuda.synchronize()
-        print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=15))
+    for compiled in ("1", "0"):
+        os.environ["HAPS_TORCH_COMPILE"] = compiled
+        decoder = Decoder(model, max(batches), 768)
+        for batch in batches:
+            prompts = torch.randint(0, vocab, (batch, 512)).tolist()
+            calls = [{"prompt": p, "max_new_tokens": 64, "stop": [], "temperature": 0} for p in prompts]
+            sampled = [dict(c, temperature=1.0, top_p=0.9, rule="reference", uniforms=[0.5] * 64) for c in calls]
+            start = time.perf_counter()
+            decode(decoder, [dict(c, max_new_tokens=2) for c in calls], [None] * batch)
+            first = time.perf_counter() - start
+            ids = torch.zeros(batch, dtype=torch.long, device=speed.DEVICE)
+            positions = torch.full((batch,), 600, dtype=torch.long, device=speed.DEVICE)
+            with torch.no_grad():
+                replay, logits = speed.timed(lambda: decoder.step(ids, positions, batch).clone(), repeat=50)
+                whole, _ = speed.timed(lambda: decode(decoder, calls, [None] * batch))
+                whole_s, _ = speed.timed(lambda: decode(decoder, sampled, [None] * batch))
+                prefill, _ = speed.timed(lambda: decode(decoder, [dict(c, max_new_tokens=1) for c in calls], [None] * batch))
+            line = "compile=%s batch %d: first decode (capture%s) %.1f s; replay %.2f ms; whole step %.2f ms greedy, %.2f ms sampled" % (
+                compiled, batch, " + compile" if compiled == "1" else "", first, replay * 1e3,
+                (whole - prefill) / 63 * 1e3, (whole_s - prefill) / 63 * 1e3)
+            if decoder.fused:  # the same step by the plain pieces
+                fused, decoder.fused = decoder.fused, None
+                with torch.no_grad():
+                    plain = decoder.forward(ids.view(-1, 1), positions.view(-1, 1))
+                decoder.fused = fused
+                line += "; |compiled - plain| max %.3g (logits' scale %.3g), argmax equal %d/%d" % (
+                    (logits - plain).abs().max().item(), plain.abs().max().item(),
+                    int((logits.argmax(1) == plain.argmax(1)).sum()), batch)
+            print(line, flush=True)
+        del decoder
+        torch.cuda.empty_cache()
 
 
 if __name__ == "__main__":

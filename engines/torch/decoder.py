@@ -13,8 +13,6 @@ rotary embedding, MLP) driven by a forward of our own over a static KV cache, so
 Llama, Qwen2 and Mistral without sliding windows; `supported` says why another is not, and
 the worker then decodes with transformers' forward instead.
 """
-import sys
-
 import numpy as np
 
 from sampling import F32, draw, nucleus
@@ -40,6 +38,68 @@ def bucket(n):
     return b
 
 
+def layer_weights(layer, cfg):
+    """A decoder layer's tensors and constants, as pre_attention and post_attention take them."""
+    import torch.nn.functional as F
+    attn, mlp = layer.self_attn, layer.mlp
+    heads, kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
+    act = F.silu if cfg.hidden_act == "silu" else mlp.act_fn
+    pre = (layer.input_layernorm.weight, layer.input_layernorm.variance_epsilon, attn.q_proj.weight, attn.q_proj.bias,
+           attn.k_proj.weight, attn.k_proj.bias, attn.v_proj.weight, attn.v_proj.bias, heads, kv_heads, attn.head_dim)
+    post = (attn.o_proj.weight, attn.o_proj.bias, layer.post_attention_layernorm.weight,
+            layer.post_attention_layernorm.variance_epsilon, mlp.gate_proj.weight, mlp.up_proj.weight, mlp.down_proj.weight, act)
+    return pre, post
+
+
+def rms_norm(h, weight, eps):
+    """transformers' Llama/Qwen2/Mistral RMSNorm, operation for operation."""
+    import torch
+    dtype = h.dtype
+    x = h.float()
+    x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+    return weight * x.to(dtype)
+
+
+def rotate(x, cos, sin):
+    """transformers' apply_rotary_pos_emb for one of q, k ([n, heads, T, d]; cos, sin [n, T, d])."""
+    import torch
+    half = x.shape[-1] // 2
+    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return x * cos.unsqueeze(1) + rotated * sin.unsqueeze(1)
+
+
+def pre_attention(h, cos, sin, norm, eps, wq, bq, wk, bk, wv, bv, heads, kv_heads, head_dim):
+    """A layer's input norm, projections and rotary embedding: q [n, heads, T, d], and k, v as
+    the cache holds them, [n, T, kv_heads, d]."""
+    import torch.nn.functional as F
+    n, t, _ = h.shape
+    x = rms_norm(h, norm, eps)
+    q = F.linear(x, wq, bq).view(n, t, heads, head_dim).transpose(1, 2)
+    k = F.linear(x, wk, bk).view(n, t, kv_heads, head_dim).transpose(1, 2)
+    v = F.linear(x, wv, bv).view(n, t, kv_heads, head_dim)
+    return rotate(q, cos, sin), rotate(k, cos, sin).transpose(1, 2), v
+
+
+def post_attention(o, residual, scale, lora, wo, bo, norm, eps, wg, wu, wd, act):
+    """A layer after its attention: the output projection (plus each row's update, scaled:
+    o B^T A^T), the residual, the norm and the MLP."""
+    import torch
+    import torch.nn.functional as F
+    out = F.linear(o, wo, bo)
+    if lora is not None:
+        a, b = lora
+        out = out + scale.view(-1, 1, 1) * torch.bmm(torch.bmm(o, b.transpose(1, 2)), a.transpose(1, 2))
+    h = residual + out
+    x = rms_norm(h, norm, eps)
+    return h + F.linear(act(F.linear(x, wg)) * F.linear(x, wu), wd)
+
+
+def final_logits(h, norm, eps, w):
+    """The final norm and the head, in float32."""
+    import torch.nn.functional as F
+    return F.linear(rms_norm(h, norm, eps), w).float()
+
+
 class Decoder:
     """One model's static KV cache and decode step (see the module's doc)."""
 
@@ -53,7 +113,10 @@ class Decoder:
         attn = self.layers[0].self_attn
         self.head_dim = attn.head_dim
         self.heads, self.kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
-        self.rope = sys.modules[type(attn).__module__].apply_rotary_pos_emb
+        self.scaling = attn.scaling
+        self.weights = [layer_weights(layer, cfg) for layer in self.layers]
+        self.head_weights = (model.model.norm.weight, model.model.norm.variance_epsilon, model.lm_head.weight)
+        self.fused = self.fuse()
         shape = (len(self.layers), rows, length, self.kv_heads, self.head_dim)
         self.k = torch.zeros(shape, dtype=self.dtype, device=self.device)
         self.v = torch.zeros(shape, dtype=self.dtype, device=self.device)
@@ -98,41 +161,48 @@ class Decoder:
         """Logits (float32) at the last position of each row: `ids` and `positions` [n, T],
         the cache rows first..first+n-1; the keys and values of every position are written to
         the cache at the row's positions, and each position attends to the row's cache up to
-        it. The last layer's o_proj input and residual at the last position are captured."""
+        it. The last layer's o_proj input and residual at the last position are captured.
+        A decode step (T = 1) on a GPU runs the layers' fused pieces (`self.fused`)."""
         import torch
         import torch.nn.functional as F
         model = self.model
+        n, t = ids.shape
+        pre, post, head = self.fused if (t == 1 and self.fused) else (pre_attention, post_attention, final_logits)
         h = model.model.embed_tokens(ids)
         cos, sin = model.model.rotary_emb(h, positions)
-        n, t = ids.shape
         rows = slice(first, first + n)
         row_index = torch.arange(first, first + n, device=self.device).unsqueeze(1).expand(n, t)
         mask = (torch.arange(self.length, device=self.device).view(1, 1, 1, -1) <= positions.view(n, 1, t, 1))
+        lora = (self.lora_a[rows], self.lora_b[rows]) if self.with_updates else None
         last = len(self.layers) - 1
-        for l, layer in enumerate(self.layers):
-            attn = layer.self_attn
-            residual = h
-            x = layer.input_layernorm(h)
-            q = attn.q_proj(x).view(n, t, self.heads, self.head_dim).transpose(1, 2)
-            k = attn.k_proj(x).view(n, t, self.kv_heads, self.head_dim).transpose(1, 2)
-            v = attn.v_proj(x).view(n, t, self.kv_heads, self.head_dim).transpose(1, 2)
-            q, k = self.rope(q, k, cos, sin)
-            self.k[l].index_put_((row_index, positions), k.transpose(1, 2))
-            self.v[l].index_put_((row_index, positions), v.transpose(1, 2))
+        for l, w in enumerate(self.weights):
+            q, k, v = pre(h, cos, sin, *w[0])
+            self.k[l].index_put_((row_index, positions), k)
+            self.v[l].index_put_((row_index, positions), v)
             keys = self.k[l, rows].transpose(1, 2)
             values = self.v[l, rows].transpose(1, 2)
-            o = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=attn.scaling, enable_gqa=True)
+            o = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=self.scaling, enable_gqa=True)
             o = o.transpose(1, 2).reshape(n, t, self.width)
-            out = attn.o_proj(o)
-            if self.with_updates:
-                out = out + self.lora_scale[l, rows].view(n, 1, 1) * torch.bmm(torch.bmm(o, self.lora_b[rows].transpose(1, 2)),
-                                                                                self.lora_a[rows].transpose(1, 2))
             if l == last:
                 self.captured_x[rows].copy_(o[:, -1])
-                self.captured_residual[rows].copy_(residual[:, -1])
-            h = residual + out
-            h = h + layer.mlp(layer.post_attention_layernorm(h))
-        return model.lm_head(model.model.norm(h[:, -1])).float()
+                self.captured_residual[rows].copy_(h[:, -1])
+            h = post(o, h, self.lora_scale[l, rows] if lora else None, lora, *w[1])
+        return head(h[:, -1], *self.head_weights)
+
+    def fuse(self):
+        """The decode step's pieces compiled by torch.compile (on a GPU, unless
+        HAPS_TORCH_COMPILE=0): each layer's norm, projections and rotary embedding as one
+        piece, its output projection, update, residual, norm and MLP as another, so that a
+        step launches a few kernels a layer instead of dozens (the attention and cache writes
+        stay as they are). The pieces are the same functions the prefill runs uncompiled.
+        HAPS_TORCH_COMPILE=always compiles them on the CPU too."""
+        import os
+        import torch
+        flag = os.environ.get("HAPS_TORCH_COMPILE", "1")  # "always": on the CPU too (a check of the pieces)
+        if flag == "0" or (self.device.type != "cuda" and flag != "always"):
+            return None
+        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+        return tuple(torch.compile(f) for f in (pre_attention, post_attention, final_logits))
 
     def ready(self, n):
         """Captures the decode graph for `n` rows before their prompts are in the cache: the
@@ -181,54 +251,69 @@ def choose_rows(logits, calls, uniforms, step, active):
     by argmax on the device; sampled rows exactly as the CPU engine's TokenSampler (sampling.py)
     on the host when the model is on the CPU, and on the device on a GPU (the same nucleus and
     inverse CDF with the device's sums: the logits themselves differ from the CPU's in their
-    last bits there)."""
+    last bits there). On a GPU every row's choice reaches the host in one transfer."""
     import torch
     n = logits.shape[0]
     tokens, logprobs = [0] * n, [0.0] * n
-    greedy = [i for i in range(n) if active[i] and calls[i].get("temperature", 0) <= 0]
-    if greedy:
-        rows = logits if len(greedy) == n else logits[greedy]
-        best = torch.argmax(rows, 1)
-        lp = rows.gather(1, best.view(-1, 1)).view(-1) - torch.logsumexp(rows, 1)
-        both = torch.stack([best.double(), lp.double()]).tolist()  # one transfer
-        for j, (t, p) in enumerate(zip(both[0], both[1])):
-            tokens[greedy[j]], logprobs[greedy[j]] = int(t), p
+    groups = {}  # rows by their rule: (temperature, top_p, rule), 0 for greedy
     for i in range(n):
-        c = calls[i]
-        if not active[i] or c.get("temperature", 0) <= 0:
+        if active[i]:
+            c = calls[i]
+            t = c.get("temperature", 0)
+            key = 0 if t <= 0 else (t, c.get("top_p", 1), c.get("rule", "standard"))
+            groups.setdefault(key, []).append(i)
+    chosen, order = [], []
+    for key, rows in groups.items():
+        picked = logits if len(rows) == n else logits[rows]
+        if key == 0:
+            best = torch.argmax(picked, 1)
+            chosen.append(torch.stack([best.double(), (picked.gather(1, best.view(-1, 1)).view(-1) - torch.logsumexp(picked, 1)).double()]))
+            order += rows
             continue
-        u = uniforms[i][step]
-        probs = torch.softmax(logits[i] / c["temperature"], 0)
+        temperature, top_p, rule = key
+        probs = torch.softmax(picked / temperature, 1)
         if logits.device.type == "cpu":
-            values = probs.numpy().astype(F32)
-            kept, mass = nucleus(values, c.get("top_p", 1), c.get("rule", "standard"), with_mass=True)
-            tok = draw(values, kept, mass, u)
-            tokens[i], logprobs[i] = tok, float(np.log(F32(values[tok] / mass)))
+            for j, i in enumerate(rows):
+                values = probs[j].numpy().astype(F32)
+                kept, mass = nucleus(values, top_p, rule, with_mass=True)
+                tok = draw(values, kept, mass, uniforms[i][step])
+                tokens[i], logprobs[i] = tok, float(np.log(F32(values[tok] / mass)))
         else:
-            tokens[i], logprobs[i] = device_draw(probs, c.get("top_p", 1), c.get("rule", "standard"), u)
+            us = torch.tensor([uniforms[i][step] for i in rows], dtype=torch.float32, device=logits.device)
+            chosen.append(device_draws(probs, top_p, rule, us))
+            order += rows
+    if chosen:
+        both = torch.cat(chosen, 1).tolist()  # one transfer
+        for j, i in enumerate(order):
+            tokens[i], logprobs[i] = int(both[0][j]), both[1][j]
     return tokens, logprobs
 
 
-def device_draw(probs, top_p, rule, u):
-    """The nucleus and inverse CDF on the device (one row): sorted by probability (stable,
-    so ties by index) for top_p < 1, else in index order; one host sync."""
+def device_draws(probs, top_p, rule, us):
+    """The nucleus and inverse CDF on the device for rows of one rule (probs [m, V], us [m]):
+    sorted by probability (stable, so ties by index) for top_p < 1, else in index order; the
+    nucleus is the first `count` of that order, the token the first whose cumulative sum
+    passes u × the nucleus's mass. Returns [2, m] (token, log q) as float64, still on the
+    device."""
     import torch
+    m, size = probs.shape
     if top_p >= 1:
-        order, values = None, probs
+        values, order = probs, None
     else:
-        values, order = torch.sort(probs, descending=True, stable=True)
-    cum = torch.cumsum(values, 0)
+        values, order = torch.sort(probs, dim=1, descending=True, stable=True)
+    cum = torch.cumsum(values, 1)
     if top_p >= 1:
-        count = values.numel()
+        count = torch.full((m,), size, device=probs.device)
     elif rule == "reference":
-        count = 1 + int(torch.count_nonzero(cum[1:] <= top_p))
+        count = 1 + (cum[:, 1:] <= top_p).sum(1)
     else:
-        count = 1 + int(torch.count_nonzero(cum[:-1] < top_p))
-    mass = cum[count - 1]
-    target = u * mass
-    k = min(int(torch.searchsorted(cum[:count], target, right=True)), count - 1)
-    token = int(order[k]) if order is not None else k
-    return token, float(torch.log(values[k] / mass))
+        count = 1 + (cum[:, :-1] < top_p).sum(1)
+    last = (count - 1).view(-1, 1)
+    mass = cum.gather(1, last)
+    k = torch.minimum(torch.searchsorted(cum, us.view(-1, 1) * mass, right=True), last)
+    token = k if order is None else order.gather(1, k)
+    logq = torch.log(values.gather(1, k) / mass)
+    return torch.stack([token.view(-1).double(), logq.view(-1).double()])
 
 
 def decode(decoder, calls, updates):
