@@ -57,4 +57,29 @@ final class JournalTests: XCTestCase {
         XCTAssertEqual(c.latest()?.step, 20)
         XCTAssertEqual(c.latest()?.state, Array("twenty".utf8))
     }
+
+    /// A checkpoint written as files (a state another process writes) is a sealed directory:
+    /// the newest sound one of either form is loaded, a damaged file sends the load to the one
+    /// before, and only the newest `keep` of both forms together are kept.
+    func testCheckpointsAsSealedDirectories() throws {
+        let dir = try makeTempDir(self)
+        let c = CheckpointStore(directory: dir + "/ckpt", keep: 2)
+        try c.save(step: 1, state: Array("one".utf8))
+        try c.save(step: 2) { d in try FileIO.writeAtomically(Array("two".utf8), to: d + "/state.safetensors", sync: false) }
+        guard case .directory(let path)? = c.latestState()?.state else { return XCTFail("step 2 is a directory") }
+        XCTAssertEqual(path, dir + "/ckpt/step-2")
+        XCTAssertEqual(try FileIO.read(path + "/state.safetensors"), Array("two".utf8))
+        XCTAssertEqual(c.latest()?.state, Array("two".utf8), "a directory's one file reads as the state's bytes")
+        try flipByte(in: path + "/state.safetensors", at: 1)
+        var reported: [String] = []
+        let found = c.latestState { p, problem in reported.append(Path.lastComponent(p) + ": " + problem) }
+        XCTAssertEqual(found?.step, 1)
+        XCTAssertEqual(reported, ["step-2: state.safetensors changed since it was kept (its SHA-256 differs: a changed byte)"])
+        try c.save(step: 3) { d in try FileIO.writeAtomically(Array("three".utf8), to: d + "/state.safetensors", sync: false) }
+        try c.save(step: 4, state: Array("four".utf8))
+        XCTAssertEqual(try FileIO.listFiles(under: dir + "/ckpt").sorted(), ["step-3/.seal", "step-3/state.safetensors", "step-4.ckpt"])
+        try c.save(step: 4) { d in try FileIO.writeAtomically(Array("FOUR".utf8), to: d + "/state.safetensors", sync: false) }
+        XCTAssertFalse(FileIO.exists(dir + "/ckpt/step-4.ckpt"), "a step has one checkpoint")
+        XCTAssertEqual(c.latest()?.state, Array("FOUR".utf8))
+    }
 }

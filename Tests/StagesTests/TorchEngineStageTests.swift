@@ -124,6 +124,8 @@ final class TorchEngineStageTests: XCTestCase {
         }
         XCTAssertTrue(message.contains("stopped answering during 'step'"), message)
         XCTAssertTrue(message.contains("dying on request 3 of 'step'"), "the worker's log is quoted: \(message)")
+        let written = try FileIO.listFiles(under: dir + "/faulty/work").filter { $0.hasSuffix("/checkpoints/step-2/state.safetensors") }
+        XCTAssertEqual(written.count, 1, "the worker wrote the checkpoint itself, as a sealed directory")
         let messages = SampleStageTests.Messages()
         let resumed = try Executor(spec: spec, store: store, options: RunOptions(), observer: messages).run()
         XCTAssertEqual(resumed.result("rl")?.outcome.label, "ran")

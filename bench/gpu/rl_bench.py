@@ -3,6 +3,8 @@
 
     rl_bench.py router ROUTER_MODEL_DIR REFERENCE_PROMPT_DIR OUT_DIR   a decoder router artifact
     rl_bench.py poll STORE OUT.jsonl STOP_FILE                         when each rl-train step is journalled
+    rl_bench.py samples QUESTIONS.jsonl OUT.jsonl                      stand-in sample rows (evaluate step)
+    rl_bench.py eval-report EVAL_DIR OUT.json START M DEVICE DTYPE     the evaluate step's times
     rl_bench.py report OUT_DIR                                         OUT_DIR/rl.json from both sides' times
 
 `router` writes what DecoderRouter.save writes (the model directory, hard-linked, and
@@ -10,6 +12,11 @@ router.json: kind decoder, the two candidates' names, the Llama 3 template) with
 reference's router prompt (prompt/system_router.txt and router_template.txt, its
 `0: {model_0}\\n1: {model_1}` lines being exactly what our `{candidates}` renders; braces
 escaped for Python's str.format), so that both routers read the same text.
+`samples` writes four rows a question (actions 0..3, llama_qwen's teacher and student), each
+with a made-up F1 (a hash of the question and action: 0, 0.25, 0.5 or 1): the score tables that
+`evaluate` needs for its fixed rows and its best fixed action. Random-weight candidates cannot
+answer anything, so real sampling would cost GPU time for rows of zeros; the evaluate step
+times the live HAPS rows, which do not read these.
 `poll` reads the stage's steps journal (Sources/Pipeline/Stage/Journal.swift's format) in the
 store's work area and writes {"step", "t"} (time.monotonic()) when each step's record appears.
 """
@@ -45,6 +52,20 @@ def router(model_dir, prompts, out):
                    "double_bos_when_routing": False, "max_new_tokens": 16}
     with open(os.path.join(out, "router.json"), "w") as f:
         json.dump(router_json, f, indent=2)
+
+
+def samples(questions, out):
+    import hashlib
+    with open(out, "w") as f:
+        for qid, line in enumerate(open(questions)):
+            q = json.loads(line)
+            for action in range(4):
+                h = hashlib.sha256(f"{q['question']}|{action}".encode()).digest()[0] % 4
+                score = [0.0, 0.25, 0.5, 1.0][h]
+                f.write(json.dumps({"qid": qid, "action_index": action, "question": q["question"],
+                                    "teacher": CANDIDATES[action // 2], "student": CANDIDATES[action % 2], "answer": "",
+                                    "ground_truth": q.get("answer", ""), "f1": score, "precision": score, "recall": score,
+                                    "em": int(score == 1.0)}) + "\n")
 
 
 def journal_keys(path):
@@ -133,6 +154,22 @@ def report(out_dir):
     return result
 
 
+def eval_report(ev, dst, start, m, device, dtype):
+    """The evaluate step's figures: the run's wall time (launch to exit, including the
+    worker's start and loading the three models) and each stage's seconds and outcome from the
+    store's run record, and how many live dialogues evaluate's log reports."""
+    records = sorted(glob.glob(os.path.join(ev, "store", "runs", "*.json")))
+    record = json.load(open(records[-1])) if records else {}
+    stages = {r["stage"]: {"seconds": r.get("seconds"), "outcome": r.get("outcome"), "error": r.get("error")}
+              for r in record.get("stages", [])}
+    result = {"benchmark": "live evaluation of the test questions by the trained HAPS system (bench/gpu/rl_bench.sh, evaluate step)",
+              "questions": int(m), "device": device, "dtype": dtype, "wall_s": time.time() - float(start), "stages": stages}
+    with open(dst, "w") as f:
+        json.dump(result, f, indent=2)
+    e = stages.get("evaluate", {})
+    print(f"evaluate: {m} test questions live, {result['wall_s']:.1f} s in all; the evaluate stage {e.get('outcome')} in {e.get('seconds')} s")
+
+
 def fmt(x):
     return "-" if x is None else f"{x:.2f}"
 
@@ -141,6 +178,10 @@ def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "router":
         router(*args)
+    elif cmd == "samples":
+        samples(*args)
+    elif cmd == "eval-report":
+        eval_report(*args)
     elif cmd == "poll":
         poll(*args)
     elif cmd == "report":

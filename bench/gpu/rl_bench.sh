@@ -20,6 +20,10 @@
 #      engine torch, cuda, bfloat16; the time of each step from its steps journal
 #      (OUT_DIR/ours-times.jsonl)
 #   5. OUT_DIR/rl.json: both sides' seconds per question and the ratio
+#   evaluate (only when BENCH_STEPS names it): the live evaluation of the first M test
+#      questions (--eval-questions, default 100) by the HAPS system ours trained: evaluate on
+#      the torch engine, its score tables from stand-in sample rows (rl_bench.py samples);
+#      OUT_DIR/eval.json: the wall time of the run and of each stage
 # --tiny: the models' tiny shapes, everything on the CPU (ours in float32), N default 2 (else 5).
 # HAPS_PIPE: the haps-pipe binary (default: haps-pipe on PATH); HAPS_PIPE_TARBALL: a packed one
 # (bench/gpu/pack.sh), unpacked and put first on PATH; HAPS_TORCH_PYTHON: the Python of our
@@ -28,13 +32,14 @@
 # once, then each side with its own --questions; every step ends with the report of what both
 # sides have recorded so far.
 set -euo pipefail
-usage="usage: bench/gpu/rl_bench.sh OUT_DIR REFERENCE_DIR [--tiny] [--questions N]"
+usage="usage: bench/gpu/rl_bench.sh OUT_DIR REFERENCE_DIR [--tiny] [--questions N] [--eval-questions M]"
 out=${1:?$usage}; ref_src=${2:?$usage}; shift 2
-tiny=0; n=""
+tiny=0; n=""; m=100
 while [ $# -gt 0 ]; do
   case $1 in
     --tiny) tiny=1 ;;
     --questions) n=${2:?$usage}; shift ;;
+    --eval-questions) m=${2:?$usage}; shift ;;
     *) echo "$usage" >&2; exit 2 ;;
   esac
   shift
@@ -72,7 +77,7 @@ if [[ $steps == *models* ]] && [ "$(cat "$models/size.txt" 2>/dev/null)" != "$si
 fi
 
 [ "$(cat "$models/size.txt" 2>/dev/null)" = "$size" ] || { echo "no $size models in $models: run the models step first" >&2; exit 1; }
-[[ $steps == *reference* || $steps == *ours* ]] || { "$py" "$root/bench/gpu/rl_bench.py" report "$out"; exit 0; }
+[[ $steps == *reference* || $steps == *ours* || $steps == *evaluate* ]] || { "$py" "$root/bench/gpu/rl_bench.py" report "$out"; exit 0; }
 
 # 2. The stand-in retriever on the reference's port.
 "$hp" serve --retriever lexical --port 2022 > "$out/retriever.log" 2>&1 &
@@ -133,6 +138,7 @@ if [[ $steps == *ours* ]]; then
   meta ours "$device" "$dtype"
   mkdir -p "$work"
   "$py" "$root/bench/gpu/rl_bench.py" router "$models/router" "$ref_src/HotpotQA/prompt" "$work/router"
+  mkdir -p "$work/prompts" && cp -r "$ref_src/HotpotQA/prompt/student" "$ref_src/HotpotQA/prompt/teacher" "$work/prompts/"  # the reference's dialogue wording
   head -n "$n" "$root/dataset/train.jsonl" > "$work/train.jsonl"
   head -n "$n" "$root/dataset/valid.jsonl" > "$work/valid.jsonl"
   cat > "$work/rl.json" <<EOF
@@ -148,7 +154,7 @@ if [[ $steps == *ours* ]]; then
     "retriever": {"backend": "http", "url": "http://127.0.0.1:2022/retrieve"}
   },
   "stages": {
-    "rl_train": {"type": "rl-train", "inputs": {"router": "router", "train": "train.jsonl", "valid": "valid.jsonl"},
+    "rl_train": {"type": "rl-train", "inputs": {"router": "router", "train": "train.jsonl", "valid": "valid.jsonl", "prompts": "prompts"},
                  "params": {"candidates": ["llama", "qwen"], "epochs": 1, "eval_interval": $far, "checkpoint_every": $far,
                             "high_router_lr": 1e-6, "engine": "torch", "device": "$device", "dtype": "$dtype"}}
   }
@@ -157,13 +163,54 @@ EOF
   "$py" "$root/bench/gpu/rl_bench.py" poll "$work/store" "$out/ours-times.jsonl" "$work/done" &
   poller=$!
   echo "ours: $n questions, engine torch on $device ($dtype)" >&2
-  ( cd "$work" && "$hp" run rl.json --store "$work/store" --plain > "$out/ours.log" 2>&1 ) || echo "ours failed: see $out/ours.log" >&2
+  rm -f "$out/ours-worker-times.txt"
+  ( cd "$work" && HAPS_TORCH_WORKER_TIMES="$out/ours-worker-times.txt" "$hp" run rl.json --store "$work/store" --plain > "$out/ours.log" 2>&1 ) || echo "ours failed: see $out/ours.log" >&2
   touch "$work/done"; wait $poller
   "$py" -c "import json, time; print(json.dumps({'event': 'end', 't': time.monotonic(), 'wall': time.time()}))" >> "$out/ours-times.jsonl"
   if dir=$(cd "$work" && "$hp" show rl_train --path --store "$work/store" 2>/dev/null); then
     mkdir -p "$work/output" && cp "$dir"/steps.jsonl "$dir"/summary.txt "$work/output/" 2>/dev/null || true
   fi
+  cat "$out/ours-worker-times.txt" >&2 2>/dev/null || true
   df -h "$out" | tail -1 | sed 's/^/disk after ours: /' >&2
+fi
+
+# The live evaluation of M test questions by the system ours trained.
+if [[ $steps == *evaluate* ]]; then
+  ev=$out/eval
+  rm -rf "$ev" "$out/eval.json"
+  system=$(cd "$out/ours" && "$hp" show rl_train --path --store "$out/ours/store" 2>/dev/null) || { echo "no trained system: run the ours step first" >&2; exit 1; }
+  mkdir -p "$ev/prompts" && cp -r "$out/ours/prompts/." "$ev/prompts/"
+  head -n "$m" "$root/dataset/test.jsonl" > "$ev/test.jsonl"
+  head -n "$m" "$root/dataset/valid.jsonl" > "$ev/valid.jsonl"
+  "$py" "$root/bench/gpu/rl_bench.py" samples "$ev/test.jsonl" "$ev/test-samples.jsonl"
+  "$py" "$root/bench/gpu/rl_bench.py" samples "$ev/valid.jsonl" "$ev/valid-samples.jsonl"
+  cat > "$ev/eval.json" <<EOF
+{
+  "name": "eval_bench",
+  "description": "bench/gpu/rl_bench.sh's evaluate step: the live evaluation of $m test questions by the HAPS system that the ours step trained.",
+  "seed": 43,
+  "resources": {
+    "models": {
+      "llama": {"backend": "local", "path": "$models/llama", "name": "Llama-3.1-8B-Instruct"},
+      "qwen": {"backend": "local", "path": "$models/qwen", "name": "Qwen2.5-7B-Instruct"}
+    },
+    "retriever": {"backend": "http", "url": "http://127.0.0.1:2022/retrieve"}
+  },
+  "stages": {
+    "score_test": {"type": "score", "inputs": {"samples": "test-samples.jsonl"}, "params": {"use_recorded": true}},
+    "score_valid": {"type": "score", "inputs": {"samples": "valid-samples.jsonl"}, "params": {"use_recorded": true}},
+    "evaluate": {"type": "evaluate", "inputs": {"scores": "score_test", "valid_scores": "score_valid", "questions": "test.jsonl",
+                                                "prompts": "prompts", "haps": "$system"},
+                 "params": {"candidates": ["llama", "qwen"], "resamples": 1000, "engine": "torch", "device": "$device", "dtype": "$dtype"}}
+  }
+}
+EOF
+  echo "evaluate: $m test questions live, engine torch on $device ($dtype)" >&2
+  start=$("$py" -c "import time; print(time.time())")
+  rm -f "$out/eval-worker-times.txt"
+  ( cd "$ev" && HAPS_TORCH_WORKER_TIMES="$out/eval-worker-times.txt" "$hp" run eval.json --store "$ev/store" --plain > "$out/eval.log" 2>&1 ) || echo "the evaluation failed: see $out/eval.log" >&2
+  cat "$out/eval-worker-times.txt" >&2 2>/dev/null || true
+  "$py" "$root/bench/gpu/rl_bench.py" eval-report "$ev" "$out/eval.json" "$start" "$m" "$device" "$dtype"
 fi
 
 # 5. The figures.

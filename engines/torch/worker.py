@@ -10,9 +10,11 @@ one reply {"id": n, "ok": true, ...} or {"id": n, "ok": false, "error": {"type":
 "message": str}}. The worker starts without torch (to say so); ops that need it fail with a
 clear error. It exits on "shutdown", at the end of its input, or when its parent dies.
 """
+import contextlib
 import os
 import struct
 import sys
+import time
 import traceback
 
 from frames import Channel, float_tensors, from_blob, hello
@@ -444,9 +446,13 @@ class Worker:
         # crash would, on receiving the N-th request of OP.
         die_op, _, die_at = os.environ.get("HAPS_TORCH_WORKER_DIE_AT", "").partition(":")
         seen = 0
+        timing = OpTiming()
         while True:
+            waited = time.perf_counter()
             message = self.channel.receive()
+            timing.idle += time.perf_counter() - waited
             if message is None:
+                timing.report("at the end")
                 return
             request, blobs = message
             op = request.get("op")
@@ -456,19 +462,54 @@ class Worker:
                     print("haps-pipe torch worker: dying on request %d of '%s' (HAPS_TORCH_WORKER_DIE_AT)" % (seen, op), file=sys.stderr)
                     os._exit(9)
             if op == "shutdown":
+                timing.report("at the end")
                 self.channel.send({"id": request.get("id"), "ok": True})
                 return
             handler = getattr(self, "op_" + str(op), None)
             try:
                 if handler is None:
                     raise KeyError("unknown op '%s'" % op)
-                header, out = handler(request, blobs)
+                with timing.op(op, request):
+                    header, out = handler(request, blobs)
                 header.update({"id": request.get("id"), "ok": True})
                 self.channel.send(header, out)
             except Exception as e:
                 traceback.print_exc(file=sys.stderr)
                 self.channel.send({"id": request.get("id"), "ok": False,
                                    "error": {"type": type(e).__name__, "message": str(e)}})
+
+
+class OpTiming:
+    """Where the worker's time goes, written to its log (standard error) every 5 minutes and
+    at the end (and appended to the file HAPS_TORCH_WORKER_TIMES names, when set): seconds and
+    count per op (and calls, for ops that take them), and the time spent waiting for the
+    caller (the Swift side's own work between requests)."""
+
+    def __init__(self, every=300.0):
+        self.ops, self.idle, self.every = {}, 0.0, every
+        self.started = self.last = time.perf_counter()
+
+    @contextlib.contextmanager
+    def op(self, name, request):
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            seconds, count, calls = self.ops.get(name, (0.0, 0, 0))
+            self.ops[name] = (seconds + time.perf_counter() - t, count + 1, calls + len(request.get("calls", [])))
+            if time.perf_counter() - self.last > self.every:
+                self.report("so far")
+
+    def report(self, when):
+        self.last = time.perf_counter()
+        total = self.last - self.started
+        parts = ["%s %.1f s (%d%s)" % (name, s, n, ", %d calls" % c if c else "")
+                 for name, (s, n, c) in sorted(self.ops.items(), key=lambda kv: -kv[1][0])]
+        line = "haps-pipe torch worker: time %s: %.1f s in all; waiting for requests %.1f s; %s" % (when, total, self.idle, "; ".join(parts))
+        print(line, file=sys.stderr, flush=True)
+        if os.environ.get("HAPS_TORCH_WORKER_TIMES") and when == "at the end":  # a benchmark's copy (the log goes with the work area)
+            with open(os.environ["HAPS_TORCH_WORKER_TIMES"], "a") as f:
+                f.write(line + "\n")
 
 
 def die_with_parent():

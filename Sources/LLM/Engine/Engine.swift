@@ -1,3 +1,4 @@
+import Glibc
 import NN
 
 /// Everything the learning stages ask of tensors (docs/engine.md), as one protocol: load
@@ -83,6 +84,26 @@ public protocol Engine: AnyObject, Sendable {
     /// bit for bit, and gives the metadata back).
     func state(metadata: [String: String]) throws -> [UInt8]
     func restore(_ bytes: [UInt8]) throws -> [String: String]
+    /// Whether the engine writes its state to files itself (`saveState(to:)`): the torch
+    /// engine's worker does, so that gigabytes of weights and moments never pass through this
+    /// process; a trainer then checkpoints as files.
+    var writesStateFiles: Bool { get }
+    /// The same state as a file at `path` (safetensors), and back.
+    func saveState(to path: String, metadata: [String: String]) throws
+    func restoreState(from path: String) throws -> [String: String]
+}
+
+extension Engine {
+    public var writesStateFiles: Bool { false }
+    public func saveState(to path: String, metadata: [String: String]) throws { try write(try state(metadata: metadata), to: path) }
+    public func restoreState(from path: String) throws -> [String: String] { try restore(try ModelFiles.read(path)) }
+
+    /// Writes state bytes to a file, or says why not.
+    func write(_ bytes: [UInt8], to path: String) throws {
+        guard let f = fopen(path, "wb") else { throw EngineError("cannot write \(path): \(String(cString: strerror(errno)))") }
+        let written = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, f) }
+        guard fclose(f) == 0, written == bytes.count else { throw EngineError("cannot write \(path): the disk may be full") }
+    }
 }
 
 /// An engine's description, for the run record.

@@ -271,25 +271,32 @@ public final class TorchEngine: Engine, @unchecked Sendable {
     // MARK: State
 
     /// The worker writes its state (trainable weights, generators, optimiser moments and
-    /// steps, `metadata`) to a file in `scratch`, read back here.
+    /// steps, `metadata`) itself, as a safetensors file; `state()` reads one back from scratch.
+    public var writesStateFiles: Bool { true }
+
+    public func saveState(to path: String, metadata: [String: String]) throws {
+        _ = try worker.call("save_state", [("path", .string(path)), ("metadata", .object(metadata.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))])
+    }
+
+    public func restoreState(from path: String) throws -> [String: String] {
+        let reply = try worker.call("restore_state", [("path", .string(path))])
+        var metadata: [String: String] = [:]
+        for (k, v) in reply.header["metadata"]?.objectMembers ?? [] { metadata[k] = v.stringValue }
+        return metadata
+    }
+
     public func state(metadata: [String: String]) throws -> [UInt8] {
         let path = scratchFile()
         defer { unlink(path) }
-        _ = try worker.call("save_state", [("path", .string(path)), ("metadata", .object(metadata.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))])
+        try saveState(to: path, metadata: metadata)
         return try ModelFiles.read(path)
     }
 
     public func restore(_ bytes: [UInt8]) throws -> [String: String] {
         let path = scratchFile()
         defer { unlink(path) }
-        guard let f = fopen(path, "wb") else { throw EngineError("cannot write \(path): \(String(cString: strerror(errno)))") }
-        let written = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, f) }
-        fclose(f)
-        guard written == bytes.count else { throw EngineError("cannot write \(path): the disk may be full") }
-        let reply = try worker.call("restore_state", [("path", .string(path))])
-        var metadata: [String: String] = [:]
-        for (k, v) in reply.header["metadata"]?.objectMembers ?? [] { metadata[k] = v.stringValue }
-        return metadata
+        try write(bytes, to: path)
+        return try restoreState(from: path)
     }
 
     private func scratchFile() -> String {

@@ -111,14 +111,17 @@ public final class Journal: @unchecked Sendable {
     public func json(_ key: String) -> JSONValue? { value(key).flatMap { try? JSONParser.parse(bytes: $0) } }
 }
 
-/// Checkpoints of a training-style stage: a state blob per step, written atomically, with a
+/// Checkpoints of a training-style stage: a state per step, written atomically, with a
 /// digest that is checked on load, so a resumed run starts from the newest sound checkpoint.
 ///
 ///     if let (step, state) = context.checkpoints.latest(reporting: { context.log("\($0): \($1)") }) { restore(state) }
 ///     try context.checkpoints.save(step: step, state: serialize())
+///     try context.checkpoints.save(step: step) { directory in try engine.saveState(to: directory + "/state.safetensors") }
 ///
-/// File `step-<step>.ckpt`: a sealed record (`encode`) of the step and the state. The `keep`
-/// newest are kept.
+/// A checkpoint is either a file `step-<step>.ckpt`, a sealed record (`encode`) of the step
+/// and the state, or, for a state of gigabytes that another process writes (the torch
+/// engine's worker), a directory `step-<step>/` sealed as a `SealedDirectory`. The `keep`
+/// newest are kept, of either form.
 public final class CheckpointStore: @unchecked Sendable {
     public let directory: String
     public let keep: Int
@@ -128,38 +131,87 @@ public final class CheckpointStore: @unchecked Sendable {
         self.directory = directory; self.keep = max(1, keep)
     }
 
+    /// The steps that have a checkpoint (a file or a directory), oldest first.
     private func steps() -> [Int] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        return names.compactMap { n -> Int? in
-            guard n.hasPrefix("step-"), n.hasSuffix(".ckpt") else { return nil }
-            return Int(n.dropFirst(5).dropLast(5))
-        }.sorted()
+        return Set(names.compactMap { n -> Int? in
+            guard n.hasPrefix("step-") else { return nil }
+            if n.hasSuffix(".ckpt") { return Int(n.dropFirst(5).dropLast(5)) }
+            return FileIO.isDirectory("\(directory)/\(n)") ? Int(n.dropFirst(5)) : nil
+        }).sorted()
     }
 
     private func path(_ step: Int) -> String { "\(directory)/step-\(step).ckpt" }
+    private func directoryPath(_ step: Int) -> String { "\(directory)/step-\(step)" }
 
     public func save(step: Int, state: [UInt8]) throws {
         try FileIO.writeAtomically(CheckpointStore.encode(step: step, state: state), to: path(step))
-        for old in steps().dropLast(keep) { unlink(path(old)) }
+        FileIO.remove(directoryPath(step))  // a step's checkpoint has one form
+        prune()
+    }
+
+    /// Saves the checkpoint of `step` as a sealed directory of the files `fill` writes into the
+    /// directory it is given (atomically: a crash leaves the old checkpoints and no new one).
+    public func save(step: Int, fill: (String) throws -> Void) throws {
+        try FileIO.makeDirectory(directory)
+        try SealedDirectory(path: directoryPath(step)).replace(fill)
+        FileIO.remove(path(step))
+        prune()
+    }
+
+    /// Removes all but the `keep` newest checkpoints.
+    private func prune() {
+        for old in steps().dropLast(keep) { FileIO.remove(path(old)); FileIO.remove(directoryPath(old)) }
+    }
+
+    /// A checkpoint's state: the bytes of a record, or a sealed directory's path (checked).
+    public enum State {
+        case bytes([UInt8])
+        case directory(String)
+
+        /// The state's bytes, for a trainer that only takes bytes: a directory's one file.
+        public func bytes() throws -> [UInt8] {
+            switch self {
+            case .bytes(let b): return b
+            case .directory(let d):
+                let files = try FileIO.listFiles(under: d).filter { $0 != SealedDirectory.sealName }
+                guard files.count == 1 else { throw FileError(path: d, operation: "read a checkpoint", reason: "it holds \(files.count) files, not one") }
+                return try FileIO.read(d + "/" + files[0])
+            }
+        }
     }
 
     /// The newest checkpoint that reads back intact, or nil when there is none. Each newer one
     /// that does not (truncated, a changed byte) is passed to `damaged` with what is wrong with
     /// it, before an older one is tried, so that the caller can say which it skipped.
-    public func latest(reporting damaged: (_ path: String, _ problem: String) -> Void = { _, _ in }) -> (step: Int, state: [UInt8])? {
+    public func latestState(reporting damaged: (_ path: String, _ problem: String) -> Void = { _, _ in }) -> (step: Int, state: State)? {
         for step in steps().reversed() {
+            let sealed = SealedDirectory(path: directoryPath(step))
+            if sealed.exists {
+                if let problem = sealed.problem() { damaged(sealed.path, problem); continue }
+                return (step, .directory(sealed.path))
+            }
             let bytes: [UInt8]
             do { bytes = try FileIO.read(path(step)) } catch {
                 damaged(path(step), "unreadable: \(error)")
                 continue
             }
             switch CheckpointStore.decode(bytes) {
-            case .success(let record) where record.step == step: return record
+            case .success(let record) where record.step == step: return (step, .bytes(record.state))
             case .success(let record): damaged(path(step), "it holds step \(record.step), not \(step)")
             case .failure(let problem): damaged(path(step), problem.description)
             }
         }
         return nil
+    }
+
+    /// `latestState` for checkpoints saved as bytes (a directory's one file is read whole).
+    public func latest(reporting damaged: (_ path: String, _ problem: String) -> Void = { _, _ in }) -> (step: Int, state: [UInt8])? {
+        guard let found = latestState(reporting: damaged) else { return nil }
+        do { return (found.step, try found.state.bytes()) } catch {
+            damaged(directoryPath(found.step), "unreadable: \(error)")
+            return nil
+        }
     }
 
     /// What is wrong with a sealed record, in words ("truncated: 100 of 4156 bytes").

@@ -154,14 +154,21 @@ public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
 
     /// The router's and generators' weights and optimiser moments (the engine's), and the
     /// counters, as safetensors bytes (`restore` continues from them bit for bit).
-    public func state() throws -> [UInt8] {
+    public func state() throws -> [UInt8] { try engine.state(metadata: metadata) }
+    public func restore(_ bytes: [UInt8]) throws { try resume(try engine.restore(bytes)) }
+
+    public var checkpointsAsFiles: Bool { engine.writesStateFiles }
+    public func save(into directory: String) throws { try engine.saveState(to: directory + "/state.safetensors", metadata: metadata) }
+    public func restore(from directory: String) throws { try resume(try engine.restoreState(from: directory + "/state.safetensors")) }
+
+    /// The counters, in the state's metadata.
+    private var metadata: [String: String] {
         let counters = JSONValue.object(["step": .number(Double(step)), "generator_steps": .array(generatorSteps.map { .number(Double($0)) }),
                                          "recent_rewards": .array(recentRewards.map { .number($0) })])
-        return try engine.state(metadata: ["counters": counters.canonical])
+        return ["counters": counters.canonical]
     }
 
-    public func restore(_ bytes: [UInt8]) throws {
-        let metadata = try engine.restore(bytes)
+    private func resume(_ metadata: [String: String]) throws {
         guard let text = metadata["counters"], let counters = try? JSONParser.parse(text),
               let s = counters["step"]?.intValue, let g = counters["generator_steps"]?.arrayValue?.compactMap(\.intValue), g.count == generatorSteps.count else {
             throw RouterError("joint RL checkpoint: no counters")

@@ -8,11 +8,22 @@ public import NN
 public import Pipeline
 
 /// Something a training loop can checkpoint and resume: its step counter and its whole state
-/// (weights, optimizer moments) as bytes.
+/// (weights, optimizer moments) as bytes, or, when `checkpointsAsFiles` (a state of
+/// gigabytes that the torch engine's worker writes itself), as files in a directory.
 public protocol Checkpointable: AnyObject {
     var step: Int { get }
     func state() throws -> [UInt8]
     func restore(_ bytes: [UInt8]) throws
+    /// Whether checkpoints are the files `save(into:)` writes rather than `state()`'s bytes.
+    var checkpointsAsFiles: Bool { get }
+    func save(into directory: String) throws
+    func restore(from directory: String) throws
+}
+
+extension Checkpointable {
+    public var checkpointsAsFiles: Bool { false }
+    public func save(into directory: String) throws { try FileIO.writeAtomically(try state(), to: directory + "/state.bin", sync: false) }
+    public func restore(from directory: String) throws { try restore(try CheckpointStore.State.directory(directory).bytes()) }
 }
 
 extension DecoderTrainer: Checkpointable {}
@@ -53,12 +64,15 @@ public struct TrainingLoop {
                     step: (Int) throws -> StepResult) throws -> LossLog {
         let journal = try context.journal("losses")
         var damaged = 0
-        let newest = context.checkpoints.latest { path, problem in
+        let newest = context.checkpoints.latestState { path, problem in
             damaged += 1
             context.log("checkpoint \(path) is damaged (\(problem)): skipped")
         }
         if let (at, state) = newest {
-            try trainer.restore(state)
+            switch state {
+            case .bytes(let bytes): try trainer.restore(bytes)
+            case .directory(let directory): try trainer.restore(from: directory)
+            }
             context.log("resuming from the checkpoint of step \(at)")
         } else if damaged > 0 {
             context.log("no sound checkpoint: training from the start")
@@ -77,9 +91,17 @@ public struct TrainingLoop {
             let elapsed = Date().timeIntervalSince(started)
             context.progress.advance()
             context.progress.setStatus((status.map { $0(n) + ", " } ?? "") + "loss \(Format.fixed(r.loss, 3))" + (elapsed > 0.5 && tokensSeen > 0 ? ", \(Int(Double(tokensSeen) / elapsed)) tokens/s" : ""))
-            if trainer.step % checkpointEvery == 0 || trainer.step == steps { try context.checkpoints.save(step: trainer.step, state: try trainer.state()) }
+            if trainer.step % checkpointEvery == 0 || trainer.step == steps { try save(trainer, context) }
         }
         return LossLog(losses: (0..<steps).map { journal.json("s\($0)")?.doubleValue })
+    }
+
+    private func save(_ trainer: some Checkpointable, _ context: StageContext) throws {
+        if trainer.checkpointsAsFiles {
+            try context.checkpoints.save(step: trainer.step) { directory in try trainer.save(into: directory) }
+        } else {
+            try context.checkpoints.save(step: trainer.step, state: try trainer.state())
+        }
     }
 }
 
