@@ -96,6 +96,12 @@ else:
     raise SystemExit("the retriever did not answer on 127.0.0.1:2022 (retriever.log)")
 PY
 
+# Both pipelines' resources: the candidates as local models on the bench's directories (not
+# inputs: a store copy of 31 GB would not fit the GPU machine's disk), the stand-in retriever.
+resources='{"models": {"llama": {"backend": "local", "path": "'"$models/llama"'", "name": "Llama-3.1-8B-Instruct"},
+                      "qwen": {"backend": "local", "path": "'"$models/qwen"'", "name": "Qwen2.5-7B-Instruct"}},
+           "retriever": {"backend": "http", "url": "http://127.0.0.1:2022/retrieve"}}'
+
 meta() {  # OUT_DIR/meta-SIDE.json: what that side ran
   cat > "$out/meta-$1.json" <<EOF
 {"questions": $n, "tiny": $([ $tiny = 1 ] && echo true || echo false), "device": "$2", "dtype": "$3",
@@ -146,13 +152,7 @@ if [[ $steps == *ours* ]]; then
   "name": "rl_bench",
   "description": "bench/gpu/rl_bench.sh: joint RL on the paper's shapes against the reference's rl_batch.py (llama_qwen; its README's high_router_lr 1e-6).",
   "seed": 43,
-  "resources": {
-    "models": {
-      "llama": {"backend": "local", "path": "$models/llama", "name": "Llama-3.1-8B-Instruct"},
-      "qwen": {"backend": "local", "path": "$models/qwen", "name": "Qwen2.5-7B-Instruct"}
-    },
-    "retriever": {"backend": "http", "url": "http://127.0.0.1:2022/retrieve"}
-  },
+  "resources": $resources,
   "stages": {
     "rl_train": {"type": "rl-train", "inputs": {"router": "router", "train": "train.jsonl", "valid": "valid.jsonl", "prompts": "prompts"},
                  "params": {"candidates": ["llama", "qwen"], "epochs": 1, "eval_interval": $far, "checkpoint_every": $far,
@@ -189,13 +189,7 @@ if [[ $steps == *evaluate* ]]; then
   "name": "eval_bench",
   "description": "bench/gpu/rl_bench.sh's evaluate step: the live evaluation of $m test questions by the HAPS system that the ours step trained.",
   "seed": 43,
-  "resources": {
-    "models": {
-      "llama": {"backend": "local", "path": "$models/llama", "name": "Llama-3.1-8B-Instruct"},
-      "qwen": {"backend": "local", "path": "$models/qwen", "name": "Qwen2.5-7B-Instruct"}
-    },
-    "retriever": {"backend": "http", "url": "http://127.0.0.1:2022/retrieve"}
-  },
+  "resources": $resources,
   "stages": {
     "score_test": {"type": "score", "inputs": {"samples": "test-samples.jsonl"}, "params": {"use_recorded": true}},
     "score_valid": {"type": "score", "inputs": {"samples": "valid-samples.jsonl"}, "params": {"use_recorded": true}},
