@@ -126,7 +126,7 @@ class Decoder:
         self.lora_b = torch.zeros(rows, self.rank, self.width, dtype=self.dtype, device=self.device)
         self.lora_scale = torch.zeros(len(self.layers), rows, dtype=self.dtype, device=self.device)
         self.graphs = {}
-        self.with_updates = False
+        self.update_layers = 0  # the last layers any row's update reaches (0: no row has one)
         # The last layer's o_proj input and the residual before it, at each row's last position
         # of the latest forward (what a recorded call's gradient needs; graph-static buffers).
         self.captured_x = torch.zeros(rows, self.width, dtype=self.dtype, device=self.device)
@@ -147,7 +147,9 @@ class Decoder:
         self.lora_a.zero_()
         self.lora_b.zero_()
         self.lora_scale.zero_()
-        self.with_updates = any(u is not None for u in updates)  # graphs are captured with and without the products
+        # The products run on the layers some row's update reaches, no others (graphs are
+        # captured per count: the reference's updates reach the last layer alone).
+        self.update_layers = max([u["layers"] for u in updates if u is not None] or [0])
         n = len(self.layers)
         for i, u in enumerate(updates):
             if u is None:
@@ -173,8 +175,9 @@ class Decoder:
         rows = slice(first, first + n)
         row_index = torch.arange(first, first + n, device=self.device).unsqueeze(1).expand(n, t)
         mask = (torch.arange(self.length, device=self.device).view(1, 1, 1, -1) <= positions.view(n, 1, t, 1))
-        lora = (self.lora_a[rows], self.lora_b[rows]) if self.with_updates else None
+        lora = (self.lora_a[rows], self.lora_b[rows])
         last = len(self.layers) - 1
+        first_updated = len(self.layers) - self.update_layers
         for l, w in enumerate(self.weights):
             q, k, v = pre(h, cos, sin, *w[0])
             self.k[l].index_put_((row_index, positions), k)
@@ -186,7 +189,7 @@ class Decoder:
             if l == last:
                 self.captured_x[rows].copy_(o[:, -1])
                 self.captured_residual[rows].copy_(h[:, -1])
-            h = post(o, h, self.lora_scale[l, rows] if lora else None, lora, *w[1])
+            h = post(o, h, self.lora_scale[l, rows], lora, *w[1]) if l >= first_updated else post(o, h, None, None, *w[1])
         return head(h[:, -1], *self.head_weights)
 
     def fuse(self):
@@ -209,7 +212,7 @@ class Decoder:
         capture's own forwards write (position 0 of rows 0..bucket-1), and a prefill after
         them overwrites what they wrote."""
         if self.device.type == "cuda" and n <= self.rows:
-            key = (min(bucket(n), self.rows), self.with_updates)
+            key = (min(bucket(n), self.rows), self.update_layers)
             if key not in self.graphs:
                 self.graphs[key] = self.capture(key[0])
 
@@ -220,9 +223,9 @@ class Decoder:
         if self.device.type != "cuda" or n > self.rows:
             return self.forward(ids.view(n, 1), positions.view(n, 1))
         b = min(bucket(n), self.rows)
-        g = self.graphs.get((b, self.with_updates))
+        g = self.graphs.get((b, self.update_layers))
         if g is None:
-            g = self.graphs[(b, self.with_updates)] = self.capture(b)
+            g = self.graphs[(b, self.update_layers)] = self.capture(b)
         graph, static_ids, static_positions, static_logits = g
         static_ids[:n, 0] = ids
         static_positions[:n, 0] = positions
