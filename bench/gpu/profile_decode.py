@@ -40,10 +40,16 @@ def main():
                 replay, logits = speed.timed(lambda: decoder.step(ids, positions, batch).clone(), repeat=50)
                 whole, _ = speed.timed(lambda: decode(decoder, calls, [None] * batch))
                 whole_s, _ = speed.timed(lambda: decode(decoder, sampled, [None] * batch))
+                # Joint RL's calls: sampled, each under its own rank-8 update of the last layer.
+                hidden = model.config.hidden_size
+                updates = [{"alpha": 0.01, "layers": 1, "a": torch.randn(hidden, 8, device=speed.DEVICE) * 0.02,
+                            "b": torch.randn(8, decoder.width, device=speed.DEVICE) * 0.02} for _ in range(batch)]
+                decode(decoder, [dict(c, max_new_tokens=2) for c in sampled], updates)  # the graph with the products
+                whole_u, _ = speed.timed(lambda: decode(decoder, sampled, updates))
                 prefill, _ = speed.timed(lambda: decode(decoder, [dict(c, max_new_tokens=1) for c in calls], [None] * batch))
-            line = "compile=%s batch %d: first decode (capture%s) %.1f s; replay %.2f ms; whole step %.2f ms greedy, %.2f ms sampled" % (
+            line = "compile=%s batch %d: first decode (capture%s) %.1f s; replay %.2f ms; whole step %.2f ms greedy, %.2f ms sampled, %.2f ms sampled under updates" % (
                 compiled, batch, " + compile" if compiled == "1" else "", first, replay * 1e3,
-                (whole - prefill) / 63 * 1e3, (whole_s - prefill) / 63 * 1e3)
+                (whole - prefill) / 63 * 1e3, (whole_s - prefill) / 63 * 1e3, (whole_u - prefill) / 63 * 1e3)
             if decoder.fused:  # the same step by the plain pieces
                 fused, decoder.fused = decoder.fused, None
                 with torch.no_grad():
