@@ -16,6 +16,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import speed  # noqa: E402
 
 
+def per_step(decoder, calls, updates, repeat=3):
+    """A whole decode step of these calls (64 new tokens), less the prefill: the fastest of
+    `repeat` runs of each, after one run that captures what the calls need."""
+    from decoder import decode
+    once = [dict(c, max_new_tokens=1) for c in calls]
+    decode(decoder, calls, updates)
+    whole = min(speed.timed(lambda: decode(decoder, calls, updates))[0] for _ in range(repeat))
+    prefill = min(speed.timed(lambda: decode(decoder, once, updates))[0] for _ in range(repeat))
+    return (whole - prefill) / (calls[0]["max_new_tokens"] - 1)
+
+
 def main():
     import torch
     from decoder import Decoder, decode
@@ -38,26 +49,22 @@ def main():
             positions = torch.full((batch,), 600, dtype=torch.long, device=speed.DEVICE)
             with torch.no_grad():
                 replay, logits = speed.timed(lambda: decoder.step(ids, positions, batch).clone(), repeat=50)
-                whole, _ = speed.timed(lambda: decode(decoder, calls, [None] * batch))
-                whole_s, _ = speed.timed(lambda: decode(decoder, sampled, [None] * batch))
+                difference = None
+                if decoder.fused:  # the same step by the plain pieces, on the same cache
+                    fused, decoder.fused = decoder.fused, None
+                    plain = decoder.forward(ids.view(-1, 1), positions.view(-1, 1))
+                    decoder.fused = fused
+                    difference = ((logits - plain).abs().max().item(), plain.abs().max().item(),
+                                  int((logits.argmax(1) == plain.argmax(1)).sum()))
                 # Joint RL's calls: sampled, each under its own rank-8 update of the last layer.
                 hidden = model.config.hidden_size
                 updates = [{"alpha": 0.01, "layers": 1, "a": torch.randn(hidden, 8, device=speed.DEVICE) * 0.02,
                             "b": torch.randn(8, decoder.width, device=speed.DEVICE) * 0.02} for _ in range(batch)]
-                decode(decoder, [dict(c, max_new_tokens=2) for c in sampled], updates)  # the graph with the products
-                whole_u, _ = speed.timed(lambda: decode(decoder, sampled, updates))
-                prefill, _ = speed.timed(lambda: decode(decoder, [dict(c, max_new_tokens=1) for c in calls], [None] * batch))
+                steps = [per_step(decoder, c, u) for c, u in ((calls, [None] * batch), (sampled, [None] * batch), (sampled, updates))]
             line = "compile=%s batch %d: first decode (capture%s) %.1f s; replay %.2f ms; whole step %.2f ms greedy, %.2f ms sampled, %.2f ms sampled under updates" % (
-                compiled, batch, " + compile" if compiled == "1" else "", first, replay * 1e3,
-                (whole - prefill) / 63 * 1e3, (whole_s - prefill) / 63 * 1e3, (whole_u - prefill) / 63 * 1e3)
-            if decoder.fused:  # the same step by the plain pieces
-                fused, decoder.fused = decoder.fused, None
-                with torch.no_grad():
-                    plain = decoder.forward(ids.view(-1, 1), positions.view(-1, 1))
-                decoder.fused = fused
-                line += "; |compiled - plain| max %.3g (logits' scale %.3g), argmax equal %d/%d" % (
-                    (logits - plain).abs().max().item(), plain.abs().max().item(),
-                    int((logits.argmax(1) == plain.argmax(1)).sum()), batch)
+                compiled, batch, " + compile" if compiled == "1" else "", first, replay * 1e3, *[t * 1e3 for t in steps])
+            if difference:
+                line += "; |compiled - plain| max %.3g (logits' scale %.3g), argmax equal %d/%d" % (difference + (batch,))
             print(line, flush=True)
         del decoder
         torch.cuda.empty_cache()
