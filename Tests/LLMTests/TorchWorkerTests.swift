@@ -14,7 +14,9 @@ import Glibc
 final class TorchWorkerTests: XCTestCase {
     static let script = Repository.root + "/engines/torch/worker.py"
 
-    func worker(_ environment: [String: String] = [:]) throws -> TorchWorker {
+    func worker(_ environment: [String: String] = [:]) throws -> TorchWorker { try Self.makeWorker(environment) }
+
+    static func makeWorker(_ environment: [String: String] = [:]) throws -> TorchWorker {
         guard let python = Python.interpreter else { throw XCTSkip("no Python for the torch worker") }
         let log = NSTemporaryDirectory() + "torch-worker-\(UUID().uuidString).log"
         return try TorchWorker(python: python, script: TorchWorkerTests.script, log: log, environment: environment)
@@ -57,6 +59,59 @@ final class TorchWorkerTests: XCTestCase {
         XCTAssertEqual(i, ints)
         XCTAssertEqual(b, big)
         XCTAssertEqual(try w.call("echo", [("note", "no tensors")]).tensors, [], "a frame without tensors")
+    }
+
+    /// `haps-pipe serve` starts its worker from a pool thread that may end long before the
+    /// process does: the worker must outlive that thread (Linux's PR_SET_PDEATHSIG, tied to the
+    /// thread, killed it: a served model then failed every request with "the torch worker was
+    /// stopped").
+    func testTheWorkerOutlivesTheThreadThatStartedIt() throws {
+        final class Box: @unchecked Sendable { var worker: TorchWorker?; var error: (any Error)? }
+        let box = Box(), started = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            do { box.worker = try TorchWorkerTests.makeWorker() } catch { box.error = error }
+            started.signal()
+        }
+        thread.start()
+        started.wait()
+        if let e = box.error { throw e }
+        while !thread.isFinished { usleep(10_000) }
+        usleep(1_500_000)  // the parent watch looks twice a second
+        let w = try XCTUnwrap(box.worker)
+        XCTAssertNoThrow(try w.call("echo"), "the worker is alive after the thread that started it ended")
+        w.stop()
+    }
+
+    /// A worker whose parent is killed exits by itself, even when its input stays open (no end
+    /// of input to read: another process holds the pipe), as a worker busy computing would.
+    func testTheWorkerExitsWhenItsParentIsKilled() throws {
+        guard let python = Python.interpreter else { throw XCTSkip("no Python for the torch worker") }
+        let parent = """
+        import os, signal, subprocess, sys
+        r, w = os.pipe()
+        worker = subprocess.Popen([sys.executable, sys.argv[1]], stdin=r, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        holder = subprocess.Popen(["sleep", "30"], pass_fds=(w,), stdout=subprocess.DEVNULL)  # keeps the worker's input open
+        worker.stdout.read(4)  # the hello's length: the worker is serving
+        print(worker.pid, holder.pid, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = ["-c", parent, TorchWorkerTests.script]
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        process.waitUntilExit()
+        let pids = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: " ").compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        guard pids.count == 2 else { return XCTFail("the parent script printed no pids") }
+        defer { kill(pids[1], SIGKILL) }
+        func alive(_ pid: Int32) -> Bool {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
+            return !stat.split(separator: ")").last!.trimmingCharacters(in: .whitespaces).hasPrefix("Z")  // a zombie has exited
+        }
+        var waited = 0
+        while alive(pids[0]) && waited < 100 { usleep(50_000); waited += 1 }
+        XCTAssertFalse(alive(pids[0]), "the worker exits within 5 s of its parent's death")
     }
 
     func testFailuresNameWhatAndWhere() throws {

@@ -2,12 +2,13 @@
 """Random-weight Hugging Face model directories of the paper's shapes (no weights can be
 downloaded on the GPU machine), for the joint-RL benchmark (bench/gpu/rl_bench.sh):
 
-    python3 bench/gpu/paper_models.py OUT_DIR [--tiny]
+    python3 bench/gpu/paper_models.py OUT_DIR [--tiny] [--encoder]
 
 writes OUT_DIR/router (Llama-3.2-1B shape), OUT_DIR/llama (Llama-3.1-8B), OUT_DIR/qwen
 (Qwen2.5-7B): config.json, model.safetensors (bfloat16), generation_config.json,
 tokenizer.json and tokenizer_config.json with a chat template. `--tiny`: the same three with
-hidden 64, 2 layers (the full vocabularies), for checks on a CPU.
+hidden 64, 2 layers (the full vocabularies), for checks on a CPU. `--encoder`: also
+OUT_DIR/encoder, all-MiniLM-L6-v2's shape with random weights (write_encoder).
 
 The tokenizer is the repository's small Llama-3-style byte-level BPE
 (Tests/Fixtures/engine/tokenizer-llama3.json, 1200 entries) with the family's chat tokens
@@ -144,15 +145,50 @@ def check(d):
     return {"template": text, "ids": ids, "eos": tok.eos_token_id, "pad": tok.pad_token_id}
 
 
+def write_encoder(out):
+    """OUT/encoder: a sentence-transformers directory of all-MiniLM-L6-v2's shape (BERT, 6
+    layers, hidden 384, mean pooling, 256 tokens) with random weights and a WordPiece
+    vocabulary of single characters (every word splits into them), for the stages that embed
+    questions (route-table's knn, evaluate): the real one is not on the GPU machine."""
+    import torch
+    from safetensors.torch import save_file
+    from transformers import BertConfig, BertModel
+    chars = [chr(c) for c in range(33, 127) if not chr(c).isupper()]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + chars + ["##" + c for c in chars]
+    config = BertConfig(vocab_size=len(vocab), hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536,
+                        max_position_embeddings=512, pad_token_id=0)
+    torch.manual_seed(4)
+    model = BertModel(config, add_pooling_layer=False)
+    d = os.path.join(out, "encoder")
+    os.makedirs(os.path.join(d, "1_Pooling"), exist_ok=True)
+    config.save_pretrained(d)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, os.path.join(d, "model.safetensors"), metadata={"format": "pt"})
+    with open(os.path.join(d, "vocab.txt"), "w") as f:
+        f.write("\n".join(vocab) + "\n")
+    files = {"tokenizer_config.json": {"do_lower_case": True, "tokenizer_class": "BertTokenizer", "model_max_length": 512},
+             "modules.json": [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                              {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+                              {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}],
+             "sentence_bert_config.json": {"max_seq_length": 256, "do_lower_case": False},
+             "1_Pooling/config.json": {"word_embedding_dimension": 384, "pooling_mode_cls_token": False, "pooling_mode_mean_tokens": True,
+                                       "pooling_mode_max_tokens": False, "pooling_mode_mean_sqrt_len_tokens": False}}
+    for name, value in files.items():
+        with open(os.path.join(d, name), "w") as f:
+            json.dump(value, f, indent=2)
+    return d
+
+
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     if len(args) != 1:
-        sys.exit("usage: paper_models.py OUT_DIR [--tiny]")
+        sys.exit("usage: paper_models.py OUT_DIR [--tiny] [--encoder]")
     tiny = "--tiny" in sys.argv
     for name in ("router", "llama", "qwen"):
         d = write_model(args[0], name, tiny)
         c = check(d)
         print(f"{d}: {len(c['ids'])} prompt ids for one user turn, eos {c['eos']}, pad {c['pad']}", flush=True)
+    if "--encoder" in sys.argv:
+        print(write_encoder(args[0]), flush=True)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
     rl_bench.py router ROUTER_MODEL_DIR REFERENCE_PROMPT_DIR OUT_DIR   a decoder router artifact
     rl_bench.py poll STORE OUT.jsonl STOP_FILE                         when each rl-train step is journalled
     rl_bench.py samples QUESTIONS.jsonl OUT.jsonl                      stand-in sample rows (evaluate step)
-    rl_bench.py eval-report EVAL_DIR OUT.json START M DEVICE DTYPE     the evaluate step's times
+    rl_bench.py run-report DIR OUT.json START TITLE N DEVICE DTYPE     a run's wall time and stages' times
     rl_bench.py report OUT_DIR                                         OUT_DIR/rl.json from both sides' times
 
 `router` writes what DecoderRouter.save writes (the model directory, hard-linked, and
@@ -154,20 +154,21 @@ def report(out_dir):
     return result
 
 
-def eval_report(ev, dst, start, m, device, dtype):
-    """The evaluate step's figures: the run's wall time (launch to exit, including the
-    worker's start and loading the three models) and each stage's seconds and outcome from the
-    store's run record, and how many live dialogues evaluate's log reports."""
-    records = sorted(glob.glob(os.path.join(ev, "store", "runs", "*.json")))
+def run_report(directory, dst, start, title, questions, device, dtype):
+    """A haps-pipe run's figures: its wall time (launch to exit, including the worker's start
+    and loading the models) and each stage's seconds and outcome from the store's run record
+    (DIRECTORY/store/runs), written to DST and printed."""
+    records = sorted(glob.glob(os.path.join(directory, "store", "runs", "*.json")))
     record = json.load(open(records[-1])) if records else {}
     stages = {r["stage"]: {"seconds": r.get("seconds"), "outcome": r.get("outcome"), "error": r.get("error")}
               for r in record.get("stages", [])}
-    result = {"benchmark": "live evaluation of the test questions by the trained HAPS system (bench/gpu/rl_bench.sh, evaluate step)",
-              "questions": int(m), "device": device, "dtype": dtype, "wall_s": time.time() - float(start), "stages": stages}
+    result = {"benchmark": title, "questions": int(questions), "device": device, "dtype": dtype,
+              "wall_s": time.time() - float(start), "stages": stages}
     with open(dst, "w") as f:
         json.dump(result, f, indent=2)
-    e = stages.get("evaluate", {})
-    print(f"evaluate: {m} test questions live, {result['wall_s']:.1f} s in all; the evaluate stage {e.get('outcome')} in {e.get('seconds')} s")
+    print(f"{title}: {questions} questions, {result['wall_s']:.1f} s in all")
+    for name, st in stages.items():
+        print(f"  {name}: {st['outcome']} in {st['seconds']} s" + (f" ({st['error']})" if st.get("error") else ""))
 
 
 def fmt(x):
@@ -180,8 +181,8 @@ def main():
         router(*args)
     elif cmd == "samples":
         samples(*args)
-    elif cmd == "eval-report":
-        eval_report(*args)
+    elif cmd == "run-report":
+        run_report(*args)
     elif cmd == "poll":
         poll(*args)
     elif cmd == "report":

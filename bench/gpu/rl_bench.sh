@@ -204,7 +204,7 @@ EOF
   rm -f "$out/eval-worker-times.txt"
   ( cd "$ev" && HAPS_TORCH_WORKER_TIMES="$out/eval-worker-times.txt" "$hp" run eval.json --store "$ev/store" --plain > "$out/eval.log" 2>&1 ) || echo "the evaluation failed: see $out/eval.log" >&2
   cat "$out/eval-worker-times.txt" >&2 2>/dev/null || true
-  "$py" "$root/bench/gpu/rl_bench.py" eval-report "$ev" "$out/eval.json" "$start" "$m" "$device" "$dtype"
+  "$py" "$root/bench/gpu/rl_bench.py" run-report "$ev" "$out/eval.json" "$start" "live evaluation of the test questions by the trained HAPS system" "$m" "$device" "$dtype"
 fi
 
 # 5. The figures.

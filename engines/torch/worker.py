@@ -513,18 +513,23 @@ class OpTiming:
 
 
 def die_with_parent():
-    """Linux: be killed when the process that started us dies (PR_SET_PDEATHSIG), so that a
-    haps-pipe killed with -9 leaves no worker holding GPU memory."""
-    try:
-        import ctypes
-        import signal
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        if os.getppid() == 1:  # the parent died before prctl
-            os._exit(1)
-    except Exception:
-        pass
+    """Exit when the process that started us dies, even mid-computation (when the end of our
+    input is not being read), so that a haps-pipe killed with -9 leaves no worker holding GPU
+    memory: a daemon thread that watches the parent's pid. (Linux's PR_SET_PDEATHSIG is not
+    used: it fires when the *thread* that started us exits, and haps-pipe serve starts its
+    worker from a pool thread that may end long before the process does.)"""
+    import threading
+    parent = os.getppid()
+    if parent == 1:  # the parent died before we got here
+        os._exit(1)
 
+    def watch():
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def main():
