@@ -13,6 +13,8 @@ rotary embedding, MLP) driven by a forward of our own over a static KV cache, so
 Llama, Qwen2 and Mistral without sliding windows; `supported` says why another is not, and
 the worker then decodes with transformers' forward instead.
 """
+import sys
+
 import numpy as np
 
 from sampling import F32, draw, nucleus
@@ -240,8 +242,19 @@ class Decoder:
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):
-            for _ in range(2):
-                self.forward(static_ids, static_positions)
+            try:  # the warm-up compiles the fused pieces (on first use)
+                for _ in range(2):
+                    self.forward(static_ids, static_positions)
+            except Exception as e:
+                if not self.fused:
+                    raise
+                # torch.compile may be unusable here (no triton, no compiler): decode uncompiled.
+                print("haps-pipe torch worker: torch.compile of the decode step failed (%s: %s); decoding uncompiled "
+                      "(HAPS_TORCH_COMPILE=0 skips the attempt)" % (type(e).__name__, str(e).splitlines()[0] if str(e) else ""),
+                      file=sys.stderr, flush=True)
+                self.fused = None
+                for _ in range(2):
+                    self.forward(static_ids, static_positions)
         torch.cuda.current_stream().wait_stream(stream)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
