@@ -119,5 +119,5 @@ echo "pipeline: llama_qwen.json, $n questions a split, learning stages on $devic
 start=$("$py" -c "import time; print(time.time())")
 ( cd "$run" && "$hp" run pipeline.json --store "$run/store" --plain "${overrides[@]}" "${until_args[@]}" > "$out/pipeline.log" 2>&1 ) \
   || echo "the run failed: see $out/pipeline.log" >&2
-"$py" "$root/bench/gpu/rl_bench.py" run-report "$run" "$out/pipeline.json" "$start" "pipelines/llama_qwen.json at the paper's shapes" "$n" "$device" "$dtype"
+"$py" "$root/bench/gpu/rl_bench.py" run-report "$run" "$out/pipeline.json" "$start" "pipelines/llama_qwen.json ($size shapes)" "$n" "$device" "$dtype"
 df -h "$out" | tail -1 | sed 's/^/disk at the end: /' >&2
