@@ -13,7 +13,8 @@
 #      lines of the repository's and models/<the pipeline's names> links to step 1's directories
 #   3. servers: llama on 127.0.0.1:2024 and qwen on 2025 (serve --engine torch, the names the
 #      pipeline asks for), the lexical retriever on 2022
-#   4. haps-pipe run, timed; OUT_DIR/pipeline.json: the wall time and each stage's seconds
+#   4. haps-pipe run, timed; OUT_DIR/pipeline.json: the wall time and each stage's seconds;
+#      OUT_DIR/worker-times.txt: each torch worker's time per op, named by its models
 # --tiny: the tiny shapes, everything on the CPU (the learning stages and servers in float32,
 # through --set), N default 3 (else 20). --until STAGE: stop after it (a rerun of the same
 # command continues from the stored results: one device call need not hold the whole run).
@@ -46,6 +47,8 @@ hp=${HAPS_PIPE:-haps-pipe}
 export HAPS_TORCH_PYTHON=$py
 export HAPS_TORCH_WORKER=${HAPS_TORCH_WORKER:-$root/engines/torch/worker.py}
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+export HAPS_TORCH_WORKER_TIMES=$out/worker-times.txt  # each worker's time per op, servers' and stages' (engines/torch/worker.py)
+rm -f "$HAPS_TORCH_WORKER_TIMES"
 if [ $tiny = 1 ]; then
   n=${n:-3}; size=tiny; device=cpu; dtype=float32; tiny_flag=--tiny
 else

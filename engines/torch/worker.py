@@ -446,7 +446,7 @@ class Worker:
         # crash would, on receiving the N-th request of OP.
         die_op, _, die_at = os.environ.get("HAPS_TORCH_WORKER_DIE_AT", "").partition(":")
         seen = 0
-        timing = OpTiming()
+        timing = OpTiming(lambda: sorted({os.path.basename(os.path.normpath(m.name_or_path or "?")) for m in self.models.models.values()}))
         while True:
             waited = time.perf_counter()
             message = self.channel.receive()
@@ -485,8 +485,8 @@ class OpTiming:
     count per op (and calls, for ops that take them), and the time spent waiting for the
     caller (the Swift side's own work between requests)."""
 
-    def __init__(self, every=300.0):
-        self.ops, self.idle, self.every = {}, 0.0, every
+    def __init__(self, models, every=300.0):
+        self.ops, self.idle, self.every, self.models = {}, 0.0, every, models  # models(): the loaded models' names
         self.started = self.last = time.perf_counter()
 
     @contextlib.contextmanager
@@ -505,7 +505,8 @@ class OpTiming:
         total = self.last - self.started
         parts = ["%s %.1f s (%d%s)" % (name, s, n, ", %d calls" % c if c else "")
                  for name, (s, n, c) in sorted(self.ops.items(), key=lambda kv: -kv[1][0])]
-        line = "haps-pipe torch worker: time %s: %.1f s in all; waiting for requests %.1f s; %s" % (when, total, self.idle, "; ".join(parts))
+        line = "haps-pipe torch worker (%s): time %s: %.1f s in all; waiting for requests %.1f s; %s" % (
+            ", ".join(self.models()) or "no model", when, total, self.idle, "; ".join(parts))
         print(line, file=sys.stderr, flush=True)
         if os.environ.get("HAPS_TORCH_WORKER_TIMES") and when == "at the end":  # a benchmark's copy (the log goes with the work area)
             with open(os.environ["HAPS_TORCH_WORKER_TIMES"], "a") as f:
