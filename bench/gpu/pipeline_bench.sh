@@ -95,10 +95,13 @@ pids+=($!)
 pids+=($!)
 "$hp" serve --retriever lexical --port 2022 > "$out/retriever.log" 2>&1 &
 pids+=($!)
-"$py" - "$llama_port" "$qwen_port" <<'PY'
-import json, sys, time, urllib.request
-for port, path in ((sys.argv[1], "/v1/models"), (sys.argv[2], "/v1/models"), (2022, None)):
+"$py" - "$llama_port" "$qwen_port" "${pids[@]}" <<'PY'
+import json, os, sys, time, urllib.request
+ports = ((sys.argv[1], "/v1/models", "serve-llama.log"), (sys.argv[2], "/v1/models", "serve-qwen.log"), (2022, None, "retriever.log"))
+for (port, path, log), pid in zip(ports, sys.argv[3:]):
     for _ in range(1200):
+        if not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0] == "Z":
+            raise SystemExit(f"the server for 127.0.0.1:{port} exited (see {log}: a port in use?)")
         try:
             if path:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}{path}").read()
@@ -110,7 +113,7 @@ for port, path in ((sys.argv[1], "/v1/models"), (sys.argv[2], "/v1/models"), (20
         except OSError:
             time.sleep(0.25)
     else:
-        raise SystemExit(f"no server answered on 127.0.0.1:{port} (serve-*.log, retriever.log)")
+        raise SystemExit(f"no server answered on 127.0.0.1:{port} in 5 minutes (see {log})")
 PY
 
 # 4. The run.
