@@ -17,13 +17,9 @@ set -euo pipefail
 out=${1:?usage: bench/gpu/device_run.sh OUT_DIR [HAPS_PIPE_TARBALL]}
 mkdir -p "$out"
 steps=${BENCH_STEPS:-check,stages,speed}
-if [ -n "${2:-}" ]; then
-  tools=$(mktemp -d)
-  tar xzf "$2" -C "$tools"
-  export PATH="$tools/bin:$PATH" LD_LIBRARY_PATH="$tools/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-fi
-export HAPS_TORCH_PYTHON=${HAPS_TORCH_PYTHON:-$(command -v python3)}
-export HAPS_TORCH_WORKER=$PWD/engines/torch/worker.py
+root=$(cd "$(dirname "$0")/../.." && pwd)
+HAPS_PIPE_TARBALL=${2:-${HAPS_PIPE_TARBALL:-}}
+source "$root/bench/gpu/tools.sh"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$out/gpu.txt" || true
 
 if [[ $steps == *check* ]]; then

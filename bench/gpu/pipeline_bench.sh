@@ -37,16 +37,7 @@ while [ $# -gt 0 ]; do
 done
 root=$(cd "$(dirname "$0")/../.." && pwd)
 mkdir -p "$out"; out=$(cd "$out" && pwd)
-if [ -n "${HAPS_PIPE_TARBALL:-}" ]; then
-  tools=$(mktemp -d)
-  tar xzf "$HAPS_PIPE_TARBALL" -C "$tools"
-  export PATH="$tools/bin:$PATH" LD_LIBRARY_PATH="$tools/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-fi
-py=${HAPS_TORCH_PYTHON:-$(command -v python3)}
-hp=${HAPS_PIPE:-haps-pipe}
-export HAPS_TORCH_PYTHON=$py
-export HAPS_TORCH_WORKER=${HAPS_TORCH_WORKER:-$root/engines/torch/worker.py}
-export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+source "$root/bench/gpu/tools.sh"
 export HAPS_TORCH_WORKER_TIMES=$out/worker-times.txt  # each worker's time per op, servers' and stages' (engines/torch/worker.py)
 rm -f "$HAPS_TORCH_WORKER_TIMES"
 if [ $tiny = 1 ]; then
@@ -95,26 +86,8 @@ pids+=($!)
 pids+=($!)
 "$hp" serve --retriever lexical --port 2022 > "$out/retriever.log" 2>&1 &
 pids+=($!)
-"$py" - "$llama_port" "$qwen_port" "${pids[@]}" <<'PY'
-import json, os, sys, time, urllib.request
-ports = ((sys.argv[1], "/v1/models", "serve-llama.log"), (sys.argv[2], "/v1/models", "serve-qwen.log"), (2022, None, "retriever.log"))
-for (port, path, log), pid in zip(ports, sys.argv[3:]):
-    for _ in range(1200):
-        if not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0] == "Z":
-            raise SystemExit(f"the server for 127.0.0.1:{port} exited (see {log}: a port in use?)")
-        try:
-            if path:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}{path}").read()
-            else:
-                body = json.dumps({"entity": "Andes", "data": ["The Andes are mountains."]}).encode()
-                urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/retrieve", data=body, headers={"Content-Type": "application/json"})).read()
-            print(f"server on {port} is up", flush=True)
-            break
-        except OSError:
-            time.sleep(0.25)
-    else:
-        raise SystemExit(f"no server answered on 127.0.0.1:{port} in 5 minutes (see {log})")
-PY
+"$py" "$root/bench/gpu/rl_bench.py" wait-servers "$llama_port:/v1/models:$out/serve-llama.log:${pids[0]}" \
+  "$qwen_port:/v1/models:$out/serve-qwen.log:${pids[1]}" "2022:/retrieve:$out/retriever.log:${pids[2]}"
 
 # 4. The run.
 overrides=()

@@ -5,6 +5,7 @@
     rl_bench.py poll STORE OUT.jsonl STOP_FILE                         when each rl-train step is journalled
     rl_bench.py samples QUESTIONS.jsonl OUT.jsonl                      stand-in sample rows (evaluate step)
     rl_bench.py run-report DIR OUT.json START TITLE N DEVICE DTYPE     a run's wall time and stages' times
+    rl_bench.py wait-servers PORT:PATH:LOG:PID ...                     until each server answers (PATH: /v1/models or /retrieve)
     rl_bench.py report OUT_DIR                                         OUT_DIR/rl.json from both sides' times
 
 `router` writes what DecoderRouter.save writes (the model directory, hard-linked, and
@@ -171,6 +172,33 @@ def run_report(directory, dst, start, title, questions, device, dtype):
         print(f"  {name}: {st['outcome']} in {st['seconds']} s" + (f" ({st['error']})" if st.get("error") else ""))
 
 
+def wait_servers(*servers):
+    """Waits for each server (PORT:PATH:LOG:PID) to answer on 127.0.0.1:PORT, a chat server at
+    /v1/models, a retriever at /retrieve (one retrieval); one that exits first (a port in use),
+    or does not answer in 5 minutes, stops the bench, naming its log."""
+    import urllib.request
+    for server in servers:
+        port, path, rest = server.split(":", 2)
+        log, pid = rest.rsplit(":", 1)
+        for _ in range(1200):
+            stat = f"/proc/{pid}/stat"
+            if not os.path.exists(stat) or open(stat).read().split(")")[-1].split()[0] == "Z":
+                sys.exit(f"the server for 127.0.0.1:{port} exited (see {log}: a port in use?)")
+            try:
+                if path == "/retrieve":
+                    body = json.dumps({"entity": "Andes", "data": ["The Andes are mountains.", "Paris is a city."]}).encode()
+                    request = urllib.request.Request(f"http://127.0.0.1:{port}/retrieve", data=body, headers={"Content-Type": "application/json"})
+                    print(f"retriever on {port}:", json.loads(urllib.request.urlopen(request).read()), flush=True)
+                else:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}{path}").read()
+                    print(f"server on {port} is up", flush=True)
+                break
+            except OSError:
+                time.sleep(0.25)
+        else:
+            sys.exit(f"no server answered on 127.0.0.1:{port} in 5 minutes (see {log})")
+
+
 def fmt(x):
     return "-" if x is None else f"{x:.2f}"
 
@@ -181,6 +209,8 @@ def main():
         router(*args)
     elif cmd == "samples":
         samples(*args)
+    elif cmd == "wait-servers":
+        wait_servers(*args)
     elif cmd == "run-report":
         run_report(*args)
     elif cmd == "poll":

@@ -48,17 +48,8 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 mkdir -p "$out"; out=$(cd "$out" && pwd)
 ref_src=$(cd "$ref_src" && pwd)
 [ -f "$ref_src/HotpotQA/joint_rl/rl_batch.py" ] || { echo "$ref_src has no HotpotQA/joint_rl/rl_batch.py (bench/gpu/fetch_reference.sh)" >&2; exit 1; }
-if [ -n "${HAPS_PIPE_TARBALL:-}" ]; then
-  tools=$(mktemp -d)
-  tar xzf "$HAPS_PIPE_TARBALL" -C "$tools"
-  export PATH="$tools/bin:$PATH" LD_LIBRARY_PATH="$tools/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-fi
-py=${HAPS_TORCH_PYTHON:-$(command -v python3)}
-hp=${HAPS_PIPE:-haps-pipe}
+source "$root/bench/gpu/tools.sh"
 steps=${BENCH_STEPS:-models,reference,ours}
-export HAPS_TORCH_PYTHON=$py
-export HAPS_TORCH_WORKER=${HAPS_TORCH_WORKER:-$root/engines/torch/worker.py}
-export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1  # nothing is downloaded: every model is a local directory
 if [ $tiny = 1 ]; then
   n=${n:-2}; size=tiny; ref_device=cpu; device=cpu; dtype=float32; tiny_flag=--tiny
 else
@@ -83,18 +74,7 @@ fi
 "$hp" serve --retriever lexical --port 2022 > "$out/retriever.log" 2>&1 &
 retriever=$!
 trap 'kill $retriever 2>/dev/null || true' EXIT
-"$py" - <<'PY'
-import json, time, urllib.request
-body = json.dumps({"entity": "Andes", "data": ["The Andes are mountains.", "Paris is a city."]}).encode()
-for _ in range(300):
-    try:
-        r = urllib.request.urlopen(urllib.request.Request("http://127.0.0.1:2022/retrieve", data=body, headers={"Content-Type": "application/json"}))
-        print("retriever:", json.loads(r.read())); break
-    except OSError:
-        time.sleep(0.1)
-else:
-    raise SystemExit("the retriever did not answer on 127.0.0.1:2022 (retriever.log)")
-PY
+"$py" "$root/bench/gpu/rl_bench.py" wait-servers "2022:/retrieve:$out/retriever.log:$retriever"
 
 # Both pipelines' resources: the candidates as local models on the bench's directories (not
 # inputs: a store copy of 31 GB would not fit the GPU machine's disk), the stand-in retriever.

@@ -357,7 +357,7 @@ def decode(decoder, calls, updates):
         ids, logprobs, finish = [[] for _ in calls], [[] for _ in calls], ["length"] * n
         done = [c["max_new_tokens"] <= 0 for c in calls]
         at = torch.tensor([len(c["prompt"]) for c in calls], device=decoder.device)
-        advance = None  # 1 for each row still generating (a finished row keeps rewriting its last slot)
+        advance, was_done = None, None  # 1 for each row still generating (a finished row keeps rewriting its last slot)
         stops = [set(c.get("stop", [])) for c in calls]
         step = 0
         while not all(done):
@@ -375,7 +375,7 @@ def decode(decoder, calls, updates):
                 break
             feed = torch.tensor([ids[i][-1] if ids[i] else 0 for i in range(n)], device=decoder.device)
             logits = decoder.step(feed, at, n)
-            if advance is None or step == 0 or any(d != a for d, a in zip(done, was_done)):
+            if done != was_done:  # remade only when a row has finished
                 advance = torch.tensor([0 if d else 1 for d in done], device=decoder.device)
                 was_done = list(done)
             at = at + advance

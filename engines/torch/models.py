@@ -26,6 +26,11 @@ class Models:
             raise KeyError("no model %s in this worker" % handle)
         return self.models[handle]
 
+    def names(self):
+        """The loaded models' directory names, sorted (for the worker's log)."""
+        import os
+        return sorted({os.path.basename(os.path.normpath(m.name_or_path or "?")) for m in self.models.values()})
+
     def trainable(self, handle):
         """A model whose weights steps change (the router's backbone), or an error."""
         model = self[handle]

@@ -446,7 +446,7 @@ class Worker:
         # crash would, on receiving the N-th request of OP.
         die_op, _, die_at = os.environ.get("HAPS_TORCH_WORKER_DIE_AT", "").partition(":")
         seen = 0
-        timing = OpTiming(lambda: sorted({os.path.basename(os.path.normpath(m.name_or_path or "?")) for m in self.models.models.values()}))
+        timing = OpTiming(self.models.names)
         while True:
             waited = time.perf_counter()
             message = self.channel.receive()

@@ -126,7 +126,7 @@ public struct EvaluateStage: StageType {
         // The router input this system's training started from, if evaluate has it too.
         let startedFrom = context.inputs.filter { systemKind($0.value) == .router && $0.value.manifest.files["model.safetensors"]?.digest.hex == provenance.routerFrom }.keys.sorted().first
         let byText = Dictionary(try HotpotQA.load(questionsOf: questionsInput).map { ($0.question.trimmingSpaces, $0) }, uniquingKeysWith: { a, _ in a })
-        let prompts = try context.inputs["prompts"].map { try PromptSet.load(directory: $0.directory) }
+        let prompts = try DialogueParams.promptsInput(context)
         let sampler = try p.dialogue.sampler(context, settings: .reference, prompts: prompts)  // greedy
         let counter = CallCounter()
         let questions = try matrix.questions.map { text in

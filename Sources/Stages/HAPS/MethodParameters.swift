@@ -50,6 +50,12 @@ public struct DialogueParams: ParameterGroup {
         candidates.map { DialogueParams.candidateName(resources["models.\($0)"], $0) }
     }
 
+    /// The stage's `prompts` input read as a prompt set (either layout, `PromptSet.load`), or
+    /// nil for the built-in set.
+    static func promptsInput(_ context: StageContext) throws -> PromptSet? {
+        try context.inputs["prompts"].map { try PromptSet.load(directory: $0.directory) }
+    }
+
     /// The dialogue's sampler for a stage: its prompts (a `prompts` input's set, else the
     /// built-in one), budget, reply settings (`settings`, with `max_tokens`) and retriever.
     func sampler(_ context: StageContext, settings: GenerationSettings, prompts input: PromptSet? = nil,

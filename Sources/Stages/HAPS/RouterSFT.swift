@@ -60,13 +60,16 @@ public final class RouterSFT: Checkpointable {
         return loss
     }
 
-    public func state() throws -> [UInt8] { try router.engine.state(metadata: ["sft_step": String(step)]) }
+    public func state() throws -> [UInt8] { try router.engine.state(metadata: metadata) }
 
     public func restore(_ bytes: [UInt8]) throws { try resume(try router.engine.restore(bytes)) }
 
     public var checkpointsAsFiles: Bool { router.engine.writesStateFiles }
-    public func save(into directory: String) throws { try router.engine.saveState(to: directory + "/state.safetensors", metadata: ["sft_step": String(step)]) }
+    public func save(into directory: String) throws { try router.engine.saveState(to: directory + "/state.safetensors", metadata: metadata) }
     public func restore(from directory: String) throws { try resume(try router.engine.restoreState(from: directory + "/state.safetensors")) }
+
+    /// The step count, in the state's metadata.
+    private var metadata: [String: String] { ["sft_step": String(step)] }
 
     private func resume(_ metadata: [String: String]) throws {
         guard let s = metadata["sft_step"].flatMap({ Int($0) }) else { throw RouterError("router SFT checkpoint: no step count") }

@@ -73,7 +73,7 @@ public struct RLTrainStage: StageType {
         let models = try p.dialogue.localCandidates(context, engine: engine, needs: needsWeights)
         let names = p.dialogue.names(context.resources)
         // Evaluations are greedy at the stage's reply length; training samples (JointRLTrainer).
-        let prompts = try context.inputs["prompts"].map { try PromptSet.load(directory: $0.directory) }
+        let prompts = try DialogueParams.promptsInput(context)
         let sampler = try p.dialogue.sampler(context, settings: .reference, prompts: prompts)
         let totalSteps = p.epochs * train.count
         try BLAS.shared().threads = context.threads

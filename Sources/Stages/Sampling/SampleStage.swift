@@ -44,7 +44,7 @@ public struct SampleStage: StageType {
 
     public static func run(_ p: Params, _ context: StageContext) throws {
         let questions = try HotpotQA.load(questionsOf: context.inputs["questions"]!)
-        let prompts = try context.inputs["prompts"].map { try PromptSet.load(directory: $0.directory) }
+        let prompts = try DialogueParams.promptsInput(context)
         let resources = context.resources
         let unreachable = Backends.unreachable(resources)
         if !unreachable.isEmpty {
