@@ -13,13 +13,12 @@ import TestSupport
 final class TorchEngineTests: XCTestCase {
     let prompt = [5, 17, 42, 99, 7, 300]
 
-    /// `decoder`: "transformers" makes the worker decode with transformers' own forward (its
-    /// fallback for models decoder.py cannot run) instead of its batched decoder.
-    func engines(decoder: String? = nil) throws -> (torch: TorchEngine, cpu: CPUEngine, directory: String) {
+    /// `environment`: the worker's switches, e.g. `HAPS_TORCH_DECODER=transformers` (decode
+    /// with transformers' own forward, its fallback for models decoder.py cannot run).
+    func engines(environment: [String: String] = [:]) throws -> (torch: TorchEngine, cpu: CPUEngine, directory: String) {
         let python = try TorchPython.require()
         let log = NSTemporaryDirectory() + "torch-engine-\(UUID().uuidString).log"
-        let torch = try TorchEngine(python: python, script: TorchPython.worker, log: log,
-                                    environment: decoder.map { ["HAPS_TORCH_DECODER": $0] } ?? [:])
+        let torch = try TorchEngine(python: python, script: TorchPython.worker, log: log, environment: environment)
         return (torch, CPUEngine(), try LocalChatModelTests.makeModel())
     }
 
@@ -35,7 +34,7 @@ final class TorchEngineTests: XCTestCase {
     }
 
     func testTheTransformersFallbackMatchesTheCPUEngine() throws {
-        let engines = try engines(decoder: "transformers")
+        let engines = try engines(environment: ["HAPS_TORCH_DECODER": "transformers"])
         try checkGeneration(engines)
         try checkRecordedGradients(engines)
     }
@@ -43,7 +42,20 @@ final class TorchEngineTests: XCTestCase {
     /// Calls of different prompts, lengths, rules and updates (of two ranks) in one request,
     /// decoded as one batch: each the same as the CPU engine's alone.
     func testABatchOfCallsMatchesTheCPUEngineCallByCall() throws {
-        let (torch, cpu, directory) = try engines()
+        try checkBatch(try engines())
+    }
+
+    /// The same batch decoded in the GPU's order of work, on the CPU: the decode step's pieces
+    /// compiled, and each step launched before the host has read the previous step's tokens
+    /// (a row that stops wastes one step, whose captured rows must not reach its gradient).
+    func testTheGPUsOrderOfWorkMatchesTheCPUEngine() throws {
+        let engines = try engines(environment: ["HAPS_TORCH_OVERLAP": "always", "HAPS_TORCH_COMPILE": "always"])
+        try checkBatch(engines)
+        try checkRecordedGradients(engines)
+    }
+
+    func checkBatch(_ engines: (torch: TorchEngine, cpu: CPUEngine, directory: String)) throws {
+        let (torch, cpu, directory) = engines
         let t = try torch.loadModel(directory: directory, name: "tiny", trainable: false)
         let c = try cpu.loadModel(directory: directory, name: "tiny", trainable: false)
         var rng = SamplingRandom(seed: 11)
@@ -134,21 +146,27 @@ final class TorchEngineTests: XCTestCase {
         var rng = SamplingRandom(seed: 8)
         func random(_ shape: [Int]) -> Tensor { Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in rng.unit() - 0.5 }) }
         let (a, b) = (random([16, 4]), random([4, 16]))
-        // One layer: the gradient from the last layer's captured rows; two: a taped pass.
-        for (temperature, seed, rule, layers) in [(Float(0), UInt64(0), NucleusRule.standard, 1), (1, 6, .reference, 1), (0.8, 7, .standard, 1),
-                                                  (0.8, 7, .standard, 2)] {
+        // One layer: the gradient from the last layer's captured rows; two: a taped pass. The
+        // fourth case stops at the fourth token of the one before it (the same draws): a reply
+        // that ends early takes its gradient over its own tokens only.
+        var earlier: [Int] = []
+        for (temperature, seed, rule, layers, stops) in [(Float(0), UInt64(0), NucleusRule.standard, 1, false), (1, 6, .reference, 1, false),
+                                                         (0.8, 7, .standard, 1, false), (0.8, 7, .standard, 1, true), (0.8, 7, .standard, 2, false)] {
             let lora = LoRAUpdate(a: a, b: b, alpha: 0.5, layers: layers)
-            let reply = try torch.generate([EngineCall(model: t, prompt: prompt, maxNewTokens: 10, stopTokens: [], temperature: temperature, topP: 0.9,
+            let stop: Set<Int> = stops ? [earlier[3]] : []
+            let reply = try torch.generate([EngineCall(model: t, prompt: prompt, maxNewTokens: 10, stopTokens: stop, temperature: temperature, topP: 0.9,
                                                        rule: rule, uniforms: SamplingRandom.uniforms(seed: seed, count: 10),
                                                        update: EngineUpdate(id: 1, generator: 0, lora: lora), recordsGradient: true)])[0]
             let expected = try decoder.generateWithLoRAGradient(GenerationRequest(prompt: prompt, maxNewTokens: 10, temperature: temperature, topP: 0.9,
-                                                                                  seed: seed, lora: lora, nucleusRule: rule))
-            let what = "T \(temperature), \(rule), \(layers) layer(s)"
+                                                                                  seed: seed, stopTokens: stop, lora: lora, nucleusRule: rule))
+            let what = "T \(temperature), \(rule), \(layers) layer(s)\(stops ? ", stopped early" : "")"
             XCTAssertEqual(reply.ids, expected.result.ids, what)
+            if stops { XCTAssertLessThanOrEqual(reply.ids.count, 4, what) }
             XCTAssertEqual(reply.logq, expected.logprob, accuracy: 1e-4 * max(1, abs(expected.logprob)), what)
             let g = try torch.callGradient(try XCTUnwrap(reply.call, what))
             assertClose(g.dA, expected.gradientA.data, "dA, " + what)
             assertClose(g.dB, expected.gradientB.data, "dB, " + what)
+            earlier = reply.ids
         }
         XCTAssertThrowsError(try torch.generate([EngineCall(model: t, prompt: prompt, maxNewTokens: 2, stopTokens: [], recordsGradient: true)]))
     }

@@ -7,6 +7,8 @@ bookkeeping around it, greedy and sampled), and how far the compiled step's logi
 the uncompiled forward's.
 
     python3 bench/gpu/profile_decode.py [SHAPE] [BATCH...]     (default llama-3.1-8b 1 64)
+
+PROFILE_COMPILE="1" measures the compiled step alone (default "1 0": both).
 """
 import os
 import sys
@@ -15,16 +17,19 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import speed  # noqa: E402
 
+NEW = 192  # new tokens a timed decode makes (long enough that the steps outweigh the prefills' noise)
+
 
 def per_step(decoder, calls, updates, repeat=3):
-    """A whole decode step of these calls (64 new tokens), less the prefill: the fastest of
-    `repeat` runs of each, after one run that captures what the calls need."""
+    """A whole decode step of these calls: a decode of their NEW new tokens less one of 2
+    (the same prefills), over the steps between, the fastest of `repeat` runs of each, after
+    one run that captures what the calls need."""
     from decoder import decode
-    once = [dict(c, max_new_tokens=1) for c in calls]
+    short = [dict(c, max_new_tokens=2) for c in calls]
     decode(decoder, calls, updates)
     whole = min(speed.timed(lambda: decode(decoder, calls, updates))[0] for _ in range(repeat))
-    prefill = min(speed.timed(lambda: decode(decoder, once, updates))[0] for _ in range(repeat))
-    return (whole - prefill) / (calls[0]["max_new_tokens"] - 1)
+    prefill = min(speed.timed(lambda: decode(decoder, short, updates))[0] for _ in range(repeat))
+    return (whole - prefill) / (calls[0]["max_new_tokens"] - 2)
 
 
 def main():
@@ -35,20 +40,20 @@ def main():
     model = speed.random_model(shape, torch.bfloat16)
     model.requires_grad_(False)
     vocab = model.config.vocab_size
-    for compiled in ("1", "0"):
+    for compiled in os.environ.get("PROFILE_COMPILE", "1 0").split():
         os.environ["HAPS_TORCH_COMPILE"] = compiled
         decoder = Decoder(model, max(batches), 768)
         for batch in batches:
             prompts = torch.randint(0, vocab, (batch, 512)).tolist()
-            calls = [{"prompt": p, "max_new_tokens": 64, "stop": [], "temperature": 0} for p in prompts]
-            sampled = [dict(c, temperature=1.0, top_p=0.9, rule="reference", uniforms=[0.5] * 64) for c in calls]
+            calls = [{"prompt": p, "max_new_tokens": NEW, "stop": [], "temperature": 0} for p in prompts]
+            sampled = [dict(c, temperature=1.0, top_p=0.9, rule="reference", uniforms=[0.5] * NEW) for c in calls]
             start = time.perf_counter()
             decode(decoder, [dict(c, max_new_tokens=2) for c in calls], [None] * batch)
             first = time.perf_counter() - start
             ids = torch.zeros(batch, dtype=torch.long, device=speed.DEVICE)
             positions = torch.full((batch,), 600, dtype=torch.long, device=speed.DEVICE)
             with torch.no_grad():
-                replay, logits = speed.timed(lambda: decoder.step(ids, positions, batch).clone(), repeat=50)
+                replay, logits = speed.timed(lambda: decoder.step(ids, positions, batch, 601).clone(), repeat=50)  # span 640
                 difference = None
                 if decoder.fused:  # the same step by the plain pieces, on the same cache
                     fused, decoder.fused = decoder.fused, None

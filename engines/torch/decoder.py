@@ -13,6 +13,7 @@ rotary embedding, MLP) driven by a forward of our own over a static KV cache, so
 Llama, Qwen2 and Mistral without sliding windows; `supported` says why another is not, and
 the worker then decodes with transformers' forward instead.
 """
+import os
 import sys
 
 import numpy as np
@@ -40,16 +41,48 @@ def bucket(n):
     return b
 
 
+def fuse_projections(model):
+    """Puts each layer's q, k, v projections into one weight (and bias), and its gate and up
+    projections into another, the modules' own weights becoming views of them: a decode step
+    then reads one weight for three (two) projections, in fewer and larger matrix products,
+    with no memory added. Frozen models only (a trained model's optimiser holds its
+    parameters); done once per model."""
+    import torch
+    if getattr(model, "haps_fused", False) or any(p.requires_grad for p in model.parameters()):
+        return
+    with torch.no_grad():
+        for layer in model.model.layers:
+            attn, mlp = layer.self_attn, layer.mlp
+            for owner, name, group in ((attn, "haps_qkv", (attn.q_proj, attn.k_proj, attn.v_proj)),
+                                       (mlp, "haps_gate_up", (mlp.gate_proj, mlp.up_proj))):
+                weight = torch.cat([m.weight for m in group])
+                biases = [m.bias for m in group]
+                bias = torch.cat(biases) if all(b is not None for b in biases) else None
+                at = 0
+                for m in group:
+                    rows = m.weight.shape[0]
+                    m.weight.data = weight[at:at + rows]
+                    if bias is not None:
+                        m.bias.data = bias[at:at + rows]
+                    at += rows
+                setattr(owner, name, (weight, bias))
+    model.haps_fused = True
+
+
 def layer_weights(layer, cfg):
-    """A decoder layer's tensors and constants, as pre_attention and post_attention take them."""
+    """A decoder layer's tensors and constants, as pre_attention and post_attention take them:
+    the projections as (weight, bias) pairs, fused where fuse_projections fused them."""
     import torch.nn.functional as F
     attn, mlp = layer.self_attn, layer.mlp
     heads, kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
     act = F.silu if cfg.hidden_act == "silu" else mlp.act_fn
-    pre = (layer.input_layernorm.weight, layer.input_layernorm.variance_epsilon, attn.q_proj.weight, attn.q_proj.bias,
-           attn.k_proj.weight, attn.k_proj.bias, attn.v_proj.weight, attn.v_proj.bias, heads, kv_heads, attn.head_dim)
+    qkv = getattr(attn, "haps_qkv", None)
+    qkv = [qkv] if qkv else [(m.weight, m.bias) for m in (attn.q_proj, attn.k_proj, attn.v_proj)]
+    gate_up = getattr(mlp, "haps_gate_up", None)
+    gate_up = [gate_up[0]] if gate_up else [mlp.gate_proj.weight, mlp.up_proj.weight]
+    pre = (layer.input_layernorm.weight, layer.input_layernorm.variance_epsilon, qkv, heads, kv_heads, attn.head_dim)
     post = (attn.o_proj.weight, attn.o_proj.bias, layer.post_attention_layernorm.weight,
-            layer.post_attention_layernorm.variance_epsilon, mlp.gate_proj.weight, mlp.up_proj.weight, mlp.down_proj.weight, act)
+            layer.post_attention_layernorm.variance_epsilon, gate_up, mlp.down_proj.weight, act)
     return pre, post
 
 
@@ -70,21 +103,25 @@ def rotate(x, cos, sin):
     return x * cos.unsqueeze(1) + rotated * sin.unsqueeze(1)
 
 
-def pre_attention(h, cos, sin, norm, eps, wq, bq, wk, bk, wv, bv, heads, kv_heads, head_dim):
+def pre_attention(h, cos, sin, norm, eps, qkv, heads, kv_heads, head_dim):
     """A layer's input norm, projections and rotary embedding: q [n, heads, T, d], and k, v as
-    the cache holds them, [n, T, kv_heads, d]."""
+    the cache holds them, [n, T, kv_heads, d]. `qkv`: one fused (weight, bias) or three."""
+    import torch
     import torch.nn.functional as F
     n, t, _ = h.shape
     x = rms_norm(h, norm, eps)
-    q = F.linear(x, wq, bq).view(n, t, heads, head_dim).transpose(1, 2)
-    k = F.linear(x, wk, bk).view(n, t, kv_heads, head_dim).transpose(1, 2)
-    v = F.linear(x, wv, bv).view(n, t, kv_heads, head_dim)
+    out = [F.linear(x, w, b) for w, b in qkv]
+    out = out[0] if len(out) == 1 else torch.cat(out, -1)
+    q, k, v = out.split([heads * head_dim, kv_heads * head_dim, kv_heads * head_dim], -1)
+    q = q.view(n, t, heads, head_dim).transpose(1, 2)
+    k = k.view(n, t, kv_heads, head_dim).transpose(1, 2)
+    v = v.view(n, t, kv_heads, head_dim)
     return rotate(q, cos, sin), rotate(k, cos, sin).transpose(1, 2), v
 
 
-def post_attention(o, residual, scale, lora, wo, bo, norm, eps, wg, wu, wd, act):
+def post_attention(o, residual, scale, lora, wo, bo, norm, eps, gate_up, wd, act):
     """A layer after its attention: the output projection (plus each row's update, scaled:
-    o B^T A^T), the residual, the norm and the MLP."""
+    o B^T A^T), the residual, the norm and the MLP (`gate_up`: one fused weight or two)."""
     import torch
     import torch.nn.functional as F
     out = F.linear(o, wo, bo)
@@ -93,7 +130,11 @@ def post_attention(o, residual, scale, lora, wo, bo, norm, eps, wg, wu, wd, act)
         out = out + scale.view(-1, 1, 1) * torch.bmm(torch.bmm(o, b.transpose(1, 2)), a.transpose(1, 2))
     h = residual + out
     x = rms_norm(h, norm, eps)
-    return h + F.linear(act(F.linear(x, wg)) * F.linear(x, wu), wd)
+    if len(gate_up) == 1:
+        gate, up = F.linear(x, gate_up[0]).chunk(2, -1)
+    else:
+        gate, up = F.linear(x, gate_up[0]), F.linear(x, gate_up[1])
+    return h + F.linear(act(gate) * up, wd)
 
 
 def final_logits(h, norm, eps, w):
@@ -116,10 +157,12 @@ class Decoder:
         self.head_dim = attn.head_dim
         self.heads, self.kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
         self.scaling = attn.scaling
+        fuse_projections(model)
         self.weights = [layer_weights(layer, cfg) for layer in self.layers]
         self.head_weights = (model.model.norm.weight, model.model.norm.variance_epsilon, model.lm_head.weight)
         self.fused = self.fuse()
-        shape = (len(self.layers), rows, length, self.kv_heads, self.head_dim)
+        # One slot more than `length`: the scratch that graph captures and padding rows write.
+        shape = (len(self.layers), rows, length + 1, self.kv_heads, self.head_dim)
         self.k = torch.zeros(shape, dtype=self.dtype, device=self.device)
         self.v = torch.zeros(shape, dtype=self.dtype, device=self.device)
         self.width = self.heads * self.head_dim
@@ -127,7 +170,8 @@ class Decoder:
         self.lora_a = torch.zeros(rows, cfg.hidden_size, self.rank, dtype=self.dtype, device=self.device)
         self.lora_b = torch.zeros(rows, self.rank, self.width, dtype=self.dtype, device=self.device)
         self.lora_scale = torch.zeros(len(self.layers), rows, dtype=self.dtype, device=self.device)
-        self.graphs = {}
+        self.graphs = {}  # by (rows' bucket, attention span, update_layers)
+        self.pool = None
         self.update_layers = 0  # the last layers any row's update reaches (0: no row has one)
         # The last layer's o_proj input and the residual before it, at each row's last position
         # of the latest forward (what a recorded call's gradient needs; graph-static buffers).
@@ -145,7 +189,7 @@ class Decoder:
             self.rank = rank
             self.lora_a = torch.zeros(self.rows, self.lora_a.shape[1], rank, dtype=self.dtype, device=self.device)
             self.lora_b = torch.zeros(self.rows, rank, self.width, dtype=self.dtype, device=self.device)
-            self.graphs = {}  # captured with the old buffers
+            self.graphs, self.pool = {}, None  # captured with the old buffers (their pool goes with them)
         self.lora_a.zero_()
         self.lora_b.zero_()
         self.lora_scale.zero_()
@@ -161,12 +205,13 @@ class Decoder:
             self.lora_b[i, :r, :] = u["b"].to(self.dtype)
             self.lora_scale[n - u["layers"]:, i] = u["alpha"]
 
-    def forward(self, ids, positions, first=0):
+    def forward(self, ids, positions, first=0, span=None):
         """Logits (float32) at the last position of each row: `ids` and `positions` [n, T],
         the cache rows first..first+n-1; the keys and values of every position are written to
         the cache at the row's positions, and each position attends to the row's cache up to
-        it. The last layer's o_proj input and residual at the last position are captured.
-        A decode step (T = 1) on a GPU runs the layers' fused pieces (`self.fused`)."""
+        it (attention reads the cache's first `span` positions, all by default: every
+        position must be below it). The last layer's o_proj input and residual at the last
+        position are captured. A decode step (T = 1) on a GPU runs the layers' fused pieces (`self.fused`)."""
         import torch
         import torch.nn.functional as F
         model = self.model
@@ -176,7 +221,8 @@ class Decoder:
         cos, sin = model.model.rotary_emb(h, positions)
         rows = slice(first, first + n)
         row_index = torch.arange(first, first + n, device=self.device).unsqueeze(1).expand(n, t)
-        mask = (torch.arange(self.length, device=self.device).view(1, 1, 1, -1) <= positions.view(n, 1, t, 1))
+        span = span or self.length + 1
+        mask = (torch.arange(span, device=self.device).view(1, 1, 1, -1) <= positions.view(n, 1, t, 1))
         lora = (self.lora_a[rows], self.lora_b[rows])
         last = len(self.layers) - 1
         first_updated = len(self.layers) - self.update_layers
@@ -184,8 +230,8 @@ class Decoder:
             q, k, v = pre(h, cos, sin, *w[0])
             self.k[l].index_put_((row_index, positions), k)
             self.v[l].index_put_((row_index, positions), v)
-            keys = self.k[l, rows].transpose(1, 2)
-            values = self.v[l, rows].transpose(1, 2)
+            keys = self.k[l, rows, :span].transpose(1, 2)
+            values = self.v[l, rows, :span].transpose(1, 2)
             o = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=self.scaling, enable_gqa=True)
             o = o.transpose(1, 2).reshape(n, t, self.width)
             if l == last:
@@ -201,7 +247,6 @@ class Decoder:
         step launches a few kernels a layer instead of dozens (the attention and cache writes
         stay as they are). The pieces are the same functions the prefill runs uncompiled.
         HAPS_TORCH_COMPILE=always compiles them on the CPU too."""
-        import os
         import torch
         flag = os.environ.get("HAPS_TORCH_COMPILE", "1")  # "always": on the CPU too (a check of the pieces)
         if flag == "0" or (self.device.type != "cuda" and flag != "always"):
@@ -209,42 +254,39 @@ class Decoder:
         torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
         return tuple(torch.compile(f) for f in (pre_attention, post_attention, final_logits))
 
-    def ready(self, n):
-        """Captures the decode graph for `n` rows before their prompts are in the cache: the
-        capture's own forwards write (position 0 of rows 0..bucket-1), and a prefill after
-        them overwrites what they wrote."""
-        if self.device.type == "cuda" and n <= self.rows:
-            key = (min(bucket(n), self.rows), self.update_layers)
-            if key not in self.graphs:
-                self.graphs[key] = self.capture(key[0])
-
-    def step(self, ids, positions, n):
-        """One decode step of rows 0..n-1 (ids, positions: [n] on the device): a CUDA graph
-        of the bucket's size replayed on a GPU (captured on first use), the plain forward
-        elsewhere."""
+    def step(self, ids, positions, n, reach):
+        """One decode step of rows 0..n-1 (ids, positions: [n] on the device; every position
+        below `reach`): a CUDA graph of the bucket's size and attention span replayed on a GPU
+        (captured on first use), the plain forward elsewhere. The span is `reach` rounded up
+        to a multiple of 128: attention reads the cache's filled part, not all of it."""
+        span = min(self.length, -(-reach // 128) * 128)
         if self.device.type != "cuda" or n > self.rows:
-            return self.forward(ids.view(n, 1), positions.view(n, 1))
-        b = min(bucket(n), self.rows)
-        g = self.graphs.get((b, self.update_layers))
+            return self.forward(ids.view(n, 1), positions.view(n, 1), span=span)
+        key = (min(bucket(n), self.rows), span, self.update_layers)
+        g = self.graphs.get(key)
         if g is None:
-            g = self.graphs[(b, self.update_layers)] = self.capture(b)
+            g = self.graphs[key] = self.capture(*key[:2])
         graph, static_ids, static_positions, static_logits = g
         static_ids[:n, 0] = ids
         static_positions[:n, 0] = positions
-        static_positions[n:, 0] = 0
+        static_positions[n:, 0] = self.length  # rows beyond n write the scratch slot
         graph.replay()
         return static_logits[:n]
 
-    def capture(self, b):
+    def capture(self, b, span):
+        """The decode step's graph for b rows attending to `span` positions. Its forwards
+        write the cache's scratch slot (position `length`, never attended), so a capture may
+        come between steps of a decode in progress; they overwrite the captured rows, which
+        the next replay rewrites. Graphs share one memory pool (they never run at once)."""
         import torch
         static_ids = torch.zeros(b, 1, dtype=torch.long, device=self.device)
-        static_positions = torch.zeros(b, 1, dtype=torch.long, device=self.device)
+        static_positions = torch.full((b, 1), self.length, dtype=torch.long, device=self.device)
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):
             try:  # the warm-up compiles the fused pieces (on first use)
                 for _ in range(2):
-                    self.forward(static_ids, static_positions)
+                    self.forward(static_ids, static_positions, span=span)
             except Exception as e:
                 if not self.fused:
                     raise
@@ -254,55 +296,74 @@ class Decoder:
                       file=sys.stderr, flush=True)
                 self.fused = None
                 for _ in range(2):
-                    self.forward(static_ids, static_positions)
+                    self.forward(static_ids, static_positions, span=span)
         torch.cuda.current_stream().wait_stream(stream)
+        if self.pool is None:
+            self.pool = torch.cuda.graph_pool_handle()
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            static_logits = self.forward(static_ids, static_positions)
+        with torch.cuda.graph(graph, pool=self.pool):
+            static_logits = self.forward(static_ids, static_positions, span=span)
         return graph, static_ids, static_positions, static_logits
 
 
-def choose_rows(logits, calls, uniforms, step, active):
-    """Each row's token and log-probability from its logits row (float32 [n, V]): greedy rows
-    by argmax on the device; sampled rows exactly as the CPU engine's TokenSampler (sampling.py)
-    on the host when the model is on the CPU, and on the device on a GPU (the same nucleus and
-    inverse CDF with the device's sums: the logits themselves differ from the CPU's in their
-    last bits there). On a GPU every row's choice reaches the host in one transfer."""
-    import torch
-    n = logits.shape[0]
-    tokens, logprobs = [0] * n, [0.0] * n
-    groups = {}  # rows by their rule: (temperature, top_p, rule), 0 for greedy
-    for i in range(n):
-        if active[i]:
-            c = calls[i]
+class Choices:
+    """How each row of a decode chooses its tokens: greedy rows by argmax on the device;
+    sampled rows exactly as the CPU engine's TokenSampler (sampling.py) on the host when the
+    model is on the CPU, and on the device on a GPU (the same nucleus and inverse CDF with the
+    device's sums: the logits themselves differ from the CPU's in their last bits there), with
+    each row's uniforms put on the device once. Rows are grouped by rule (temperature, top_p,
+    nucleus rule), each group chosen at once."""
+
+    def __init__(self, calls, device):
+        import torch
+        self.n = len(calls)
+        steps = max([c["max_new_tokens"] for c in calls] + [1])
+        self.uniforms = [c.get("uniforms", []) for c in calls]
+        groups = {}
+        for i, c in enumerate(calls):
             t = c.get("temperature", 0)
             key = 0 if t <= 0 else (t, c.get("top_p", 1), c.get("rule", "standard"))
             groups.setdefault(key, []).append(i)
-    chosen, order = [], []
-    for key, rows in groups.items():
-        picked = logits if len(rows) == n else logits[rows]
-        if key == 0:
-            best = torch.argmax(picked, 1)
-            chosen.append(torch.stack([best.double(), (picked.gather(1, best.view(-1, 1)).view(-1) - torch.logsumexp(picked, 1)).double()]))
-            order += rows
-            continue
-        temperature, top_p, rule = key
-        probs = torch.softmax(picked / temperature, 1)
-        if logits.device.type == "cpu":
-            for j, i in enumerate(rows):
-                values = probs[j].numpy().astype(F32)
-                kept, mass = nucleus(values, top_p, rule, with_mass=True)
-                tok = draw(values, kept, mass, uniforms[i][step])
-                tokens[i], logprobs[i] = tok, float(np.log(F32(values[tok] / mass)))
-        else:
-            us = torch.tensor([uniforms[i][step] for i in rows], dtype=torch.float32, device=logits.device)
-            chosen.append(device_draws(probs, top_p, rule, us))
-            order += rows
-    if chosen:
-        both = torch.cat(chosen, 1).tolist()  # one transfer
-        for j, i in enumerate(order):
-            tokens[i], logprobs[i] = int(both[0][j]), both[1][j]
-    return tokens, logprobs
+        self.groups = []
+        for key, rows in groups.items():
+            index = None if len(rows) == self.n else torch.tensor(rows, device=device)
+            table = None
+            if key != 0 and device.type != "cpu":  # row i's uniform of step s at [i, s]
+                padded = [(self.uniforms[i] + [0.5] * steps)[:steps] for i in rows]
+                table = torch.tensor(padded, dtype=torch.float32, device=device)
+            self.groups.append((key, rows, index, table))
+
+    def choose(self, logits, step, active):
+        """Each row's token and log-probability ([2, n], float64, on the logits' device) from
+        its logits row (float32 [n, V]) at decode step `step`; rows not `active` get zeros or
+        a choice that is not read."""
+        import torch
+        out = torch.zeros(2, self.n, dtype=torch.float64, device=logits.device)
+        for key, rows, index, table in self.groups:
+            if not any(active[i] for i in rows):
+                continue
+            picked = logits if index is None else logits.index_select(0, index)
+            if key == 0:
+                best = torch.argmax(picked, 1)
+                got = torch.stack([best.double(), (picked.gather(1, best.view(-1, 1)).view(-1) - torch.logsumexp(picked, 1)).double()])
+            else:
+                temperature, top_p, rule = key
+                probs = torch.softmax(picked / temperature, 1)
+                if table is not None:
+                    got = device_draws(probs, top_p, rule, table[:, step])
+                else:
+                    got = torch.zeros(2, len(rows), dtype=torch.float64)
+                    for j, i in enumerate(rows):
+                        if active[i]:
+                            values = probs[j].numpy().astype(F32)
+                            kept, mass = nucleus(values, top_p, rule, with_mass=True)
+                            tok = draw(values, kept, mass, self.uniforms[i][step])
+                            got[0, j], got[1, j] = tok, float(np.log(F32(values[tok] / mass)))
+            if index is None:
+                out = got
+            else:
+                out[:, index] = got
+        return out
 
 
 def device_draws(probs, top_p, rule, us):
@@ -335,54 +396,80 @@ def device_draws(probs, top_p, rule, us):
 def decode(decoder, calls, updates):
     """Generates every call (rows of one model) together: each prompt prefilled into its own
     cache row, then one decode step a token for all rows, each token chosen by the row's own
-    rule and uniforms, until every row has stopped or reached its length. Returns, per call,
-    (ids, logprobs, finish reason, captured rows or None): the last layer's o_proj inputs and
-    residuals at the positions whose logits chose the reply's tokens, for recorded calls."""
+    rule and uniforms, until every row has stopped or reached its length. On a GPU the host
+    reads a step's tokens while the next step runs: that step is launched with the chosen
+    tokens still on the device (a row whose token turns out to stop it wastes that one step,
+    its result unread). Returns, per call, (ids, logprobs, finish reason, captured rows or
+    None): the last layer's o_proj inputs and residuals at the positions whose logits chose
+    the reply's tokens, for recorded calls."""
     import torch
     n = len(calls)
     decoder.set_updates(updates, max([u["a"].shape[1] for u in updates if u is not None] or [1]))
     recorded = [bool(c.get("record")) for c in calls]
     captures = [([], []) if r else None for r in recorded]
-    decoder.ready(n)
+    cuda = decoder.device.type == "cuda"
+    # HAPS_TORCH_OVERLAP=always: the GPU's order of work on the CPU too (a check of it)
+    overlap = cuda or os.environ.get("HAPS_TORCH_OVERLAP") == "always"
     first_logits = []
     with torch.no_grad():
         for i, c in enumerate(calls):
             prompt = torch.tensor([c["prompt"]], device=decoder.device)
-            first_logits.append(decoder.forward(prompt, torch.arange(len(c["prompt"]), device=decoder.device).view(1, -1), first=i))
+            first_logits.append(decoder.forward(prompt, torch.arange(len(c["prompt"]), device=decoder.device).view(1, -1), first=i,
+                                                span=len(c["prompt"])))
             if recorded[i]:
                 captures[i][0].append(decoder.captured_x[i].clone())
                 captures[i][1].append(decoder.captured_residual[i].clone())
-        logits = torch.cat(first_logits, 0)
-        uniforms = [c.get("uniforms", []) for c in calls]
+        choices = Choices(calls, decoder.device)
         ids, logprobs, finish = [[] for _ in calls], [[] for _ in calls], ["length"] * n
-        done = [c["max_new_tokens"] <= 0 for c in calls]
-        at = torch.tensor([len(c["prompt"]) for c in calls], device=decoder.device)
-        advance, was_done = None, None  # 1 for each row still generating (a finished row keeps rewriting its last slot)
+        limits = [c["max_new_tokens"] for c in calls]
+        done = [limit <= 0 for limit in limits]
         stops = [set(c.get("stop", [])) for c in calls]
+        state = {"at": torch.tensor([len(c["prompt"]) for c in calls], device=decoder.device),
+                 "advance": torch.tensor([0 if d else 1 for d in done], device=decoder.device)}  # 0: a row known to have finished
+
+        def launch(chosen, step, unread):
+            """The decode step that feeds each row's chosen token, and the choice from it for
+            the rows that will want one (`unread`: the chosen tokens are not yet in `ids`)."""
+            # every row's position is below its prompt and reply so far, plus one
+            reach = max(len(c["prompt"]) + len(ids[i]) for i, c in enumerate(calls)) + 1
+            logits = decoder.step(chosen[0].long(), state["at"], n, reach)
+            state["at"] = state["at"] + state["advance"]
+            wanting = [not done[i] and len(ids[i]) + unread < limits[i] for i in range(n)]
+            for i in range(n):
+                if wanting[i] and recorded[i]:
+                    captures[i][0].append(decoder.captured_x[i].clone())
+                    captures[i][1].append(decoder.captured_residual[i].clone())
+            return choices.choose(logits, step, wanting)
+
+        chosen = None if all(done) else choices.choose(torch.cat(first_logits, 0), 0, [not d for d in done])
         step = 0
-        while not all(done):
-            tokens, lps = choose_rows(logits, calls, uniforms, step, active=[not d for d in done])
+        while chosen is not None:
+            following = None
+            host, read = chosen, None
+            if cuda:
+                host = chosen.to("cpu", non_blocking=True)
+                read = torch.cuda.Event()
+                read.record()
+            if overlap and any(not done[i] and len(ids[i]) + 1 < limits[i] for i in range(n)):
+                following = launch(chosen, step + 1, 1)
+            if read is not None:
+                read.synchronize()
+            tokens, lps = host[0].tolist(), host[1].tolist()
+            finished = False
             for i in range(n):
                 if done[i]:
                     continue
-                ids[i].append(tokens[i])
+                ids[i].append(int(tokens[i]))
                 logprobs[i].append(lps[i])
-                if tokens[i] in stops[i]:
-                    done[i], finish[i] = True, "stop"
-                elif len(ids[i]) >= calls[i]["max_new_tokens"]:
-                    done[i] = True
+                if ids[i][-1] in stops[i]:
+                    done[i], finish[i], finished = True, "stop", True
+                elif len(ids[i]) >= limits[i]:
+                    done[i], finished = True, True
             if all(done):
                 break
-            feed = torch.tensor([ids[i][-1] if ids[i] else 0 for i in range(n)], device=decoder.device)
-            logits = decoder.step(feed, at, n)
-            if done != was_done:  # remade only when a row has finished
-                advance = torch.tensor([0 if d else 1 for d in done], device=decoder.device)
-                was_done = list(done)
-            at = at + advance
-            for i in range(n):
-                if not done[i] and recorded[i]:
-                    captures[i][0].append(decoder.captured_x[i].clone())
-                    captures[i][1].append(decoder.captured_residual[i].clone())
+            if finished:  # such a row keeps rewriting its last slot from here on
+                state["advance"] = torch.tensor([0 if d else 1 for d in done], device=decoder.device)
+            chosen = following if following is not None else launch(chosen, step + 1, 0)
             step += 1
     return [(ids[i], logprobs[i], finish[i], None if captures[i] is None else (torch.stack(captures[i][0][:len(ids[i])]),
                                                                                  torch.stack(captures[i][1][:len(ids[i])])))

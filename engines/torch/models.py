@@ -76,7 +76,10 @@ def set_weights(model, weights, source):
 def save_weights(model, path):
     """model.safetensors with torch's names, float32 (what the CPU engine writes)."""
     from safetensors.torch import save_file
-    save_file({n: p.detach().float().cpu().contiguous() for n, p in named_weights(model)}, path, metadata={"format": "pt"})
+
+    def alone(t):  # a view of a fused projection (decoder.fuse_projections) saved as its own copy
+        return t if t.untyped_storage().nbytes() == t.numel() * t.element_size() else t.clone()
+    save_file({n: alone(p.detach().float().cpu().contiguous()) for n, p in named_weights(model)}, path, metadata={"format": "pt"})
 
 
 def round_to_bfloat16(model):

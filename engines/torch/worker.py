@@ -17,6 +17,13 @@ import sys
 import time
 import traceback
 
+# CPU torch's BLAS (MKL) may round a product differently with its operands' memory alignment,
+# so the same call in two worker processes can differ in its last bits (seen with the fused
+# projections of decoder.py). Strict conditional numerical reproducibility makes a CPU worker's
+# results independent of alignment, so that a resumed run ends with the uninterrupted run's
+# output byte for byte. Set before torch loads MKL; GPUs are unaffected.
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+
 from frames import Channel, float_tensors, from_blob, hello
 from models import (Models, UpdateHooks, adamw, check_memory, sft_loss, generator_forward, load_optimizer_state, named_weights, optimizer_state,
                     read_weights, round_to_bfloat16, save_weights, set_weights)
