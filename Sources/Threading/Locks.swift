@@ -37,6 +37,18 @@ public final class Condition: @unchecked Sendable {
     public func unlock() { pthread_mutex_unlock(mutex) }
     /// Must hold the lock; releases it while waiting.
     public func wait() { pthread_cond_wait(cond, mutex) }
+    /// Must hold the lock; releases it while waiting, until signalled or `seconds` have passed.
+    /// False when the time passed (a wake-up may also be spurious: callers recheck their state).
+    @discardableResult
+    public func wait(seconds: Double) -> Bool {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)  // the condition's clock
+        let nanos = Int(now.tv_nsec) + Int(max(0, seconds) * 1e9)
+        var deadline = now
+        deadline.tv_sec += .init(nanos / 1_000_000_000)
+        deadline.tv_nsec = .init(nanos % 1_000_000_000)
+        return pthread_cond_timedwait(cond, mutex, &deadline) == 0
+    }
     public func broadcast() { pthread_cond_broadcast(cond) }
     /// Wakes one waiter.
     public func signal() { pthread_cond_signal(cond) }
