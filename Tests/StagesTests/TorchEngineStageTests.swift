@@ -62,12 +62,12 @@ final class TorchEngineStageTests: XCTestCase {
     }
 
     /// The micro rl-train of RLTrainTests (makeTinyHAPS's models and questions in `dir`).
-    func rlSpec(_ dir: String, _ extra: String) throws -> PipelineSpec {
+    func rlSpec(_ dir: String, _ extra: String, evalInterval: Int = 2) throws -> PipelineSpec {
         try PipelineSpec.parse(text: """
             {"name": "r", "resources": {"models": {"a": {"backend": "local", "path": "a"}, "b": {"backend": "local", "path": "b"}},
                                         "retriever": {"backend": "lexical"}},
              "stages": {"rl": {"type": "rl-train", "inputs": {"router": "router", "train": "train.jsonl", "valid": "valid.jsonl"},
-               "params": {"candidates": ["a", "b"], "budget": 1, "epochs": 1, "eval_interval": 2, "max_tokens": 6,
+               "params": {"candidates": ["a", "b"], "budget": 1, "epochs": 1, "eval_interval": \(evalInterval), "max_tokens": 6,
                           "high_router_lr": 0.001, "low_router_lr": 0.001, "alpha": 0.5, "lora_r": 2\(extra)}}}}
             """, file: "r.json", registry: HAPSStages.registry, baseDirectory: dir)
     }
@@ -103,6 +103,35 @@ final class TorchEngineStageTests: XCTestCase {
             XCTAssertEqual(Set(o.keys), Set(t.keys))
             for (name, w) in t { assertClose(o[name]?.data ?? [], w.data, tolerance: 1e-3, "generator \(g) \(name)") }
         }
+    }
+
+    /// Three dialogues a question (`samples`, with the group baseline): on the torch engine
+    /// they run at once, their calls meeting in the worker's requests (the worker's own count,
+    /// with no evaluation run, whose questions' dialogues run at once anyway: fewer requests
+    /// than calls), and each step is still the CPU engine's, which runs them one
+    /// after another: the same actions and rewards, log q within 1e-4.
+    func testAQuestionsSampledDialoguesRunAtOnceAndMatchTheCPUEngine() throws {
+        _ = try TorchPython.require()
+        let dir = try makeTempDir(self, "rl-torch-samples")
+        try makeTinyHAPS(dir)
+        let samples = #", "samples": 3, "group_baseline": true"#
+        let cpu = try run(try rlSpec(dir, samples, evalInterval: 100), stage: "rl", store: dir + "/cpu")
+        let times = dir + "/worker-times.txt"
+        setenv("HAPS_TORCH_WORKER_TIMES", times, 1)
+        defer { unsetenv("HAPS_TORCH_WORKER_TIMES") }
+        let torch = try run(try rlSpec(dir, samples + Self.onTorch, evalInterval: 100), stage: "rl", store: dir + "/torch")
+        let (ours, theirs) = (try jsonLines(torch.output + "/steps.jsonl"), try jsonLines(cpu.output + "/steps.jsonl"))
+        XCTAssertEqual(ours.count, 4)
+        XCTAssertEqual(ours.count, theirs.count)
+        for (o, t) in zip(ours, theirs) {
+            XCTAssertEqual(o["rewards"]?.arrayValue?.count, 3)
+            for field in ["question", "action", "rewards", "advantage"] { XCTAssertEqual(o[field], t[field], "step \(t["step"]!.canonical): \(field)") }
+            XCTAssertEqual(o["logq"]!.doubleValue!, t["logq"]!.doubleValue!, accuracy: 1e-4 * max(1, abs(t["logq"]!.doubleValue!)))
+        }
+        let line = try FileIO.readString(times)
+        let counts = try XCTUnwrap(line.firstMatch(of: /generate [0-9.]+ s \(([0-9]+), ([0-9]+) calls\)/), line)
+        let (requests, calls) = (Int(counts.1)!, Int(counts.2)!)
+        XCTAssertLessThan(requests, calls, "the dialogues' calls met in requests: \(line)")
     }
 
     /// A worker that dies in the middle of rl-train (at its third optimiser step, after two

@@ -91,10 +91,16 @@ public protocol Engine: AnyObject, Sendable {
     /// The same state as a file at `path` (safetensors), and back.
     func saveState(to path: String, metadata: [String: String]) throws
     func restoreState(from path: String) throws -> [String: String]
+    /// Whether calls from concurrent callers decode together (the torch engine's batcher), so
+    /// that a trainer gains by running a question's dialogues at once. The CPU engine's answer
+    /// is no: its trainers keep one call at a time, so that a row's arithmetic never depends
+    /// on what it was batched with and their outputs are the same bits on every run.
+    var batchesConcurrentCalls: Bool { get }
 }
 
 extension Engine {
     public var writesStateFiles: Bool { false }
+    public var batchesConcurrentCalls: Bool { false }
     public func saveState(to path: String, metadata: [String: String]) throws { try write(try state(metadata: metadata), to: path) }
     public func restoreState(from path: String) throws -> [String: String] { try restore(try ModelFiles.read(path)) }
 

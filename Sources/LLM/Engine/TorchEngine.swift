@@ -273,6 +273,7 @@ public final class TorchEngine: Engine, @unchecked Sendable {
     /// The worker writes its state (trainable weights, generators, optimiser moments and
     /// steps, `metadata`) itself, as a safetensors file; `state()` reads one back from scratch.
     public var writesStateFiles: Bool { true }
+    public var batchesConcurrentCalls: Bool { true }
 
     public func saveState(to path: String, metadata: [String: String]) throws {
         _ = try worker.call("save_state", [("path", .string(path)), ("metadata", .object(metadata.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))])

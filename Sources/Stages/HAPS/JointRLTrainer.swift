@@ -1,6 +1,7 @@
 public import LLM
 public import NN
 public import Pipeline
+import Threading
 
 /// Joint RL of the router and the parameter generators, one training question a step, as the
 /// reference's `rl_batch.py` takes it (docs/routing.md, Joint RL): route greedily with the current
@@ -77,25 +78,14 @@ public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
     var decay: LearningRateSchedule { .linearDecay(from: 1, to: 0.1, total: totalSteps) }
 
     /// One training question (`qid`: its number, for the sample's row): `samples` dialogues
-    /// under one routing and one set of updates, their gradients averaged.
+    /// under one routing and one set of updates, their gradients averaged. On an engine that
+    /// batches concurrent calls the dialogues run at once, their calls decoding together.
     public func train(_ q: HotpotQuestion, qid: Int) throws -> StepRecord {
         let action = try router.actions([q.question])[0]
         let (pooled, updates) = try system.updates(q.question, action: action, keepForBackward: true)
-        var runs: [(reward: Double, adapted: [Int: LoRAChatModel])] = []
+        let runs: [(reward: Double, adapted: [Int: LoRAChatModel])]
         do {
-            for k in 0..<settings.samples {
-                var adapted: [Int: LoRAChatModel] = [:]
-                var rl = sampler
-                rl.dialogue.settings = sampling
-                rl.dialogue.settings.seed = sampling.seed.map { JointRLTrainer.sampleSeed($0, step: step, sample: k) }
-                // With alpha 0 every gradient is exactly 0 (the update is 0·A·B): the calls need not
-                // record log q and its gradient; the optimisers still step on zeros (weight decay).
-                let sample = try system.run(q, qid: qid, action: action, updates: updates, sampler: rl, recording: settings.alpha != 0) { c, m in
-                    adapted[c] = m
-                    return m
-                }
-                runs.append((sample.metrics.f1 == 0 ? -1 : sample.metrics.f1, adapted))
-            }
+            runs = try sampleDialogues(q, qid: qid, action: action, updates: updates)
         } catch {
             engine.release(Array(updates.values), pooled: pooled)
             throw error
@@ -129,6 +119,41 @@ public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
         let mean = { (xs: [Double]) in xs.reduce(0, +) / Double(xs.count) }
         return StepRecord(action: action, reward: mean(rewards), advantage: mean(advantages), logq: logq, loss: loss, routerLR: routerLR,
                           generatorLRs: generatorLRs, rewards: rewards)
+    }
+
+    /// The question's `samples` dialogues (sample k under its own seed), each with its reward
+    /// and the adapted models that recorded its calls; at once where the engine batches
+    /// concurrent calls, else one after another. In the order of k either way.
+    func sampleDialogues(_ q: HotpotQuestion, qid: Int, action: Int, updates: [Int: EngineUpdate]) throws
+        -> [(reward: Double, adapted: [Int: LoRAChatModel])] {
+        let step = step
+        let dialogue = { @Sendable (k: Int) throws -> (reward: Double, adapted: [Int: LoRAChatModel]) in
+            final class Adapted: @unchecked Sendable { var models: [Int: LoRAChatModel] = [:] }
+            let adapted = Adapted()
+            var rl = self.sampler
+            rl.dialogue.settings = self.sampling
+            rl.dialogue.settings.seed = self.sampling.seed.map { JointRLTrainer.sampleSeed($0, step: step, sample: k) }
+            // With alpha 0 every gradient is exactly 0 (the update is 0·A·B): the calls need not
+            // record log q and its gradient; the optimisers still step on zeros (weight decay).
+            let sample = try self.system.run(q, qid: qid, action: action, updates: updates, sampler: rl, recording: self.settings.alpha != 0) { c, m in
+                adapted.models[c] = m
+                return m
+            }
+            return (sample.metrics.f1 == 0 ? -1 : sample.metrics.f1, adapted.models)
+        }
+        let count = settings.samples
+        guard count > 1 && engine.batchesConcurrentCalls else { return try (0..<count).map(dialogue) }
+        final class Runs: @unchecked Sendable {
+            let lock = Lock()
+            var results: [Result<(reward: Double, adapted: [Int: LoRAChatModel]), any Error>?]
+            init(_ n: Int) { results = Array(repeating: nil, count: n) }
+        }
+        let runs = Runs(count)
+        Threads.run(count: count) { k in
+            let r = Result { try dialogue(k) }
+            runs.lock.withLock { runs.results[k] = r }
+        }
+        return try runs.results.map { try $0!.get() }
     }
 
     /// What sample `k`'s reward is measured against: the mean of the other samples' rewards
