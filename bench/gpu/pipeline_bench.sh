@@ -20,7 +20,12 @@
 # command continues from the stored results: one device call need not hold the whole run).
 # Disk at the paper's shapes: the models (35 GB) and the store's copies of the inputs (the two
 # candidates, the router backbone: 34 GB) and rl_train's checkpoints (2 × 15 GB): ~100 GB, so
-# the two-GPU machine's 128 GiB, not the one-GPU machine's 64.
+# the two-GPU machine's 128 GiB, not the one-GPU machine's 64. On the one-GPU machine (64 GiB
+# of disk, 128 GiB of memory): BENCH_MODELS=/dev/shm/models keeps the models in memory, and
+# BENCH_SET='--set rl_train.checkpoint_every=100000' leaves rl_train's checkpoints out (a run
+# that is not stopped needs none): ~45 GB of disk. Run it detached (setsid) when one command's
+# time limit is shorter than the run.
+# BENCH_SET: more `--set` arguments for the run (words split on spaces).
 # HAPS_PIPE, HAPS_PIPE_TARBALL, HAPS_TORCH_PYTHON: as rl_bench.sh.
 set -euo pipefail
 usage="usage: bench/gpu/pipeline_bench.sh OUT_DIR [--tiny] [--questions N] [--until STAGE]"
@@ -48,7 +53,8 @@ fi
 df -h "$out" | tail -1 | sed 's/^/disk at start: /' >&2
 
 # 1. Models.
-models=$out/models
+models=${BENCH_MODELS:-$out/models}
+mkdir -p "$models"; models=$(cd "$models" && pwd)
 if [ "$(cat "$models/size.txt" 2>/dev/null)" != "$size" ]; then
   rm -rf "$models"
   "$py" "$root/bench/gpu/paper_models.py" "$models" $tiny_flag --encoder
@@ -90,7 +96,7 @@ pids+=($!)
   "$qwen_port:/v1/models:$out/serve-qwen.log:${pids[1]}" "2022:/retrieve:$out/retriever.log:${pids[2]}"
 
 # 4. The run.
-overrides=()
+read -r -a overrides <<< "${BENCH_SET:-}"
 if [ $tiny = 1 ]; then
   for stage in sft_train rl_train evaluate; do overrides+=(--set "$stage.device=\"cpu\"" --set "$stage.dtype=\"float32\""); done
 fi
