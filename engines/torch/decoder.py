@@ -15,10 +15,19 @@ the worker then decodes with transformers' forward instead.
 """
 import os
 import sys
+import time
 
 import numpy as np
 
 from sampling import F32, draw, nucleus
+
+
+PHASES = {}  # decode's parts: name -> (seconds, count), for the worker's log (worker.OpTiming)
+
+
+def note_phase(name, seconds, count=1):
+    total, n = PHASES.get(name, (0.0, 0))
+    PHASES[name] = (total + seconds, n + count)
 
 
 def supported(model):
@@ -278,7 +287,9 @@ class Decoder:
         write the cache's scratch slot (position `length`, never attended), so a capture may
         come between steps of a decode in progress; they overwrite the captured rows, which
         the next replay rewrites. Graphs share one memory pool (they never run at once)."""
+        import time
         import torch
+        started = time.perf_counter()
         static_ids = torch.zeros(b, 1, dtype=torch.long, device=self.device)
         static_positions = torch.full((b, 1), self.length, dtype=torch.long, device=self.device)
         stream = torch.cuda.Stream()
@@ -303,6 +314,8 @@ class Decoder:
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, pool=self.pool):
             static_logits = self.forward(static_ids, static_positions, span=span)
+        torch.cuda.synchronize()
+        note_phase("graph captures (compilation included)", time.perf_counter() - started)
         return graph, static_ids, static_positions, static_logits
 
 
@@ -411,6 +424,7 @@ def decode(decoder, calls, updates):
     # HAPS_TORCH_OVERLAP=always: the GPU's order of work on the CPU too (a check of it)
     overlap = cuda or os.environ.get("HAPS_TORCH_OVERLAP") == "always"
     first_logits = []
+    started = time.perf_counter()
     with torch.no_grad():
         for i, c in enumerate(calls):
             prompt = torch.tensor([c["prompt"]], device=decoder.device)
@@ -419,6 +433,11 @@ def decode(decoder, calls, updates):
             if recorded[i]:
                 captures[i][0].append(decoder.captured_x[i].clone())
                 captures[i][1].append(decoder.captured_residual[i].clone())
+        if cuda:
+            torch.cuda.synchronize()
+        prefilled = time.perf_counter()
+        note_phase("prefills", prefilled - started, n)
+        captured_before = PHASES.get("graph captures (compilation included)", (0.0, 0))[0]
         choices = Choices(calls, decoder.device)
         ids, logprobs, finish = [[] for _ in calls], [[] for _ in calls], ["length"] * n
         limits = [c["max_new_tokens"] for c in calls]
@@ -471,6 +490,8 @@ def decode(decoder, calls, updates):
                 state["advance"] = torch.tensor([0 if d else 1 for d in done], device=decoder.device)
             chosen = following if following is not None else launch(chosen, step + 1, 0)
             step += 1
+        capturing = PHASES.get("graph captures (compilation included)", (0.0, 0))[0] - captured_before
+        note_phase("decode steps", time.perf_counter() - prefilled - capturing, step)
     return [(ids[i], logprobs[i], finish[i], None if captures[i] is None else (torch.stack(captures[i][0][:len(ids[i])]),
                                                                                  torch.stack(captures[i][1][:len(ids[i])])))
             for i in range(n)]

@@ -27,7 +27,7 @@ os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 from frames import Channel, float_tensors, from_blob, hello
 from models import (Models, UpdateHooks, adamw, check_memory, sft_loss, generator_forward, load_optimizer_state, named_weights, optimizer_state,
                     read_weights, round_to_bfloat16, save_weights, set_weights)
-from decoder import Decoder, bucket, decode, reply_logq, supported, tail_gradient
+from decoder import PHASES, Decoder, bucket, decode, reply_logq, supported, tail_gradient
 from sampling import choose
 
 
@@ -514,6 +514,8 @@ class OpTiming:
                  for name, (s, n, c) in sorted(self.ops.items(), key=lambda kv: -kv[1][0])]
         line = "haps-pipe torch worker (%s): time %s: %.1f s in all; waiting for requests %.1f s; %s" % (
             ", ".join(self.models()) or "no model", when, total, self.idle, "; ".join(parts))
+        if PHASES:  # generate's batched decoding, by part
+            line += "; decoding: " + ", ".join("%s %.1f s (%d)" % (name, s, n) for name, (s, n) in sorted(PHASES.items(), key=lambda kv: -kv[1][0]))
         print(line, file=sys.stderr, flush=True)
         if os.environ.get("HAPS_TORCH_WORKER_TIMES") and when == "at the end":  # a benchmark's copy (the log goes with the work area)
             with open(os.environ["HAPS_TORCH_WORKER_TIMES"], "a") as f:
