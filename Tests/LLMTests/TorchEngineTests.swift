@@ -238,6 +238,47 @@ final class TorchEngineTests: XCTestCase {
         for (name, w) in routerTheirs { assertClose(routerOurs[name]?.data ?? [], w.data, "router \(name)") }
     }
 
+    /// Two questions in one step (several questions per update): each question's updates
+    /// made from its own pooled state and recorded, both accumulated, then one step over both
+    /// (`EngineStep.more`): on both engines the same generator and router weights after it.
+    /// Generator 1 takes both questions' gradients, generator 0 the second's alone, so it moves
+    /// only when the second question joins the step.
+    func testSeveralQuestionsInOneStepMatchTheCPUEngine() throws {
+        let (torch, cpu, _) = try engines()
+        let routerDirectory = try LocalChatModelTests.makeModel(), candidateDirectory = try LocalChatModelTests.makeModel(vocab: 1300)
+        let shape = GeneratorShape(input: 16, hidden: 12, layers: 2, target: 16, rank: 2)
+        try cpu.makeGenerators([shape, shape], seed: 43)
+        let initial = try cpu.generatorWeights()
+        try torch.setGenerators(initial, rank: 2)
+        func run(_ e: any Engine) throws -> [String: Tensor] {
+            let router = try e.loadModel(directory: routerDirectory, name: "router", trainable: true)
+            let candidate = try e.loadModel(directory: candidateDirectory, name: "c", trainable: false)
+            var questions: [EngineStep.Question] = []
+            for (question, generators, coefficient) in [(prompt, [1], Float(-0.5)), ([3, 1, 4, 1, 5, 9, 2, 6], [0, 1], 0.25)] {
+                let pooled = try e.pooledState(router, prompt: question, keepForBackward: true)
+                var updates: [EngineUpdate] = []
+                for g in generators {
+                    let u = try e.makeUpdate(generator: g, from: pooled, alpha: 0.5, layers: 1, keepForBackward: true)
+                    let call = EngineCall(model: candidate, prompt: question, maxNewTokens: 6, stopTokens: [], temperature: 1, topP: 0.9,
+                                          uniforms: SamplingRandom.uniforms(seed: UInt64(g + 3), count: 6), update: u, recordsGradient: true)
+                    try e.accumulate(u, calls: try e.generate([call]).compactMap(\.call), coefficient: coefficient)
+                    updates.append(u)
+                }
+                questions.append(EngineStep.Question(pooled: pooled, updates: updates))
+            }
+            try e.step(EngineStep(updates: questions[0].updates, generatorLRs: [0: 1e-2, 1: 1e-2], routerLR: 1e-3, pooled: questions[0].pooled,
+                                  routerBF16: false, more: [questions[1]]))
+            XCTAssertThrowsError(try e.step(EngineStep(updates: questions[1].updates, generatorLRs: [0: 1e-2, 1: 1e-2], routerLR: 1e-3,
+                                                       pooled: questions[1].pooled, routerBF16: false)), "the second question was released with the step")
+            return try e.weights(router)
+        }
+        let routerTheirs = try run(cpu), routerOurs = try run(torch)
+        let (ours, theirs) = (try torch.generatorWeights(), try cpu.generatorWeights())
+        for g in 0..<2 { for (name, w) in theirs[g] { assertClose(ours[g][name]?.data ?? [], w.data, "generator \(g) \(name)") } }
+        for g in 0..<2 { XCTAssertNotEqual(theirs[g]["head_a.weight"], initial[g]["head_a.weight"], "generator \(g) moved") }
+        for (name, w) in routerTheirs { assertClose(routerOurs[name]?.data ?? [], w.data, "router \(name)") }
+    }
+
     /// Two SFT steps on both engines: the same losses and weights (within 1e-4 of scale).
     func testTheSFTStepMatchesTheCPUEngine() throws {
         let (torch, cpu, directory) = try engines()

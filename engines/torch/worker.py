@@ -309,22 +309,26 @@ class Worker:
         return {}, []
 
     def op_step(self, request, blobs):
-        """Each update's gradient through its generator (AdamW at its rate, weight decay 0)
-        and, with `router_lr`, through the pooled state into the router (AdamW, weight decay
-        0.01; bfloat16 rounding when asked); then the question's state is released."""
+        """Each question's updates' gradients through their generators and, with `router_lr`,
+        through its pooled state into the router, summed over the questions (the first is
+        `updates` and `pooled`; `more` lists further ones, several questions per update); then
+        each generator used steps once (AdamW at its rate, weight decay 0) and the router once
+        (AdamW, weight decay 0.01; bfloat16 rounding when asked); then the questions' state is
+        released."""
         import torch
-        updates = [self.kept[h] for h in request["updates"]]
-        pooled_handle = request["pooled"]
-        _, model_handle, pooled = self.kept_pooled(pooled_handle)
-        router = self.models[model_handle]
-        ordered = sorted(updates, key=lambda u: u[1])
-        for i, (_, c, _, a, b, grads) in enumerate(ordered):
-            g = self.generators[c]
-            torch.autograd.backward([a, b], [grads[0], grads[1]], retain_graph=i < len(ordered) - 1)
-            lr = float(request["generator_lrs"][str(c)])
+        questions = [(request["updates"], request["pooled"])] + [(q["updates"], q["pooled"]) for q in request.get("more", [])]
+        used, router, model_handle = set(), None, None
+        for update_handles, pooled_handle in questions:
+            _, model_handle, _ = self.kept_pooled(pooled_handle)
+            router = self.models[model_handle]
+            ordered = sorted([self.kept[h] for h in update_handles], key=lambda u: u[1])
+            for i, (_, c, _, a, b, grads) in enumerate(ordered):
+                torch.autograd.backward([a, b], [grads[0], grads[1]], retain_graph=i < len(ordered) - 1)
+                used.add(c)
+        for c in sorted(used):
             opt = self.generator_optimizers[c]
             for group in opt.param_groups:
-                group["lr"] = lr
+                group["lr"] = float(request["generator_lrs"][str(c)])
             opt.step()
             opt.zero_grad(set_to_none=True)
         if request.get("router_lr") is not None:
@@ -340,7 +344,8 @@ class Worker:
                     for p in router.parameters():
                         p.copy_(p.to(torch.bfloat16).to(p.dtype))
         router.zero_grad(set_to_none=True)
-        self.release(request["updates"], pooled_handle)
+        for update_handles, pooled_handle in questions:
+            self.release(update_handles, pooled_handle)
         return {}, []
 
     def op_sft_step(self, request, blobs):

@@ -210,32 +210,57 @@ public final class CPUEngine: Engine, @unchecked Sendable {
     }
 
     public func step(_ step: EngineStep) throws {
-        defer { release(step.updates, pooled: step.pooled) }
-        var dPooled = [Float](repeating: 0, count: step.pooled.values.count)
-        // Each update's generator, in generator order (the order the pooled gradient is summed in).
-        for u in step.updates.sorted(by: { $0.generator < $1.generator }) {
-            let c = u.generator
-            guard let lr = step.generatorLRs[c] else { throw EngineError("no learning rate for generator \(c)") }
-            guard let (kept, g) = lock.withLock({ updates[u.id].flatMap { k in gradients[u.id].map { (k, $0) } } }) else {
-                throw EngineError("update \(u.id) of generator \(c) has no accumulated gradient")
+        defer { for q in step.questions { release(q.updates, pooled: q.pooled) } }
+        // Each question's updates through their generators (in generator order: the order its
+        // pooled gradient is summed in) and, with a router rate, its pooled gradient into the
+        // router; the gradients summed over the questions in order; then each optimiser once.
+        var generatorGrads: [Int: [String: Tensor]] = [:]
+        var routerGrads: [String: Tensor]?
+        var router: Loaded?
+        for q in step.questions {
+            var dPooled = [Float](repeating: 0, count: q.pooled.values.count)
+            for u in q.updates.sorted(by: { $0.generator < $1.generator }) {
+                let c = u.generator
+                guard step.generatorLRs[c] != nil else { throw EngineError("no learning rate for generator \(c)") }
+                guard let (kept, g) = lock.withLock({ updates[u.id].flatMap { k in gradients[u.id].map { (k, $0) } } }) else {
+                    throw EngineError("update \(u.id) of generator \(c) has no accumulated gradient")
+                }
+                let (weightGrads, dp) = try lock.withLock { try generators[c].backward(kept.tape, dA: g.dA, dB: g.dB) }
+                for j in dPooled.indices { dPooled[j] += dp[j] }
+                generatorGrads[c] = CPUEngine.sum(generatorGrads[c], weightGrads)
             }
-            let (weightGrads, dp) = try lock.withLock { try generators[c].backward(kept.tape, dA: g.dA, dB: g.dB) }
-            for j in dPooled.indices { dPooled[j] += dp[j] }
-            lock.withLock { generatorOptimizers[c].update(&generators[c].weights, gradients: weightGrads, lr: lr) }
+            guard step.routerLR != nil else { continue }
+            guard let (modelID, tape) = lock.withLock({ tapes[q.pooled.id] }) else {
+                throw EngineError("the pooled state \(q.pooled.id) was not kept for backward")
+            }
+            let l = try lock.withLock { () throws -> Loaded in
+                guard let l = models[modelID], l.trainable else { throw EngineError("the pooled state's model is not trainable") }
+                return l
+            }
+            router = l
+            routerGrads = CPUEngine.sum(routerGrads, try l.model.backward(tape, dPooled: dPooled))
         }
-        guard let lr = step.routerLR else { return }
-        guard let (modelID, tape) = lock.withLock({ tapes[step.pooled.id] }) else {
-            throw EngineError("the pooled state \(step.pooled.id) was not kept for backward")
+        for (c, grads) in generatorGrads.sorted(by: { $0.key < $1.key }) {
+            lock.withLock { generatorOptimizers[c].update(&generators[c].weights, gradients: grads, lr: step.generatorLRs[c]!) }
         }
-        let l = try lock.withLock { () throws -> Loaded in
-            guard let l = models[modelID], l.trainable else { throw EngineError("the pooled state's model is not trainable") }
-            return l
-        }
-        let routerGrads = try l.model.backward(tape, dPooled: dPooled)
+        guard let lr = step.routerLR, let l = router, let routerGrads else { return }
         var weights = l.model.namedWeights
         l.rlOptimizer.update(&weights, gradients: routerGrads, lr: lr)
         if step.routerBF16 { weights = CPUEngine.bf16Rounded(weights) }
         l.replace(try DecoderModel(config: l.model.config, weights: weights))
+    }
+
+    /// Gradients summed by name (nil: the first, as it is).
+    static func sum(_ total: [String: Tensor]?, _ more: [String: Tensor]) -> [String: Tensor] {
+        guard var total else { return more }
+        for (name, g) in more {
+            if let t = total[name] {
+                total[name] = Tensor(shape: t.shape, data: zip(t.data, g.data).map { $0 + $1 })
+            } else {
+                total[name] = g
+            }
+        }
+        return total
     }
 
     public func release(_ released: [EngineUpdate], pooled: PooledState?) {

@@ -220,8 +220,22 @@ public struct EngineStep: Sendable {
     public var updates: [EngineUpdate]
     /// Round the router's weights to bfloat16 after its update (the reference's bf16 router).
     public var routerBF16: Bool
-    public init(updates: [EngineUpdate], generatorLRs: [Int: Float], routerLR: Float?, pooled: PooledState, routerBF16: Bool) {
+    /// A question's part of a step: the pooled state its updates were made from, and them.
+    public struct Question: Sendable {
+        public var pooled: PooledState
+        public var updates: [EngineUpdate]
+        public init(pooled: PooledState, updates: [EngineUpdate]) { self.pooled = pooled; self.updates = updates }
+    }
+    /// Further questions whose gradients join this step (several questions per update): each
+    /// question's gradients flow through its own updates and pooled state, are summed (in
+    /// question order) with the others', and each optimiser steps once. Empty: one question.
+    public var more: [Question] = []
+    /// Every question of the step, the first (`pooled`, `updates`) first.
+    public var questions: [Question] { [Question(pooled: pooled, updates: updates)] + more }
+    public init(updates: [EngineUpdate], generatorLRs: [Int: Float], routerLR: Float?, pooled: PooledState, routerBF16: Bool,
+                more: [Question] = []) {
         self.updates = updates; self.generatorLRs = generatorLRs; self.routerLR = routerLR; self.pooled = pooled; self.routerBF16 = routerBF16
+        self.more = more
     }
 }
 

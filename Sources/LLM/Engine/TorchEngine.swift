@@ -218,6 +218,11 @@ public final class TorchEngine: Engine, @unchecked Sendable {
             ("router_bf16", .bool(step.routerBF16)),
         ]
         if let lr = step.routerLR { fields.append(("router_lr", .number(Double(lr)))) }
+        if !step.more.isEmpty {
+            fields.append(("more", .array(step.more.map { q in
+                .object([("updates", .array(q.updates.map { .number(Double($0.id)) })), ("pooled", .number(Double(q.pooled.id)))])
+            })))
+        }
         _ = try worker.call("step", fields)
     }
 
