@@ -406,6 +406,27 @@ def device_draws(probs, top_p, rule, us):
     return torch.stack([token.view(-1).double(), logq.view(-1).double()])
 
 
+def prefill(decoder, calls, captures):
+    """Each call's prompt into its own cache row (row i for call i), one call at a time; the
+    logits at each prompt's last position ([n, V], float32), and a recorded call's first
+    captured rows appended to its `captures` (None for others). Timed as decoding's
+    "prefills"."""
+    import torch
+    started = time.perf_counter()
+    logits = []
+    for i, c in enumerate(calls):
+        prompt = torch.tensor([c["prompt"]], device=decoder.device)
+        positions = torch.arange(len(c["prompt"]), device=decoder.device).view(1, -1)
+        logits.append(decoder.forward(prompt, positions, first=i, span=len(c["prompt"])))
+        if captures[i] is not None:
+            captures[i][0].append(decoder.captured_x[i].clone())
+            captures[i][1].append(decoder.captured_residual[i].clone())
+    if decoder.device.type == "cuda":
+        torch.cuda.synchronize()
+    note_phase("prefills", time.perf_counter() - started, len(calls))
+    return torch.cat(logits, 0)
+
+
 def decode(decoder, calls, updates):
     """Generates every call (rows of one model) together: each prompt prefilled into its own
     cache row, then one decode step a token for all rows, each token chosen by the row's own
@@ -423,20 +444,9 @@ def decode(decoder, calls, updates):
     cuda = decoder.device.type == "cuda"
     # HAPS_TORCH_OVERLAP=always: the GPU's order of work on the CPU too (a check of it)
     overlap = cuda or os.environ.get("HAPS_TORCH_OVERLAP") == "always"
-    first_logits = []
-    started = time.perf_counter()
     with torch.no_grad():
-        for i, c in enumerate(calls):
-            prompt = torch.tensor([c["prompt"]], device=decoder.device)
-            first_logits.append(decoder.forward(prompt, torch.arange(len(c["prompt"]), device=decoder.device).view(1, -1), first=i,
-                                                span=len(c["prompt"])))
-            if recorded[i]:
-                captures[i][0].append(decoder.captured_x[i].clone())
-                captures[i][1].append(decoder.captured_residual[i].clone())
-        if cuda:
-            torch.cuda.synchronize()
+        first_logits = prefill(decoder, calls, captures)
         prefilled = time.perf_counter()
-        note_phase("prefills", prefilled - started, n)
         captured_before = PHASES.get("graph captures (compilation included)", (0.0, 0))[0]
         choices = Choices(calls, decoder.device)
         ids, logprobs, finish = [[] for _ in calls], [[] for _ in calls], ["length"] * n
@@ -460,7 +470,7 @@ def decode(decoder, calls, updates):
                     captures[i][1].append(decoder.captured_residual[i].clone())
             return choices.choose(logits, step, wanting)
 
-        chosen = None if all(done) else choices.choose(torch.cat(first_logits, 0), 0, [not d for d in done])
+        chosen = None if all(done) else choices.choose(first_logits, 0, [not d for d in done])
         step = 0
         while chosen is not None:
             following = None
