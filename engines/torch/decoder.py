@@ -23,6 +23,7 @@ from sampling import F32, draw, nucleus
 
 
 PHASES = {}  # decode's parts: name -> (seconds, count), for the worker's log (worker.OpTiming)
+CAPTURES = "graph captures (compilation included)"
 
 
 def note_phase(name, seconds, count=1):
@@ -315,7 +316,7 @@ class Decoder:
         with torch.cuda.graph(graph, pool=self.pool):
             static_logits = self.forward(static_ids, static_positions, span=span)
         torch.cuda.synchronize()
-        note_phase("graph captures (compilation included)", time.perf_counter() - started)
+        note_phase(CAPTURES, time.perf_counter() - started)
         return graph, static_ids, static_positions, static_logits
 
 
@@ -447,20 +448,21 @@ def decode(decoder, calls, updates):
     with torch.no_grad():
         first_logits = prefill(decoder, calls, captures)
         prefilled = time.perf_counter()
-        captured_before = PHASES.get("graph captures (compilation included)", (0.0, 0))[0]
+        captured_before = PHASES.get(CAPTURES, (0.0, 0))[0]
         choices = Choices(calls, decoder.device)
         ids, logprobs, finish = [[] for _ in calls], [[] for _ in calls], ["length"] * n
         limits = [c["max_new_tokens"] for c in calls]
+        prompt_lengths = [len(c["prompt"]) for c in calls]
         done = [limit <= 0 for limit in limits]
         stops = [set(c.get("stop", [])) for c in calls]
-        state = {"at": torch.tensor([len(c["prompt"]) for c in calls], device=decoder.device),
+        state = {"at": torch.tensor(prompt_lengths, device=decoder.device),
                  "advance": torch.tensor([0 if d else 1 for d in done], device=decoder.device)}  # 0: a row known to have finished
 
         def launch(chosen, step, unread):
             """The decode step that feeds each row's chosen token, and the choice from it for
             the rows that will want one (`unread`: the chosen tokens are not yet in `ids`)."""
             # every row's position is below its prompt and reply so far, plus one
-            reach = max(len(c["prompt"]) + len(ids[i]) for i, c in enumerate(calls)) + 1
+            reach = max(length + len(reply) for length, reply in zip(prompt_lengths, ids)) + 1
             logits = decoder.step(chosen[0].long(), state["at"], n, reach)
             state["at"] = state["at"] + state["advance"]
             wanting = [not done[i] and len(ids[i]) + unread < limits[i] for i in range(n)]
@@ -500,7 +502,7 @@ def decode(decoder, calls, updates):
                 state["advance"] = torch.tensor([0 if d else 1 for d in done], device=decoder.device)
             chosen = following if following is not None else launch(chosen, step + 1, 0)
             step += 1
-        capturing = PHASES.get("graph captures (compilation included)", (0.0, 0))[0] - captured_before
+        capturing = PHASES.get(CAPTURES, (0.0, 0))[0] - captured_before
         note_phase("decode steps", time.perf_counter() - prefilled - capturing, step)
     return [(ids[i], logprobs[i], finish[i], None if captures[i] is None else (torch.stack(captures[i][0][:len(ids[i])]),
                                                                                  torch.stack(captures[i][1][:len(ids[i])])))

@@ -254,11 +254,7 @@ public final class CPUEngine: Engine, @unchecked Sendable {
     static func sum(_ total: [String: Tensor]?, _ more: [String: Tensor]) -> [String: Tensor] {
         guard var total else { return more }
         for (name, g) in more {
-            if let t = total[name] {
-                total[name] = Tensor(shape: t.shape, data: zip(t.data, g.data).map { $0 + $1 })
-            } else {
-                total[name] = g
-            }
+            if total[name] == nil { total[name] = g } else { Kernels.add(&total[name]!, g) }
         }
         return total
     }

@@ -142,18 +142,17 @@ public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
             return (sample.metrics.f1 == 0 ? -1 : sample.metrics.f1, adapted.models)
         }
         let count = settings.samples
-        guard count > 1 && engine.batchesConcurrentCalls else { return try (0..<count).map(dialogue) }
         final class Runs: @unchecked Sendable {
             let lock = Lock()
-            var results: [Result<(reward: Double, adapted: [Int: LoRAChatModel]), any Error>?]
+            var results: [(reward: Double, adapted: [Int: LoRAChatModel])?]
             init(_ n: Int) { results = Array(repeating: nil, count: n) }
         }
         let runs = Runs(count)
-        Threads.run(count: count) { k in
-            let r = Result { try dialogue(k) }
-            runs.lock.withLock { runs.results[k] = r }
+        try Parallel.forEach(count, threads: engine.batchesConcurrentCalls ? count : 1) { k in
+            let run = try dialogue(k)
+            runs.lock.withLock { runs.results[k] = run }
         }
-        return try runs.results.map { try $0!.get() }
+        return runs.results.map { $0! }
     }
 
     /// What sample `k`'s reward is measured against: the mean of the other samples' rewards
