@@ -244,6 +244,35 @@ final class JointRLTrainerTests: XCTestCase {
         XCTAssertEqual(Set(seeds).count, seeds.count, "every dialogue its own stream")
     }
 
+    /// Several questions an update: each question is routed and sampled as it would be alone
+    /// at its place in the run from the same weights (question i of update u samples the
+    /// streams of training question u·Q + i), and the optimisers step once (one scheduler
+    /// step for the router, one for each generator used), on both questions' gradients.
+    func testSeveralQuestionsAnUpdate() throws {
+        let valid = try HotpotQA.load(URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("dataset/valid.jsonl").path)
+        let t = try trainer([("questions_per_update", 2)])
+        let records = try t.train([(valid[0], 0), (valid[1], 1)])
+        XCTAssertEqual(records.count, 2)
+        XCTAssertEqual(t.step, 1, "one update")
+        XCTAssertEqual(records[0].routerLR, 1e-3)
+        XCTAssertEqual(records[1].routerLR, records[0].routerLR)
+        XCTAssertEqual(records[1].generatorLRs, records[0].generatorLRs)
+        let used = Set(records.flatMap { ActionSpace().assignment(of: $0.action) })
+        XCTAssertEqual(t.generatorSteps, [0, 1].map { used.contains($0) ? 1 : 0 }, "a generator steps once an update, if used")
+
+        let alone = try trainer()
+        let first = try alone.train(valid[0], qid: 0)
+        let second = try { let s = try trainer(); s.skipStep(); return try s.train(valid[1], qid: 1) }()
+        for (r, a) in zip(records, [first, second]) {
+            XCTAssertEqual(r.action, a.action)
+            XCTAssertEqual(r.rewards, a.rewards)
+            XCTAssertEqual(r.logq, a.logq, "the same sampled dialogue")
+            XCTAssertEqual(r.loss, a.loss)
+        }
+        XCTAssertNotEqual(try routerWeights(t), try routerWeights(alone), "the second question's gradient moved the router too")
+    }
+
     /// The bf16 emulation: the router's weights stay representable in bfloat16 after a step.
     func testTheRouterStaysInBF16() throws {
         let t = try trainer([("router_bf16", true)])

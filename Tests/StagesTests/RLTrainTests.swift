@@ -30,14 +30,14 @@ func makeTinyHAPS(_ dir: String) throws {
 /// tokenizer): it trains, evaluates on valid every `eval_interval` questions, writes the kept
 /// router and generators, and a run killed at its first checkpoint resumes to the same output.
 final class RLTrainTests: XCTestCase {
-    func spec(_ dir: String) throws -> PipelineSpec {
-        try makeTinyHAPS(dir)
+    func spec(_ dir: String, _ extra: String = "", evalInterval: Int = 2) throws -> PipelineSpec {
+        if !FileIO.exists(dir + "/router") { try makeTinyHAPS(dir) }
         return try PipelineSpec.parse(text: """
             {"name": "r", "resources": {"models": {"a": {"backend": "local", "path": "a"}, "b": {"backend": "local", "path": "b"}},
                                         "retriever": {"backend": "lexical"}},
              "stages": {"rl": {"type": "rl-train", "inputs": {"router": "router", "train": "train.jsonl", "valid": "valid.jsonl"},
-               "params": {"candidates": ["a", "b"], "budget": 1, "epochs": 1, "eval_interval": 2, "max_tokens": 6,
-                          "high_router_lr": 0.001, "low_router_lr": 0.001, "alpha": 0.5, "lora_r": 2}}}}
+               "params": {"candidates": ["a", "b"], "budget": 1, "epochs": 1, "eval_interval": \(evalInterval), "max_tokens": 6,
+                          "high_router_lr": 0.001, "low_router_lr": 0.001, "alpha": 0.5, "lora_r": 2\(extra)}}}}
             """, file: "r.json", registry: HAPSStages.registry, baseDirectory: dir)
     }
 
@@ -58,6 +58,37 @@ final class RLTrainTests: XCTestCase {
         XCTAssertTrue(summary.contains("the kept router moved from its start by ") && !summary.contains("; 0.0% of its weights changed"), summary)
         // The router, generators, steps and evals of a run killed at its first checkpoint.
         try assertResumesToTheSameOutput(spec, stage: "rl", expected: run.result("rl")!.output, storeAt: dir + "/b-store")
+    }
+
+    /// `questions_per_update` 2: a step is an update of two questions. steps.jsonl keeps a row
+    /// a question with its update; the learning rates step once an update (4 questions, 2
+    /// updates: the linear decay's steps are updates); the first question is routed and sampled as the
+    /// reference's first step; evaluations fall after updates; a run killed at its first
+    /// checkpoint (after the first update) resumes to the same output; an interval that
+    /// would fall inside an update is refused before anything runs.
+    func testSeveralQuestionsAnUpdate() throws {
+        let dir = try makeTempDir(self, "rl-q")
+        let spec = try spec(dir, #", "questions_per_update": 2"#)
+        let (run, out) = try runAndUnpack(spec, stage: "rl", storeAt: dir + "/q-store")
+        let steps = try jsonLines(out + "/steps.jsonl")
+        XCTAssertEqual(steps.map { $0["update"]?.intValue }, [0, 0, 1, 1])
+        XCTAssertEqual(steps.map { $0["question"]!.intValue! }, JointRLOrder.questions(count: 4, epoch: 0), "the reference's order")
+        let routerLRs = steps.map { $0["router_lr"]!.doubleValue! }
+        XCTAssertEqual(routerLRs[0], 0.001, accuracy: 1e-9, "the first update at the base rate")
+        XCTAssertEqual(routerLRs[1], routerLRs[0], "one rate an update")
+        XCTAssertEqual(routerLRs[3], routerLRs[2])
+        XCTAssertEqual(routerLRs[2], 0.00055, accuracy: 1e-9, "the decay over 2 updates, not 4 questions (0.775 of the base)")
+        XCTAssertEqual(try jsonLines(out + "/evals.jsonl").map { $0["step"]?.intValue }, [2, 4])
+
+        let (_, reference) = try runAndUnpack(try self.spec(dir), stage: "rl", storeAt: dir + "/one-store")
+        let first = try jsonLines(reference + "/steps.jsonl")[0]
+        XCTAssertNil(first["update"], "one question an update: the reference's rows")
+        for field in ["question", "action", "rewards", "logq", "loss"] { XCTAssertEqual(steps[0][field], first[field], field) }
+
+        try assertResumesToTheSameOutput(spec, stage: "rl", expected: run.result("rl")!.output, storeAt: dir + "/resume-store")
+        XCTAssertThrowsError(try self.spec(dir, #", "questions_per_update": 2"#, evalInterval: 3)) { error in
+            XCTAssertTrue("\(error)".contains("eval_interval (3) must be a multiple of questions_per_update (2)"), "\(error)")
+        }
     }
 
     /// Two rl-train stages (the reference and an ablation) at -j 1 and at -j 2: the same outputs.

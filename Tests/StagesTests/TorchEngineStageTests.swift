@@ -93,28 +93,33 @@ final class TorchEngineStageTests: XCTestCase {
         let evals = { (dir: String) in try jsonLines(dir + "/evals.jsonl").map { [$0["step"], $0["valid_f1_sum"], $0["improved"]] } }
         XCTAssertEqual(try evals(torch.output), try evals(cpu.output))
 
-        // The kept router and generators: the same within 1e-3 of scale (a few AdamW steps
-        // amplify float32 rounding differences of the two engines' sums).
-        let routers = try [torch.output, cpu.output].map { try DecoderModel(directory: $0).namedWeights }
-        for (name, w) in routers[1] { assertClose(routers[0][name]?.data ?? [], w.data, tolerance: 1e-3, "router \(name)") }
+        try assertTheSameWeights(torch.output, cpu.output)
+    }
+
+    /// The kept router and generators of two rl-train outputs: the same within 1e-3 of scale
+    /// (a few AdamW steps amplify float32 rounding differences of the two engines' sums).
+    func assertTheSameWeights(_ ours: String, _ theirs: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let routers = try [ours, theirs].map { try DecoderModel(directory: $0).namedWeights }
+        for (name, w) in routers[1] { assertClose(routers[0][name]?.data ?? [], w.data, tolerance: 1e-3, "router \(name)", file: file, line: line) }
         for g in 0..<2 {
-            let file = "/generators/generator\(g).safetensors"
-            let (o, t) = (try SafeTensorsFile(path: torch.output + file).all(), try SafeTensorsFile(path: cpu.output + file).all())
-            XCTAssertEqual(Set(o.keys), Set(t.keys))
-            for (name, w) in t { assertClose(o[name]?.data ?? [], w.data, tolerance: 1e-3, "generator \(g) \(name)") }
+            let path = "/generators/generator\(g).safetensors"
+            let (o, t) = (try SafeTensorsFile(path: ours + path).all(), try SafeTensorsFile(path: theirs + path).all())
+            XCTAssertEqual(Set(o.keys), Set(t.keys), file: file, line: line)
+            for (name, w) in t { assertClose(o[name]?.data ?? [], w.data, tolerance: 1e-3, "generator \(g) \(name)", file: file, line: line) }
         }
     }
 
-    /// Three dialogues a question (`samples`, with the group baseline): on the torch engine
-    /// they run at once, their calls meeting in the worker's requests (the worker's own count,
+    /// Two questions an update (`questions_per_update`) and three dialogues a question
+    /// (`samples`, with the group baseline): on the torch engine an update's six dialogues
+    /// run at once, their calls meeting in the worker's requests (the worker's own count,
     /// with no evaluation run, whose questions' dialogues run at once anyway: fewer requests
-    /// than calls), and each step is still the CPU engine's, which runs them one
-    /// after another: the same actions and rewards, log q within 1e-4.
-    func testAQuestionsSampledDialoguesRunAtOnceAndMatchTheCPUEngine() throws {
+    /// than calls), and each step is still the CPU engine's, which runs them one after
+    /// another: the same actions and rewards, log q within 1e-4, the weights within 1e-3.
+    func testAnUpdatesSampledDialoguesRunAtOnceAndMatchTheCPUEngine() throws {
         _ = try TorchPython.require()
         let dir = try makeTempDir(self, "rl-torch-samples")
         try makeTinyHAPS(dir)
-        let samples = #", "samples": 3, "group_baseline": true"#
+        let samples = #", "samples": 3, "group_baseline": true, "questions_per_update": 2"#
         let cpu = try run(try rlSpec(dir, samples, evalInterval: 100), stage: "rl", store: dir + "/cpu")
         let times = dir + "/worker-times.txt"
         setenv("HAPS_TORCH_WORKER_TIMES", times, 1)
@@ -125,13 +130,14 @@ final class TorchEngineStageTests: XCTestCase {
         XCTAssertEqual(ours.count, theirs.count)
         for (o, t) in zip(ours, theirs) {
             XCTAssertEqual(o["rewards"]?.arrayValue?.count, 3)
-            for field in ["question", "action", "rewards", "advantage"] { XCTAssertEqual(o[field], t[field], "step \(t["step"]!.canonical): \(field)") }
+            for field in ["question", "update", "action", "rewards", "advantage"] { XCTAssertEqual(o[field], t[field], "step \(t["step"]!.canonical): \(field)") }
             XCTAssertEqual(o["logq"]!.doubleValue!, t["logq"]!.doubleValue!, accuracy: 1e-4 * max(1, abs(t["logq"]!.doubleValue!)))
         }
         let line = try FileIO.readString(times)
         let counts = try XCTUnwrap(line.firstMatch(of: /generate [0-9.]+ s \(([0-9]+), ([0-9]+) calls\)/), line)
         let (requests, calls) = (Int(counts.1)!, Int(counts.2)!)
         XCTAssertLessThan(requests, calls, "the dialogues' calls met in requests: \(line)")
+        try assertTheSameWeights(torch.output, cpu.output)
     }
 
     /// A worker that dies in the middle of rl-train (at its third optimiser step, after two

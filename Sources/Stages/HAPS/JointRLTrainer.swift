@@ -4,7 +4,8 @@ public import Pipeline
 import Threading
 
 /// Joint RL of the router and the parameter generators, one training question a step, as the
-/// reference's `rl_batch.py` takes it (docs/routing.md, Joint RL): route greedily with the current
+/// reference's `rl_batch.py` takes it (docs/routing.md, Joint RL; several a step is the
+/// `questions_per_update` variant): route greedily with the current
 /// router; generate the update of each chosen candidate from the router's pooled state (both
 /// roles of one candidate share it); run the dialogue sampled (T 1.0, top-p 0.9 under the
 /// reference's nucleus rule, ≤ max_tokens); reward = F1, 0 → −1; loss = −reward · Σ log q over
@@ -38,14 +39,15 @@ public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
     /// the reference does (`sampling`).
     public let sampler: DialogueSampler
     public let settings: JointRLSettings
-    /// Steps over which the learning rates decay to 0.1 of their base (epochs × questions).
+    /// Steps (updates) over which the learning rates decay to 0.1 of their base: epochs ×
+    /// questions, over `questions_per_update` rounded up.
     public let totalSteps: Int
     /// The training dialogues' sampling: the reference's T 1.0 and top-p 0.9, the sampler's
     /// reply length, and the stage's seed (moved on per step and sample).
     public let sampling: GenerationSettings
-    /// Scheduler steps of each generator: the questions that used it.
+    /// Scheduler steps of each generator: the updates that used it.
     public private(set) var generatorSteps: [Int]
-    /// Questions trained on (the router's scheduler steps).
+    /// Updates made (the router's scheduler steps): questions trained on, one an update.
     public private(set) var step = 0
     /// The last rewards, for the baseline variant (at most `baselineWindow`).
     public private(set) var recentRewards: [Double] = []
@@ -81,78 +83,102 @@ public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
     /// under one routing and one set of updates, their gradients averaged. On an engine that
     /// batches concurrent calls the dialogues run at once, their calls decoding together.
     public func train(_ q: HotpotQuestion, qid: Int) throws -> StepRecord {
-        let action = try router.actions([q.question])[0]
-        let (pooled, updates) = try system.updates(q.question, action: action, keepForBackward: true)
-        let runs: [(reward: Double, adapted: [Int: LoRAChatModel])]
+        try train([(q, qid)])[0]
+    }
+
+    /// One update from several questions (`questions_per_update`; one: the reference's step):
+    /// each routed by the router as it is and given its own updates, each question's
+    /// `samples` dialogues sampled (all of the update's at once on an engine that batches
+    /// concurrent calls), the gradient the mean of the questions' (each question's the mean
+    /// of its samples'), then one optimiser step of the router and of each generator that
+    /// some question used. A record per question, in order; their learning rates are the update's.
+    public func train(_ batch: [(question: HotpotQuestion, qid: Int)]) throws -> [StepRecord] {
+        precondition(!batch.isEmpty, "an update needs a question")
+        let actions = try router.actions(batch.map(\.question.question))
+        var made: [(pooled: PooledState, updates: [Int: EngineUpdate])] = []
+        let runs: [[Run]]
         do {
-            runs = try sampleDialogues(q, qid: qid, action: action, updates: updates)
+            for (i, item) in batch.enumerated() {
+                made.append(try system.updates(item.question.question, action: actions[i], keepForBackward: true))
+            }
+            runs = try sampleDialogues(batch, actions: actions, updates: made.map(\.updates))
         } catch {
-            engine.release(Array(updates.values), pooled: pooled)
+            for m in made { engine.release(Array(m.updates.values), pooled: m.pooled) }
             throw error
         }
-        let rewards = runs.map(\.reward)
-        let advantages = rewards.indices.map { k in rewards[k] - baseline(rewards, leaving: k) }
-        if settings.baseline_window > 0 {
-            recentRewards.append(contentsOf: rewards)
-            recentRewards.removeFirst(max(0, recentRewards.count - settings.baseline_window))
-        }
-        // d(−(1/K) Σ_k A_k·Σ log q_k)/dA, dB per candidate, summed over the samples in the engine.
-        var logq: Double = 0, loss: Double = 0
-        for (k, run) in runs.enumerated() {
-            for (c, model) in run.adapted.sorted(by: { $0.key < $1.key }) {  // a fixed order: the sums below are logged
-                let total = model.logq
-                logq += Double(total) / Double(runs.count)
-                loss -= advantages[k] * Double(total) / Double(runs.count)
-                try engine.accumulate(updates[c]!, calls: model.calls, coefficient: Float(-advantages[k] / Double(runs.count)))
+        // d(−(1/Q) Σ_q (1/K) Σ_k A_qk·Σ log q_qk)/dA, dB per candidate, summed in the engine.
+        let mean = { (xs: [Double]) in xs.reduce(0, +) / Double(xs.count) }
+        var records: [StepRecord] = []
+        for (i, questionRuns) in runs.enumerated() {
+            let rewards = questionRuns.map(\.reward)
+            let advantages = rewards.indices.map { k in rewards[k] - baseline(rewards, leaving: k) }
+            if settings.baseline_window > 0 {  // question by question: a later question's baseline sees the earlier's rewards
+                recentRewards.append(contentsOf: rewards)
+                recentRewards.removeFirst(max(0, recentRewards.count - settings.baseline_window))
             }
+            var logq: Double = 0, loss: Double = 0
+            for (k, run) in questionRuns.enumerated() {
+                for (c, model) in run.adapted.sorted(by: { $0.key < $1.key }) {  // a fixed order: the sums below are logged
+                    let total = model.logq
+                    logq += Double(total) / Double(questionRuns.count)
+                    loss -= advantages[k] * Double(total) / Double(questionRuns.count)
+                    try engine.accumulate(made[i].updates[c]!, calls: model.calls,
+                                          coefficient: Float(-advantages[k] / Double(questionRuns.count) / Double(batch.count)))
+                }
+            }
+            records.append(StepRecord(action: actions[i], reward: mean(rewards), advantage: mean(advantages), logq: logq, loss: loss,
+                                      routerLR: 0, generatorLRs: [:], rewards: rewards))
         }
         var generatorLRs: [Int: Float] = [:]
-        for c in updates.keys.sorted() {
+        for c in Set(made.flatMap(\.updates.keys)).sorted() {
             generatorLRs[c] = Float(settings.low_router_lr) * decay.multiplier(generatorSteps[c])
             generatorSteps[c] += 1
         }
         let routerLR = Float(settings.high_router_lr) * decay.multiplier(step)
-        try engine.step(EngineStep(updates: Array(updates.values), generatorLRs: generatorLRs,
+        try engine.step(EngineStep(updates: Array(made[0].updates.values), generatorLRs: generatorLRs,
                                    routerLR: settings.backbone_gradient && !settings.router_frozen ? routerLR : nil,
-                                   pooled: pooled, routerBF16: settings.router_bf16))
+                                   pooled: made[0].pooled, routerBF16: settings.router_bf16,
+                                   more: made.dropFirst().map { EngineStep.Question(pooled: $0.pooled, updates: Array($0.updates.values)) }))
         step += 1
-        let mean = { (xs: [Double]) in xs.reduce(0, +) / Double(xs.count) }
-        return StepRecord(action: action, reward: mean(rewards), advantage: mean(advantages), logq: logq, loss: loss, routerLR: routerLR,
-                          generatorLRs: generatorLRs, rewards: rewards)
+        return records.map { var r = $0; r.routerLR = routerLR; r.generatorLRs = generatorLRs; return r }
     }
 
-    /// The question's `samples` dialogues (sample k under its own seed), each with its reward
-    /// and the adapted models that recorded its calls; at once where the engine batches
-    /// concurrent calls, else one after another. In the order of k either way.
-    func sampleDialogues(_ q: HotpotQuestion, qid: Int, action: Int, updates: [Int: EngineUpdate]) throws
-        -> [(reward: Double, adapted: [Int: LoRAChatModel])] {
-        let step = step
-        let dialogue = { @Sendable (k: Int) throws -> (reward: Double, adapted: [Int: LoRAChatModel]) in
+    /// A sampled dialogue's reward and the adapted models that recorded its calls.
+    typealias Run = (reward: Double, adapted: [Int: LoRAChatModel])
+
+    /// Each question's `samples` dialogues (question i's sample k under its own seed, from
+    /// its number among the training steps' questions); all at once where the engine batches
+    /// concurrent calls (up to 64 in flight), else one after another. In the order of i, k either way.
+    func sampleDialogues(_ batch: [(question: HotpotQuestion, qid: Int)], actions: [Int], updates: [[Int: EngineUpdate]]) throws -> [[Run]] {
+        let firstQuestion = step * settings.questions_per_update
+        let samples = settings.samples
+        let dialogue = { @Sendable (i: Int, k: Int) throws -> Run in
             final class Adapted: @unchecked Sendable { var models: [Int: LoRAChatModel] = [:] }
             let adapted = Adapted()
             var rl = self.sampler
             rl.dialogue.settings = self.sampling
-            rl.dialogue.settings.seed = self.sampling.seed.map { JointRLTrainer.sampleSeed($0, step: step, sample: k) }
+            rl.dialogue.settings.seed = self.sampling.seed.map { JointRLTrainer.sampleSeed($0, step: firstQuestion + i, sample: k) }
             // With alpha 0 every gradient is exactly 0 (the update is 0·A·B): the calls need not
             // record log q and its gradient; the optimisers still step on zeros (weight decay).
-            let sample = try self.system.run(q, qid: qid, action: action, updates: updates, sampler: rl, recording: self.settings.alpha != 0) { c, m in
+            let sample = try self.system.run(batch[i].question, qid: batch[i].qid, action: actions[i], updates: updates[i], sampler: rl,
+                                             recording: self.settings.alpha != 0) { c, m in
                 adapted.models[c] = m
                 return m
             }
             return (sample.metrics.f1 == 0 ? -1 : sample.metrics.f1, adapted.models)
         }
-        let count = settings.samples
+        let count = batch.count * samples
         final class Runs: @unchecked Sendable {
             let lock = Lock()
-            var results: [(reward: Double, adapted: [Int: LoRAChatModel])?]
+            var results: [Run?]
             init(_ n: Int) { results = Array(repeating: nil, count: n) }
         }
         let runs = Runs(count)
-        try Parallel.forEach(count, threads: engine.batchesConcurrentCalls ? count : 1) { k in
-            let run = try dialogue(k)
-            runs.lock.withLock { runs.results[k] = run }
+        try Parallel.forEach(count, threads: engine.batchesConcurrentCalls ? min(count, 64) : 1) { j in
+            let run = try dialogue(j / samples, j % samples)
+            runs.lock.withLock { runs.results[j] = run }
         }
-        return runs.results.map { $0! }
+        return batch.indices.map { i in (0..<samples).map { runs.results[i * samples + $0]! } }
     }
 
     /// What sample `k`'s reward is measured against: the mean of the other samples' rewards

@@ -119,17 +119,22 @@ public struct JointRLSettings: ParameterGroup {
     @Param("subtract the mean of the last N rewards from the reward (0: none, as the reference)") var baseline_window = 0
     @Param("dialogues sampled per question, their gradients averaged (1: the reference)") var samples = 1
     @Param("with samples > 1, each reward less the mean of the other samples' rewards") var group_baseline = false
+    @Param("training questions a step: their gradients averaged into one update, the learning rates stepping once an update (1: the reference)")
+    var questions_per_update = 1
     @Param("round the router's weights to bfloat16 at the start and after each update (the reference trains in bf16)") var router_bf16 = false
     public init() {}
 
     func validate(at path: JSONPath) -> [SpecProblem] {
         var problems: [SpecProblem] = []
         for (name, value) in [("layers", layers), ("lora_r", lora_r), ("mlp_num_layer", mlp_num_layer), ("mlp_hidden_dim", mlp_hidden_dim),
-                              ("samples", samples)] where value < 1 {
+                              ("samples", samples), ("questions_per_update", questions_per_update)] where value < 1 {
             problems.append(SpecProblem(path.appending(name), "expected a positive integer, found \(value)"))
         }
         if baseline_window < 0 { problems.append(SpecProblem(path.appending("baseline_window"), "expected 0 or more, found \(baseline_window)")) }
         if samples > 64 { problems.append(SpecProblem(path.appending("samples"), "expected at most 64, found \(samples)")) }
+        if questions_per_update > 64 {
+            problems.append(SpecProblem(path.appending("questions_per_update"), "expected at most 64, found \(questions_per_update)"))
+        }
         if group_baseline && samples < 2 {
             problems.append(SpecProblem(path.appending("group_baseline"), "a group baseline needs samples of 2 or more (found \(samples))"))
         }
@@ -147,6 +152,7 @@ public struct JointRLSettings: ParameterGroup {
         if router_frozen { parts.append("router frozen") }
         if samples > 1 { parts.append("\(samples) dialogues a question" + (group_baseline ? " with a group baseline" : "")) }
         if baseline_window > 0 { parts.append("reward baseline over the last \(baseline_window)") }
+        if questions_per_update > 1 { parts.append("\(questions_per_update) questions an update") }
         if router_bf16 { parts.append("bf16 router") }
         return parts.isEmpty ? "as the reference" : parts.joined(separator: ", ")
     }

@@ -15,7 +15,8 @@ public import Pipeline
 /// `early_patience_evals` evaluations without improvement end training. Checkpointed every
 /// step. Output kind `joint`: the kept router (a decoder router directory), `generators/`
 /// (one safetensors file a candidate, torch's names), `steps.jsonl`, `evals.jsonl`,
-/// `summary.txt`.
+/// `summary.txt`. With `questions_per_update` > 1 a step is an update of that many questions
+/// (`checkpoint_every` counts updates; `steps.jsonl` keeps a row a question, with its update).
 public struct RLTrainStage: StageType {
     public struct Params: StageParameters {
         /// The candidates (local models: their gradients are needed), retriever, budget, prompts, reply length.
@@ -27,7 +28,7 @@ public struct RLTrainStage: StageType {
         @Param("epochs over the training questions") var epochs = 3
         @Param("training questions between evaluations on valid") var eval_interval = 30
         @Param("evaluations without improvement before stopping") var early_patience_evals = 4
-        @Param("steps between checkpoints") var checkpoint_every = 1
+        @Param("steps (updates) between checkpoints") var checkpoint_every = 1
         public init() {}
     }
 
@@ -53,6 +54,11 @@ public struct RLTrainStage: StageType {
                               ("checkpoint_every", p.checkpoint_every)] where value < 1 {
             problems.append(SpecProblem(path.appending(name), "expected a positive integer, found \(value)"))
         }
+        let perUpdate = p.method.questions_per_update
+        if perUpdate > 1, p.eval_interval >= 1, p.eval_interval % perUpdate != 0 {
+            problems.append(SpecProblem(path.appending("eval_interval"),
+                                        "evaluations fall between updates: eval_interval (\(p.eval_interval)) must be a multiple of questions_per_update (\(perUpdate))"))
+        }
         return problems
     }
 
@@ -75,7 +81,10 @@ public struct RLTrainStage: StageType {
         // Evaluations are greedy at the stage's reply length; training samples (JointRLTrainer).
         let prompts = try DialogueParams.promptsInput(context)
         let sampler = try p.dialogue.sampler(context, settings: .reference, prompts: prompts)
-        let totalSteps = p.epochs * train.count
+        // The questions in epoch order, `questions_per_update` of them a step (the last step
+        // may have fewer); an evaluation falls at a step's end (the interval is a multiple).
+        let perUpdate = p.method.questions_per_update
+        let totalQuestions = p.epochs * train.count, totalSteps = (totalQuestions + perUpdate - 1) / perUpdate
         try BLAS.shared().threads = context.threads
         let trainer = try JointRLTrainer(router: router, candidates: models, sampler: sampler, settings: p.method, totalSteps: totalSteps,
                                          seed: context.seed)
@@ -83,42 +92,50 @@ public struct RLTrainStage: StageType {
 
         let best = TrainingLoop.keptWeights(context)  // before the journals: a damaged one clears them
         let stepsJournal = try context.journal("steps"), evals = try context.journal("evals")
-        // Evaluations are journalled by the step they were made at, and a step sees only those
-        // made up to it, so that a step replayed after a resume neither adds a second one nor
-        // sees the ones made after it (a resumed run equals an uninterrupted one byte for byte).
+        // Evaluations are journalled by the question count they were made at, and a step sees
+        // only those made before it, so that a step replayed after a resume neither adds a
+        // second one nor sees the ones made after it (a resumed run equals an uninterrupted one
+        // byte for byte).
         func evaluations(through questions: Int) -> [JSONValue] {
             stride(from: p.eval_interval, through: questions, by: p.eval_interval).compactMap { evals.json(evalKey($0)) }
         }
-        func stopped(_ step: Int) -> Bool {
+        func stopped(_ questions: Int) -> Bool {
             // Early stopping: the last `early_patience_evals` evaluations brought no improvement.
-            let done = evaluations(through: step)
+            let done = evaluations(through: questions)
             return done.count > p.early_patience_evals && done.suffix(p.early_patience_evals).allSatisfy { $0["improved"]?.boolValue == false }
         }
-        context.log("\(train.count) training questions × \(p.epochs) epochs; valid every \(p.eval_interval) questions; candidates \(names.joined(separator: ", "))")
+        context.log("\(train.count) training questions × \(p.epochs) epochs" + (perUpdate > 1 ? ", \(perUpdate) an update" : "")
+                    + "; valid every \(p.eval_interval) questions; candidates \(names.joined(separator: ", "))")
         var order: (epoch: Int, questions: [Int]) = (-1, [])
-        _ = try TrainingLoop(steps: totalSteps, checkpointEvery: p.checkpoint_every).run(trainer, context, status: { step in
-            "epoch \(step / train.count + 1)/\(p.epochs)"
-        }) { step in
-            if stopped(step) { trainer.skipStep(); return .init(loss: 0, tokens: 0) }
-            let epoch = step / train.count
+        func question(_ n: Int) -> (epoch: Int, index: Int) {  // the n-th training question of the run
+            let epoch = n / train.count
             if order.epoch != epoch { order = (epoch, JointRLOrder.questions(count: train.count, epoch: epoch)) }  // once an epoch
-            let qi = order.questions[step % train.count]
-            let r = try trainer.train(train[qi], qid: qi)
-            if !stepsJournal.contains("s\(step)") {
-                try stepsJournal.append(key: "s\(step)", json: .object([
-                    ("step", .number(Double(step))), ("epoch", .number(Double(epoch))), ("question", .number(Double(qi))),
+            return (epoch, order.questions[n % train.count])
+        }
+        _ = try TrainingLoop(steps: totalSteps, checkpointEvery: p.checkpoint_every).run(trainer, context, status: { step in
+            "epoch \(step * perUpdate / train.count + 1)/\(p.epochs)"
+        }) { step in
+            let first = step * perUpdate, end = min(first + perUpdate, totalQuestions)
+            if stopped(first) { trainer.skipStep(); return .init(loss: 0, tokens: 0) }
+            let questions = (first..<end).map(question)
+            let records = try trainer.train(questions.map { (train[$0.index], $0.index) })
+            for (n, (q, r)) in zip(first..<end, zip(questions, records)) where !stepsJournal.contains("s\(n)") {
+                var fields: [(String, JSONValue)] = [
+                    ("step", .number(Double(n))), ("epoch", .number(Double(q.epoch))), ("question", .number(Double(q.index))),
                     ("action", .number(Double(r.action))), ("reward", .number(r.reward)),
                     ("rewards", .array(r.rewards.map { .number($0) })), ("advantage", .number(r.advantage)),
                     ("logq", .number(r.logq)), ("loss", .number(r.loss)),
                     ("router_lr", .number(Double(r.routerLR))),
-                    ("generator_lr", .object(r.generatorLRs.sorted { $0.key < $1.key }.map { (String($0.key), .number(Double($0.value))) }))]))
+                    ("generator_lr", .object(r.generatorLRs.sorted { $0.key < $1.key }.map { (String($0.key), .number(Double($0.value))) }))]
+                if perUpdate > 1 { fields.insert(("update", .number(Double(step))), at: 1) }
+                try stepsJournal.append(key: "s\(n)", json: .object(fields))
             }
-            if (step + 1) % p.eval_interval == 0, !evals.contains(evalKey(step + 1)) {
-                try evaluate(trainer, valid: valid, test: test, evals: evals, earlier: evaluations(through: step), step: step + 1, best: best, context: context)
+            if end % p.eval_interval == 0, !evals.contains(evalKey(end)) {
+                try evaluate(trainer, valid: valid, test: test, evals: evals, earlier: evaluations(through: end - 1), step: end, best: best, context: context)
             }
-            return .init(loss: r.loss, tokens: 0)
+            return .init(loss: records.map(\.loss).reduce(0, +) / Double(records.count), tokens: 0)
         }
-        try writeOutput(trainer, evals: evaluations(through: totalSteps), steps: (0..<totalSteps).compactMap { stepsJournal.json("s\($0)") },
+        try writeOutput(trainer, evals: evaluations(through: totalQuestions), steps: (0..<totalQuestions).compactMap { stepsJournal.json("s\($0)") },
                         best: best, start: start, context: context)
     }
 
