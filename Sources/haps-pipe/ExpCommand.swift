@@ -86,8 +86,30 @@ struct ExpShow: ParsableCommand {
                 for n in shown {
                     row("  " + pad(n, first) + zip(values, columns).map { pad($0[n].map { Format.fixed($0, 4) } ?? "-", $1) }.joined())
                 }
+                ExpShow.printReplicates(exps, values: values, figures: shown)
             }
         } catch { throw ErrorOutput.fail(error) }
+    }
+
+    /// Experiments that differ only by seed overrides (`--set rl_train.seed=2`) are replicates
+    /// of one configuration: each such group of two or more, with every figure shown above
+    /// pooled over its members as mean ± sd [95% interval] (`Replicates.Summary`).
+    static func printReplicates(_ exps: [Experiment], values: [[String: Double]], figures: [String]) {
+        var groups: [(configuration: [String], members: [Int])] = []
+        for (i, e) in exps.enumerated() {
+            let c = Replicates.configuration(e.overrides)
+            if let g = groups.firstIndex(where: { $0.configuration == c }) { groups[g].members.append(i) } else { groups.append((c, [i])) }
+        }
+        let pooled = groups.filter { g in g.members.count > 1 && g.members.contains { exps[$0].overrides.contains(where: Replicates.isSeedOverride) } }
+        guard !pooled.isEmpty, !figures.isEmpty else { return }
+        let first = max(24, figures.map(\.count).max()! + 2)
+        for g in pooled {
+            let label = g.configuration.isEmpty ? "the spec" : g.configuration.joined(separator: " ")
+            row("  replicates of \(label) (\(g.members.count) seeds: \(g.members.map { exps[$0].name }.joined(separator: ", "))): mean ± sd [95% interval]")
+            for n in figures {
+                row("  " + pad(n, first) + (Replicates.Summary(g.members.compactMap { values[$0][n] })?.text() ?? "-"))
+            }
+        }
     }
 }
 

@@ -16,6 +16,7 @@ struct SweepCommand: ParsableCommand {
             Examples:
               haps-pipe sweep pipelines/demo.json --grid rl_train.alpha=0.001,0.01,0.1 --name alpha
               haps-pipe sweep pipelines/demo.json --grid rl_train.alpha=0.01,0.1 --grid sft_train.lr=1e-5,3e-5 --name grid
+              haps-pipe sweep pipelines/quickstart.json --seeds rl_train=1,2,3 --name rl_seeds
               haps-pipe sweep SPEC                      (the spec's own \"sweep\" block)
               haps-pipe sweep status alpha --plot score_valid.oracle_f1:alpha
 
@@ -44,6 +45,9 @@ struct SweepRun: ParsableCommand {
     var grid: [String] = []
     @Option(parsing: .singleValue, help: ArgumentHelp("A zipped axis: the i-th values of all --zip axes go together (repeatable).", valueName: "stage.param=values"))
     var zip: [String] = []
+    @Option(help: ArgumentHelp("Replicate every point over these seeds: the spec's seed (1,2,3), or only the named stages' (rl_train,rl_train_no_lora=1,2,3, so that what is upstream of them is shared); the table pools each point's replicates: mean ± sd [95% interval].",
+                               valueName: "[stages=]seeds"))
+    var seeds: String?
     @Option(help: "The sweep's name: its state and tables live under sweeps/<name> in the store (default: the spec's sweep block's).") var name: String?
     @Option(name: [.short, .customLong("jobs")], help: "CPU slots for concurrently running stages (default: number of cores).") var jobs: Int?
     @Flag(help: "Keep running the other points after a failure.") var keepGoing = false
@@ -61,11 +65,22 @@ struct SweepRun: ParsableCommand {
         }
     }
 
+    /// `--seeds [stages=]seeds`: the seeds, and the stages whose seed they set (none: the spec's).
+    static func seeds(_ text: String) throws -> (seeds: [Int], stages: [String]) {
+        let parts = text.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        let stages = parts.count == 2 ? parts[0].split(separator: ",").map(String.init) : []
+        let seeds = (parts.last ?? "").split(separator: ",").map { Int($0.filter { $0 != " " }) }
+        guard !seeds.isEmpty, seeds.allSatisfy({ $0 != nil }), parts.count == 1 || !stages.isEmpty else {
+            throw UsageError("--seeds '\(text)' is not seeds (1,2,3) or stages=seeds (rl_train,rl_train_no_lora=1,2,3)")
+        }
+        return (seeds.map { $0! }, stages)
+    }
+
     func run() throws {
         do {
             var points: [Sweep.Point]
             var blockName: String?
-            if grid.isEmpty && zip.isEmpty {
+            if grid.isEmpty && zip.isEmpty && seeds == nil {
                 // The spec's own sweep block.
                 let text: String
                 do { text = try FileIO.readString(spec) } catch { throw UsageError("cannot read \(spec): \(error.reason)") }
@@ -80,6 +95,10 @@ struct SweepRun: ParsableCommand {
                 if !zip.isEmpty {
                     let zipped = try Sweep.zip(try SweepRun.axes(zip, flag: "--zip"))
                     points = points.flatMap { g in zipped.map { z in Sweep.Point(label: [g.label, z.label].filter { !$0.isEmpty }.joined(separator: ","), overrides: g.overrides + z.overrides) } }
+                }
+                if let seeds {
+                    let (values, stages) = try SweepRun.seeds(seeds)
+                    points = Sweep.replicated(points, seeds: values, stages: stages)
                 }
             }
             guard let name = name ?? blockName else { throw UsageError("give the sweep a --name (or a name in the spec's sweep block)") }
@@ -108,7 +127,8 @@ struct SweepRun: ParsableCommand {
             state.failed = summary.failures.map(\.stage)
             try state.save(store)
             print(try SweepCommand.report(sweep, store: store, plots: plot, failed: Set(state.failed)), terminator: "")
-            FileIO.writeStderr("tables: \(store.root)/sweeps/\(name)/results.csv, results.md\n")
+            let replicates = FileIO.exists("\(store.root)/sweeps/\(name)/replicates.csv") ? ", replicates.csv" : ""
+            FileIO.writeStderr("tables: \(store.root)/sweeps/\(name)/results.csv, results.md\(replicates)\n")
             if summary.interrupted { throw ExitCode(130) }
             if !summary.failures.isEmpty { throw ExitCode.failure }
         } catch let e as ExitCode { throw e } catch { throw ErrorOutput.fail(error) }

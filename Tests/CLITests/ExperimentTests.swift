@@ -63,4 +63,31 @@ final class ExperimentTests: XCTestCase {
         XCTAssertEqual(missing.status, 1)
         XCTAssertTrue(missing.stderr.contains("no experiment 'rows.v=9'"), missing.stderr)
     }
+
+    /// Replicates (issue 28): runs that differ only by a seed (`--set rows.seed=N`) are pooled
+    /// by `exp show`, and `sweep --seeds` makes and pools them; every F1 here is 0.SEED, so
+    /// seeds 1, 2, 3 give 0.2 ± 0.1 [0.2 ∓ 4.302653 · 0.1 / √3].
+    func testReplicatesArePooledOverSeeds() throws {
+        try writeFile(#"""
+        {"name": "r", "stages": {
+          "rows": {"type": "command", "params": {"kind": "samples", "outputs": ["baseline.jsonl"],
+                   "run": "for q in 0 1; do for a in 0 1 2 3; do echo \"{{\\\"question\\\": \\\"q$q\\\", \\\"action_index\\\": $a, \\\"f1\\\": 0.$HAPS_SEED}}\"; done; done > {outputs.baseline.jsonl}"}},
+          "score": {"type": "score", "inputs": {"samples": "rows"}}}}
+        """#, dir + "/r.json")
+        for seed in 1...3 { _ = try run(["run", "r.json", "--set", "rows.seed=\(seed)"]) }
+        let show = try run(["exp", "show", "r.json"]).stdout
+        XCTAssertTrue(show.contains("  replicates of the spec (3 seeds: rows.seed=1, rows.seed=2, rows.seed=3): mean ± sd [95% interval]\n"), show)
+        let pooled = try XCTUnwrap(show.split(separator: "\n").first { $0.hasPrefix("  score.oracle_f1") && $0.contains("±") }, show)
+        XCTAssertTrue(pooled.hasSuffix("0.2000 ± 0.1000 [-0.0484, 0.4484]"), String(pooled))
+
+        let sweep = try run(["sweep", "r.json", "--seeds", "rows=1,2,3", "--name", "reps", "--plain"])
+        XCTAssertTrue(sweep.stdout.contains("| spec | 3/3 | done | "), sweep.stdout)
+        XCTAssertTrue(sweep.stdout.contains("0.2000 ± 0.1000 [-0.0484, 0.4484]"), sweep.stdout)
+        XCTAssertTrue(sweep.stderr.contains("results.md, replicates.csv"), sweep.stderr)
+        XCTAssertTrue(sweep.stderr.contains("sweep reps: 3 points, 6 distinct stages"), sweep.stderr)
+        XCTAssertFalse(sweep.stderr.contains("ran in"), "the three runs' stages, from the cache: \(sweep.stderr)")
+        let bad = try CLI.run(["sweep", "r.json", "--seeds", "rows=a,b", "--name", "bad"], in: dir)
+        XCTAssertEqual(bad.status, 2)
+        XCTAssertTrue(bad.stderr.contains("--seeds 'rows=a,b' is not seeds"), bad.stderr)
+    }
 }

@@ -132,6 +132,19 @@ final class SpecValidationTests: XCTestCase {
                        ["--set 'src.txet': unknown parameter 'txet' for stage type 'text-source'; did you mean 'text'?"])
     }
 
+    /// Seeds by --set (replicates): `seed=N` is the spec's (every stage without its own),
+    /// `STAGE.seed=N` that stage's alone; a seed is an integer; an unknown stage is named.
+    func testSeedOverrides() throws {
+        let json = #"{"name": "p", "seed": 5, "stages": {"src": {"type": "text-source", "params": {"text": "x"}}, "pinned": {"type": "text-source", "params": {"text": "y"}, "seed": 9}}}"#
+        let spec = try load(json, dir: dir, overrides: ["seed=7"])
+        XCTAssertEqual([spec.seed, spec.stages["src"]!.seed, spec.stages["pinned"]!.seed], [7, 7, 9])
+        let one = try load(json, dir: dir, overrides: ["src.seed=3"])
+        XCTAssertEqual([one.seed, one.stages["src"]!.seed, one.stages["pinned"]!.seed], [5, 3, 9])
+        XCTAssertEqual(try load(json, dir: dir, overrides: ["pinned.seed=4"]).stages["pinned"]!.seed, 4)
+        XCTAssertEqual(errors(json, overrides: ["src.seed=two"]), ["--set 'src.seed=two': a seed is an integer"])
+        XCTAssertEqual(errors(json, overrides: ["scr.seed=2"]), ["--set 'scr.seed': unknown stage 'scr'; did you mean 'src'?"])
+    }
+
     /// One path syntax for every stage type (issue 18): STAGE.PARAM reaches a typed stage's
     /// parameter and a command stage's own; STAGE.params.PARAM works for both; a name the stage
     /// lacks is an error naming the --set argument; a string parameter takes `true` as text;

@@ -103,6 +103,82 @@ final class SweepStateTests: XCTestCase {
     }
 }
 
+/// Replicates (issue 28): a sweep's points over seeds, pooled in its table.
+final class SweepReplicateTests: XCTestCase {
+    /// Two alphas × seeds 1, 2, 3 of the `seeded` stage alone (its value: alpha + seed): the
+    /// source upstream is one node; results.csv keeps every replicate, the printed table and
+    /// replicates.csv pool them (mean 2 more than alpha, sd 1, t(0.975, 2) = 4.302653 over √3
+    /// either side). With the spec's seed instead, the source is replicated too.
+    func testSeedsReplicateAPointAndTheTablePoolsThem() throws {
+        let dir = try makeTempDir(self), store = try Store(root: dir + "/store")
+        try write(#"{"name": "p", "stages": {"src": {"type": "text-source", "params": {"text": "t"}}, "seeded": {"type": "seeded", "inputs": {"text": "src"}}}}"#,
+                  to: dir + "/p.json")
+        let points = Sweep.replicated(Sweep.grid([("seeded.alpha", ["0", "10"])]), seeds: [1, 2, 3], stages: ["seeded"])
+        XCTAssertEqual(points.map(\.label), ["alpha=0,seed=1", "alpha=0,seed=2", "alpha=0,seed=3", "alpha=10,seed=1", "alpha=10,seed=2", "alpha=10,seed=3"])
+        XCTAssertEqual(points[4].overrides, ["seeded.alpha=10", "seeded.seed=2"])
+        let state = SweepState(name: "r", spec: dir + "/p.json", points: points)
+        try state.save(store)
+        let sweep = try XCTUnwrap(try SweepState.load(store, "r")).sweep(in: store, registry: replicateRegistry, baseDirectory: dir)
+        XCTAssertEqual(sweep.merged.order.count, 7, "one source, six replicates")
+        XCTAssertTrue(try Executor(spec: sweep.merged, store: store, options: RunOptions()).run().succeeded)
+        let (table, markdown) = try SweepTable.report(sweep, store: store)
+        XCTAssertEqual(table.rows.map { $0.last! }, ["1.0000", "2.0000", "3.0000", "11.0000", "12.0000", "13.0000"], "every replicate in results.csv")
+        XCTAssertEqual(markdown, """
+            | point | alpha | replicates | state | seeded.value |
+            | --- | --- | --- | --- | --- |
+            | alpha=0 | 0 | 3/3 | done | 2.0000 ± 1.0000 [-0.4841, 4.4841] |
+            | alpha=10 | 10 | 3/3 | done | 12.0000 ± 1.0000 [9.5159, 14.4841] |
+
+            """)
+        XCTAssertEqual(try read(store.root + "/sweeps/r/replicates.csv"), """
+            point,alpha,replicates,state,seeded.value.mean,seeded.value.sd,seeded.value.low,seeded.value.high,seeded.value.n
+            alpha=0,0,3/3,done,2.0000,1.0000,-0.4841,4.4841,3
+            alpha=10,10,3/3,done,12.0000,1.0000,9.5159,14.4841,3
+
+            """)
+        XCTAssertEqual(try read(store.root + "/sweeps/r/results.md"), markdown)
+
+        let whole = try Sweep(name: "w", specText: try read(dir + "/p.json"), file: dir + "/p.json",
+                              points: Sweep.replicated([Sweep.Point(label: "", overrides: [])], seeds: [1, 2], stages: []),
+                              registry: replicateRegistry, baseDirectory: dir)
+        XCTAssertEqual(whole.points.map(\.overrides), [["seed=1"], ["seed=2"]])
+        XCTAssertEqual(whole.merged.order.count, 4, "the spec's seed reaches the source too")
+    }
+
+    /// A spec's sweep block takes seeds: a list (the spec's seed) or values with stages.
+    func testTheSweepBlockTakesSeeds() throws {
+        let block = try JSONParser.parse(#"{"grid": {"seeded.alpha": [1]}, "seeds": {"values": [4, 5], "stages": ["seeded"]}}"#)
+        XCTAssertEqual(try Sweep.points(fromBlock: block).points.map(\.overrides), [["seeded.alpha=1", "seeded.seed=4"], ["seeded.alpha=1", "seeded.seed=5"]])
+        XCTAssertEqual(try Sweep.points(fromBlock: try JSONParser.parse(#"{"seeds": [7]}"#)).points, [Sweep.Point(label: "seed=7", overrides: ["seed=7"])])
+    }
+
+    /// Student's t quantile against known values (scipy.stats.t.ppf(0.975, df)).
+    func testTheIntervalsQuantile() {
+        for (df, t) in [(1, 12.706205), (2, 4.302653), (10, 2.228139), (30, 2.042272), (31, 2.039513), (40, 2.021075), (100, 1.983972), (1000, 1.962339)] {
+            XCTAssertEqual(Replicates.studentT975(degreesOfFreedom: df), t, accuracy: 2e-5, "df \(df)")
+        }
+        XCTAssertEqual(Replicates.Summary([5])?.text(), "5.0000", "one replicate: no spread")
+        XCTAssertNil(Replicates.Summary([]))
+    }
+}
+
+/// Its value is its alpha plus its seed: a figure with a known spread over seeds.
+private struct Seeded: StageType {
+    struct Params: StageParameters { @Param("added to the seed") var alpha: Double = 0 }
+    static let name = "seeded"
+    static let version = 1
+    static func ports(_ p: Params) -> StagePorts { StagePorts(inputs: [InputPort("text", kind: "text")], output: "scores") }
+    static func run(_ p: Params, _ c: StageContext) throws {
+        try write("\(p.alpha + Double(c.seed))", to: c.outputDirectory + "/value.txt")
+    }
+    static func figures(directory: String) -> [Figure] {
+        guard let text = try? read(directory + "/value.txt"), let v = Double(text) else { return [] }
+        return [Figure("value", v)]
+    }
+}
+
+private let replicateRegistry = StageRegistry([TextSource.self, Seeded.self])
+
 /// Scores twice its alpha (refusing a negative one); its figures are the score and a constant.
 private struct Scored: StageType {
     struct Negative: Error {}

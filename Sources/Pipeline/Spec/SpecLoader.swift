@@ -78,7 +78,9 @@ extension PipelineSpec {
     /// Applies `stage.param[.sub]=value`: a typed stage's parameter and a `command` stage's own
     /// parameter (under its `params`) alike; `stage.params.param` is accepted too. The value is
     /// JSON when it parses, else a string, and a string whatever it looks like when the
-    /// parameter is declared a string (`x.run=true`). Returns the document and the path set.
+    /// parameter is declared a string (`x.run=true`). Seeds too: `seed=N` is the spec's,
+    /// `stage.seed=N` the stage's own (unless its type declares a parameter of that name), so
+    /// that a run or a sweep can replicate one stage over seeds. Returns the document and the path set.
     static func applyOverride(_ text: String, to doc: JSONValue, registry: StageRegistry) -> Result<(JSONValue, JSONPath), SpecProblem> {
         let at = SpecProblem.commandLine
         guard let eq = text.firstIndex(of: "=") else {
@@ -86,6 +88,17 @@ extension PipelineSpec {
         }
         let lhs = String(text[..<eq]), rhs = String(text[text.index(after: eq)...])
         let keys = lhs.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        if keys == ["seed"] || (keys.count == 2 && keys[1] == "seed" && !declaresSeed(doc["stages"]?[keys[0]], registry)) {
+            guard let n = try? JSONParser.parse(rhs), n.intValue != nil else {
+                return .failure(SpecProblem(at, "'\(text)': a seed is an integer"))
+            }
+            if keys.count == 2, doc["stages"]?[keys[0]] == nil {
+                let stageNames = doc["stages"]?.objectMembers?.map(\.key) ?? []
+                return .failure(SpecProblem(at, "'\(lhs)': unknown stage '\(keys[0])'" + NearestName.hint(keys[0], among: stageNames)))
+            }
+            let path = keys.count == 1 ? ["seed"] : ["stages", keys[0], "seed"]
+            return .success((doc.setting(path[...], to: n), JSONPath(path.map { .key($0) })))
+        }
         guard keys.count >= 2, keys.allSatisfy({ !$0.isEmpty }) else {
             return .failure(SpecProblem(at, "'\(text)' is not of the form stage.param=value"))
         }
@@ -129,6 +142,14 @@ extension PipelineSpec {
         let full = path + rest
         return .success((doc.setting(full[...], to: parsed), JSONPath(full.map { .key($0) })))
     }
+
+    /// Whether `stage`'s type has a parameter named `seed` (build-sft's; a command stage's own):
+    /// then `stage.seed` is that parameter, not the stage's seed.
+    static func declaresSeed(_ stage: JSONValue?, _ registry: StageRegistry) -> Bool {
+        guard let stage, let typeName = stage["type"]?.stringValue, let definition = registry[typeName] else { return false }
+        if typeName == "command" { return stage["params"]?["params"]?["seed"] != nil }
+        return definition.parameters.contains { $0.name == "seed" }
+    }
 }
 
 /// Checks a spec document against the registry and builds the validated pipeline.
@@ -146,9 +167,10 @@ struct SpecValidator {
 
     mutating func report(_ path: JSONPath, _ message: String) { problems.append(SpecProblem(path, message)) }
 
-    /// `"sweep": {"name", "grid": {path: [values]}, "zip": {path: [values]}, "points": [{path: value}]}`
-    /// (docs/sweeps.md); `run` ignores it, `haps-pipe sweep SPEC` expands it.
-    mutating func validateSweepBlock(_ v: JSONValue, at path: JSONPath) {
+    /// `"sweep": {"name", "grid": {path: [values]}, "zip": {path: [values]}, "points": [{path: value}],
+    /// "seeds": [seeds] or {"values": [seeds], "stages": [names]}}` (docs/sweeps.md); `run`
+    /// ignores it, `haps-pipe sweep SPEC` expands it. `doc`: the spec, whose stages seeds may name.
+    mutating func validateSweepBlock(_ v: JSONValue, at path: JSONPath, doc: JSONValue? = nil) {
         guard let members = v.objectMembers else { return report(path, "expected an object, found \(v.typeDescription)") }
         for (k, value) in members {
             switch k {
@@ -161,8 +183,17 @@ struct SpecValidator {
                 if value.objectMembers == nil { report(path.appending(k), "expected an object of stage.param paths to lists of values") }
             case "points":
                 if value.arrayValue?.allSatisfy({ $0.objectMembers != nil }) != true { report(path.appending(k), "expected a list of objects of stage.param paths to values") }
+            case "seeds":
+                let values = value.arrayValue ?? value["values"]?.arrayValue
+                if values?.isEmpty != false || values?.allSatisfy({ $0.intValue != nil }) != true {
+                    report(path.appending(k), "expected a non-empty list of integer seeds, or {\"values\": [seeds], \"stages\": [stage names]}")
+                }
+                let stageNames = doc?["stages"]?.objectMembers?.map(\.key) ?? []
+                for name in (value["stages"]?.arrayValue ?? []).map({ $0.stringValue ?? "" }) where !stageNames.contains(name) {
+                    report(path.appending(k).appending("stages"), "unknown stage '\(name)'" + NearestName.hint(name, among: stageNames))
+                }
             default:
-                report(path.appending(k), "unknown field '\(k)'" + NearestName.hint(k, among: ["name", "grid", "zip", "points"]))
+                report(path.appending(k), "unknown field '\(k)'" + NearestName.hint(k, among: ["name", "grid", "zip", "points", "seeds"]))
             }
         }
     }
@@ -185,7 +216,7 @@ struct SpecValidator {
         case let v?: report(root.appending("name"), "expected a string, found \(v.typeDescription)")
         }
         let seed = integer(doc["seed"], at: root.appending("seed")) ?? PipelineSpec.defaultSeed
-        if let sweep = doc["sweep"] { validateSweepBlock(sweep, at: root.appending("sweep")) }
+        if let sweep = doc["sweep"] { validateSweepBlock(sweep, at: root.appending("sweep"), doc: doc) }
 
         var pools: [String: Int] = [:]
         if let p = doc["pools"] {

@@ -38,7 +38,20 @@ public struct Sweep: Sendable {
         }
     }
 
-    /// The points of a spec's `sweep` block: grid × zip, then the explicit points; and its name.
+    /// Each point replicated over `seeds` (docs/sweeps.md, "Replicates"): the seed of `stages`
+    /// set by `STAGE.seed=N` overrides, or the spec's own (`seed=N`) when none are named; the
+    /// replicate's label is the point's with `seed=N` after it.
+    public static func replicated(_ points: [Point], seeds: [Int], stages: [String]) -> [Point] {
+        points.flatMap { p in
+            seeds.map { seed in
+                Point(label: [p.label, "seed=\(seed)"].filter { !$0.isEmpty }.joined(separator: ","),
+                      overrides: p.overrides + (stages.isEmpty ? ["seed=\(seed)"] : stages.map { "\($0).seed=\(seed)" }))
+            }
+        }
+    }
+
+    /// The points of a spec's `sweep` block: grid × zip, then the explicit points, each
+    /// replicated over `seeds` when it has them; and its name.
     public static func points(fromBlock block: JSONValue) throws(SweepError) -> (name: String?, points: [Point]) {
         func axes(_ v: JSONValue?) -> [(parameter: String, values: [String])] {
             (v?.objectMembers ?? []).map { ($0.key, ($0.value.arrayValue ?? []).map(Sweep.text)) }
@@ -54,6 +67,13 @@ public struct Sweep: Sendable {
             let members = p.objectMembers ?? []
             points.append(Point(label: members.map { "\(shortName($0.key))=\(text($0.value))" }.joined(separator: ","),
                                 overrides: members.map { "\($0.key)=\(text($0.value))" }))
+        }
+        if let seeds = block["seeds"] {
+            // "seeds": [1, 2, 3] (the spec's seed), or {"values": [1, 2, 3], "stages": ["rl_train"]}.
+            let values = (seeds.arrayValue ?? seeds["values"]?.arrayValue ?? []).compactMap(\.intValue)
+            guard !values.isEmpty else { throw SweepError("the sweep block's seeds name no integer seed") }
+            let stages = (seeds["stages"]?.arrayValue ?? []).compactMap(\.stringValue)
+            points = replicated(points.isEmpty ? [Point(label: "", overrides: [])] : points, seeds: values, stages: stages)
         }
         return (block["name"]?.stringValue, points)
     }

@@ -136,15 +136,22 @@ public struct SweepTable: Sendable, Equatable {
 
     /// Plans the merged DAG (what is cached) and writes the table beside the sweep's state:
     /// results.csv with every column, results.md without the constant figures; returns the
-    /// table and that Markdown.
+    /// table and that Markdown. A sweep with replicates (seeds) also gets replicates.csv (each
+    /// configuration's figures pooled: mean, sd, 95% interval, n), and its Markdown is the
+    /// pooled table (`pooled`).
     public static func report(_ sweep: Sweep, store: Store, failed: Set<String> = []) throws -> (table: SweepTable, markdown: String) {
         let plan = try Planner.plan(sweep.merged, selection: Set(sweep.merged.order), forced: [], lookups: .store(store, pipeline: sweep.merged.name))
         var planned: [String: PlanEntry] = [:]
         for e in plan { planned[e.stage] = e }
         let t = SweepTable(sweep, store: store, planned: planned, failed: failed)
-        try FileIO.writeAtomically(t.csv, to: "\(store.root)/sweeps/\(sweep.name)/results.csv")
-        let md = t.withoutConstantFigures.markdown
-        try FileIO.writeAtomically(md, to: "\(store.root)/sweeps/\(sweep.name)/results.md")
+        let directory = "\(store.root)/sweeps/\(sweep.name)"
+        try FileIO.writeAtomically(t.csv, to: directory + "/results.csv")
+        var md = t.withoutConstantFigures.markdown
+        if let pooled = t.pooled(sweep), let numeric = t.pooled(sweep, numeric: true) {
+            try FileIO.writeAtomically(numeric.csv, to: directory + "/replicates.csv")
+            md = pooled.withoutConstantFigures.markdown
+        }
+        try FileIO.writeAtomically(md, to: directory + "/results.md")
         return (t, md)
     }
 }
