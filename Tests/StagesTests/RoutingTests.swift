@@ -109,6 +109,16 @@ final class RoutingTests: XCTestCase {
         XCTAssertEqual(e.rows.map(\.name), ["perfect", "best_fixed", "oracle", "random", "fixed_0", "fixed_1", "fixed_2", "fixed_3"])
         XCTAssertTrue(e.costQualitySVG.contains(">perfect</text>"))
         XCTAssertTrue(e.csv.hasPrefix("name,group,questions,f1_mean"))
+        // The stage's figures: means, and each router's difference to best fixed (what a sweep
+        // over seeds pools across replicates).
+        let dir = NSTemporaryDirectory() + "figures-\(UUID().uuidString)"
+        try FileIO.makeDirectory(dir)
+        try FileIO.writeAtomically(e.json.canonical, to: dir + "/results.json")
+        let figures = Dictionary(uniqueKeysWithValues: EvaluateStage.figures(directory: dir).map { ($0.name, $0.value) })
+        XCTAssertEqual(figures["perfect_f1"]!, 3.2 / 4, accuracy: 1e-12)
+        XCTAssertEqual(figures["perfect_vs_best_fixed_f1"]!, 1.5 / 4, accuracy: 1e-12)
+        XCTAssertNil(figures["fixed_0_f1"], "the fixed actions are the table's, not figures")
+        XCTAssertNil(figures["oracle_vs_best_fixed_f1"], "baselines have no difference figure")
     }
 
     /// The paired bootstrap's interval equals numpy's on the same resample indices.

@@ -49,13 +49,26 @@ public struct EvaluateStage: StageType {
         p.dialogue.weightsPreflight(resources: resources, inputs: inputs, needs: needsWeights) + p.engine.preflight()
     }
 
-    /// Mean F1 of each router and of best fixed, oracle and random (for sweep tables).
+    /// Mean F1 of each router and of best fixed, oracle and random; each router's paired
+    /// difference to best fixed (`NAME_vs_best_fixed_f1`) and each further comparison's (a HAPS
+    /// row against the router it started from: `NAME_vs_AGAINST_f1`), so that a sweep over seeds
+    /// pools the differences across replicates too (docs/sweeps.md, "Replicates").
     public static func figures(directory: String) -> [Figure] {
         guard let text = try? FileIO.readString(directory + "/results.json"), let j = try? JSONParser.parse(text) else { return [] }
-        return (j["rows"]?.arrayValue ?? []).compactMap { r in
+        let rows = j["rows"]?.arrayValue ?? []
+        let means = rows.compactMap { r -> Figure? in
             guard let name = r["name"]?.stringValue, !name.hasPrefix("fixed_"), let f1 = r["f1_mean"]?.doubleValue else { return nil }
             return Figure(name + "_f1", f1)
         }
+        let versusBestFixed = rows.compactMap { r -> Figure? in
+            guard r["router"]?.boolValue == true, let name = r["name"]?.stringValue, let d = r["diff_vs_best_fixed"]?["mean"]?.doubleValue else { return nil }
+            return Figure(name + "_vs_best_fixed_f1", d)
+        }
+        let comparisons = (j["comparisons"]?.arrayValue ?? []).compactMap { c -> Figure? in
+            guard let row = c["row"]?.stringValue, let against = c["against"]?.stringValue, let d = c["difference"]?["mean"]?.doubleValue else { return nil }
+            return Figure("\(row)_vs_\(against)_f1", d)
+        }
+        return means + versusBestFixed + comparisons
     }
 
     public static func run(_ p: Params, _ context: StageContext) throws {
