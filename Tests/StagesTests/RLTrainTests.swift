@@ -30,7 +30,7 @@ func makeTinyHAPS(_ dir: String) throws {
 /// tokenizer): it trains, evaluates on valid every `eval_interval` questions, writes the kept
 /// router and generators, and a run killed at its first checkpoint resumes to the same output.
 final class RLTrainTests: XCTestCase {
-    func spec(_ dir: String, _ extra: String = "", evalInterval: Int = 2) throws -> PipelineSpec {
+    func spec(_ dir: String, _ extra: String = "", evalInterval: Int = 2, overrides: [String] = []) throws -> PipelineSpec {
         if !FileIO.exists(dir + "/router") { try makeTinyHAPS(dir) }
         return try PipelineSpec.parse(text: """
             {"name": "r", "resources": {"models": {"a": {"backend": "local", "path": "a"}, "b": {"backend": "local", "path": "b"}},
@@ -38,7 +38,7 @@ final class RLTrainTests: XCTestCase {
              "stages": {"rl": {"type": "rl-train", "inputs": {"router": "router", "train": "train.jsonl", "valid": "valid.jsonl"},
                "params": {"candidates": ["a", "b"], "budget": 1, "epochs": 1, "eval_interval": \(evalInterval), "max_tokens": 6,
                           "high_router_lr": 0.001, "low_router_lr": 0.001, "alpha": 0.5, "lora_r": 2\(extra)}}}}
-            """, file: "r.json", registry: HAPSStages.registry, baseDirectory: dir)
+            """, file: "r.json", registry: HAPSStages.registry, overrides: overrides, baseDirectory: dir)
     }
 
     func testTrainsEvaluatesAndResumesToTheSameOutput() throws {
@@ -58,6 +58,28 @@ final class RLTrainTests: XCTestCase {
         XCTAssertTrue(summary.contains("the kept router moved from its start by ") && !summary.contains("; 0.0% of its weights changed"), summary)
         // The router, generators, steps and evals of a run killed at its first checkpoint.
         try assertResumesToTheSameOutput(spec, stage: "rl", expected: run.result("rl")!.output, storeAt: dir + "/b-store")
+    }
+
+    /// Each evaluation says what the updates do: the valid F1 sum of the same routes without
+    /// them and the share of answers they change. With alpha 0 the updates are exactly zero:
+    /// nothing changes and both sums are equal; at alpha 0.5 (these tiny models) they are reported
+    /// all the same, and summary.txt carries them.
+    func testEvaluationsReportWhatTheUpdatesDo() throws {
+        let dir = try makeTempDir(self, "rl-updates")
+        let (_, zero) = try runAndUnpack(try spec(dir, overrides: ["rl.alpha=0"]), stage: "rl", storeAt: dir + "/zero")
+        let zeroEvals = try jsonLines(zero + "/evals.jsonl")
+        XCTAssertEqual(zeroEvals.count, 2)
+        for e in zeroEvals {
+            XCTAssertEqual(e["answers_changed"]?.doubleValue, 0)
+            XCTAssertEqual(e["valid_f1_sum_without_updates"], e["valid_f1_sum"])
+        }
+        let (_, out) = try runAndUnpack(try spec(dir), stage: "rl", storeAt: dir + "/half")
+        for e in try jsonLines(out + "/evals.jsonl") {
+            let changed = try XCTUnwrap(e["answers_changed"]?.doubleValue)
+            XCTAssertTrue((0...1).contains(changed), "\(changed)")
+            XCTAssertNotNil(e["valid_f1_sum_without_updates"]?.doubleValue)
+        }
+        XCTAssertTrue(try FileIO.readString(out + "/summary.txt").contains("% of answers changed)"))
     }
 
     /// `questions_per_update` 2: a step is an update of two questions. steps.jsonl keeps a row

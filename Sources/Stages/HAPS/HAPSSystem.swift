@@ -56,15 +56,30 @@ public struct HAPSSystem: Sendable {
     public func runAll(_ questions: [HotpotQuestion], action fixed: Int? = nil, sampler: DialogueSampler,
                        workers: Int = 32, cancellation: CancellationToken = CancellationToken(), done: @escaping @Sendable () -> Void = {},
                        wrap: @escaping @Sendable (Int, LoRAChatModel) -> any ChatModel = { $1 }) throws -> [(action: Int, sample: DialogueSampler.Sample)] {
-        final class Results: @unchecked Sendable {
-            let lock = Lock()
-            var rows: [Int: (action: Int, sample: DialogueSampler.Sample)] = [:]
-        }
-        let results = Results()
-        let failures = ItemWorkers.run(Array(questions.indices), workers: workers, cancellation: cancellation) { i in
+        try HAPSSystem.inFlight(questions, workers: workers, cancellation: cancellation) { i in
             let r = try self.run(questions[i], qid: i, action: fixed, sampler: sampler, wrap: wrap)
-            results.lock.withLock { results.rows[i] = r }
             done()
+            return r
+        }
+    }
+
+    /// Each question's dialogue under its action with the candidates as they are, no update:
+    /// what the updates are measured against (rl-train's evaluations). As `runAll`, in flight.
+    public func runUnadapted(_ items: [(question: HotpotQuestion, qid: Int, action: Int)], sampler: DialogueSampler, workers: Int = 32,
+                             cancellation: CancellationToken = CancellationToken()) throws -> [DialogueSampler.Sample] {
+        try HAPSSystem.inFlight(items.map(\.question), workers: workers, cancellation: cancellation) { i in
+            try sampler.run(items[i].question, qid: items[i].qid, action: items[i].action, models: self.candidates)
+        }
+    }
+
+    /// `body` of every question's position, `workers` at once; the results in order. A failure
+    /// names the question.
+    static func inFlight<T>(_ questions: [HotpotQuestion], workers: Int, cancellation: CancellationToken,
+                            _ body: @escaping @Sendable (Int) throws -> T) throws -> [T] {
+        let results = InFlightResults<T>()
+        let failures = ItemWorkers.run(Array(questions.indices), workers: workers, cancellation: cancellation) { i in
+            let r = try body(i)
+            results.lock.withLock { results.rows[i] = r }
         }
         if let f = failures.first { throw RouterError("question \(f.item) (\(questions[f.item].id)): \(f.error)") }
         if cancellation.isCancelled { throw CancellationError() }
@@ -80,6 +95,12 @@ public struct HAPSSystem: Sendable {
         defer { engine.release(Array(updates.values), pooled: pooled) }
         return (action, try run(q, qid: qid, action: action, updates: updates, sampler: sampler, recording: false, wrap: wrap))
     }
+}
+
+/// `HAPSSystem.inFlight`'s results as they come, by position.
+private final class InFlightResults<T>: @unchecked Sendable {
+    let lock = Lock()
+    var rows: [Int: T] = [:]
 }
 
 // MARK: - A trained system on disk

@@ -107,6 +107,7 @@ public struct RLTrainStage: StageType {
         context.log("\(train.count) training questions × \(p.epochs) epochs" + (perUpdate > 1 ? ", \(perUpdate) an update" : "")
                     + "; valid every \(p.eval_interval) questions; candidates \(names.joined(separator: ", "))")
         var order: (epoch: Int, questions: [Int]) = (-1, [])
+        let unadapted = UnadaptedDialogues()
         func question(_ n: Int) -> (epoch: Int, index: Int) {  // the n-th training question of the run
             let epoch = n / train.count
             if order.epoch != epoch { order = (epoch, JointRLOrder.questions(count: train.count, epoch: epoch)) }  // once an epoch
@@ -131,7 +132,8 @@ public struct RLTrainStage: StageType {
                 try stepsJournal.append(key: "s\(n)", json: .object(fields))
             }
             if end % p.eval_interval == 0, !evals.contains(evalKey(end)) {
-                try evaluate(trainer, valid: valid, test: test, evals: evals, earlier: evaluations(through: end - 1), step: end, best: best, context: context)
+                try evaluate(trainer, valid: valid, test: test, evals: evals, earlier: evaluations(through: end - 1), step: end, best: best,
+                             unadapted: unadapted, context: context)
             }
             return .init(loss: records.map(\.loss).reduce(0, +) / Double(records.count), tokens: 0)
         }
@@ -161,14 +163,21 @@ public struct RLTrainStage: StageType {
     /// after `step` questions and the `earlier` evaluations; an improvement is kept (router and
     /// generators, in `best`) and test evaluated. Journalled under `evalKey(step)`.
     static func evaluate(_ trainer: JointRLTrainer, valid: [HotpotQuestion], test: [HotpotQuestion]?, evals: Journal, earlier: [JSONValue], step: Int,
-                         best: SealedDirectory, context: StageContext) throws {
+                         best: SealedDirectory, unadapted: UnadaptedDialogues, context: StageContext) throws {
         let index = earlier.count
         context.progress.setStatus("evaluation \(index + 1): \(valid.count) valid questions")
-        let validSum = try f1Sum(trainer, valid, cancellation: context.cancellation)
+        let runs = try trainer.system.runAll(valid, sampler: trainer.sampler, cancellation: context.cancellation)
+        let validSum = runs.reduce(0.0) { $0 + $1.sample.metrics.f1 }
+        // What the updates do: the same routes without them (answers and F1).
+        let plain = try unadapted.dialogues(trainer, valid, actions: runs.map(\.action), cancellation: context.cancellation)
+        let changed = zip(runs, plain).filter { $0.sample.row["answer"] != $1.answer }.count
+        let plainSum = plain.reduce(0.0) { $0 + $1.f1 }
         let previous = earlier.compactMap { $0["valid_f1_sum"]?.doubleValue }.max() ?? -.infinity
         let improved = validSum > previous
         var record: [(String, JSONValue)] = [("eval", .number(Double(index))), ("step", .number(Double(step))),
-                                             ("valid_f1_sum", .number(validSum)), ("improved", .bool(improved))]
+                                             ("valid_f1_sum", .number(validSum)), ("improved", .bool(improved)),
+                                             ("valid_f1_sum_without_updates", .number(plainSum)),
+                                             ("answers_changed", .number(valid.isEmpty ? 0 : Double(changed) / Double(valid.count)))]
         if improved {
             if let test { record.append(("test_f1_sum", .number(try f1Sum(trainer, test, cancellation: context.cancellation)))) }
             try best.replace { tmp in
@@ -176,8 +185,25 @@ public struct RLTrainStage: StageType {
                 try trainer.system.saveGenerators(to: tmp + "/generators", rank: trainer.settings.lora_r, variant: trainer.settings.variant, routerFrom: startingWeights(context))
             }
         }
-        context.log("evaluation \(index + 1) after \(step) questions: valid F1 sum \(Format.fixed(validSum, 2))" + (improved ? " (best so far)" : ""))
+        context.log("evaluation \(index + 1) after \(step) questions: valid F1 sum \(Format.fixed(validSum, 2))" + (improved ? " (best so far)" : "")
+                    + "; without the updates \(Format.fixed(plainSum, 2)), \(changed) of \(valid.count) answers changed by them")
         try evals.append(key: evalKey(step), json: .object(record))
+    }
+
+    /// The valid dialogues without updates, by (question, action): greedy and independent of
+    /// the router's weights, so each runs once a stage run, however many evaluations ask.
+    final class UnadaptedDialogues: @unchecked Sendable {
+        private var known: [String: (answer: JSONValue?, f1: Double)] = [:]
+
+        /// Question i's answer and F1 under `actions[i]`, the candidates as they are.
+        func dialogues(_ trainer: JointRLTrainer, _ questions: [HotpotQuestion], actions: [Int],
+                       cancellation: CancellationToken) throws -> [(answer: JSONValue?, f1: Double)] {
+            let key = { (i: Int) in "\(i):\(actions[i])" }
+            let missing = questions.indices.filter { known[key($0)] == nil }
+            let samples = try trainer.system.runUnadapted(missing.map { (questions[$0], $0, actions[$0]) }, sampler: trainer.sampler, cancellation: cancellation)
+            for (i, s) in zip(missing, samples) { known[key(i)] = (s.row["answer"], s.metrics.f1) }
+            return questions.indices.map { known[key($0)]! }
+        }
     }
 
     /// Σ F1 over `questions`, each routed greedily, its candidates adapted, the dialogue greedy
@@ -209,7 +235,9 @@ public struct RLTrainStage: StageType {
         let bestEval = evals.filter { $0["improved"]?.boolValue == true }.last
         var lines = ["\(steps.count) training questions, \(evals.count) evaluations on valid"]
         for e in evals {
+            let plain = e["valid_f1_sum_without_updates"]?.doubleValue, changed = e["answers_changed"]?.doubleValue
             lines.append("  after \(e["step"]!.intValue!) questions: valid F1 sum \(Format.fixed(e["valid_f1_sum"]!.doubleValue!, 2))"
+                         + (plain.map { " (without the updates \(Format.fixed($0, 2))" + (changed.map { ", \(Format.fixed($0 * 100, 1))% of answers changed" } ?? "") + ")" } ?? "")
                          + (e["test_f1_sum"].map { ", test \(Format.fixed($0.doubleValue!, 2))" } ?? "") + (e["improved"]?.boolValue == true ? " *" : ""))
         }
         if let kept = try RouterArtifacts.load(directory: out, engine: CPUEngine()) as? DecoderRouter {
