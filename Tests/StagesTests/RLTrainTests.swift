@@ -61,9 +61,10 @@ final class RLTrainTests: XCTestCase {
     }
 
     /// Each evaluation says what the updates do: the valid F1 sum of the same routes without
-    /// them and the share of answers they change. With alpha 0 the updates are exactly zero:
-    /// nothing changes and both sums are equal; at alpha 0.5 (these tiny models) they are reported
-    /// all the same, and summary.txt carries them.
+    /// them, the share of answers they change and the updates' spread across questions. With
+    /// alpha 0 the updates are exactly zero: nothing changes and both sums are equal; at alpha
+    /// 0.5 (these tiny models) each candidate's updates differ between the valid questions, and
+    /// summary.txt carries it all.
     func testEvaluationsReportWhatTheUpdatesDo() throws {
         let dir = try makeTempDir(self, "rl-updates")
         let (_, zero) = try runAndUnpack(try spec(dir, overrides: ["rl.alpha=0"]), stage: "rl", storeAt: dir + "/zero")
@@ -72,14 +73,20 @@ final class RLTrainTests: XCTestCase {
         for e in zeroEvals {
             XCTAssertEqual(e["answers_changed"]?.doubleValue, 0)
             XCTAssertEqual(e["valid_f1_sum_without_updates"], e["valid_f1_sum"])
+            XCTAssertFalse((e["update_norm"]?.objectMembers ?? []).isEmpty)
+            for (_, v) in e["update_norm"]?.objectMembers ?? [] { XCTAssertEqual(v.doubleValue, 0, "alpha 0: zero updates") }
         }
         let (_, out) = try runAndUnpack(try spec(dir), stage: "rl", storeAt: dir + "/half")
         for e in try jsonLines(out + "/evals.jsonl") {
             let changed = try XCTUnwrap(e["answers_changed"]?.doubleValue)
             XCTAssertTrue((0...1).contains(changed), "\(changed)")
             XCTAssertNotNil(e["valid_f1_sum_without_updates"]?.doubleValue)
+            let spreads = (e["update_spread"]?.objectMembers ?? []).compactMap { $0.value.doubleValue }
+            XCTAssertFalse(spreads.isEmpty)
+            XCTAssertTrue(spreads.allSatisfy { $0 > 0 }, "two valid questions' updates differ: \(spreads)")
         }
-        XCTAssertTrue(try FileIO.readString(out + "/summary.txt").contains("% of answers changed)"))
+        let summary = try FileIO.readString(out + "/summary.txt")
+        XCTAssertTrue(summary.contains("% of answers changed; the updates' spread across questions by candidate "), summary)
     }
 
     /// `questions_per_update` 2: a step is an update of two questions. steps.jsonl keeps a row

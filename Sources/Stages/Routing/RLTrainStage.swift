@@ -166,8 +166,11 @@ public struct RLTrainStage: StageType {
                          best: SealedDirectory, unadapted: UnadaptedDialogues, context: StageContext) throws {
         let index = earlier.count
         context.progress.setStatus("evaluation \(index + 1): \(valid.count) valid questions")
-        let runs = try trainer.system.runAll(valid, sampler: trainer.sampler, cancellation: context.cancellation)
+        let updates = CollectedUpdates()
+        let runs = try trainer.system.runAll(valid, sampler: trainer.sampler, cancellation: context.cancellation,
+                                             wrap: { c, model in updates.add(c, model.update.lora); return model })
         let validSum = runs.reduce(0.0) { $0 + $1.sample.metrics.f1 }
+        let spreads = try updates.byCandidate.compactMap { c, lora in try UpdateSpread(lora).map { (c, $0) } }
         // What the updates do: the same routes without them (answers and F1).
         let plain = try unadapted.dialogues(trainer, valid, actions: runs.map(\.action), cancellation: context.cancellation)
         let changed = zip(runs, plain).filter { $0.sample.row["answer"] != $1.answer }.count
@@ -177,7 +180,9 @@ public struct RLTrainStage: StageType {
         var record: [(String, JSONValue)] = [("eval", .number(Double(index))), ("step", .number(Double(step))),
                                              ("valid_f1_sum", .number(validSum)), ("improved", .bool(improved)),
                                              ("valid_f1_sum_without_updates", .number(plainSum)),
-                                             ("answers_changed", .number(valid.isEmpty ? 0 : Double(changed) / Double(valid.count)))]
+                                             ("answers_changed", .number(valid.isEmpty ? 0 : Double(changed) / Double(valid.count))),
+                                             ("update_spread", .object(spreads.map { (String($0.0), .number($0.1.relative)) })),
+                                             ("update_norm", .object(spreads.map { (String($0.0), .number($0.1.updateNorm)) }))]
         if improved {
             if let test { record.append(("test_f1_sum", .number(try f1Sum(trainer, test, cancellation: context.cancellation)))) }
             try best.replace { tmp in
@@ -188,6 +193,15 @@ public struct RLTrainStage: StageType {
         context.log("evaluation \(index + 1) after \(step) questions: valid F1 sum \(Format.fixed(validSum, 2))" + (improved ? " (best so far)" : "")
                     + "; without the updates \(Format.fixed(plainSum, 2)), \(changed) of \(valid.count) answers changed by them")
         try evals.append(key: evalKey(step), json: .object(record))
+    }
+
+    /// The updates an evaluation's dialogues ran under, by candidate (for `UpdateSpread`).
+    final class CollectedUpdates: @unchecked Sendable {
+        private let lock = Lock()
+        private var updates: [Int: [LoRAUpdate]] = [:]
+        func add(_ candidate: Int, _ update: LoRAUpdate) { lock.withLock { updates[candidate, default: []].append(update) } }
+        /// Each candidate's updates, candidates in order.
+        var byCandidate: [(Int, [LoRAUpdate])] { lock.withLock { updates.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } } }
     }
 
     /// The valid dialogues without updates, by (question, action): greedy and independent of
@@ -236,8 +250,10 @@ public struct RLTrainStage: StageType {
         var lines = ["\(steps.count) training questions, \(evals.count) evaluations on valid"]
         for e in evals {
             let plain = e["valid_f1_sum_without_updates"]?.doubleValue, changed = e["answers_changed"]?.doubleValue
+            let spread = (e["update_spread"]?.objectMembers ?? []).map { "\($0.key): \(Format.fixed(($0.value.doubleValue ?? 0) * 100, 1))%" }
             lines.append("  after \(e["step"]!.intValue!) questions: valid F1 sum \(Format.fixed(e["valid_f1_sum"]!.doubleValue!, 2))"
-                         + (plain.map { " (without the updates \(Format.fixed($0, 2))" + (changed.map { ", \(Format.fixed($0 * 100, 1))% of answers changed" } ?? "") + ")" } ?? "")
+                         + (plain.map { " (without the updates \(Format.fixed($0, 2))" + (changed.map { ", \(Format.fixed($0 * 100, 1))% of answers changed" } ?? "")
+                                        + (spread.isEmpty ? "" : "; the updates' spread across questions by candidate " + spread.joined(separator: ", ")) + ")" } ?? "")
                          + (e["test_f1_sum"].map { ", test \(Format.fixed($0.doubleValue!, 2))" } ?? "") + (e["improved"]?.boolValue == true ? " *" : ""))
         }
         if let kept = try RouterArtifacts.load(directory: out, engine: CPUEngine()) as? DecoderRouter {
