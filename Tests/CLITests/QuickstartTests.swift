@@ -28,7 +28,8 @@ final class QuickstartTests: XCTestCase {
             }
         }
         for split in ["train", "valid", "test"] { micro += ["--set", "sample_\(split).max_tokens=24"] }
-        micro += ["--set", "sft_train.epochs=2", "--set", #"world_rl.sizes={"train": 10, "valid": 5, "test": 5, "rl": 4}"#, "--set", "evaluate.max_tokens=24"]
+        micro += ["--set", "sft_train.epochs=2", "--set", #"world_rl.sizes={"train": 10, "valid": 5, "test": 5, "rl": 4}"#,
+                  "--set", #"world_rl_valid.sizes={"train": 10, "valid": 5, "test": 5, "rl": 4, "rl_valid": 3}"#, "--set", "evaluate.max_tokens=24"]
         for stage in ["rl_train", "rl_train_no_lora", "rl_train_no_sharing"] {
             micro += ["--set", "\(stage).samples=2", "--set", "\(stage).max_tokens=24", "--set", "\(stage).eval_interval=2"]
         }

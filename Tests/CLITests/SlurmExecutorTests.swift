@@ -80,7 +80,7 @@ final class SlurmExecutorTests: XCTestCase {
         XCTAssertEqual(submitted(again.stderr), [])
     }
 
-    /// The quickstart at micro size as Slurm jobs (22 stages: training, sampling through the
+    /// The quickstart at micro size as Slurm jobs (23 stages: training, sampling through the
     /// local engine, routers, joint RL, live evaluation): every stage gets the digest of a
     /// local run of the same spec.
     func testTheMicroQuickstartRunsAsSlurmJobsWithTheLocalDigests() throws {
@@ -93,7 +93,7 @@ final class SlurmExecutorTests: XCTestCase {
         let cluster = try CLI.run(["run", "quickstart.json", "--plain"] + QuickstartTests.micro, in: dir)
         XCTAssertEqual(cluster.status, 0, cluster.stderr)
         XCTAssertTrue(cluster.stderr.contains("quickstart: 22 ran"), cluster.stderr)
-        XCTAssertEqual(submitted(cluster.stderr).count, 22, cluster.stderr)
+        XCTAssertEqual(submitted(cluster.stderr).count, 23, cluster.stderr)
         let a = try CLI.run(["status", "quickstart.json", "--store", "local"] + QuickstartTests.micro, in: dir)
         let b = try CLI.run(["status", "quickstart.json"] + QuickstartTests.micro, in: dir)
         XCTAssertEqual(a.stdout.split(separator: "\n").dropFirst(), b.stdout.split(separator: "\n").dropFirst(), "the same digest for every stage")

@@ -48,6 +48,22 @@ final class SynthDataTests: XCTestCase {
         XCTAssertNil(before["rl"], "none unless asked")
     }
 
+    /// The `rl_valid` split (joint RL's selection split): drawn after `rl`, disjoint from all
+    /// four, and leaving every one of them as it is.
+    func testTheRLValidSplitIsFreshAndLeavesTheOthersAlone() throws {
+        let sizes = #""train": 120, "valid": 40, "test": 40, "rl": 60"#
+        let before = try SynthDataStage.generate(try params(", \"sizes\": {\(sizes)}, \"bridge_fraction\": 0.5"))
+        let after = try SynthDataStage.generate(try params(", \"sizes\": {\(sizes), \"rl_valid\": 30}, \"bridge_fraction\": 0.5"))
+        for s in ["train", "valid", "test", "rl"] { XCTAssertEqual(after[s]!.map(\.id), before[s]!.map(\.id), s) }
+        let selection = try XCTUnwrap(after["rl_valid"])
+        XCTAssertEqual(selection.count, 30)
+        XCTAssertEqual(selection.filter { $0.type == "bridge" }.count, 15, "the bridge share kept")
+        let others = Set(["train", "valid", "test", "rl"].flatMap { after[$0]!.map(\.question) })
+        XCTAssertTrue(others.isDisjoint(with: selection.map(\.question)), "no rl_valid question in another split")
+        XCTAssertEqual(Set(selection.map(\.question)).count, 30)
+        XCTAssertNil(before["rl_valid"], "none unless asked")
+    }
+
     func testQuestionsAreMultiHopWithTheirEvidence() throws {
         let qs = try SynthDataStage.generate(try params())["train"]!
         XCTAssertEqual(qs.count, 300)

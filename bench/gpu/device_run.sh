@@ -35,6 +35,7 @@ if [[ $steps == *stages* ]]; then
     done
   done
   micro+=(--set sft_train.epochs=2 --set 'world_rl.sizes={"train": 10, "valid": 5, "test": 5, "rl": 4}')
+  micro+=(--set 'world_rl_valid.sizes={"train": 10, "valid": 5, "test": 5, "rl": 4, "rl_valid": 3}')
   micro+=(--set rl_train.samples=2 --set rl_train.max_tokens=24 --set rl_train.eval_interval=2)
   device=${BENCH_DEVICE:-cuda}
   torch=(--set rl_train.engine=torch --set "rl_train.device=\"$device\"")

@@ -6,11 +6,14 @@ public import Pipeline
 /// slice of the pool (train first, then valid, then test), so three stages with the same world
 /// parameters give three disjoint splits of one world. A fourth, `rl` (size 0 unless asked),
 /// is drawn after them from the same world, disjoint from all three and leaving them as they
-/// are: questions the candidates were not trained on, for joint RL (docs/routing.md).
+/// are: questions the candidates were not trained on, for joint RL (docs/routing.md). A fifth,
+/// `rl_valid` (size 0 unless asked), is drawn after `rl`, disjoint from all four and leaving
+/// them as they are: the split on which joint RL chooses its checkpoint, which chose nothing
+/// else (issue 28; the reference's separate `rl_dataset/valid.jsonl`).
 ///
 ///     "valid": {"type": "synth-data", "params": {"split": "valid", "sizes": {"train": 300, "valid": 100, "test": 100}}}
 public struct SynthDataStage: StageType {
-    public enum Split: String, ParameterEnum { case train, valid, test, rl }
+    public enum Split: String, ParameterEnum { case train, valid, test, rl, rl_valid }
 
     public struct Params: StageParameters {
         @Param("a disjoint slice of the world's questions") var split: Split
@@ -27,7 +30,7 @@ public struct SynthDataStage: StageType {
     public static let version = 1
     public static let summary = "A split of a generated multi-hop QA world in the HotpotQA format (offline HAPS)."
     static let splits = Split.allCases.map(\.rawValue)
-    /// The splits of the first pool; `rl` is drawn after it.
+    /// The splits of the first pool; `rl` and `rl_valid` are drawn after it.
     static let poolSplits = ["train", "valid", "test"]
     static let defaultSizes = ["train": 300, "valid": 100, "test": 100]
 
@@ -60,18 +63,21 @@ public struct SynthDataStage: StageType {
             throw DataError(file: "synth-data", line: nil, "a world of \(p.people) people yields only \(pool.count) distinct questions, \(total) asked; raise people")
         }
         var out: [String: [HotpotQuestion]] = [:], start = 0
-        if let n = sizes["rl"], n > 0 {
-            // A second draw from the same world, without any question of the first pool.
-            let taken = Set(pool.map(\.question))
-            // Bridge questions collide with the pool more often: keep the share by type.
-            let drawn = generator.questions(4 * n + 100, seed: seed &+ 2).filter { !taken.contains($0.question) }
+        var taken = Set(pool.map(\.question))
+        // Each later split a draw of its own from the same world, without any question drawn
+        // before it (so that asking for one leaves the others as they are).
+        for (split, draw) in [("rl", UInt64(2)), ("rl_valid", 3)] {
+            guard let n = sizes[split], n > 0 else { continue }
+            let drawn = generator.questions(4 * n + 100, seed: seed &+ draw).filter { !taken.contains($0.question) }
+            // Bridge questions collide with the earlier draws more often: keep the share by type.
             let bridges = Int((Double(n) * p.bridge_fraction).rounded())
             let chosen = Array(drawn.filter { $0.type == "bridge" }.prefix(bridges)) + Array(drawn.filter { $0.type != "bridge" }.prefix(n - bridges))
             guard chosen.count == n else {
-                throw DataError(file: "synth-data", line: nil, "a world of \(p.people) people yields only \(chosen.count) new questions for rl, \(n) asked; raise people")
+                throw DataError(file: "synth-data", line: nil, "a world of \(p.people) people yields only \(chosen.count) new questions for \(split), \(n) asked; raise people")
             }
             let ids = Set(chosen.map(\.id))
-            out["rl"] = drawn.filter { ids.contains($0.id) }
+            out[split] = drawn.filter { ids.contains($0.id) }
+            taken.formUnion(chosen.map(\.question))
         }
         for s in poolSplits {
             let n = sizes[s] ?? 0
