@@ -122,7 +122,7 @@ final class SweepReplicateTests: XCTestCase {
         XCTAssertEqual(sweep.merged.order.count, 7, "one source, six replicates")
         XCTAssertTrue(try Executor(spec: sweep.merged, store: store, options: RunOptions()).run().succeeded)
         let (table, markdown) = try SweepTable.report(sweep, store: store)
-        XCTAssertEqual(table.rows.map { $0.last! }, ["1.0000", "2.0000", "3.0000", "11.0000", "12.0000", "13.0000"], "every replicate in results.csv")
+        XCTAssertEqual(table.rows.map { $0[$0.count - 2] }, ["1.0000", "2.0000", "3.0000", "11.0000", "12.0000", "13.0000"], "every replicate in results.csv")
         XCTAssertEqual(markdown, """
             | point | alpha | replicates | state | seeded.value |
             | --- | --- | --- | --- | --- |
@@ -131,11 +131,12 @@ final class SweepReplicateTests: XCTestCase {
 
             """)
         XCTAssertEqual(try read(store.root + "/sweeps/r/replicates.csv"), """
-            point,alpha,replicates,state,seeded.value.mean,seeded.value.sd,seeded.value.low,seeded.value.high,seeded.value.n
-            alpha=0,0,3/3,done,2.0000,1.0000,-0.4841,4.4841,3
-            alpha=10,10,3/3,done,12.0000,1.0000,9.5159,14.4841,3
+            point,alpha,replicates,state,seeded.value.mean,seeded.value.sd,seeded.value.low,seeded.value.high,seeded.value.n,\
+            seeded.constant.mean,seeded.constant.sd,seeded.constant.low,seeded.constant.high,seeded.constant.n
+            alpha=0,0,3/3,done,2.0000,1.0000,-0.4841,4.4841,3,1.0000,0.0000,1.0000,1.0000,3
+            alpha=10,10,3/3,done,12.0000,1.0000,9.5159,14.4841,3,1.0000,0.0000,1.0000,1.0000,3
 
-            """)
+            """, "every figure; the printed table leaves out the one neither alpha nor the seed moves")
         XCTAssertEqual(try read(store.root + "/sweeps/r/results.md"), markdown)
 
         let whole = try Sweep(name: "w", specText: try read(dir + "/p.json"), file: dir + "/p.json",
@@ -173,7 +174,7 @@ private struct Seeded: StageType {
     }
     static func figures(directory: String) -> [Figure] {
         guard let text = try? read(directory + "/value.txt"), let v = Double(text) else { return [] }
-        return [Figure("value", v)]
+        return [Figure("value", v), Figure("constant", 1)]
     }
 }
 

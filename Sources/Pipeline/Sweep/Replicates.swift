@@ -115,3 +115,19 @@ extension SweepTable {
         return SweepTable(header: newHeader, rows: newRows)
     }
 }
+
+extension SweepTable {
+    /// A pooled table (`pooled`) without the figures that neither the configurations nor the
+    /// seeds move (one mean in every row and no spread within any, as `numeric`, the same
+    /// table's numbers, says): what the replicates change stands out.
+    func withoutFixedFigures(_ numeric: SweepTable) -> SweepTable {
+        guard let state = header.firstIndex(of: "state") else { return self }
+        let keep = header.indices.filter { c in
+            guard c > state else { return true }
+            guard let sd = numeric.header.firstIndex(of: header[c] + ".sd") else { return true }
+            let moved = numeric.rows.contains { Double($0[sd]).map { $0 > 0 } ?? false }
+            return moved || (rows.count > 1 && Set(rows.map { $0[c] }).count > 1)
+        }
+        return SweepTable(header: keep.map { header[$0] }, rows: rows.map { r in keep.map { r[$0] } })
+    }
+}

@@ -138,7 +138,7 @@ public struct SweepTable: Sendable, Equatable {
     /// results.csv with every column, results.md without the constant figures; returns the
     /// table and that Markdown. A sweep with replicates (seeds) also gets replicates.csv (each
     /// configuration's figures pooled: mean, sd, 95% interval, n), and its Markdown is the
-    /// pooled table (`pooled`).
+    /// pooled table (`pooled`) without the figures that neither the points nor the seeds move.
     public static func report(_ sweep: Sweep, store: Store, failed: Set<String> = []) throws -> (table: SweepTable, markdown: String) {
         let plan = try Planner.plan(sweep.merged, selection: Set(sweep.merged.order), forced: [], lookups: .store(store, pipeline: sweep.merged.name))
         var planned: [String: PlanEntry] = [:]
@@ -149,7 +149,7 @@ public struct SweepTable: Sendable, Equatable {
         var md = t.withoutConstantFigures.markdown
         if let pooled = t.pooled(sweep), let numeric = t.pooled(sweep, numeric: true) {
             try FileIO.writeAtomically(numeric.csv, to: directory + "/replicates.csv")
-            md = pooled.withoutConstantFigures.markdown
+            md = pooled.withoutFixedFigures(numeric).markdown
         }
         try FileIO.writeAtomically(md, to: directory + "/results.md")
         return (t, md)
