@@ -40,7 +40,7 @@ final class QuickstartTests: XCTestCase {
         let dir = try QuickstartTests.directory(self), micro = QuickstartTests.micro
         let r = try CLI.run(["run", QuickstartTests.spec, "--plain"] + micro, in: dir)
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertTrue(r.stderr.contains("quickstart: 22 ran"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("quickstart: 23 ran"), r.stderr)
         XCTAssertTrue(r.stderr.contains("result of evaluate:"), r.stderr)
         let summary = try CLI.run(["show", "score_valid", "--file", "summary.txt"], in: dir)
         XCTAssertEqual(summary.status, 0, summary.stderr)
@@ -51,7 +51,7 @@ final class QuickstartTests: XCTestCase {
         let parsed = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as! [String: Any]
         XCTAssertEqual((parsed["by_type"] as! [String: Any]).values.map { ($0 as! [String: Any])["questions"] as! Int }.reduce(0, +), 5)
         let again = try CLI.run(["run", QuickstartTests.spec, "--plain"] + micro, in: dir)
-        XCTAssertTrue(again.stderr.contains("quickstart: 22 cached"), again.stderr)
+        XCTAssertTrue(again.stderr.contains("quickstart: 23 cached"), again.stderr)
         let evaluation = try CLI.run(["show", "evaluate"], in: dir)
         XCTAssertEqual(evaluation.status, 0, evaluation.stderr)
         for row in ["sft_train", "router_per_type", "router_knn", "router_logistic", "router_mf", "rl_train", "rl_train+best_fixed", "rl_train_no_lora",

@@ -92,7 +92,7 @@ final class SlurmExecutorTests: XCTestCase {
         XCTAssertEqual(local.status, 0, local.stderr)
         let cluster = try CLI.run(["run", "quickstart.json", "--plain"] + QuickstartTests.micro, in: dir)
         XCTAssertEqual(cluster.status, 0, cluster.stderr)
-        XCTAssertTrue(cluster.stderr.contains("quickstart: 22 ran"), cluster.stderr)
+        XCTAssertTrue(cluster.stderr.contains("quickstart: 23 ran"), cluster.stderr)
         XCTAssertEqual(submitted(cluster.stderr).count, 23, cluster.stderr)
         let a = try CLI.run(["status", "quickstart.json", "--store", "local"] + QuickstartTests.micro, in: dir)
         let b = try CLI.run(["status", "quickstart.json"] + QuickstartTests.micro, in: dir)

@@ -11,7 +11,10 @@ and issue 15's on the test split (`evaluate`): the SFT router beats the best fix
 (chosen on valid) by at least 0.05 mean F1 and stays below the oracle; every router's figure is
 printed with its paired bootstrap interval. Issue 16's paper ordering on test, oracle > HAPS
 (rl_train, live) > SFT-only router > best fixed > random, is reported with HAPS's paired
-difference to the SFT router and the two ablations beside it.
+difference to the SFT router and the two ablations beside it; then (issue 28) the three RL
+stages are replicated over QUICKSTART_SEEDS (default 43,44,45; "" skips it) by `haps-pipe sweep
+--seeds`, and the ordering is checked on the seed means, with HAPS's difference to the SFT
+router required above 0 across seeds (its 95% interval over the seeds).
 
 Exits 1 when a target is missed."""
 import json, os, shutil, subprocess, sys, time
@@ -79,10 +82,42 @@ def main():
     if all(n in rows for n in order):
         f1 = [rows[n]["f1_mean"] for n in order]
         held = all(a > b for a, b in zip(f1, f1[1:]))
-        print(f"  {'met ' if held else 'MISSED'} the paper's ordering " + " > ".join(f"{n} {x:.4f}" for n, x in zip(order, f1)))
+        print(f"  {'met ' if held else 'MISSED'} the paper's ordering (seed {SEEDS[0] if SEEDS else 43}) " + " > ".join(f"{n} {x:.4f}" for n, x in zip(order, f1)))
         ok = ok and held
+    if SEEDS:
+        ok = replicates(spec, order) and ok
     print(f"  {'met ' if cold <= 900 else 'MISSED'} cold <= 15 min; {'met ' if noop < 2 else 'MISSED'} no-op < 2 s")
     sys.exit(0 if ok else 1)
+
+
+def replicates(spec, order):
+    """The three RL stages replicated over SEEDS (everything upstream shared), and the paper's
+    ordering checked on the seed means: each row's mean F1 above the next, and HAPS's paired
+    difference to the SFT router above 0 across seeds (its 95% interval over the seeds)."""
+    t0 = time.monotonic()
+    subprocess.run([HAPS, "sweep", spec, "--seeds", "rl_train,rl_train_no_lora,rl_train_no_sharing=" + ",".join(map(str, SEEDS)),
+                    "--name", "check_seeds", "--store", "store", "--plain"], cwd=WORK, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(os.path.join(WORK, "store", "sweeps", "check_seeds", "replicates.csv")) as f:
+        header, row = [line.rstrip("\n").split(",") for line in f][:2]
+    fig = dict(zip(header, row))
+    print(f"replicates: seeds {', '.join(map(str, SEEDS))} ({time.monotonic() - t0:.0f} s); mean ± sd [95% interval of the mean]")
+    for name in order + ["rl_train_no_lora", "rl_train_no_sharing"]:
+        k = f"evaluate.{name}_f1"
+        print(f"  {name:20s} {fig[k + '.mean']} ± {fig[k + '.sd'] or '-'} [{fig[k + '.low'] or '-'}, {fig[k + '.high'] or '-'}]")
+    for name in ("rl_train", "rl_train_no_lora", "rl_train_no_sharing"):
+        k = f"evaluate.{name}_vs_sft_train_f1"
+        print(f"  {name} - sft_train {fig[k + '.mean']} [{fig[k + '.low'] or '-'}, {fig[k + '.high'] or '-'}]")
+    means = [float(fig[f"evaluate.{n}_f1.mean"]) for n in order]
+    held = all(a > b for a, b in zip(means, means[1:]))
+    print(f"  {'met ' if held else 'MISSED'} the paper's ordering on the seed means " + " > ".join(f"{n} {x:.4f}" for n, x in zip(order, means)))
+    low = fig["evaluate.rl_train_vs_sft_train_f1.low"]
+    above = low != "" and float(low) > 0
+    print(f"  {'met ' if above else 'MISSED'} HAPS above the SFT router across seeds (interval low {low or '-'})")
+    return held and above
+
+
+# Seeds of the replicate check (QUICKSTART_SEEDS="": none; the spec's seed is 43).
+SEEDS = [int(x) for x in os.environ.get("QUICKSTART_SEEDS", "43,44,45").split(",") if x]
 
 
 main()

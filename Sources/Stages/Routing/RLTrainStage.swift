@@ -64,6 +64,22 @@ public struct RLTrainStage: StageType {
 
     static let needsWeights = "rl-train needs its weights for the gradients of log q"
 
+    /// The kept evaluation's figures (the last improvement; for sweep tables and `exp show`,
+    /// so that settings are chosen on the selection split over seeds): its valid F1 sum, the
+    /// same routes' sum without updates, the share of answers the updates changed, the
+    /// updates' spread across questions (mean over candidates) and the questions it came after.
+    public static func figures(directory: String) -> [Figure] {
+        guard let text = try? FileIO.readString(directory + "/evals.jsonl") else { return [] }
+        let evals = FileIO.lines(text).compactMap { try? JSONParser.parse(String($0)) }
+        guard let kept = evals.last(where: { $0["improved"]?.boolValue == true }) else { return [] }
+        let spreads = (kept["update_spread"]?.objectMembers ?? []).compactMap { $0.value.doubleValue }
+        return [("kept_valid_f1_sum", kept["valid_f1_sum"]?.doubleValue), ("kept_after", kept["step"]?.doubleValue),
+                ("kept_valid_f1_sum_without_updates", kept["valid_f1_sum_without_updates"]?.doubleValue),
+                ("kept_answers_changed", kept["answers_changed"]?.doubleValue),
+                ("kept_update_spread", spreads.isEmpty ? nil : spreads.reduce(0, +) / Double(spreads.count))]
+            .compactMap { name, value in value.map { Figure(name, $0) } }
+    }
+
     public static func preflight(_ p: Params, resources: [String: JSONValue], inputs: Set<String>) -> [String] {
         p.dialogue.weightsPreflight(resources: resources, inputs: inputs, needs: needsWeights) + p.engine.preflight()
     }
