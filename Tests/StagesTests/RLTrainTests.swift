@@ -1,6 +1,6 @@
 import Foundation
 import XCTest
-import LLM
+@testable import LLM
 import NN
 @testable import Pipeline
 @testable import Stages
@@ -94,6 +94,26 @@ final class RLTrainTests: XCTestCase {
         XCTAssertNotNil(figures["kept_update_spread"])
         let summary = try FileIO.readString(out + "/summary.txt")
         XCTAssertTrue(summary.contains("% of answers changed; the updates' spread across questions by candidate "), summary)
+    }
+
+    /// An evaluation's updates arrive in the order its dialogues in flight make them; they are
+    /// measured in one order whatever it was, so the spread (and the stage's output) is the same
+    /// in every run (a local run and a Slurm job of the quickstart once differed by it).
+    func testAnEvaluationsUpdatesAreMeasuredInOneOrder() throws {
+        let dir = try makeTempDir(self, "rl-order")
+        try makeTinyHAPS(dir)
+        let base = try EngineChatModel(directory: dir + "/a", name: "a", engine: CPUEngine())
+        let models = (1...6).map { i in
+            LoRAChatModel(base: base, update: EngineUpdate(id: i, generator: 0, lora: LoRAUpdate(
+                a: Tensor(shape: [16, 2], data: (0..<32).map { Float(($0 * 7 + i * 3) % 11) / 10 - 0.5 }),
+                b: Tensor(shape: [2, 16], data: (0..<32).map { Float(($0 * 5 + i) % 13) / 10 - 0.6 }), alpha: 0.5, layers: 1)), rule: .reference)
+        }
+        let (forward, backward) = (RLTrainStage.CollectedUpdates(), RLTrainStage.CollectedUpdates())
+        for m in models { forward.add(0, m) }
+        for m in models.reversed() { backward.add(0, m) }
+        let (f, b) = (forward.byCandidate[0].1, backward.byCandidate[0].1)
+        XCTAssertEqual(f.map(\.a.data), b.map(\.a.data))
+        XCTAssertEqual(try UpdateSpread(f), try UpdateSpread(b), "bit for bit")
     }
 
     /// `questions_per_update` 2: a step is an update of two questions. steps.jsonl keeps a row

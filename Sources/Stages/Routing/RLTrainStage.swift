@@ -184,7 +184,7 @@ public struct RLTrainStage: StageType {
         context.progress.setStatus("evaluation \(index + 1): \(valid.count) valid questions")
         let updates = CollectedUpdates()
         let runs = try trainer.system.runAll(valid, sampler: trainer.sampler, cancellation: context.cancellation,
-                                             wrap: { c, model in updates.add(c, model.update.lora); return model })
+                                             wrap: { c, model in updates.add(c, model); return model })
         let validSum = runs.reduce(0.0) { $0 + $1.sample.metrics.f1 }
         let spreads = try updates.byCandidate.compactMap { c, lora in try UpdateSpread(lora).map { (c, $0) } }
         // What the updates do: the same routes without them (answers and F1).
@@ -211,13 +211,20 @@ public struct RLTrainStage: StageType {
         try evals.append(key: evalKey(step), json: .object(record))
     }
 
-    /// The updates an evaluation's dialogues ran under, by candidate (for `UpdateSpread`).
+    /// The updates an evaluation's dialogues ran under, by candidate (for `UpdateSpread`). They
+    /// arrive in whatever order the dialogues in flight make them; each candidate's are given
+    /// back in the order of their content digests, so that the spread's sums, and the stage's
+    /// output, are the same in every run.
     final class CollectedUpdates: @unchecked Sendable {
         private let lock = Lock()
-        private var updates: [Int: [LoRAUpdate]] = [:]
-        func add(_ candidate: Int, _ update: LoRAUpdate) { lock.withLock { updates[candidate, default: []].append(update) } }
+        private var updates: [Int: [(digest: String, lora: LoRAUpdate)]] = [:]
+        func add(_ candidate: Int, _ model: LoRAChatModel) {
+            lock.withLock { updates[candidate, default: []].append((model.adapter ?? "", model.update.lora)) }
+        }
         /// Each candidate's updates, candidates in order.
-        var byCandidate: [(Int, [LoRAUpdate])] { lock.withLock { updates.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } } }
+        var byCandidate: [(Int, [LoRAUpdate])] {
+            lock.withLock { updates.sorted { $0.key < $1.key }.map { ($0.key, $0.value.sorted { $0.digest < $1.digest }.map(\.lora)) } }
+        }
     }
 
     /// The valid dialogues without updates, by (question, action): greedy and independent of
