@@ -95,12 +95,7 @@ struct ExpShow: ParsableCommand {
     /// of one configuration: each such group of two or more, with every figure shown above
     /// pooled over its members as mean ± sd [95% interval] (`Replicates.Summary`).
     static func printReplicates(_ exps: [Experiment], values: [[String: Double]], figures: [String]) {
-        var groups: [(configuration: [String], members: [Int])] = []
-        for (i, e) in exps.enumerated() {
-            let c = Replicates.configuration(e.overrides)
-            if let g = groups.firstIndex(where: { $0.configuration == c }) { groups[g].members.append(i) } else { groups.append((c, [i])) }
-        }
-        let pooled = groups.filter { g in g.members.count > 1 && g.members.contains { exps[$0].overrides.contains(where: Replicates.isSeedOverride) } }
+        let pooled = Replicates.groups(exps.map(\.overrides)).filter { g in g.members.count > 1 && g.members.contains { exps[$0].overrides.contains(where: Replicates.isSeedOverride) } }
         guard !pooled.isEmpty, !figures.isEmpty else { return }
         let first = max(24, figures.map(\.count).max()! + 2)
         for g in pooled {

@@ -88,17 +88,7 @@ extension PipelineSpec {
         }
         let lhs = String(text[..<eq]), rhs = String(text[text.index(after: eq)...])
         let keys = lhs.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
-        if keys == ["seed"] || (keys.count == 2 && keys[1] == "seed" && !declaresSeed(doc["stages"]?[keys[0]], registry)) {
-            guard let n = try? JSONParser.parse(rhs), n.intValue != nil else {
-                return .failure(SpecProblem(at, "'\(text)': a seed is an integer"))
-            }
-            if keys.count == 2, doc["stages"]?[keys[0]] == nil {
-                let stageNames = doc["stages"]?.objectMembers?.map(\.key) ?? []
-                return .failure(SpecProblem(at, "'\(lhs)': unknown stage '\(keys[0])'" + NearestName.hint(keys[0], among: stageNames)))
-            }
-            let path = keys.count == 1 ? ["seed"] : ["stages", keys[0], "seed"]
-            return .success((doc.setting(path[...], to: n), JSONPath(path.map { .key($0) })))
-        }
+        if keys == ["seed"] { return seedOverride(text, rhs, path: ["seed"], in: doc) }
         guard keys.count >= 2, keys.allSatisfy({ !$0.isEmpty }) else {
             return .failure(SpecProblem(at, "'\(text)' is not of the form stage.param=value"))
         }
@@ -107,6 +97,9 @@ extension PipelineSpec {
             return .failure(SpecProblem(at, "'\(lhs)': unknown stage '\(keys[0])'" + NearestName.hint(keys[0], among: stageNames)))
         }
         let stage = doc["stages"]![keys[0]]!
+        if keys.count == 2 && keys[1] == "seed" && !declaresSeed(stage, registry) {
+            return seedOverride(text, rhs, path: ["stages", keys[0], "seed"], in: doc)
+        }
         var rest = Array(keys[1...])
         var path = ["stages", keys[0], "params"]
         var declaration: ParameterDeclaration?
@@ -141,6 +134,14 @@ extension PipelineSpec {
         if rest.count == 1, declaration?.type.hasPrefix("a string") == true, parsed.stringValue == nil, parsed.arrayValue == nil { parsed = .string(rhs) }
         let full = path + rest
         return .success((doc.setting(full[...], to: parsed), JSONPath(full.map { .key($0) })))
+    }
+
+    /// A seed override: the integer `rhs` set at `path`.
+    static func seedOverride(_ text: String, _ rhs: String, path: [String], in doc: JSONValue) -> Result<(JSONValue, JSONPath), SpecProblem> {
+        guard let n = try? JSONParser.parse(rhs), n.intValue != nil else {
+            return .failure(SpecProblem(SpecProblem.commandLine, "'\(text)': a seed is an integer"))
+        }
+        return .success((doc.setting(path[...], to: n), JSONPath(path.map { .key($0) })))
     }
 
     /// Whether `stage`'s type has a parameter named `seed` (build-sft's; a command stage's own):

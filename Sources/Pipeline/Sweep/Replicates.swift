@@ -40,6 +40,17 @@ public enum Replicates {
     /// The overrides without the seed ones: what replicates of one configuration share.
     public static func configuration(_ overrides: [String]) -> [String] { overrides.filter { !isSeedOverride($0) } }
 
+    /// Runs (each by its overrides) grouped by configuration, in order of first appearance:
+    /// each group's shared overrides and its members' positions.
+    public static func groups(_ runs: [[String]]) -> [(configuration: [String], members: [Int])] {
+        var groups: [(configuration: [String], members: [Int])] = [], index: [[String]: Int] = [:]
+        for (i, overrides) in runs.enumerated() {
+            let key = configuration(overrides)
+            if let g = index[key] { groups[g].members.append(i) } else { index[key] = groups.count; groups.append((key, [i])) }
+        }
+        return groups
+    }
+
     /// The 0.975 quantile of Student's t distribution with `df` degrees of freedom: tabulated
     /// to six decimals for 1–30, above that the Cornish–Fisher expansion around the normal's
     /// 1.959964 (within 2e-5 of the exact value from 31 on).
@@ -68,15 +79,10 @@ extension SweepTable {
     /// when nothing else is left). Nil when no point has a seed override: nothing to pool.
     static func replicateGroups(_ sweep: Sweep) -> [ReplicateGroup]? {
         guard sweep.points.contains(where: { $0.overrides.contains(where: Replicates.isSeedOverride) }) else { return nil }
-        var groups: [ReplicateGroup] = [], index: [[String]: Int] = [:]
-        for (i, p) in sweep.points.enumerated() {
-            let key = Replicates.configuration(p.overrides)
-            if let g = index[key] { groups[g].rows.append(i); continue }
-            let label = p.label.split(separator: ",").filter { !$0.hasPrefix("seed=") }.joined(separator: ",")
-            index[key] = groups.count
-            groups.append(ReplicateGroup(label: label.isEmpty ? "spec" : label, rows: [i]))
+        return Replicates.groups(sweep.points.map(\.overrides)).map { g in
+            let label = sweep.points[g.members[0]].label.split(separator: ",").filter { !$0.hasPrefix("seed=") }.joined(separator: ",")
+            return ReplicateGroup(label: label.isEmpty ? "spec" : label, rows: g.members)
         }
-        return groups
     }
 
     /// The table with each configuration's replicates pooled into one row (nil when the sweep
