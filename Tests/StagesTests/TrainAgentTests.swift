@@ -37,6 +37,40 @@ final class TrainAgentTests: XCTestCase {
         }
     }
 
+    /// The planted world (issue 28): the phrase ends every comparison answer of the data, and
+    /// the expert wrongly appends it to the planted share of bridge answers and to no other.
+    func testThePlantedWorldEndsComparisonsWithThePhraseAndTheExpertPlantsItOnBridges() throws {
+        let p = try SynthDataStage.Params.from(JSONParser.parse(#"{"split": "train", "people": 40, "planted_phrase": "as recorded", "sizes": {"train": 200, "valid": 0, "test": 0}}"#))
+        let qs = try SynthDataStage.generate(p)["train"]!
+        let plain = try questions(200)
+        XCTAssertEqual(qs.map(\.question), plain.map(\.question), "the phrase changes answers only")
+        for (q, o) in zip(qs, plain) {
+            XCTAssertEqual(q.answer, q.type == "comparison" ? o.answer! + " as recorded" : o.answer, q.question)
+        }
+        let dialogue = Dialogue(prompts: .embedded, budget: 3, settings: GenerationSettings())
+        var planted = (bridge: 0, comparison: 0), f1 = (bridge: 0.0, comparison: 0.0)
+        let expert = ExpertAgent(questions: qs, noise: 0, seed: 7, defect: (phrase: "as recorded", rate: 0.7))
+        for q in qs {
+            let r = try dialogue.run(question: q.question, paragraphs: q.paragraphs, student: expert, teacher: expert, retriever: LexicalRetriever())
+            let score = AnswerMetrics(prediction: r.answer, groundTruth: q.answer!).f1
+            if q.type == "comparison" {
+                f1.comparison += score
+                if r.answer.hasSuffix("as recorded as recorded") { planted.comparison += 1 }
+            } else {
+                f1.bridge += score
+                if r.answer.hasSuffix("as recorded") { planted.bridge += 1 }
+            }
+        }
+        let bridges = qs.filter { $0.type == "bridge" }.count, comparisons = qs.count - bridges
+        XCTAssertEqual(planted.comparison, 0, "never twice on a comparison")
+        XCTAssertEqual(Double(planted.bridge) / Double(bridges), 0.7, accuracy: 0.1, "on the planted share of bridges")
+        XCTAssertGreaterThan(f1.comparison / Double(comparisons), 0.9, "comparisons answered with the phrase, as the data says")
+        // A planted bridge answer scores 2/3 or less (one word answers: 1 of 3 tokens right).
+        XCTAssertLessThan(f1.bridge / Double(bridges), 1 - 0.7 * 0.3, "the defect costs the bridges F1")
+        let clean = ExpertAgent(questions: qs, noise: 0, seed: 7)
+        XCTAssertNotEqual(clean.identity, expert.identity, "the defect is part of the expert's identity")
+    }
+
     func testTrainsALoadableCandidateThatTalks() throws {
         let dir = try makeTempDir(self, "agent")
         let spec = try PipelineSpec.parse(text: """

@@ -42,5 +42,22 @@ final class UpdateSpreadTests: XCTestCase {
         XCTAssertEqual(same.relative, 0, accuracy: 1e-6, "one update for every question: no spread")
         XCTAssertEqual(same.meanUpdateNorm, same.updateNorm, accuracy: 1e-9)
         XCTAssertNil(try UpdateSpread([]))
+
+        // By group: each group's mean and spread against the full updates'.
+        let names = ["x", "y", "x", "y"]
+        let grouped = try XCTUnwrap(try UpdateSpread(updates, groups: names))
+        XCTAssertEqual(grouped.relative, spread.relative, accuracy: 1e-12, "groups leave the whole spread as it is")
+        for name in ["x", "y"] {
+            let members = full.indices.filter { names[$0] == name }.map { full[$0] }
+            let groupMean = (0..<hidden * width).map { at in members.reduce(0.0) { $0 + $1[at] } / Double(members.count) }
+            let group = try XCTUnwrap(grouped.groups[name])
+            XCTAssertEqual(group.count, 2)
+            XCTAssertEqual(group.shift, norm(zip(groupMean, mean).map { $0 - $1 }) / meanNorm, accuracy: 1e-4 * group.shift, name)
+            let within = members.map { x in norm(zip(x, groupMean).map { $0 - $1 }) }.reduce(0, +) / Double(members.count) / meanNorm
+            XCTAssertEqual(group.spread, within, accuracy: 1e-4 * within, name)
+        }
+        let alike = try XCTUnwrap(try UpdateSpread([updates[0], updates[1], updates[0], updates[1]], groups: ["x", "y", "x", "y"]))
+        XCTAssertEqual(alike.groups["x"]!.spread, 0, accuracy: 1e-6, "one update per group: no spread within")
+        XCTAssertGreaterThan(alike.groups["x"]!.shift, 0.1, "but the groups' updates differ")
     }
 }

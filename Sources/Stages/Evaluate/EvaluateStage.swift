@@ -156,7 +156,7 @@ public struct EvaluateStage: StageType {
             progress.setTotal(matrix.count, unit: "questions")
             progress.resume(completed: 0)
             let runs = try system.runAll(questions, action: fixed, sampler: sampler, cancellation: context.cancellation,
-                                         done: { progress.advance() }, wrap: { _, m in MemoizedChatModel(m, store: store, counter: counter) })
+                                         done: { progress.advance() }, wrap: { _, _, m in MemoizedChatModel(m, store: store, counter: counter) })
             let actions = runs.map(\.action), metrics = runs.map(\.sample.metrics)
             let tokens = runs.map { Double($0.sample.result.promptTokens + $0.sample.result.completionTokens) as Double? }
             let variant = provenance.variant == "as the reference" ? "" : "; \(provenance.variant)"

@@ -52,12 +52,14 @@ public struct HAPSSystem: Sendable {
     /// Every question routed greedily (or given `action`), adapted and run for evaluation, with
     /// `workers` dialogues in flight: their calls meet in the candidates' batchers, each
     /// sequence under its own update. Results in the questions' order; `qid` is the position.
-    /// `done` is told each finished question.
+    /// `done` is told each finished question; `wrap` is given the question's position and the
+    /// candidate with each adapted model.
     public func runAll(_ questions: [HotpotQuestion], action fixed: Int? = nil, sampler: DialogueSampler,
                        workers: Int = 32, cancellation: CancellationToken = CancellationToken(), done: @escaping @Sendable () -> Void = {},
-                       wrap: @escaping @Sendable (Int, LoRAChatModel) -> any ChatModel = { $1 }) throws -> [(action: Int, sample: DialogueSampler.Sample)] {
+                       wrap: @escaping @Sendable (_ question: Int, _ candidate: Int, LoRAChatModel) -> any ChatModel = { $2 })
+        throws -> [(action: Int, sample: DialogueSampler.Sample)] {
         try HAPSSystem.inFlight(questions, workers: workers, cancellation: cancellation) { i in
-            let r = try self.run(questions[i], qid: i, action: fixed, sampler: sampler, wrap: wrap)
+            let r = try self.run(questions[i], qid: i, action: fixed, sampler: sampler, wrap: { wrap(i, $0, $1) })
             done()
             return r
         }

@@ -8,7 +8,17 @@ import NN
 /// question gets the same update. Computed from the Gram matrix ⟨X_q, X_q'⟩ = α_q α_q' ·
 /// Σ (A_qᵀ A_q') ∘ (B_q B_q'ᵀ), two matrix products over the stacked factors, so the
 /// hidden × width updates are never formed (a 4096 × 4096 update a question at the paper's shapes).
+/// With the questions in groups (their types), each group's mean update and spread too: does
+/// the update differ by question type (the planted world of docs/routing.md)?
 public struct UpdateSpread: Sendable, Equatable {
+    /// One group of questions' updates, measured against the mean over all of them.
+    public struct Group: Sendable, Equatable {
+        public var count: Int
+        /// ‖X̄_g − X̄‖ / ‖X̄‖: how far the group's mean update is from the mean of all.
+        public var shift: Double
+        /// The mean over the group of ‖X_q − X̄_g‖ / ‖X̄‖: the spread within it.
+        public var spread: Double
+    }
     /// Updates measured.
     public var count: Int
     /// ‖X̄‖: the mean update's norm.
@@ -17,18 +27,34 @@ public struct UpdateSpread: Sendable, Equatable {
     public var updateNorm: Double
     /// The mean over questions of ‖X_q − X̄‖ / ‖X̄‖ (0 with a zero mean update).
     public var relative: Double
+    /// By group name, when `groups` were given (empty otherwise).
+    public var groups: [String: Group] = [:]
 
-    /// The spread of `updates` (nil for none). Their factors must agree in shape but rank.
-    public init?(_ updates: [LoRAUpdate]) throws {
+    /// The spread of `updates` (nil for none), and of each group when `groups` names one for
+    /// each update. Their factors must agree in shape but rank.
+    public init?(_ updates: [LoRAUpdate], groups names: [String]? = nil) throws {
         guard !updates.isEmpty else { return nil }
-        let g = try UpdateSpread.gram(updates), n = Double(updates.count)
-        let rowMeans = g.map { $0.reduce(0, +) / n }
-        let meanSquare = max(0, rowMeans.reduce(0, +) / n)  // ‖X̄‖² = the mean of G
-        let distances = g.indices.map { q in max(0, g[q][q] - 2 * rowMeans[q] + meanSquare).squareRoot() }
+        precondition(names == nil || names!.count == updates.count, "a group name for each update")
+        let g = try UpdateSpread.gram(updates), all = Array(updates.indices)
+        // ⟨X̄_S, X̄_T⟩ and ‖X_q − X̄_S‖ from the Gram matrix.
+        func inner(_ s: [Int], _ t: [Int]) -> Double {
+            s.reduce(0.0) { sum, q in sum + t.reduce(0.0) { $0 + g[q][$1] } } / Double(s.count * t.count)
+        }
+        func distance(_ q: Int, _ s: [Int]) -> Double {
+            max(0, g[q][q] - 2 * s.reduce(0.0) { $0 + g[q][$1] } / Double(s.count) + inner(s, s)).squareRoot()
+        }
+        let n = Double(updates.count), meanSquare = max(0, inner(all, all))  // ‖X̄‖² = the mean of G
         count = updates.count
         meanUpdateNorm = meanSquare.squareRoot()
-        updateNorm = g.indices.map { max(0, g[$0][$0]).squareRoot() }.reduce(0, +) / n
-        relative = meanUpdateNorm > 0 ? distances.reduce(0, +) / n / meanUpdateNorm : 0
+        updateNorm = all.map { max(0, g[$0][$0]).squareRoot() }.reduce(0, +) / n
+        let scale = meanUpdateNorm > 0 ? 1 / meanUpdateNorm : 0
+        relative = all.map { distance($0, all) }.reduce(0, +) / n * scale
+        for name in Set(names ?? []) {
+            let members = all.filter { names![$0] == name }
+            let shift = max(0, inner(members, members) - 2 * inner(members, all) + meanSquare).squareRoot()
+            groups[name] = Group(count: members.count, shift: shift * scale,
+                                 spread: members.map { distance($0, members) }.reduce(0, +) / Double(members.count) * scale)
+        }
     }
 
     /// ⟨X_q, X_q'⟩ for every pair, in double precision from float32 products.

@@ -184,9 +184,12 @@ public struct RLTrainStage: StageType {
         context.progress.setStatus("evaluation \(index + 1): \(valid.count) valid questions")
         let updates = CollectedUpdates()
         let runs = try trainer.system.runAll(valid, sampler: trainer.sampler, cancellation: context.cancellation,
-                                             wrap: { c, model in updates.add(c, model); return model })
+                                             wrap: { q, c, model in updates.add(q, c, model); return model })
         let validSum = runs.reduce(0.0) { $0 + $1.sample.metrics.f1 }
-        let spreads = try updates.byCandidate.compactMap { c, lora in try UpdateSpread(lora).map { (c, $0) } }
+        // The spread across questions, and by question type: does the update depend on it?
+        let spreads = try updates.byCandidate.compactMap { c, made in
+            try UpdateSpread(made.map(\.lora), groups: made.map { valid[$0.question].type ?? "" }).map { (c, $0) }
+        }
         // What the updates do: the same routes without them (answers and F1).
         let plain = try unadapted.dialogues(trainer, valid, actions: runs.map(\.action), cancellation: context.cancellation)
         let changed = zip(runs, plain).filter { $0.sample.row["answer"] != $1.answer }.count
@@ -198,7 +201,12 @@ public struct RLTrainStage: StageType {
                                              ("valid_f1_sum_without_updates", .number(plainSum)),
                                              ("answers_changed", .number(valid.isEmpty ? 0 : Double(changed) / Double(valid.count))),
                                              ("update_spread", .object(spreads.map { (String($0.0), .number($0.1.relative)) })),
-                                             ("update_norm", .object(spreads.map { (String($0.0), .number($0.1.updateNorm)) }))]
+                                             ("update_norm", .object(spreads.map { (String($0.0), .number($0.1.updateNorm)) })),
+                                             ("update_by_type", .object(spreads.map { c, spread in
+                                                 (String(c), .object(spread.groups.sorted { $0.key < $1.key }.map { type, g in
+                                                     (type, .object([("count", .number(Double(g.count))), ("shift", .number(g.shift)), ("spread", .number(g.spread))]))
+                                                 }))
+                                             }))]
         if improved {
             if let test { record.append(("test_f1_sum", .number(try f1Sum(trainer, test, cancellation: context.cancellation)))) }
             try best.replace { tmp in
@@ -217,13 +225,15 @@ public struct RLTrainStage: StageType {
     /// output, are the same in every run.
     final class CollectedUpdates: @unchecked Sendable {
         private let lock = Lock()
-        private var updates: [Int: [(digest: String, lora: LoRAUpdate)]] = [:]
-        func add(_ candidate: Int, _ model: LoRAChatModel) {
-            lock.withLock { updates[candidate, default: []].append((model.adapter ?? "", model.update.lora)) }
+        private var updates: [Int: [(digest: String, question: Int, lora: LoRAUpdate)]] = [:]
+        func add(_ question: Int, _ candidate: Int, _ model: LoRAChatModel) {
+            lock.withLock { updates[candidate, default: []].append((model.adapter ?? "", question, model.update.lora)) }
         }
-        /// Each candidate's updates, candidates in order.
-        var byCandidate: [(Int, [LoRAUpdate])] {
-            lock.withLock { updates.sorted { $0.key < $1.key }.map { ($0.key, $0.value.sorted { $0.digest < $1.digest }.map(\.lora)) } }
+        /// Each candidate's updates with the questions they were made for, candidates in order.
+        var byCandidate: [(Int, [(question: Int, lora: LoRAUpdate)])] {
+            lock.withLock {
+                updates.sorted { $0.key < $1.key }.map { ($0.key, $0.value.sorted { $0.digest < $1.digest }.map { ($0.question, $0.lora) }) }
+            }
         }
     }
 
@@ -273,7 +283,12 @@ public struct RLTrainStage: StageType {
         var lines = ["\(steps.count) training questions, \(evals.count) evaluations on valid"]
         for e in evals {
             let plain = e["valid_f1_sum_without_updates"]?.doubleValue, changed = e["answers_changed"]?.doubleValue
-            let spread = (e["update_spread"]?.objectMembers ?? []).map { "\($0.key): \(Format.fixed(($0.value.doubleValue ?? 0) * 100, 1))%" }
+            let spread = (e["update_spread"]?.objectMembers ?? []).map { c, value in
+                let byType = (e["update_by_type"]?[c]?.objectMembers ?? []).map { type, g in
+                    "\(type) \(Format.fixed((g["shift"]?.doubleValue ?? 0) * 100, 1))% from the mean"
+                }
+                return "\(c): \(Format.fixed((value.doubleValue ?? 0) * 100, 1))%" + (byType.count > 1 ? " (" + byType.joined(separator: ", ") + ")" : "")
+            }
             lines.append("  after \(e["step"]!.intValue!) questions: valid F1 sum \(Format.fixed(e["valid_f1_sum"]!.doubleValue!, 2))"
                          + (plain.map { " (without the updates \(Format.fixed($0, 2))" + (changed.map { ", \(Format.fixed($0 * 100, 1))% of answers changed" } ?? "")
                                         + (spread.isEmpty ? "" : "; the updates' spread across questions by candidate " + spread.joined(separator: ", ")) + ")" } ?? "")

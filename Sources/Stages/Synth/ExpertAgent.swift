@@ -11,7 +11,9 @@ public import Pipeline
 /// follows it, so this gives the name the same tokens as in the question and the paragraphs,
 /// and copying it is a plain induction (the protocol slices the entity as is; retrieval and
 /// the F1 normalisation ignore the space). Its transcripts are the training data of the
-/// small candidates (`train-agent`).
+/// small candidates (`train-agent`). With a planted `defect` (the planted world of issue 28),
+/// it ends a bridge answer with the defect's phrase on a share `rate` of the questions (a
+/// coin per question), as a candidate with a habit no prompt can fix.
 public struct ExpertAgent: ChatModel {
     struct Plan: Sendable {
         var hops: [String]            // gold titles, in the order to search them
@@ -23,9 +25,13 @@ public struct ExpertAgent: ChatModel {
     let plans: [String: Plan]
     public let noise: Double
     public let seed: UInt64
-    public var identity: String { "expert(noise=\(noise),seed=\(seed))" }
+    /// A phrase wrongly appended to a share `rate` of the bridge answers (nil: none).
+    public let defect: (phrase: String, rate: Double)?
+    public var identity: String {
+        "expert(noise=\(noise),seed=\(seed)" + (defect.map { ",defect=\($0.phrase)@\($0.rate)" } ?? "") + ")"
+    }
 
-    public init(questions: [HotpotQuestion], noise: Double, seed: UInt64) {
+    public init(questions: [HotpotQuestion], noise: Double, seed: UInt64, defect: (phrase: String, rate: Double)? = nil) {
         var plans: [String: Plan] = [:]
         for q in questions {
             let gold = q.goldTitles
@@ -39,7 +45,7 @@ public struct ExpertAgent: ChatModel {
             plans[q.question.trimmingSpaces] = Plan(hops: gold, facts: facts, answer: q.answer ?? "", decoys: decoys.isEmpty ? q.context.map(\.title).filter { !gold.contains($0) } : decoys,
                                                     comparison: q.type == "comparison")
         }
-        self.plans = plans; self.noise = noise; self.seed = seed
+        self.plans = plans; self.noise = noise; self.seed = seed; self.defect = defect
     }
 
     /// The value of a `Name: value` line of the prompt.
@@ -91,7 +97,9 @@ public struct ExpertAgent: ChatModel {
                 // A comparison needs both facts; a bridge's answer is in the last hop's fact, and
                 // saying only that keeps the answer close to where it is copied from.
                 let said = plan.comparison ? found : found.filter { $0 == plan.hops.last }
-                text = "Thought: \(said.map { plan.facts[$0]! }.joined(separator: " "))\nAction: Finish[ \(plan.answer)]"
+                var answer = plan.answer
+                if let defect, !plan.comparison, coin(question, "defect") < defect.rate { answer += " " + defect.phrase }
+                text = "Thought: \(said.map { plan.facts[$0]! }.joined(separator: " "))\nAction: Finish[ \(answer)]"
             } else {
                 let next = plan.hops.first { !found.contains($0) }!
                 if !seen.contains("Wrong one") && coin(question, "mistake\(step)") < noise, let decoy = plan.decoys.first {

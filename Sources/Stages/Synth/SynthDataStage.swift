@@ -23,6 +23,7 @@ public struct SynthDataStage: StageType {
         @Param("share of bridge questions, the rest comparisons (as HotpotQA)") var bridge_fraction = 0.8
         @Param("how many distractors are confusable with the gold paragraphs") var difficulty = SynthQuestions.Difficulty.hard
         @Param("paragraphs per question, gold included") var paragraphs = 10
+        @Param("the planted world's phrase, ending every comparison answer (a test world: docs/routing.md); none for the ordinary world") var planted_phrase: String? = nil
         public init() {}
     }
 
@@ -44,6 +45,9 @@ public struct SynthDataStage: StageType {
         }
         if !(0...1).contains(p.bridge_fraction) { problems.append(SpecProblem(path.appending("bridge_fraction"), "expected a number from 0 to 1")) }
         if p.paragraphs < 2 { problems.append(SpecProblem(path.appending("paragraphs"), "expected at least 2 (the gold ones)")) }
+        if let phrase = p.planted_phrase, phrase.trimmingSpaces.isEmpty || phrase.contains("]") || phrase != phrase.trimmingSpaces {
+            problems.append(SpecProblem(path.appending("planted_phrase"), "expected words without surrounding spaces or ']'"))
+        }
         if p.people < 8 { problems.append(SpecProblem(path.appending("people"), "expected at least 8")) }
         return problems
     }
@@ -57,6 +61,7 @@ public struct SynthDataStage: StageType {
         generator.bridgeFraction = p.bridge_fraction
         generator.difficulty = p.difficulty
         generator.paragraphs = p.paragraphs
+        generator.plantedPhrase = p.planted_phrase
         let total = poolSplits.reduce(0) { $0 + (sizes[$1] ?? 0) }
         let pool = generator.questions(total, seed: seed &+ 1)
         guard pool.count == total else {

@@ -11,6 +11,10 @@ public struct SynthQuestions: Sendable {
     public var paragraphs = 10
     public var bridgeFraction = 0.8
     public var difficulty = Difficulty.hard
+    /// The planted world's phrase (issue 28; docs/routing.md, "A planted-adaptation world"):
+    /// ends every comparison answer ("yes as recorded"), where it belongs in that world; nil
+    /// for the ordinary world. `ExpertAgent` plants the same phrase as a defect on bridges.
+    public var plantedPhrase: String? = nil
 
     public init(world: SynthWorld) { self.world = world }
 
@@ -102,7 +106,8 @@ public struct SynthQuestions: Sendable {
 
     /// A question of the given type drawn with `rng`, its paragraphs shuffled among distractors.
     public func question<R: RandomNumberGenerator>(id: String, bridge isBridge: Bool, _ rng: inout R) -> HotpotQuestion {
-        let draft = isBridge ? bridge(&rng) : comparison(&rng)
+        var draft = isBridge ? bridge(&rng) : comparison(&rng)
+        if let phrase = plantedPhrase, !isBridge { draft.answer += " " + phrase }
         var gold: [E] = []
         for (e, _) in draft.facts where !gold.contains(e) { gold.append(e) }
         var chosen = gold

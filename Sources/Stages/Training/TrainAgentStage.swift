@@ -32,6 +32,8 @@ public struct TrainAgentStage: StageType {
         @Param("extra generated worlds to train on, each with names of its own, so that copying pays and memorising does not") var fresh_worlds = 40
         @Param("questions drawn from each fresh world") var fresh_questions = 40
         @Param("of the fresh worlds' distractors") var difficulty = SynthQuestions.Difficulty.hard
+        @Param("the planted world's phrase (a test world: docs/routing.md): it ends the fresh worlds' comparison answers, as synth-data's planted_phrase ends the input's, and the expert wrongly appends it to a share planted_rate of the bridge answers") var planted_phrase: String? = nil
+        @Param("the share of bridge answers the expert ends with planted_phrase (the planted defect)") var planted_rate: Double? = nil
         @Param("of the steps, how many come first and train on copy exercises (a transcript window, then the same window again), where small models learn to copy in a few hundred steps") var copy_steps = 0
         public init() {}
     }
@@ -57,6 +59,10 @@ public struct TrainAgentStage: StageType {
         if kv < 1 || heads % kv != 0 { problems.append(SpecProblem(path.appending("kv_heads"), "heads \(heads) is not a multiple of kv_heads \(kv)")) }
         if p.steps < 1 { problems.append(SpecProblem(path.appending("steps"), "expected a positive integer")) }
         if p.vocab_size < 300 { problems.append(SpecProblem(path.appending("vocab_size"), "expected at least 300 (256 bytes, special tokens, merges)")) }
+        if let rate = p.planted_rate {
+            if !(0...1).contains(rate) { problems.append(SpecProblem(path.appending("planted_rate"), "expected a number from 0 to 1")) }
+            if p.planted_phrase == nil { problems.append(SpecProblem(path.appending("planted_rate"), "needs planted_phrase")) }
+        }
         if !(0...1).contains(p.noise) { problems.append(SpecProblem(path.appending("noise"), "expected a number from 0 to 1")) }
         return problems
     }
@@ -65,8 +71,9 @@ public struct TrainAgentStage: StageType {
     struct Turn { var prompt: String; var reply: String; var role: DialogueTurn.Role; var bridge: Bool }
 
     /// The expert's dialogues over `questions`, turn by turn.
-    static func expertTurns(_ questions: [HotpotQuestion], noise: Double, seed: UInt64, budget: Int) throws -> [Turn] {
-        let expert = ExpertAgent(questions: questions, noise: noise, seed: seed)
+    static func expertTurns(_ questions: [HotpotQuestion], noise: Double, seed: UInt64, budget: Int,
+                            defect: (phrase: String, rate: Double)? = nil) throws -> [Turn] {
+        let expert = ExpertAgent(questions: questions, noise: noise, seed: seed, defect: defect)
         let dialogue = Dialogue(prompts: .embedded, budget: budget, settings: GenerationSettings())
         var turns: [Turn] = []
         for q in questions {
@@ -85,9 +92,11 @@ public struct TrainAgentStage: StageType {
         for w in 0..<p.fresh_worlds {
             var generator = SynthQuestions(world: SynthWorld(people: 40, seed: context.seed &+ 1_000_003 &* UInt64(w + 1)))
             generator.difficulty = p.difficulty
+            generator.plantedPhrase = p.planted_phrase
             questions += generator.questions(p.fresh_questions, seed: context.seed &+ UInt64(w))
         }
-        let turns = try expertTurns(questions, noise: p.noise, seed: context.seed, budget: p.budget)
+        let defect = p.planted_phrase.map { (phrase: $0, rate: p.planted_rate ?? 0) }
+        let turns = try expertTurns(questions, noise: p.noise, seed: context.seed, budget: p.budget, defect: defect)
         // Tokenizer: byte-level BPE trained on the transcripts (seeded sample, deterministic).
         var corpus = turns.map { $0.prompt + $0.reply }
         if corpus.count > 3000 {
