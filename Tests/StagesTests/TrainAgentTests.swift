@@ -65,7 +65,7 @@ final class TrainAgentTests: XCTestCase {
         XCTAssertEqual(planted.comparison, 0, "never twice on a comparison")
         XCTAssertEqual(Double(planted.bridge) / Double(bridges), 0.7, accuracy: 0.1, "on the planted share of bridges")
         XCTAssertGreaterThan(f1.comparison / Double(comparisons), 0.9, "comparisons answered with the phrase, as the data says")
-        // A planted bridge answer scores 2/3 or less (one word answers: 1 of 3 tokens right).
+        // A planted bridge answer scores 0.5 (one-word answers: 1 of its 3 tokens right, all of the truth).
         XCTAssertLessThan(f1.bridge / Double(bridges), 1 - 0.7 * 0.3, "the defect costs the bridges F1")
         let clean = ExpertAgent(questions: qs, noise: 0, seed: 7)
         XCTAssertNotEqual(clean.identity, expert.identity, "the defect is part of the expert's identity")
