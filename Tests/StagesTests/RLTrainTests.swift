@@ -109,11 +109,13 @@ final class RLTrainTests: XCTestCase {
                 b: Tensor(shape: [2, 16], data: (0..<32).map { Float(($0 * 5 + i) % 13) / 10 - 0.6 }), alpha: 0.5, layers: 1)), rule: .reference)
         }
         let (forward, backward) = (RLTrainStage.CollectedUpdates(), RLTrainStage.CollectedUpdates())
-        for m in models { forward.add(0, m) }
-        for m in models.reversed() { backward.add(0, m) }
+        for (q, m) in models.enumerated() { forward.add(q, 0, m) }
+        for (q, m) in models.enumerated().reversed() { backward.add(q, 0, m) }
         let (f, b) = (forward.byCandidate[0].1, backward.byCandidate[0].1)
-        XCTAssertEqual(f.map(\.a.data), b.map(\.a.data))
-        XCTAssertEqual(try UpdateSpread(f), try UpdateSpread(b), "bit for bit")
+        XCTAssertEqual(f.map(\.lora.a.data), b.map(\.lora.a.data))
+        XCTAssertEqual(f.map(\.question), b.map(\.question), "each update keeps its question")
+        let types = { (made: [(question: Int, lora: LoRAUpdate)]) in made.map { $0.question % 2 == 0 ? "even" : "odd" } }
+        XCTAssertEqual(try UpdateSpread(f.map(\.lora), groups: types(f)), try UpdateSpread(b.map(\.lora), groups: types(b)), "bit for bit")
     }
 
     /// `questions_per_update` 2: a step is an update of two questions. steps.jsonl keeps a row
