@@ -40,9 +40,9 @@ final class TrainAgentTests: XCTestCase {
     /// The planted world (issue 28): the phrase ends every comparison answer of the data, and
     /// the expert wrongly appends it to the planted share of bridge answers and to no other.
     func testThePlantedWorldEndsComparisonsWithThePhraseAndTheExpertPlantsItOnBridges() throws {
-        let p = try SynthDataStage.Params.from(JSONParser.parse(#"{"split": "train", "people": 40, "planted_phrase": "as recorded", "sizes": {"train": 200, "valid": 0, "test": 0}}"#))
+        let p = try SynthDataStage.Params.from(JSONParser.parse(#"{"split": "train", "people": 40, "planted_phrase": "as recorded", "sizes": {"train": 150, "valid": 0, "test": 0}}"#))
         let qs = try SynthDataStage.generate(p)["train"]!
-        let plain = try questions(200)
+        let plain = try questions(150)
         XCTAssertEqual(qs.map(\.question), plain.map(\.question), "the phrase changes answers only")
         for (q, o) in zip(qs, plain) {
             XCTAssertEqual(q.answer, q.type == "comparison" ? o.answer! + " as recorded" : o.answer, q.question)
