@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import LLM
+import JSON
 import NN
 @testable import Pipeline
 @testable import Stages
@@ -20,10 +21,14 @@ func makeTinyHAPS(_ dir: String) throws {
     try FileIO.makeDirectory(dir + "/router")
     try router.save(directory: dir + "/router")
     let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-    for (split, n) in [("train", 4), ("valid", 2)] {
-        let lines = try FileIO.readString(root + "/dataset/\(split).jsonl").split(separator: "\n").prefix(n)
-        try FileIO.writeAtomically(lines.joined(separator: "\n") + "\n", to: dir + "/\(split).jsonl")
+    // Four training questions; two valid ones, a bridge and a comparison (the updates are measured by type).
+    let train = try FileIO.readString(root + "/dataset/train.jsonl").split(separator: "\n").prefix(4)
+    try FileIO.writeAtomically(train.joined(separator: "\n") + "\n", to: dir + "/train.jsonl")
+    let valid = try FileIO.readString(root + "/dataset/valid.jsonl").split(separator: "\n")
+    let typed = try ["bridge", "comparison"].map { type in
+        try XCTUnwrap(valid.first { (try? JSONParser.parse(String($0)))?["type"]?.stringValue == type }, "a \(type) question in dataset/valid.jsonl")
     }
+    try FileIO.writeAtomically(typed.joined(separator: "\n") + "\n", to: dir + "/valid.jsonl")
 }
 
 /// `rl-train` on tiny random models (a router and two local candidates with the engine's test
@@ -92,6 +97,16 @@ final class RLTrainTests: XCTestCase {
         XCTAssertEqual(figures["kept_after"], kept["step"]?.doubleValue)
         XCTAssertEqual(figures["kept_answers_changed"], kept["answers_changed"]?.doubleValue)
         XCTAssertNotNil(figures["kept_update_spread"])
+        // Each type's shift from the mean update, over the candidates that saw two types or more.
+        var shifts: [String: [Double]] = [:]
+        for (_, byType) in kept["update_by_type"]?.objectMembers ?? [] where (byType.objectMembers?.count ?? 0) > 1 {
+            for (type, g) in byType.objectMembers ?? [] { shifts[type, default: []].append(try XCTUnwrap(g["shift"]?.doubleValue)) }
+        }
+        XCTAssertFalse(shifts.isEmpty, "a candidate served both valid questions, a bridge and a comparison")
+        XCTAssertEqual(Set(figures.keys.filter { $0.hasPrefix("kept_update_shift_") }), Set(shifts.keys.map { "kept_update_shift_" + $0 }))
+        for (type, values) in shifts {
+            XCTAssertEqual(try XCTUnwrap(figures["kept_update_shift_" + type]), values.reduce(0, +) / Double(values.count), accuracy: 1e-12)
+        }
         let summary = try FileIO.readString(out + "/summary.txt")
         XCTAssertTrue(summary.contains("% of answers changed; the updates' spread across questions by candidate "), summary)
     }

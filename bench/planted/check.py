@@ -25,9 +25,11 @@ SEEDS = [int(x) for x in os.environ.get("PLANTED_SEEDS", "43,44,45").split(",") 
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
-def haps(*args, capture=False):
-    return subprocess.run([HAPS, *args], cwd=WORK, check=True, text=True,
-                          stdout=subprocess.PIPE if capture else subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def haps(*args):
+    """Runs haps-pipe in the bench's folder; its progress and errors go to the terminal (stderr)."""
+    status = subprocess.run([HAPS, *args], cwd=WORK, text=True, stdout=subprocess.DEVNULL).returncode
+    if status != 0:
+        sys.exit(f"planted: `haps-pipe {' '.join(args)}` failed (exit {status}); its messages are above")
 
 
 def interval(values):

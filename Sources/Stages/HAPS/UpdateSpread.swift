@@ -36,24 +36,25 @@ public struct UpdateSpread: Sendable, Equatable {
         guard !updates.isEmpty else { return nil }
         precondition(names == nil || names!.count == updates.count, "a group name for each update")
         let g = try UpdateSpread.gram(updates), all = Array(updates.indices)
-        // ⟨X̄_S, X̄_T⟩ and ‖X_q − X̄_S‖ from the Gram matrix.
+        // ⟨X̄_S, X̄_T⟩ from the Gram matrix.
         func inner(_ s: [Int], _ t: [Int]) -> Double {
             s.reduce(0.0) { sum, q in sum + t.reduce(0.0) { $0 + g[q][$1] } } / Double(s.count * t.count)
         }
-        func distance(_ q: Int, _ s: [Int]) -> Double {
-            max(0, g[q][q] - 2 * s.reduce(0.0) { $0 + g[q][$1] } / Double(s.count) + inner(s, s)).squareRoot()
+        // ‖X_q − X̄_S‖ for each q in S, given ‖X̄_S‖² (computed once a set: the sums are O(n²)).
+        func meanDistance(_ s: [Int], selfInner: Double) -> Double {
+            s.map { q in max(0, g[q][q] - 2 * s.reduce(0.0) { $0 + g[q][$1] } / Double(s.count) + selfInner).squareRoot() }
+                .reduce(0, +) / Double(s.count)
         }
-        let n = Double(updates.count), meanSquare = max(0, inner(all, all))  // ‖X̄‖² = the mean of G
+        let meanSquare = max(0, inner(all, all))  // ‖X̄‖² = the mean of G
         count = updates.count
         meanUpdateNorm = meanSquare.squareRoot()
-        updateNorm = all.map { max(0, g[$0][$0]).squareRoot() }.reduce(0, +) / n
+        updateNorm = all.map { max(0, g[$0][$0]).squareRoot() }.reduce(0, +) / Double(updates.count)
         let scale = meanUpdateNorm > 0 ? 1 / meanUpdateNorm : 0
-        relative = all.map { distance($0, all) }.reduce(0, +) / n * scale
+        relative = meanDistance(all, selfInner: meanSquare) * scale
         for name in Set(names ?? []) {
-            let members = all.filter { names![$0] == name }
-            let shift = max(0, inner(members, members) - 2 * inner(members, all) + meanSquare).squareRoot()
-            groups[name] = Group(count: members.count, shift: shift * scale,
-                                 spread: members.map { distance($0, members) }.reduce(0, +) / Double(members.count) * scale)
+            let members = all.filter { names![$0] == name }, own = inner(members, members)
+            let shift = max(0, own - 2 * inner(members, all) + meanSquare).squareRoot()
+            groups[name] = Group(count: members.count, shift: shift * scale, spread: meanDistance(members, selfInner: own) * scale)
         }
     }
 

@@ -67,16 +67,24 @@ public struct RLTrainStage: StageType {
     /// The kept evaluation's figures (the last improvement; for sweep tables and `exp show`,
     /// so that settings are chosen on the selection split over seeds): its valid F1 sum, the
     /// same routes' sum without updates, the share of answers the updates changed, the
-    /// updates' spread across questions (mean over candidates) and the questions it came after.
+    /// updates' spread across questions (mean over candidates), each question type's shift from
+    /// the mean update (`kept_update_shift_<type>`, mean over candidates) and the questions it came after.
     public static func figures(directory: String) -> [Figure] {
         guard let text = try? FileIO.readString(directory + "/evals.jsonl") else { return [] }
         let evals = FileIO.lines(text).compactMap { try? JSONParser.parse(String($0)) }
         guard let kept = evals.last(where: { $0["improved"]?.boolValue == true }) else { return [] }
+        func mean(_ values: [Double]) -> Double? { values.isEmpty ? nil : values.reduce(0, +) / Double(values.count) }
         let spreads = (kept["update_spread"]?.objectMembers ?? []).compactMap { $0.value.doubleValue }
-        return [("kept_valid_f1_sum", kept["valid_f1_sum"]?.doubleValue), ("kept_after", kept["step"]?.doubleValue),
-                ("kept_valid_f1_sum_without_updates", kept["valid_f1_sum_without_updates"]?.doubleValue),
-                ("kept_answers_changed", kept["answers_changed"]?.doubleValue),
-                ("kept_update_spread", spreads.isEmpty ? nil : spreads.reduce(0, +) / Double(spreads.count))]
+        // Each question type's shift from the mean update, over candidates (with two types or more).
+        var shifts: [String: [Double]] = [:]
+        for (_, byType) in kept["update_by_type"]?.objectMembers ?? [] where (byType.objectMembers?.count ?? 0) > 1 {
+            for (type, g) in byType.objectMembers ?? [] { if let shift = g["shift"]?.doubleValue { shifts[type, default: []].append(shift) } }
+        }
+        return ([("kept_valid_f1_sum", kept["valid_f1_sum"]?.doubleValue), ("kept_after", kept["step"]?.doubleValue),
+                 ("kept_valid_f1_sum_without_updates", kept["valid_f1_sum_without_updates"]?.doubleValue),
+                 ("kept_answers_changed", kept["answers_changed"]?.doubleValue),
+                 ("kept_update_spread", mean(spreads))]
+                + shifts.sorted { $0.key < $1.key }.map { ("kept_update_shift_" + ($0.key.isEmpty ? "untyped" : $0.key), mean($0.value)) })
             .compactMap { name, value in value.map { Figure(name, $0) } }
     }
 
