@@ -44,15 +44,25 @@ final class CPUEngineTests: XCTestCase {
 
     /// One joint-RL question through the engine (pooled state, update, a recorded call,
     /// accumulate, step) equals the chain computed by hand with the decoder, the generator and
-    /// AdamW: the same generator and router weights, bit for bit.
+    /// AdamW: the same generator and router weights, bit for bit; pooled over every position
+    /// and over some only (pooling "question": the router's gradient reaches those alone).
     func testAStepIsTheChainByHand() throws {
+        try chainByHand(positions: nil)
+        try chainByHand(positions: 1..<4)
+        let engine = CPUEngine()
+        let router = try engine.loadModel(directory: try LocalChatModelTests.makeModel(), name: "router", trainable: true)
+        XCTAssertThrowsError(try engine.pooledState(router, prompt: prompt, positions: 4..<9, keepForBackward: false), "beyond the prompt")
+        XCTAssertThrowsError(try engine.pooledState(router, prompt: prompt, positions: 2..<2, keepForBackward: false), "empty")
+    }
+
+    func chainByHand(positions: Range<Int>?) throws {
         let routerDirectory = try LocalChatModelTests.makeModel(), candidateDirectory = try LocalChatModelTests.makeModel(vocab: 1300)
         let engine = CPUEngine()
         let router = try engine.loadModel(directory: routerDirectory, name: "router", trainable: true)
         let candidate = try engine.loadModel(directory: candidateDirectory, name: "c", trainable: false)
         let shape = GeneratorShape(input: 16, hidden: 12, layers: 2, target: 16, rank: 2)
         try engine.makeGenerators([shape, shape], seed: 43)
-        let pooled = try engine.pooledState(router, prompt: prompt, keepForBackward: true)
+        let pooled = try engine.pooledState(router, prompt: prompt, positions: positions, keepForBackward: true)
         let update = try engine.makeUpdate(generator: 1, from: pooled, alpha: 0.5, layers: 1, keepForBackward: true)
         let uniforms = SamplingRandom.uniforms(seed: 9, count: 10)
         let reply = try engine.generate([EngineCall(model: candidate, prompt: prompt, maxNewTokens: 10, stopTokens: [], temperature: 1, topP: 0.9,
@@ -64,7 +74,14 @@ final class CPUEngineTests: XCTestCase {
         // By hand.
         let r = try DecoderModel(directory: routerDirectory), c = try DecoderModel(directory: candidateDirectory)
         let tape = try r.tapedForward(prompt)
-        XCTAssertEqual(DecoderModel.pooled(tape), pooled.values)
+        XCTAssertEqual(DecoderModel.pooled(tape, positions: positions), pooled.values)
+        if let positions {  // the mean of those rows of the last hidden states
+            let h = tape.hiddenStates
+            for j in 0..<h.columns {
+                XCTAssertEqual(pooled.values[j], positions.map { h.data[$0 * h.columns + j] }.reduce(0, +) / Float(positions.count), accuracy: 1e-6)
+            }
+            XCTAssertNotEqual(pooled.values, DecoderModel.pooled(tape))
+        }
         var generator = ParameterGenerator(inputSize: 16, hiddenSize: 12, layers: 2, targetSize: 16, rank: 2, seed: 43)
         let (a, b, genTape) = try generator.forward(pooled.values)
         XCTAssertEqual(update.lora.a, a)
@@ -85,7 +102,9 @@ final class CPUEngineTests: XCTestCase {
                        "the unused one did not")
         var weights = r.namedWeights
         var routerOptimizer = AdamW(weightDecay: 0.01)
-        routerOptimizer.update(&weights, gradients: try r.backward(tape, dPooled: dPooled), lr: 1e-3)
+        let routerGrads = try r.backward(tape, dPooled: dPooled, positions: positions)
+        if positions != nil { XCTAssertNotEqual(routerGrads, try r.backward(tape, dPooled: dPooled), "only the pooled positions' share") }
+        routerOptimizer.update(&weights, gradients: routerGrads, lr: 1e-3)
         XCTAssertEqual(try engine.weights(router), weights, "the router stepped through the pooled state")
         // The question's state is gone: its update cannot be accumulated again.
         XCTAssertThrowsError(try engine.accumulate(update, calls: [call], coefficient: 1))

@@ -196,7 +196,8 @@ final class TorchEngineTests: XCTestCase {
 
     /// One joint-RL question on both engines (the pooled state and the updates kept, recorded
     /// calls, accumulate with the advantage, one step of the generators and, through the
-    /// pooled state, the router): the same generator and router weights after it.
+    /// pooled state, the router): the same generator and router weights after it. The second
+    /// question pools over some of its positions only (pooling "question").
     func testAJointRLStepMatchesTheCPUEngine() throws {
         let (torch, cpu, _) = try engines()
         let routerDirectory = try LocalChatModelTests.makeModel(), candidateDirectory = try LocalChatModelTests.makeModel(vocab: 1300)
@@ -211,9 +212,9 @@ final class TorchEngineTests: XCTestCase {
         let shape = GeneratorShape(input: 16, hidden: 12, layers: 2, target: 16, rank: 2)
         try cpu.makeGenerators([shape, shape], seed: 43)
         try torch.setGenerators(try cpu.generatorWeights(), rank: 2)
-        for (question, seed) in [(prompt, UInt64(9)), ([3, 1, 4, 1, 5, 9, 2, 6], 10)] {
+        for (question, seed, positions) in [(prompt, UInt64(9), nil), ([3, 1, 4, 1, 5, 9, 2, 6], 10, 2..<5)] as [([Int], UInt64, Range<Int>?)] {
             // CPU
-            let cp = try cpu.pooledState(c.router, prompt: question, keepForBackward: true)
+            let cp = try cpu.pooledState(c.router, prompt: question, positions: positions, keepForBackward: true)
             let cu = try cpu.makeUpdate(generator: 1, from: cp, alpha: 0.5, layers: 1, keepForBackward: true)
             let callC = EngineCall(model: c.candidate, prompt: question, maxNewTokens: 8, stopTokens: [], temperature: 1, topP: 0.9, rule: .reference,
                                    uniforms: SamplingRandom.uniforms(seed: seed, count: 8), update: cu, recordsGradient: true)
@@ -221,7 +222,8 @@ final class TorchEngineTests: XCTestCase {
             try cpu.accumulate(cu, calls: rc.compactMap(\.call), coefficient: -0.75)
             try cpu.step(EngineStep(updates: [cu], generatorLRs: [1: 1e-2], routerLR: 1e-3, pooled: cp, routerBF16: false))
             // torch
-            let tp = try torch.pooledState(tr, prompt: question, keepForBackward: true)
+            let tp = try torch.pooledState(tr, prompt: question, positions: positions, keepForBackward: true)
+            assertClose(tp.values, cp.values, "pooled state")
             let tu = try torch.makeUpdate(generator: 1, from: tp, alpha: 0.5, layers: 1, keepForBackward: true)
             assertClose(tu.lora.a.data, cu.lora.a.data, "A")
             var callT = callC
@@ -321,6 +323,8 @@ final class TorchEngineTests: XCTestCase {
         assertClose(ours.map { Float($0) }, theirs.map { Float($0) }, "continuation log-probabilities")
         assertClose(try torch.pooledState(t, prompt: prompt, keepForBackward: false).values, try cpu.pooledState(c, prompt: prompt, keepForBackward: false).values,
                     "pooled state")
+        assertClose(try torch.pooledState(t, prompt: prompt, positions: 1..<3, keepForBackward: false).values,
+                    try cpu.pooledState(c, prompt: prompt, positions: 1..<3, keepForBackward: false).values, "pooled state over positions 1..<3")
     }
 
     /// The rest of the protocol: the generators made from a seed (the CPU engine's), weights

@@ -111,6 +111,38 @@ final class RLTrainTests: XCTestCase {
         XCTAssertTrue(summary.contains("% of answers changed; the updates' spread across questions by candidate "), summary)
     }
 
+    /// `pooling` "question": the generators read the router's state over the question's tokens
+    /// only. The router finds them in its prompt (what differs from the empty question's
+    /// prompt); the run says so in generators.json and its variant, and the loaded system pools
+    /// so (evaluate's live rows); its updates are not the prompt-pooled run's.
+    func testPoolingOverTheQuestion() throws {
+        let dir = try makeTempDir(self, "rl-pooling")
+        let (_, prompt) = try runAndUnpack(try spec(dir), stage: "rl", storeAt: dir + "/prompt")
+        let (_, out) = try runAndUnpack(try spec(dir, #", "pooling": "question""#), stage: "rl", storeAt: dir + "/question")
+        let settings = try JSONParser.parse(try FileIO.readString(out + "/generators/generators.json"))
+        XCTAssertEqual(settings["pooling"]?.stringValue, "question")
+        XCTAssertTrue(settings["variant"]?.stringValue?.contains("pooled over the question") == true, settings.canonical)
+        let engine = CPUEngine()
+        let candidates = try ["a", "b"].map { try EngineChatModel(directory: dir + "/" + $0, name: $0, engine: engine) }
+        let system = try HAPSSystem.load(directory: out, candidates: candidates, engine: engine)
+        XCTAssertEqual(system.pooling, .question)
+        XCTAssertEqual(try HAPSSystem.load(directory: prompt, candidates: candidates, engine: engine).pooling, .prompt)
+        // The question's tokens in the routing prompt decode to the question.
+        let question = "Who was born first, Wenmar Kahulsil or Silgar Isfenel?"
+        let tokens = try system.router.promptTokens(question, routing: true)
+        let span = try system.router.questionPositions(question, in: tokens)
+        XCTAssertLessThan(span.count, tokens.count / 2)
+        XCTAssertTrue(system.router.tokenizer.decode(Array(tokens[span]), skipSpecial: true).contains("Wenmar Kahulsil or Silgar Isfenel"))
+        XCTAssertNotEqual(try system.router.pooledState(question, pooling: .question).values, try system.router.pooledState(question).values)
+        XCTAssertNotEqual(try FileIO.read(out + "/generators/generator0.safetensors"), try FileIO.read(prompt + "/generators/generator0.safetensors"))
+        // A bad value in generators.json is named.
+        try FileManager.default.copyItem(atPath: out, toPath: dir + "/edited")
+        try FileIO.writeAtomically(settings.setting(["pooling"], to: .string("tokens")).pretty, to: dir + "/edited/generators/generators.json")
+        XCTAssertThrowsError(try HAPSSystem.load(directory: dir + "/edited", candidates: candidates, engine: engine)) {
+            XCTAssertTrue("\($0)".contains("pooling must be \"prompt\" or \"question\""), "\($0)")
+        }
+    }
+
     /// An evaluation's updates arrive in the order its dialogues in flight make them; they are
     /// measured in one order whatever it was, so the spread (and the stage's output) is the same
     /// in every run (a local run and a Slurm job of the quickstart once differed by it).

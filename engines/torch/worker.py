@@ -266,14 +266,18 @@ class Worker:
         return {"logprobs": out}, []
 
     def op_pooled_state(self, request, blobs):
-        """The mean over positions of the last hidden state (after the final norm); with
-        `keep`, computed with its graph and kept under a new id, for a step's backward."""
+        """The mean over positions of the last hidden state (after the final norm), over
+        `positions` [start, end) only when given; with `keep`, computed with its graph and kept
+        under a new id, for a step's backward."""
         import torch
         model = self.models[request["model"]]
         device = next(model.parameters()).device
         keep = bool(request.get("keep", False))
         with torch.set_grad_enabled(keep):
             h = model(input_ids=torch.tensor([request["prompt"]], device=device), output_hidden_states=True).hidden_states[-1][0]
+            if "positions" in request:
+                start, end = request["positions"]
+                h = h[start:end]
             pooled = h.float().mean(0)
         header = {"pooled": self.keep(("pooled", request["model"], pooled))} if keep else {}
         return float_tensors([("pooled", pooled)], header)

@@ -49,7 +49,7 @@ public final class CPUEngine: Engine, @unchecked Sendable {
     private var generators: [ParameterGenerator] = []
     private var generatorOptimizers: [AdamW] = []
     // The questions' state: kept pooled states and updates, recorded calls, gradients.
-    private var tapes: [Int: (model: Int, tape: DecoderTape)] = [:]
+    private var tapes: [Int: (model: Int, tape: DecoderTape, positions: Range<Int>?)] = [:]
     private var updates: [Int: KeptUpdate] = [:]
     private var calls: [Int: RecordedCall] = [:]
     /// Each update's accumulated gradient, in the order updates were first accumulated.
@@ -160,11 +160,14 @@ public final class CPUEngine: Engine, @unchecked Sendable {
         return logp
     }
 
-    public func pooledState(_ model: EngineModel, prompt: [Int], keepForBackward: Bool) throws -> PooledState {
+    public func pooledState(_ model: EngineModel, prompt: [Int], positions: Range<Int>?, keepForBackward: Bool) throws -> PooledState {
+        if let positions, positions.isEmpty || positions.lowerBound < 0 || positions.upperBound > prompt.count {
+            throw EngineError("pooled positions \(positions) are not a non-empty part of the prompt's \(prompt.count) tokens")
+        }
         let tape = try loaded(model).model.tapedForward(prompt)
         let id = newID()
-        if keepForBackward { lock.withLock { tapes[id] = (model.id, tape) } }
-        return PooledState(id: id, values: DecoderModel.pooled(tape))
+        if keepForBackward { lock.withLock { tapes[id] = (model.id, tape, positions) } }
+        return PooledState(id: id, values: DecoderModel.pooled(tape, positions: positions))
     }
 
     // MARK: Parameter generators
@@ -230,7 +233,7 @@ public final class CPUEngine: Engine, @unchecked Sendable {
                 generatorGrads[c] = CPUEngine.sum(generatorGrads[c], weightGrads)
             }
             guard step.routerLR != nil else { continue }
-            guard let (modelID, tape) = lock.withLock({ tapes[q.pooled.id] }) else {
+            guard let (modelID, tape, positions) = lock.withLock({ tapes[q.pooled.id] }) else {
                 throw EngineError("the pooled state \(q.pooled.id) was not kept for backward")
             }
             let l = try lock.withLock { () throws -> Loaded in
@@ -238,7 +241,7 @@ public final class CPUEngine: Engine, @unchecked Sendable {
                 return l
             }
             router = l
-            routerGrads = CPUEngine.sum(routerGrads, try l.model.backward(tape, dPooled: dPooled))
+            routerGrads = CPUEngine.sum(routerGrads, try l.model.backward(tape, dPooled: dPooled, positions: positions))
         }
         for (c, grads) in generatorGrads.sorted(by: { $0.key < $1.key }) {
             lock.withLock { generatorOptimizers[c].update(&generators[c].weights, gradients: grads, lr: step.generatorLRs[c]!) }

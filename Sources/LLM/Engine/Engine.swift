@@ -42,9 +42,10 @@ public protocol Engine: AnyObject, Sendable {
     /// The log-probability of each continuation after `prompt`, teacher-forced and summed over
     /// its tokens (the router's distribution over the actions' replies).
     func continuationLogProbabilities(_ model: EngineModel, prompt: [Int], continuations: [[Int]]) throws -> [Double]
-    /// The mean over positions of the last hidden state (after the final norm) for `prompt`;
-    /// `keepForBackward`: kept, so that a step can send a gradient into the backbone.
-    func pooledState(_ model: EngineModel, prompt: [Int], keepForBackward: Bool) throws -> PooledState
+    /// The mean over positions of the last hidden state (after the final norm) for `prompt`,
+    /// over `positions` only when given (nil: all); `keepForBackward`: kept, so that a step can
+    /// send a gradient into the backbone.
+    func pooledState(_ model: EngineModel, prompt: [Int], positions: Range<Int>?, keepForBackward: Bool) throws -> PooledState
 
     // MARK: Parameter generators
 
@@ -99,6 +100,10 @@ public protocol Engine: AnyObject, Sendable {
 }
 
 extension Engine {
+    /// The pooled state over every position of `prompt` (the reference's).
+    public func pooledState(_ model: EngineModel, prompt: [Int], keepForBackward: Bool) throws -> PooledState {
+        try pooledState(model, prompt: prompt, positions: nil, keepForBackward: keepForBackward)
+    }
     public var writesStateFiles: Bool { false }
     public var batchesConcurrentCalls: Bool { false }
     public func saveState(to path: String, metadata: [String: String]) throws { try write(try state(metadata: metadata), to: path) }

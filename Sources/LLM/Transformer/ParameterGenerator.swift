@@ -108,20 +108,22 @@ public struct ParameterGenerator: Sendable {
 
 extension DecoderModel {
     /// The mean over positions of the last hidden states (after the final norm): the router's
-    /// pooled state that the parameter generators read.
-    public static func pooled(_ tape: DecoderTape) -> [Float] {
-        let h = tape.hiddenStates, n = h.rows, d = h.columns
+    /// pooled state that the parameter generators read. `positions`: only those (the
+    /// question's tokens, `pooling` "question"); nil: every position, as the reference.
+    public static func pooled(_ tape: DecoderTape, positions: Range<Int>? = nil) -> [Float] {
+        let h = tape.hiddenStates, d = h.columns, span = positions ?? 0..<h.rows
+        precondition(!span.isEmpty && span.upperBound <= h.rows, "pooled positions \(span) of \(h.rows)")
         var out = [Float](repeating: 0, count: d)
-        for t in 0..<n { for j in 0..<d { out[j] += h.data[t * d + j] } }
-        return out.map { $0 / Float(n) }
+        for t in span { for j in 0..<d { out[j] += h.data[t * d + j] } }
+        return out.map { $0 / Float(span.count) }
     }
 
     /// Gradients of the router's weights from a scalar's gradient with respect to its pooled
-    /// state (each position's share is 1/n).
-    public func backward(_ tape: DecoderTape, dPooled: [Float]) throws -> [String: Tensor] {
-        let n = tape.hiddenStates.rows, d = dPooled.count
+    /// state (each pooled position's share is 1/n, the others' 0).
+    public func backward(_ tape: DecoderTape, dPooled: [Float], positions: Range<Int>? = nil) throws -> [String: Tensor] {
+        let n = tape.hiddenStates.rows, d = dPooled.count, span = positions ?? 0..<n
         var dHidden = Tensor(zeros: [n, d])
-        for t in 0..<n { for j in 0..<d { dHidden.data[t * d + j] = dPooled[j] / Float(n) } }
+        for t in span { for j in 0..<d { dHidden.data[t * d + j] = dPooled[j] / Float(span.count) } }
         return try backward(tape, dHiddenStates: dHidden)
     }
 }

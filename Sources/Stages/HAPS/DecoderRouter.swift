@@ -16,6 +16,12 @@ public import Pipeline
 /// (the reply's shape, `{"teacher": <id>, "student": <id>}`). The project's own wording is
 /// `standard`; `load(directory:)` reads a user's (`system.txt`, `user.txt`), so the
 /// reference's strings from its `sft.py` can be used unchanged.
+/// What the parameter generators read of the router (rl-train's `pooling`): the mean of its
+/// last hidden states over the whole routing prompt (the reference's), or over the question's
+/// tokens only, where the prompt's long fixed wording does not dilute the question
+/// (docs/routing.md, "A planted-adaptation world").
+public enum Pooling: String, ParameterEnum, Sendable { case prompt, question }
+
 public struct RouterPrompt: Sendable, Equatable {
     public var system: String
     public var user: String
@@ -225,10 +231,28 @@ public final class DecoderRouter: QuestionRouter, @unchecked Sendable {
     }
 
     /// The mean over positions of the backbone's last hidden state (after the final norm)
-    /// for a question's routing prompt: what the parameter generators read. `keepForBackward`:
-    /// the engine keeps what a step's gradient into the backbone needs.
-    public func pooledState(_ question: String, keepForBackward: Bool = false) throws -> PooledState {
-        try engine.pooledState(model, prompt: try promptTokens(question, routing: true), keepForBackward: keepForBackward)
+    /// for a question's routing prompt: what the parameter generators read, over the whole
+    /// prompt (`.prompt`, the reference) or the question's tokens only (`.question`).
+    /// `keepForBackward`: the engine keeps what a step's gradient into the backbone needs.
+    public func pooledState(_ question: String, pooling: Pooling = .prompt, keepForBackward: Bool = false) throws -> PooledState {
+        let prompt = try promptTokens(question, routing: true)
+        let positions = pooling == .question ? try questionPositions(question, in: prompt) : nil
+        return try engine.pooledState(model, prompt: prompt, positions: positions, keepForBackward: keepForBackward)
+    }
+
+    /// Where a question's tokens lie in its routing prompt: what differs from the prompt of
+    /// the empty question, after their common beginning and end (a token the tokenizer merged
+    /// across the question's edge counts as the question's).
+    func questionPositions(_ question: String, in prompt: [Int]) throws -> Range<Int> {
+        let empty = try promptTokens("", routing: true)
+        var start = 0
+        while start < min(prompt.count, empty.count), prompt[start] == empty[start] { start += 1 }
+        var tail = 0
+        while tail < min(prompt.count, empty.count) - start, prompt[prompt.count - 1 - tail] == empty[empty.count - 1 - tail] { tail += 1 }
+        guard start < prompt.count - tail else {
+            throw RouterError("the question \"\(question.prefix(60))\" adds no tokens to the routing prompt: there is nothing to pool over (pooling \"question\")")
+        }
+        return start..<(prompt.count - tail)
     }
 
     // MARK: Saving

@@ -18,17 +18,19 @@ public struct HAPSSystem: Sendable {
     public var candidates: [EngineChatModel]
     public var alpha: Float
     public var layers: Int
+    /// What the generators read of the router: the whole routing prompt, or the question.
+    public var pooling: Pooling
     public var engine: any Engine { router.engine }
 
-    public init(router: DecoderRouter, candidates: [EngineChatModel], alpha: Float, layers: Int) {
-        self.router = router; self.candidates = candidates; self.alpha = alpha; self.layers = layers
+    public init(router: DecoderRouter, candidates: [EngineChatModel], alpha: Float, layers: Int, pooling: Pooling = .prompt) {
+        self.router = router; self.candidates = candidates; self.alpha = alpha; self.layers = layers; self.pooling = pooling
     }
 
     /// The updates the generators give the candidates of `action` for `question` (one a
     /// candidate: both roles of one share it), from the router's pooled state; with
     /// `keepForBackward` the engine keeps both for a training step.
     public func updates(_ question: String, action: Int, keepForBackward: Bool) throws -> (pooled: PooledState, updates: [Int: EngineUpdate]) {
-        let pooled = try router.pooledState(question, keepForBackward: keepForBackward)
+        let pooled = try router.pooledState(question, pooling: pooling, keepForBackward: keepForBackward)
         var out: [Int: EngineUpdate] = [:]
         for c in Set(router.space.assignment(of: action)).sorted() {
             out[c] = try engine.makeUpdate(generator: c, from: pooled, alpha: alpha, layers: layers, keepForBackward: keepForBackward)
@@ -109,7 +111,7 @@ private final class InFlightResults<T>: @unchecked Sendable {
 
 extension HAPSSystem {
     /// Writes the generators (one safetensors file a candidate, torch's names) and
-    /// `generators.json`: the update's settings, the variant trained and the digest of the
+    /// `generators.json`: the update's settings (pooling included), the variant trained and the digest of the
     /// starting router's weights (evaluate finds that router among its inputs by it).
     public func saveGenerators(to directory: String, rank: Int, variant: String, routerFrom: String) throws {
         try FileIO.makeDirectory(directory)
@@ -119,7 +121,7 @@ extension HAPSSystem {
         }
         let settings: JSONValue = ["alpha": .number(Double(alpha)), "layers": .number(Double(layers)),
                                    "rank": .number(Double(rank)), "generators": .number(Double(weights.count)),
-                                   "variant": .string(variant), "router_from": .string(routerFrom)]
+                                   "pooling": .string(pooling.rawValue), "variant": .string(variant), "router_from": .string(routerFrom)]
         try FileIO.writeAtomically(settings.pretty + "\n", to: directory + "/generators.json")
     }
 
@@ -135,11 +137,17 @@ extension HAPSSystem {
               let rank = s["rank"]?.intValue, let n = s["generators"]?.intValue else {
             throw RouterError("\(path): not a joint artifact's generators (rl-train writes them)")
         }
+        let pooling = try s["pooling"].map { value in
+            guard let p = value.stringValue.flatMap(Pooling.init(rawValue:)) else {
+                throw RouterError("\(path): pooling must be \"prompt\" or \"question\", found \(value.canonical)")
+            }
+            return p
+        } ?? .prompt  // written before pooling was a setting: the reference's
         guard n == candidates.count else {
             throw RouterError("\(path): \(n) generators, but \(candidates.count) candidates are given (one generator a candidate, in order)")
         }
         try engine.setGenerators(try (0..<n).map { c in try SafeTensorsFile(path: directory + "/generators/generator\(c).safetensors").all() }, rank: rank)
-        return HAPSSystem(router: try router.with(fallbackAction: nil), candidates: candidates, alpha: Float(alpha), layers: layers)
+        return HAPSSystem(router: try router.with(fallbackAction: nil), candidates: candidates, alpha: Float(alpha), layers: layers, pooling: pooling)
     }
 
     /// What a joint artifact says of itself: its variant and the router it started from.

@@ -64,7 +64,7 @@ public final class JointRLTrainer: Checkpointable, @unchecked Sendable {
             throw RouterError("joint RL needs the router and the candidates in one engine")
         }
         if settings.router_bf16 { try router.engine.roundWeightsToBFloat16(router.model) }
-        system = HAPSSystem(router: router, candidates: candidates, alpha: Float(settings.alpha), layers: settings.layers)
+        system = HAPSSystem(router: router, candidates: candidates, alpha: Float(settings.alpha), layers: settings.layers, pooling: settings.pooling ?? .prompt)
         self.sampler = sampler; self.settings = settings; self.totalSteps = totalSteps
         var sampling = sampler.dialogue.settings
         (sampling.temperature, sampling.topP) = JointRLTrainer.referenceSampling

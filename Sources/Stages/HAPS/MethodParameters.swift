@@ -112,6 +112,8 @@ public struct JointRLSettings: ParameterGroup {
     @Param("the LoRA update's scale (0: no low-level router)") var alpha = 0.01
     @Param("candidate layers (from the last) whose o_proj gets the update") var layers = 1
     @Param("the update's rank") var lora_r = 8
+    @Param("what the generators read: the router's last hidden states averaged over the whole routing prompt (prompt; none: the reference's) or over the question's tokens only (question)")
+    var pooling: Pooling? = nil
     @Param("the generator's hidden Linear+ReLU layers before its heads") var mlp_num_layer = 2
     @Param("the width of the generator's hidden layers (the reference's 256)") var mlp_hidden_dim = 256
     @Param("the gradient through the pooled state into the router backbone (false: no sharing)") var backbone_gradient = true
@@ -154,6 +156,7 @@ public struct JointRLSettings: ParameterGroup {
         if baseline_window > 0 { parts.append("reward baseline over the last \(baseline_window)") }
         if questions_per_update > 1 { parts.append("\(questions_per_update) questions an update") }
         if router_bf16 { parts.append("bf16 router") }
+        if pooling == .question { parts.append("pooled over the question") }
         return parts.isEmpty ? "as the reference" : parts.joined(separator: ", ")
     }
 }
