@@ -45,6 +45,10 @@ final class SweepStateTests: XCTestCase {
         XCTAssertEqual(extended.points.map(\.label), ["alpha=1", "alpha=2", "alpha=3"], "the points it has are not repeated")
         XCTAssertEqual(extended.failed, ["scored@alpha=2"])
         XCTAssertEqual(try SweepState.extending("t", spec: specPath, with: [], in: store), SweepState(name: "t", spec: specPath, points: []))
+        // A point labelled as one it has but set otherwise (seeds replicated over other stages).
+        try SweepState(name: "r", spec: specPath, points: Sweep.replicated([Sweep.Point(label: "", overrides: [])], seeds: [1], stages: ["a"])).save(store)
+        XCTAssertEqual(badRequest { _ = try SweepState.extending("r", spec: specPath, with: Sweep.replicated([Sweep.Point(label: "", overrides: [])], seeds: [1], stages: ["a", "b"]), in: self.store) },
+                       "sweep 'r' has a point 'seed=1' set by a.seed=1, not a.seed=1 b.seed=1; choose another --name")
         XCTAssertEqual(badRequest { _ = try SweepState.extending("s", spec: "other.json", with: [], in: self.store) },
                        "sweep 's' exists for \(specPath); choose another --name")
         let lost = SweepState(name: "lost", spec: dir + "/gone.json", points: state.points)

@@ -43,7 +43,15 @@ public struct SweepState: Sendable, Equatable {
     public static func extending(_ name: String, spec: String, with points: [Sweep.Point], in store: Store) throws -> SweepState {
         var state = try load(store, name) ?? SweepState(name: name, spec: spec, points: [])
         guard state.spec == spec else { throw SweepError(.badRequest, "sweep '\(name)' exists for \(state.spec); choose another --name") }
-        for p in points where !state.points.contains(p) { state.points.append(p) }
+        for p in points where !state.points.contains(p) {
+            // Two points of one label would be two rows that read as one (seeds replicated over
+            // other stages, `--seeds a,b=1,2` after `--seeds a=1,2`, are labelled alike).
+            if let same = state.points.first(where: { $0.label == p.label }) {
+                throw SweepError(.badRequest, "sweep '\(name)' has a point '\(p.label)' set by \(same.overrides.joined(separator: " ")), "
+                                 + "not \(p.overrides.joined(separator: " ")); choose another --name")
+            }
+            state.points.append(p)
+        }
         return state
     }
 
