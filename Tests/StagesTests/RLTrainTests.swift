@@ -127,6 +127,8 @@ final class RLTrainTests: XCTestCase {
         let system = try HAPSSystem.load(directory: out, candidates: candidates, engine: engine)
         XCTAssertEqual(system.pooling, .question)
         XCTAssertEqual(try HAPSSystem.load(directory: prompt, candidates: candidates, engine: engine).pooling, .prompt)
+        XCTAssertNil(try JSONParser.parse(try FileIO.readString(prompt + "/generators/generators.json"))["pooling"],
+                     "the reference's pooling is left out, so earlier artifacts keep their bytes")
         // The question's tokens in the routing prompt decode to the question.
         let question = "Who was born first, Wenmar Kahulsil or Silgar Isfenel?"
         let tokens = try system.router.promptTokens(question, routing: true)

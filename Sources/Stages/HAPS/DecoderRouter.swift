@@ -11,17 +11,17 @@ public import LLM
 public import NN
 public import Pipeline
 
-/// The router's prompt: a system message and a user message, with Python `str.format`
-/// fields `{question}`, `{candidates}` (one `id: name` line per candidate) and `{format}`
-/// (the reply's shape, `{"teacher": <id>, "student": <id>}`). The project's own wording is
-/// `standard`; `load(directory:)` reads a user's (`system.txt`, `user.txt`), so the
-/// reference's strings from its `sft.py` can be used unchanged.
 /// What the parameter generators read of the router (rl-train's `pooling`): the mean of its
 /// last hidden states over the whole routing prompt (the reference's), or over the question's
 /// tokens only, where the prompt's long fixed wording does not dilute the question
 /// (docs/routing.md, "A planted-adaptation world").
 public enum Pooling: String, ParameterEnum, Sendable { case prompt, question }
 
+/// The router's prompt: a system message and a user message, with Python `str.format`
+/// fields `{question}`, `{candidates}` (one `id: name` line per candidate) and `{format}`
+/// (the reply's shape, `{"teacher": <id>, "student": <id>}`). The project's own wording is
+/// `standard`; `load(directory:)` reads a user's (`system.txt`, `user.txt`), so the
+/// reference's strings from its `sft.py` can be used unchanged.
 public struct RouterPrompt: Sendable, Equatable {
     public var system: String
     public var user: String

@@ -111,7 +111,7 @@ private final class InFlightResults<T>: @unchecked Sendable {
 
 extension HAPSSystem {
     /// Writes the generators (one safetensors file a candidate, torch's names) and
-    /// `generators.json`: the update's settings (pooling included), the variant trained and the digest of the
+    /// `generators.json`: the update's settings (the pooling when not the whole prompt's), the variant trained and the digest of the
     /// starting router's weights (evaluate finds that router among its inputs by it).
     public func saveGenerators(to directory: String, rank: Int, variant: String, routerFrom: String) throws {
         try FileIO.makeDirectory(directory)
@@ -119,9 +119,11 @@ extension HAPSSystem {
         for (c, w) in weights.enumerated() {
             try SafeTensorsFile.write(w, metadata: ["rank": String(rank), "candidate": String(c)], to: directory + "/generator\(c).safetensors")
         }
-        let settings: JSONValue = ["alpha": .number(Double(alpha)), "layers": .number(Double(layers)),
-                                   "rank": .number(Double(rank)), "generators": .number(Double(weights.count)),
-                                   "pooling": .string(pooling.rawValue), "variant": .string(variant), "router_from": .string(routerFrom)]
+        var fields: [(key: String, value: JSONValue)] = [("alpha", .number(Double(alpha))), ("layers", .number(Double(layers))),
+                                             ("rank", .number(Double(rank))), ("generators", .number(Double(weights.count)))]
+        if pooling != .prompt { fields.append(("pooling", .string(pooling.rawValue))) }  // the reference's is left out: earlier artifacts' bytes stand
+        fields += [("variant", .string(variant)), ("router_from", .string(routerFrom))]
+        let settings = JSONValue.object(fields)
         try FileIO.writeAtomically(settings.pretty + "\n", to: directory + "/generators.json")
     }
 
