@@ -161,9 +161,7 @@ public final class CPUEngine: Engine, @unchecked Sendable {
     }
 
     public func pooledState(_ model: EngineModel, prompt: [Int], positions: Range<Int>?, keepForBackward: Bool) throws -> PooledState {
-        if let positions, positions.isEmpty || positions.lowerBound < 0 || positions.upperBound > prompt.count {
-            throw EngineError("pooled positions \(positions) are not a non-empty part of the prompt's \(prompt.count) tokens")
-        }
+        try EngineError.checkPooled(positions, of: prompt)
         let tape = try loaded(model).model.tapedForward(prompt)
         let id = newID()
         if keepForBackward { lock.withLock { tapes[id] = (model.id, tape, positions) } }

@@ -260,4 +260,11 @@ public struct EngineError: Error, CustomStringConvertible, Sendable {
     public var message: String
     public init(_ message: String) { self.message = message }
     public var description: String { "engine: " + message }
+
+    /// Pooled positions must be a non-empty part of the prompt (every engine checks alike).
+    static func checkPooled(_ positions: Range<Int>?, of prompt: [Int]) throws {
+        if let positions, positions.isEmpty || positions.lowerBound < 0 || positions.upperBound > prompt.count {
+            throw EngineError("pooled positions \(positions) are not a non-empty part of the prompt's \(prompt.count) tokens")
+        }
+    }
 }

@@ -267,9 +267,7 @@ public final class TorchEngine: Engine, @unchecked Sendable {
 
     /// The pooled state; `keepForBackward`: the worker keeps its graph for a step.
     public func pooledState(_ model: EngineModel, prompt: [Int], positions: Range<Int>?, keepForBackward: Bool) throws -> PooledState {
-        if let positions, positions.isEmpty || positions.lowerBound < 0 || positions.upperBound > prompt.count {
-            throw EngineError("pooled positions \(positions) are not a non-empty part of the prompt's \(prompt.count) tokens")
-        }
+        try EngineError.checkPooled(positions, of: prompt)
         var fields: [(String, JSONValue)] = [("model", .number(Double(model.id))), ("prompt", .array(prompt.map { .number(Double($0)) })),
                                              ("keep", .bool(keepForBackward))]
         if let positions { fields.append(("positions", .array([.number(Double(positions.lowerBound)), .number(Double(positions.upperBound))]))) }
