@@ -61,7 +61,7 @@ let package = Package(
         // stack is not linked into, nor loaded by, every other command (docs/serve.md).
         .executableTarget(
             name: "haps-pipe-serve",
-            dependencies: ["LLM", "NN", "JSON",
+            dependencies: ["LLM", "NN", "JSON", "Pipeline", "Stages",
                            .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: upcoming),

@@ -35,9 +35,15 @@ struct Routes: Sendable {
     let model: ServedModel?
     let retriever: (any Retriever)?
     let limits: Limits
+    /// A trained HAPS system (`--system`): models "haps" and "haps-route".
+    var system: SystemRoutes? = nil
+    var metrics = ServeMetrics()
 
     func register(on router: Router<BasicRequestContext>) {
         router.get("/v1/models") { _, _ in self.models() }
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: self.metrics.text())))
+        }
         router.post("/v1/chat/completions") { request, _ in await self.respond { try await self.chatCompletions(request) } }
         router.post("/") { request, _ in await self.respond { try await self.hapsProtocol(request) } }
         router.post("/retrieve") { request, _ in await self.respond { try await self.retrieve(request) } }
@@ -91,7 +97,8 @@ struct Routes: Sendable {
     }
 
     func models() -> Response {
-        let data: [JSONValue] = model.map { [["id": .string($0.name), "object": "model", "owned_by": "haps-pipe", "created": 0]] } ?? []
+        let ids = (model.map { [$0.name] } ?? []) + (system?.modelIDs ?? [])
+        let data: [JSONValue] = ids.map { ["id": .string($0), "object": "model", "owned_by": "haps-pipe", "created": 0] }
         return Routes.json(["object": "list", "data": .array(data)])
     }
 
@@ -177,10 +184,15 @@ struct Routes: Sendable {
     }
 
     func chatCompletions(_ request: Request) async throws -> Response {
-        guard let served = model else { throw APIError(status: .notFound, message: "this server serves no model (start it with --model)", code: "model_not_found") }
         let v = try await body(request)
-        if let asked = v["model"]?.stringValue, asked != served.name {
-            throw APIError(status: .notFound, message: "The model '\(asked)' does not exist; this server has '\(served.name)'.",
+        let asked = v["model"]?.stringValue
+        if let system, asked.map(system.modelIDs.contains) ?? (model == nil) {
+            return try await system.respond(v, model: asked ?? SystemRoutes.answerModel, routes: self)
+        }
+        let ids = (model.map { [$0.name] } ?? []) + (system?.modelIDs ?? [])
+        guard let served = model, asked == nil || asked == served.name else {
+            if ids.isEmpty { throw APIError(status: .notFound, message: "this server serves no model (start it with --model or --system)", code: "model_not_found") }
+            throw APIError(status: .notFound, message: "The model '\(asked ?? "")' does not exist; this server has \(ids.map { "'\($0)'" }.joined(separator: ", ")).",
                            code: "model_not_found", param: "model")
         }
         if try integer(v, "n") ?? 1 != 1 { throw APIError(status: .badRequest, message: "only n = 1 is supported", param: "n") }
@@ -239,11 +251,13 @@ struct Routes: Sendable {
 
 /// One line per request on standard error: time, method, path, status, duration.
 struct RequestLog: RouterMiddleware {
+    let metrics: ServeMetrics
     func handle(_ request: Request, context: BasicRequestContext, next: (Request, BasicRequestContext) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
         var status = 500
         defer {
             let ms = (ContinuousClock.now - start) / .milliseconds(1)
+            metrics.request(path: request.uri.path, status: status, seconds: ms / 1000)
             let line = "\(ISO8601DateFormatter().string(from: Date())) \(request.method) \(request.uri.path) \(status) \(String(format: "%.1f", ms)) ms\n"
             FileHandle.standardError.write(Data(line.utf8))
         }

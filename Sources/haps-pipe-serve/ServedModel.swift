@@ -39,38 +39,54 @@ struct CPUGenerator: ServedGenerator {
     func stop() { batcher.stop() }
 }
 
+/// Blocking work (the engines' calls) run off the server's event loops, each on its own
+/// thread, at most `limit` admitted at once: `admit` says whether one more fits, `run` runs an
+/// admitted body and frees its place.
+final class OffLoopQueue: @unchecked Sendable {
+    let limit: Int
+    private let lock = NSLock()
+    private var admitted = 0
+
+    init(limit: Int) { self.limit = limit }
+
+    func admit() -> Bool {
+        lock.withLock {
+            if admitted >= limit { return false }
+            admitted += 1
+            return true
+        }
+    }
+
+    func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread { [self] in
+                let result = Result { try body() }
+                lock.withLock { admitted -= 1 }
+                continuation.resume(with: result)
+            }
+        }
+    }
+}
+
 /// The torch engine: each request one call (its seed's uniforms when sampled, as this
 /// program's engine draws them), run off the server's threads; at most `maxQueue` waiting.
 final class TorchGenerator: ServedGenerator, @unchecked Sendable {
     let engine: TorchEngine
     let model: EngineModel
-    let maxQueue: Int
-    private let lock = NSLock()
-    private var waiting = 0
+    let queue: OffLoopQueue
 
     init(engine: TorchEngine, model: EngineModel, maxQueue: Int) {
-        self.engine = engine; self.model = model; self.maxQueue = maxQueue
+        self.engine = engine; self.model = model; queue = OffLoopQueue(limit: maxQueue)
     }
 
     func generate(_ request: GenerationRequest) async throws -> GenerationResult {
-        let admitted = lock.withLock { () -> Bool in
-            if waiting >= maxQueue { return false }
-            waiting += 1
-            return true
-        }
-        guard admitted else { throw QueueFull(description: "\(maxQueue) requests are waiting for the engine") }
+        guard queue.admit() else { throw QueueFull(description: "\(queue.limit) requests are waiting for the engine") }
         let call = EngineCall(model: model, prompt: request.prompt, maxNewTokens: request.maxNewTokens, stopTokens: request.stopTokens,
                               temperature: request.temperature, topP: request.topP, rule: request.nucleusRule,
                               uniforms: request.temperature > 0 ? SamplingRandom.uniforms(seed: request.seed, count: request.maxNewTokens) : [])
-        return try await withCheckedThrowingContinuation { continuation in
-            Thread.detachNewThread { [self] in
-                let result = Result { () throws -> GenerationResult in
-                    let r = try engine.generate([call])[0]
-                    return GenerationResult(ids: r.ids, logprobs: r.logprobs, finishReason: r.finishReason)
-                }
-                lock.withLock { waiting -= 1 }
-                continuation.resume(with: result)
-            }
+        return try await queue.run { [engine] in
+            let r = try engine.generate([call])[0]
+            return GenerationResult(ids: r.ids, logprobs: r.logprobs, finishReason: r.finishReason)
         }
     }
 

@@ -40,18 +40,7 @@ final class ServeTests: XCTestCase {
             process.standardInput = Pipe()
             process.standardError = FileHandle(forWritingAtPath: log)
             try process.run()
-            var line = Data()
-            while !line.contains(0x0A) {
-                let chunk = out.fileHandleForReading.availableData
-                if chunk.isEmpty { break }
-                line += chunk
-            }
-            let text = String(decoding: line, as: UTF8.self)
-            guard let r = text.range(of: "listening on http://"), let colon = text[r.upperBound...].firstIndex(of: ":"),
-                  let p = Int(text[text.index(after: colon)...].prefix { $0.isNumber }) else {
-                throw NSError(domain: "serve", code: 1, userInfo: [NSLocalizedDescriptionKey: "no port in \(text.debugDescription); log: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")"])
-            }
-            port = p
+            port = try ServerAddress.read(out, log: log).port
         }
         func stop() { if process.isRunning { process.interrupt(); process.waitUntilExit() } }
         deinit { if process.isRunning { process.terminate() } }

@@ -13,6 +13,7 @@ public struct HotpotQuestion: Sendable, Equatable {
         /// What the retriever sees: the sentences joined with no separator (titles left out),
         /// as the reference builds it.
         public var text: String { sentences.joined() }
+        public init(title: String, sentences: [String]) { self.title = title; self.sentences = sentences }
     }
     public var id: String
     public var question: String

@@ -36,6 +36,8 @@ public struct Dialogue: Sendable {
     public var prompts: PromptSet
     public var budget: Int
     public var settings: GenerationSettings
+    /// Told each call as it completes (a server streams the turns); nil: nobody is told.
+    public var onTurn: (@Sendable (DialogueTurn) -> Void)? = nil
 
     /// The reference's search budget.
     public static let defaultBudget = 3
@@ -67,6 +69,7 @@ public struct Dialogue: Sendable {
             }
             turns.append(DialogueTurn(step: step, role: role, call: kind, prompt: prompt, reply: reply.text,
                                       promptTokens: reply.promptTokens, completionTokens: reply.completionTokens))
+            onTurn?(turns[turns.count - 1])
             return ReplyParser.strip(reply.text)
         }
         func joined(_ pair: (action: String, message: String)) -> String { pair.action + " " + pair.message }

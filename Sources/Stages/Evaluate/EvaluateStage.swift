@@ -20,7 +20,7 @@ public struct EvaluateStage: StageType {
     }
 
     public static let name = "evaluate"
-    public static let version = 4
+    public static let version = 5
     public static let summary = "Compares routers and baselines on a split: F1/EM/P/R, tokens, cost, oracle gap share, bootstrap intervals, by type."
 
     static let fixedPorts = ["scores", "valid_scores", "questions", "encoder", "prompts"]
@@ -160,9 +160,12 @@ public struct EvaluateStage: StageType {
             let actions = runs.map(\.action), metrics = runs.map(\.sample.metrics)
             let tokens = runs.map { Double($0.sample.result.promptTokens + $0.sample.result.completionTokens) as Double? }
             let variant = provenance.variant == "as the reference" ? "" : "; \(provenance.variant)"
-            out.append(Evaluation.LiveRun(name: port + suffix, label: (fixed == nil ? "HAPS, live (router + generated LoRA" : "best fixed + generated LoRA, live (trained with the router") + variant + ")",
-                                          actions: actions, metrics: metrics, tokens: tokens, cost: tokens.map { _ in nil },
-                                          versus: fixed == nil ? startedFrom : nil))
+            var run = Evaluation.LiveRun(name: port + suffix, label: (fixed == nil ? "HAPS, live (router + generated LoRA" : "best fixed + generated LoRA, live (trained with the router") + variant + ")",
+                                         actions: actions, metrics: metrics, tokens: tokens, cost: tokens.map { _ in nil },
+                                         versus: fixed == nil ? startedFrom : nil)
+            run.answers = runs.map(\.sample.result.answer)
+            run.turns = runs.map { r in .array((r.sample.turns.arrayValue ?? []).map { t in .object((t.objectMembers ?? []).filter { $0.key != "prompt" }) }) }
+            out.append(run)
         }
         return out
     }

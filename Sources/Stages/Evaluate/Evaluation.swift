@@ -14,6 +14,10 @@ public struct Evaluation: Sendable {
         public var actions: [Int]?
         public var f1: [Double], em: [Double], precision: [Double], recall: [Double]
         public var tokens: [Double?], cost: [Double?]
+        /// The answer and the dialogue's turns per question, for a system run live (nil:
+        /// replayed on the table).
+        public var answers: [String]? = nil
+        public var turns: [JSONValue]? = nil
         /// Mean F1 minus best fixed's, with a paired bootstrap 95% interval.
         public var difference = Bootstrap.Interval(mean: 0, low: 0, high: 0)
         /// (row − best fixed) / (oracle − best fixed); nil when the oracle gains nothing.
@@ -50,6 +54,11 @@ public struct Evaluation: Sendable {
         public var actions: [Int]
         public var metrics: [AnswerMetrics]
         public var tokens: [Double?], cost: [Double?]
+        /// The answer per question (`per_question.jsonl` gives it, so that a served system's
+        /// answers can be checked against evaluate's).
+        public var answers: [String] = []
+        /// Each question's turns (step, role, call, reply), for `live_transcripts.jsonl`.
+        public var turns: [JSONValue] = []
         /// The row this run is also compared with, question by question (HAPS against the
         /// router its training started from).
         public var versus: String?
@@ -84,7 +93,8 @@ public struct Evaluation: Sendable {
         var rows = routes.map { replay($0.name, $0.label, router: true, $0.decisions.map(\.action)) }
         rows += live.map { r in
             Row(name: r.name, label: r.label, isRouter: true, actions: r.actions, f1: r.metrics.map(\.f1), em: r.metrics.map { Double($0.em) },
-                precision: r.metrics.map(\.precision), recall: r.metrics.map(\.recall), tokens: r.tokens, cost: r.cost)
+                precision: r.metrics.map(\.precision), recall: r.metrics.map(\.recall), tokens: r.tokens, cost: r.cost,
+                answers: r.answers.count == matrix.count ? r.answers : nil, turns: r.turns.count == matrix.count ? r.turns : nil)
         }
         rows.append(replay("best_fixed", "best fixed on valid (action \(bestFixedAction): \(describe(bestFixedAction)))", router: false,
                            Array(repeating: bestFixedAction, count: matrix.count)))

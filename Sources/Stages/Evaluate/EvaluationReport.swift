@@ -107,15 +107,28 @@ extension Evaluation {
         ])
     }
 
-    /// Per question: its type, and each row's action and F1.
+    /// Per question: its type, and each row's action and F1 (and answer, for a row run live).
     public var perQuestionLines: String {
         matrix.questions.indices.map { q in
             var o: [(String, JSONValue)] = [("question_index", .number(Double(q))), ("question", .string(matrix.questions[q])),
                                             ("type", types[q].map(JSONValue.string) ?? .null)]
             for r in rows {
-                o.append((r.name, .object([("action", r.actions.map { .number(Double($0[q])) } ?? .null), ("f1", .number(r.f1[q]))])))
+                o.append((r.name, .object([("action", r.actions.map { .number(Double($0[q])) } ?? .null), ("f1", .number(r.f1[q]))]
+                                          + (r.answers.map { [("answer", .string($0[q]))] } ?? []))))
             }
             return JSONValue.object(o).canonical + "\n"
+        }.joined()
+    }
+
+    /// The dialogues of the rows run live: a line per row and question (its action, answer and
+    /// turns, each turn's reply without its prompt), so that what a live HAPS row did can be read.
+    public var liveTranscriptLines: String {
+        rows.compactMap { r -> String? in
+            guard let answers = r.answers, let turns = r.turns, let actions = r.actions else { return nil }
+            return matrix.questions.indices.map { q in
+                JSONValue.object([("row", .string(r.name)), ("question_index", .number(Double(q))), ("action", .number(Double(actions[q]))),
+                                  ("answer", .string(answers[q])), ("turns", turns[q])]).canonical + "\n"
+            }.joined()
         }.joined()
     }
 
@@ -172,6 +185,7 @@ extension Evaluation {
         try FileIO.writeAtomically(csv, to: directory + "/results.csv")
         try FileIO.writeAtomically(json.pretty + "\n", to: directory + "/results.json")
         try FileIO.writeAtomically(perQuestionLines, to: directory + "/per_question.jsonl")
+        if rows.contains(where: { $0.turns != nil }) { try FileIO.writeAtomically(liveTranscriptLines, to: directory + "/live_transcripts.jsonl") }
         try FileIO.writeAtomically(costQualitySVG, to: directory + "/cost_quality.svg")
     }
 }
