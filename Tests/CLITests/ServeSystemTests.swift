@@ -216,12 +216,18 @@ final class ServeSystemTests: XCTestCase {
         let routeOnly = try Server(["--system", "quickstart/sft_train"], in: dir)
         let agentA = try CLI.run(["show", "quickstart/agent_a", "--path"], in: dir).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let agentB = try CLI.run(["show", "quickstart/agent_b", "--path"], in: dir).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        let answering = try Server(["--system", "quickstart/sft_train", "--model", "agent_a=\(agentA)", "--model", "agent_b=\(agentB)",
-                                    "--retriever", "lexical", "--prompts", "embedded", "--questions", "quickstart/world_test"], in: dir)
-        defer { routeOnly.stop(); answering.stop() }
+        let dialogue = ["--retriever", "lexical", "--prompts", "embedded", "--questions", "quickstart/world_test"]
+        let answering = try Server(["--system", "quickstart/sft_train", "--model", "agent_a=\(agentA)", "--model", "agent_b=\(agentB)", "--max-queue", "1"] + dialogue,
+                                   in: dir)
+        // The candidates as servers of their own (what vLLM would be): the same answers, no updates.
+        let serverA = try Server(["--model", agentA, "--name", "agent_a"], in: dir), serverB = try Server(["--model", agentB, "--name", "agent_b"], in: dir)
+        let remote = try Server(["--system", "quickstart/sft_train", "--model", "agent_a=\(serverA.base)/v1", "--model", "agent_b=\(serverB.base)/v1"] + dialogue,
+                                in: dir)
+        defer { for s in [routeOnly, answering, remote, serverA, serverB] { s.stop() } }
         let script = """
-            import json, sys, openai
-            q = json.loads(open(sys.argv[3]).readline())["question"]
+            import json, sys, threading, openai
+            questions = [json.loads(l)["question"] for l in open(sys.argv[4])]
+            q = questions[0]
             out = {}
             for name, base in [("route_only", sys.argv[1]), ("answering", sys.argv[2])]:
                 client = openai.OpenAI(base_url=base + "/v1", api_key="none", max_retries=0)
@@ -234,10 +240,30 @@ final class ServeSystemTests: XCTestCase {
                         out[name][str(lora)] = [200, r.model_extra["haps"]["lora"], r.model_extra["haps"]["action"]]
                     except openai.APIStatusError as e:
                         out[name][str(lora)] = [e.status_code, e.body["message"]]
+            def replies(base, q):
+                client = openai.OpenAI(base_url=base + "/v1", api_key="none", max_retries=0)
+                r = client.chat.completions.create(model="haps", messages=[{"role": "user", "content": q}], extra_body={"haps": {"transcript": True}})
+                return [r.choices[0].message.content] + [t["reply"] for t in r.model_extra["haps"]["transcript"]]
+            out["local"] = [replies(sys.argv[2], q) for q in questions[:3]]
+            out["remote"] = [replies(sys.argv[3], q) for q in questions[:3]]
+            # --max-queue 1: questions beyond the one being answered get 429.
+            statuses, lock = [], threading.Lock()
+            def busy():
+                client = openai.OpenAI(base_url=sys.argv[2] + "/v1", api_key="none", max_retries=0)
+                try:
+                    client.chat.completions.create(model="haps", messages=[{"role": "user", "content": q}])
+                    s = 200
+                except openai.APIStatusError as e:
+                    s = e.status_code
+                with lock: statuses.append(s)
+            threads = [threading.Thread(target=busy) for _ in range(8)]
+            for t in threads: t.start()
+            for t in threads: t.join()
+            out["busy"] = statuses
             print(json.dumps(out))
             """
         let questionsFile = try CLI.run(["show", "quickstart/world_test", "--path"], in: dir).stdout.trimmingCharacters(in: .whitespacesAndNewlines) + "/questions.jsonl"
-        let p = try Python.run(script, arguments: [routeOnly.base, answering.base, questionsFile], requiring: ["openai"])
+        let p = try Python.run(script, arguments: [routeOnly.base, answering.base, remote.base, questionsFile], requiring: ["openai"])
         XCTAssertEqual(p.status, 0, p.stderr)
         let out = try ServeSystemTests.object(p.stdout)
         let ro = try XCTUnwrap(out["route_only"] as? [String: Any]), an = try XCTUnwrap(out["answering"] as? [String: Any])
@@ -248,5 +274,8 @@ final class ServeSystemTests: XCTestCase {
         XCTAssertEqual((an["None"] as? [Any])?[1] as? Bool, false, "an sft-train result answers without updates")
         XCTAssertEqual((an["None"] as? [Any])?[2] as? Int, an["route"] as? Int)
         XCTAssertTrue(((an["True"] as? [Any])?.last as? String)?.contains("is an sft-train result (a router, no generators)") == true, "\(an)")
+        XCTAssertEqual(out["remote"] as? [[String]], out["local"] as? [[String]], "candidates behind servers answer as local ones")
+        let busy = try XCTUnwrap(out["busy"] as? [Int])
+        XCTAssertTrue(busy.contains(200) && busy.contains(429) && busy.allSatisfy { $0 == 200 || $0 == 429 }, "\(busy)")
     }
 }
