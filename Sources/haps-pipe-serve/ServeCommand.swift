@@ -41,7 +41,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp("A model directory to serve (Hugging Face layout, with tokenizer.json); with --system, NAME=DIR or NAME=URL gives candidate NAME's model (a directory, or an OpenAI-compatible server's /v1 URL). Repeatable.",
                                valueName: "dir|name=dir|name=url")) var model: [String] = []
-    @Option(help: ArgumentHelp("A trained HAPS system to serve as models \"haps\" and \"haps-route\": an rl-train result (router and generators) or an sft-train result (router only), named as `show` names results: STAGE, PIPELINE/STAGE or a digest.",
+    @Option(help: ArgumentHelp("A trained HAPS system to serve as models \"haps\" and \"haps-route\": an rl-train result (router and generators) or an sft-train result (router only), named as `show` names results (STAGE, PIPELINE/STAGE or a digest), or a directory `haps-pipe export` made of one (then --model NAME=..., --retriever and the dialogue's flags say the rest).",
                                valueName: "result")) var system: String?
     @Option(help: ArgumentHelp("With --system: the artifact store holding it.", valueName: "dir")) var store: String = "artifacts"
     @Option(help: ArgumentHelp("With --system: questions whose paragraphs the server knows (a questions.jsonl or a stored questions result, e.g. quickstart/world_test); a request may instead send its own as haps.context. Repeatable.",
@@ -160,7 +160,7 @@ struct ServeCommand: AsyncParsableCommand {
         options.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
         if engine == "torch" { options.engine = try torchEngine(log: "system") }
         let served: ServedSystem
-        do { served = try ServedSystem.open(store: try Store(root: store), target: target, options: options) } catch {
+        do { served = try ServedSystem.open(store: FileIO.isDirectory(store) ? try Store(root: store) : nil, target: target, options: options) } catch {
             throw ValidationError("--system \(target): \(error)")
         }
         let space = served.space, names = served.names

@@ -168,6 +168,35 @@ final class ServeSystemTests: XCTestCase {
         XCTAssertEqual(server.process.terminationStatus, 0, readFile(server.log))
 
         try checkOtherResults(dir)
+        try checkExportedSystem(dir, evaluated: liveTurns)
+    }
+
+    /// A system exported out of the store (what a deployment ships), served from its directory
+    /// with its candidates and the dialogue's settings given by flags: evaluate's replies again.
+    func checkExportedSystem(_ dir: String, evaluated: [[String: Any]]) throws {
+        for (stage, to) in [("quickstart/rl_train", "deploy/haps"), ("quickstart/agent_a", "deploy/agent_a"), ("quickstart/agent_b", "deploy/agent_b"),
+                            ("quickstart/world_test", "deploy/questions")] {
+            let e = try CLI.run(["export", stage, to], in: dir)
+            XCTAssertEqual(e.status, 0, e.stderr)
+        }
+        let server = try Server(["--system", "deploy/haps", "--model", "agent_a=deploy/agent_a", "--model", "agent_b=deploy/agent_b", "--retriever", "lexical",
+                                 "--prompts", "embedded", "--reply-tokens", "24", "--questions", "deploy/questions", "--store", "no-store-here"], in: dir)
+        defer { server.stop() }
+        let script = """
+            import json, sys, openai
+            client = openai.OpenAI(base_url=sys.argv[1] + "/v1", api_key="none", max_retries=0)
+            out = []
+            for l in open(sys.argv[2]):
+                r = client.chat.completions.create(model="haps", messages=[{"role": "user", "content": json.loads(l)["question"]}],
+                                                   extra_body={"haps": {"transcript": True}})
+                out.append([t["reply"] for t in r.model_extra["haps"]["transcript"]])
+            print(json.dumps(out))
+            """
+        let p = try Python.run(script, arguments: [server.base, dir + "/deploy/questions/questions.jsonl"], requiring: ["openai"])
+        XCTAssertEqual(p.status, 0, p.stderr + "\nserver log:\n" + readFile(server.log))
+        let served = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(p.stdout.utf8)) as? [[String]])
+        XCTAssertEqual(served, evaluated.map { ($0["turns"] as! [[String: Any]]).map { $0["reply"] as! String } })
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/no-store-here"), "a directory system opens no store")
     }
 
     /// `--engine torch` (CPU torch, float32, as CI has it): the router, generators and

@@ -42,9 +42,8 @@ public final class ServedSystem: Sendable {
     /// What a served result is.
     public enum Kind: String, Sendable { case joint = "rl-train", router = "sft-train" }
 
-    /// `PIPELINE/STAGE` (or the digest's first 12 digits when no ref names it) and the artifact.
+    /// `PIPELINE/STAGE` (the digest's first 12 digits when no ref names it; a directory's path).
     public let label: String
-    public let digest: Digest
     public let kind: Kind
     /// The candidates' names, candidate 0 first (as in the score tables' actions).
     public let names: [String]
@@ -60,9 +59,9 @@ public final class ServedSystem: Sendable {
     let sampler: DialogueSampler?
     let known: [String: HotpotQuestion]
 
-    init(label: String, digest: Digest, kind: Kind, names: [String], router: DecoderRouter, system: HAPSSystem?, plain: [any ChatModel]?,
+    init(label: String, kind: Kind, names: [String], router: DecoderRouter, system: HAPSSystem?, plain: [any ChatModel]?,
          missing: String?, sampler: DialogueSampler?, known: [String: HotpotQuestion]) {
-        self.label = label; self.digest = digest; self.kind = kind; self.names = names; self.router = router; self.system = system
+        self.label = label; self.kind = kind; self.names = names; self.router = router; self.system = system
         self.plain = plain; self.missing = missing; self.sampler = sampler; self.known = known
         space = router.space
     }
