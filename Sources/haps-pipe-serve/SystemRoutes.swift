@@ -36,9 +36,6 @@ final class SystemRoutes: @unchecked Sendable {
 
     /// Reads and checks a request to the system (`routes` checks the common fields first).
     func ask(_ v: JSONValue, model: String, routes: Routes) throws -> Ask {
-        guard let list = v["messages"]?.arrayValue, !list.isEmpty else {
-            throw APIError(status: .badRequest, message: "'messages' must be a non-empty list", param: "messages")
-        }
         let messages = try routes.messages(v["messages"])
         guard let question = messages.last(where: { $0.role == "user" })?.content, !question.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
             throw APIError(status: .badRequest, message: "the question is the last user message, and there is none (or it is empty)", param: "messages")

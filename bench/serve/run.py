@@ -7,7 +7,8 @@ dialogue), then route-only ("haps-route") from 32: questions per second and p50/
 The quickstart runs first when the store lacks it (about 15 minutes on two cores).
 
 usage: HAPS_PIPE=.build/release/haps-pipe bench/serve/run.py [--store DIR] [--clients 1,8,32]
-       [--engine torch --device cuda --dtype float32]   (the H200 figures)
+       bench/serve/run.py --export DIR                  (the system, its candidates and questions, for another machine)
+       bench/serve/run.py --exported DIR --engines cpu,torch --device cuda --dtype bfloat16   (there: both engines in one run)
 """
 import argparse, concurrent.futures, json, os, shutil, subprocess, sys, time, urllib.request
 
@@ -44,49 +45,72 @@ def load(base, model, questions, clients):
             "p99_s": percentile(latencies, 99), "tokens_per_question": sum(r[1] for r in results) / len(results)}
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--store", default=os.path.join(root, "bench/work/serve/store"))
-    ap.add_argument("--clients", default="1,8,32")
-    ap.add_argument("--engine", default="cpu")
-    ap.add_argument("--device", default="cuda")
-    ap.add_argument("--dtype", default="float32")
-    args = ap.parse_args()
-    tool = os.environ.get("HAPS_PIPE") or shutil.which("haps-pipe")
-    if not tool:
-        sys.exit("bench/serve: set HAPS_PIPE to a release haps-pipe (haps-pipe-serve beside it), or put it on the PATH")
-    os.makedirs(args.store, exist_ok=True)
-    status = subprocess.run([tool, "show", "quickstart/rl_train", "--store", args.store, "--path"], capture_output=True, text=True, cwd=root)
-    if status.returncode != 0:
-        print("bench/serve: running the quickstart into", args.store, "(about 15 minutes on two cores)", flush=True)
-        subprocess.run([tool, "run", "pipelines/quickstart.json", "--store", args.store, "--plain"], check=True, cwd=root)
-    qfile = subprocess.run([tool, "show", "quickstart/world_test", "--store", args.store, "--path"], capture_output=True, text=True,
-                           check=True, cwd=root).stdout.strip() + "/questions.jsonl"
-    questions = [json.loads(l)["question"] for l in open(qfile)]
-
-    cmd = [tool, "serve", "--system", "quickstart/rl_train", "--store", args.store, "--questions", "quickstart/world_test", "--port", "0",
-           "--engine", args.engine, "--device", args.device, "--dtype", args.dtype]
-    log = open(os.path.join(os.path.dirname(args.store), "serve.log"), "w")
+def serve_and_load(tool, system_args, engine, args, questions, log_path):
+    cmd = [tool, "serve"] + system_args + ["--port", "0", "--engine", engine, "--device", args.device, "--dtype", args.dtype]
+    log = open(log_path, "w")
     server = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, cwd=root)
     try:
         line = server.stdout.readline()
         if "listening on " not in line:
-            sys.exit(f"bench/serve: the server did not start: {line!r}; see {log.name}")
+            sys.exit(f"bench/serve: the server did not start: {line!r}; see {log_path}")
         base = line.split("listening on ")[1].split()[0]
         ask(base, "haps", questions[0])  # warm: the first calls set up the engine's buffers
-        rows = [load(base, "haps", questions, int(c)) for c in args.clients.split(",")]
-        rows.append(load(base, "haps-route", questions, max(int(c) for c in args.clients.split(","))))
+        clients = [int(c) for c in args.clients.split(",")]
+        rows = [load(base, "haps", questions, c) for c in clients]
+        rows.append(load(base, "haps-route", questions, max(clients)))
     finally:
         server.send_signal(2)
-        server.wait(timeout=60)
-    machine = f"{os.cpu_count()} cores" + (f", torch on {args.device} ({args.dtype})" if args.engine == "torch" else ", cpu engine")
-    print(f"\nhaps-pipe serve --system quickstart/rl_train, {len(questions)} test questions a load, {machine}\n")
-    print("| model | clients | questions/s | p50 latency (s) | p99 latency (s) | tokens/question |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+        server.wait(timeout=120)
     for r in rows:
-        print(f"| {r['model']} | {r['clients']} | {r['questions_per_second']:.2f} | {r['p50_s']:.3f} | {r['p99_s']:.3f} | {r['tokens_per_question']:.0f} |")
-    out = os.path.join(os.path.dirname(args.store), "results.json")
-    json.dump({"machine": machine, "rows": rows}, open(out, "w"), indent=1)
+        r["engine"] = engine if engine == "cpu" else f"torch {args.device} {args.dtype}"
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--store", default=os.path.join(root, "bench/work/serve/store"))
+    ap.add_argument("--clients", default="1,8,32")
+    ap.add_argument("--engines", default="cpu")
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--export", help="write the trained system, its candidates and test questions here, then stop")
+    ap.add_argument("--exported", help="serve the system from a directory --export wrote (no store)")
+    args = ap.parse_args()
+    tool = os.environ.get("HAPS_PIPE") or shutil.which("haps-pipe")
+    if not tool:
+        sys.exit("bench/serve: set HAPS_PIPE to a release haps-pipe (haps-pipe-serve beside it), or put it on the PATH")
+    work = os.path.dirname(os.path.abspath(args.store))
+    if args.exported:
+        d = os.path.abspath(args.exported)
+        qfile = d + "/questions/questions.jsonl"
+        system_args = ["--system", d + "/haps", "--model", f"agent_a={d}/agent_a", "--model", f"agent_b={d}/agent_b", "--retriever", "lexical",
+                       "--prompts", "embedded", "--budget", "3", "--reply-tokens", "64", "--questions", d + "/questions"]
+        work = d
+    else:
+        os.makedirs(args.store, exist_ok=True)
+        status = subprocess.run([tool, "show", "quickstart/rl_train", "--store", args.store, "--path"], capture_output=True, text=True, cwd=root)
+        if status.returncode != 0:
+            print("bench/serve: running the quickstart into", args.store, "(about 15 minutes on two cores)", flush=True)
+            subprocess.run([tool, "run", "pipelines/quickstart.json", "--store", args.store, "--plain"], check=True, cwd=root)
+        if args.export:
+            for stage, name in [("rl_train", "haps"), ("agent_a", "agent_a"), ("agent_b", "agent_b"), ("world_test", "questions")]:
+                subprocess.run([tool, "export", "quickstart/" + stage, os.path.join(args.export, name), "--store", args.store], check=True, cwd=root)
+            print("bench/serve: exported to", args.export)
+            return
+        qfile = subprocess.run([tool, "show", "quickstart/world_test", "--store", args.store, "--path"], capture_output=True, text=True,
+                               check=True, cwd=root).stdout.strip() + "/questions.jsonl"
+        system_args = ["--system", "quickstart/rl_train", "--store", args.store, "--questions", "quickstart/world_test"]
+    questions = [json.loads(l)["question"] for l in open(qfile)]
+    rows = []
+    for engine in args.engines.split(","):
+        rows += serve_and_load(tool, system_args, engine, args, questions, os.path.join(work, f"serve-{engine}.log"))
+    print(f"\nhaps-pipe serve --system quickstart/rl_train, {len(questions)} test questions a load, {os.cpu_count()} cores\n")
+    print("| engine | model | clients | questions/s | p50 latency (s) | p99 latency (s) | tokens/question |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        print(f"| {r['engine']} | {r['model']} | {r['clients']} | {r['questions_per_second']:.2f} | {r['p50_s']:.3f} | {r['p99_s']:.3f} | {r['tokens_per_question']:.0f} |")
+    out = os.path.join(work, "results.json")
+    json.dump({"cores": os.cpu_count(), "rows": rows}, open(out, "w"), indent=1)
     print(f"\n(written to {out})")
 
 

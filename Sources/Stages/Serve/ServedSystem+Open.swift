@@ -72,13 +72,10 @@ extension ServedSystem {
         // The retriever and the sampler (greedy, as evaluate's live rows).
         var why = missing.isEmpty ? nil : "no model for candidate\(missing.count > 1 ? "s" : "") \(missing.joined(separator: ", ")) (give --model NAME=DIR or NAME=URL)"
         var sampler: DialogueSampler?
-        let retriever: (any Retriever)?
-        if let r = options.retriever {
-            retriever = r == "lexical" ? LexicalRetriever() : DenseRetriever(encoder: try SentenceEncoder(directory: r))
-        } else if recorded, let r = resources[dialogue.retriever] {
-            retriever = try Backends.retriever(r, name: dialogue.retriever)
-        } else {
-            retriever = nil
+        let retriever = try options.retriever.map { r in
+            r == "lexical" ? LexicalRetriever() as any Retriever : DenseRetriever(encoder: try SentenceEncoder(directory: r))
+        } ?? resources[dialogue.retriever].map { try Backends.retriever($0, name: dialogue.retriever) }
+        if retriever == nil {
             why = why ?? "\(label) names no retriever (\(payload == nil ? "a directory" : "an sft-train result")): give --retriever lexical|DIR"
         }
         let prompts = try inputs["prompts"]?.stringValue.flatMap(Digest.init(hex:)).flatMap { d in try store.map { try PromptSet.load(directory: try $0.materialize(d)) } }
@@ -90,7 +87,14 @@ extension ServedSystem {
             sampler = DialogueSampler(dialogue: dialogue.dialogue(settings: .reference, prompts: prompts), retriever: retriever, names: names, prices: prices)
         }
 
-        // The questions it knows: the result's own question inputs, then the flags'.
+        let known = try knownQuestions(inputs: inputs, options: options, store: store)
+        return ServedSystem(label: label, kind: kind, names: names, router: router, system: system,
+                            plain: why == nil ? models : nil, missing: why, sampler: sampler, known: known)
+    }
+
+    /// The questions a system knows by their text: the result's own question inputs, then the
+    /// flags' (the first of a text wins).
+    static func knownQuestions(inputs: JSONValue, options: Options, store: Store?) throws -> [String: HotpotQuestion] {
         var known: [String: HotpotQuestion] = [:]
         var sources: [String] = []
         for port in ["train", "valid", "test"] {
@@ -100,8 +104,7 @@ extension ServedSystem {
         for file in sources {
             for q in try HotpotQA.load(file, requireAnswers: false) where known[q.question.trimmingSpaces] == nil { known[q.question.trimmingSpaces] = q }
         }
-        return ServedSystem(label: label, kind: kind, names: names, router: router, system: system,
-                            plain: why == nil ? models : nil, missing: why, sampler: sampler, known: known)
+        return known
     }
 
     /// Where the system's files are, what it is, and what its run recorded (nil for a directory).
