@@ -67,7 +67,7 @@ struct ServeCommand: AsyncParsableCommand {
                                valueName: "seconds")) var readTimeout: Double = 60
     @Option(help: ArgumentHelp("Most connections open at once. A connection past it closes the one idle the longest (no request being answered), or is closed itself if none is. Lowered to fit the open-file limit, whose soft value is raised to the hard one.",
                                valueName: "n")) var maxConnections: Int = 512
-    @Option(help: "OpenBLAS threads (default: all cores).") var threads: Int?
+    @Option(help: "OpenBLAS threads (default: all cores; with --system, 1: concurrent questions are the parallelism, and calls that each take every core slow one another down).") var threads: Int?
     @Option(help: ArgumentHelp("What generates: cpu (this program's engine) or torch (the PyTorch worker, for GPUs; its Python is HAPS_TORCH_PYTHON; docs/engine.md).",
                                valueName: "cpu|torch")) var engine: String = "cpu"
     @Option(help: ArgumentHelp("--engine torch: the model's device.", valueName: "cpu|cuda|cuda:N")) var device: String = "cuda"
@@ -95,7 +95,7 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        if let threads { try BLAS.shared().threads = threads }
+        if let threads { try BLAS.shared().threads = threads } else if system != nil { try BLAS.shared().threads = 1 }
         var key: String?
         if let env = apiKeyEnv {
             guard let v = ProcessInfo.processInfo.environment[env] else { throw ValidationError("--api-key-env names \(env), which is not set") }
@@ -157,7 +157,7 @@ struct ServeCommand: AsyncParsableCommand {
         options.prompts = prompts.flatMap(BuiltinPrompts.init(rawValue:))
         options.budget = budget
         options.maxTokens = replyTokens
-        options.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+        options.threads = threads ?? 1  // bench/serve: 2 threads a call on 2 cores gave 6 questions/s from 8 clients, 1 gave 28
         if engine == "torch" { options.engine = try torchEngine(log: "system") }
         let served: ServedSystem
         do { served = try ServedSystem.open(store: FileIO.isDirectory(store) ? try Store(root: store) : nil, target: target, options: options) } catch {
