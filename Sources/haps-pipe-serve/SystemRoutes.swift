@@ -105,7 +105,7 @@ final class SystemRoutes: @unchecked Sendable {
             let fields = routeFields(decision)
             let names = served.space.assignment(of: decision.action).map { served.names[$0] }
             let content = JSONValue.object(zip(served.space.roles, names).map { ($0, .string($1)) }).canonical
-            return ask.stream ? stream(model: model, content: content, finished: true, haps: .object(fields), usage: ask.includeUsage ? usage(0, 0) : nil, turns: nil)
+            return ask.stream ? stream(model: model, content: content, haps: .object(fields), usage: ask.includeUsage ? usage(0, 0) : nil)
                               : completion(model: model, content: content, finishReason: "stop", usage: usage(0, 0), haps: .object(fields))
         }
         guard served.canAnswer else {
@@ -201,11 +201,11 @@ final class SystemRoutes: @unchecked Sendable {
     }
 
     /// A reply known at once (route-only) as a stream: the role, the content, the end.
-    func stream(model: String, content: String, finished: Bool, haps: JSONValue, usage: JSONValue?, turns: [JSONValue]?) -> Response {
+    func stream(model: String, content: String, haps: JSONValue, usage: JSONValue?) -> Response {
         let id = "chatcmpl-\(UUID().uuidString.lowercased())"
         var events = [chunk(id: id, model: model, delta: ["role": "assistant", "content": ""], finishReason: nil),
                       chunk(id: id, model: model, delta: ["content": .string(content)], finishReason: nil),
-                      chunk(id: id, model: model, delta: .object([]), finishReason: finished ? "stop" : "length", extra: [("haps", haps)])]
+                      chunk(id: id, model: model, delta: .object([]), finishReason: "stop", extra: [("haps", haps)])]
         if let usage { events.append(.object([("id", .string(id)), ("object", "chat.completion.chunk"), ("model", .string(model)), ("choices", []), ("usage", usage)])) }
         return SystemRoutes.sse(ResponseBody(contentsOf: events.map(SystemRoutes.event) + [ByteBuffer(string: "data: [DONE]\n\n")]))
     }

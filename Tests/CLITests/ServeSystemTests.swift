@@ -83,6 +83,8 @@ final class ServeSystemTests: XCTestCase {
                              "usage": [c.usage.total_tokens for c in chunks if c.usage]}
             r = client.chat.completions.create(model="haps-route", messages=[{"role": "user", "content": "Which city is older, Aldwick or Brenmoor?"}])
             out["route"] = {"content": r.choices[0].message.content, "haps": r.model_extra["haps"], "usage": r.usage.total_tokens}
+            chunks = list(client.chat.completions.create(model="haps-route", messages=[{"role": "user", "content": "Which city is older, Aldwick or Brenmoor?"}], stream=True))
+            out["route"]["streamed"] = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
             # A question the server does not know, with its own paragraphs.
             q = questions[1]
             out["with_context"] = ask(q["question"], extra_body={"haps": {"context": q["context"]}})["content"]
@@ -146,6 +148,7 @@ final class ServeSystemTests: XCTestCase {
         XCTAssertEqual(routed["teacher"] as? String, routeHaps["teacher"] as? String)
         XCTAssertEqual(routed["student"] as? String, routeHaps["student"] as? String)
         XCTAssertNil(routeHaps["calls"], "route-only runs no dialogue")
+        XCTAssertEqual(route["streamed"] as? String, route["content"] as? String)
         XCTAssertEqual(route["usage"] as? Int, 0)
         XCTAssertEqual(out["with_context"] as? String, answers[1]["content"] as? String)
         XCTAssertNotNil(out["new_question"] as? String, "a question of the request's own, with its paragraphs, is answered")
@@ -161,7 +164,7 @@ final class ServeSystemTests: XCTestCase {
         let metrics = try XCTUnwrap(out["metrics"] as? String)
         let decisions = metrics.split(separator: "\n").filter { $0.hasPrefix("haps_routing_decisions_total{") }
             .map { Int($0.split(separator: " ").last!)! }.reduce(0, +)
-        XCTAssertEqual(decisions, 3 * questions.count + 4, metrics)  // answers, plain, together, stream, route, with_context, new_question
+        XCTAssertEqual(decisions, 3 * questions.count + 5, metrics)  // answers, plain, together, stream, route (twice), with_context, new_question
         XCTAssertTrue(metrics.contains("haps_request_duration_seconds_bucket{path=\"/v1/chat/completions\",le=\"+Inf\"}"), metrics)
         XCTAssertTrue(metrics.contains("haps_tokens_total{candidate=\""), metrics)
         server.stop()

@@ -46,7 +46,8 @@ def load(base, model, questions, clients):
 
 
 def serve_and_load(tool, system_args, engine, args, questions, log_path):
-    cmd = [tool, "serve"] + system_args + ["--port", "0", "--engine", engine, "--device", args.device, "--dtype", args.dtype]
+    # HAPS_PIPE_SERVE: the server program itself (a machine given only haps-pipe-serve).
+    cmd = ([os.environ["HAPS_PIPE_SERVE"]] if os.environ.get("HAPS_PIPE_SERVE") else [tool, "serve"]) + system_args + ["--port", "0", "--engine", engine, "--device", args.device, "--dtype", args.dtype]
     log = open(log_path, "w")
     server = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, cwd=root)
     try:
@@ -77,7 +78,7 @@ def main():
     ap.add_argument("--exported", help="serve the system from a directory --export wrote (no store)")
     args = ap.parse_args()
     tool = os.environ.get("HAPS_PIPE") or shutil.which("haps-pipe")
-    if not tool:
+    if not tool and not (args.exported and os.environ.get("HAPS_PIPE_SERVE")):
         sys.exit("bench/serve: set HAPS_PIPE to a release haps-pipe (haps-pipe-serve beside it), or put it on the PATH")
     work = os.path.dirname(os.path.abspath(args.store))
     if args.exported:
