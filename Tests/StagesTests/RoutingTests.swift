@@ -107,7 +107,13 @@ final class RoutingTests: XCTestCase {
         XCTAssertEqual(e.typeGroups.map(\.type), ["x", "y"])
         XCTAssertEqual(row("perfect").meanF1(e.typeGroups[0].questions), 1)
         XCTAssertEqual(e.rows.map(\.name), ["perfect", "best_fixed", "oracle", "random", "fixed_0", "fixed_1", "fixed_2", "fixed_3"])
-        XCTAssertTrue(e.costQualitySVG.contains(">perfect</text>"))
+        // The oracle is where "perfect" is: one point, one label naming both; a legend; the
+        // axis says the cost is tokens only when prices are missing (here they are given).
+        let svg = e.costQualitySVG
+        XCTAssertTrue(svg.contains(">perfect, oracle</text>"), svg)
+        XCTAssertFalse(svg.contains(">perfect</text>"), svg)
+        XCTAssertTrue(svg.contains(">router</text>") && svg.contains(">baseline</text>") && svg.contains(">Pareto frontier</text>"), svg)
+        XCTAssertTrue(svg.contains("cost per question (USD)"), svg)
         XCTAssertTrue(e.csv.hasPrefix("name,group,questions,f1_mean"))
         // The stage's figures: means, and each router's difference to best fixed (what a sweep
         // over seeds pools across replicates).
@@ -143,5 +149,16 @@ final class RoutingTests: XCTestCase {
         XCTAssertEqual(ours.low, numpy[0], accuracy: 1e-12)
         XCTAssertEqual(ours.high, numpy[1], accuracy: 1e-12)
         XCTAssertEqual(Set(indices.flatMap { $0 }).count, values.count, "every question is drawn")
+    }
+
+    /// Labels that would run past the picture's right edge are written to the left of their
+    /// point; points at one place are drawn once.
+    func testCostQualityLabelsStayInThePicture() {
+        let marks = Evaluation.marks([(name: "rl_train_no_sharing+best_fixed", x: 600, y: 100, router: true),
+                                      (name: "short", x: 100, y: 50, router: false), (name: "twin", x: 100.4, y: 50.2, router: true)], rightEdge: 610)
+        XCTAssertTrue(marks.contains("text-anchor=\"end\">rl_train_no_sharing+best_fixed</text>"), marks)
+        XCTAssertTrue(marks.contains("x=\"106.0\" y=\"44.0\">short, twin</text>"), marks)
+        XCTAssertEqual(marks.components(separatedBy: "<circle").count - 1, 2, marks)
+        XCTAssertTrue(marks.contains("fill=\"#c0392b\"/>\n<text x=\"106.0\""), "a place with a router is drawn as one: \(marks)")
     }
 }

@@ -23,6 +23,10 @@ public struct SVGPlot: Sendable {
         return out
     }
 
+    /// About how wide `text` is at 11 px sans-serif (0.6 em a character): where a label may go
+    /// without running past the picture's edge.
+    public static func textWidth(_ text: String, fontSize: Double = 11) -> Double { Double(text.count) * fontSize * 0.6 }
+
     static func number(_ v: Double) -> String { Format.fixed(v, 1) }
 
     /// The round step (1, 2, 2.5 or 5 × 10^k) nearest above `raw`.

@@ -140,7 +140,7 @@ extension Evaluation {
             guard let x = useCost ? r.meanCost : r.meanTokens else { return nil }
             return (r.name, x, r.meanF1, r.isRouter)
         }
-        let width = 640.0, height = 420.0, left = 70.0, right = 30.0, top = 40.0, bottom = 60.0
+        let width = 640.0, height = 440.0, left = 70.0, right = 30.0, top = 40.0, bottom = 80.0
         guard !points.isEmpty else {
             return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"80\"><text x=\"20\" y=\"40\">no cost or token counts in the score table</text></svg>\n"
         }
@@ -161,14 +161,47 @@ extension Evaluation {
             svg += "<text x=\"\(Evaluation.f(px(xv), 1))\" y=\"\(height - bottom + 16)\" text-anchor=\"middle\">\(Evaluation.tick(xv, span: x1 - x0))</text>\n"
             svg += "<text x=\"\(left - 6)\" y=\"\(Evaluation.f(py(yv) + 4, 1))\" text-anchor=\"end\">\(Evaluation.f(yv, 3))</text>\n"
         }
-        svg += "<text x=\"\(Int(width / 2))\" y=\"\(Int(height - 15))\" text-anchor=\"middle\">\(useCost ? "cost per question (USD)" : "tokens per question")</text>\n"
+        svg += "<text x=\"\(Int(width / 2))\" y=\"\(Int(height - 35))\" text-anchor=\"middle\">\(useCost ? "cost per question (USD)" : "tokens per question (no prices in the model resources)")</text>\n"
         svg += "<text x=\"18\" y=\"\(Int(height / 2))\" text-anchor=\"middle\" transform=\"rotate(-90 18 \(Int(height / 2)))\">mean F1</text>\n"
         svg += "<polyline fill=\"none\" stroke=\"#999\" stroke-dasharray=\"4 3\" points=\"" + frontier.map { "\(Evaluation.f(px($0.1), 1)),\(Evaluation.f(py($0.2), 1))" }.joined(separator: " ") + "\"/>\n"
-        for (name, x, y, router) in points {
-            svg += "<circle cx=\"\(Evaluation.f(px(x), 1))\" cy=\"\(Evaluation.f(py(y), 1))\" r=\"4\" fill=\"\(router ? "#c0392b" : "#2c3e50")\"/>\n"
-            svg += "<text x=\"\(Evaluation.f(px(x) + 6, 1))\" y=\"\(Evaluation.f(py(y) - 6, 1))\">\(SVGPlot.escape(name))</text>\n"
-        }
+        svg += Evaluation.marks(points.map { (name: $0.0, x: px($0.1), y: py($0.2), router: $0.3) }, rightEdge: width - right)
+        svg += Evaluation.legend(x: left, y: height - 12)
         return svg + "</svg>\n"
+    }
+
+    /// The points and their labels: points at the same place (to the pixel) drawn once, their
+    /// names joined in one label; a label that would pass `rightEdge` written to the left of
+    /// its point. A place holding a router is drawn as a router.
+    static func marks(_ points: [(name: String, x: Double, y: Double, router: Bool)], rightEdge: Double) -> String {
+        var places: [(x: Double, y: Double, names: [String], router: Bool)] = []
+        for p in points {
+            if let i = places.firstIndex(where: { ($0.x - p.x).magnitude < 1 && ($0.y - p.y).magnitude < 1 }) {
+                places[i].names.append(p.name)
+                places[i].router = places[i].router || p.router
+            } else {
+                places.append((p.x, p.y, [p.name], p.router))
+            }
+        }
+        var svg = ""
+        for place in places {
+            let label = place.names.joined(separator: ", ")
+            let fits = place.x + 6 + SVGPlot.textWidth(label) <= rightEdge
+            svg += "<circle cx=\"\(f(place.x, 1))\" cy=\"\(f(place.y, 1))\" r=\"4\" fill=\"\(place.router ? "#c0392b" : "#2c3e50")\"/>\n"
+            svg += "<text x=\"\(f(fits ? place.x + 6 : place.x - 6, 1))\" y=\"\(f(place.y - 6, 1))\"\(fits ? "" : " text-anchor=\"end\"")>\(SVGPlot.escape(label))</text>\n"
+        }
+        return svg
+    }
+
+    /// What the marks mean (routers, baselines, the Pareto frontier), in a row whose text sits on `y`.
+    static func legend(x: Double, y: Double) -> String {
+        var svg = "<g class=\"legend\">\n"
+        for (i, (color, what)) in [("#c0392b", "router"), ("#2c3e50", "baseline")].enumerated() {
+            let cx = x + 6 + Double(i) * 90
+            svg += "<circle cx=\"\(f(cx, 1))\" cy=\"\(f(y - 4, 1))\" r=\"4\" fill=\"\(color)\"/><text x=\"\(f(cx + 10, 1))\" y=\"\(f(y, 1))\">\(what)</text>\n"
+        }
+        let lx = x + 180
+        svg += "<line x1=\"\(f(lx, 1))\" y1=\"\(f(y - 4, 1))\" x2=\"\(f(lx + 14, 1))\" y2=\"\(f(y - 4, 1))\" stroke=\"#999\" stroke-dasharray=\"4 3\"/><text x=\"\(f(lx + 20, 1))\" y=\"\(f(y, 1))\">Pareto frontier</text>\n"
+        return svg + "</g>\n"
     }
 
     /// An axis label with as many decimals as the axis' span needs.
