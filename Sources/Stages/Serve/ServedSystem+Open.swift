@@ -22,11 +22,12 @@ extension ServedSystem {
 
         // The dialogue: the result's settings (rl-train's), the flags' where given.
         let recorded = kind == .joint && payload != nil
-        var given = recorded ? params.objectMembers ?? [] : []
+        let dialogueNames = Set(DialogueParams.declarations.map(\.name))  // rl-train's parameters of the dialogue
+        var given = recorded ? (params.objectMembers ?? []).filter { dialogueNames.contains($0.key) } : []
         let flags: [(String, JSONValue?)] = [("prompts", options.prompts.map { .string($0.rawValue) }),
                                              ("budget", options.budget.map { .number(Double($0)) }), ("max_tokens", options.maxTokens.map { .number(Double($0)) })]
         for case let (name, value?) in flags { given = given.filter { $0.key != name } + [(name, value)] }
-        let dialogue = recorded ? (try RLTrainStage.Params.from(.object(given))).dialogue : try DialogueParams.from(.object(given))
+        let dialogue = try DialogueParams.from(.object(given))
 
         // The candidates: keys (the spec's resource names) and the names the rows use.
         let keys: [String], names: [String]
