@@ -15,7 +15,12 @@ final class ServeMetrics: @unchecked Sendable {
     /// The action's labels (its index and each role's candidate), set when a system is served.
     var actionLabels: (Int) -> String = { "action=\"\($0)\"" }
 
-    func request(path: String, status: Int, seconds: Double) {
+    /// The paths counted by name; any other is counted as "other", so that probes of random
+    /// paths cannot grow the exposition without bound.
+    static let paths: Set<String> = ["/", "/v1/models", "/v1/chat/completions", "/retrieve", "/metrics"]
+
+    func request(path given: String, status: Int, seconds: Double) {
+        let path = ServeMetrics.paths.contains(given) ? given : "other"
         lock.withLock {
             requests["\(path)\u{0}\(status)", default: 0] += 1
             var h = latency[path] ?? (Array(repeating: 0, count: ServeMetrics.buckets.count), 0, 0)

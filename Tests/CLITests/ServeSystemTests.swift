@@ -56,7 +56,7 @@ final class ServeSystemTests: XCTestCase {
         let server = try Server(["--system", "quickstart/rl_train", "--questions", "quickstart/world_test"], in: dir)
         defer { server.stop() }
         let script = """
-            import json, sys, threading, urllib.request, openai
+            import json, sys, threading, urllib.error, urllib.request, openai
             base, questions = sys.argv[1], [json.loads(l) for l in open(sys.argv[2])]
             client = openai.OpenAI(base_url=base + "/v1", api_key="none", max_retries=0)
             out = {"models": [m.id for m in client.models.list()], "answers": [], "errors": {}}
@@ -98,6 +98,10 @@ final class ServeSystemTests: XCTestCase {
                     out["errors"][name] = "no error"
                 except openai.APIStatusError as e:
                     out["errors"][name] = [e.status_code, e.body["message"]]
+            try:
+                urllib.request.urlopen(base + "/no/such/path")
+            except urllib.error.HTTPError:
+                pass
             out["metrics"] = urllib.request.urlopen(base + "/metrics").read().decode()
             print(json.dumps(out))
             """
@@ -167,6 +171,7 @@ final class ServeSystemTests: XCTestCase {
         XCTAssertEqual(decisions, 3 * questions.count + 5, metrics)  // answers, plain, together, stream, route (twice), with_context, new_question
         XCTAssertTrue(metrics.contains("haps_request_duration_seconds_bucket{path=\"/v1/chat/completions\",le=\"+Inf\"}"), metrics)
         XCTAssertTrue(metrics.contains("haps_tokens_total{candidate=\""), metrics)
+        XCTAssertTrue(metrics.contains("haps_requests_total{path=\"other\",status=\"404\"} 1") && !metrics.contains("/no/such/path"), metrics)
         server.stop()
         XCTAssertEqual(server.process.terminationStatus, 0, readFile(server.log))
 
