@@ -117,6 +117,8 @@ final class ServeSystemTests: XCTestCase {
         for (i, (q, a)) in zip(questions, answers).enumerated() {
             let row = try XCTUnwrap(perQuestion.first { $0["question"] as? String == q["question"] as? String }, "question \(i) in per_question.jsonl")
             let live = try XCTUnwrap(row["rl_train"] as? [String: Any])
+            XCTAssertEqual(row["id"] as? String, q["_id"] as? String)
+            XCTAssertEqual(row["gold"] as? String, q["answer"] as? String)
             let haps = try XCTUnwrap(a["haps"] as? [String: Any])
             XCTAssertEqual(haps["action"] as? Int, live["action"] as? Int, "question \(i)")
             XCTAssertEqual(a["content"] as? String, live["answer"] as? String, "question \(i)")

@@ -107,8 +107,12 @@ public struct EvaluateStage: StageType {
         }
         let live = try jointPorts.flatMap { try liveRuns(port: $0, p, context, engine: engine, matrix: matrix, bestFixed: valid.bestFixedAction) }
         context.progress.setStatus("bootstrap")
-        let evaluation = Evaluation(matrix: matrix, types: questions.map(\.type), bestFixedAction: valid.bestFixedAction, routes: routes,
+        var evaluation = Evaluation(matrix: matrix, types: questions.map(\.type), bestFixedAction: valid.bestFixedAction, routes: routes,
                                     live: live, resamples: p.resamples, seed: context.seed)
+        if let input = context.inputs["questions"] {
+            let byText = Dictionary(try HotpotQA.load(questionsOf: input, requireAnswers: false).map { ($0.question.trimmingSpaces, $0) }) { a, _ in a }
+            evaluation.questionFacts = matrix.questions.map { byText[$0.trimmingSpaces].map { (id: $0.id, gold: $0.answer) } }
+        }
         try evaluation.write(to: context.outputDirectory)
         for r in evaluation.rows where r.isRouter {
             context.log("\(r.name): mean F1 \(Format.fixed(r.meanF1, 4)), vs best fixed \(Evaluation.interval(r.difference))")

@@ -42,6 +42,8 @@ public struct Evaluation: Sendable {
 
     public var matrix: ScoreMatrix
     public var types: [String?]
+    /// Each question's id and gold answer, when the split's questions are given (empty: not).
+    public var questionFacts: [(id: String, gold: String?)?] = []
     public var bestFixedAction: Int
     public var rows: [Row]
     public var resamples: Int

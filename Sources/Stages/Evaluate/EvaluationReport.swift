@@ -107,11 +107,15 @@ extension Evaluation {
         ])
     }
 
-    /// Per question: its type, and each row's action and F1 (and answer, for a row run live).
+    /// Per question: its id and gold answer (when the questions are given), its type, and each
+    /// row's action and F1 (and answer, for a row run live).
     public var perQuestionLines: String {
         matrix.questions.indices.map { q in
             var o: [(String, JSONValue)] = [("question_index", .number(Double(q))), ("question", .string(matrix.questions[q])),
                                             ("type", types[q].map(JSONValue.string) ?? .null)]
+            if q < questionFacts.count, let facts = questionFacts[q] {
+                o += [("id", .string(facts.id)), ("gold", facts.gold.map(JSONValue.string) ?? .null)]
+            }
             for r in rows {
                 o.append((r.name, .object([("action", r.actions.map { .number(Double($0[q])) } ?? .null), ("f1", .number(r.f1[q]))]
                                           + (r.answers.map { [("answer", .string($0[q]))] } ?? []))))
