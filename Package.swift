@@ -82,6 +82,6 @@ let package = Package(
         // Stages only for ParameterGeneratorTests.swift (JointRLTrainer's tests), until it moves to StagesTests.
         .testTarget(name: "LLMTests", dependencies: ["LLM", "NN", "JSON", "TestSupport", "Stages"], swiftSettings: upcoming),
         .testTarget(name: "StagesTests", dependencies: ["Stages", "Pipeline", "LLM", "NN", "TestSupport"], swiftSettings: upcoming),
-        .testTarget(name: "CLITests", dependencies: ["haps-pipe", "TestSupport"], swiftSettings: upcoming),
+        .testTarget(name: "CLITests", dependencies: ["haps-pipe", "TestSupport"], exclude: ["ui_browser.py"], swiftSettings: upcoming),
     ]
 )

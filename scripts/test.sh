@@ -8,19 +8,20 @@ if [ ! -f models/all-MiniLM-L6-v2/model.safetensors ]; then
   echo "         (scripts/setup.sh and .ci/run do)." >&2
 fi
 # The official openai Python client, an outside client of `haps-pipe serve` in the tests, and
-# numpy, the oracle of the evaluation's bootstrap, and gguf (llama.cpp's GGUF library), the oracle of export-gguf.
+# numpy, the oracle of the evaluation's bootstrap, and gguf (llama.cpp's GGUF library), the oracle of export-gguf,
+# and playwright, which drives Debian's chromium through `haps-pipe ui`'s pages (no browser is downloaded).
 # The tests find this Python (TestSupport's `Python`: $HAPS_TEST_PYTHON, else .build/test-venv,
 # else python3 on PATH); with these modules installed, a test that misses one fails, not skips.
-if ! .build/test-venv/bin/python -c "import openai, numpy, gguf" 2>/dev/null; then
+if ! .build/test-venv/bin/python -c "import openai, numpy, gguf, playwright" 2>/dev/null; then
   if python3 -m venv .build/test-venv 2>/dev/null; then
-    .build/test-venv/bin/pip install --quiet --disable-pip-version-check openai numpy gguf
+    .build/test-venv/bin/pip install --quiet --disable-pip-version-check openai numpy gguf playwright
   else  # no venv module: a plain target directory
-    python3 -m pip install --quiet --disable-pip-version-check --target .build/test-python openai numpy gguf
+    python3 -m pip install --quiet --disable-pip-version-check --target .build/test-python openai numpy gguf playwright
     export HAPS_TEST_PYTHON=$(command -v python3) PYTHONPATH="$PWD/.build/test-python${PYTHONPATH:+:$PYTHONPATH}"
   fi
 fi
 # With HAPS_TORCH_PYTHON set (.ci/run sets it), the torch engine's tests fail rather than skip.
-export HAPS_REQUIRE_PYTHON_MODULES="openai numpy gguf${HAPS_TORCH_PYTHON:+ torch}"
+export HAPS_REQUIRE_PYTHON_MODULES="openai numpy gguf playwright${HAPS_TORCH_PYTHON:+ torch}"
 # A one-node Slurm for the Slurm executor's tests (SlurmExecutorTests), unless one is set already.
 if [ -z "${SLURM_CONF:-}" ] && [ "$(id -u)" = 0 ] && command -v slurmctld >/dev/null; then
   slurm_dir=$(mktemp -d /tmp/haps-slurm-test.XXXXXX)

@@ -10,7 +10,6 @@ import Stages
 
 /// `haps-pipe serve`: a local model over the OpenAI chat-completions protocol and the
 /// reference's `haps` protocol, and a retriever over the reference's `/retrieve` protocol.
-@main
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "haps-pipe serve",

@@ -187,19 +187,31 @@ struct Show: ParsableCommand {
     @Option(help: ArgumentHelp("With --question: only this action (role assignment) index.", valueName: "index")) var action: Int?
     @Option(help: ArgumentHelp("Write this one file of the artifact to standard output, whole and as stored (e.g. summary.json).", valueName: "name")) var file: String?
     @Flag(help: "Print the directory holding the artifact's files (read-only; `haps-pipe export` makes a copy).") var path = false
+    @Option(help: ArgumentHelp("Show this experiment's result of the stage (`haps-pipe exp show` lists them), not the spec's own.", valueName: "name"))
+    var exp: String?
     @OptionGroup var storeOptions: StoreOptions
 
     func run() throws {
         do {
             let store = try storeOptions.open()
             var ref: (pipeline: String, stage: String, ref: StageRef)?
-            let found = try RefLookup.find(target, pipeline: pipeline, in: store)
-            if found == nil, pipeline == nil, !path, let sweep = try SweepState.load(store, target) {  // a sweep: its table
+            var found = try RefLookup.find(target, pipeline: pipeline, in: store, specsOwn: true)
+            if found == nil, pipeline == nil, !path, exp == nil, let sweep = try SweepState.load(store, target) {  // a sweep: its table
                 print(try SweepCommand.report(try sweep.sweep(in: store, registry: HAPSStages.registry), store: store, failed: Set(sweep.failed)), terminator: "")
                 return
             }
+            if let exp {
+                guard let f = found else { throw UsageError("--exp picks an experiment's result of a stage; '\(target)' is not a stage with a stored result") }
+                let e = try ExpCommand.find(exp, in: store, pipeline: f.pipeline)
+                guard let r = store.ref(pipeline: f.pipeline, stage: f.stage, experiment: e.name) else {
+                    throw NotFoundError("experiment '\(e.name)' of \(f.pipeline) has no result of stage '\(f.stage)' (its latest run did not reach it)")
+                }
+                found = (f.pipeline, f.stage, r)
+            } else if let f = found, !path, file == nil {
+                Show.noteOtherExperiments(f, store: store)
+            }
             ref = found
-            let digest = try RefLookup.artifact(target, pipeline: pipeline, in: store)
+            let digest = try found.map { $0.ref.output } ?? RefLookup.artifact(target, pipeline: pipeline, in: store)
             if path {
                 print(try store.materialize(digest))
                 return
@@ -258,6 +270,16 @@ struct Show: ParsableCommand {
 }
 
 extension Show {
+    /// Names, on standard error, the experiments whose latest run holds a different result of
+    /// the stage than the one shown (the spec's own), and how to show one of them.
+    static func noteOtherExperiments(_ f: (pipeline: String, stage: String, ref: StageRef), store: Store) {
+        let others = ((try? store.experiments(pipeline: f.pipeline)) ?? []).filter { e in
+            e.results.contains { $0.stage == f.stage && $0.output != f.ref.output }
+        }.map(\.name)
+        guard let first = others.first else { return }
+        FileIO.writeStderr("note: \(f.pipeline)/\(f.stage) is the spec's own result; experiment\(others.count == 1 ? "" : "s") \(others.joined(separator: ", ")) hold\(others.count == 1 ? "s" : "") another (haps-pipe show \(f.pipeline)/\(f.stage) --exp '\(first)')\n")
+    }
+
     /// The dialogues of one question from a samples artifact's `transcripts.jsonl`, turn by turn.
     /// Each dialogue opens with who played which role, the question, the final answer, the
     /// gold answer and the F1 (from the artifact's baseline rows).

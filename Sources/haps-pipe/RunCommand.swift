@@ -82,7 +82,10 @@ struct Run: ParsableCommand {
         let sinks = spec.order.filter { summary.result($0)?.output != nil && spec.dependents(of: $0).allSatisfy { summary.result($0) == nil } }
         for s in sinks where summary.succeeded {
             let storeFlag = storeOptions.store == "artifacts" ? "" : " --store \(storeOptions.store)"
-            FileIO.writeStderr("result of \(s): \(summary.result(s)!.output!.short)  (see: haps-pipe show \(s)\(storeFlag))\n")
+            // `show` shows the spec's own result: another experiment's is named with --exp.
+            let experiment = options.experiment?.name ?? "spec"
+            let expFlag = experiment == "spec" ? "" : " --exp '\(experiment)'"
+            FileIO.writeStderr("result of \(s): \(summary.result(s)!.output!.short)  (see: haps-pipe show \(spec.name)/\(s)\(expFlag)\(storeFlag))\n")
         }
         if summary.interrupted { throw ExitCode(130) }
         if !summary.failures.isEmpty {

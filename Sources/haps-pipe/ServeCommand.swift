@@ -36,7 +36,10 @@ struct Serve: ParsableCommand {
         return nil
     }
 
-    func run() throws {
+    func run() throws { try Serve.exec(arguments) }
+
+    /// Replaces this process with haps-pipe-serve and `arguments`.
+    static func exec(_ arguments: [String]) throws -> Never {
         guard let server = Serve.serverPath() else {
             throw ErrorOutput.fail(NotFoundError("haps-pipe-serve is not installed beside haps-pipe nor on the PATH (scripts/setup.sh installs both)"))
         }
@@ -45,4 +48,23 @@ struct Serve: ParsableCommand {
         execv(server, &cArgs)
         throw ErrorOutput.fail(NotFoundError("cannot run \(server): \(String(cString: strerror(errno)))"))
     }
+}
+
+/// `haps-pipe ui` hands over to `haps-pipe-serve ui`, as `serve` does (docs/ui.md).
+struct UI: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ui",
+        abstract: "Look at the store's experiments, runs, results, evaluations and sweeps in a browser; see `haps-pipe ui --help`.",
+        discussion: """
+            Runs `haps-pipe-serve ui` from the same directory as haps-pipe with the same arguments.
+
+            Examples:
+              haps-pipe ui                        # the store ./artifacts on http://127.0.0.1:8300
+              haps-pipe ui --store runs/artifacts --port 9000
+            """)
+
+    @Argument(parsing: .captureForPassthrough, help: "Options of `haps-pipe-serve ui` (--store, --port, --host, --api-key-env).")
+    var arguments: [String] = []
+
+    func run() throws { try Serve.exec(["ui"] + arguments) }
 }

@@ -1,5 +1,9 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import XCTest
+import TestSupport
 
 /// Runs the real `haps-pipe` executable (built next to the test bundle, or $HAPS_PIPE_BIN).
 enum CLI {
@@ -82,3 +86,45 @@ func writeFile(_ text: String, _ path: String) throws {
 func readFile(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
 
 func lines(_ path: String) -> [String] { readFile(path).split(separator: "\n").map(String.init) }
+
+/// A server `haps-pipe` starts (`serve`, `ui`) in `directory`, its address read from its first
+/// line, its standard error in a log file beside; interrupted (Ctrl-C) by `stop()`.
+final class CLIServer {
+    let process = Process()
+    let log: String
+    var base = ""
+    /// Its own cookies: what one test's server sets never reaches another's.
+    let session = URLSession(configuration: .ephemeral)
+
+    init(_ arguments: [String], in directory: String, environment: [String: String] = [:]) throws {
+        log = directory + "/\(arguments.first ?? "server")-\(UUID().uuidString.prefix(6)).log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        process.executableURL = URL(fileURLWithPath: CLI.binary)
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, b in b }
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle(forWritingAtPath: log)
+        try process.run()
+        base = try ServerAddress.read(out, log: log).base
+    }
+    func stop() { if process.isRunning { process.interrupt(); process.waitUntilExit() } }
+    deinit { if process.isRunning { process.terminate() } }
+
+    /// GET `path`: the status and body.
+    func get(_ path: String, headers: [String: String] = [:]) throws -> (status: Int, body: Data) {
+        var request = URLRequest(url: URL(string: base + path)!)
+        for (k, v) in headers { request.setValue(v, forHTTPHeaderField: k) }
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var result: (Int, Data)?
+        nonisolated(unsafe) var failure: (any Error)?
+        session.dataTask(with: request) { data, response, error in
+            if let error { failure = error } else { result = ((response as? HTTPURLResponse)?.statusCode ?? 0, data ?? Data()) }
+            done.signal()
+        }.resume()
+        done.wait()
+        if let failure { throw failure }
+        return result!
+    }
+}

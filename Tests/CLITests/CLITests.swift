@@ -47,9 +47,13 @@ final class CLITests: XCTestCase {
 
         let explain = try CLI.run(["explain", "c"], in: dir)
         XCTAssertTrue(explain.stdout.contains("it ran because:\n  - input 'b' changed (output of stage 'b'): "), explain.stdout)
+        // `show` shows the spec's own result and names the experiment holding another; --exp shows that one.
         let show = try CLI.run(["show", "c"], in: dir)
         XCTAssertTrue(show.stdout.hasPrefix("demo/c\nartifact "), show.stdout)
-        XCTAssertTrue(show.stdout.hasSuffix("--- c.txt\nA\nB 2\n"), show.stdout)
+        XCTAssertTrue(show.stdout.hasSuffix("--- c.txt\nA\nB 1\n"), show.stdout)
+        XCTAssertTrue(show.stderr.contains("experiment b.params.x=2 holds another (haps-pipe show demo/c --exp 'b.params.x=2')"), show.stderr)
+        let edited = try CLI.run(["show", "c", "--exp", "b.params.x=2"], in: dir)
+        XCTAssertTrue(edited.stdout.hasSuffix("--- c.txt\nA\nB 2\n"), edited.stdout)
         let json = try CLI.run(["show", "c", "--json"], in: dir)
         let obj = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
         XCTAssertEqual((obj?["manifest"] as? [String: Any])?["kind"] as? String, "files")

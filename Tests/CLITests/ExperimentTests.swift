@@ -31,6 +31,19 @@ final class ExperimentTests: XCTestCase {
         _ = try run(["run", "e.json", "--set", "rows.v=2"])
         _ = try run(["run", "e.json", "--set", "rows.v=3", "--exp", "three"])
 
+        // `show` shows the spec's own result (not the last experiment's), names the experiments
+        // that hold others, and `--exp` picks one of them.
+        func digest(_ json: String) throws -> String? { (try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])?["digest"] as? String }
+        let shown = try run(["show", "rows", "--json"])
+        XCTAssertEqual(try digest(shown.stdout), specDigest)
+        XCTAssertTrue(shown.stderr.contains("note: e/rows is the spec's own result; experiments rows.v=2, three hold another (haps-pipe show e/rows --exp 'rows.v=2')"), shown.stderr)
+        let three = try run(["show", "e/rows", "--exp", "three", "--json"])
+        XCTAssertNotEqual(try digest(three.stdout), specDigest)
+        XCTAssertEqual(three.stderr, "")
+        let unknown = try CLI.run(["show", "rows", "--exp", "four"], in: dir)
+        XCTAssertEqual(unknown.status, 1)
+        XCTAssertTrue(unknown.stderr.contains("no experiment 'four'"), unknown.stderr)
+
         // gc keeps the spec's results although the refs now point at the last run's.
         let dry = try run(["gc", "--dry-run"])
         XCTAssertFalse(dry.stdout.contains("results that would go"), dry.stdout)

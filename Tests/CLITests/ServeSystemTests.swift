@@ -6,26 +6,9 @@ import TestSupport
 /// `openai` Python client: answers equal to `evaluate`'s live HAPS row, the `haps` object,
 /// streaming, route-only, concurrency, /metrics, and the errors a user meets.
 final class ServeSystemTests: XCTestCase {
-    /// The server, started by `haps-pipe serve` in `directory`; the port read from its first line.
-    final class Server {
-        let process = Process()
-        let log: String
-        var base = ""
-        init(_ args: [String], in directory: String, environment: [String: String] = [:]) throws {
-            log = directory + "/serve-\(UUID().uuidString.prefix(6)).log"
-            FileManager.default.createFile(atPath: log, contents: nil)
-            process.executableURL = URL(fileURLWithPath: CLI.binary)
-            process.arguments = ["serve"] + args + ["--port", "0", "--threads", "1"]
-            process.currentDirectoryURL = URL(fileURLWithPath: directory)
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, b in b }
-            let out = Pipe()
-            process.standardOutput = out
-            process.standardError = FileHandle(forWritingAtPath: log)
-            try process.run()
-            base = try ServerAddress.read(out, log: log).base
-        }
-        func stop() { if process.isRunning { process.interrupt(); process.waitUntilExit() } }
-        deinit { if process.isRunning { process.terminate() } }
+    /// `haps-pipe serve` in `directory` (one BLAS thread); its address read from its first line.
+    static func server(_ args: [String], in directory: String, environment: [String: String] = [:]) throws -> CLIServer {
+        try CLIServer(["serve"] + args + ["--port", "0", "--threads", "1"], in: directory, environment: environment)
     }
 
     static func object(_ text: String) throws -> [String: Any] {
@@ -53,7 +36,7 @@ final class ServeSystemTests: XCTestCase {
             .split(separator: "\n").map { try ServeSystemTests.object(String($0)) }.filter { $0["row"] as? String == "rl_train" }
         XCTAssertEqual(liveTurns.count, 5)
 
-        let server = try Server(["--system", "quickstart/rl_train", "--questions", "quickstart/world_test"], in: dir)
+        let server = try ServeSystemTests.server(["--system", "quickstart/rl_train", "--questions", "quickstart/world_test"], in: dir)
         defer { server.stop() }
         let script = """
             import json, sys, threading, urllib.error, urllib.request, openai
@@ -189,7 +172,7 @@ final class ServeSystemTests: XCTestCase {
             let e = try CLI.run(["export", stage, to], in: dir)
             XCTAssertEqual(e.status, 0, e.stderr)
         }
-        let server = try Server(["--system", "deploy/haps", "--model", "agent_a=deploy/agent_a", "--model", "agent_b=deploy/agent_b", "--retriever", "lexical",
+        let server = try ServeSystemTests.server(["--system", "deploy/haps", "--model", "agent_a=deploy/agent_a", "--model", "agent_b=deploy/agent_b", "--retriever", "lexical",
                                  "--prompts", "embedded", "--reply-tokens", "24", "--questions", "deploy/questions", "--store", "no-store-here"], in: dir)
         defer { server.stop() }
         let script = """
@@ -215,7 +198,7 @@ final class ServeSystemTests: XCTestCase {
         let python = try TorchPython.require()
         try Python.require(["openai"])
         let dir = try trainedMicroQuickstart()
-        let server = try Server(["--system", "quickstart/rl_train", "--questions", "quickstart/world_test", "--engine", "torch", "--device", "cpu",
+        let server = try ServeSystemTests.server(["--system", "quickstart/rl_train", "--questions", "quickstart/world_test", "--engine", "torch", "--device", "cpu",
                                  "--dtype", "float32"], in: dir, environment: ["HAPS_TORCH_PYTHON": python, "HAPS_TORCH_WORKER": TorchPython.worker])
         defer { server.stop() }
         let questionsFile = try CLI.run(["show", "quickstart/world_test", "--path"], in: dir).stdout.trimmingCharacters(in: .whitespacesAndNewlines) + "/questions.jsonl"
@@ -252,15 +235,15 @@ final class ServeSystemTests: XCTestCase {
         XCTAssertNotEqual(unknown.status, 0)
         XCTAssertTrue(unknown.stderr.contains("'quickstart/rl_trian' is neither a stage with a stored result nor an artifact digest"), unknown.stderr)
 
-        let routeOnly = try Server(["--system", "quickstart/sft_train"], in: dir)
+        let routeOnly = try ServeSystemTests.server(["--system", "quickstart/sft_train"], in: dir)
         let agentA = try CLI.run(["show", "quickstart/agent_a", "--path"], in: dir).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let agentB = try CLI.run(["show", "quickstart/agent_b", "--path"], in: dir).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let dialogue = ["--retriever", "lexical", "--prompts", "embedded", "--questions", "quickstart/world_test"]
-        let answering = try Server(["--system", "quickstart/sft_train", "--model", "agent_a=\(agentA)", "--model", "agent_b=\(agentB)", "--max-queue", "1"] + dialogue,
+        let answering = try ServeSystemTests.server(["--system", "quickstart/sft_train", "--model", "agent_a=\(agentA)", "--model", "agent_b=\(agentB)", "--max-queue", "1"] + dialogue,
                                    in: dir)
         // The candidates as servers of their own (what vLLM would be): the same answers, no updates.
-        let serverA = try Server(["--model", agentA, "--name", "agent_a"], in: dir), serverB = try Server(["--model", agentB, "--name", "agent_b"], in: dir)
-        let remote = try Server(["--system", "quickstart/sft_train", "--model", "agent_a=\(serverA.base)/v1", "--model", "agent_b=\(serverB.base)/v1"] + dialogue,
+        let serverA = try ServeSystemTests.server(["--model", agentA, "--name", "agent_a"], in: dir), serverB = try ServeSystemTests.server(["--model", agentB, "--name", "agent_b"], in: dir)
+        let remote = try ServeSystemTests.server(["--system", "quickstart/sft_train", "--model", "agent_a=\(serverA.base)/v1", "--model", "agent_b=\(serverB.base)/v1"] + dialogue,
                                 in: dir)
         defer { for s in [routeOnly, answering, remote, serverA, serverB] { s.stop() } }
         let script = """

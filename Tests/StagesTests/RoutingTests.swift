@@ -114,6 +114,16 @@ final class RoutingTests: XCTestCase {
         XCTAssertFalse(svg.contains(">perfect</text>"), svg)
         XCTAssertTrue(svg.contains(">router</text>") && svg.contains(">baseline</text>") && svg.contains(">Pareto frontier</text>"), svg)
         XCTAssertTrue(svg.contains("cost per question (USD)"), svg)
+        // Each row's own F1 interval (same resamples), drawn as the error bar of its point.
+        for r in e.rows {
+            XCTAssertEqual(r.interval.mean, r.meanF1, accuracy: 1e-12)
+            XCTAssertLessThanOrEqual(r.interval.low, r.meanF1 + 1e-12)
+            XCTAssertGreaterThanOrEqual(r.interval.high, r.meanF1 - 1e-12)
+        }
+        let spread = e.rows.filter { $0.interval.high > $0.interval.low }
+        XCTAssertFalse(spread.isEmpty)
+        XCTAssertEqual(svg.components(separatedBy: "class=\"error-bar\"").count - 1, spread.count, svg)
+        XCTAssertEqual(e.json["rows"]?.arrayValue?.first?["f1_interval"]?["low"]?.doubleValue, e.rows[0].interval.low)
         XCTAssertTrue(e.csv.hasPrefix("name,group,questions,f1_mean"))
         // The stage's figures: means, and each router's difference to best fixed (what a sweep
         // over seeds pools across replicates).

@@ -11,7 +11,7 @@ public enum Repository {
 /// official openai client), a harness (a parent that kills a driver) or a loopback server.
 ///
 /// The interpreter is `$HAPS_TEST_PYTHON`, else the one scripts/test.sh makes
-/// (`.build/test-venv/bin/python`, with openai, numpy and gguf), else `python3` on `PATH`. A test
+/// (`.build/test-venv/bin/python`, with openai, numpy, gguf and playwright), else `python3` on `PATH`. A test
 /// names the modules it needs beyond the standard library (`requiring: ["numpy"]`): where the
 /// interpreter lacks one (or there is none) the test is skipped, saying what is missing, except
 /// for the modules listed in `$HAPS_REQUIRE_PYTHON_MODULES` (scripts/test.sh lists those it
@@ -48,7 +48,7 @@ public enum Python {
         let missing = try ModuleCache.shared.missing(modules, python: python)
         guard !missing.isEmpty else { return }
         let why = "\(python) lacks the Python module\(missing.count == 1 ? "" : "s") \(missing.joined(separator: ", ")) that this test needs "
-            + "(scripts/test.sh installs openai, numpy and gguf into .build/test-venv; HAPS_TEST_PYTHON names another interpreter)"
+            + "(scripts/test.sh installs openai, numpy, gguf and playwright into .build/test-venv; HAPS_TEST_PYTHON names another interpreter)"
         if missing.contains(where: required.contains) { throw PythonError(why + "; HAPS_REQUIRE_PYTHON_MODULES makes this a failure") }
         throw XCTSkip(why, file: file, line: line)
     }

@@ -90,6 +90,17 @@ extension Store {
         return e
     }
 
+    /// What the latest run of experiment `experiment` of `pipeline` ended with for `stage`, as
+    /// a ref (nil when that run has no result of it, or its action record is gone).
+    public func ref(pipeline: String, stage: String, experiment: String) -> StageRef? {
+        guard let e = experiments().first(where: { $0.pipeline == pipeline && $0.name == experiment }),
+              let s = (e.latest["stages"]?.arrayValue ?? []).first(where: { $0["stage"]?.stringValue == stage }),
+              let key = s["key"]?.stringValue.flatMap(Digest.init(hex:)), let entry = action(key) else { return nil }
+        let started = e.latest["started"]?.doubleValue.map { Date(timeIntervalSince1970: $0) }
+        return StageRef(key: key, output: entry.output, kind: entry.kind, payload: entry.payload, updatedAt: started ?? entry.createdAt,
+                        reason: (s["reasons"]?.arrayValue ?? []).compactMap(\.stringValue), ranAt: entry.createdAt, seconds: s["seconds"]?.doubleValue ?? entry.seconds)
+    }
+
     /// "stage.figure" → value for the latest results of `e`, as the stage types in `registry`
     /// define their figures (results of types it lacks, or no longer stored, have none).
     public func figures(of e: Experiment, registry: StageRegistry) -> [(name: String, value: Double)] {

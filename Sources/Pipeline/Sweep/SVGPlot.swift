@@ -10,6 +10,9 @@ public struct SVGPlot: Sendable {
     public var yLabel: String
     /// Series name → points (x as text, y).
     public var series: [(name: String, points: [(x: String, y: Double)])]
+    /// Per series (by index), an interval at each of its x values drawn as a shaded band
+    /// behind its line (replicates' 95% intervals); none by default.
+    public var bands: [Int: [(x: String, low: Double, high: Double)]] = [:]
 
     public init(title: String, xLabel: String, yLabel: String, series: [(name: String, points: [(x: String, y: Double)])]) {
         self.title = title; self.xLabel = xLabel; self.yLabel = yLabel; self.series = series
@@ -47,7 +50,7 @@ public struct SVGPlot: Sendable {
         if numeric { categories.sort { Double($0)! < Double($1)! } }
         let xValues = numeric ? categories.map { Double($0)! } : categories.indices.map(Double.init)
         let (xMin, xMax) = (xValues.min() ?? 0, xValues.max() ?? 1)
-        let ys = series.flatMap { $0.points.map(\.y) }
+        let ys = series.flatMap { $0.points.map(\.y) } + bands.values.flatMap { $0.flatMap { [$0.low, $0.high] } }.filter(\.isFinite)
         var (yMin, yMax) = (ys.min() ?? 0, ys.max() ?? 1)
         if yMin == yMax { yMin -= 0.5; yMax += 0.5 }
         // Round ticks: a step of 1, 2, 2.5 or 5 × 10^k giving about five, the axis on multiples of it.
@@ -79,6 +82,10 @@ public struct SVGPlot: Sendable {
         s += #"<text x="18" y="\#(SVGPlot.number(top + plotH / 2))" text-anchor="middle" transform="rotate(-90 18 \#(SVGPlot.number(top + plotH / 2)))">\#(SVGPlot.escape(yLabel))</text>"# + "\n"
         for (i, serie) in series.enumerated() {
             let color = colors[i % colors.count]
+            if let band = bands[i]?.sorted(by: { px($0.x) < px($1.x) }), !band.isEmpty {
+                let outline = band.map { "\(SVGPlot.number(px($0.x))),\(SVGPlot.number(py($0.high)))" } + band.reversed().map { "\(SVGPlot.number(px($0.x))),\(SVGPlot.number(py($0.low)))" }
+                s += #"<polygon class="band" fill="\#(color)" fill-opacity="0.15" stroke="none" points="\#(outline.joined(separator: " "))"/>"# + "\n"
+            }
             let pts = serie.points.sorted { px($0.x) < px($1.x) }
             let path = pts.map { "\(SVGPlot.number(px($0.x))),\(SVGPlot.number(py($0.y)))" }.joined(separator: " ")
             s += #"<polyline fill="none" stroke="\#(color)" stroke-width="2" points="\#(path)"/>"# + "\n"

@@ -20,7 +20,7 @@ public struct EvaluateStage: StageType {
     }
 
     public static let name = "evaluate"
-    public static let version = 5
+    public static let version = 6  // 6: each row's own F1 interval (results.json f1_interval; error bars in cost_quality.svg)
     public static let summary = "Compares routers and baselines on a split: F1/EM/P/R, tokens, cost, oracle gap share, bootstrap intervals, by type."
 
     static let fixedPorts = ["scores", "valid_scores", "questions", "encoder", "prompts"]

@@ -20,6 +20,9 @@ public struct Evaluation: Sendable {
         public var turns: [JSONValue]? = nil
         /// Mean F1 minus best fixed's, with a paired bootstrap 95% interval.
         public var difference = Bootstrap.Interval(mean: 0, low: 0, high: 0)
+        /// Mean F1 itself, with a bootstrap 95% interval (the same resamples): the error bar
+        /// of the row's point in the cost–quality plane.
+        public var interval = Bootstrap.Interval(mean: 0, low: 0, high: 0)
         /// (row − best fixed) / (oracle − best fixed); nil when the oracle gains nothing.
         public var gapShare: Double?
 
@@ -114,6 +117,7 @@ public struct Evaluation: Sendable {
         for i in rows.indices {
             let diffs = zip(rows[i].f1, base.f1).map { $0 - $1 }
             rows[i].difference = Bootstrap.interval(diffs, indices: indices)
+            rows[i].interval = Bootstrap.interval(rows[i].f1, indices: indices)
             let gap = oracle.meanF1 - base.meanF1
             rows[i].gapShare = gap > 1e-12 ? (rows[i].meanF1 - base.meanF1) / gap : nil
         }

@@ -98,6 +98,7 @@ extension Evaluation {
                          ("recall_mean", .number(r.meanRecall)), ("f1_sum", .number(r.f1Sum)), ("tokens_mean", num(r.meanTokens)),
                          ("cost_mean", num(r.meanCost)), ("gap_share", num(r.gapShare)),
                          ("diff_vs_best_fixed", ["mean": .number(r.difference.mean), "low": .number(r.difference.low), "high": .number(r.difference.high)]),
+                         ("f1_interval", ["mean": .number(r.interval.mean), "low": .number(r.interval.low), "high": .number(r.interval.high)]),
                          ("by_type", .object(typeGroups.map { ($0.type, JSONValue.number(r.meanF1($0.questions))) }))])
             })),
             ("comparisons", .array(comparisons.map { c in
@@ -137,18 +138,21 @@ extension Evaluation {
     }
 
     /// Every row as a point of the cost–quality plane (cost per question, or tokens when the
-    /// samples carry no cost), the Pareto frontier drawn through the points no other beats.
+    /// samples carry no cost) with its F1's bootstrap 95% interval as an error bar, the Pareto
+    /// frontier drawn through the points no other beats.
     public var costQualitySVG: String {
         let useCost = rows.allSatisfy { $0.meanCost != nil }
         let points = rows.compactMap { r -> (String, Double, Double, Bool)? in
             guard let x = useCost ? r.meanCost : r.meanTokens else { return nil }
             return (r.name, x, r.meanF1, r.isRouter)
         }
+        let bars = Dictionary(rows.map { ($0.name, $0.interval) }) { a, _ in a }
         let width = 640.0, height = 440.0, left = 70.0, right = 30.0, top = 40.0, bottom = 80.0
         guard !points.isEmpty else {
             return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"80\"><text x=\"20\" y=\"40\">no cost or token counts in the score table</text></svg>\n"
         }
-        var (x0, x1) = (points.map(\.1).min()!, points.map(\.1).max()!), (y0, y1) = (points.map(\.2).min()!, points.map(\.2).max()!)
+        let lows = points.compactMap { bars[$0.0]?.low }, highs = points.compactMap { bars[$0.0]?.high }
+        var (x0, x1) = (points.map(\.1).min()!, points.map(\.1).max()!), (y0, y1) = ((points.map(\.2) + lows).min()!, (points.map(\.2) + highs).max()!)
         if x1 - x0 < 1e-12 { x0 -= 1; x1 += 1 }
         if y1 - y0 < 1e-12 { y0 -= 0.05; y1 += 0.05 }
         let px = { (x: Double) in left + (x - x0) / (x1 - x0) * (width - left - right) }
@@ -168,6 +172,11 @@ extension Evaluation {
         svg += "<text x=\"\(Int(width / 2))\" y=\"\(Int(height - 35))\" text-anchor=\"middle\">\(useCost ? "cost per question (USD)" : "tokens per question (no prices in the model resources)")</text>\n"
         svg += "<text x=\"18\" y=\"\(Int(height / 2))\" text-anchor=\"middle\" transform=\"rotate(-90 18 \(Int(height / 2)))\">mean F1</text>\n"
         svg += "<polyline fill=\"none\" stroke=\"#999\" stroke-dasharray=\"4 3\" points=\"" + frontier.map { "\(Evaluation.f(px($0.1), 1)),\(Evaluation.f(py($0.2), 1))" }.joined(separator: " ") + "\"/>\n"
+        for p in points {  // error bars under the marks
+            guard let b = bars[p.0], b.high > b.low else { continue }
+            let x = Evaluation.f(px(p.1), 1)
+            svg += "<line class=\"error-bar\" x1=\"\(x)\" y1=\"\(Evaluation.f(py(b.low), 1))\" x2=\"\(x)\" y2=\"\(Evaluation.f(py(b.high), 1))\" stroke=\"\(p.3 ? "#c0392b" : "#2c3e50")\" stroke-opacity=\"0.35\" stroke-width=\"1.5\"><title>\(SVGPlot.escape(p.0)): F1 \(Evaluation.f(b.mean)) [\(Evaluation.f(b.low)), \(Evaluation.f(b.high))]</title></line>\n"
+        }
         svg += Evaluation.marks(points.map { (name: $0.0, x: px($0.1), y: py($0.2), router: $0.3) }, rightEdge: width - right)
         svg += Evaluation.legend(x: left, y: height - 12)
         return svg + "</svg>\n"
@@ -205,6 +214,8 @@ extension Evaluation {
         }
         let lx = x + 180
         svg += "<line x1=\"\(f(lx, 1))\" y1=\"\(f(y - 4, 1))\" x2=\"\(f(lx + 14, 1))\" y2=\"\(f(y - 4, 1))\" stroke=\"#999\" stroke-dasharray=\"4 3\"/><text x=\"\(f(lx + 20, 1))\" y=\"\(f(y, 1))\">Pareto frontier</text>\n"
+        let bx = lx + 130
+        svg += "<line x1=\"\(f(bx + 4, 1))\" y1=\"\(f(y - 11, 1))\" x2=\"\(f(bx + 4, 1))\" y2=\"\(f(y + 3, 1))\" stroke=\"#2c3e50\" stroke-opacity=\"0.35\" stroke-width=\"1.5\"/><text x=\"\(f(bx + 12, 1))\" y=\"\(f(y, 1))\">F1's bootstrap 95% interval</text>\n"
         return svg + "</g>\n"
     }
 
