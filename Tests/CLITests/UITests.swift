@@ -186,7 +186,7 @@ final class UITests: XCTestCase {
         XCTAssertGreaterThan(seen["sweep_bands"] as? Int ?? 0, 0)
         XCTAssertEqual(seen["report_rows"] as? [String], rows.compactMap { $0["name"] as? String })
         XCTAssertFalse(((seen["report_dialogue"] as? [Any])?.last as? [String] ?? []).isEmpty, "the report file holds the dialogues")
-        for page in ["experiments", "run", "result", "evaluation", "question", "sweep"] {
+        for page in ["experiments", "run", "result", "evaluation", "pictures", "question", "dialogue", "sweep"] {
             let size = (try? FileManager.default.attributesOfItem(atPath: "\(shots)/\(page).png")[.size] as? Int) ?? 0
             XCTAssertGreaterThan(size, 10_000, "screenshot of \(page)")
         }

@@ -61,7 +61,7 @@ with sync_playwright() as p:
     page.wait_for_selector("body[data-page=run]")
     out["dag"] = page.eval_on_selector_all("#dag g.node", "gs => gs.map(g => [g.dataset.stage, g.dataset.outcome])")
     out["stage_rows"] = texts(page, "#stage-table tbody tr td:first-child")
-    page.screenshot(path=f"{shots}/run.png", full_page=True)
+    page.screenshot(path=f"{shots}/run.png")
 
     # A result, opened from its box in the graph.
     page.click("#dag g.node[data-stage=evaluate]")
@@ -71,7 +71,7 @@ with sync_playwright() as p:
     out["files"] = texts(page, "#files h3 code")
     page.wait_for_function("[...document.querySelectorAll('img.file')].every(i => i.complete)")
     out["images"] = page.eval_on_selector_all("img.file", "is => is.map(i => [i.alt, i.naturalWidth])")
-    page.screenshot(path=f"{shots}/result.png", full_page=True)
+    page.screenshot(path=f"{shots}/result.png")
 
     # The evaluation, a question, and every dialogue its rows chose.
     page.click("#open-evaluation")
@@ -80,7 +80,8 @@ with sync_playwright() as p:
     out["questions"] = texts(page, "#question-table tbody tr td:nth-child(4)")
     out["intervals"] = page.eval_on_selector_all("#intervals g.row", "gs => gs.map(g => g.dataset.row)")
     out["error_bars"] = page.eval_on_selector_all("#cost-quality line.error-bar", "ls => ls.length")
-    page.screenshot(path=f"{shots}/evaluation.png", full_page=True)
+    page.screenshot(path=f"{shots}/evaluation.png")
+    page.locator(".pictures").screenshot(path=f"{shots}/pictures.png")
     page.click("#question-table tbody tr:first-child td:nth-child(4) a")
     page.wait_for_selector("#question-rows")
     out["question_text"] = page.text_content("#question-text")
@@ -91,9 +92,12 @@ with sync_playwright() as p:
         page.click(f".show-dialogue[data-row='{row}']")
         page.wait_for_selector(f"#dialogue h2:text-is('Dialogue of {row}')")
         out["dialogues"][row] = texts(page, "#dialogue .turn > pre")
-    page.click(".show-dialogue[data-row='rl_train']") if "rl_train" in out["dialogues"] else None
-    page.wait_for_timeout(200)
-    page.screenshot(path=f"{shots}/question.png", full_page=True)
+    if "rl_train" in out["dialogues"]:  # the live HAPS row's dialogue, for the screenshots
+        page.click(".show-dialogue[data-row='rl_train']")
+        page.wait_for_selector("#dialogue h2:text-is('Dialogue of rl_train')")
+    page.locator("#dialogue").screenshot(path=f"{shots}/dialogue.png")
+    page.evaluate("document.getElementById('question').scrollIntoView()")
+    page.screenshot(path=f"{shots}/question.png")
 
     # Sweeps: the list, a sweep's table and its curve.
     page.goto(base + "/#/sweeps")

@@ -18,13 +18,18 @@ extension Store {
         return out
     }
 
-    /// Every output the run records name → the PIPELINE/STAGE that last made it.
+    /// Every output the run records name → the PIPELINE/STAGE that last made it (a spec's own
+    /// pipeline before a sweep's merged one).
     public func resultNames() -> [Digest: String] {
         var names: [Digest: String] = [:]
         for id in runRecordIDs().reversed() {
             guard let rec = runRecord(id: id), let p = rec["pipeline"]?.stringValue else { continue }
             for s in rec["stages"]?.arrayValue ?? [] {
-                if let o = s["output"]?.stringValue.flatMap(Digest.init(hex:)), let st = s["stage"]?.stringValue { names[o] = "\(p)/\(st)" }
+                guard let o = s["output"]?.stringValue.flatMap(Digest.init(hex:)), let st = s["stage"]?.stringValue else { continue }
+                // A result a sweep shares with its spec keeps the spec's name (quickstart/evaluate,
+                // not quickstart~k/evaluate@k=10).
+                if p.contains("~"), let known = names[o], !known.contains("~") { continue }
+                names[o] = "\(p)/\(st)"
             }
         }
         return names

@@ -60,7 +60,8 @@ public enum BrowserAssets {
         .turn .who { font-size: 12px; color: var(--muted); }
         .turn pre { max-height: 200px; margin: 4px 0; }
         .error { color: var(--router); background: #fbe4e4; padding: 8px 12px; border-radius: 4px; }
-        .cols { display: grid; grid-template-columns: minmax(320px, 1fr) minmax(420px, 1.3fr); gap: 20px; }
+        .cols { display: grid; grid-template-columns: minmax(480px, 1fr) minmax(480px, 1fr); gap: 20px; }
+        #question-table td:nth-child(4) { min-width: 300px; }
         @media (max-width: 900px) { .cols { grid-template-columns: 1fr; } }
         img.file { max-width: 100%; background: white; border: 1px solid var(--line); }
         """#
