@@ -50,6 +50,7 @@ struct CandidateOptions: ParsableArguments {
     @Option(help: "Number of candidates K (K^roles actions).")
     var candidates: Int = 2
 
+
     func names() throws -> CandidateNames? {
         if let argument = modelNameToIDJSON {
             // JSON text (what the reference takes) when it starts like an object; else a file.
@@ -73,6 +74,23 @@ struct CandidateOptions: ParsableArguments {
     var space: ActionSpace { ActionSpace(candidates: max(1, candidates)) }
 }
 
+/// `--roles` of the commands that read a samples table (score, build-sft): who the actions
+/// assign candidates to.
+struct RoleOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("The roles, comma-separated: an action gives each a candidate. One role (e.g. model) is single-role routing, K actions; rows without action_index name each role's candidate in a field of that name.",
+                               valueName: "names"))
+    var roles: String = ActionSpace.referenceRoles.joined(separator: ",")
+
+    /// `--candidates` and `--roles` as the stage parameters they set.
+    func parameters(_ candidates: CandidateOptions) throws -> [(String, JSONValue)] {
+        let names = roles.split(separator: ",", omittingEmptySubsequences: false).map { String($0.filter { $0 != " " }) }
+        guard !names.isEmpty, names.allSatisfy({ !$0.isEmpty }), Set(names).count == names.count else {
+            throw UsageError("--roles takes distinct role names, comma-separated (got '\(roles)')")
+        }
+        return [("candidates", .number(Double(candidates.candidates))), ("roles", .array(names.map(JSONValue.string)))]
+    }
+}
+
 struct Score: ParsableCommand {
     static var configuration: CommandConfiguration {
         CommandConfiguration(
@@ -86,14 +104,16 @@ struct Score: ParsableCommand {
               haps-pipe score baseline.jsonl
               haps-pipe score baseline.jsonl --json --scores scores.jsonl
               haps-pipe score baseline.jsonl --questions dataset/valid.jsonl   # + a breakdown by question type
+              haps-pipe score routing.jsonl --candidates 3 --roles model       # single-role routing: 3 actions
             """ + "\n\n" + flags.help)
     }
 
     /// The score stage's parameters as flags.
     static let flags = StageFlags(stageType: "score", setByCommand: [("pair", "--pair"), ("model_name_to_id", "--model-name-to-id-json"),
-                                                                    ("candidates", "--candidates")])
+                                                                    ("candidates", "--candidates"), ("roles", "--roles")])
 
     @OptionGroup var candidateOptions: CandidateOptions
+    @OptionGroup var roleOptions: RoleOptions
     @Flag(help: "Print the summary as JSON.") var json = false
     @Option(help: ArgumentHelp("Also write the question × action table here (JSON Lines).", valueName: "file")) var scores: String?
     @Option(help: ArgumentHelp("The sampled questions (HotpotQA JSON or JSON Lines): adds a breakdown by question type.", valueName: "file")) var questions: String?
@@ -107,7 +127,7 @@ struct Score: ParsableCommand {
         do {
             let (given, operands) = try Self.flags.given(arguments, positionals: 1)
             guard let file = operands.first else { throw UsageError("give the samples table (baseline.jsonl)") }
-            let params = try ScoreStage.Params.from(.object(given + [("candidates", .number(Double(candidateOptions.candidates)))]))
+            let params = try ScoreStage.Params.from(.object(given + (try roleOptions.parameters(candidateOptions))))
             var t = try ScoreStage.table(baseline: file, space: params.names.space, names: try candidateOptions.names(), useRecorded: params.use_recorded)
             if let questions { t.breakDown(byType: try ScoreStage.questionTypes(questions)) }
             if let scores { try FileIO.writeAtomically(t.jsonLines, to: scores) }
@@ -132,17 +152,18 @@ struct BuildSFTCommand: ParsableCommand {
 
     /// build-sft's parameters as flags (the reference's build_sft.py names, in kebab case).
     static let flags = StageFlags(stageType: "build-sft", setByCommand: [("pair", "--pair"), ("model_name_to_id", "--model-name-to-id-json"),
-                                                                        ("candidates", "--candidates")])
+                                                                        ("candidates", "--candidates"), ("roles", "--roles")])
 
     @Option(help: ArgumentHelp("Baseline rows (reference baseline.jsonl format).", valueName: "file")) var baseline: String
     @Option(help: ArgumentHelp("Where to write the SFT JSON array.", valueName: "file")) var output: String
     @OptionGroup var candidateOptions: CandidateOptions
+    @OptionGroup var roleOptions: RoleOptions
     @Argument(parsing: .allUnrecognized, help: .hidden) var stageArguments: [String] = []
 
     func run() throws {
         do {
             let given = try Self.flags.given(stageArguments).params
-            let params = try BuildSFTStage.Params.from(.object(given + [("candidates", .number(Double(candidateOptions.candidates)))]))
+            let params = try BuildSFTStage.Params.from(.object(given + (try roleOptions.parameters(candidateOptions))))
             let (rows, report) = try BuildSFT.build(baseline: baseline, space: params.names.space, names: try candidateOptions.names(),
                                                     options: BuildSFTStage.options(params, seed: PipelineSpec.defaultSeed))
             for line in report.lines { print(line) }

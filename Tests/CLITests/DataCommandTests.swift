@@ -83,6 +83,41 @@ final class DataCommandTests: XCTestCase {
         let s = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as! [String: Any]
         XCTAssertEqual(s["recorded_f1_disagreements"] as? Int, 250, "the fixture's answers are empty; its f1 values are made up")
     }
+
+    /// Single-role routing data (one model answers; 3 candidates): `--roles model` makes 3
+    /// actions, not 9 teacher × student ones; rows are grouped by their question id, so two
+    /// prompts with the same text stay two questions, and the table keeps the ids.
+    func testScoreTakesRolesAndKeysRowsByQuestionID() throws {
+        var rows: [String] = []
+        for (id, text, f1s) in [("p1", "What is 2+2?", [1.0, 0.0, 0.5]), ("p2", "What is 2+2?", [0.0, 1.0, 0.5]), ("p3", "Name a prime.", [1.0, 1.0, 0.0])] {
+            for (model, f1) in zip(["small", "medium", "large"], f1s) {
+                rows.append(#"{"id": "\#(id)", "question": "\#(text)", "model": "\#(model)", "f1": \#(f1)}"#)
+            }
+        }
+        try writeFile(rows.joined(separator: "\n") + "\n", dir + "/routing.jsonl")
+        try writeFile(#"{"small": 0, "medium": 1, "large": 2}"#, dir + "/ids.json")
+        let r = try CLI.run(["score", "routing.jsonl", "--candidates", "3", "--roles", "model", "--model-name-to-id-json", "ids.json",
+                             "--scores", "s.jsonl", "--json"], in: dir)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let s = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual((s["actions"] as? [[String: Any]])?.map { $0["assignment"] as? String }, ["model small", "model medium", "model large"])
+        XCTAssertEqual(s["questions"] as? Int, 3, "p1 and p2 share a text but are two questions")
+        XCTAssertEqual(s["oracle_f1"] as! Double, 1, accuracy: 1e-12)
+        XCTAssertEqual(s["duplicate_rows"] as? Int, 0)
+        let table = lines(dir + "/s.jsonl").map { try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        XCTAssertEqual(table.count, 9)
+        XCTAssertEqual(Set(table.compactMap { $0["id"] as? String }), ["p1", "p2", "p3"])
+        XCTAssertEqual(Set(table.map { $0["model"] as? Int }), [0, 1, 2])
+        // Without ids, the same text is one question: its second rows are duplicates, as before.
+        try writeFile(rows.map { $0.replacingOccurrences(of: #""id": "p1", "#, with: "").replacingOccurrences(of: #""id": "p2", "#, with: "")
+            .replacingOccurrences(of: #""id": "p3", "#, with: "") }.joined(separator: "\n") + "\n", dir + "/noid.jsonl")
+        let merged = try CLI.run(["score", "noid.jsonl", "--candidates", "3", "--roles", "model", "--model-name-to-id-json", "ids.json"], in: dir)
+        XCTAssertTrue(merged.stdout.contains("questions: 2 "), merged.stdout)
+        XCTAssertTrue(merged.stdout.contains("warning: 3 duplicate question × action rows ignored"), merged.stdout)
+        let bad = try CLI.run(["score", "routing.jsonl", "--roles", "model,,x"], in: dir)
+        XCTAssertEqual(bad.status, 2)
+        XCTAssertTrue(bad.stderr.contains("--roles takes distinct role names"), bad.stderr)
+    }
 }
 
 /// `haps-pipe sample` against the loopback server of the client tests.

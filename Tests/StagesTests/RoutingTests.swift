@@ -87,6 +87,18 @@ final class RoutingTests: XCTestCase {
         XCTAssertEqual(m.tokens[0], [0, 10, 20, 30])
         XCTAssertEqual(m.oracleActions, [3, 0])
         XCTAssertEqual(m.bestFixedAction, 0, "0.55 beats 0.1, 0.15 and 0.2")
+        // Rows with ids are grouped by id: one text, two ids, two questions.
+        var keyed = ""
+        for (id, f1s) in [("a", [1.0, 0, 0, 0]), ("b", [0.0, 0, 0, 1])] {
+            for (a, f) in f1s.enumerated() {
+                keyed += #"{"action": \#(a), "f1": \#(f), "id": "\#(id)", "question": "same", "student": \#(a % 2), "teacher": \#(a / 2)}"# + "\n"
+            }
+        }
+        try FileIO.writeAtomically(keyed, to: dir + "/scores.jsonl")
+        let byID = try ScoreMatrix(directory: dir)
+        XCTAssertEqual(byID.space, ActionSpace(), "'id' is not a role")
+        XCTAssertEqual(byID.questions, ["same", "same"])
+        XCTAssertEqual(byID.oracleActions, [0, 3])
     }
 
     func testTheEvaluationsFigures() throws {

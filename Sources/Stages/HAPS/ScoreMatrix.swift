@@ -31,13 +31,15 @@ public struct ScoreMatrix: Sendable {
         let path = directory + "/scores.jsonl"
         let rows = try JSONLines.read(path)
         guard let first = rows.first?.value else { throw DataError(file: path, line: nil, "no rows (the file is empty)") }
-        let known: Set<String> = ["question_index", "question", "action", "f1", "em", "precision", "recall", "tokens", "cost"]
+        let known: Set<String> = ["question_index", "question", "id", "action", "f1", "em", "precision", "recall", "tokens", "cost"]
         let roles = (first.objectMembers ?? []).map(\.key).filter { !known.contains($0) && first[$0]?.intValue != nil }
         let ordered = ActionSpace.referenceRoles.filter(roles.contains) + roles.filter { !ActionSpace.referenceRoles.contains($0) }.sorted()
         guard !ordered.isEmpty else { throw DataError(file: path, line: rows.first?.line, "no role fields (teacher, student, ...) in the row") }
         var candidates = 1
         for (_, v) in rows { for r in ordered { candidates = max(candidates, (v[r]?.intValue ?? 0) + 1) } }
         let space = ActionSpace(candidates: candidates, roles: ordered)
+        // Rows are one question by their id where they have one (as `score` grouped them: two
+        // prompts with the same text and different ids are two questions), else by their text.
         var index: [String: Int] = [:], questions: [String] = []
         var cells: [[JSONValue?]] = []
         for (line, v) in rows {
@@ -51,7 +53,8 @@ public struct ScoreMatrix: Sendable {
                 }
             }
             let qi: Int
-            if let i = index[q] { qi = i } else { qi = questions.count; index[q] = qi; questions.append(q); cells.append(Array(repeating: nil, count: space.count)) }
+            let key = v["id"]?.stringValue.map { "#" + $0 } ?? "q" + q
+            if let i = index[key] { qi = i } else { qi = questions.count; index[key] = qi; questions.append(q); cells.append(Array(repeating: nil, count: space.count)) }
             cells[qi][a] = v
         }
         let complete = cells.indices.filter { q in cells[q].allSatisfy { $0 != nil } }

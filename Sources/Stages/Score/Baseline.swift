@@ -10,6 +10,9 @@ public import Pipeline
 public struct BaselineRow: Sendable {
     public var line: Int
     public var question: String
+    /// The question's id, when the row has one (`id`, or HotpotQA's `_id`): rows are grouped
+    /// into questions by it, so that two prompts with the same text stay two questions.
+    public var id: String?
     public var action: Int
     public var answer: String?
     public var groundTruth: String?
@@ -66,7 +69,8 @@ public enum BaselineReader {
                     throw DataError(file: file, line: line, "'\(metric)' is \(x), outside [0, 1] (F1, EM, precision and recall are bounded)")
                 }
             }
-            out.append(BaselineRow(line: line, question: question, action: action, answer: v["answer"]?.stringValue,
+            let id = (v["id"] ?? v["_id"]).flatMap { $0.stringValue ?? $0.intValue.map(String.init) }
+            out.append(BaselineRow(line: line, question: question, id: id, action: action, answer: v["answer"]?.stringValue,
                                    groundTruth: v["ground_truth"]?.stringValue, f1: f1, recorded: v))
         }
         return out

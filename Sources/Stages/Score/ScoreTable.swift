@@ -65,6 +65,8 @@ public struct ScoreTable: Sendable {
     public var space: ActionSpace
     public var usedRecorded = false
     public var questions: [String]
+    /// Each question's id, where its rows gave one (`BaselineRow.id`).
+    public var questionIDs: [String?] = []
     public var entries: [Entry]
     public var summary: Summary
     /// Filled by `breakDown(byType:)`.
@@ -79,15 +81,16 @@ public struct ScoreTable: Sendable {
     public init(rows: [BaselineRow], space: ActionSpace, skipped: [String: Int] = [:], useRecorded: Bool = false) throws {
         self.space = space
         usedRecorded = useRecorded
+        // A question is its id where the row has one, else its text.
         var questionIndex: [[UInt8]: Int] = [:]
-        var questions: [String] = []
+        var questions: [String] = [], ids: [String?] = []
         var seen = Set<[Int]>()
         var entries: [Entry] = []
         var disagreements = 0, notRecomputed = 0, duplicates = 0
         for r in rows {
-            let key = Array(r.question.utf8)
+            let key = r.id.map { [1] + Array($0.utf8) } ?? [0] + Array(r.question.utf8)
             let qi: Int
-            if let i = questionIndex[key] { qi = i } else { qi = questions.count; questionIndex[key] = qi; questions.append(r.question) }
+            if let i = questionIndex[key] { qi = i } else { qi = questions.count; questionIndex[key] = qi; questions.append(r.question); ids.append(r.id) }
             guard seen.insert([qi, r.action]).inserted else { duplicates += 1; continue }
             let recorded = AnswerMetrics(f1: r.f1, precision: r.recorded["precision"]?.doubleValue ?? 0,
                                          recall: r.recorded["recall"]?.doubleValue ?? 0, em: r.recorded["em"]?.intValue ?? 0)
@@ -104,6 +107,7 @@ public struct ScoreTable: Sendable {
         }
         entries.sort { ($0.questionIndex, $0.action) < ($1.questionIndex, $1.action) }
         self.questions = questions
+        questionIDs = ids
         candidateNames = ScoreTable.candidateNames(rows, space: space)
         self.entries = entries
 
@@ -196,6 +200,7 @@ public struct ScoreTable: Sendable {
                 "precision": .number(e.metrics.precision), "recall": .number(e.metrics.recall),
             ]
             for (role, id) in zip(space.roles, space.assignment(of: e.action)) { o[role] = .number(Double(id)) }
+            if let id = questionIDs[e.questionIndex] { o["id"] = .string(id) }
             if let t = e.tokens { o["tokens"] = .number(Double(t)) }
             if let c = e.cost { o["cost"] = .number(c) }
             return JSONValue.object(o).canonical + "\n"
