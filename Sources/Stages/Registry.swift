@@ -7,6 +7,7 @@ public enum HAPSStages {
         r.register(QuestionsStage.self)
         r.register(SampleStage.self)
         r.register(ScoreStage.self)
+        r.register(ImportStage.self)
         r.register(BuildSFTStage.self)
         r.register(TrainDecoderStage.self)
         r.register(SynthDataStage.self)

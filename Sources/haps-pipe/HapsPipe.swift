@@ -31,7 +31,7 @@ struct HapsPipe: ParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [Run.self, Plan.self, Explain.self, Status.self, Show.self, GC.self,
-                      Metrics.self, Score.self, BuildSFTCommand.self, SFTTrainCommand.self, RLTrainCommand.self, Sample.self, Generate.self, Embed.self, Serve.self, UI.self, Report.self, SweepCommand.self,
+                      Metrics.self, Score.self, Import.self, BuildSFTCommand.self, SFTTrainCommand.self, RLTrainCommand.self, Sample.self, Generate.self, Embed.self, Serve.self, UI.self, Report.self, SweepCommand.self,
                       Types.self, Dag.self, ExpCommand.self, Export.self, ExportGGUF.self, Job.self])
 }
 

@@ -175,3 +175,96 @@ final class SampleCommandTests: XCTestCase {
         XCTAssertEqual(bad.stderr, "error: unknown --protocol 'hapz'; did you mean 'haps'?\n")
     }
 }
+
+/// `haps-pipe import` (issue 31): the shipped fixtures of both layouts (the same data) give the
+/// same score table, checked against Python's csv module; every bad row is reported with
+/// file:line and its column.
+final class ImportCommandTests: XCTestCase {
+    var dir = ""
+    static let routing = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("dataset/routing").path
+
+    override func setUpWithError() throws { dir = try makeTempDirectory(self) }
+
+    func testBothLayoutsOfTheShippedFixtureGiveOneTable() throws {
+        let long = try CLI.run(["import", ImportCommandTests.routing + "/long.csv", "--output", "long", "--json"], in: dir)
+        XCTAssertEqual(long.status, 0, long.stderr)
+        let wide = try CLI.run(["import", ImportCommandTests.routing + "/routerbench.csv", "--layout", "routerbench", "--output", "wide"], in: dir)
+        XCTAssertEqual(wide.status, 0, wide.stderr)
+        XCTAssertEqual(readFile(dir + "/long/scores.jsonl"), readFile(dir + "/wide/scores.jsonl"))
+        XCTAssertEqual(readFile(dir + "/long/questions.jsonl"), readFile(dir + "/wide/questions.jsonl"))
+        // Each model's mean score and cost, as Python's csv module reads the file.
+        let oracle = try Python.run("""
+            import csv, json, sys
+            rows = list(csv.DictReader(open(sys.argv[1], newline="")))
+            models = list(dict.fromkeys(r["model"] for r in rows))
+            out = {m: [sum(float(r["score"]) for r in rows if r["model"] == m) / 12, sum(float(r["cost"]) for r in rows if r["model"] == m) / 12] for m in models}
+            print(json.dumps({"models": models, "means": out, "prompts": len(set(r["id"] for r in rows)), "texts": len(set(r["prompt"] for r in rows))}))
+            """, arguments: [ImportCommandTests.routing + "/long.csv"])
+        let expected = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(oracle.stdout.utf8)) as? [String: Any])
+        let summary = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(long.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(summary["questions"] as? Int, expected["prompts"] as? Int)
+        XCTAssertEqual(expected["texts"] as? Int, 11, "p07 and p08 share a text: two prompts all the same")
+        XCTAssertEqual(summary["candidates"] as? [String], expected["models"] as? [String])
+        let means = try XCTUnwrap(expected["means"] as? [String: [Double]])
+        for (i, a) in try XCTUnwrap(summary["actions"] as? [[String: Any]]).enumerated() {
+            let model = (expected["models"] as! [String])[i]
+            XCTAssertEqual(a["assignment"] as? String, "model \(model)")
+            XCTAssertEqual(a["f1_mean"] as! Double, means[model]![0], accuracy: 1e-12)
+            XCTAssertEqual(a["cost_mean"] as! Double, means[model]![1], accuracy: 1e-12)
+        }
+        let questions = lines(dir + "/long/questions.jsonl")
+        XCTAssertEqual(questions.first, #"{"_id":"p01","question":"What is 17 * 23?","type":"math"}"#)
+        XCTAssertTrue(questions.contains(#"{"_id":"p05","question":"Write a Python function that reverses a list.\nKeep it short.","type":"code"}"#),
+                      "a quoted field with a line break inside")
+        // `score` reads the imported table's rows back as the same table.
+        let again = try CLI.run(["score", "long/scores.jsonl", "--candidates", "3", "--roles", "model", "--use-recorded", "--json"], in: dir)
+        XCTAssertEqual(again.status, 0, again.stderr)
+        let s2 = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(again.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(s2["oracle_f1"] as? Double, summary["oracle_f1"] as? Double)
+        XCTAssertEqual(s2["questions"] as? Int, 12)
+
+        // The `import` stage in a pipeline: the same files, and the score table's figures.
+        try writeFile(#"{"name": "imp", "stages": {"data": {"type": "import", "inputs": {"data": "\#(ImportCommandTests.routing)/routerbench.csv"}, "params": {"layout": "routerbench"}}}}"#,
+                      dir + "/imp.json")
+        let run = try CLI.run(["run", "imp.json", "--plain"], in: dir)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertEqual(try CLI.run(["show", "imp/data", "--file", "scores.jsonl"], in: dir).stdout, readFile(dir + "/long/scores.jsonl"))
+        XCTAssertEqual(try CLI.run(["show", "imp/data", "--file", "questions.jsonl"], in: dir).stdout, readFile(dir + "/long/questions.jsonl"))
+        let exp = try CLI.run(["exp", "show", "imp.json"], in: dir).stdout
+        XCTAssertTrue(exp.contains("data.oracle_f1"), exp)
+    }
+
+    func testEveryBadRowIsReportedWithItsLineAndColumn() throws {
+        try writeFile("""
+            id,prompt,model,score,cost
+            a,"Two
+            lines",m1,0.5,0.1
+            a,"Two
+            lines",m2,abc,0.1
+            b,Three,m1,1.5,0.1
+            b,Three,m2,1,-2
+            a,Two lines again,m1,1,0.2
+            c,,m1,1,0.1
+            """, dir + "/bad.csv")
+        let r = try CLI.run(["import", "bad.csv", "--output", "out"], in: dir)
+        XCTAssertEqual(r.status, 1)
+        for expected in ["5 bad rows", "bad.csv:4: column 'score': 'abc' is not a number", "bad.csv:6: column 'score': 1.5 is outside [0, 1]",
+                         "bad.csv:7: column 'cost': '-2' is not a cost", "bad.csv:8: column 'model': prompt 'a' has model 'm1' already (line 2)",
+                         "bad.csv:9: column 'prompt': empty prompt"] {
+            XCTAssertTrue(r.stderr.contains(expected), "\(expected)\n\(r.stderr)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/out/scores.jsonl"), "nothing is written from a bad table")
+        let column = try CLI.run(["import", ImportCommandTests.routing + "/long.csv", "--score-column", "correct", "--output", "o"], in: dir)
+        XCTAssertEqual(column.status, 1)
+        XCTAssertTrue(column.stderr.contains("long.csv:1: no column 'correct' (the columns: id, prompt, model, score, cost, type); --score-column names another"), column.stderr)
+        try writeFile("id,prompt,model,score\na,x,m,1,extra\n", dir + "/wide.csv")
+        let fields = try CLI.run(["import", "wide.csv", "--output", "o"], in: dir)
+        XCTAssertTrue(fields.stderr.contains("wide.csv:2: 5 fields, where the header (line 1) has 4"), fields.stderr)
+        let layout = try CLI.run(["import", ImportCommandTests.routing + "/long.csv", "--layout", "routerbench", "--output", "o"], in: dir)
+        XCTAssertTrue(layout.stderr.contains("no model columns: RouterBench's layout has, per model, a score column MODEL and a cost column MODEL|total_cost"), layout.stderr)
+        try writeFile("id,prompt,model,score\na,\"never closed,m,1\n", dir + "/open.csv")
+        let open = try CLI.run(["import", "open.csv", "--output", "o"], in: dir)
+        XCTAssertTrue(open.stderr.contains("open.csv:2: a quoted field is never closed"), open.stderr)
+    }
+}

@@ -73,21 +73,9 @@ extension StoreBrowser {
         return plot.svg
     }
 
-    /// RFC 4180 CSV as the sweep commands write it (quoted fields where a comma or quote is).
+    /// A CSV the sweep commands wrote, as a table.
     static func csv(_ text: String) -> Table {
-        var rows: [[String]] = []
-        for line in FileIO.lines(text) where !line.isEmpty {
-            var fields: [String] = [], field = "", quoted = false, chars = Array(line), i = 0
-            while i < chars.count {
-                let c = chars[i]
-                if quoted {
-                    if c == "\"" { if i + 1 < chars.count && chars[i + 1] == "\"" { field.append("\""); i += 1 } else { quoted = false } } else { field.append(c) }
-                } else if c == "\"" { quoted = true } else if c == "," { fields.append(field); field = "" } else { field.append(c) }
-                i += 1
-            }
-            fields.append(field)
-            rows.append(fields)
-        }
-        return Table(header: rows.first ?? [], rows: Array(rows.dropFirst()))
+        let records = ((try? CSVReader.records(text, file: "results.csv")) ?? []).map(\.fields)
+        return Table(header: records.first ?? [], rows: Array(records.dropFirst()))
     }
 }

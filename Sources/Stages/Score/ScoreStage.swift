@@ -38,11 +38,7 @@ public struct ScoreStage: StageType {
         return types
     }
 
-    /// From `summary.json`: best fixed, oracle, the gap and random routing's F1.
-    public static func figures(directory: String) -> [Figure] {
-        guard let text = try? FileIO.readString(directory + "/summary.json"), let j = try? JSONParser.parse(text) else { return [] }
-        return ["best_fixed_f1", "oracle_f1", "oracle_gap", "random_f1"].compactMap { k in j[k]?.doubleValue.map { Figure(k, $0) } }
-    }
+    public static func figures(directory: String) -> [Figure] { ScoreTable.figures(directory: directory) }
 
     public static func run(_ p: Params, _ context: StageContext) throws {
         let space = p.names.space, names = try p.names.names()

@@ -191,6 +191,13 @@ public struct ScoreTable: Sendable {
     // MARK: Output
 
     /// One line per question × action, in question then action order.
+    /// A score-table artifact's figures, from its `summary.json`: best fixed, oracle, the gap
+    /// and random routing's F1 (the `score` and `import` stages').
+    public static func figures(directory: String) -> [Figure] {
+        guard let text = try? FileIO.readString(directory + "/summary.json"), let j = try? JSONParser.parse(text) else { return [] }
+        return ["best_fixed_f1", "oracle_f1", "oracle_gap", "random_f1"].compactMap { k in j[k]?.doubleValue.map { Figure(k, $0) } }
+    }
+
     public var jsonLines: String {
         entries.map { e in
             var o: [String: JSONValue] = [
@@ -286,7 +293,8 @@ public struct ScoreTable: Sendable {
         if s.recordedF1Disagreements > 0 {
             lines.append("warning: the recorded f1 disagrees with the one recomputed from answer and ground_truth on \(s.recordedF1Disagreements) rows (\(usedRecorded ? "recorded values used" : "recomputed values used; --use-recorded keeps the recorded ones"))")
         }
-        if s.notRecomputed > 0 { lines.append("note: \(s.notRecomputed) rows lack answer or ground_truth; their recorded metrics are used") }
+        if s.notRecomputed > 0 && !usedRecorded {  // with use_recorded, every row's recorded metrics are used anyway
+            lines.append("note: \(s.notRecomputed) rows lack answer or ground_truth; their recorded metrics are used") }
         if s.duplicateRows > 0 { lines.append("warning: \(s.duplicateRows) duplicate question × action rows ignored (the first is kept)") }
         for (why, n) in s.skippedRows.sorted(by: { $0.key < $1.key }) { lines.append("warning: skipped \(n) rows: \(why)") }
         return lines.joined(separator: "\n") + "\n"
