@@ -267,4 +267,29 @@ final class ImportCommandTests: XCTestCase {
         let open = try CLI.run(["import", "open.csv", "--output", "o"], in: dir)
         XCTAssertTrue(open.stderr.contains("open.csv:2: a quoted field is never closed"), open.stderr)
     }
+
+    /// docs/data.md's worked example, as shipped: import both layouts, learn table routers,
+    /// evaluate them with the cost trade-off.
+    func testTheWorkedExampleRuns() throws {
+        let root = URL(fileURLWithPath: ImportCommandTests.routing).deletingLastPathComponent().deletingLastPathComponent().path
+        let r = try CLI.run(["run", "pipelines/routing_import.json", "--store", dir + "/artifacts", "--plain"], in: root)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let results = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try CLI.run(["show", "routing_import/evaluate", "--store", dir + "/artifacts",
+                                                                                                    "--file", "results.json"], in: root).stdout.utf8)) as? [String: Any])
+        let curves = try XCTUnwrap(results["curves"] as? [[String: Any]])
+        XCTAssertEqual(curves.compactMap { $0["row"] as? String }, ["router_knn", "router_logistic", "router_per_type"])
+        for c in curves {
+            let aiq = try XCTUnwrap(c["aiq"] as? Double, "\(c["row"] ?? "")")
+            XCTAssertTrue((0...1).contains(aiq))
+            XCTAssertTrue(c["apgr"] is NSNull, "three models: APGR is a two-model figure")
+            let points = try XCTUnwrap(c["points"] as? [[String: Any]])
+            XCTAssertEqual(points.first?["lambda"] as? Double, 0)
+            XCTAssertEqual(points.last?["lambda"] as? String, "inf")
+            XCTAssertEqual(points.last?["cost"] as! Double, 0.000143, accuracy: 1e-6, "λ ∞: the cheapest model, small, on every prompt")
+        }
+        let files = try CLI.run(["show", "routing_import/evaluate", "--store", dir + "/artifacts"], in: root).stdout
+        XCTAssertTrue(files.contains("cost_curves.svg"), files)
+        XCTAssertTrue(files.contains("mean F1 by question type: code (3), math (4), qa (5)"), "types from the imported prompts: \(files)")
+    }
 }
+

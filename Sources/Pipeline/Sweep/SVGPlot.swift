@@ -75,8 +75,20 @@ public struct SVGPlot: Sendable {
             s += #"<line x1="\#(left - 4)" y1="\#(SVGPlot.number(py(v)))" x2="\#(left)" y2="\#(SVGPlot.number(py(v)))" stroke="black"/>"#
             s += #"<text x="\#(left - 8)" y="\#(SVGPlot.number(py(v) + 4))" text-anchor="end">\#(Format.fixed(v, decimals))</text>"# + "\n"
         }
-        for c in categories {  // x ticks
-            s += #"<text x="\#(SVGPlot.number(px(c)))" y="\#(SVGPlot.number(top + plotH + 18))" text-anchor="middle">\#(SVGPlot.escape(c))</text>"# + "\n"
+        if numeric && categories.count > 8 && xMax > xMin {
+            // Many numeric x values (a cost axis): round ticks, as on the y axis.
+            let xStep = SVGPlot.niceStep((xMax - xMin) / 4)
+            let xDecimals = (0...10).first { d in let v = xStep * pow(10, Double(d)); return abs(v - v.rounded()) < 1e-6 } ?? 10
+            var v = (xMin / xStep).rounded(.up) * xStep
+            while v <= xMax + xStep * 1e-9 {
+                let x = left + (v - xMin) / (xMax - xMin) * plotW
+                s += #"<text x="\#(SVGPlot.number(x))" y="\#(SVGPlot.number(top + plotH + 18))" text-anchor="middle">\#(Format.fixed(v, xDecimals))</text>"# + "\n"
+                v += xStep
+            }
+        } else {
+            for c in categories {  // x ticks
+                s += #"<text x="\#(SVGPlot.number(px(c)))" y="\#(SVGPlot.number(top + plotH + 18))" text-anchor="middle">\#(SVGPlot.escape(c))</text>"# + "\n"
+            }
         }
         s += #"<text x="\#(SVGPlot.number(left + plotW / 2))" y="\#(Int(height - 15))" text-anchor="middle">\#(SVGPlot.escape(xLabel))</text>"# + "\n"
         s += #"<text x="18" y="\#(SVGPlot.number(top + plotH / 2))" text-anchor="middle" transform="rotate(-90 18 \#(SVGPlot.number(top + plotH / 2)))">\#(SVGPlot.escape(yLabel))</text>"# + "\n"

@@ -209,7 +209,9 @@ public enum BrowserAssets {
               <h2>Rows</h2><div id="rows"></div>
               ${types.length ? `<h2>Mean F1 by question type</h2><div id="by-type"></div>` : ""}
               ${res.comparisons.length ? `<h2>HAPS against the router its training started from</h2><table id="comparisons"><tr><th>row</th><th>against</th><th>F1 difference [95% CI]</th></tr>${res.comparisons.map(c => `<tr><td>${esc(c.row)}</td><td>${esc(c.against)}</td><td class="num">${interval(c.difference)}</td></tr>`).join("")}</table>` : ""}
-              <div class="pictures"><div id="intervals">${ev.intervals_svg}</div><div id="cost-quality">${ev.cost_quality_svg ?? ""}</div></div>
+              <div class="pictures"><div id="intervals">${ev.intervals_svg}</div><div id="cost-quality">${ev.cost_quality_svg ?? ""}</div>${ev.cost_curves_svg ? `<div id="cost-curves">${ev.cost_curves_svg}</div>` : ""}</div>
+              ${(res.curves ?? []).length ? `<h2>Cost-aware routing (score − λ·cost)</h2><p class="small muted">AIQ: the area under each router's non-decreasing convex hull of quality against cost, over the cost range (RouterBench). With two candidates, APGR: the share of the weak–strong gap recovered, averaged over the share of strong calls; CPT(x): the share of strong calls needed to recover x of it (RouteLLM).</p>
+                <table id="curves-table"><tr><th>row</th><th>AIQ</th><th>APGR</th><th>CPT(50%)</th><th>CPT(80%)</th></tr>${res.curves.map(c => `<tr><td>${esc(c.row)}</td><td class="num">${num(c.aiq)}</td><td class="num">${num(c.apgr)}</td><td class="num">${num(c.cpt50, 3)}</td><td class="num">${num(c.cpt80, 3)}</td></tr>`).join("")}</table>` : ""}
               <h2>Questions</h2><p class="small muted">Click a question to see each row's action, answer and F1, and the dialogue a row chose.</p>
               <div class="toolbar"><input type="search" id="qfilter" placeholder="filter questions (text, id, type, gold)"></div>
               <div class="cols"><div id="questions" class="scroll" style="max-height: 640px"></div><div id="question"></div></div>`;

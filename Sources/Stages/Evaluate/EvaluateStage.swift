@@ -20,7 +20,7 @@ public struct EvaluateStage: StageType {
     }
 
     public static let name = "evaluate"
-    public static let version = 6  // 6: each row's own F1 interval (results.json f1_interval; error bars in cost_quality.svg)
+    public static let version = 7  // 6: each row's own F1 interval (f1_interval; error bars in cost_quality.svg); 7: cost curves, AIQ, APGR, CPT
     public static let summary = "Compares routers and baselines on a split: F1/EM/P/R, tokens, cost, oracle gap share, bootstrap intervals, by type."
 
     static let fixedPorts = ["scores", "valid_scores", "questions", "encoder", "prompts"]
@@ -77,7 +77,8 @@ public struct EvaluateStage: StageType {
         guard valid.space == matrix.space else {
             throw RouterError("the valid table's action space (\(valid.space.count) actions) differs from the split's (\(matrix.space.count))")
         }
-        let typeOf = try context.inputs["questions"].map { try RoutingQuestions.types($0.path(of: "questions.jsonl")) } ?? [:]
+        let questionsFile = RoutingQuestions.file(questions: context.inputs["questions"], scores: context.inputs["scores"])
+        let typeOf = try questionsFile.map(RoutingQuestions.types) ?? [:]
         let questions = RoutingQuestions.of(matrix, types: typeOf)
         let systemPorts = context.inputs.keys.filter { !fixedPorts.contains($0) && !p.dialogue.candidates.map({ "model_\($0)" }).contains($0) }.sorted()
         let kinds = Dictionary(uniqueKeysWithValues: systemPorts.map { ($0, systemKind(context.inputs[$0]!)) })
@@ -109,9 +110,12 @@ public struct EvaluateStage: StageType {
         context.progress.setStatus("bootstrap")
         var evaluation = Evaluation(matrix: matrix, types: questions.map(\.type), bestFixedAction: valid.bestFixedAction, routes: routes,
                                     live: live, resamples: p.resamples, seed: context.seed)
-        if let input = context.inputs["questions"] {
-            let byText = Dictionary(try HotpotQA.load(questionsOf: input, requireAnswers: false).map { ($0.question.trimmingSpaces, $0) }) { a, _ in a }
-            evaluation.questionFacts = matrix.questions.map { byText[$0.trimmingSpaces].map { (id: $0.id, gold: $0.answer) } }
+        context.progress.setStatus("cost curves")
+        evaluation.addCostCurves(routes: routes, valid: valid)
+        if let questionsFile {
+            let plain = try RoutingQuestions.plain(questionsFile)
+            let byText = Dictionary(plain.map { ($0.text.trimmingSpaces, $0) }) { a, _ in a }
+            evaluation.questionFacts = matrix.questions.map { byText[$0.trimmingSpaces].map { (id: $0.id ?? "", gold: $0.gold) } }
         }
         try evaluation.write(to: context.outputDirectory)
         for r in evaluation.rows where r.isRouter {

@@ -80,6 +80,8 @@ public struct Evaluation: Sendable {
         public var difference: Bootstrap.Interval
     }
     public var comparisons: [Comparison] = []
+    /// Each router's quality–cost curve as it trades quality for cost (`addCostCurves`).
+    public var curves: [CostCurve] = []
 
     /// `routes`: (name, label, decisions on the matrix's questions in order), replayed on the
     /// table; `live`: systems run live. `bestFixedAction`: chosen on valid.

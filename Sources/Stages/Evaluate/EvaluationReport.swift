@@ -38,6 +38,18 @@ extension Evaluation {
             lines.append("HAPS against the router its training started from (F1, paired 95% CI):")
             for c in comparisons { lines.append("  \(c.row) − \(c.against): \(Evaluation.interval(c.difference))") }
         }
+        if !curves.isEmpty {
+            lines.append("")
+            lines.append("cost-aware routing (score − λ·cost; cost_curves.svg): AIQ" + (curves.contains { $0.apgr != nil } ? ", and for two candidates APGR, CPT(50%), CPT(80%) (share of strong calls)" : ""))
+            for c in curves {
+                var line = "  " + c.row.padding(width) + "  AIQ " + (c.aiq.map { Evaluation.f($0) } ?? "-")
+                if c.apgr != nil || c.cpt50 != nil {
+                    line += "  APGR " + (c.apgr.map { Evaluation.f($0) } ?? "-") + "  CPT(50%) " + (c.cpt50.map { Evaluation.f($0, 3) } ?? "-")
+                        + "  CPT(80%) " + (c.cpt80.map { Evaluation.f($0, 3) } ?? "-")
+                }
+                lines.append(line)
+            }
+        }
         lines.append("")
         for r in rows { lines.append("\(r.name): \(r.label)") }
         return lines.joined(separator: "\n") + "\n"
@@ -101,6 +113,7 @@ extension Evaluation {
                          ("f1_interval", ["mean": .number(r.interval.mean), "low": .number(r.interval.low), "high": .number(r.interval.high)]),
                          ("by_type", .object(typeGroups.map { ($0.type, JSONValue.number(r.meanF1($0.questions))) }))])
             })),
+            ("curves", curvesJSON),
             ("comparisons", .array(comparisons.map { c in
                 ["row": .string(c.row), "against": .string(c.against),
                  "difference": ["mean": .number(c.difference.mean), "low": .number(c.difference.low), "high": .number(c.difference.high)]]
@@ -235,5 +248,6 @@ extension Evaluation {
         try FileIO.writeAtomically(perQuestionLines, to: directory + "/per_question.jsonl")
         if rows.contains(where: { $0.turns != nil }) { try FileIO.writeAtomically(liveTranscriptLines, to: directory + "/live_transcripts.jsonl") }
         try FileIO.writeAtomically(costQualitySVG, to: directory + "/cost_quality.svg")
+        if let svg = costCurvesSVG { try FileIO.writeAtomically(svg, to: directory + "/cost_curves.svg") }
     }
 }

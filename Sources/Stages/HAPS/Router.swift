@@ -108,11 +108,52 @@ public enum RouterArtifacts {
 
 /// Routing questions (texts and types) from a questions file, keyed for score tables.
 public enum RoutingQuestions {
-    /// Question text (spaces trimmed) → type, from a HotpotQA file.
+    /// What a router or an evaluation needs of a question: its text, and its id, type and gold
+    /// answer where the file has them. HotpotQA's other fields (context, supporting facts) are
+    /// neither needed nor checked: a plain `{"id", "question", "type"}` line is a question.
+    public struct Plain: Sendable {
+        public var id: String?
+        public var text: String
+        public var type: String?
+        public var gold: String?
+        public init(id: String?, text: String, type: String?, gold: String?) { self.id = id; self.text = text; self.type = type; self.gold = gold }
+    }
+
+    /// The questions of a JSON Lines file (or a JSON array), each with a string `question`;
+    /// `_id` or `id`, `type` and `answer` are read when present. Errors name `file:line`.
+    public static func plain(_ path: String) throws -> [Plain] {
+        let text = try JSONLines.text(path)
+        let first = text.unicodeScalars.first { !PythonText.isSpace($0) && $0 != "\u{FEFF}" }
+        var items: [(line: Int?, value: JSONValue)] = []
+        if first == "[" {
+            let v: JSONValue
+            do { v = try JSONParser.parse(text) } catch { throw DataError(file: path, line: nil, "not JSON: \(error)") }
+            items = (v.arrayValue ?? []).map { (nil, $0) }
+        } else {
+            items = try JSONLines.parse(text, file: path).map { ($0.line, $0.value) }
+        }
+        return try items.enumerated().map { i, item in
+            guard let q = item.value["question"]?.stringValue else {
+                throw DataError(file: path, line: item.line, "question \(i): missing or non-string 'question' (a question needs its text; id, type and answer are optional)")
+            }
+            func string(_ k: String) -> String? { item.value[k].flatMap { $0.stringValue ?? $0.intValue.map(String.init) } }
+            return Plain(id: string("_id") ?? string("id"), text: q, type: string("type"), gold: string("answer"))
+        }
+    }
+
+    /// Question text (spaces trimmed) → type, from a questions file (HotpotQA's, or plain).
     public static func types(_ path: String) throws -> [String: String] {
         var out: [String: String] = [:]
-        for q in try HotpotQA.load(path, requireAnswers: false) { if let t = q.type { out[q.question.trimmingSpaces] = t } }
+        for q in try plain(path) { if let t = q.type { out[q.text.trimmingSpaces] = t } }
         return out
+    }
+
+    /// The questions file a stage reads types from: its `questions` input's, else the one an
+    /// imported score table carries (`import` writes the prompts beside the table).
+    public static func file(questions: InputArtifact?, scores: InputArtifact?) -> String? {
+        if let questions { return questions.manifest.files["questions.jsonl"] != nil ? questions.path(of: "questions.jsonl") : questions.path }
+        if let scores, scores.manifest.files["questions.jsonl"] != nil { return scores.path(of: "questions.jsonl") }
+        return nil
     }
 
     /// The score matrix's questions, with their types when `types` knows them.

@@ -23,7 +23,7 @@ public struct RouteTableStage: StageType {
 
     public static func ports(_ p: Params) -> StagePorts {
         StagePorts(inputs: [InputPort("scores", kind: .scoreTable, help: "the table to learn from (train split; valid for best-fixed)"),
-                            InputPort("questions", kind: .questions, optional: true, help: "the table's questions: their types (per-type)"),
+                            InputPort("questions", kind: .questions, optional: true, help: "the table's questions: their types (per-type; an imported table carries its own)"),
                             InputPort("encoder", kind: .model, optional: true, help: "a sentence-transformers directory (knn, logistic, mf)")],
                    output: .router)
     }
@@ -38,9 +38,9 @@ public struct RouteTableStage: StageType {
 
     public static func run(_ p: Params, _ context: StageContext) throws {
         let matrix = try ScoreMatrix(directory: context.inputs["scores"]!.directory)
-        let types = try context.inputs["questions"].map { try RoutingQuestions.types($0.path(of: "questions.jsonl")) } ?? [:]
+        let types = try RoutingQuestions.file(questions: context.inputs["questions"], scores: context.inputs["scores"]).map(RoutingQuestions.types) ?? [:]
         if p.method == .perType && types.isEmpty {
-            throw RouterError("per-type needs the table's questions with their types: give the stage a 'questions' input")
+            throw RouterError("per-type needs the table's questions with their types: give the stage a 'questions' input (an imported table carries its own)")
         }
         var embeddings: [[Float]]? = nil
         if p.method.needsEmbeddings {
