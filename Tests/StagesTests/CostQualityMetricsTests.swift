@@ -95,5 +95,13 @@ final class CostQualityMetricsTests: XCTestCase {
         XCTAssertTrue(svg.contains(">r<") && svg.contains(">oracle<") && svg.contains(">fixed_1<"), svg)
         XCTAssertTrue(svg.contains("class=\"band\""))
         XCTAssertTrue(e.summaryText.contains("APGR"), e.summaryText)
+        XCTAssertEqual(c.strongShareIntervals.count, 11)
+        for (p, i) in zip(c.strongShare, c.strongShareIntervals) {
+            XCTAssertEqual(i.mean, p.quality, accuracy: 1e-12)
+            XCTAssertTrue(i.low <= p.quality && p.quality <= i.high, "\(i)")
+        }
+        XCTAssertLessThan(c.strongShareIntervals[0].low, c.strongShareIntervals[0].high, "4 questions, F1 1, 0, 0, 0: resamples differ")
+        let share = e.strongShareSVG!
+        XCTAssertTrue(share.contains("random (APGR 0.5)") && share.contains("class=\"band\""), share)
     }
 }

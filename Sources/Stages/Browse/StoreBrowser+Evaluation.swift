@@ -15,11 +15,13 @@ extension StoreBrowser {
         let perQuestion = try lines(digest, "per_question.jsonl")
         let svg = (try? file(digest.hex, name: "cost_quality.svg")).map { String(decoding: $0.bytes, as: UTF8.self) }
         let curves = (try? file(digest.hex, name: "cost_curves.svg")).map { String(decoding: $0.bytes, as: UTF8.self) }
+        let share = (try? file(digest.hex, name: "strong_share.svg")).map { String(decoding: $0.bytes, as: UTF8.self) }
         return .object([
             ("digest", .string(digest.hex)), ("name", store.resultNames()[digest].map(JSONValue.string) ?? .null),
             ("results", results), ("actions", .array(assignments(of: digest).map(JSONValue.string))),
             ("questions", .array(perQuestion)), ("intervals_svg", .string(IntervalPicture(results: results).svg)),
             ("cost_quality_svg", svg.map(JSONValue.string) ?? .null), ("cost_curves_svg", curves.map(JSONValue.string) ?? .null),
+            ("strong_share_svg", share.map(JSONValue.string) ?? .null),
             ("live", .bool(m.files["live_transcripts.jsonl"] != nil)),
         ])
     }

@@ -21,8 +21,10 @@ public struct CostCurve: Sendable {
     public var row: String
     public var points: [Point]
     public var aiq: Double?
-    /// Two actions: (share of strong calls, mean F1) at shares 0, 0.1, ..., 1.
+    /// Two actions: (share of strong calls, mean F1) at shares 0, 0.1, ..., 1, and each
+    /// point's F1 interval (bootstrap 95%, the evaluation's resamples).
     public var strongShare: [CostQualityMetrics.Point] = []
+    public var strongShareIntervals: [Bootstrap.Interval] = []
     public var apgr: Double?, cpt50: Double?, cpt80: Double?
 
     /// The λ grid: 0, then 40 values spaced by ratio from 10⁻³ to 10³ per unit of the valid
@@ -78,11 +80,12 @@ extension Evaluation {
             if let strong {
                 // Questions ranked by the router's preference for the strong action (stable).
                 let order = scores.indices.sorted { (scores[$1][strong] - scores[$1][1 - strong], $0) < (scores[$0][strong] - scores[$0][1 - strong], $1) }
-                curve.strongShare = (0...10).map { i in
+                for i in 0...10 {
                     let k = Int((Double(i) / 10 * n).rounded())
                     let toStrong = Set(order.prefix(k))
-                    let f1 = matrix.f1.indices.map { q in matrix.f1[q][toStrong.contains(q) ? strong : 1 - strong] }.reduce(0, +) / n
-                    return CostQualityMetrics.Point(cost: Double(i) / 10, quality: f1)
+                    let f1 = matrix.f1.indices.map { q in matrix.f1[q][toStrong.contains(q) ? strong : 1 - strong] }
+                    curve.strongShare.append(CostQualityMetrics.Point(cost: Double(i) / 10, quality: f1.reduce(0, +) / n))
+                    curve.strongShareIntervals.append(Bootstrap.interval(f1, indices: indices))
                 }
                 curve.apgr = CostQualityMetrics.apgr(curve.strongShare, weak: fixed[1 - strong], strong: fixed[strong])
                 curve.cpt50 = CostQualityMetrics.cpt(curve.strongShare, weak: fixed[1 - strong], strong: fixed[strong], share: 0.5)
@@ -100,8 +103,26 @@ extension Evaluation {
                      ("points", .array(c.points.map { p in
                          .object([("lambda", num(p.lambda)), ("cost", .number(p.cost)), ("f1", .number(p.f1.mean)), ("low", .number(p.f1.low)), ("high", .number(p.f1.high))])
                      })),
-                     ("strong_share", .array(c.strongShare.map { .object([("share", .number($0.cost)), ("f1", .number($0.quality))]) }))])
+                     ("strong_share", .array(zip(c.strongShare, c.strongShareIntervals).map {
+                         .object([("share", .number($0.cost)), ("f1", .number($0.quality)), ("low", .number($1.low)), ("high", .number($1.high))])
+                     }))])
         })
+    }
+
+    /// With two actions: each router's F1 against its share of calls to the strong candidate,
+    /// with bands, and random routing's straight line from the weak model to the strong one.
+    var strongShareSVG: String? {
+        let drawn = curves.filter { !$0.strongShare.isEmpty }
+        guard let first = drawn.first else { return nil }
+        var plot = SVGPlot(title: "Quality against the share of calls to the strong model (RouteLLM)",
+                           xLabel: "share of questions sent to the strong model", yLabel: "mean F1", series: [])
+        let x = { (v: Double) in Format.fixed(v, 1) }
+        for c in drawn {
+            plot.series.append((c.row + (c.apgr.map { " (APGR \(Format.fixed($0, 3)))" } ?? ""), c.strongShare.map { (x($0.cost), $0.quality) }))
+            plot.bands[plot.series.count - 1] = zip(c.strongShare, c.strongShareIntervals).map { (x($0.cost), $1.low, $1.high) }
+        }
+        plot.series.append(("random (APGR 0.5)", [(x(0), first.strongShare.first!.quality), (x(1), first.strongShare.last!.quality)]))
+        return plot.svg
     }
 
     /// The λ curves of every router on one plane, each with its band, beside the fixed actions

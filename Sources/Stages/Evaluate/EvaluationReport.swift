@@ -249,5 +249,6 @@ extension Evaluation {
         if rows.contains(where: { $0.turns != nil }) { try FileIO.writeAtomically(liveTranscriptLines, to: directory + "/live_transcripts.jsonl") }
         try FileIO.writeAtomically(costQualitySVG, to: directory + "/cost_quality.svg")
         if let svg = costCurvesSVG { try FileIO.writeAtomically(svg, to: directory + "/cost_curves.svg") }
+        if let svg = strongShareSVG { try FileIO.writeAtomically(svg, to: directory + "/strong_share.svg") }
     }
 }

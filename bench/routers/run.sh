@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# bench/routers: the table routers and the cost-aware metrics on a RouterBench-sized table:
+# a generated K-model table of PROMPTS prompts (default 5 and 10 000; 80% train, 20% test),
+# imported, four table routers learnt (per type, kNN, logistic, matrix factorisation on MiniLM
+# embeddings) and evaluated with the cost curves. Prints each stage's wall time (from the run
+# record) and the whole run's. HAPS_PIPE (default .build/release/haps-pipe), SEED.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+haps=${HAPS_PIPE:-$root/.build/release/haps-pipe}
+prompts=${PROMPTS:-10000} k=${K:-5} seed=${SEED:-1}
+work="$root/bench/work/routers"
+rm -rf "$work" && mkdir -p "$work"
+python3 "$here/generate.py" "$work/data" "$prompts" "$k" "$seed"
+cat > "$work/routers.json" <<JSON
+{"name": "routers", "stages": {
+  "train": {"type": "import", "inputs": {"data": "$work/data/train.csv"}},
+  "test": {"type": "import", "inputs": {"data": "$work/data/test.csv"}},
+  "router_per_type": {"type": "route-table", "inputs": {"scores": "train"}, "params": {"method": "per-type"}},
+  "router_knn": {"type": "route-table", "inputs": {"scores": "train", "encoder": "$root/models/all-MiniLM-L6-v2"}, "params": {"method": "knn", "k": 10}},
+  "router_logistic": {"type": "route-table", "inputs": {"scores": "train", "encoder": "$root/models/all-MiniLM-L6-v2"}, "params": {"method": "logistic"}},
+  "router_mf": {"type": "route-table", "inputs": {"scores": "train", "encoder": "$root/models/all-MiniLM-L6-v2"}, "params": {"method": "mf"}},
+  "evaluate": {"type": "evaluate", "inputs": {"scores": "test", "valid_scores": "train", "encoder": "$root/models/all-MiniLM-L6-v2",
+               "router_per_type": "router_per_type", "router_knn": "router_knn", "router_logistic": "router_logistic", "router_mf": "router_mf"}}
+}}
+JSON
+start=$(date +%s.%N)
+"$haps" run "$work/routers.json" --store "$work/store" --plain -j "${JOBS:-2}" > "$work/run.log" 2>&1 || { tail -20 "$work/run.log"; exit 1; }
+end=$(date +%s.%N)
+python3 - "$work/store" "$start" "$end" <<'PY'
+import glob, json, sys
+store, start, end = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+record = json.load(open(sorted(glob.glob(store + "/runs/*.json"))[-1]))
+print(f"{'stage':18} seconds")
+for s in record["stages"]:
+    print(f"{s['stage']:18} {s['seconds']:8.2f}")
+print(f"{'whole run':18} {end - start:8.2f}  (wall, -j {record['machine'].get('jobs', '?')}, {record['machine'].get('cores', '?')} cores)")
+PY
+"$haps" show routers/evaluate --store "$work/store" | sed -n '/^--- summary.txt/,/^router_knn:/p' | sed -n '1,6p;/cost-aware/,/^$/p'
