@@ -45,6 +45,14 @@ final class RoutingTests: XCTestCase {
             } else {
                 XCTAssertEqual(decisions.map(\.action), oracle, "\(method.rawValue)")
             }
+            if method == .perType {  // its distribution: the type's mean F1 per action, normalised (its scores for a cost trade-off)
+                let bridge = try XCTUnwrap(decisions.indices.first { testQuestions[$0].type == "bridge" })
+                for (got, want) in zip(decisions[bridge].distribution, [0, 0.4, 0.1, 1].map { $0 / 1.5 }) { XCTAssertEqual(got, want, accuracy: 1e-12) }
+                let unseen = try router.route([RoutingQuestion("unseen", type: "other")], embeddings: nil)[0].distribution
+                for (got, want) in zip(unseen, train.meanF1.map { $0 / train.meanF1.reduce(0, +) }) {
+                    XCTAssertEqual(got, want, accuracy: 1e-12, "a type it has not seen: the table's means")
+                }
+            }
             for d in decisions { XCTAssertEqual(d.distribution.reduce(0, +), 1, accuracy: 1e-6, "\(method.rawValue)") }
             // Saved and loaded, it routes the same.
             let dir = NSTemporaryDirectory() + "router-\(UUID().uuidString)"

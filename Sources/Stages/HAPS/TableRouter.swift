@@ -38,6 +38,9 @@ public struct TableRouter: QuestionRouter {
     /// best-fixed: the action; per-type: the fallback for a type not seen in training.
     var action: Int
     var actionByType: [String: Int] = [:]
+    /// Per-type: each type's mean F1 per action, and the table's (for a type it has not seen):
+    /// the scores it routes with, so that it can trade them against cost.
+    var f1ByType: [String: [Double]] = [:], f1Overall: [Double] = []
     var k = 10
     /// random: the seed of each question's draw.
     var seed = UInt64(PipelineSpec.defaultSeed)
@@ -77,9 +80,11 @@ public struct TableRouter: QuestionRouter {
             var rows: [String: [Int]] = [:]
             for (i, q) in questions.enumerated() { if let t = q.type { rows[t, default: []].append(i) } }
             guard !rows.isEmpty else { throw RouterError("per-type needs question types: give the questions file of the table's split") }
+            f1Overall = matrix.meanF1
             for (t, idx) in rows {
                 let sub = ScoreMatrix(space: space, questions: idx.map { matrix.questions[$0] }, f1: idx.map { matrix.f1[$0] })
                 actionByType[t] = sub.bestFixedAction
+                f1ByType[t] = sub.meanF1
             }
         case .knn:
             k = max(1, min(settings.k, matrix.count))
@@ -217,7 +222,14 @@ public struct TableRouter: QuestionRouter {
                 return RouteDecision(action: Int(rng.next(upperBound: UInt64(space.count))), distribution: space.indices.map { _ in 1 / Double(space.count) })
             }
         case .bestFixed: return questions.map { _ in .certain(action, of: space) }
-        case .perType: return questions.map { .certain($0.type.flatMap { actionByType[$0] } ?? action, of: space) }
+        case .perType:  // its choice, with the type's mean F1 per action as its distribution (scores for a cost trade-off)
+            return questions.map { q in
+                let chosen = q.type.flatMap { actionByType[$0] } ?? action
+                let means = q.type.flatMap { f1ByType[$0] } ?? f1Overall
+                let total = means.reduce(0, +)
+                guard means.count == space.count, total > 0 else { return .certain(chosen, of: space) }
+                return RouteDecision(action: chosen, distribution: means.map { $0 / total })
+            }
         case .knn:
             let train = arrays["embeddings"]!, f1 = arrays["f1"]!
             let n = train.shape[0], d = train.shape[1], actions = space.count
@@ -261,6 +273,8 @@ public struct TableRouter: QuestionRouter {
             ("method", .string(method.rawValue)), ("action", .number(Double(action))), ("k", .number(Double(k))),
             ("seed", .string(String(seed))),
             ("action_by_type", .object(actionByType.sorted { $0.key < $1.key }.map { ($0.key, .number(Double($0.value))) })),
+            ("f1_by_type", .object(f1ByType.sorted { $0.key < $1.key }.map { ($0.key, .array($0.value.map(JSONValue.number))) })),
+            ("f1_overall", .array(f1Overall.map(JSONValue.number))),
         ], arrays: arrays)
     }
 
@@ -271,6 +285,8 @@ public struct TableRouter: QuestionRouter {
         self.space = space; method = m; action = a; k = json["k"]?.intValue ?? 10; self.arrays = arrays
         seed = json["seed"]?.stringValue.flatMap { UInt64($0) } ?? UInt64(PipelineSpec.defaultSeed)
         for (t, v) in json["action_by_type"]?.objectMembers ?? [] { if let i = v.intValue { actionByType[t] = i } }
+        for (t, v) in json["f1_by_type"]?.objectMembers ?? [] { f1ByType[t] = (v.arrayValue ?? []).compactMap(\.doubleValue) }
+        f1Overall = (json["f1_overall"]?.arrayValue ?? []).compactMap(\.doubleValue)
         let needed = ["knn": ["embeddings", "f1"], "logistic": ["weight", "bias"], "mf": ["projection", "actions", "bias"]][m.rawValue] ?? []
         if let missing = needed.first(where: { arrays[$0] == nil }) { throw RouterError("\(path): the \(m.rawValue) router has no array '\(missing)'") }
     }

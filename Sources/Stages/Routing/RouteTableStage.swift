@@ -18,7 +18,7 @@ public struct RouteTableStage: StageType {
     }
 
     public static let name = "route-table"
-    public static let version = 1
+    public static let version = 2  // 2: per-type keeps each type's mean F1 per action (its scores for a cost trade-off)
     public static let summary = "A router learned from a score table (random, best fixed, per question type, kNN, logistic, matrix factorisation)."
 
     public static func ports(_ p: Params) -> StagePorts {
