@@ -15,7 +15,12 @@ public final class BLAS: @unchecked Sendable {
                                              Float, UnsafeMutablePointer<Float>?, blasint) -> Void
 
     public let library: DynamicLibrary
+    public typealias DGEMM = @convention(c) (CBLAS_ORDER, CBLAS_TRANSPOSE, CBLAS_TRANSPOSE, blasint, blasint, blasint,
+                                             Double, UnsafePointer<Double>?, blasint, UnsafePointer<Double>?, blasint,
+                                             Double, UnsafeMutablePointer<Double>?, blasint) -> Void
     public let sgemmFunction: SGEMM
+    /// Double precision, for the table routers (their figures were computed in Double).
+    public let dgemmFunction: DGEMM
     private let setThreads: @convention(c) (Int32) -> Void
     private let getThreads: @convention(c) () -> Int32
 
@@ -55,6 +60,7 @@ public final class BLAS: @unchecked Sendable {
         }
         BLAS.loaded.set()
         sgemmFunction = try library.symbol("cblas_sgemm", as: SGEMM.self)
+        dgemmFunction = try library.symbol("cblas_dgemm", as: DGEMM.self)
         setThreads = try library.symbol("openblas_set_num_threads", as: (@convention(c) (Int32) -> Void).self)
         getThreads = try library.symbol("openblas_get_num_threads", as: (@convention(c) () -> Int32).self)
     }
@@ -72,6 +78,17 @@ public final class BLAS: @unchecked Sendable {
                      beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int? = nil) {
         guard m > 0 && n > 0 else { return }
         sgemmFunction(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                      blasint(m), blasint(n), blasint(k), alpha,
+                      a, blasint(lda ?? (transA ? m : k)), b, blasint(ldb ?? (transB ? k : n)),
+                      beta, c, blasint(ldc ?? n))
+    }
+
+    /// `gemm` in double precision: C[m×n] = alpha · op(A) · op(B) + beta · C, row-major.
+    public func dgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Double = 1,
+                      a: UnsafePointer<Double>, lda: Int? = nil, b: UnsafePointer<Double>, ldb: Int? = nil,
+                      beta: Double = 0, c: UnsafeMutablePointer<Double>, ldc: Int? = nil) {
+        guard m > 0 && n > 0 else { return }
+        dgemmFunction(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                       blasint(m), blasint(n), blasint(k), alpha,
                       a, blasint(lda ?? (transA ? m : k)), b, blasint(ldb ?? (transB ? k : n)),
                       beta, c, blasint(ldc ?? n))

@@ -14,6 +14,9 @@ extension ArtifactKind {
     public static let sftData: ArtifactKind = "sft-data"
     /// A Hugging Face model directory (config.json, model.safetensors, tokenizer.json).
     public static let model: ArtifactKind = "model"
+    /// Question texts and their sentence embeddings (`embeddings.safetensors`, `texts.jsonl`),
+    /// from `embed`: what the embedding routers and `evaluate` read instead of embedding again.
+    public static let embeddings: ArtifactKind = "embeddings"
     /// A high-level router (`router.json` and its arrays or model), from `route-table` or
     /// `sft-train`: anything `RouterArtifacts.load` reads.
     public static let router: ArtifactKind = "router"

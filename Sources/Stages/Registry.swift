@@ -12,6 +12,7 @@ public enum HAPSStages {
         r.register(TrainDecoderStage.self)
         r.register(SynthDataStage.self)
         r.register(TrainAgentStage.self)
+        r.register(EmbedStage.self)
         r.register(RouteTableStage.self)
         r.register(SFTTrainStage.self)
         r.register(RLTrainStage.self)

@@ -25,13 +25,14 @@ enum CLI {
     }
 
     /// Starts the tool in `directory`; the caller waits.
-    static func start(_ args: [String], in directory: String) throws -> (Process, Pipe, Pipe) {
+    static func start(_ args: [String], in directory: String, environment: [String: String] = [:]) throws -> (Process, Pipe, Pipe) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
         p.arguments = args
         p.currentDirectoryURL = URL(fileURLWithPath: directory)
         var env = ProcessInfo.processInfo.environment
         env["TERM"] = "dumb"
+        env.merge(environment) { _, given in given }
         p.environment = env
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
@@ -40,8 +41,8 @@ enum CLI {
         return (p, out, err)
     }
 
-    static func run(_ args: [String], in directory: String) throws -> Result {
-        let (p, out, err) = try start(args, in: directory)
+    static func run(_ args: [String], in directory: String, environment: [String: String] = [:]) throws -> Result {
+        let (p, out, err) = try start(args, in: directory, environment: environment)
         return finish(p, out, err)
     }
 

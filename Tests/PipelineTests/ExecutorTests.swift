@@ -26,6 +26,18 @@ final class ExecutorTests: CommandStageTestCase {
         XCTAssertEqual(order(), ["start c", "end c", "start d", "end d"], "with -j 1 they run one after the other")
     }
 
+    /// A stage's time is its own: one that waited for a slot while another ran does not count
+    /// the wait (bench/routers once reported a 0.5 s stage as 34 s).
+    func testAStagesTimeLeavesOutItsWaitForASlot() throws {
+        var options = RunOptions()
+        options.jobs = 1
+        let json = #"{"name": "p", "stages": {\#(cmd("slow", script: "sleep 1.2; echo a > {outputs.out.txt}")), \#(cmd("quick", script: "echo b > {outputs.out.txt}"))}}"#
+        let s = try runPipeline(try load(json, dir: dir), store: store, options: options)
+        XCTAssertTrue(s.succeeded)
+        XCTAssertGreaterThanOrEqual(s.result("slow")!.seconds, 1.2)
+        XCTAssertLessThan(s.result("quick")!.seconds, 1.0, "quick waited for slow's slot (or ran first); either way its own time is short")
+    }
+
     func testNamedPoolsBoundConcurrency() throws {
         var options = RunOptions()
         options.jobs = 4

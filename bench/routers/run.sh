@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # bench/routers: the table routers and the cost-aware metrics on a RouterBench-sized table:
 # a generated K-model table of PROMPTS prompts (default 5 and 10 000; 80% train, 20% test),
-# imported, four table routers learnt (per type, kNN, logistic, matrix factorisation on MiniLM
-# embeddings) and evaluated with the cost curves. Prints each stage's wall time (from the run
-# record) and the whole run's. HAPS_PIPE (default .build/release/haps-pipe), SEED.
+# imported, every prompt embedded once (MiniLM, the embed stage), four table routers learnt (per
+# type, kNN, logistic, matrix factorisation; the last three on the embeddings) and evaluated
+# with the cost curves. Prints each stage's wall time (from the run record) and the whole run's,
+# then (PEER=1, the default) times sentence-transformers embedding the same prompts on as many
+# threads: the floor the embed stage is held to. HAPS_PIPE (default .build/release/haps-pipe), SEED.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -16,11 +18,12 @@ cat > "$work/routers.json" <<JSON
 {"name": "routers", "stages": {
   "train": {"type": "import", "inputs": {"data": "$work/data/train.csv"}},
   "test": {"type": "import", "inputs": {"data": "$work/data/test.csv"}},
+  "embed": {"type": "embed", "cpus": 2, "inputs": {"encoder": "$root/models/all-MiniLM-L6-v2", "train": "train", "test": "test"}},
   "router_per_type": {"type": "route-table", "inputs": {"scores": "train"}, "params": {"method": "per-type"}},
-  "router_knn": {"type": "route-table", "inputs": {"scores": "train", "encoder": "$root/models/all-MiniLM-L6-v2"}, "params": {"method": "knn", "k": 10}},
-  "router_logistic": {"type": "route-table", "inputs": {"scores": "train", "encoder": "$root/models/all-MiniLM-L6-v2"}, "params": {"method": "logistic"}},
-  "router_mf": {"type": "route-table", "inputs": {"scores": "train", "encoder": "$root/models/all-MiniLM-L6-v2"}, "params": {"method": "mf"}},
-  "evaluate": {"type": "evaluate", "inputs": {"scores": "test", "valid_scores": "train", "encoder": "$root/models/all-MiniLM-L6-v2",
+  "router_knn": {"type": "route-table", "inputs": {"scores": "train", "embeddings": "embed"}, "params": {"method": "knn", "k": 10}},
+  "router_logistic": {"type": "route-table", "inputs": {"scores": "train", "embeddings": "embed"}, "params": {"method": "logistic"}},
+  "router_mf": {"type": "route-table", "inputs": {"scores": "train", "embeddings": "embed"}, "params": {"method": "mf"}},
+  "evaluate": {"type": "evaluate", "inputs": {"scores": "test", "valid_scores": "train", "embeddings": "embed",
                "router_per_type": "router_per_type", "router_knn": "router_knn", "router_logistic": "router_logistic", "router_mf": "router_mf"}}
 }}
 JSON
@@ -36,4 +39,17 @@ for s in record["stages"]:
     print(f"{s['stage']:18} {s['seconds']:8.2f}")
 print(f"{'whole run':18} {end - start:8.2f}  (wall, -j {record['machine'].get('jobs', '?')}, {record['machine'].get('cores', '?')} cores)")
 PY
+if [ "${PEER:-1}" != 0 ]; then  # the floor: sentence-transformers embedding the same prompts
+  . "$root/bench/torch-venv.sh"
+  need_pip sentence_transformers sentence-transformers
+  "$py" "$here/st_embed.py" "$work/data" "$root/models/all-MiniLM-L6-v2" > "$work/peer.json" 2> "$work/peer.log" || { cat "$work/peer.log"; exit 1; }
+  python3 - "$work/store" "$work/peer.json" <<'PY'
+import glob, json, sys
+record = json.load(open(sorted(glob.glob(sys.argv[1] + "/runs/*.json"))[-1]))
+ours = next(s["seconds"] for s in record["stages"] if s["stage"] == "embed")
+peer = json.load(open(sys.argv[2]))
+print(f"embedding {peer['prompts']} prompts on {peer['threads']} threads: embed stage {ours:.1f} s, "
+      f"sentence-transformers (torch {peer['torch']}) {peer['seconds']:.1f} s -> {peer['seconds'] / ours:.2f}x the peer's speed")
+PY
+fi
 "$haps" show routers/evaluate --store "$work/store" | sed -n '/^--- summary.txt/,/^router_knn:/p' | sed -n '1,6p;/cost-aware/,/^$/p'

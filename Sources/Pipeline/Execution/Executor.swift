@@ -246,7 +246,10 @@ public final class Executor: @unchecked Sendable {
         var previous: StageRef?
         var reasons: [String]
         var forced: Bool
+        /// When it started: hashing its inputs, then (from `execute`) running, not counting the
+        /// time it waited in the queue for CPU slots.
         var started: Date
+        var preparedIn: TimeInterval = 0
     }
 
     private enum Preparation {
@@ -278,7 +281,7 @@ public final class Executor: @unchecked Sendable {
             }
             let reasons = !damaged.isEmpty && decision.reasons == ["no cached result for this key"] ? damaged : damaged + decision.reasons
             return .mustRun(Prepared(name: name, key: decision.key, digests: digests, previous: previous, reasons: reasons,
-                                     forced: forced, started: t0))
+                                     forced: forced, started: t0, preparedIn: Date().timeIntervalSince(t0)))
         } catch {
             return .settled(StageResult(stage: name, outcome: .failed(Executor.describe(error)), seconds: Date().timeIntervalSince(t0), reasons: []))
         }
@@ -286,7 +289,9 @@ public final class Executor: @unchecked Sendable {
 
     /// Runs a prepared stage on a worker thread (its slots already taken), gives the slots
     /// back, then records the result and schedules what it made ready.
-    private func execute(_ p: Prepared) {
+    private func execute(_ prepared: Prepared) {
+        var p = prepared
+        p.started = Date().addingTimeInterval(-p.preparedIn)  // a stage's time is not its wait for slots
         let st = spec.stages[p.name]!
         let result: StageResult?
         switch mode {

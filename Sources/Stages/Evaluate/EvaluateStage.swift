@@ -20,16 +20,17 @@ public struct EvaluateStage: StageType {
     }
 
     public static let name = "evaluate"
-    public static let version = 7  // 6: each row's own F1 interval (f1_interval; error bars in cost_quality.svg); 7: cost curves, AIQ, APGR, CPT
+    public static let version = 8  // 6: each row's own F1 interval (f1_interval; error bars in cost_quality.svg); 7: cost curves, AIQ, APGR, CPT; 8: routes through BLAS
     public static let summary = "Compares routers and baselines on a split: F1/EM/P/R, tokens, cost, oracle gap share, bootstrap intervals, by type."
 
-    static let fixedPorts = ["scores", "valid_scores", "questions", "encoder", "prompts"]
+    static let fixedPorts = ["scores", "valid_scores", "questions", "embeddings", "encoder", "prompts"]
 
     public static func ports(_ p: Params) -> StagePorts {
         StagePorts(inputs: [InputPort("scores", kind: .scoreTable, help: "the split's score table (what is reported)"),
                             InputPort("valid_scores", kind: .scoreTable, help: "valid's score table: chooses the best fixed action"),
                             InputPort("questions", kind: .questions, optional: true, help: "the split's questions: types (by-type figures, per-type routers)"),
-                            InputPort("encoder", kind: .model, optional: true, help: "a sentence-transformers directory, for routers that read embeddings"),
+                            InputPort("embeddings", kind: .embeddings, optional: true, help: "the split's question embeddings, from an embed stage, for routers that read embeddings"),
+                            InputPort("encoder", kind: .model, optional: true, help: "or a sentence-transformers directory to embed them with here"),
                             InputPort("prompts", kind: .any, optional: true, help: "a prompt-set directory for the live HAPS rows, as sample's (default: the built-in set)")] +
                        p.dialogue.candidates.map { InputPort("model_\($0)", kind: .model, optional: true, help: "a model directory from the pipeline for candidate \($0)") },
                    output: .evaluation, openInputKind: .any)
@@ -90,11 +91,8 @@ public struct EvaluateStage: StageType {
         let routers = try routerPorts.map { ($0, try RouterArtifacts.load(directory: context.inputs[$0]!.directory, engine: engine)) }
         var embeddings: [[Float]]? = nil
         if routers.contains(where: { $0.1.needsEmbeddings }) {
-            guard let encoder = context.inputs["encoder"] else {
-                throw RouterError("router(s) \(routers.filter { $0.1.needsEmbeddings }.map(\.0).joined(separator: ", ")) read question embeddings: give evaluate an 'encoder' input")
-            }
-            context.progress.setStatus("embedding \(matrix.count) questions")
-            embeddings = try SentenceEncoder.forStage(encoder.directory, context).embed(matrix.questions)
+            let needers = "router(s) " + routers.filter { $0.1.needsEmbeddings }.map(\.0).joined(separator: ", ")
+            embeddings = try QuestionEmbeddings.forStage(matrix.questions, context, needer: needers)
         }
         context.progress.setTotal(routers.count, unit: "routers")
         var routes: [(name: String, label: String, decisions: [RouteDecision])] = []

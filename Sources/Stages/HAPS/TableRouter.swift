@@ -101,107 +101,6 @@ public struct TableRouter: QuestionRouter {
         Tensor(shape: [rows.count, rows.first?.count ?? 0], data: rows.flatMap { $0 })
     }
 
-    /// Softmax regression on embeddings; each question's target is uniform over its best
-    /// actions (questions where every action scores the same teach nothing and are left out).
-    /// Full-batch gradient descent with L2, deterministic.
-    static func trainLogistic(_ x: [[Float]], _ f1: [[Double]], settings: Settings) throws -> [String: Tensor] {
-        let actions = f1[0].count, d = x[0].count
-        var rows: [Int] = [], targets: [[Double]] = []
-        for (i, row) in f1.enumerated() {
-            let best = row.max()!
-            guard row.contains(where: { best - $0 > 1e-12 }) else { continue }
-            let tied = row.map { best - $0 <= 1e-12 ? 1.0 : 0.0 }
-            let n = tied.reduce(0, +)
-            rows.append(i); targets.append(tied.map { $0 / n })
-        }
-        var w = [Double](repeating: 0, count: actions * d), b = [Double](repeating: 0, count: actions)
-        guard !rows.isEmpty else { return ["weight": Tensor(zeros: [actions, d]), "bias": Tensor(zeros: [actions])] }
-        let n = Double(rows.count)
-        for _ in 0..<settings.steps {
-            var gw = [Double](repeating: 0, count: actions * d), gb = [Double](repeating: 0, count: actions)
-            for (r, i) in rows.enumerated() {
-                let p = softmax(logits(x[i], w, b, actions: actions))
-                for a in 0..<actions {
-                    let g = (p[a] - targets[r][a]) / n
-                    gb[a] += g
-                    for j in 0..<d { gw[a * d + j] += g * Double(x[i][j]) }
-                }
-            }
-            for i in w.indices { w[i] -= settings.learningRate * 20 * (gw[i] + settings.l2 * w[i]) }
-            for a in b.indices { b[a] -= settings.learningRate * 20 * gb[a] }
-        }
-        return ["weight": Tensor(shape: [actions, d], data: w.map(Float.init)), "bias": Tensor(shape: [actions], data: b.map(Float.init))]
-    }
-
-    /// RouteLLM-style matrix factorisation: the F1 of action a on question q is modelled as
-    /// u_a · (P e_q) + b_a (a learned projection of the question's embedding against a learned
-    /// vector per action), fit by least squares over every question × action with Adam.
-    static func trainMF(_ x: [[Float]], _ f1: [[Double]], settings: Settings) throws -> [String: Tensor] {
-        let actions = f1[0].count, d = x[0].count, r = settings.rank
-        var rng = SeededRandom(seed: settings.seed)
-        func gaussian() -> Double {
-            let u1 = max(Double(rng.next() >> 11) / Double(1 << 53), 1e-12), u2 = Double(rng.next() >> 11) / Double(1 << 53)
-            return (-2 * Glibc.log(u1)).squareRoot() * cos(2 * .pi * u2)
-        }
-        var p = (0..<(r * d)).map { _ in gaussian() * 0.1 }, u = (0..<(actions * r)).map { _ in gaussian() * 0.1 }
-        var b = (0..<actions).map { a in f1.reduce(0) { $0 + $1[a] } / Double(f1.count) }
-        var adam = [AdamState](repeating: AdamState(), count: 3)
-        let n = Double(f1.count * actions)
-        for step in 1...max(1, settings.steps) {
-            var gp = [Double](repeating: 0, count: r * d), gu = [Double](repeating: 0, count: actions * r), gb = [Double](repeating: 0, count: actions)
-            for (q, e) in x.enumerated() {
-                var z = [Double](repeating: 0, count: r)
-                for i in 0..<r { for j in 0..<d { z[i] += p[i * d + j] * Double(e[j]) } }
-                var dz = [Double](repeating: 0, count: r)
-                for a in 0..<actions {
-                    var s = b[a]
-                    for i in 0..<r { s += u[a * r + i] * z[i] }
-                    let g = 2 * (s - f1[q][a]) / n
-                    gb[a] += g
-                    for i in 0..<r { gu[a * r + i] += g * z[i]; dz[i] += g * u[a * r + i] }
-                }
-                for i in 0..<r { for j in 0..<d { gp[i * d + j] += dz[i] * Double(e[j]) } }
-            }
-            for i in gp.indices { gp[i] += settings.l2 * p[i] }
-            for i in gu.indices { gu[i] += settings.l2 * u[i] }
-            adam[0].step(&p, gp, lr: settings.learningRate * 0.2, t: step)
-            adam[1].step(&u, gu, lr: settings.learningRate * 0.2, t: step)
-            adam[2].step(&b, gb, lr: settings.learningRate * 0.2, t: step)
-        }
-        return ["projection": Tensor(shape: [r, d], data: p.map(Float.init)), "actions": Tensor(shape: [actions, r], data: u.map(Float.init)),
-                "bias": Tensor(shape: [actions], data: b.map(Float.init))]
-    }
-
-    /// Adam's moments for one parameter vector (β 0.9, 0.999).
-    struct AdamState {
-        var m: [Double] = [], v: [Double] = []
-        mutating func step(_ x: inout [Double], _ g: [Double], lr: Double, t: Int) {
-            if m.isEmpty { m = Array(repeating: 0, count: x.count); v = m }
-            let c1 = 1 - Glibc.pow(0.9, Double(t)), c2 = 1 - Glibc.pow(0.999, Double(t))
-            for i in x.indices {
-                m[i] = 0.9 * m[i] + 0.1 * g[i]
-                v[i] = 0.999 * v[i] + 0.001 * g[i] * g[i]
-                x[i] -= lr * (m[i] / c1) / ((v[i] / c2).squareRoot() + 1e-8)
-            }
-        }
-    }
-
-    static func logits(_ e: [Float], _ w: [Double], _ b: [Double], actions: Int) -> [Double] {
-        let d = e.count
-        return (0..<actions).map { a in
-            var s = b[a]
-            for j in 0..<d { s += w[a * d + j] * Double(e[j]) }
-            return s
-        }
-    }
-
-    static func softmax(_ z: [Double]) -> [Double] {
-        let m = z.max() ?? 0
-        let e = z.map { Glibc.exp($0 - m) }
-        let s = e.reduce(0, +)
-        return e.map { $0 / s }
-    }
-
     /// The first index of the largest value.
     static func argmax(_ v: [Double]) -> Int {
         var best = 0
@@ -231,39 +130,49 @@ public struct TableRouter: QuestionRouter {
                 return RouteDecision(action: chosen, distribution: means.map { $0 / total })
             }
         case .knn:
-            let train = arrays["embeddings"]!, f1 = arrays["f1"]!
-            let n = train.shape[0], d = train.shape[1], actions = space.count
-            return try embeddings!.map { e in
-                guard e.count == d else { throw RouterError("embedding size \(e.count) differs from the router's \(d) (another encoder?)") }
-                var sims = [(Double, Int)]()
-                for i in 0..<n {
-                    var s = 0.0
-                    for j in 0..<d { s += Double(train.data[i * d + j]) * Double(e[j]) }
-                    sims.append((s, i))
+            let train = DoubleMatrix(arrays["embeddings"]!), f1 = arrays["f1"]!
+            let d = train.columns, actions = space.count, embeddings = try sized(embeddings!, d)
+            var decisions: [RouteDecision] = []
+            // Similarities a block of questions at a time (every training question's for each).
+            for start in stride(from: 0, to: embeddings.count, by: 256) {
+                let block = DoubleMatrix(embeddings[start..<min(start + 256, embeddings.count)], columns: d)
+                let sims = try DoubleMatrix.product(block, train, transposeB: true)
+                for q in 0..<block.rows {
+                    let near = sims.data.withUnsafeBufferPointer { TableRouter.topK(UnsafeBufferPointer(rebasing: $0[(q * sims.columns)..<((q + 1) * sims.columns)]), k) }
+                    var mean = [Double](repeating: 0, count: actions)
+                    for i in near { for a in 0..<actions { mean[a] += Double(f1.data[i * actions + a]) / Double(k) } }
+                    let total = mean.reduce(0, +)
+                    decisions.append(RouteDecision(action: TableRouter.argmax(mean),
+                                                   distribution: total > 0 ? mean.map { $0 / total } : mean.map { _ in 1 / Double(actions) }))
                 }
-                sims.sort { $0.0 != $1.0 ? $0.0 > $1.0 : $0.1 < $1.1 }
-                var mean = [Double](repeating: 0, count: actions)
-                for (_, i) in sims.prefix(k) { for a in 0..<actions { mean[a] += Double(f1.data[i * actions + a]) / Double(k) } }
-                let total = mean.reduce(0, +)
-                return RouteDecision(action: TableRouter.argmax(mean),
-                                     distribution: total > 0 ? mean.map { $0 / total } : mean.map { _ in 1 / Double(actions) })
             }
+            return decisions
         case .logistic:
-            let w = arrays["weight"]!.data.map(Double.init), b = arrays["bias"]!.data.map(Double.init)
-            return embeddings!.map { e in
-                let p = TableRouter.softmax(TableRouter.logits(e, w, b, actions: space.count))
+            let w = DoubleMatrix(arrays["weight"]!), b = arrays["bias"]!.data.map(Double.init)
+            var logits = try DoubleMatrix.product(DoubleMatrix(try sized(embeddings!, w.columns), columns: w.columns), w, transposeB: true)
+            logits.addRow(b)
+            return (0..<logits.rows).map { q in
+                let p = TableRouter.softmax(logits.row(q))
                 return RouteDecision(action: TableRouter.argmax(p), distribution: p)
             }
         case .mf:
-            let p = arrays["projection"]!, u = arrays["actions"]!, b = arrays["bias"]!
-            let r = p.shape[0], d = p.shape[1]
-            return embeddings!.map { e in
-                var z = [Double](repeating: 0, count: r)
-                for i in 0..<r { for j in 0..<d { z[i] += Double(p.data[i * d + j]) * Double(e[j]) } }
-                let scores = space.indices.map { a in (0..<r).reduce(Double(b.data[a])) { $0 + Double(u.data[a * r + $1]) * z[$1] } }
-                return RouteDecision(action: TableRouter.argmax(scores), distribution: TableRouter.softmax(scores.map { $0 * 10 }))
+            let p = DoubleMatrix(arrays["projection"]!), u = DoubleMatrix(arrays["actions"]!), b = arrays["bias"]!.data.map(Double.init)
+            let z = try DoubleMatrix.product(DoubleMatrix(try sized(embeddings!, p.columns), columns: p.columns), p, transposeB: true)
+            var scores = try DoubleMatrix.product(z, u, transposeB: true)
+            scores.addRow(b)
+            return (0..<scores.rows).map { q in
+                let s = scores.row(q)
+                return RouteDecision(action: TableRouter.argmax(s), distribution: TableRouter.softmax(s.map { $0 * 10 }))
             }
         }
+    }
+
+    /// `embeddings`, checked to be `d` numbers each (the size the router learned with).
+    func sized(_ embeddings: [[Float]], _ d: Int) throws -> [[Float]] {
+        if let bad = embeddings.first(where: { $0.count != d }) {
+            throw RouterError("embedding size \(bad.count) differs from the router's \(d) (another encoder?)")
+        }
+        return embeddings
     }
 
     // MARK: Saving

@@ -6,6 +6,9 @@ import LLM
 ///
 ///     "router_knn": {"type": "route-table", "inputs": {"scores": "score_train", "encoder": "models/all-MiniLM-L6-v2"},
 ///                    "params": {"method": "knn", "k": 10}}
+///
+/// The embedding methods read an `embed` stage's output (`"embeddings": "embed"`) when given
+/// one, else embed the table's questions with `encoder` themselves.
 public struct RouteTableStage: StageType {
     public struct Params: StageParameters {
         @Param("random, best-fixed, per-type, knn, logistic or mf") var method: TableRouter.Method
@@ -18,13 +21,14 @@ public struct RouteTableStage: StageType {
     }
 
     public static let name = "route-table"
-    public static let version = 2  // 2: per-type keeps each type's mean F1 per action (its scores for a cost trade-off)
+    public static let version = 3  // 2: per-type keeps each type's mean F1 per action (its scores for a cost trade-off); 3: learns through BLAS
     public static let summary = "A router learned from a score table (random, best fixed, per question type, kNN, logistic, matrix factorisation)."
 
     public static func ports(_ p: Params) -> StagePorts {
         StagePorts(inputs: [InputPort("scores", kind: .scoreTable, help: "the table to learn from (train split; valid for best-fixed)"),
                             InputPort("questions", kind: .questions, optional: true, help: "the table's questions: their types (per-type; an imported table carries its own)"),
-                            InputPort("encoder", kind: .model, optional: true, help: "a sentence-transformers directory (knn, logistic, mf)")],
+                            InputPort("embeddings", kind: .embeddings, optional: true, help: "the table's question embeddings, from an embed stage (knn, logistic, mf)"),
+                            InputPort("encoder", kind: .model, optional: true, help: "or a sentence-transformers directory to embed them with here")],
                    output: .router)
     }
 
@@ -44,11 +48,7 @@ public struct RouteTableStage: StageType {
         }
         var embeddings: [[Float]]? = nil
         if p.method.needsEmbeddings {
-            guard let encoder = context.inputs["encoder"] else {
-                throw RouterError("\(p.method.rawValue) reads question embeddings: give the stage an 'encoder' input (models/all-MiniLM-L6-v2)")
-            }
-            context.progress.setStatus("embedding \(matrix.count) questions")
-            embeddings = try SentenceEncoder.forStage(encoder.directory, context).embed(matrix.questions)
+            embeddings = try QuestionEmbeddings.forStage(matrix.questions, context, needer: p.method.rawValue)
         }
         var settings = TableRouter.Settings()
         settings.k = p.k; settings.rank = p.rank; settings.steps = p.steps; settings.learningRate = p.lr; settings.l2 = p.l2
