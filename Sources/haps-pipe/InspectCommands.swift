@@ -133,6 +133,7 @@ struct Status: ParsableCommand {
                 print("\(s.name) (\(spec)), store \(store.root)")
                 let jobs = Dictionary(SlurmJobInFlight.all(in: store).map { ($0.key, $0) }) { a, _ in a }
                 let failures = store.lastFailures(pipeline: s.name)
+                let width = max(16, plan.map(\.stage.count).max() ?? 0)  // one column for every stage's name
                 for e in plan {
                     let ref = store.ref(pipeline: s.name, stage: e.stage)
                     let state: String
@@ -141,7 +142,7 @@ struct Status: ParsableCommand {
                     case .run where e.key.flatMap({ jobs[$0] }) != nil: state = jobs[e.key!]!.label
                     case .run where e.key.flatMap({ failures[$0] }) != nil:
                         let f = failures[e.key!]!
-                        print("  \(pad(e.stage, max(16, e.stage.count))) \(pad("failed", 18)) in run \(f.run): \(f.error)")
+                        print("  \(pad(e.stage, width)) \(pad("failed", 18)) in run \(f.run): \(f.error)")
                         continue
                     case .run: state = ref == nil ? "never run" : "out of date"
                     case .dependsOnRun: state = "waits on upstream"
@@ -149,7 +150,7 @@ struct Status: ParsableCommand {
                     case .missingInput: state = "missing input"
                     }
                     let out = e.action == .cached ? (store.action(e.key!)?.output.short ?? "") : (ref.map { "(last \($0.output.short))" } ?? "")
-                    print("  \(pad(e.stage, max(16, e.stage.count))) \(pad(state, 18)) \(out)")
+                    print("  \(pad(e.stage, width)) \(pad(state, 18)) \(out)")
                 }
                 return
             }

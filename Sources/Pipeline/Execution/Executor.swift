@@ -89,15 +89,30 @@ public final class Executor: @unchecked Sendable {
         spec.order.filter { selection.contains($0) }.compactMap { name in
             let stage = spec.stages[name]!
             let lines = stage.inputs.compactMap { input -> String? in
-                guard case .path(let p) = input.source, !FileIO.exists(p) else { return nil }
-                let help = stage.ports.inputs.first { $0.name == input.port }?.help ?? ""
-                return "stage '\(name)' reads input '\(input.port)' from \(p), which does not exist" + (help.isEmpty ? "" : " (\(help))")
+                guard case .path(let p) = input.source else { return nil }
+                let port = stage.ports.inputs.first { $0.name == input.port }
+                guard FileIO.exists(p) else {
+                    let help = port?.help ?? ""
+                    return "stage '\(name)' reads input '\(input.port)' from \(p), which does not exist" + (help.isEmpty ? "" : " (\(help))")
+                }
+                guard let check = port?.check, let problem = checkInput(p, kind: input.kind, check) else { return nil }
+                return "stage '\(name)' reads input '\(input.port)' from \(p): \(problem)"
             } + stage.definition.preflightOf(stage.params, stage.resources, Set(stage.inputs.map(\.port))).map { "stage '\(name)': \($0)" }
             return lines.isEmpty ? nil : (name, lines)
         }
     }
 
     public func missingInputs() -> [String] { missingInputsByStage().flatMap(\.lines) }
+
+    /// Runs a port's check on a user's file unless it passed on the same content before;
+    /// what is wrong, or nil.
+    private func checkInput(_ path: String, kind: ArtifactKind, _ check: InputCheck) -> String? {
+        let digest = try? store.importExternal(path: path, kind: kind, snapshot: false)
+        if let digest, store.inputCheckPassed(check.name, on: digest) { return nil }
+        do { try check.run(path) } catch { return Executor.describe(error) }
+        if let digest { store.recordInputCheckPassed(check.name, on: digest) }
+        return nil
+    }
 
     /// Runs the selected stages. Stops before starting anything when an external input of one
     /// of them is missing (`missingInputs`), unless `keepGoing`: then those stages and the ones
@@ -490,6 +505,6 @@ public struct MissingInputs: Error, CustomStringConvertible {
     public var lines: [String]
     public var description: String {
         "nothing was run: " + (lines.count == 1 ? lines[0] : "\n  " + lines.joined(separator: "\n  "))
-            + "\n(fetch what is missing; --keep-going runs every stage that does not need it)"
+            + "\n(fetch what is missing, mend what is wrong; --keep-going runs every stage that does not need it)"
     }
 }

@@ -14,9 +14,26 @@ public struct InputPort: Sendable, Equatable {
     public var kind: ArtifactKind
     public var optional: Bool
     public var help: String
-    public init(_ name: String, kind: ArtifactKind, optional: Bool = false, help: String = "") {
-        self.name = name; self.kind = kind; self.optional = optional; self.help = help
+    /// What a user's own file given to this port must hold, checked before anything runs.
+    public var check: InputCheck?
+    public init(_ name: String, kind: ArtifactKind, optional: Bool = false, help: String = "", check: InputCheck? = nil) {
+        self.name = name; self.kind = kind; self.optional = optional; self.help = help; self.check = check
     }
+    public static func == (a: InputPort, b: InputPort) -> Bool {
+        a.name == b.name && a.kind == b.kind && a.optional == b.optional && a.help == b.help && a.check?.name == b.check?.name
+    }
+}
+
+/// A check of the contents of a user's own input (a path in the spec), run before anything
+/// runs so that a questions file lacking a field fails at once, naming the file and line,
+/// not after an hour of upstream work, naming the store's snapshot of it. A check that passed
+/// is remembered for the file's content (its digest), so a rerun does not read it again.
+public struct InputCheck: Sendable {
+    /// Identifies the check and its version (`plain-questions-1`): a changed check runs anew.
+    public var name: String
+    /// Reads the file or directory at the path; throws what is wrong with it.
+    public var run: @Sendable (String) throws -> Void
+    public init(_ name: String, _ run: @escaping @Sendable (String) throws -> Void) { self.name = name; self.run = run }
 }
 
 /// The ports of a stage with given parameters: named inputs and the kind of its one output.

@@ -65,4 +65,18 @@ extension Store {
         try? FileIO.writeAtomically(record.canonical, to: cachePath, sync: false)
         return .init(digest: d, size: size, executable: st.isExecutable)
     }
+
+    /// Whether the input check `check` passed on the content `digest` (`InputCheck`).
+    public func inputCheckPassed(_ check: String, on digest: Digest) -> Bool {
+        FileIO.exists(inputCheckPath(check, digest))
+    }
+
+    public func recordInputCheckPassed(_ check: String, on digest: Digest) {
+        try? FileIO.makeDirectory(root + "/checked")
+        try? FileIO.writeAtomically(check + " " + digest.hex + "\n", to: inputCheckPath(check, digest), sync: false)
+    }
+
+    private func inputCheckPath(_ check: String, _ digest: Digest) -> String {
+        "\(root)/checked/\(Digest.of(string: check + "\u{0}" + digest.hex).hex.prefix(32))"
+    }
 }

@@ -99,7 +99,7 @@ extension Store {
             report.removedWorkAreas += 1
             if !dryRun { FileIO.removeTree("\(root)/jobs/\(j)") }
         }
-        if !dryRun { FileIO.remove("\(root)/corrupt"); FileIO.remove("\(root)/filestat") }
+        if !dryRun { FileIO.remove("\(root)/corrupt"); FileIO.remove("\(root)/filestat"); FileIO.remove("\(root)/checked") }
         return report
     }
 }

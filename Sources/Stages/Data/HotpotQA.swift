@@ -62,6 +62,20 @@ public enum HotpotQA {
     }
 
     /// (sampling and scoring need the ground truth).
+
+    /// The check of a user's questions file (`InputCheck`) for the stages that run dialogues:
+    /// whole HotpotQA questions, read before anything runs.
+    public static func inputCheck(requireAnswers: Bool = true) -> InputCheck {
+        InputCheck("hotpotqa-questions-1" + (requireAnswers ? "" : "-unanswered")) { path in
+            _ = try load(questionsFile(path), requireAnswers: requireAnswers)
+        }
+    }
+
+    /// The questions file of an input path: the path, or a directory's `questions.jsonl`.
+    static func questionsFile(_ path: String) -> String {
+        FileIO.isDirectory(path) && FileIO.exists(path + "/questions.jsonl") ? path + "/questions.jsonl" : path
+    }
+
     public static func load(_ path: String, requireAnswers: Bool = true) throws -> [HotpotQuestion] {
         try parse(try JSONLines.text(path), file: path, requireAnswers: requireAnswers)
     }

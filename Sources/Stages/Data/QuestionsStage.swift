@@ -18,7 +18,8 @@ public struct QuestionsStage: StageType {
     public static let version = 1
     public static let summary = "Load and validate HotpotQA questions (JSON Lines or the official JSON array)."
     public static func ports(_ p: Params) -> StagePorts {
-        StagePorts(inputs: [InputPort("file", kind: .any, help: "a HotpotQA file")], output: .questions)
+        StagePorts(inputs: [InputPort("file", kind: .any, help: "a HotpotQA file", check: HotpotQA.inputCheck(requireAnswers: p.require_answers))],
+                   output: .questions)
     }
     public static func validate(_ p: Params, at path: JSONPath) -> [SpecProblem] {
         if let l = p.limit, l < 0 { return [SpecProblem(path.appending("limit"), "expected a non-negative integer")] }

@@ -28,7 +28,8 @@ public struct EvaluateStage: StageType {
     public static func ports(_ p: Params) -> StagePorts {
         StagePorts(inputs: [InputPort("scores", kind: .scoreTable, help: "the split's score table (what is reported)"),
                             InputPort("valid_scores", kind: .scoreTable, help: "valid's score table: chooses the best fixed action"),
-                            InputPort("questions", kind: .questions, optional: true, help: "the split's questions: types (by-type figures, per-type routers)"),
+                            InputPort("questions", kind: .questions, optional: true, help: "the split's questions: types (by-type figures, per-type routers)",
+                                      check: RoutingQuestions.inputCheck),
                             InputPort("embeddings", kind: .embeddings, optional: true, help: "the split's question embeddings, from an embed stage, for routers that read embeddings"),
                             InputPort("encoder", kind: .model, optional: true, help: "or a sentence-transformers directory to embed them with here"),
                             InputPort("prompts", kind: .any, optional: true, help: "a prompt-set directory for the live HAPS rows, as sample's (default: the built-in set)")] +

@@ -132,6 +132,7 @@ public enum RoutingQuestions {
         } else {
             items = try JSONLines.parse(text, file: path).map { ($0.line, $0.value) }
         }
+        if items.isEmpty { throw DataError(file: path, line: nil, "no questions (the file is empty)") }
         return try items.enumerated().map { i, item in
             guard let q = item.value["question"]?.stringValue else {
                 throw DataError(file: path, line: item.line, "question \(i): missing or non-string 'question' (a question needs its text; id, type and answer are optional)")
@@ -140,6 +141,10 @@ public enum RoutingQuestions {
             return Plain(id: string("_id") ?? string("id"), text: q, type: string("type"), gold: string("answer"))
         }
     }
+
+    /// The check of a user's questions file (`InputCheck`) for routers, `score` and `evaluate`:
+    /// plain questions, read before anything runs.
+    public static let inputCheck = InputCheck("plain-questions-1") { path in _ = try plain(HotpotQA.questionsFile(path)) }
 
     /// Question text (spaces trimmed) → type, from a questions file (HotpotQA's, or plain).
     public static func types(_ path: String) throws -> [String: String] {

@@ -38,9 +38,9 @@ public struct RLTrainStage: StageType {
 
     public static func ports(_ p: Params) -> StagePorts {
         StagePorts(inputs: [InputPort("router", kind: .router, help: "the SFT router (sft-train)"),
-                            InputPort("train", kind: .questions, help: "training questions"),
-                            InputPort("valid", kind: .questions, help: "valid questions: evaluation and early stopping"),
-                            InputPort("test", kind: .questions, optional: true, help: "test questions, evaluated at each improvement"),
+                            InputPort("train", kind: .questions, help: "training questions", check: HotpotQA.inputCheck()),
+                            InputPort("valid", kind: .questions, help: "valid questions: evaluation and early stopping", check: HotpotQA.inputCheck()),
+                            InputPort("test", kind: .questions, optional: true, help: "test questions, evaluated at each improvement", check: HotpotQA.inputCheck()),
                             InputPort("prompts", kind: .any, optional: true, help: "a prompt-set directory, as sample's (default: the built-in set)")] +
                        p.dialogue.candidates.map { InputPort("model_\($0)", kind: .model, optional: true, help: "a model directory from the pipeline for candidate \($0)") },
                    output: .joint)

@@ -26,7 +26,8 @@ public struct RouteTableStage: StageType {
 
     public static func ports(_ p: Params) -> StagePorts {
         StagePorts(inputs: [InputPort("scores", kind: .scoreTable, help: "the table to learn from (train split; valid for best-fixed)"),
-                            InputPort("questions", kind: .questions, optional: true, help: "the table's questions: their types (per-type; an imported table carries its own)"),
+                            InputPort("questions", kind: .questions, optional: true, help: "the table's questions: their types (per-type; an imported table carries its own)",
+                                      check: RoutingQuestions.inputCheck),
                             InputPort("embeddings", kind: .embeddings, optional: true, help: "the table's question embeddings, from an embed stage (knn, logistic, mf)"),
                             InputPort("encoder", kind: .model, optional: true, help: "or a sentence-transformers directory to embed them with here")],
                    output: .router)

@@ -27,7 +27,7 @@ public struct SampleStage: StageType {
     public static let summary = "Run the teacher/student dialogue for every question and role assignment."
 
     public static func ports(_ p: Params) -> StagePorts {
-        StagePorts(inputs: [InputPort("questions", kind: .questions, help: "HotpotQA questions"),
+        StagePorts(inputs: [InputPort("questions", kind: .questions, help: "HotpotQA questions", check: HotpotQA.inputCheck()),
                             InputPort("prompts", kind: .any, optional: true, help: "a prompt-set directory (default: the standard set)")] +
                        p.dialogue.candidates.map { InputPort("model_\($0)", kind: .model, optional: true,
                                                     help: "a model directory from the pipeline (train-agent) for candidate \($0): its resource is then local") },

@@ -29,7 +29,12 @@ public struct ImportStage: StageType {
     public static let summary = "Routing data from elsewhere (a long CSV/JSONL table or RouterBench's wide one) as a score table with one role, model, and its prompts."
 
     public static func ports(_ p: Params) -> StagePorts {
-        StagePorts(inputs: [InputPort("data", kind: .any, help: "the table: CSV with a header, or JSON Lines")], output: .scoreTable)
+        let importer = p.importer
+        let settings = [importer.layout.rawValue, importer.prompt, importer.id, importer.model, importer.score, importer.cost, importer.type]
+            .map { $0 ?? "-" }.joined(separator: ",")
+        return StagePorts(inputs: [InputPort("data", kind: .any, help: "the table: CSV with a header, or JSON Lines",
+                                             check: InputCheck("routing-import-1 " + settings) { path in _ = try RoutingImport.scoreTable(try importer.read(path)) })],
+                          output: .scoreTable)
     }
 
     public static func figures(directory: String) -> [Figure] { ScoreTable.figures(directory: directory) }

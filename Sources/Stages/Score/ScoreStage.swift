@@ -15,7 +15,7 @@ public struct ScoreStage: StageType {
 
     public static func ports(_ p: Params) -> StagePorts {
         StagePorts(inputs: [InputPort("samples", kind: .samples, help: "baseline rows"),
-                            InputPort("questions", kind: .questions, optional: true, help: "the sampled questions: adds a breakdown by question type")],
+                            InputPort("questions", kind: .questions, optional: true, help: "the sampled questions: adds a breakdown by question type", check: RoutingQuestions.inputCheck)],
                    output: .scoreTable)
     }
 
@@ -31,12 +31,9 @@ public struct ScoreStage: StageType {
         return try ScoreTable(rows: rows, space: space, skipped: skipped, useRecorded: useRecorded)
     }
 
-    /// Question text → type (bridge, comparison) of a HotpotQA file, for `breakDown(byType:)`.
-    public static func questionTypes(_ path: String) throws -> [String: String] {
-        var types: [String: String] = [:]
-        for q in try HotpotQA.load(path) { if let type = q.type { types[q.question.trimmingSpaces] = type } }
-        return types
-    }
+    /// Question text → type (bridge, comparison) of a questions file (HotpotQA's, or plain),
+    /// for `breakDown(byType:)`.
+    public static func questionTypes(_ path: String) throws -> [String: String] { try RoutingQuestions.types(path) }
 
     public static func figures(directory: String) -> [Figure] { ScoreTable.figures(directory: directory) }
 
