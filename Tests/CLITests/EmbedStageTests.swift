@@ -75,6 +75,30 @@ final class EmbedStageTests: XCTestCase {
         XCTAssertEqual(try f1(shared, "knn_shared"), try f1(shared, "knn_own"))
     }
 
+    /// `"engine": "torch"`: the worker embeds (here on CPU torch; on a GPU in bench/gpu), and
+    /// the routers choose as they do on this program's embeddings.
+    func testTheTorchEngineEmbedsForTheSameChoices() throws {
+        _ = try TorchPython.require()
+        let file = try spec("""
+          "embed": {"type": "embed", "inputs": {"encoder": "ENCODER", "train": "train", "test": "test"}},
+          "embed_torch": {"type": "embed", "inputs": {"encoder": "ENCODER", "train": "train", "test": "test"}, "params": {"engine": "torch", "device": "cpu"}},
+          "knn": {"type": "route-table", "inputs": {"scores": "train", "embeddings": "embed"}, "params": {"method": "knn", "k": 3}},
+          "knn_torch": {"type": "route-table", "inputs": {"scores": "train", "embeddings": "embed_torch"}, "params": {"method": "knn", "k": 3}},
+          "evaluate": {"type": "evaluate", "inputs": {"scores": "test", "valid_scores": "train", "embeddings": "embed_torch",
+                       "knn": "knn", "knn_torch": "knn_torch"}, "params": {"resamples": 200}}
+        """)
+        let r = try CLI.run(["run", file, "--store", "s", "--plain"], in: dir)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("embed_torch: torch engine: torch"), r.stderr)
+        let rows = try jsonLines(try CLI.run(["show", "emb/evaluate", "--store", "s", "--file", "per_question.jsonl"], in: dir).stdout)
+        XCTAssertEqual(rows.count, 12)
+        for row in rows {
+            func action(_ name: String) -> Int? { (row[name] as? [String: Any])?["action"] as? Int }
+            XCTAssertNotNil(action("knn"))
+            XCTAssertEqual(action("knn"), action("knn_torch"), "\(row)")
+        }
+    }
+
     func testAQuestionTheEmbeddingsLackIsNamed() throws {
         try #"{"question": "what is 2 + 2?"}"#.appending("\n").write(toFile: dir + "/few.jsonl", atomically: true, encoding: .utf8)
         let file = try spec("""

@@ -29,6 +29,22 @@ final class TorchEngineTests: XCTestCase {
         XCTAssertLessThanOrEqual(worst, 1e-4 * scale, "\(what): off by \(worst) at scale \(scale)", file: file, line: line)
     }
 
+    /// The embed stage's torch path: MiniLM's forward, pooling and normalisation in the worker
+    /// over this program's token ids, batched with padding, against the Swift encoder.
+    func testSentenceEmbeddingsMatchTheSwiftEncoder() throws {
+        guard FileManager.default.fileExists(atPath: SentenceEncoderTests.model + "/config.json") else {
+            throw XCTSkip("models/all-MiniLM-L6-v2 is missing: run scripts/fetch-models.sh")
+        }
+        let (torch, _, _) = try engines()
+        let encoder = try SentenceEncoder(directory: SentenceEncoderTests.model)
+        let texts = ["Paris is in France.", "Berlin", "", String(repeating: "a long sentence that runs past the encoder's limit ", count: 40),
+                     "Which magazine was started first, Arthur's Magazine or First for Women?"] + (0..<300).map { "question \($0): what is \($0 * 7)?" }
+        let ours = try encoder.embed(texts), theirs = try encoder.embed(texts, on: torch, device: "cpu")
+        XCTAssertEqual(theirs.count, texts.count)
+        for (i, (a, b)) in zip(theirs, ours).enumerated() { assertClose(a, b, "text \(i)") }
+        XCTAssertEqual(try encoder.embed([], on: torch, device: "cpu").count, 0)
+    }
+
     func testGenerationMatchesTheCPUEngine() throws {
         try checkGeneration(try engines())
     }

@@ -5,12 +5,16 @@
 # type, kNN, logistic, matrix factorisation; the last three on the embeddings) and evaluated
 # with the cost curves. Prints each stage's wall time (from the run record) and the whole run's,
 # then (PEER=1, the default) times sentence-transformers embedding the same prompts on as many
-# threads: the floor the embed stage is held to. HAPS_PIPE (default .build/release/haps-pipe), SEED.
+# threads: the floor the embed stage is held to. HAPS_PIPE (default .build/release/haps-pipe), SEED,
+# ENCODER, EMBED_CPUS (2), EMBED_PARAMS (the embed stage's params: '{"engine": "torch", "device":
+# "cuda"}' on a GPU; bench/README.md, "routers").
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 haps=${HAPS_PIPE:-$root/.build/release/haps-pipe}
 prompts=${PROMPTS:-10000} k=${K:-5} seed=${SEED:-1}
+# The embed stage's encoder, threads and engine parameters (a GPU: EMBED_PARAMS='{"engine": "torch", "device": "cuda"}').
+encoder=${ENCODER:-$root/models/all-MiniLM-L6-v2} embed_cpus=${EMBED_CPUS:-2} embed_params=${EMBED_PARAMS:-"{}"}
 work="$root/bench/work/routers"
 rm -rf "$work" && mkdir -p "$work"
 python3 "$here/generate.py" "$work/data" "$prompts" "$k" "$seed"
@@ -18,7 +22,7 @@ cat > "$work/routers.json" <<JSON
 {"name": "routers", "stages": {
   "train": {"type": "import", "inputs": {"data": "$work/data/train.csv"}},
   "test": {"type": "import", "inputs": {"data": "$work/data/test.csv"}},
-  "embed": {"type": "embed", "cpus": 2, "inputs": {"encoder": "$root/models/all-MiniLM-L6-v2", "train": "train", "test": "test"}},
+  "embed": {"type": "embed", "cpus": $embed_cpus, "inputs": {"encoder": "$encoder", "train": "train", "test": "test"}, "params": $embed_params},
   "router_per_type": {"type": "route-table", "inputs": {"scores": "train"}, "params": {"method": "per-type"}},
   "router_knn": {"type": "route-table", "inputs": {"scores": "train", "embeddings": "embed"}, "params": {"method": "knn", "k": 10}},
   "router_logistic": {"type": "route-table", "inputs": {"scores": "train", "embeddings": "embed"}, "params": {"method": "logistic"}},
@@ -42,7 +46,7 @@ PY
 if [ "${PEER:-1}" != 0 ]; then  # the floor: sentence-transformers embedding the same prompts
   . "$root/bench/torch-venv.sh"
   need_pip sentence_transformers sentence-transformers
-  "$py" "$here/st_embed.py" "$work/data" "$root/models/all-MiniLM-L6-v2" > "$work/peer.json" 2> "$work/peer.log" || { cat "$work/peer.log"; exit 1; }
+  "$py" "$here/st_embed.py" "$work/data" "$encoder" > "$work/peer.json" 2> "$work/peer.log" || { cat "$work/peer.log"; exit 1; }
   python3 - "$work/store" "$work/peer.json" <<'PY'
 import glob, json, sys
 record = json.load(open(sorted(glob.glob(sys.argv[1] + "/runs/*.json"))[-1]))

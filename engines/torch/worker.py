@@ -29,6 +29,7 @@ from models import (Models, UpdateHooks, adamw, check_memory, sft_loss, generato
                     read_weights, round_to_bfloat16, save_weights, set_weights)
 from decoder import PHASES, Decoder, bucket, decode, reply_logq, supported, tail_gradient
 from sampling import choose
+from encoder import Encoders, embed
 
 
 class Worker:
@@ -47,10 +48,20 @@ class Worker:
         self.generator_optimizers = []
         self.router_optimizers = {}
         self.sft_optimizers = {}
+        self.encoders = Encoders()
 
     def op_echo(self, request, blobs):
         """The framing's own check: the tensors come back as they came, byte for byte."""
         return {"tensors": request.get("tensors", [])}, blobs
+
+    def op_embed_sentences(self, request, blobs):
+        """Sentence embeddings of token-id lists ("ids") with the encoder of "directory" on
+        "device": pooled ("pooling": mean, cls or max) and, with "normalize", unit length."""
+        import torch
+        torch.backends.cuda.matmul.allow_tf32 = False
+        model = self.encoders.get(request["directory"], request.get("device", "cpu"), request.get("dtype", "float32"))
+        vectors = embed(model, request["ids"], request.get("pooling", "mean"), bool(request.get("normalize", True)))
+        return float_tensors([("embeddings", vectors)])
 
     def op_load_model(self, request, blobs):
         import torch

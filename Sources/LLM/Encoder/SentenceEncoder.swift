@@ -23,6 +23,8 @@ public final class SentenceEncoder: @unchecked Sendable {
     public let pooling: Pooling
     public let normalize: Bool
     public let name: String
+    /// The sentence-transformers directory it was read from.
+    public let directory: String
     let eps: Float
     let words: Tensor, positions: Tensor, tokenTypes: Tensor, embeddingNorm: Tensor, embeddingNormBias: Tensor
     let layers: [Layer]
@@ -52,6 +54,7 @@ public final class SentenceEncoder: @unchecked Sendable {
         normalize = modules.contains { ($0["type"]?.stringValue ?? "").hasSuffix("Normalize") }
         tokenizer = try WordPieceTokenizer(directory: directory)
         name = Path.lastComponent(directory)
+        self.directory = directory
 
         let files = try DecoderModel.weightFiles(directory)
         var location: [String: SafeTensorsFile] = [:]
@@ -106,6 +109,19 @@ public final class SentenceEncoder: @unchecked Sendable {
             results.lock.withLock { results.parts[p] = part }
         }
         return results.parts.flatMap { $0 }
+    }
+
+    /// Sentence embeddings of `texts` computed by the torch engine's worker (on a GPU, say):
+    /// tokenised here, the forward pass, pooling and normalisation there, as this directory's
+    /// settings say. Within float32 rounding of `embed`'s (`TorchEngineTests`).
+    public func embed(_ texts: [String], on engine: TorchEngine, device: String) throws -> [[Float]] {
+        guard !texts.isEmpty else { return [] }
+        let ids = texts.map { tokenizer.encode($0, maxLength: maxLength) }
+        let flat = try engine.embedSentences(directory: directory, ids: ids, pooling: pooling.rawValue, normalize: normalize, device: device)
+        guard flat.count == texts.count * hiddenSize else {
+            throw EngineError("embed_sentences: the worker gave \(flat.count) numbers for \(texts.count) texts of \(hiddenSize)")
+        }
+        return (0..<texts.count).map { Array(flat[($0 * hiddenSize)..<(($0 + 1) * hiddenSize)]) }
     }
 
     /// Sentence embeddings of `texts` in one batch (rows of every text stacked for the matrix

@@ -265,6 +265,17 @@ public final class TorchEngine: Engine, @unchecked Sendable {
         return values
     }
 
+    /// Sentence embeddings [texts × hidden], flat, of token-id lists with the BERT-style encoder
+    /// of `directory` on `device` (`SentenceEncoder.embed(_:on:device:)` makes the ids and
+    /// reads the settings).
+    public func embedSentences(directory: String, ids: [[Int]], pooling: String, normalize: Bool, device: String) throws -> [Float] {
+        let reply = try worker.call("embed_sentences", [("directory", .string(directory)), ("device", .string(device)), ("dtype", .string(dtype)),
+                                                        ("pooling", .string(pooling)), ("normalize", .bool(normalize)),
+                                                        ("ids", .array(ids.map { .array($0.map { .number(Double($0)) }) }))])
+        guard case .float32(let values)? = reply.tensors.first?.payload else { throw EngineError("embed_sentences: the worker gave no embeddings") }
+        return values
+    }
+
     /// The pooled state; `keepForBackward`: the worker keeps its graph for a step.
     public func pooledState(_ model: EngineModel, prompt: [Int], positions: Range<Int>?, keepForBackward: Bool) throws -> PooledState {
         try EngineError.checkPooled(positions, of: prompt)

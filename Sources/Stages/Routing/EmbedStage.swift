@@ -11,10 +11,15 @@ import NN
 ///     "embed": {"type": "embed", "inputs": {"encoder": "models/all-MiniLM-L6-v2", "train": "train", "test": "test"}},
 ///     "router_knn": {"type": "route-table", "inputs": {"scores": "train", "embeddings": "embed"}, "params": {"method": "knn"}}
 ///
+/// With `"engine": "torch"` (and `device`, `dtype`), the torch worker runs the encoder: on a
+/// GPU, RouterBench's 36 000 prompts take seconds.
+///
 /// It embeds in chunks journaled as they finish, so an interrupted run resumes where it stopped.
 public struct EmbedStage: StageType {
     public struct Params: StageParameters {
         @Param("questions embedded per chunk (the unit of progress and of resuming)") var chunk = 512
+        /// Where the encoder runs: this program (cpu, the default) or the torch worker (a GPU).
+        var engine = EngineParams()
         public init() {}
     }
 
@@ -28,8 +33,10 @@ public struct EmbedStage: StageType {
     }
 
     public static func validate(_ p: Params, at path: JSONPath) -> [SpecProblem] {
-        p.chunk < 1 ? [SpecProblem(path.appending("chunk"), "expected a positive integer, found \(p.chunk)")] : []
+        (p.chunk < 1 ? [SpecProblem(path.appending("chunk"), "expected a positive integer, found \(p.chunk)")] : []) + p.engine.validate(at: path)
     }
+
+    public static func preflight(_ p: Params, resources: [String: JSONValue], inputs: Set<String>) -> [String] { p.engine.preflight() }
 
     public static func figures(directory: String) -> [Figure] {
         guard let text = try? FileIO.readString(directory + "/summary.json"), let j = try? JSONParser.parse(text) else { return [] }
@@ -55,6 +62,10 @@ public struct EmbedStage: StageType {
             for t in try questionTexts(port: port, context.inputs[port]!) where seen.insert(t.trimmingSpaces).inserted { texts.append(t) }
         }
         let encoder = try SentenceEncoder.forStage(context.inputs["encoder"]!.directory, context)
+        // On the torch engine the worker runs the forward pass (tokens and settings from here).
+        let torch = p.engine.kind == .torch ? try p.engine.makeEngine(context) as? TorchEngine : nil
+        defer { torch?.worker.stop() }
+        let device = torch?.placement.device(for: "encoder", trainable: false) ?? "cpu"
         let journal = try context.journal("chunks")
         let chunks = stride(from: 0, to: texts.count, by: p.chunk).map { $0..<min($0 + p.chunk, texts.count) }
         context.progress.setTotal(texts.count, unit: "questions")
@@ -66,7 +77,7 @@ public struct EmbedStage: StageType {
                 resumed += 1
                 vectors += done.withUnsafeBytes { raw in range.indices.map { r in (0..<encoder.dimension).map { raw.loadUnaligned(fromByteOffset: ((r - range.lowerBound) * encoder.dimension + $0) * 4, as: Float.self) } } }
             } else {
-                let part = try encoder.embed(Array(texts[range]))
+                let part = try torch.map { try encoder.embed(Array(texts[range]), on: $0, device: device) } ?? encoder.embed(Array(texts[range]))
                 try journal.append(key: key, value: part.flatMap { $0 }.withUnsafeBytes { Array($0) })
                 vectors += part
             }
