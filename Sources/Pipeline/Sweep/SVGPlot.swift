@@ -93,21 +93,30 @@ public struct SVGPlot: Sendable {
         s += #"<text x="\#(SVGPlot.number(left + plotW / 2))" y="\#(Int(height - 15))" text-anchor="middle">\#(SVGPlot.escape(xLabel))</text>"# + "\n"
         s += #"<text x="18" y="\#(SVGPlot.number(top + plotH / 2))" text-anchor="middle" transform="rotate(-90 18 \#(SVGPlot.number(top + plotH / 2)))">\#(SVGPlot.escape(yLabel))</text>"# + "\n"
         for (i, serie) in series.enumerated() {
-            let color = colors[i % colors.count]
+            // Past the palette's 8 colours, series repeat a colour with a dash pattern of their own.
+            let color = colors[i % colors.count], dash = SVGPlot.dashes[(i / colors.count) % SVGPlot.dashes.count]
+            let dashed = dash.isEmpty ? "" : #" stroke-dasharray="\#(dash)""#
             if let band = bands[i]?.sorted(by: { px($0.x) < px($1.x) }), !band.isEmpty {
                 let outline = band.map { "\(SVGPlot.number(px($0.x))),\(SVGPlot.number(py($0.high)))" } + band.reversed().map { "\(SVGPlot.number(px($0.x))),\(SVGPlot.number(py($0.low)))" }
                 s += #"<polygon class="band" fill="\#(color)" fill-opacity="0.15" stroke="none" points="\#(outline.joined(separator: " "))"/>"# + "\n"
             }
             let pts = serie.points.sorted { px($0.x) < px($1.x) }
             let path = pts.map { "\(SVGPlot.number(px($0.x))),\(SVGPlot.number(py($0.y)))" }.joined(separator: " ")
-            s += #"<polyline fill="none" stroke="\#(color)" stroke-width="2" points="\#(path)"/>"# + "\n"
+            s += #"<polyline fill="none" stroke="\#(color)" stroke-width="2"\#(dashed) points="\#(path)"/>"# + "\n"
             for p in pts {
                 s += #"<circle cx="\#(SVGPlot.number(px(p.x)))" cy="\#(SVGPlot.number(py(p.y)))" r="3.5" fill="\#(color)"><title>\#(SVGPlot.escape(p.x)): \#(p.y)</title></circle>"# + "\n"
             }
             let ly = top + 14 + Double(i) * 18
-            s += #"<rect x="\#(left + plotW + 14)" y="\#(SVGPlot.number(ly - 9))" width="10" height="10" fill="\#(color)"/>"#
+            if dash.isEmpty {
+                s += #"<rect x="\#(left + plotW + 14)" y="\#(SVGPlot.number(ly - 9))" width="10" height="10" fill="\#(color)"/>"#
+            } else {
+                s += #"<line x1="\#(left + plotW + 10)" y1="\#(SVGPlot.number(ly - 4))" x2="\#(left + plotW + 26)" y2="\#(SVGPlot.number(ly - 4))" stroke="\#(color)" stroke-width="3"\#(dashed)/>"#
+            }
             s += #"<text x="\#(left + plotW + 30)" y="\#(SVGPlot.number(ly))">\#(SVGPlot.escape(serie.name))</text>"# + "\n"
         }
         return s + "</svg>\n"
     }
+
+    /// The line styles of successive rounds through the palette: solid, then dashed, dotted, dash-dot.
+    static let dashes = ["", "6 3", "2 3", "8 3 2 3"]
 }

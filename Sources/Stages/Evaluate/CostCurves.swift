@@ -61,7 +61,7 @@ extension Evaluation {
     public mutating func addCostCurves(routes: [(name: String, label: String, decisions: [RouteDecision])], valid: ScoreMatrix) {
         guard let cost = Evaluation.costMatrix(matrix), let validCost = Evaluation.costMatrix(valid), !matrix.questions.isEmpty else { return }
         let estimate = matrix.space.indices.map { a in validCost.map { $0[a] }.reduce(0, +) / Double(max(1, validCost.count)) }
-        let indices = Bootstrap.indices(count: matrix.count, resamples: resamples, seed: seed)
+        let indices = resampled ?? Bootstrap.indices(count: matrix.count, resamples: resamples, seed: seed)
         let n = Double(matrix.count)
         // Two actions: the strong one does better on the split's table (RouteLLM's strong model).
         let fixed = matrix.space.indices.map { a in matrix.f1.map { $0[a] }.reduce(0, +) / n }
@@ -69,11 +69,14 @@ extension Evaluation {
         curves = routes.map { route in
             let scores = route.decisions.map(\.distribution)
             var points: [CostCurve.Point] = []
+            var intervals: [[Int]: Bootstrap.Interval] = [:]  // neighbouring λ often choose alike
             for lambda in CostCurve.lambdas(costs: estimate) {
                 let chosen = scores.map { CostCurve.choose($0, cost: estimate, lambda: lambda) }
                 let f1 = zip(matrix.f1, chosen).map { $0[$1] }
                 let c = zip(cost, chosen).map { $0[$1] }.reduce(0, +) / n
-                points.append(CostCurve.Point(lambda: lambda, cost: c, f1: Bootstrap.interval(f1, indices: indices)))
+                let interval = intervals[chosen] ?? Bootstrap.interval(f1, indices: indices)
+                intervals[chosen] = interval
+                points.append(CostCurve.Point(lambda: lambda, cost: c, f1: interval))
             }
             var curve = CostCurve(row: route.name, points: points,
                                   aiq: CostQualityMetrics.aiq(points.map { CostQualityMetrics.Point(cost: $0.cost, quality: $0.f1.mean) }))

@@ -20,7 +20,7 @@ public struct EvaluateStage: StageType {
     }
 
     public static let name = "evaluate"
-    public static let version = 8  // 6: each row's own F1 interval (f1_interval; error bars in cost_quality.svg); 7: cost curves, AIQ, APGR, CPT; 8: routes through BLAS
+    public static let version = 9  // 6: each row's own F1 interval (f1_interval; error bars in cost_quality.svg); 7: cost curves, AIQ, APGR, CPT; 8: routes through BLAS; 9: plot lines past the palette's 8 colours dashed
     public static let summary = "Compares routers and baselines on a split: F1/EM/P/R, tokens, cost, oracle gap share, bootstrap intervals, by type."
 
     static let fixedPorts = ["scores", "valid_scores", "questions", "embeddings", "encoder", "prompts"]
