@@ -61,6 +61,22 @@ final class SentenceEncoderTests: XCTestCase {
 
 extension SentenceEncoderTests {
     /// A directory with only vocab.txt (and tokenizer_config.json) tokenizes the same.
+    /// The embed stage's embeddings hold the same bits on any number of threads (its key and
+    /// its journal know nothing of the machine's cores), and match `embed`'s to rounding.
+    func testEmbeddingInGroupsGivesTheSameBitsOnAnyThreads() throws {
+        let enc = try encoder()
+        let sentences = Array(try cases().sentences.prefix(40))
+        enc.threads = 1
+        let one = try enc.embedInGroups(sentences, group: 6)
+        for threads in [2, 3, 4] {
+            enc.threads = threads
+            XCTAssertEqual(try enc.embedInGroups(sentences, group: 6), one, "\(threads) threads")
+        }
+        let plain = try enc.embed(sentences)
+        for (a, b) in zip(one, plain) { for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: 1e-5) } }
+        XCTAssertEqual(one.count, sentences.count)
+    }
+
     func testVocabTxtGivesTheSameIDsAsTokenizerJSON() throws {
         _ = try encoder()
         let dir = NSTemporaryDirectory() + "vocab-\(UUID().uuidString)"

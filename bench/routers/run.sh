@@ -15,6 +15,7 @@ haps=${HAPS_PIPE:-$root/.build/release/haps-pipe}
 prompts=${PROMPTS:-10000} k=${K:-5} seed=${SEED:-1}
 # The embed stage's encoder, threads and engine parameters (a GPU: EMBED_PARAMS='{"engine": "torch", "device": "cuda"}').
 encoder=${ENCODER:-$root/models/all-MiniLM-L6-v2} embed_cpus=${EMBED_CPUS:-2} embed_params=${EMBED_PARAMS:-"{}"}
+jobs=${JOBS:-$(( embed_cpus > 2 ? embed_cpus : 2 ))}  # -j: at least the embed stage's threads
 work="$root/bench/work/routers"
 rm -rf "$work" && mkdir -p "$work"
 python3 "$here/generate.py" "$work/data" "$prompts" "$k" "$seed"
@@ -32,7 +33,7 @@ cat > "$work/routers.json" <<JSON
 }}
 JSON
 start=$(date +%s.%N)
-"$haps" run "$work/routers.json" --store "$work/store" --plain -j "${JOBS:-2}" > "$work/run.log" 2>&1 || { tail -20 "$work/run.log"; exit 1; }
+"$haps" run "$work/routers.json" --store "$work/store" --plain -j "$jobs" > "$work/run.log" 2>&1 || { tail -20 "$work/run.log"; exit 1; }
 end=$(date +%s.%N)
 python3 - "$work/store" "$start" "$end" <<'PY'
 import glob, json, sys
@@ -46,7 +47,7 @@ PY
 if [ "${PEER:-1}" != 0 ]; then  # the floor: sentence-transformers embedding the same prompts
   . "$root/bench/torch-venv.sh"
   need_pip sentence_transformers sentence-transformers
-  "$py" "$here/st_embed.py" "$work/data" "$encoder" > "$work/peer.json" 2> "$work/peer.log" || { cat "$work/peer.log"; exit 1; }
+  THREADS=$embed_cpus "$py" "$here/st_embed.py" "$work/data" "$encoder" > "$work/peer.json" 2> "$work/peer.log" || { cat "$work/peer.log"; exit 1; }
   python3 - "$work/store" "$work/peer.json" <<'PY'
 import glob, json, sys
 record = json.load(open(sorted(glob.glob(sys.argv[1] + "/runs/*.json"))[-1]))

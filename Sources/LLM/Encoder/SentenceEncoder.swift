@@ -97,14 +97,28 @@ public final class SentenceEncoder: @unchecked Sendable {
             if bounds.count < parts && running * parts >= total * bounds.count && i + 1 < texts.count { bounds.append(i + 1) }
         }
         bounds.append(texts.count)
-        let cuts = bounds
+        return try embedParts(texts, cuts: bounds)
+    }
+
+    /// Sentence embeddings of `texts` whose bits do not depend on `threads`: the texts go in
+    /// fixed groups of `group`, each one batch on single-threaded OpenBLAS, the groups spread
+    /// over the threads (what the `embed` stage uses: its artifact, keyed without the machine's
+    /// cores, must hold the same bytes on every machine and after a resume on another `-j`).
+    public func embedInGroups(_ texts: [String], group: Int = 32) throws -> [[Float]] {
+        try embedParts(texts, cuts: Array(stride(from: 0, to: texts.count, by: max(1, group))) + [texts.count])
+    }
+
+    /// Each of `texts[cuts[i]..<cuts[i+1]]` embedded as one batch on single-threaded OpenBLAS,
+    /// the batches spread over `threads`.
+    func embedParts(_ texts: [String], cuts: [Int]) throws -> [[Float]] {
+        guard cuts.count > 1 else { return [] }
         final class Results: @unchecked Sendable { let lock = Lock(); var parts: [[[Float]]] = [] }
         let results = Results()
         results.parts = Array(repeating: [], count: cuts.count - 1)
         let blas = try BLAS.shared(), saved = blas.threads
         blas.threads = 1
         defer { blas.threads = saved }
-        try Parallel.forEach(cuts.count - 1, threads: parts) { p in
+        try Parallel.forEach(cuts.count - 1, threads: min(threads, cuts.count - 1)) { p in
             let part = try self.embedTogether(Array(texts[cuts[p]..<cuts[p + 1]]))
             results.lock.withLock { results.parts[p] = part }
         }
@@ -113,7 +127,7 @@ public final class SentenceEncoder: @unchecked Sendable {
 
     /// Sentence embeddings of `texts` computed by the torch engine's worker (on a GPU, say):
     /// tokenised here, the forward pass, pooling and normalisation there, as this directory's
-    /// settings say. Within float32 rounding of `embed`'s (`TorchEngineTests`).
+    /// settings say. Within 1e-4 of scale of `embed`'s in float32 (`TorchEngineTests`).
     public func embed(_ texts: [String], on engine: TorchEngine, device: String) throws -> [[Float]] {
         guard !texts.isEmpty else { return [] }
         let ids = texts.map { tokenizer.encode($0, maxLength: maxLength) }

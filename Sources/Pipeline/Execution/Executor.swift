@@ -110,7 +110,10 @@ public final class Executor: @unchecked Sendable {
         let digest = try? store.importExternal(path: path, kind: kind, snapshot: false)
         if let digest, store.inputCheckPassed(check.name, on: digest) { return nil }
         do { try check.run(path) } catch { return Executor.describe(error) }
-        if let digest { store.recordInputCheckPassed(check.name, on: digest) }
+        // Remembered only for the content checked (not if the file changed meanwhile).
+        if let digest, (try? store.importExternal(path: path, kind: kind, snapshot: false)) == digest {
+            store.recordInputCheckPassed(check.name, on: digest)
+        }
         return nil
     }
 

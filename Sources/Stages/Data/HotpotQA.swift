@@ -54,14 +54,11 @@ public struct HotpotQuestion: Sendable, Equatable {
 /// official JSON arrays (`hotpot_dev_distractor_v1.json`). Every problem is reported with its
 /// `file:line` and field; nothing is skipped silently.
 public enum HotpotQA {
-    /// The questions in file order. `requireAnswers`: an item without `answer` is an error
     /// The questions of a stage input: a `questions` artifact's `questions.jsonl`, or a file
     /// given by path.
     public static func load(questionsOf input: InputArtifact, requireAnswers: Bool = true) throws -> [HotpotQuestion] {
         try load(input.manifest.files["questions.jsonl"] != nil ? input.path(of: "questions.jsonl") : input.path, requireAnswers: requireAnswers)
     }
-
-    /// (sampling and scoring need the ground truth).
 
     /// The check of a user's questions file (`InputCheck`) for the stages that run dialogues:
     /// whole HotpotQA questions, read before anything runs.
@@ -76,6 +73,8 @@ public enum HotpotQA {
         FileIO.isDirectory(path) && FileIO.exists(path + "/questions.jsonl") ? path + "/questions.jsonl" : path
     }
 
+    /// The questions in file order. `requireAnswers`: an item without `answer` is an error
+    /// (sampling and scoring need the ground truth).
     public static func load(_ path: String, requireAnswers: Bool = true) throws -> [HotpotQuestion] {
         try parse(try JSONLines.text(path), file: path, requireAnswers: requireAnswers)
     }

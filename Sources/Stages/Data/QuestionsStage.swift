@@ -26,7 +26,7 @@ public struct QuestionsStage: StageType {
         return []
     }
     public static func run(_ p: Params, _ context: StageContext) throws {
-        var qs = try HotpotQA.load(context.inputs["file"]!.path, requireAnswers: p.require_answers)
+        var qs = try HotpotQA.load(HotpotQA.questionsFile(context.inputs["file"]!.path), requireAnswers: p.require_answers)
         if p.shuffle {
             var rng = PythonRandom(seed: Int(truncatingIfNeeded: context.seed))
             rng.shuffle(&qs)

@@ -191,7 +191,7 @@ public struct TableRouter: QuestionRouter {
         guard let m = json["method"]?.stringValue.flatMap(Method.init(rawValue:)), let a = json["action"]?.intValue, space.indices.contains(a) else {
             throw RouterError("\(path): a table router needs 'method' and 'action'")
         }
-        self.space = space; method = m; action = a; k = json["k"]?.intValue ?? 10; self.arrays = arrays
+        self.space = space; method = m; action = a; k = max(1, json["k"]?.intValue ?? 10); self.arrays = arrays
         seed = json["seed"]?.stringValue.flatMap { UInt64($0) } ?? UInt64(PipelineSpec.defaultSeed)
         for (t, v) in json["action_by_type"]?.objectMembers ?? [] { if let i = v.intValue { actionByType[t] = i } }
         for (t, v) in json["f1_by_type"]?.objectMembers ?? [] { f1ByType[t] = (v.arrayValue ?? []).compactMap(\.doubleValue) }

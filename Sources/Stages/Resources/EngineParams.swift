@@ -15,7 +15,7 @@ public enum EngineKind: String, ParameterEnum { case cpu, torch }
 /// bfloat16 (half the memory and twice the speed on a GPU; the reference's precision).
 public enum EngineDType: String, ParameterEnum { case float32, bfloat16 }
 
-/// The engine parameters of `sft-train`, `rl-train` and `evaluate`, declared once: `engine`,
+/// The engine parameters of `sft-train`, `rl-train`, `evaluate` and `embed`, declared once: `engine`,
 /// `device` and `dtype`. All are part of the stage key when given; left out, the stage runs
 /// on the CPU engine and its key is what it was before these parameters existed.
 ///

@@ -24,7 +24,7 @@ public struct EmbedStage: StageType {
     }
 
     public static let name = "embed"
-    public static let version = 1
+    public static let version = 2  // 2: fixed groups of 32 texts: the same bits on any number of threads
     public static let summary = "Sentence embeddings of the questions of score tables or questions files, computed once for the routers and evaluate."
 
     public static func ports(_ p: Params) -> StagePorts {
@@ -61,6 +61,7 @@ public struct EmbedStage: StageType {
         for port in ports {
             for t in try questionTexts(port: port, context.inputs[port]!) where seen.insert(t.trimmingSpaces).inserted { texts.append(t) }
         }
+        guard !texts.isEmpty else { throw RouterError("embed found no questions in \(ports.joined(separator: ", ")) (a score table's questions are those with every action)") }
         let encoder = try SentenceEncoder.forStage(context.inputs["encoder"]!.directory, context)
         // On the torch engine the worker runs the forward pass (tokens and settings from here).
         let torch = p.engine.kind == .torch ? try p.engine.makeEngine(context) as? TorchEngine : nil
@@ -77,7 +78,7 @@ public struct EmbedStage: StageType {
                 resumed += 1
                 vectors += done.withUnsafeBytes { raw in range.indices.map { r in (0..<encoder.dimension).map { raw.loadUnaligned(fromByteOffset: ((r - range.lowerBound) * encoder.dimension + $0) * 4, as: Float.self) } } }
             } else {
-                let part = try torch.map { try encoder.embed(Array(texts[range]), on: $0, device: device) } ?? encoder.embed(Array(texts[range]))
+                let part = try torch.map { try encoder.embed(Array(texts[range]), on: $0, device: device) } ?? encoder.embedInGroups(Array(texts[range]))
                 try journal.append(key: key, value: part.flatMap { $0 }.withUnsafeBytes { Array($0) })
                 vectors += part
             }

@@ -30,8 +30,8 @@ public struct ImportStage: StageType {
 
     public static func ports(_ p: Params) -> StagePorts {
         let importer = p.importer
-        let settings = [importer.layout.rawValue, importer.prompt, importer.id, importer.model, importer.score, importer.cost, importer.type]
-            .map { $0 ?? "-" }.joined(separator: ",")
+        let settings = JSONValue.array([importer.layout.rawValue, importer.prompt, importer.id, importer.model, importer.score, importer.cost, importer.type]
+            .map { $0.map(JSONValue.string) ?? .null }).canonical
         return StagePorts(inputs: [InputPort("data", kind: .any, help: "the table: CSV with a header, or JSON Lines",
                                              check: InputCheck("routing-import-1 " + settings) { path in _ = try RoutingImport.scoreTable(try importer.read(path)) })],
                           output: .scoreTable)
