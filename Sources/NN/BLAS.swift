@@ -77,10 +77,8 @@ public final class BLAS: @unchecked Sendable {
                      a: UnsafePointer<Float>, lda: Int? = nil, b: UnsafePointer<Float>, ldb: Int? = nil,
                      beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int? = nil) {
         guard m > 0 && n > 0 else { return }
-        sgemmFunction(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                      blasint(m), blasint(n), blasint(k), alpha,
-                      a, blasint(lda ?? (transA ? m : k)), b, blasint(ldb ?? (transB ? k : n)),
-                      beta, c, blasint(ldc ?? n))
+        let g = GemmLayout(transA: transA, transB: transB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc)
+        sgemmFunction(CblasRowMajor, g.transA, g.transB, g.m, g.n, g.k, alpha, a, g.lda, b, g.ldb, beta, c, g.ldc)
     }
 
     /// `gemm` in double precision: C[m×n] = alpha · op(A) · op(B) + beta · C, row-major.
@@ -88,10 +86,20 @@ public final class BLAS: @unchecked Sendable {
                       a: UnsafePointer<Double>, lda: Int? = nil, b: UnsafePointer<Double>, ldb: Int? = nil,
                       beta: Double = 0, c: UnsafeMutablePointer<Double>, ldc: Int? = nil) {
         guard m > 0 && n > 0 else { return }
-        dgemmFunction(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                      blasint(m), blasint(n), blasint(k), alpha,
-                      a, blasint(lda ?? (transA ? m : k)), b, blasint(ldb ?? (transB ? k : n)),
-                      beta, c, blasint(ldc ?? n))
+        let g = GemmLayout(transA: transA, transB: transB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc)
+        dgemmFunction(CblasRowMajor, g.transA, g.transB, g.m, g.n, g.k, alpha, a, g.lda, b, g.ldb, beta, c, g.ldc)
+    }
+
+    /// The CBLAS arguments of a row-major product that both precisions share: the transposes,
+    /// and the leading dimensions given or, by default, those of contiguous storage.
+    private struct GemmLayout {
+        let transA: CBLAS_TRANSPOSE, transB: CBLAS_TRANSPOSE
+        let m: blasint, n: blasint, k: blasint, lda: blasint, ldb: blasint, ldc: blasint
+        init(transA ta: Bool, transB tb: Bool, m: Int, n: Int, k: Int, lda: Int?, ldb: Int?, ldc: Int?) {
+            transA = ta ? CblasTrans : CblasNoTrans; transB = tb ? CblasTrans : CblasNoTrans
+            self.m = blasint(m); self.n = blasint(n); self.k = blasint(k)
+            self.lda = blasint(lda ?? (ta ? m : k)); self.ldb = blasint(ldb ?? (tb ? k : n)); self.ldc = blasint(ldc ?? n)
+        }
     }
 
     /// C[m×n] = alpha · A[m×k] · B[k×n] + beta · C, all row-major and contiguous.

@@ -61,7 +61,7 @@ extension Evaluation {
     public mutating func addCostCurves(routes: [(name: String, label: String, decisions: [RouteDecision])], valid: ScoreMatrix) {
         guard let cost = Evaluation.costMatrix(matrix), let validCost = Evaluation.costMatrix(valid), !matrix.questions.isEmpty else { return }
         let estimate = matrix.space.indices.map { a in validCost.map { $0[a] }.reduce(0, +) / Double(max(1, validCost.count)) }
-        let indices = resampled ?? Bootstrap.indices(count: matrix.count, resamples: resamples, seed: seed)
+        let indices = resampled
         let n = Double(matrix.count)
         // Two actions: the strong one does better on the split's table (RouteLLM's strong model).
         let fixed = matrix.space.indices.map { a in matrix.f1.map { $0[a] }.reduce(0, +) / n }

@@ -83,7 +83,7 @@ public struct Evaluation: Sendable {
     /// Each router's quality–cost curve as it trades quality for cost (`addCostCurves`).
     public var curves: [CostCurve] = []
     /// The bootstrap's resamples, drawn once and shared by the rows and the curves.
-    var resampled: Bootstrap.Resamples?
+    let resampled: Bootstrap.Resamples
 
     /// `routes`: (name, label, decisions on the matrix's questions in order), replayed on the
     /// table; `live`: systems run live. `bestFixedAction`: chosen on valid.
