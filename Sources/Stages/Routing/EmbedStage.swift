@@ -76,7 +76,8 @@ public struct EmbedStage: StageType {
             let key = "\(i)/\(range.count)"
             if let done = journal.value(key), done.count == range.count * encoder.dimension * 4 {
                 resumed += 1
-                vectors += done.withUnsafeBytes { raw in range.indices.map { r in (0..<encoder.dimension).map { raw.loadUnaligned(fromByteOffset: ((r - range.lowerBound) * encoder.dimension + $0) * 4, as: Float.self) } } }
+                let floats = done.withUnsafeBytes { raw in (0..<(raw.count / 4)).map { raw.loadUnaligned(fromByteOffset: 4 * $0, as: Float.self) } }
+                vectors += stride(from: 0, to: floats.count, by: encoder.dimension).map { Array(floats[$0..<($0 + encoder.dimension)]) }
             } else {
                 let part = try torch.map { try encoder.embed(Array(texts[range]), on: $0, device: device) } ?? encoder.embedInGroups(Array(texts[range]))
                 try journal.append(key: key, value: part.flatMap { $0 }.withUnsafeBytes { Array($0) })
